@@ -1,0 +1,40 @@
+# docqa: every target sets up its own virtual environment on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DOCS ?= seeds
+INDEX ?= .docqa
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup index search test lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: DOCS=$(DOCS) INDEX=$(INDEX)"
+
+setup: $(STAMP)  ## create $(VENV) and install docqa with its test tools
+
+# torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+index: $(STAMP)  ## build or update the index of DOCS (default seeds/) in INDEX (default .docqa/)
+	$(BIN)/docqa index $(DOCS) --index $(INDEX)
+
+search: $(STAMP)  ## search the index: make search Q="who mediated the meeting"
+	$(BIN)/docqa search "$(Q)" --index $(INDEX)
+
+test: $(STAMP)  ## lint, then run the tests (what CI runs)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:  ## remove the index and caches (keeps the virtual environment)
+	rm -rf $(INDEX) .pytest_cache .ruff_cache

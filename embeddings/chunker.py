@@ -1,0 +1,121 @@
+"""Text -> overlapping chunks sized in the embedding model's tokens, cut on sentence ends.
+
+Pure: the tokenizer is handed in as a function, so the logic is tested without a model.
+A chunk is a character span of the original text; `text[start:end]` is its exact text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+# Token offsets (start, end) of each text in a batch, special tokens left out.
+Tokenize = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
+
+# A unit ends after sentence punctuation (and any closing quotes) or at a line break.
+_UNIT_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n+")
+# No tokenizer makes fewer than one token per this many characters in practice; units
+# longer than it are cut at spaces before tokenizing so one huge line cannot flood memory.
+_CHARS_PER_TOKEN_BOUND = 16
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    tokens: int
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of sentences and lines, whitespace trimmed."""
+    spans, start = [], 0
+    for m in _UNIT_END.finditer(text):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(text)))
+    return [_trim(text, s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while text[start].isspace():
+        start += 1
+    while text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _bounded(text: str, spans: list[tuple[int, int]], max_chars: int) -> list[tuple[int, int]]:
+    out = []
+    for start, end in spans:
+        while end - start > max_chars:
+            cut = text.rfind(" ", start + max_chars // 2, start + max_chars)
+            cut = cut if cut > start else start + max_chars
+            if text[start:cut].strip():
+                out.append(_trim(text, start, cut))
+            start = cut
+            while start < end and text[start].isspace():
+                start += 1
+        if start < end:
+            out.append((start, end))
+    return out
+
+
+def _units(text: str, tokenize: Tokenize, max_tokens: int) -> list[Span]:
+    spans = _bounded(text, sentences(text), max_tokens * _CHARS_PER_TOKEN_BOUND)
+    offsets = tokenize([text[s:e] for s, e in spans])
+    units = []
+    for (start, _end), toks in zip(spans, offsets, strict=True):
+        toks = [(start + a, start + b) for a, b in toks if b > a]
+        units.extend(_split_long(text, toks, max_tokens) if len(toks) > max_tokens else [_span(toks)])
+    return [u for u in units if u.tokens]
+
+
+def _span(toks: list[tuple[int, int]]) -> Span:
+    return Span(toks[0][0], toks[-1][1], len(toks)) if toks else Span(0, 0, 0)
+
+
+def _split_long(text: str, toks: list[tuple[int, int]], max_tokens: int) -> list[Span]:
+    """A sentence longer than a chunk is cut at token boundaries, at a word start if one is near."""
+    pieces, i = [], 0
+    while i < len(toks):
+        j = min(i + max_tokens, len(toks))
+        if j < len(toks):
+            word_start = next(
+                (k for k in range(j, i + max_tokens // 2, -1) if text[toks[k][0] - 1].isspace()), j
+            )
+            j = word_start
+        pieces.append(_span(toks[i:j]))
+        i = j
+    return pieces
+
+
+def chunk_text(text: str, tokenize: Tokenize, max_tokens: int, overlap: int) -> list[Span]:
+    """Pack whole sentences into chunks of at most `max_tokens`, each sharing about `overlap`
+    tokens of whole sentences with the one before."""
+    units = _units(text, tokenize, max_tokens)
+    chunks: list[Span] = []
+    first = 0
+    while first < len(units):
+        last, total = first, units[first].tokens
+        while last + 1 < len(units) and total + units[last + 1].tokens <= max_tokens:
+            last += 1
+            total += units[last].tokens
+        chunks.append(Span(units[first].start, units[last].end, total))
+        if last + 1 == len(units):
+            break
+        first = _overlap_start(units, first, last, overlap, max_tokens)
+    return chunks
+
+
+def _overlap_start(units: list[Span], first: int, last: int, overlap: int, max_tokens: int) -> int:
+    """The first unit of the next chunk: trailing sentences of this one worth <= overlap tokens,
+    as long as the next sentence still fits beside them."""
+    start, carried = last + 1, 0
+    while start - 1 > first and carried + units[start - 1].tokens <= overlap:
+        start -= 1
+        carried += units[start].tokens
+    while start <= last and carried + units[last + 1].tokens > max_tokens:
+        carried -= units[start].tokens
+        start += 1
+    return start

@@ -1,0 +1,31 @@
+"""The few errors docqa raises on purpose; each message says what to do next."""
+
+from __future__ import annotations
+
+
+class DocqaError(Exception):
+    """Base of every error docqa reports to the user instead of a traceback."""
+
+
+class ConfigError(DocqaError):
+    """A setting is out of range or names something that does not exist."""
+
+
+class UnreadableDocument(DocqaError):
+    """One file cannot be turned into text; the build skips it and says why."""
+
+
+class IndexMissing(DocqaError):
+    """There is no index where one was asked for."""
+
+
+class IndexMismatch(DocqaError):
+    """The index was built differently from what is asked now (model, format)."""
+
+
+class IndexCorrupt(DocqaError):
+    """A file of the index is damaged or was changed by hand."""
+
+
+class IndexBusy(DocqaError):
+    """Another build holds the index lock."""

@@ -1,0 +1,162 @@
+"""Bytes of one file -> (title, text, metadata), one parser per format.
+
+Every parser raises UnreadableDocument with a reason a user can act on; the text it returns
+is what chunk offsets point into.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from datetime import datetime
+
+from embeddings.errors import UnreadableDocument
+
+Parsed = tuple[str | None, str, dict[str, object]]  # title (None: derive one), text, metadata
+
+_DATE_LINE = re.compile(r"\A\s*(?:date|published)\s*:?\s*(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
+_MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM) text, or a reason why this is not a text file."""
+    if b"\x00" in data[:8192]:
+        raise UnreadableDocument("looks like a binary file (it holds NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UnreadableDocument(
+            f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8"
+        ) from None
+    if not text.strip():
+        raise UnreadableDocument("empty: it holds no text")
+    return text
+
+
+def _leading_date(text: str) -> dict[str, object]:
+    m = _DATE_LINE.match(text)
+    return {"date": m.group(1)} if m and _valid_date(m.group(1)) else {}
+
+
+def _valid_date(value: str) -> bool:
+    try:
+        datetime.strptime(value[:10], "%Y-%m-%d")
+    except ValueError:
+        return False
+    return True
+
+
+def parse_text(data: bytes) -> Parsed:
+    text = decode(data)
+    body = _DATE_LINE.sub("", text, count=1).strip()
+    first = body.split("\n", 1)[0].strip()
+    # A short first line followed by more text reads as a title; a long one is prose, and
+    # its opening words are the best title there is.
+    if len(first) <= 100 and "\n" in body:
+        return first, text, _leading_date(text)
+    return _opening(first), text, _leading_date(text)
+
+
+def _opening(line: str, limit: int = 80) -> str:
+    sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    if len(sentence) <= limit:
+        return sentence
+    return sentence[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def parse_markdown(data: bytes) -> Parsed:
+    text = decode(data)
+    metadata: dict[str, object] = {}
+    title = None
+    front = _FRONT_MATTER.match(text)
+    if front:
+        for line in front.group(1).splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip().lower(), value.strip().strip("'\"")
+            if key == "title" and value:
+                title = value
+            elif key == "date" and _valid_date(value):
+                metadata["date"] = value[:10]
+    heading = _MD_HEADING.search(text)
+    if title is None and heading:
+        title = heading.group(1)
+    metadata = metadata or _leading_date(text)
+    return title, text, metadata
+
+
+_BLOCK_TAGS = {
+    "p", "div", "br", "li", "ul", "ol", "table", "tr", "td", "th", "h1", "h2", "h3", "h4",
+    "h5", "h6", "section", "article", "header", "footer", "blockquote", "pre", "hr", "dt", "dd",
+}  # fmt: skip
+_INVISIBLE_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+
+def parse_html(data: bytes) -> Parsed:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(decode(data), "html.parser")
+    title_tag = soup.find("title") or soup.find("h1")
+    title = title_tag.get_text(" ", strip=True) if title_tag else None
+    metadata: dict[str, object] = {}
+    for meta in soup.find_all("meta"):
+        name = str(meta.get("name") or meta.get("property") or "").lower()
+        content = str(meta.get("content") or "")
+        if name in {"date", "article:published_time", "dc.date"} and _valid_date(content):
+            metadata["date"] = content[:10]
+    # Text a reader of the page never sees is not part of the document.
+    for tag in soup.find_all(["script", "style", "noscript", "template", "head"]):
+        tag.extract()
+    for tag in soup.find_all(True):
+        if tag.decomposed:
+            continue
+        if (
+            tag.has_attr("hidden")
+            or tag.get("aria-hidden") == "true"
+            or _INVISIBLE_STYLE.search(str(tag.get("style") or ""))
+        ):
+            tag.extract()
+        elif tag.name in _BLOCK_TAGS:
+            tag.insert_before("\n")
+            tag.insert_after("\n")
+    text = _tidy(soup.get_text())
+    if not text:
+        raise UnreadableDocument("the HTML page has no visible text")
+    return title, text, metadata
+
+
+def _tidy(text: str) -> str:
+    lines = (re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def parse_pdf(data: bytes) -> Parsed:
+    from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableDocument("the PDF is encrypted; save a copy without a password")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        info = reader.metadata
+    except UnreadableDocument:
+        raise
+    except Exception as e:  # pypdf raises many types on malformed files; each becomes a reason
+        raise UnreadableDocument(f"not a readable PDF ({type(e).__name__}: {e})") from None
+    text = "\n\n".join(p.strip() for p in pages).strip()
+    if not text:
+        raise UnreadableDocument("the PDF has no extractable text (a scanned image?); OCR it first")
+    title = str(info.title).strip() if info is not None and info.title else None
+    return title or None, text, {"pages": len(pages)}
+
+
+PARSERS = {
+    ".txt": parse_text,
+    ".md": parse_markdown,
+    ".markdown": parse_markdown,
+    ".html": parse_html,
+    ".htm": parse_html,
+    ".pdf": parse_pdf,
+}

@@ -1,0 +1,51 @@
+"""The dense side of the index: FAISS inner product over unit vectors (cosine similarity)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from embeddings.errors import IndexCorrupt
+
+
+class Vectors:
+    def __init__(self, index: faiss.Index) -> None:
+        self.index = index
+
+    @classmethod
+    def empty(cls, dim: int) -> Vectors:
+        return cls(faiss.IndexFlatIP(dim))
+
+    @classmethod
+    def load(cls, path: Path) -> Vectors:
+        try:
+            return cls(faiss.read_index(str(path)))
+        except RuntimeError as e:
+            raise IndexCorrupt(f"{path} is not a readable FAISS index ({e}); run `docqa index`") from None
+
+    def save(self, path: Path) -> None:
+        faiss.write_index(self.index, str(path))
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def add(self, vectors: np.ndarray) -> None:
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def get(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors at `rows`, to carry unchanged documents into a new index."""
+        return self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (len(queries), k'), best first; k' = min(k, len(self))."""
+        k = min(k, len(self))
+        if k == 0:
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)

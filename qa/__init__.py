@@ -1,0 +1,1 @@
+"""Question -> passages -> answer with sources; the `docqa` command."""

@@ -1,0 +1,33 @@
+"""Deterministic stand-ins for the models, for tests of the logic around them."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class FakeEmbedder:
+    """Words hashed into a bag-of-words vector: texts sharing words score high."""
+
+    def __init__(self, name: str = "fake-embedder", dim: int = 64, max_tokens: int = 254) -> None:
+        self.name, self.dim, self.max_tokens = name, dim, max_tokens
+        self.fingerprint = hashlib.sha256(name.encode()).hexdigest()[:16]
+        self.device, self.dtype = "cpu", "float32"
+        self.embedded: list[str] = []
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        return [[m.span() for m in _WORD.finditer(t)] for t in texts]
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        self.embedded.extend(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)

@@ -1,0 +1,259 @@
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from embeddings import store
+from embeddings.builder import build
+from embeddings.config import Config
+from embeddings.errors import ConfigError, IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
+from embeddings.index import Index
+from tests.fakes import FakeEmbedder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DOCS = {
+    "wheat.txt": "India sent 50,000 tonnes of wheat to Afghanistan. Pakistan blocked the road.",
+    "talks.md": "# Talks\n\nThe meeting in Tehran was mediated by Ismail Khan. It ended without result.",
+    "notes/river.txt": "The river flooded the valley in spring. Farmers lost their crops.",
+}
+
+
+def make_docs(folder: Path, docs: dict[str, str] = DOCS) -> Path:
+    for name, text in docs.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return folder
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return Config(
+        docs=make_docs(tmp_path / "docs"), index_dir=tmp_path / "index", chunk_tokens=16, chunk_overlap=4
+    )
+
+
+def run(config: Config, embedder: FakeEmbedder, logs: list[str] | None = None):
+    return build(config, embedder, progress=False, log=(logs.append if logs is not None else lambda m: None))
+
+
+def opened(config: Config, embedder: FakeEmbedder) -> Index:
+    return Index.open(config.index_dir, embedder)
+
+
+def test_first_build_indexes_every_document(config, fake_embedder):
+    report = run(config, fake_embedder)
+    assert (report.added, report.documents, report.skipped) == (3, 3, [])
+    index = opened(config, fake_embedder)
+    assert len(index) == report.chunks == len(fake_embedder.embedded)
+    assert {d.id for d in index.documents()} == set(DOCS)
+    top = index.lexical("who mediated the meeting", 1)[0].chunk
+    assert top.doc_id == "talks.md" and "Ismail Khan" in top.text
+    assert index.document_text("talks.md")[top.start : top.end] == top.text
+    assert index.dense("Ismail Khan mediated", 1)[0].chunk.doc_id == "talks.md"
+
+
+def test_second_build_of_an_unchanged_folder_embeds_nothing(config, fake_embedder):
+    run(config, fake_embedder)
+    before = store.current(config.index_dir)
+    again = FakeEmbedder()
+    report = run(config, again)
+    assert report.up_to_date and report.embedded == 0 and again.embedded == []
+    assert "up to date, nothing to embed" in report.summary()
+    assert store.current(config.index_dir) == before
+
+
+def test_changes_embed_only_new_and_changed_documents(config, fake_embedder):
+    run(config, fake_embedder)
+    (config.docs / "wheat.txt").write_text("India sent rice instead. The convoy arrived late.")
+    (config.docs / "notes/river.txt").unlink()
+    (config.docs / "new.txt").write_text("A new school opened in Herat.")
+    later = FakeEmbedder()
+    report = run(config, later)
+    assert (report.added, report.changed, report.removed, report.unchanged) == (1, 1, 1, 1)
+    assert all("Ismail" not in t for t in later.embedded)  # the unchanged document was carried
+    index = opened(config, later)
+    assert {d.id for d in index.documents()} == {"wheat.txt", "talks.md", "new.txt"}
+    assert not index.lexical("flooded valley", 5)
+    assert index.lexical("rice convoy", 1)[0].chunk.doc_id == "wheat.txt"
+    assert not index.lexical("tonnes", 5), "the old text of a changed document must be gone"
+    assert index.dense("Ismail Khan mediated the meeting", 1)[0].chunk.doc_id == "talks.md"
+    assert len(index) == sum(d.chunks for d in index.documents())
+
+
+def test_another_embedding_model_re_embeds_everything_and_says_why(config, fake_embedder):
+    run(config, fake_embedder)
+    other, logs = FakeEmbedder(name="other-model"), []
+    report = run(config, other, logs)
+    assert report.rebuilt_because and "embedding model changed" in report.rebuilt_because
+    assert any("Re-embedding everything" in m for m in logs)
+    assert len(other.embedded) == report.chunks
+    with pytest.raises(IndexMismatch, match="rebuild it"):
+        opened(config, fake_embedder)
+
+
+def test_other_chunk_settings_re_embed_everything(config, fake_embedder):
+    run(config, fake_embedder)
+    report = run(
+        Config(docs=config.docs, index_dir=config.index_dir, chunk_tokens=32, chunk_overlap=4), FakeEmbedder()
+    )
+    assert "chunk settings changed" in report.rebuilt_because
+    assert report.embedded == report.chunks
+
+
+def test_unreadable_files_are_reported_counted_and_skipped(config, fake_embedder):
+    (config.docs / "bad.txt").write_bytes(b"\xff\xfe\x00\x00binary")
+    logs = []
+    report = run(config, fake_embedder, logs)
+    assert [s.source for s in report.skipped] == ["bad.txt"]
+    assert any(m.startswith("skipped bad.txt:") for m in logs)
+    assert "1 skipped" in report.summary()
+    assert report.documents == 3
+
+
+def test_a_crash_mid_build_leaves_the_previous_index(config, fake_embedder):
+    run(config, fake_embedder)
+    (config.docs / "wheat.txt").write_text("Completely new text about rice.")
+
+    class Crashing(FakeEmbedder):
+        def embed(self, texts, batch_size=64):
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(config, Crashing())
+    index = opened(config, fake_embedder)
+    assert index.lexical("tonnes wheat", 1)[0].chunk.doc_id == "wheat.txt"
+    assert not list(config.index_dir.glob("tmp-*"))
+
+
+def test_a_crash_before_the_switch_leaves_the_previous_index(config, fake_embedder, monkeypatch):
+    run(config, fake_embedder)
+    (config.docs / "wheat.txt").write_text("Completely new text about rice.")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("CURRENT"):
+            raise OSError("killed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="killed"):
+        run(config, FakeEmbedder())
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert opened(config, fake_embedder).lexical("tonnes", 1)[0].chunk.doc_id == "wheat.txt"
+    report = run(config, FakeEmbedder())  # and the next build finishes the job
+    assert report.changed == 1
+
+
+def test_leftovers_of_a_killed_build_are_ignored_then_cleaned(config, fake_embedder):
+    run(config, fake_embedder)
+    leftover = config.index_dir / "tmp-killed"
+    leftover.mkdir()
+    (leftover / "vectors.faiss").write_bytes(b"half written")
+    assert len(opened(config, fake_embedder)) > 0
+    (config.docs / "extra.txt").write_text("One more document.")
+    run(config, fake_embedder)
+    assert not leftover.exists()
+
+
+def test_a_second_build_at_once_is_refused_with_a_clear_message(config, fake_embedder):
+    with store.build_lock(config.index_dir), pytest.raises(IndexBusy, match="another docqa build"):
+        run(config, fake_embedder)
+
+
+def test_no_readable_documents_is_an_error_that_keeps_the_old_index(config, fake_embedder, tmp_path):
+    run(config, fake_embedder)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "bad.txt").write_bytes(b"")
+    with pytest.raises(ConfigError, match="no readable documents"):
+        run(Config(docs=empty, index_dir=config.index_dir, chunk_tokens=16, chunk_overlap=4), fake_embedder)
+    assert len(opened(config, fake_embedder).documents()) == 3
+
+
+def test_chunks_larger_than_the_model_reads_are_refused(config):
+    with pytest.raises(ConfigError, match="choose 10 or less"):
+        run(config, FakeEmbedder(max_tokens=10))
+
+
+def test_missing_index_says_how_to_build_one(tmp_path, fake_embedder):
+    with pytest.raises(IndexMissing, match="docqa index"):
+        Index.open(tmp_path / "nothing", fake_embedder)
+
+
+def test_a_tampered_index_file_is_caught(config, fake_embedder):
+    run(config, fake_embedder)
+    table = store.current(config.index_dir) / "chunks.sqlite"
+    data = bytearray(table.read_bytes())
+    data[-100] ^= 0xFF
+    table.write_bytes(bytes(data))
+    with pytest.raises(IndexCorrupt, match="damaged"):
+        opened(config, fake_embedder)
+    report = run(config, fake_embedder)  # rebuilding repairs it
+    assert "cannot be used" in report.rebuilt_because
+    assert len(opened(config, fake_embedder).documents()) == 3
+
+
+def test_an_index_of_another_format_version_says_what_to_run(config, fake_embedder):
+    run(config, fake_embedder)
+    manifest_path = store.current(config.index_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "format": 999}))
+    with pytest.raises(IndexMismatch, match="docqa index"):
+        opened(config, fake_embedder)
+
+
+KILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from embeddings.builder import build
+from embeddings.config import Config
+from tests.fakes import FakeEmbedder
+
+class Slow(FakeEmbedder):
+    def embed(self, texts, batch_size=64):
+        time.sleep(0.003 * len(texts))
+        return super().embed(texts, batch_size)
+
+config = Config(docs=Path(sys.argv[1]), index_dir=Path(sys.argv[2]), chunk_tokens=16, chunk_overlap=4,
+                batch_size=8, embed_window=32)
+print("ready", flush=True)
+build(config, Slow(), progress=False, log=lambda m: None)
+"""
+
+
+def test_sigkill_at_random_moments_never_breaks_the_index(tmp_path, fake_embedder):
+    docs = make_docs(tmp_path / "docs", {f"d{i}.txt": f"Document {i} says word{i}. " * 12 for i in range(60)})
+    index_dir = tmp_path / "index"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", KILL_SCRIPT, docs, index_dir], check=True, env=env, cwd=ROOT)
+    rng, killed_mid_build = random.Random(7), 0
+    for round_ in range(5):
+        for i in rng.sample(range(60), 40):
+            (docs / f"d{i}.txt").write_text(f"Round {round_} rewrote {i}. " * 10)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILL_SCRIPT, docs, index_dir], env=env, cwd=ROOT, stdout=subprocess.PIPE
+        )
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0.0, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_mid_build += any(index_dir.glob("tmp-*"))
+        index = Index.open(index_dir, fake_embedder)
+        documents = index.documents()
+        assert len(index) == sum(d.chunks for d in documents) == index.manifest["counts"]["chunks"]
+        assert {d.id: d.hash for d in documents} == index.manifest["documents"]
+        for d in documents:
+            text = index.document_text(d.id)
+            assert all(text[c.start : c.end] == c.text for c in index.document_chunks(d.id))
+        index.close()
+    assert killed_mid_build >= 3, "the kills should land while a build is writing"

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from embeddings.errors import UnreadableDocument
+from embeddings.readers import Pending, Skipped, scan
+from tests.pdfs import encrypted_pdf, text_pdf
+
+
+def write(folder: Path, name: str, data: str | bytes) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def scanned(folder: Path) -> tuple[dict[str, Pending], dict[str, str]]:
+    found = list(scan(folder))
+    pending = {p.id: p for p in found if isinstance(p, Pending)}
+    skipped = {s.source: s.reason for s in found if isinstance(s, Skipped)}
+    return pending, skipped
+
+
+def load(folder: Path, name: str, data: str | bytes):
+    write(folder, name, data)
+    pending, skipped = scanned(folder)
+    assert name in pending, skipped
+    return pending[name].load()
+
+
+def test_text_file_keeps_its_date_and_opening_as_title(tmp_path):
+    doc = load(tmp_path, "a.txt", " date 2022-01-10 In a massive development, the talks began. More text.")
+    assert doc.metadata == {"date": "2022-01-10"}
+    assert doc.title == "In a massive development, the talks began."
+    assert doc.text.startswith(" date 2022-01-10 In a massive")  # offsets point into the file as is
+
+
+def test_text_file_with_a_heading_line_uses_it_as_title(tmp_path):
+    assert load(tmp_path, "b.txt", "Quarterly report\n\nSales rose.").title == "Quarterly report"
+
+
+def test_markdown_front_matter_and_heading(tmp_path):
+    doc = load(tmp_path, "n.md", "---\ntitle: 'Release notes'\ndate: 2024-05-01\n---\n# Ignored\nBody.")
+    assert (doc.title, doc.metadata["date"]) == ("Release notes", "2024-05-01")
+    assert load(tmp_path, "m.md", "Intro\n\n# The Heading #\n\ntext").title == "The Heading"
+
+
+def test_html_keeps_visible_text_only(tmp_path):
+    html = """<html><head><title>Page title</title><meta name="date" content="2023-02-03">
+    <script>var hidden = 1;</script><style>p {color: red}</style></head>
+    <body><h1>Header</h1><p>First paragraph.</p><div hidden>secret instructions</div>
+    <p style="display: none">also hidden</p><ul><li>one</li><li>two</li></ul></body></html>"""
+    doc = load(tmp_path, "p.html", html)
+    assert doc.title == "Page title" and doc.metadata == {"date": "2023-02-03"}
+    assert doc.text == "Header\n\nFirst paragraph.\n\none\n\ntwo"
+    for gone in ("hidden = 1", "color", "secret", "also hidden"):
+        assert gone not in doc.text
+
+
+def test_deeply_nested_html_is_read(tmp_path):
+    doc = load(tmp_path, "deep.htm", "<div>" * 3000 + "deep text" + "</div>" * 3000)
+    assert doc.text == "deep text"
+
+
+def test_pdf_text_and_title(tmp_path):
+    doc = load(tmp_path, "r.pdf", text_pdf(["Wheat shipments resumed.", "Talks continue."], title="Report"))
+    assert doc.title == "Report"
+    assert "Wheat shipments resumed." in doc.text and "Talks continue." in doc.text
+    assert doc.metadata["pages"] == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("broken.pdf", b"%PDF-1.4\n garbage \x00\x01", "not a readable PDF"),
+        ("locked.pdf", encrypted_pdf(), "encrypted"),
+        ("binary.txt", b"\x7fELF\x02\x01\x00\x00\x00binary", "binary"),
+        ("latin1.txt", "café".encode("latin-1"), "not valid UTF-8"),
+        ("empty.md", b"  \n\n ", "empty"),
+        ("blank.html", b"<html><script>x</script></html>", "no visible text"),
+    ],
+)
+def test_unreadable_files_give_a_reason(tmp_path, name, data, reason):
+    write(tmp_path, name, data)
+    pending, _ = scanned(tmp_path)
+    with pytest.raises(UnreadableDocument, match=reason):
+        pending[name].load()
+
+
+def test_jsonl_loads_beir_records_and_reports_bad_lines(tmp_path):
+    lines = [
+        {"_id": "4983", "title": "Brain MRI", "text": "White matter.", "metadata": {"year": 2002}},
+        {"id": 7, "text": "Numeric id.", "source": "web"},
+        "not json",
+        {"id": "x", "title": "No text"},
+        {"id": "y", "text": ["not", "a", "string"]},
+        {"id": "4983", "text": "Duplicate id."},
+        [1, 2],
+    ]
+    data = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n"
+    write(tmp_path, "corpus.jsonl", data)
+    pending, skipped = scanned(tmp_path)
+    assert set(pending) == {"4983", "7"}
+    first = pending["4983"].load()
+    assert (first.title, first.text, first.metadata) == ("Brain MRI", "White matter.", {"year": 2002})
+    assert pending["7"].load().metadata == {"source": "web"}
+    assert pending["7"].load().title == "7"
+    assert set(skipped) == {f"corpus.jsonl:{n}" for n in (3, 4, 5, 6, 7)}
+    assert "not JSON" in skipped["corpus.jsonl:3"]
+    assert "duplicate" in skipped["corpus.jsonl:6"]
+
+
+def test_scan_walks_folders_with_stable_ids_and_ignores_the_rest(tmp_path):
+    write(tmp_path, "b/inner/deep.md", "# Deep\ntext")
+    write(tmp_path, "a.txt", "hello")
+    write(tmp_path, "image.png", b"\x89PNG")
+    write(tmp_path, ".git/config.txt", "hidden folder")
+    write(tmp_path, ".hidden.txt", "hidden file")
+    pending, skipped = scanned(tmp_path)
+    assert list(pending) == ["a.txt", "b/inner/deep.md"]
+    assert not skipped
+    again, _ = scanned(tmp_path)
+    assert {k: p.hash for k, p in again.items()} == {k: p.hash for k, p in pending.items()}
+
+
+def test_hash_changes_with_content_only(tmp_path):
+    write(tmp_path, "a.txt", "one")
+    before, _ = scanned(tmp_path)
+    write(tmp_path, "a.txt", "two")
+    after, _ = scanned(tmp_path)
+    assert before["a.txt"].hash != after["a.txt"].hash
+
+
+def test_a_single_file_can_be_scanned(tmp_path):
+    path = write(tmp_path, "only.txt", "alone")
+    pending = [p for p in scan(path) if isinstance(p, Pending)]
+    assert [p.id for p in pending] == ["only.txt"]
