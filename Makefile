@@ -7,7 +7,7 @@ INDEX ?= .docqa
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup index search test lint clean
+.PHONY: help setup index search ask summarize test test-fast lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,9 +29,18 @@ index: $(STAMP)  ## build or update the index of DOCS (default seeds/) in INDEX 
 search: $(STAMP)  ## search the index: make search Q="who mediated the meeting"
 	$(BIN)/docqa search "$(Q)" --index $(INDEX)
 
-test: $(STAMP)  ## lint, then run the tests (what CI runs)
+ask: $(STAMP)  ## answer a question with sources: make ask Q="who mediated the meeting?"
+	$(BIN)/docqa ask "$(Q)" --index $(INDEX)
+
+summarize: $(STAMP)  ## summarise the whole collection (DOC=id for one document)
+	$(BIN)/docqa summarize $(DOC) --index $(INDEX)
+
+test: $(STAMP)  ## lint, then run every test, the default 1.5B model's included (what CI runs)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)  ## the tests without the ones that need the default generator
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

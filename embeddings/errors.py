@@ -29,3 +29,7 @@ class IndexCorrupt(DocqaError):
 
 class IndexBusy(DocqaError):
     """Another build holds the index lock."""
+
+
+class QuestionError(DocqaError):
+    """A question (or a document id asked about) cannot be used as given."""

@@ -1,4 +1,4 @@
-"""The `docqa` command: index, search."""
+"""The `docqa` command: index, search, ask, summarize, documents."""
 
 from __future__ import annotations
 
@@ -50,7 +50,30 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--k", type=_positive, default=5)
     search.add_argument("--method", choices=["dense", "bm25"], default="dense")
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
+    ask.add_argument("question")
+    _answer_options(ask)
+
+    summarize = sub.add_parser("summarize", help="summarise one document, or all of them")
+    summarize.add_argument("doc_id", nargs="?", help="a document id (see `docqa documents`); none: all")
+    summarize.add_argument("--sentences", type=_positive, default=_DEFAULTS.summary_sentences)
+    _answer_options(summarize)
+
+    documents = sub.add_parser("documents", help="list the indexed documents")
+    documents.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
+    documents.add_argument("--json", action="store_true")
     return parser
+
+
+def _answer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
+    parser.add_argument("--model", default=_DEFAULTS.generator, help="generator: name, Hub id or folder")
+    parser.add_argument("--k", type=_positive, default=_DEFAULTS.top_k, help="passages given to the model")
+    parser.add_argument("--context-tokens", type=_positive, default=_DEFAULTS.context_tokens)
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -92,6 +115,87 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _assistant(args: argparse.Namespace, **settings):
+    from qa.assistant import Assistant
+
+    config = Config(
+        index_dir=args.index,
+        generator=args.model,
+        top_k=args.k,
+        candidates=max(args.k, _DEFAULTS.candidates),
+        context_tokens=args.context_tokens,
+        device=args.device,
+        dtype=args.dtype,
+        **settings,
+    )
+    return Assistant.open(config=config)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    if args.json:
+        print(json.dumps(assistant.ask(args.question).to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    stream = assistant.stream(args.question)
+    for piece in stream:
+        print(piece, end="", flush=True)
+    answer = stream.answer
+    print()
+    if answer.text != "".join(answer.raw).strip() and not answer.abstained:
+        print(f"\n(checked) {answer.text}")
+    _print_sources(answer)
+    return 0
+
+
+def _print_sources(answer) -> None:
+    if answer.abstained:
+        print(f"\n{answer.text} ({answer.reason})\nNearest passages:")
+        for p in answer.passages[:3]:
+            print(f"  - [{p.score:.2f}] {p.title} ({p.doc_id}, chars {p.start}-{p.end})")
+        return
+    print("\nSources:")
+    for c in answer.citations:
+        mark = "supported" if c.supported else "NOT supported"
+        how = ", added by docqa" if c.inferred else ""
+        print(f"  [{c.number}] {c.title} ({c.doc_id}, chars {c.start}-{c.end}; {mark}, {c.support:.0%}{how})")
+    t = answer.timings
+    print(
+        f"({t['total']:.1f} s: retrieve {t['retrieve']:.2f} s, generate {t['generate']:.1f} s; {answer.model})"
+    )
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    assistant = _assistant(args, summary_sentences=args.sentences)
+    summary = assistant.summarize(args.doc_id, progress=None if args.json else _progress)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    print(f"\r{summary.title}\n\n{summary.text}\n")
+    docs = sorted({p.doc_id for p in summary.sources})
+    print(f"Drawn from {len(summary.sources)} passages of {len(docs)} document(s): {', '.join(docs[:10])}")
+    print(
+        f"({summary.seconds:.1f} s, {summary.calls} model calls, {summary.cached} from cache; {summary.model})"
+    )
+    return 0
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\rsummarising: {done}/{total} parts", end="", file=sys.stderr, flush=True)
+
+
+def _documents(args: argparse.Namespace) -> int:
+    from embeddings.index import Index
+
+    docs = Index.open(args.index).documents()
+    if args.json:
+        print(json.dumps([d.__dict__ for d in docs], indent=2, ensure_ascii=False))
+        return 0
+    for d in docs:
+        date = d.metadata.get("date", "")
+        print(f"{d.id}\t{d.title}\t{date}\t{d.chunks} chunks\tindexed {d.indexed_at}")
+    return 0
+
+
 def _hit_json(rank: int, hit) -> dict:
     c = hit.chunk
     return {
@@ -107,7 +211,13 @@ def _hit_json(rank: int, hit) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"index": _index, "search": _search}
+    handlers = {
+        "index": _index,
+        "search": _search,
+        "ask": _ask,
+        "summarize": _summarize,
+        "documents": _documents,
+    }
     try:
         return handlers[args.command](args)
     except DocqaError as e:

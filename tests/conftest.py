@@ -29,3 +29,16 @@ def seeds_copy(tmp_path: Path) -> Path:
     folder = tmp_path / "docs"
     shutil.copytree(SEEDS, folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def seed_index(minilm, tmp_path_factory) -> Path:
+    """The sample article indexed with the real MiniLM model, once per run."""
+    from embeddings.builder import build
+    from embeddings.config import Config
+
+    folder = tmp_path_factory.mktemp("seed-index")
+    docs = folder / "docs"
+    shutil.copytree(SEEDS, docs)
+    build(Config(docs=docs, index_dir=folder / "index"), minilm, progress=False)
+    return folder / "index"

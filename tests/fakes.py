@@ -31,3 +31,32 @@ class FakeEmbedder:
                 out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
+
+
+class FakeGenerator:
+    """Replies from a script: a fixed text, or a function of the prompt. One token per word."""
+
+    def __init__(self, reply="I don't know.", name: str = "fake-generator") -> None:
+        self.reply, self.name = reply, name
+        self.device, self.dtype = "cpu", "float32"
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        return [[m.span() for m in _WORD.finditer(t)] for t in texts]
+
+    def count(self, text: str) -> int:
+        return len(_WORD.findall(text))
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return "".join(f"<{m['role']}>\n{m['content']}\n" for m in messages) + "<assistant>\n"
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int):
+        self.prompts.append(messages)
+        reply = self.reply(messages) if callable(self.reply) else self.reply
+        for i, word in enumerate(re.findall(r"\S+\s*", reply)):
+            if i >= max_new_tokens:
+                return
+            yield word
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> str:
+        return "".join(self.stream(messages, max_new_tokens))

