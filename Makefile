@@ -4,10 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DOCS ?= seeds
 INDEX ?= .docqa
+HOST ?= 127.0.0.1
+PORT ?= 7860
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup index search ask summarize test test-fast lint clean
+.PHONY: help setup run index search ask summarize test test-fast lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +24,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+run: $(STAMP)  ## serve the web UI on http://127.0.0.1:7860 (indexes DOCS first if there is no index)
+	$(BIN)/docqa serve --docs $(DOCS) --index $(INDEX) --host $(HOST) --port $(PORT)
 
 index: $(STAMP)  ## build or update the index of DOCS (default seeds/) in INDEX (default .docqa/)
 	$(BIN)/docqa index $(DOCS) --index $(INDEX)
@@ -39,8 +44,8 @@ test: $(STAMP)  ## lint, then run every test, the default 1.5B model's included 
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)  ## the tests without the ones that need the default generator
-	$(BIN)/python -m pytest -q -m "not slow"
+test-fast: $(STAMP)  ## the tests without the default generator and the browser
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -19,6 +19,7 @@ from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.errors import ConfigError, DocqaError, UnreadableDocument
 from embeddings.lexical import Lexical
+from embeddings.library import UPLOAD_PREFIX, Library
 from embeddings.models import fingerprint, locate
 from embeddings.readers import Document, Pending, Skipped, scan
 from embeddings.table import Table
@@ -111,11 +112,13 @@ def build(
     model_fingerprint = embedder.fingerprint if embedder else fingerprint(locate(name))
     with store.build_lock(config.index_dir, wait):
         report = BuildReport()
-        found = list(scan(config.docs))
+        library = Library(config.index_dir)
+        found = _scan(config.docs, library)
         report.skipped = [s for s in found if isinstance(s, Skipped)]
         for s in report.skipped:
             log(f"skipped {s.source}: {s.reason}")
-        pending = [p for p in found if isinstance(p, Pending)]
+        excluded = library.excluded()
+        pending = [p for p in found if isinstance(p, Pending) and p.id not in excluded]
         old_folder, old_manifest, report.rebuilt_because = _previous(
             config.index_dir, name, model_fingerprint, _chunker(config)
         )
@@ -149,8 +152,29 @@ def build(
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
             raise
+        _record_uploads(library, report, writer.hashes)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _scan(docs: Path, library: Library) -> list[Pending | Skipped]:
+    """The folder's documents, then the uploads stored beside the index."""
+    seen: set[str] = set()
+    found = list(scan(docs, seen=seen))
+    if library.uploads_dir.is_dir():
+        found += scan(library.uploads_dir, UPLOAD_PREFIX, library.names(), seen)
+    return found
+
+
+def _record_uploads(library: Library, report: BuildReport, indexed: dict[str, str]) -> None:
+    failed = {s.id: s.reason for s in report.skipped if s.id}
+    results = {}
+    for upload in library.uploads():
+        if upload.doc_id in indexed:
+            results[upload.stored] = None
+        elif upload.doc_id in failed:
+            results[upload.stored] = failed[upload.doc_id]
+    library.mark(results)
 
 
 def _nothing_readable(docs: Path) -> ConfigError:
@@ -225,7 +249,7 @@ class _Writer:
                     if not spans:
                         raise UnreadableDocument("no words the embedding model can read")
                 except UnreadableDocument as e:
-                    self.report.skipped.append(Skipped(item.source, str(e)))
+                    self.report.skipped.append(Skipped(item.source, str(e), item.id))
                     self.log(f"skipped {item.source}: {e}")
                     continue
                 if item.id in old_docs:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,11 +38,15 @@ class Pending:
     source: str
     path: Path
     line_offset: int | None = None  # byte offset of the line in a .jsonl file
+    name: str | None = None  # what the user called the file, when it is stored under another name
 
     def load(self) -> Document:
         if self.line_offset is None:
             title, text, metadata = PARSERS[self.path.suffix.lower()](self.path.read_bytes())
-            return Document(self.id, title or _title_from(self.path), text, self.hash, self.source, metadata)
+            title = title or (Path(self.name).stem if self.name else _title_from(self.path))
+            if self.name:
+                metadata = {**metadata, "file": self.name}
+            return Document(self.id, title, text, self.hash, self.source, metadata)
         with self.path.open("rb") as f:
             f.seek(self.line_offset)
             return _jsonl_document(json.loads(f.readline()), self.hash, self.source)
@@ -52,6 +56,7 @@ class Pending:
 class Skipped:
     source: str
     reason: str
+    id: str | None = None  # the document id, where the file gives one
 
 
 def _title_from(path: Path) -> str:
@@ -62,23 +67,29 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def scan(root: Path) -> Iterator[Pending | Skipped]:
-    """Every supported file under `root` (or `root` itself), in a stable order."""
+def scan(
+    root: Path, prefix: str = "", names: Mapping[str, str] | None = None, seen: set[str] | None = None
+) -> Iterator[Pending | Skipped]:
+    """Every supported file under `root` (or `root` itself), in a stable order. File ids are
+    `prefix` + the path relative to `root`; `names` maps such a path to the name the user knows
+    the file by; ids already in `seen` are reported as duplicates."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(root)
     files = [root] if root.is_file() else sorted(_walk(root))
     base = root.parent if root.is_file() else root
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     for path in files:
-        source = path.relative_to(base).as_posix()
+        relative = path.relative_to(base).as_posix()
+        name = (names or {}).get(relative)
+        source = name or prefix + relative
         try:
             data = path.read_bytes()
         except OSError as e:
-            yield Skipped(source, f"cannot be read: {e.strerror or e}")
+            yield Skipped(source, f"cannot be read: {e.strerror or e}", prefix + relative)
             continue
         if path.suffix.lower() != ".jsonl":
-            yield _once(Pending(source, _sha256(data), source, path), seen)
+            yield _once(Pending(prefix + relative, _sha256(data), source, path, name=name), seen)
             continue
         yield from (_once(item, seen) for item in _scan_jsonl(data, source, path))
 
@@ -86,7 +97,7 @@ def scan(root: Path) -> Iterator[Pending | Skipped]:
 def _once(item: Pending | Skipped, seen: set[str]) -> Pending | Skipped:
     if isinstance(item, Pending):
         if item.id in seen:
-            return Skipped(item.source, f"duplicate document id {item.id!r}; ids must be unique")
+            return Skipped(item.source, f"duplicate document id {item.id!r}; ids must be unique", item.id)
         seen.add(item.id)
     return item
 

@@ -60,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     summarize.add_argument("--sentences", type=_positive, default=_DEFAULTS.summary_sentences)
     _answer_options(summarize)
 
+    serve = sub.add_parser("serve", help="serve the web UI (builds the index of DOCS first if there is none)")
+    serve.add_argument(
+        "--docs", type=Path, default=_DEFAULTS.docs, help="folder to index if there is no index"
+    )
+    serve.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
+    serve.add_argument("--model", default=_DEFAULTS.generator, help="generator: name, Hub id or folder")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
+    serve.add_argument("--port", type=_positive, default=7860)
+    serve.add_argument("--device", default=None)
+    serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+
     documents = sub.add_parser("documents", help="list the indexed documents")
     documents.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
     documents.add_argument("--json", action="store_true")
@@ -183,6 +194,18 @@ def _progress(done: int, total: int) -> None:
     print(f"\rsummarising: {done}/{total} parts", end="", file=sys.stderr, flush=True)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from qa.service import Service
+    from qa.web import serve
+
+    config = Config(
+        docs=args.docs, index_dir=args.index, generator=args.model, device=args.device, dtype=args.dtype
+    )
+    print(f"docqa: serving http://{args.host}:{args.port} (models load in the background)", file=sys.stderr)
+    serve(Service(config).start(), args.host, args.port)
+    return 0
+
+
 def _documents(args: argparse.Namespace) -> int:
     from embeddings.index import Index
 
@@ -217,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "ask": _ask,
         "summarize": _summarize,
         "documents": _documents,
+        "serve": _serve,
     }
     try:
         return handlers[args.command](args)

@@ -1,0 +1,118 @@
+"""What the user added to or took out of an index by hand, beside the folder it is built from:
+uploaded files (stored under generated names, with a registry of what each was called and how
+its indexing went) and documents excluded from the folder. Builds honour both."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from embeddings.errors import ConfigError
+from embeddings.readers import SUPPORTED
+
+UPLOAD_PREFIX = "upload:"  # document ids of uploads; folder documents never start with it
+
+
+@dataclass(frozen=True)
+class Upload:
+    stored: str  # the generated file name under INDEX/uploads/
+    name: str  # what the user called it; shown, never used as a path
+    bytes: int
+    added_at: str
+    status: str  # "pending" (stored, not yet indexed), "indexed" or "failed"
+    error: str | None = None
+
+    @property
+    def doc_id(self) -> str:
+        return UPLOAD_PREFIX + self.stored
+
+
+class Library:
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self.uploads_dir = self.index_dir / "uploads"
+        self._registry = self.index_dir / "uploads.json"
+        self._excluded = self.index_dir / "excluded.json"
+        self._lock = threading.Lock()
+
+    # Uploads
+    def store(self, name: str, source: Path, max_bytes: int) -> Upload:
+        """Copy an uploaded file in under a generated name; it is kept even if indexing fails."""
+        display = Path(name.replace("\\", "/")).name or "upload"
+        ext = Path(display).suffix.lower()
+        if ext not in SUPPORTED:
+            raise ConfigError(
+                f"{display}: docqa does not read {ext or 'files without an extension'}; "
+                f"it reads {' '.join(SUPPORTED)}"
+            )
+        size = source.stat().st_size
+        if size > max_bytes:
+            raise ConfigError(
+                f"{display}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB upload limit"
+            )
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        stored = f"{uuid.uuid4().hex}{ext}"
+        partial = self.uploads_dir / f".{stored}.part"
+        shutil.copyfile(source, partial)
+        os.replace(partial, self.uploads_dir / stored)
+        upload = Upload(stored, display, size, _now(), "pending")
+        with self._lock:
+            self._write(self._registry, {**self._read(self._registry, {}), stored: asdict(upload)})
+        return upload
+
+    def uploads(self) -> list[Upload]:
+        return [Upload(**entry) for entry in self._read(self._registry, {}).values()]
+
+    def names(self) -> dict[str, str]:
+        """Stored file name -> the user's name for it, for titles and messages."""
+        return {u.stored: u.name for u in self.uploads()}
+
+    def mark(self, results: dict[str, str | None]) -> None:
+        """Record how indexing went: stored name -> None (indexed) or the reason it failed."""
+        with self._lock:
+            registry = self._read(self._registry, {})
+            for stored, error in results.items():
+                if stored in registry:
+                    registry[stored].update(status="failed" if error else "indexed", error=error)
+            self._write(self._registry, registry)
+
+    def delete(self, stored: str) -> None:
+        with self._lock:
+            registry = self._read(self._registry, {})
+            if stored not in registry:
+                raise ConfigError(f"no upload {stored!r}")
+            (self.uploads_dir / stored).unlink(missing_ok=True)
+            del registry[stored]
+            self._write(self._registry, registry)
+
+    # Documents of the folder left out of the index
+    def excluded(self) -> set[str]:
+        return set(self._read(self._excluded, []))
+
+    def exclude(self, doc_id: str) -> None:
+        with self._lock:
+            self._write(self._excluded, sorted(self.excluded() | {doc_id}))
+
+    def _read(self, path: Path, empty):
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return empty
+        except ValueError as e:
+            raise ConfigError(f"{path} is damaged ({e}); delete it to start afresh") from None
+
+    def _write(self, path: Path, value) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value, indent=1, ensure_ascii=False))
+        os.replace(tmp, path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

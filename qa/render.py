@@ -1,0 +1,129 @@
+"""Answers, sources and summaries as HTML for the web UI. Pure: text in, escaped HTML out."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+
+from embeddings.chunker import sentences
+from qa.answer import Answer, Citation
+from qa.citations import support
+from qa.retriever import Passage
+
+_MARK = re.compile(r"\[(\d+)\]")
+CONTEXT_CHARS = 400  # how much of the surrounding paragraph a source card shows on each side
+
+
+def answer_html(text: str, numbers: set[int] | None = None, note: str = "") -> str:
+    """The answer with each [n] a link to source n (only known n when `numbers` is given)."""
+
+    def link(m: re.Match) -> str:
+        n = int(m.group(1))
+        if numbers is not None and n not in numbers:
+            return m.group(0)
+        return f'<a class="cite" href="#source-{n}">[{n}]</a>'
+
+    body = _MARK.sub(link, html.escape(text)).replace("\n", "<br>")
+    extra = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    return f'<div class="answer">{body}</div>{extra}'
+
+
+def final_answer_html(answer: Answer) -> str:
+    if answer.abstained:
+        return answer_html(answer.text, set(), answer.reason or "")
+    t = answer.timings
+    note = f"{t.get('total', 0):.1f} s · {answer.model}"
+    return answer_html(answer.text, {c.number for c in answer.citations}, note)
+
+
+def sources_html(answer: Answer, text_of: Callable[[str], str]) -> str:
+    """A card per cited passage (or per nearest passage when docqa abstained), the passage shown
+    in its paragraph with the sentence that best supports the answer highlighted."""
+    if answer.abstained:
+        cards = [_card(None, p, None, text_of(p.doc_id)) for p in answer.passages[:5]]
+        head = "<h4>Nearest passages (none holds the answer)</h4>"
+        return f'<div class="sources">{head}{"".join(cards)}</div>' if cards else ""
+    by_number: dict[int, list[Citation]] = {}
+    for c in answer.citations:
+        by_number.setdefault(c.number, []).append(c)
+    cards = []
+    for n in sorted(by_number):
+        cites = by_number[n]
+        p = answer.passages[n - 1]
+        cards.append(_card(n, p, cites, text_of(p.doc_id)))
+    if not cards:
+        return '<div class="sources"><p class="note">The answer cites no passage.</p></div>'
+    return f'<div class="sources"><h4>Sources</h4>{"".join(cards)}</div>'
+
+
+def _card(number: int | None, p: Passage, cites: list[Citation] | None, document: str) -> str:
+    date = p.metadata.get("date")
+    meta = [html.escape(p.doc_id), f"chars {p.start}–{p.end}", f"similarity {p.score:.2f}"]
+    if date:
+        meta.insert(1, html.escape(str(date)))
+    badge = ""
+    if cites:
+        ok = any(c.supported for c in cites)
+        best = max(c.support for c in cites)
+        label = "supports the answer" if ok else "does not support the sentence that cites it"
+        added = " (added by docqa)" if all(c.inferred for c in cites) else ""
+        badge = f'<span class="{"supported" if ok else "unsupported"}">{label} · {best:.0%}{added}</span>'
+    # Mark the supporting sentence only where the passage does support the answer.
+    claim = " ".join(c.sentence for c in cites if c.supported) if cites else ""
+    anchor = f' id="source-{number}"' if number else ""
+    title = f"[{number}] " if number else ""
+    return (
+        f'<div class="source"{anchor}><div class="source-head"><b>{title}{html.escape(p.title)}</b> {badge}</div>'
+        f'<div class="source-meta">{" · ".join(meta)}</div>'
+        f'<div class="source-text">{highlight(document, p.start, p.end, claim)}</div></div>'
+    )
+
+
+def highlight(document: str, start: int, end: int, claim: str = "") -> str:
+    """The paragraph(s) around [start, end) with the passage shaded and, inside it, the sentence
+    that best supports `claim` marked."""
+    if not document or not 0 <= start < end <= len(document):
+        return ""
+    left = document.rfind("\n\n", 0, start)
+    left = max(left + 2 if left >= 0 else 0, start - CONTEXT_CHARS)
+    right = document.find("\n\n", end)
+    right = min(right if right >= 0 else len(document), end + CONTEXT_CHARS)
+    mark_start, mark_end = _best_sentence(document, start, end, claim) if claim else (start, start)
+    parts = [
+        ("", document[left:start]),
+        ("passage", document[start:mark_start]),
+        ("mark", document[mark_start:mark_end]),
+        ("passage", document[mark_end:end]),
+        ("", document[end:right]),
+    ]
+    out = "…" if left > 0 else ""
+    for kind, text in parts:
+        text = html.escape(text).replace("\n", "<br>")
+        if kind == "mark" and text:
+            out += f"<mark>{text}</mark>"
+        elif kind == "passage" and text:
+            out += f'<span class="passage">{text}</span>'
+        else:
+            out += text
+    return out + ("…" if right < len(document) else "")
+
+
+def _best_sentence(document: str, start: int, end: int, claim: str) -> tuple[int, int]:
+    spans = [(start + s, start + e) for s, e in sentences(document[start:end])]
+    if not spans:
+        return start, end
+    return max(spans, key=lambda span: support(claim, document[span[0] : span[1]]))
+
+
+def summary_html(title: str, text: str, sources: list[Passage], note: str = "") -> str:
+    docs: dict[str, str] = {}
+    for p in sources:
+        docs.setdefault(p.doc_id, p.title)
+    items = "".join(f"<li>{html.escape(t)} <code>{html.escape(d)}</code></li>" for d, t in docs.items())
+    return (
+        f'<div class="summary"><h4>{html.escape(title)}</h4><p>{html.escape(text)}</p>'
+        f'<p class="note">{html.escape(note)}</p>'
+        f"<details><summary>Drawn from {len(sources)} passages of {len(docs)} document(s)</summary>"
+        f"<ul>{items}</ul></details></div>"
+    )

@@ -1,0 +1,136 @@
+"""The web UI's handlers and HTML, against a Service running fake models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from embeddings.builder import build
+from embeddings.config import Config
+from embeddings.library import UPLOAD_PREFIX
+from qa.render import answer_html, highlight
+from qa.service import Service
+from qa.web import Handlers
+from tests.fakes import FakeEmbedder, FakeGenerator
+
+DOCS = {
+    "talks.txt": "The meeting in Tehran was mediated by Ismail Khan. The talks ended without result.",
+    "wheat.txt": "India sent 50,000 tonnes of wheat to Afghanistan through Iran.",
+}
+
+
+def reply(messages) -> str:
+    user = messages[-1]["content"]
+    if "Question:" not in user:
+        return "A short summary of the text."
+    return "The meeting was mediated by Ismail Khan. [1]" if "mediated" in user else "I don't know."
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Service:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text)
+    config = Config(
+        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
+    )
+    return Service(config, FakeGenerator(reply), FakeEmbedder()).start(background=False)
+
+
+def test_ask_streams_then_shows_linked_citations_and_highlighted_sources(service):
+    updates = list(Handlers(service).ask("Who mediated the meeting in Tehran?"))
+    assert len(updates) > 3, "the answer arrives piece by piece"
+    answer, sources, data = updates[-1]
+    assert '<a class="cite" href="#source-1">[1]</a>' in answer
+    assert 'id="source-1"' in sources and "<mark>" in sources and "supports the answer" in sources
+    assert data["citations"][0]["doc_id"] == "talks.txt"
+
+
+def test_a_bad_question_is_a_message_in_the_page(service):
+    answer, sources, data = list(Handlers(service).ask("   "))[-1]
+    assert 'class="error"' in answer and "question is empty" in answer and "error" in data
+
+
+def test_before_the_models_are_loaded_the_page_says_so(tmp_path):
+    waiting = Service(Config(docs=tmp_path, index_dir=tmp_path / "index"))
+    answer, _, _ = list(Handlers(waiting).ask("Anything?"))[-1]
+    assert "still starting" in answer
+    assert "Starting" in Handlers(waiting).status()
+
+
+def test_summarise_reports_progress_then_the_summary(service):
+    updates = list(Handlers(service).summarize("__all__"))
+    assert any("Summarising" in html for html, _ in updates[:-1])
+    html, data = updates[-1]
+    assert "A short summary" in html and data["doc_id"] is None
+
+
+def test_an_upload_is_stored_under_a_generated_name_and_indexed(service, tmp_path):
+    upload = tmp_path / "Notes about rice.txt"
+    upload.write_text("Rice harvests in Bengal doubled this year.")
+    message = Handlers(service).upload([str(upload)])
+    assert "added **Notes about rice.txt**" in message
+    stored = list((service.config.index_dir / "uploads").iterdir())
+    assert len(stored) == 1 and stored[0].name != upload.name and stored[0].suffix == ".txt"
+    rows, uploads, _ = Handlers(service).documents()
+    assert any(r[4] == UPLOAD_PREFIX + stored[0].name for r in rows)
+    assert uploads[0][:2] == ["Notes about rice.txt", "indexed"]
+
+
+def test_an_upload_name_never_becomes_a_path(service, tmp_path):
+    upload = tmp_path / "plain.txt"
+    upload.write_text("Harmless text about barley.")
+    Handlers(service).upload([str(upload)], names=["../../../etc/evil.txt"])
+    stored = list((service.config.index_dir / "uploads").iterdir())
+    assert len(stored) == 1 and stored[0].parent == service.config.index_dir / "uploads"
+    assert service.uploads()[0].name == "evil.txt"
+
+
+def test_a_broken_upload_is_reported_by_name_kept_and_removable(service, tmp_path):
+    broken = tmp_path / "broken.txt"
+    broken.write_bytes(b"\xff\xfe bad \x00 bytes")
+    message = Handlers(service).upload([str(broken)])
+    assert "broken.txt" in message and "could not be read" in message and "binary" in message
+    [failed] = service.uploads()
+    assert failed.status == "failed" and "binary" in failed.error
+    assert "Removed" in Handlers(service).remove(f"stored:{failed.stored}")
+    assert service.uploads() == []
+
+
+def test_an_unsupported_type_is_refused_and_nothing_is_stored(service, tmp_path):
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ")
+    message = Handlers(service).upload([str(exe)])
+    assert "refused tool.exe: docqa does not read .exe" in message
+    assert not (service.config.index_dir / "uploads").exists() or not any(
+        (service.config.index_dir / "uploads").iterdir()
+    )
+
+
+def test_removing_a_folder_document_keeps_it_out_of_later_builds(service):
+    assert "Removed" in Handlers(service).remove("wheat.txt")
+    assert [r[4] for r in Handlers(service).documents()[0]] == ["talks.txt"]
+    build(service.config, FakeEmbedder(), progress=False, log=lambda m: None)  # as `make index` would
+    service.reindex()
+    assert [d.id for d in service.documents()] == ["talks.txt"]
+
+
+def test_status_names_the_models_and_counts(service):
+    text = Handlers(service).status()
+    assert "2 documents" in text and "fake-embedder" in text and "fake-generator" in text
+
+
+def test_highlight_escapes_and_marks_the_supporting_sentence():
+    doc = "Intro <b>bold</b>.\n\nFirst fact. Ismail Khan mediated the talks. Last fact.\n\nOther."
+    start = doc.index("First")
+    end = doc.index("Last fact.") + len("Last fact.")
+    out = highlight(doc, start, end, "Ismail Khan mediated")
+    assert "<mark>Ismail Khan mediated the talks.</mark>" in out
+    assert "<b>" not in out and "Other" not in out
+
+
+def test_answer_links_only_known_citations():
+    out = answer_html("A [1] and B [2] <script>", numbers={1})
+    assert 'href="#source-1"' in out and 'href="#source-2"' not in out and "<script>" not in out
