@@ -4,12 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DOCS ?= seeds
 INDEX ?= .docqa
+EVAL_DATA ?= ../shared/eval
 HOST ?= 127.0.0.1
 PORT ?= 7860
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run index search ask summarize test test-fast lint clean
+.PHONY: help setup run index search ask summarize test test-fast eval eval-smoke lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,eval]'
 	touch $@
 
 run: $(STAMP)  ## serve the web UI on http://127.0.0.1:7860 (indexes DOCS first if there is no index)
@@ -46,6 +47,12 @@ test: $(STAMP)  ## lint, then run every test, the default 1.5B model's included 
 
 test-fast: $(STAMP)  ## the tests without the default generator and the browser
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+eval: $(STAMP)  ## measure retrieval, answers, refusals, summaries (about an hour); writes reports/eval.*
+	$(BIN)/python -m evaluation --data $(EVAL_DATA)
+
+eval-smoke: $(STAMP)  ## the same harness on a tiny sample with the small model (CI runs it)
+	$(BIN)/python -m evaluation --smoke --data $(EVAL_DATA)
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

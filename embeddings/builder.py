@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from embeddings import store
-from embeddings.chunker import Span, chunk_text
+from embeddings.chunker import Span, chunk_text, with_title
 from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.errors import ConfigError, DocqaError, UnreadableDocument
@@ -83,7 +83,11 @@ def settings(config: Config, embedder: Embedder) -> dict:
 
 
 def _chunker(config: Config) -> dict:
-    return {"chunk_tokens": config.chunk_tokens, "chunk_overlap": config.chunk_overlap}
+    return {
+        "chunk_tokens": config.chunk_tokens,
+        "chunk_overlap": config.chunk_overlap,
+        "title_tokens": config.title_tokens,
+    }
 
 
 def _why_rebuild(old: dict, model: str, model_fingerprint: str, chunker: dict) -> str | None:
@@ -135,10 +139,11 @@ def build(
         if not pending:
             raise _nothing_readable(config.docs)
         embedder = embedder or Embedder.load(name, config.device, config.dtype)
-        if config.chunk_tokens > embedder.max_tokens:
+        room = embedder.max_tokens - config.title_tokens - 1 if config.title_tokens else embedder.max_tokens
+        if config.chunk_tokens > room:
             raise ConfigError(
-                f"chunk_tokens={config.chunk_tokens} is more than {embedder.name} reads at once "
-                f"({embedder.max_tokens} tokens); choose {embedder.max_tokens} or less"
+                f"chunk_tokens={config.chunk_tokens} and title_tokens={config.title_tokens} are more than "
+                f"{embedder.name} reads at once ({embedder.max_tokens} tokens); choose chunk_tokens {room} or less"
             )
         if report.rebuilt_because:
             log(f"Re-embedding everything: {report.rebuilt_because}")
@@ -258,14 +263,18 @@ class _Writer:
                     self.report.added += 1
                 window.append((doc, spans))
                 self.chunks_bar.total += len(spans)
-                self.chunks_bar.refresh()
                 if sum(len(s) for _, s in window) >= config.embed_window:
                     self._flush(window)
                     window = []
             self._flush(window)
 
     def _flush(self, window: list[tuple[Document, list[Span]]]) -> None:
-        texts = [doc.text[s.start : s.end] for doc, spans in window for s in spans]
+        tokenize, title_tokens = self.embedder.tokenize, self.config.title_tokens
+        texts = [
+            with_title(doc.title, doc.text[s.start : s.end], tokenize, title_tokens)
+            for doc, spans in window
+            for s in spans
+        ]
         if not texts:
             return
         # Embed longest first across the whole window, so batches hold texts of like length
@@ -294,7 +303,9 @@ class _Writer:
         if self.report.chunks == 0:
             raise _nothing_readable(self.config.docs)
         self.vectors.save(self.workspace / "vectors.faiss")
-        Lexical.build(list(self.table.texts())).save(self.workspace / "bm25")
+        Lexical.build(list(self.table.texts(with_titles=self.config.title_tokens > 0))).save(
+            self.workspace / "bm25"
+        )
         self.table.close()
         return {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

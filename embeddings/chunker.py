@@ -14,7 +14,7 @@ from dataclasses import dataclass
 Tokenize = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
 
 # A unit ends after sentence punctuation (and any closing quotes) or at a line break.
-_UNIT_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n+")
+_UNIT_END = re.compile(r"(?<=[.!?…])([\"'”’)\]]*)\s+|\n+")
 # No tokenizer makes fewer than one token per this many characters in practice; units
 # longer than it are cut at spaces before tokenizing so one huge line cannot flood memory.
 _CHARS_PER_TOKEN_BOUND = 16
@@ -31,7 +31,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
     """Character spans of sentences and lines, whitespace trimmed."""
     spans, start = [], 0
     for m in _UNIT_END.finditer(text):
-        spans.append((start, m.start()))
+        spans.append((start, m.start() + len(m.group(1) or "")))  # closing quotes stay with the sentence
         start = m.end()
     spans.append((start, len(text)))
     return [_trim(text, s, e) for s, e in spans if text[s:e].strip()]
@@ -119,3 +119,16 @@ def _overlap_start(units: list[Span], first: int, last: int, overlap: int, max_t
         carried -= units[start].tokens
         start += 1
     return start
+
+
+def with_title(title: str, text: str, tokenize: Tokenize, title_tokens: int) -> str:
+    """What is embedded and BM25-indexed for a chunk: its document's title, cut to at most
+    `title_tokens` tokens, on a line before the chunk's text. Titles carry much of what a
+    document is about, and a chunk from its middle would otherwise lose them."""
+    title = title.strip()
+    if title_tokens <= 0 or not title:
+        return text
+    offsets = tokenize([title])[0]
+    if len(offsets) > title_tokens:
+        title = title[: offsets[title_tokens - 1][1]]
+    return f"{title}\n{text}"

@@ -22,6 +22,10 @@ class Config:
     # Chunks are sized in the embedding model's own tokens.
     chunk_tokens: int = 128
     chunk_overlap: int = 24
+    # Tokens of the document's title put before each chunk when it is embedded and BM25-indexed
+    # (0: none). On SciFact this lifts nDCG@10 of dense from 0.659 to 0.678 and of BM25 from
+    # 0.625 to 0.668 (reports/eval.md).
+    title_tokens: int = 32
     # How many chunks are read ahead before they are embedded together; bounds memory.
     embed_window: int = 2048
 
@@ -29,7 +33,7 @@ class Config:
     generator: str = "qwen2.5-coder-1.5b-instruct"
     top_k: int = 5  # passages handed to the model
     candidates: int = 50  # taken from each of dense and BM25 before fusion
-    rrf_k: int = 60  # reciprocal-rank fusion constant
+    rrf_k: int = 20  # reciprocal-rank fusion constant; 20 beat 60 on SciFact (0.723 vs 0.718 nDCG@10)
     context_tokens: int = 1024  # the whole prompt, counted with the generator's tokenizer
     answer_tokens: int = 200
     # Below this cosine similarity of the best chunk, docqa says the documents do not hold the
@@ -39,6 +43,9 @@ class Config:
     # don't know" handles the rest. Higher values refuse vague but answerable questions.
     min_relevance: float = 0.30
     support_threshold: float = 0.5  # share of a sentence's content words its citation must hold
+    # Abstain when the answer's sentences are, on average, held less than this by the passages
+    # the model read (0 turns the check off).
+    min_support: float = 0.0
     max_question_chars: int = 2000
     # Summaries
     summary_sentences: int = 3

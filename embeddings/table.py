@@ -138,11 +138,13 @@ class Table:
             r = self.db.execute("SELECT text FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return r[0] if r else None
 
-    def texts(self, batch: int = 10_000) -> Iterator[str]:
-        """Every chunk's text in row order, streamed."""
-        cursor = self.db.execute("SELECT text FROM chunks ORDER BY row")
+    def texts(self, with_titles: bool = False, batch: int = 10_000) -> Iterator[str]:
+        """Every chunk's text in row order, streamed; with its document's title on a line before."""
+        cursor = self.db.execute(
+            "SELECT d.title, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY c.row"
+        )
         while rows := cursor.fetchmany(batch):
-            yield from (r[0] for r in rows)
+            yield from (f"{title}\n{text}" if with_titles else text for title, text in rows)
 
     def count(self) -> tuple[int, int]:
         """(documents, chunks)."""

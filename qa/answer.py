@@ -36,6 +36,7 @@ class Answer:
     model: str
     reason: str | None = None  # why docqa abstained
     raw: str = field(default="", repr=False)  # the model's reply before citation checks
+    support: float = 0.0  # how well the passages hold the answer: mean over its sentences of the best support
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +67,9 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, thre
         shown = [c.number for c in checked if c.supported] or [c.number for c in checked]
         text = set_marks(text, s, shown)
         citations[:0] = checked
-    return Answer(question, text, False, citations, passages, {}, model, None, raw)
+    grounded = [best_support(s.text, texts)[1] for s in cited] if texts else []
+    mean = round(sum(grounded) / len(grounded), 3) if grounded else 0.0
+    return Answer(question, text, False, citations, passages, {}, model, None, raw, mean)
 
 
 def _citation(

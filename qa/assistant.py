@@ -99,6 +99,9 @@ class Assistant:
                 yield piece
             generated = time.perf_counter() - generating
             answer = interpret(question, "".join(raw), shown, model, self.config.support_threshold)
+            if not answer.abstained and answer.support < self.config.min_support:
+                reason = f"the passages do not hold the answer the model wrote (support {answer.support:.2f})"
+                answer = abstention(question, shown, reason, model, answer.raw)
             if answer.abstained:
                 answer.passages = found.passages
             answer.timings = _timings(found.seconds, generated, started)

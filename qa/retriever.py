@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embeddings.index import Hit, Index
+from embeddings.index import Index
 from embeddings.table import Chunk
 
 
@@ -73,17 +73,19 @@ class Retriever:
     def __call__(self, question: str) -> Retrieval:
         started = time.perf_counter()
         query = self.index.embedder.embed([question])
-        dense = self.index.dense_vectors(query, self.candidates)[0]
-        lexical = self.index.lexical(question, self.candidates)
-        fused = fuse([_rows(dense), _rows(lexical)], list(self.weights), self.rrf_k)[: self.k]
-        rows = [row for row, _ in fused]
-        chunks = {h.chunk.row: h.chunk for h in dense + lexical}
+        fused, best = self.rank(question, query, self.candidates)
+        rows = [row for row, _ in fused[: self.k]]
+        chunks = self.index.table.chunks(rows)  # only the chunks that are shown are read
         # Every passage gets a cosine score, also those only BM25 found.
         cosines = self.index.vectors.get(np.array(rows, dtype=np.int64)) @ query[0] if rows else []
-        best = max((h.score for h in dense[:1]), default=0.0)
-        passages = trim([(chunks[r], float(c)) for r, c in zip(rows, cosines, strict=True)])
+        passages = trim([(c, float(s)) for c, s in zip(chunks, cosines, strict=True)])
         return Retrieval(passages, best, time.perf_counter() - started)
 
-
-def _rows(hits: list[Hit]) -> list[int]:
-    return [h.chunk.row for h in hits]
+    def rank(self, question: str, query: np.ndarray, depth: int) -> tuple[list[tuple[int, float]], float]:
+        """Fused (row, score) pairs best first from `depth` dense and `depth` BM25 results, and
+        the best dense cosine similarity."""
+        scores, rows = self.index.vectors.search(query, depth)
+        dense = [int(r) for r in rows[0] if r >= 0]
+        lexical = [row for row, _ in self.index.bm25.search(question, depth)]
+        best = float(scores[0][0]) if dense else 0.0
+        return fuse([dense, lexical], list(self.weights), self.rrf_k), best

@@ -42,3 +42,11 @@ def seed_index(minilm, tmp_path_factory) -> Path:
     shutil.copytree(SEEDS, docs)
     build(Config(docs=docs, index_dir=folder / "index"), minilm, progress=False)
     return folder / "index"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Mark a test that failed, so fixtures can keep evidence (the browser tests' screenshots)."""
+    outcome = yield
+    if call.when == "call" and outcome.get_result().failed:
+        item.failed = True

@@ -86,12 +86,24 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, server):
+def page(browser, server, request):
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     page.goto(server)
     page.get_by_text("documents ·").first.wait_for(timeout=60_000)
     yield page
+    if getattr(request.node, "failed", False):
+        shot(page, f"failed-{request.node.name}")
     page.close()
+
+
+def attach(page, path: Path) -> None:
+    """Put a file in the upload box and wait until the browser has sent it to the server."""
+    page.get_by_role("tab", name="Documents").click()
+    with page.expect_response(lambda r: "/upload" in r.url and r.request.method == "POST", timeout=60_000):
+        page.locator("#upload input[type=file]").set_input_files(str(path))
+    shown = page.locator("#upload td.filename").first
+    shown.wait_for(timeout=30_000)
+    assert "".join(shown.inner_text().split()) == path.name  # Gradio shows stem and extension apart
 
 
 def shot(page, name: str) -> None:
@@ -129,9 +141,7 @@ def test_ask_streams_an_answer_and_shows_its_source_in_place(page):
 def test_upload_a_document_then_ask_about_it(page, tmp_path):
     doc = tmp_path / "festival.txt"
     doc.write_text("Zorblat festival\n\nThe Zorblat festival is held every March in the village of Kettleby.")
-    page.get_by_role("tab", name="Documents").click()
-    page.locator("#upload input[type=file]").set_input_files(str(doc))
-    page.get_by_text("festival.txt").first.wait_for(timeout=30_000)
+    attach(page, doc)
     page.locator("#add-button").click()
     page.locator("#upload-report").get_by_text("added festival.txt").wait_for(timeout=120_000)
     assert page.locator("#documents-table").get_by_text("Zorblat festival").count() >= 1
@@ -144,9 +154,7 @@ def test_upload_a_document_then_ask_about_it(page, tmp_path):
 def test_a_broken_upload_is_reported_with_its_reason(page, tmp_path):
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(text_pdf(["never readable"])[:60])
-    page.get_by_role("tab", name="Documents").click()
-    page.locator("#upload input[type=file]").set_input_files(str(broken))
-    page.get_by_text("broken.pdf").first.wait_for(timeout=30_000)
+    attach(page, broken)
     page.locator("#add-button").click()
     report = page.locator("#upload-report")
     report.get_by_text("could not be read").wait_for(timeout=120_000)

@@ -181,8 +181,8 @@ def test_no_readable_documents_is_an_error_that_keeps_the_old_index(config, fake
 
 
 def test_chunks_larger_than_the_model_reads_are_refused(config):
-    with pytest.raises(ConfigError, match="choose 10 or less"):
-        run(config, FakeEmbedder(max_tokens=10))
+    with pytest.raises(ConfigError, match="choose chunk_tokens 7 or less"):
+        run(config, FakeEmbedder(max_tokens=40))  # 16 chunk + 32 title + a line break > 40
 
 
 def test_missing_index_says_how_to_build_one(tmp_path, fake_embedder):

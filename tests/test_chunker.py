@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from embeddings.chunker import chunk_text, sentences
+from embeddings.chunker import chunk_text, sentences, with_title
 from tests.fakes import FakeEmbedder
 
 tokenize = FakeEmbedder().tokenize
@@ -102,3 +102,12 @@ def test_any_text_chunks_within_limits_and_round_trips(text, max_tokens, overlap
     words = {m for m in range(len(text)) if not text[m].isspace()}
     assert words <= {i for s in spans for i in range(s.start, s.end)}
     assert all(b.start > a.start for a, b in zip(spans, spans[1:], strict=False))
+
+
+def test_the_title_goes_before_the_chunk_cut_to_its_token_budget():
+    assert (
+        with_title("Brain MRI study", "White matter grows.", tokenize, 8)
+        == "Brain MRI study\nWhite matter grows."
+    )
+    assert with_title("One two three four five", "Body.", tokenize, 3) == "One two three\nBody."
+    assert with_title("Any title", "Body.", tokenize, 0) == "Body."

@@ -1,0 +1,63 @@
+"""Scores, each a pure function: ranking (nDCG, recall), SQuAD answers, refusal trade-offs."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+
+
+def ndcg_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> float:
+    gains = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sum(g / math.log2(i + 2) for i, g in enumerate(sorted(relevant.values(), reverse=True)[:k]))
+    return gains / ideal if ideal else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int = 100) -> float:
+    wanted = {d for d, g in relevant.items() if g > 0}
+    return len(wanted & set(ranked[:k])) / len(wanted) if wanted else 0.0
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1's official normalisation: lower case, no punctuation, articles or extra spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    return float(any(normalize_answer(prediction) == normalize_answer(g) for g in golds))
+
+
+def f1(prediction: str, golds: Sequence[str]) -> float:
+    def one(gold: str) -> float:
+        p, g = normalize_answer(prediction).split(), normalize_answer(gold).split()
+        common = sum((Counter(p) & Counter(g)).values())
+        if common == 0:
+            return 0.0
+        precision, recall = common / len(p), common / len(g)
+        return 2 * precision * recall / (precision + recall)
+
+    return max(one(g) for g in golds)
+
+
+def contained(prediction: str, golds: Sequence[str]) -> float:
+    return float(any(normalize_answer(g) in normalize_answer(prediction) for g in golds))
+
+
+def auc(negatives: Sequence[float], positives: Sequence[float]) -> float:
+    """P(a positive scores above a negative), ties counting half: how well a score separates."""
+    if not negatives or not positives:
+        return 0.0
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def refusal_rates(
+    declined_unanswerable: Sequence[bool], declined_answerable: Sequence[bool]
+) -> dict[str, float]:
+    right = sum(declined_unanswerable) / len(declined_unanswerable) if declined_unanswerable else 0.0
+    wrong = sum(declined_answerable) / len(declined_answerable) if declined_answerable else 0.0
+    return {"right_refusals": round(right, 4), "over_refusal": round(wrong, 4)}

@@ -1,0 +1,83 @@
+"""SciFact retrieval through docqa's own index: nDCG@10 and recall@100 for dense, BM25 and the
+hybrid ranking `ask` uses. Chunks are ranked; a document ranks where its best chunk does."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from embeddings.builder import build
+from embeddings.config import Config
+from embeddings.embedder import Embedder
+from embeddings.index import Index
+from evaluation import data
+from evaluation.metrics import ndcg_at_k, recall_at_k
+from qa.retriever import Retriever
+
+DEPTH = 300  # chunks taken from each ranking, enough for 100 distinct documents
+
+
+def _documents(rows: list[int], doc_of: list[str]) -> list[str]:
+    return list(dict.fromkeys(doc_of[r] for r in rows))
+
+
+def run(folder: Path, work: Path, config: Config, embedder: Embedder, queries_limit: int | None = None,
+        seed: int = 13) -> dict:  # fmt: skip
+    corpus, queries, qrels = data.scifact(folder)
+    ids = sorted(queries)
+    if queries_limit:
+        ids = random.Random(seed).sample(ids, queries_limit)
+        corpus = _subset(corpus, {d for q in ids for d in qrels[q]}, work, seed)
+    started = time.perf_counter()
+    index_config = Config(docs=corpus, index_dir=work / "scifact-index", chunk_tokens=config.chunk_tokens,
+                          chunk_overlap=config.chunk_overlap, embedding_model=config.embedding_model)  # fmt: skip
+    report = build(index_config, embedder, progress=True)
+    index = Index.open(index_config.index_dir, embedder)
+    doc_of = [""] * len(index)
+    for d in index.documents():
+        for c in index.document_chunks(d.id):
+            doc_of[c.row] = d.id
+    retriever = Retriever(index, config.top_k, config.candidates, config.rrf_k)
+    rankings: dict[str, list[list[str]]] = {"dense": [], "bm25": [], "hybrid": []}
+    for qid in tqdm(ids, desc="scifact queries", unit="query"):
+        text = queries[qid]
+        vector = embedder.embed([text])
+        _, rows = index.vectors.search(vector, DEPTH)
+        rankings["dense"].append(_documents([int(r) for r in rows[0] if r >= 0], doc_of))
+        rankings["bm25"].append(_documents([r for r, _ in index.bm25.search(text, DEPTH)], doc_of))
+        fused, _ = retriever.rank(text, vector, DEPTH)
+        rankings["hybrid"].append(_documents([r for r, _ in fused], doc_of))
+    methods = {
+        name: {
+            "ndcg@10": round(
+                sum(ndcg_at_k(r, qrels[q]) for r, q in zip(ranked, ids, strict=True)) / len(ids), 4
+            ),
+            "recall@100": round(
+                sum(recall_at_k(r, qrels[q]) for r, q in zip(ranked, ids, strict=True)) / len(ids), 4
+            ),
+        }
+        for name, ranked in rankings.items()
+    }
+    return {
+        "queries": len(ids),
+        "documents": report.documents,
+        "chunks": report.chunks,
+        "index_seconds": round(report.seconds, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+        "methods": methods,
+    }
+
+
+def _subset(corpus: Path, keep: set[str], work: Path, seed: int, extra: int = 300) -> Path:
+    """The judged documents plus a fixed random sample of others, for a quick run."""
+    lines = corpus.read_text().splitlines()
+    rng = random.Random(seed)
+    chosen = [line for line in lines if json.loads(line)["_id"] in keep] + rng.sample(lines, extra)
+    out = work / "scifact-sample" / "corpus.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(dict.fromkeys(chosen)) + "\n")
+    return out

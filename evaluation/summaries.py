@@ -1,0 +1,85 @@
+"""Summaries on SummEval (CNN/DailyMail) and XSum through `summarize`: ROUGE against the
+references beside the lead-3 / lead-1 baselines scored by the same code, the share of summary
+sentences the source supports, and seconds per summary."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from embeddings.builder import build
+from embeddings.chunker import sentences
+from embeddings.config import Config
+from embeddings.embedder import Embedder
+from embeddings.index import Index
+from evaluation import data
+from qa.assistant import Assistant
+from qa.citations import support
+from qa.generator import Generator
+
+ROUGE = ("rouge1", "rouge2", "rougeL")
+
+
+def rouge(prediction: str, references: tuple[str, ...]) -> dict[str, float]:
+    """ROUGE F1 against the best-matching reference, per variant."""
+    from rouge_score.rouge_scorer import RougeScorer
+
+    scorer = RougeScorer(list(ROUGE), use_stemmer=True)
+    scores = [scorer.score(ref, prediction) for ref in references]
+    return {k: max(s[k].fmeasure for s in scores) for k in ROUGE}
+
+
+def lead(text: str, n: int) -> str:
+    return " ".join(text[s:e] for s, e in sentences(text)[:n])
+
+
+def supported_share(summary: str, source: str, threshold: float) -> float:
+    said = [summary[s:e] for s, e in sentences(summary)]
+    return sum(support(s, source) >= threshold for s in said) / len(said) if said else 0.0
+
+
+def run(folder: Path, work: Path, config: Config, embedder: Embedder, generator: Generator,
+        sizes: dict[str, int], seed: int = 13) -> dict:  # fmt: skip
+    sets = {"summeval": (data.summeval(folder), 3), "xsum": (data.xsum(folder), 1)}
+    results = {}
+    for name, (articles, length) in sets.items():
+        started = time.perf_counter()
+        sample = random.Random(seed).sample(articles, min(sizes[name], len(articles)))
+        corpus = work / f"summaries-{name}" / "articles.jsonl"
+        corpus.parent.mkdir(parents=True, exist_ok=True)
+        corpus.write_text(
+            "".join(json.dumps({"id": a.id, "title": a.id, "text": a.text}) + "\n" for a in sample)
+        )
+        settings = replace(
+            config, docs=corpus, index_dir=work / f"summaries-{name}-index", summary_sentences=length
+        )
+        build(settings, embedder, progress=False)
+        (settings.index_dir / "summaries.sqlite").unlink(missing_ok=True)  # time real work, not the cache
+        assistant = Assistant(Index.open(settings.index_dir, embedder), generator, settings)
+        rows = []
+        for article in tqdm(sample, desc=f"summaries {name}", unit="article"):
+            summary = assistant.summarize(article.id)
+            baseline = lead(article.text, length)
+            rows.append({
+                "id": article.id, "summary": summary.text, "seconds": summary.seconds, "calls": summary.calls,
+                "rouge": rouge(summary.text, article.references),
+                "lead": rouge(baseline, article.references),
+                "supported": supported_share(summary.text, article.text, config.support_threshold),
+            })  # fmt: skip
+        n = len(rows)
+        results[name] = {
+            "articles": n,
+            "sentences_asked": length,
+            "docqa": {k: round(sum(r["rouge"][k] for r in rows) / n, 4) for k in ROUGE},
+            f"lead-{length}": {k: round(sum(r["lead"][k] for r in rows) / n, 4) for k in ROUGE},
+            "supported_sentences": round(sum(r["supported"] for r in rows) / n, 4),
+            "seconds_per_summary": round(sum(r["seconds"] for r in rows) / n, 2),
+            "seconds": round(time.perf_counter() - started, 1),
+            "records": rows,
+        }
+    return results
