@@ -10,7 +10,7 @@ PORT ?= 7860
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run index search ask summarize test test-fast eval eval-smoke lint clean
+.PHONY: help setup run index search ask summarize test test-fast eval eval-smoke bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,10 @@ eval: $(STAMP)  ## measure retrieval, answers, refusals, summaries (about an hou
 
 eval-smoke: $(STAMP)  ## the same harness on a tiny sample with the small model (CI runs it)
 	$(BIN)/python -m evaluation --smoke --data $(EVAL_DATA)
+
+bench: $(STAMP)  ## time docqa against the bare model and FAISS calls; writes reports/bench.*
+	$(BIN)/python -m pip install --quiet -e '.[bench]' || echo "llama-cpp-python did not build: the llama.cpp reference is skipped"
+	$(BIN)/python -m bench --data $(EVAL_DATA)
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -302,7 +302,7 @@ class _Writer:
         self.report.documents, self.report.chunks = self.table.count()
         if self.report.chunks == 0:
             raise _nothing_readable(self.config.docs)
-        self.vectors.save(self.workspace / "vectors.faiss")
+        self.vectors.settle().save(self.workspace / "vectors.faiss")
         Lexical.build(list(self.table.texts(with_titles=self.config.title_tokens > 0))).save(
             self.workspace / "bm25"
         )

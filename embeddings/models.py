@@ -43,6 +43,11 @@ def locate(name: str) -> Path:
     """A local folder holding the model: a packaged one, the folder given, or a Hub download."""
     if name in KNOWN:
         return KNOWN[name].folder()
+    return folder_or_hub(name, "embedding model", list(KNOWN))
+
+
+def folder_or_hub(name: str, what: str, known: list[str]) -> Path:
+    """`name` as a local folder, or else as a Hugging Face Hub id, downloaded (or cached)."""
     if Path(name).is_dir():
         return Path(name)
     from huggingface_hub import snapshot_download
@@ -51,7 +56,7 @@ def locate(name: str) -> Path:
         return Path(snapshot_download(name))
     except Exception as e:  # offline, unknown id, no access: all end the same way for the user
         raise ConfigError(
-            f"embedding model {name!r} is neither known ({', '.join(KNOWN)}), a local folder, "
+            f"{what} {name!r} is neither known ({', '.join(known)}), a local folder, "
             f"nor downloadable from the Hugging Face Hub: {e}"
         ) from None
 

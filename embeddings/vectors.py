@@ -9,10 +9,19 @@ import numpy as np
 
 from embeddings.errors import IndexCorrupt
 
+# Above this many vectors an index is searched approximately (HNSW): exact search grows linearly
+# with the collection, HNSW stays near a millisecond. Chosen from `make bench` (reports/bench.md).
+EXACT_LIMIT = 200_000
+HNSW_NEIGHBOURS = 32
+HNSW_BUILD_DEPTH = 80  # efConstruction
+HNSW_SEARCH_DEPTH = 128  # efSearch: recall@10 against exact search >= 0.95 in reports/bench.md
+
 
 class Vectors:
     def __init__(self, index: faiss.Index) -> None:
         self.index = index
+        if hasattr(index, "hnsw"):
+            index.hnsw.efSearch = HNSW_SEARCH_DEPTH
 
     @classmethod
     def empty(cls, dim: int) -> Vectors:
@@ -27,6 +36,20 @@ class Vectors:
 
     def save(self, path: Path) -> None:
         faiss.write_index(self.index, str(path))
+
+    @property
+    def approximate(self) -> bool:
+        return hasattr(self.index, "hnsw")
+
+    def settle(self, exact_limit: int = EXACT_LIMIT) -> Vectors:
+        """The index to keep: exact search up to `exact_limit` vectors, HNSW above."""
+        if len(self) <= exact_limit or self.approximate:
+            return self
+        hnsw = faiss.IndexHNSWFlat(self.dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = HNSW_BUILD_DEPTH
+        for start in range(0, len(self), 100_000):  # copy in slices: no second full matrix in memory
+            hnsw.add(self.get(np.arange(start, min(start + 100_000, len(self)))))
+        return Vectors(hnsw)
 
     def __len__(self) -> int:
         return int(self.index.ntotal)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, replace
@@ -17,33 +15,19 @@ from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.errors import DocqaError
 from evaluation import answers, report, retrieval, summaries
+from evaluation.machine import machine
 from qa import models
 from qa.generator import Generator
 
 FULL = {
     "scifact_queries": None,
-    "answerable": 100,
-    "on_topic": 70,
-    "off_topic": 70,
-    "summeval": 25,
-    "xsum": 25,
+    "answerable": 80,
+    "on_topic": 60,
+    "off_topic": 60,
+    "summeval": 20,
+    "xsum": 20,
 }
 SMOKE = {"scifact_queries": 10, "answerable": 3, "on_topic": 2, "off_topic": 2, "summeval": 1, "xsum": 1}
-
-
-def machine() -> dict:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

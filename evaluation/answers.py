@@ -21,8 +21,11 @@ from evaluation.metrics import auc, contained, exact_match, f1, refusal_rates
 from qa.assistant import Assistant
 from qa.generator import Generator
 
-REL_GRID = [round(0.05 * i, 2) for i in range(13)]  # 0 .. 0.6
-SUP_GRID = [round(0.1 * i, 1) for i in range(7)]  # 0 .. 0.6
+REL_GRID = [round(0.05 * i, 2) for i in range(13)]  # 0 .. 0.6, for the curve
+FINE_GRID = [round(0.01 * i, 2) for i in range(61)]  # 0 .. 0.6, for calibrating
+# The share of answerable questions each threshold may decline on the calibration half: half of
+# the 5% goal each, since the few dozen replies there make the support threshold noisy.
+BUDGET = 0.025
 
 
 def split(paragraphs: list[data.Paragraph]) -> tuple[set[str], set[str]]:
@@ -126,7 +129,8 @@ def refusal_scores(records: list[dict], scores: dict[str, list[float]], config: 
     """Refusal rates of the sampled replies under each rule; `scores` are the retrieval scores
     of every question by group, for the score-only separation (AUC)."""
     by = {g: [r for r in records if r["group"] == g] for g in scores}
-    halves = {g: (rs[0::2], rs[1::2]) for g, rs in by.items()}  # calibrate on one, report on the other
+    # Calibrate on one half, report on the other; half 2 is all of them.
+    halves = {g: (rs[0::2], rs[1::2], rs) for g, rs in by.items()}
 
     def rates(half: int, rel: float, sup: float, use_model: bool = True) -> dict:
         ans = [declines(r, rel, sup, use_model) for r in halves["answerable"][half]]
@@ -137,16 +141,18 @@ def refusal_scores(records: list[dict], scores: dict[str, list[float]], config: 
             ]
         return out
 
-    best = max(
-        ((rel, sup) for rel in REL_GRID for sup in SUP_GRID if rates(0, rel, sup)["over_refusal"] <= 0.05),
-        key=lambda t: (rates(0, *t)["off_topic"] + rates(0, *t)["on_topic"], -t[0], -t[1]),
-        default=(0.0, 0.0),
-    )
+    # The relevance threshold from the retrieval scores of every answerable question in the
+    # calibration half (hundreds, not the few dozen the model answered), then the support
+    # threshold from the model's replies, each the highest that keeps within its budget.
+    answerable = scores["answerable"][0::2]
+    rel = max(t for t in FINE_GRID if sum(s < t for s in answerable) / len(answerable) <= BUDGET)
+    sup = max(t for t in FINE_GRID if rates(0, 0.0, t)["over_refusal"] <= BUDGET)
+    best = (rel, sup)
     curve = [
         {
             "min_relevance": rel,
             "retrieval_only": rates(1, rel, 0.0, use_model=False),
-            "with_model": rates(1, rel, best[1]),
+            "with_model": rates(1, rel, config.min_support),
         }
         for rel in REL_GRID
     ]
@@ -164,6 +170,7 @@ def refusal_scores(records: list[dict], scores: dict[str, list[float]], config: 
             "min_relevance": config.min_relevance,
             "min_support": config.min_support,
             "on_report_half": rates(1, config.min_relevance, config.min_support),
+            "on_all_sampled": rates(2, config.min_relevance, config.min_support),
         },  # fmt: skip
         "model_alone": rates(1, 0.0, 0.0),
         "curve": curve,

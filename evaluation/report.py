@@ -74,6 +74,7 @@ def markdown(r: dict, plots: list[str]) -> str:
              c["on_report_half"]),
             (f"as configured: relevance < {ac['min_relevance']}, support < {ac['min_support']}, or the model declines",
              ac["on_report_half"]),
+            ("as configured, on all the sampled questions (both halves)", ac["on_all_sampled"]),
             ("the model's own judgement only", f["model_alone"]),
         ]  # fmt: skip
         for name, v in rows:
@@ -81,8 +82,10 @@ def markdown(r: dict, plots: list[str]) -> str:
         lines += [
             "",
             "Goals: off-topic >= 0.97 declined at <= 0.05 answerable declined; on-topic >= 0.80 at <= 0.10. "
-            "Thresholds are chosen on one half of the sampled questions (most refusals with at most 5% "
-            "answerable declined) and reported on the other.",
+            "Thresholds are calibrated on one half of the questions and reported on the other: the "
+            "relevance threshold is the highest that declines at most 2.5% of the calibration half's "
+            "answerable questions by retrieval score (all of them, not only those sampled), the support "
+            "threshold the highest that declines at most 2.5% of the sampled answerable ones there.",
             "",
         ]
     if "summaries" in r:
@@ -133,11 +136,12 @@ def _plots(r: dict, out: Path) -> list[str]:
         names.append("eval-retrieval.png")
     if "xquad" in r:
         curve = r["xquad"]["refusals"]["curve"]
+        support = r["xquad"]["refusals"]["as_configured"]["min_support"]
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
         for key, style in (("retrieval_only", "--"), ("with_model", "-")):
             xs = [p[key]["over_refusal"] for p in curve]
             for group, color in (("off_topic", "#c33"), ("on_topic", "#36c")):
-                label = f"{group.replace('_', '-')}, {'score only' if key == 'retrieval_only' else 'score + model + support'}"
+                label = f"{group.replace('_', '-')}, {'score only' if key == 'retrieval_only' else f'+ model + support < {support}'}"
                 ax.plot(xs, [p[key][group] for p in curve], style, color=color, marker=".", label=label)
         ax.set_xlabel("answerable questions declined")
         ax.set_ylabel("unanswerable questions declined")

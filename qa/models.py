@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embeddings.errors import ConfigError, DocqaError
+from embeddings.models import folder_or_hub
 
 # Qwen2.5's ChatML template, kept here so a GGUF without one still formats prompts right.
 CHATML = (
@@ -81,17 +82,7 @@ def locate(name: str, report: Report = _stderr) -> Path:
     folder given, or a Hugging Face Hub download."""
     if name in KNOWN:
         return converted(KNOWN[name], report)
-    if Path(name).is_dir():
-        return Path(name)
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(name))
-    except Exception as e:  # offline, unknown id, no access: all end the same way for the user
-        raise ConfigError(
-            f"generator {name!r} is neither known ({', '.join(KNOWN)}), a local folder, nor "
-            f"downloadable from the Hugging Face Hub: {e}"
-        ) from None
+    return folder_or_hub(name, "generator", list(KNOWN))
 
 
 def converted(model: PackagedModel, report: Report = _stderr) -> Path:
@@ -107,7 +98,7 @@ def converted(model: PackagedModel, report: Report = _stderr) -> Path:
         started = time.perf_counter()
         report(f"First use of {model.name}: joining its {len(model.parts)} packaged parts ...")
         gguf = work / "model.gguf"
-        _join(model, gguf)
+        join(model, gguf)
         report(f"Converting {model.name} to bf16 safetensors (once; about a minute) ...")
         _convert(gguf, work, model)
         gguf.unlink()
@@ -131,7 +122,7 @@ def _part_path(module: str, relative: str, model: PackagedModel) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
-def _join(model: PackagedModel, target: Path) -> None:
+def join(model: PackagedModel, target: Path) -> None:
     """Concatenate the parts, hashing as we go; a different hash is refused, never loaded."""
     from tqdm import tqdm
 

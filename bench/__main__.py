@@ -1,0 +1,113 @@
+"""`python -m bench` (make bench): docqa against the raw calls beneath it, each ratio measured in
+the same run; writes reports/bench.json and reports/bench.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from bench import answering, indexing, query, report
+from embeddings.builder import build
+from embeddings.config import Config
+from embeddings.embedder import Embedder
+from embeddings.index import Index
+from evaluation import data
+from evaluation.machine import machine
+from qa import models
+from qa.assistant import Assistant
+from qa.generator import Generator
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path("../shared/eval"))
+    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--work", type=Path, default=Path(".eval-work/bench"))
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", default=[100_000, 1_000_000], help="synthetic collection sizes"
+    )
+    parser.add_argument("--only", nargs="*", choices=["index", "query", "answer", "serve"], default=None)
+    args = parser.parse_args(argv)
+    stages = args.only or ["index", "query", "answer", "serve"]
+    started = time.perf_counter()
+    config = Config()
+    embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
+    corpus, queries, _ = data.scifact(args.data)
+    results: dict = {}
+    if "index" in stages:
+        print("bench: index build against bare encode ...", file=sys.stderr)
+        results["index_build"] = indexing.throughput(corpus, args.work, config, embedder)
+        results["incremental"] = indexing.incremental(corpus, args.work, config, embedder)
+        results["index_memory"] = indexing.memory(corpus, args.work, (1000, 5183))
+    if "query" in stages:
+        print("bench: retrieval latency ...", file=sys.stderr)
+        scifact = args.work / "bench-build"
+        if not (scifact / "CURRENT").exists():
+            indexing.throughput(corpus, args.work, config, embedder)
+        questions = [queries[q] for q in sorted(queries)]
+        rows = [
+            query.latency(Index.open(scifact, embedder), embedder, questions, config.candidates, config.top_k)
+        ]
+        recall = {}
+        for size in args.sizes:
+            folder = query.synthetic_index(args.work / f"bench-synthetic-{size}", size, embedder)
+            index = Index.open(folder, embedder)
+            rows.append(
+                query.latency(
+                    index, embedder, query.synthetic_questions(200), config.candidates, config.top_k
+                )
+            )
+            if index.vectors.approximate:
+                probes = query.clustered_vectors(500, embedder.dim, np.random.default_rng(99))
+                recall[size] = query.approximate_recall(index.vectors, probes)
+        results["query"] = {"rows": rows, "approximate_recall": recall}
+    if "answer" in stages:
+        print("bench: answers against bare generate ...", file=sys.stderr)
+        seeds = args.work / "bench-seeds"
+        build(replace(config, docs=ROOT / "seeds", index_dir=seeds), embedder, progress=False)
+        assistant = Assistant(Index.open(seeds, embedder), Generator.load(config.generator), config)
+        results["answers"] = answering.generation(assistant)
+        gguf = args.work / "model.gguf"
+        if not gguf.exists():
+            models.join(models.KNOWN[config.generator], gguf)
+        results["answers"]["llama_cpp"] = answering.llama_cpp(
+            gguf, answering._prompt(assistant, answering.QUESTIONS[0])
+        )
+    if "serve" in stages:
+        print("bench: serving memory and cold start ...", file=sys.stderr)
+        seeds = args.work / "bench-seeds"
+        results["serving"] = answering.serving(seeds, ROOT / "seeds")
+    results["run"] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": machine(),
+        "settings": {
+            "batch_size": config.batch_size,
+            "chunk_tokens": config.chunk_tokens,
+            "title_tokens": config.title_tokens,
+            "candidates": config.candidates,
+            "top_k": config.top_k,
+            "embedding": f"{embedder.name} ({embedder.dtype})",
+            "generator": config.generator,
+        },  # fmt: skip
+    }
+    previous = args.out / "bench.json"
+    if args.only and previous.exists():  # a partial run keeps the other sections of the last full one
+        results = {**json.loads(previous.read_text()), **results}
+    json_path, md_path = report.write(results, args.out)
+    print(f"bench: wrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
