@@ -10,7 +10,7 @@ PORT ?= 7860
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run index search ask summarize test test-fast eval eval-smoke bench lint clean
+.PHONY: help setup run index search ask summarize check test test-fast eval eval-smoke bench stress stress-ci lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ ask: $(STAMP)  ## answer a question with sources: make ask Q="who mediated the m
 summarize: $(STAMP)  ## summarise the whole collection (DOC=id for one document)
 	$(BIN)/docqa summarize $(DOC) --index $(INDEX)
 
+check: $(STAMP)  ## check that the index agrees with itself (vectors, chunks, BM25, manifest)
+	$(BIN)/docqa check --index $(INDEX)
+
 test: $(STAMP)  ## lint, then run every test, the default 1.5B model's included (what CI runs)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
@@ -57,6 +60,12 @@ eval-smoke: $(STAMP)  ## the same harness on a tiny sample with the small model 
 bench: $(STAMP)  ## time docqa against the bare model and FAISS calls; writes reports/bench.*
 	$(BIN)/python -m pip install --quiet -e '.[bench]' || echo "llama-cpp-python did not build: the llama.cpp reference is skipped"
 	$(BIN)/python -m bench --data $(EVAL_DATA)
+
+stress: $(STAMP)  ## kill, fuzz, load and attack docqa (about 40 min); writes reports/reliability.*
+	$(BIN)/python -m stress --data $(EVAL_DATA)
+
+stress-ci: $(STAMP)  ## the smaller version of make stress that CI runs
+	$(BIN)/python -m stress --ci --data $(EVAL_DATA)
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

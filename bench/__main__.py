@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if index.vectors.approximate:
                 probes = query.clustered_vectors(500, embedder.dim, np.random.default_rng(99))
-                recall[size] = query.approximate_recall(index.vectors, probes)
+                recall[f"{size:,} synthetic"] = query.approximate_recall(index.vectors, probes)
         results["query"] = {"rows": rows, "approximate_recall": recall}
     if "answer" in stages:
         print("bench: answers against bare generate ...", file=sys.stderr)

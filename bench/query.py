@@ -4,6 +4,7 @@ collections of 100k and 1M chunks; and the approximate index's recall against ex
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 
 from embeddings import store
 from embeddings.embedder import Embedder
+from embeddings.errors import DocqaError
 from embeddings.index import Index
 from embeddings.lexical import Lexical
 from embeddings.readers import Document
@@ -56,14 +58,20 @@ def latency(index: Index, embedder: Embedder, questions: list[str], candidates: 
     }
 
 
-def clustered_vectors(n: int, dim: int, rng: np.random.Generator, clusters: int = 20_000) -> np.ndarray:
-    """Unit vectors around random centres: structured like real embeddings, unlike uniform noise."""
-    centres = rng.standard_normal((clusters, dim), dtype=np.float32)
+def clustered_vectors(
+    n: int, dim: int, rng: np.random.Generator, intrinsic: int = 48, clusters: int = 5000
+) -> np.ndarray:
+    """Unit vectors shaped like real embeddings: clusters in a low-dimensional space, projected
+    into `dim` dimensions with a little noise. (Uniform noise in 384 dimensions has no near
+    neighbours to find, and says nothing about how HNSW does on embeddings.)"""
+    centres = rng.standard_normal((clusters, intrinsic), dtype=np.float32)
+    projection = np.random.default_rng(1).standard_normal((intrinsic, dim), dtype=np.float32)
     out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 100_000):
         stop = min(start + 100_000, n)
-        out[start:stop] = centres[rng.integers(0, clusters, stop - start)]
-        out[start:stop] += 0.6 * rng.standard_normal((stop - start, dim), dtype=np.float32)
+        z = centres[rng.integers(0, clusters, stop - start)]
+        z += 0.5 * rng.standard_normal(z.shape, dtype=np.float32)
+        out[start:stop] = z @ projection + 0.5 * rng.standard_normal((stop - start, dim), dtype=np.float32)
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return out
 
@@ -71,6 +79,10 @@ def clustered_vectors(n: int, dim: int, rng: np.random.Generator, clusters: int 
 def synthetic_index(folder: Path, chunks: int, embedder: Embedder, seed: int = 7, words: int = 40) -> Path:
     """An index of `chunks` synthetic chunks: Zipf-distributed words over a 50k vocabulary and
     clustered unit vectors, written with docqa's own store, table and BM25."""
+    recipe = {"chunks": chunks, "seed": seed, "words": words, "version": 2}
+    with contextlib.suppress(DocqaError):  # the same recipe built before: reuse it
+        if store.open_current(folder)[1].get("synthetic") == recipe:
+            return folder
     rng = np.random.default_rng(seed)
     dim = embedder.dim
     shutil.rmtree(folder, ignore_errors=True)
@@ -99,7 +111,7 @@ def synthetic_index(folder: Path, chunks: int, embedder: Embedder, seed: int = 7
     flat.settle().save(workspace / "vectors.faiss")
     Lexical.build(list(Table.open(workspace / "chunks.sqlite").texts())).save(workspace / "bm25")
     embedding = {"model": embedder.name, "fingerprint": embedder.fingerprint, "dim": dim}
-    store.commit(folder, workspace, {"embedding": embedding,
+    store.commit(folder, workspace, {"embedding": embedding, "synthetic": recipe,
                                      "counts": {"documents": chunks // per_doc, "chunks": chunks}, "documents": {}})  # fmt: skip
     return folder
 

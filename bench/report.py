@@ -73,7 +73,7 @@ def markdown(r: dict, plots: list[str]) -> str:
                          f"{b['p95_ms']} ms | {row['ratio_p50']} / {row['ratio_p95']} | {goal} |")  # fmt: skip
         for size, rec in r["query"]["approximate_recall"].items():
             key = next(k for k in rec if k.startswith("recall@"))
-            lines.append(f"\nHNSW at {int(size):,} chunks: {key} {rec[key]} against exact search ({rec['goal']}: "
+            lines.append(f"\nHNSW on {size} chunks: {key} {rec[key]} against exact search ({rec['goal']}: "
                          f"{_ok(rec[key], rec['goal'])}); {rec['approx_ms_per_query']} ms against "
                          f"{rec['exact_ms_per_query']} ms exact per query.")  # fmt: skip
         lines.append("")

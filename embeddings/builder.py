@@ -117,6 +117,8 @@ def build(
     with store.build_lock(config.index_dir, wait):
         report = BuildReport()
         library = Library(config.index_dir)
+        for stored in library.recover():
+            log(f"found upload {stored} stored before an interruption; indexing it now")
         found = _scan(config.docs, library)
         report.skipped = [s for s in found if isinstance(s, Skipped)]
         for s in report.skipped:

@@ -65,7 +65,10 @@ def _load(name: str, device: str, dtype: str | None) -> Embedder:
 
     folder = locate(name)
     torch_dtype = pick_dtype(device, dtype)
-    model = SentenceTransformer(str(folder), device=device, model_kwargs={"dtype": torch_dtype})
+    # safetensors only: a weights file is never unpickled, whatever folder or Hub id is given.
+    model = SentenceTransformer(
+        str(folder), device=device, model_kwargs={"dtype": torch_dtype, "use_safetensors": True}
+    )
     if not getattr(model.tokenizer, "is_fast", False):
         raise ConfigError(f"embedding model {name!r} has no fast tokenizer; docqa needs one for offsets")
     return Embedder(model, name, fingerprint(folder), device, dtype_name(torch_dtype))

@@ -90,7 +90,10 @@ _BLOCK_TAGS = {
     "p", "div", "br", "li", "ul", "ol", "table", "tr", "td", "th", "h1", "h2", "h3", "h4",
     "h5", "h6", "section", "article", "header", "footer", "blockquote", "pre", "hr", "dt", "dd",
 }  # fmt: skip
-_INVISIBLE_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_INVISIBLE_STYLE = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0+(?:\.0+)?(?:px|em|rem|pt|%)?\s*(?:;|$)|opacity\s*:\s*0+(?:\.0+)?\s*(?:;|$)",
+    re.IGNORECASE,
+)
 
 
 def parse_html(data: bytes) -> Parsed:
@@ -105,25 +108,45 @@ def parse_html(data: bytes) -> Parsed:
         content = str(meta.get("content") or "")
         if name in {"date", "article:published_time", "dc.date"} and _valid_date(content):
             metadata["date"] = content[:10]
-    # Text a reader of the page never sees is not part of the document.
-    for tag in soup.find_all(["script", "style", "noscript", "template", "head"]):
-        tag.extract()
-    for tag in soup.find_all(True):
-        if tag.decomposed:
-            continue
-        if (
-            tag.has_attr("hidden")
-            or tag.get("aria-hidden") == "true"
-            or _INVISIBLE_STYLE.search(str(tag.get("style") or ""))
-        ):
-            tag.extract()
-        elif tag.name in _BLOCK_TAGS:
-            tag.insert_before("\n")
-            tag.insert_after("\n")
-    text = _tidy(soup.get_text())
+    text = _tidy(_visible_text(soup))
     if not text:
         raise UnreadableDocument("the HTML page has no visible text")
     return title, text, metadata
+
+
+_UNSEEN_TAGS = {"script", "style", "noscript", "template", "head"}
+
+
+def _visible_text(root) -> str:
+    """The text a reader of the page sees, blocks on lines of their own. Hidden elements (and
+    scripts, styles, the head) are left out. One pass without changing the tree, so the time
+    stays linear in the page's size however wide or deep it is."""
+    from bs4 import CData, NavigableString, Tag
+
+    out: list[str] = []
+    stack: list[object] = [root]
+    while stack:
+        node = stack.pop()
+        if node is None:  # the end of a block
+            out.append("\n")
+        elif isinstance(node, Tag):
+            if node.name in _UNSEEN_TAGS or _hidden(node):
+                continue
+            if node.name in _BLOCK_TAGS:
+                out.append("\n")
+                stack.append(None)
+            stack.extend(reversed(node.contents))
+        elif type(node) in (NavigableString, CData):  # not comments, doctypes or declarations
+            out.append(str(node))
+    return "".join(out)
+
+
+def _hidden(tag) -> bool:
+    return (
+        tag.has_attr("hidden")
+        or tag.get("aria-hidden") == "true"
+        or bool(_INVISIBLE_STYLE.search(str(tag.get("style") or "")))
+    )
 
 
 def _tidy(text: str) -> str:

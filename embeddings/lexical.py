@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embeddings.errors import IndexCorrupt
+
 
 def _stemmer():
     import Stemmer
@@ -36,7 +38,10 @@ class Lexical:
     def load(cls, folder: Path) -> Lexical:
         import bm25s
 
-        return cls(bm25s.BM25.load(str(folder), allow_pickle=False))
+        try:
+            return cls(bm25s.BM25.load(str(folder), allow_pickle=False))
+        except (OSError, ValueError, KeyError, TypeError) as e:  # damaged, or not what bm25s wrote
+            raise IndexCorrupt(f"the BM25 data in {folder} cannot be read ({e}); run `docqa index`") from None
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(row, score) of the best chunks, best first; none when no query word is indexed."""

@@ -69,6 +69,27 @@ class Library:
     def uploads(self) -> list[Upload]:
         return [Upload(**entry) for entry in self._read(self._registry, {}).values()]
 
+    def recover(self) -> list[str]:
+        """After a crash: a stored file the registry missed is registered as pending (so the next
+        build indexes it), and half-copied files are removed. Returns what was adopted."""
+        if not self.uploads_dir.is_dir():
+            return []
+        with self._lock:
+            registry = self._read(self._registry, {})
+            adopted = []
+            for path in sorted(self.uploads_dir.iterdir()):
+                if path.name.startswith(".") and path.name.endswith(".part"):
+                    path.unlink(missing_ok=True)
+                elif path.is_file() and path.name not in registry:
+                    stat = path.stat()
+                    registry[path.name] = asdict(
+                        Upload(path.name, path.name, stat.st_size, _now(), "pending")
+                    )
+                    adopted.append(path.name)
+            if adopted:
+                self._write(self._registry, registry)
+        return adopted
+
     def names(self) -> dict[str, str]:
         """Stored file name -> the user's name for it, for titles and messages."""
         return {u.stored: u.name for u in self.uploads()}

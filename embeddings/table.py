@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from embeddings.chunker import Span
+from embeddings.errors import IndexCorrupt
 from embeddings.readers import Document
 
 _SCHEMA = """
@@ -69,7 +70,15 @@ class Table:
     def open(cls, path: Path) -> Table:
         # A committed generation never changes, so SQLite may skip locking and journals.
         uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
-        return cls(sqlite3.connect(uri, uri=True, check_same_thread=False))
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            db.execute(
+                "SELECT d.id, c.row FROM documents d JOIN chunks c ON c.doc_id = d.id LIMIT 1"
+            ).fetchone()
+        except sqlite3.DatabaseError as e:
+            db.close()
+            raise IndexCorrupt(f"the chunk table {path} cannot be read ({e}); run `docqa index`") from None
+        return cls(db)
 
     def close(self) -> None:
         self.db.close()

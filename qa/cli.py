@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", default=None)
     serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
 
+    check = sub.add_parser("check", help="check that the index agrees with itself (vectors, chunks, BM25)")
+    check.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
+    check.add_argument("--sample", type=int, default=16, help="chunks to embed again and compare (0: none)")
+
     documents = sub.add_parser("documents", help="list the indexed documents")
     documents.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
     documents.add_argument("--json", action="store_true")
@@ -219,6 +223,23 @@ def _documents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from embeddings.index import Index
+    from embeddings.verify import verify
+
+    embedder = Index.open(args.index).embedder if args.sample > 0 else None
+    verdict = verify(args.index, embedder, args.sample)
+    for problem in verdict.problems:
+        print(f"problem: {problem}")
+    if not verdict.ok:
+        print(f"docqa check: {len(verdict.problems)} problems in {args.index}; rebuild it with "
+              f"`docqa index DOCS --index {args.index}` after deleting it", file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"Index OK: {verdict.documents} documents, {verdict.chunks} chunks; vectors, chunk table, "
+          f"BM25 and manifest agree")  # fmt: skip
+    return 0
+
+
 def _hit_json(rank: int, hit) -> dict:
     c = hit.chunk
     return {
@@ -240,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "ask": _ask,
         "summarize": _summarize,
         "documents": _documents,
+        "check": _check,
         "serve": _serve,
     }
     try:

@@ -102,5 +102,10 @@ def _load(name: str, device: str, dtype: str | None) -> Generator:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if not tokenizer.chat_template and name in KNOWN:
         tokenizer.chat_template = KNOWN[name].chat_template
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype).to(device).eval()
+    # safetensors only: a weights file is never unpickled, whatever folder or Hub id is given.
+    model = (
+        AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, use_safetensors=True)
+        .to(device)
+        .eval()
+    )
     return Generator(model, tokenizer, name, device, dtype_name(torch_dtype))

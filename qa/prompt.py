@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from qa.guard import neutralise
+from qa.guard import defuse, neutralise
 from qa.retriever import Passage
 
 Messages = list[dict[str, str]]
@@ -25,7 +25,7 @@ SUMMARY_SYSTEM = """You summarise documents faithfully.
 
 def passage_block(number: int, passage: Passage) -> str:
     date = passage.metadata.get("date")
-    heading = f"[{number}] {passage.title}" + (f" ({date})" if date else "")
+    heading = f"[{number}] {defuse(passage.title)}" + (f" ({date})" if date else "")
     return f"{heading}\n{neutralise(passage.text.strip())}"
 
 
@@ -33,7 +33,7 @@ def answer_messages(question: str, passages: list[Passage]) -> Messages:
     blocks = "\n\n".join(passage_block(i, p) for i, p in enumerate(passages, 1))
     # Without the last line small models sometimes reply with bare citation marks.
     user = (
-        f"Passages:\n\n{blocks}\n\nQuestion: {question.strip()}\n"
+        f"Passages:\n\n{blocks}\n\nQuestion: {defuse(question.strip())}\n"
         "Write the answer as one full sentence that ends with the passage number in brackets."
     )
     return [{"role": "system", "content": ANSWER_SYSTEM}, {"role": "user", "content": user}]

@@ -143,6 +143,11 @@ class Service:
         self.library.delete(stored)
         return self.reindex()
 
+    def retry(self) -> tuple[BuildReport, list[Upload]]:
+        """Index again every stored upload that is pending or failed; returns those still failing."""
+        report = self.reindex()
+        return report, [u for u in self.library.uploads() if u.status != "indexed"]
+
     def reindex(self) -> BuildReport:
         """Bring the index up to date (uploads included) and answer from the new one."""
         assistant = self.assistant

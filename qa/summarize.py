@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
@@ -16,9 +18,11 @@ from embeddings.chunker import chunk_text
 from embeddings.errors import QuestionError
 from embeddings.index import Index
 from qa.generator import Generator
-from qa.guard import neutralise
+from qa.guard import defuse, neutralise
 from qa.prompt import SUMMARY_SYSTEM, Messages
 from qa.retriever import Passage
+
+log = logging.getLogger("docqa.summaries")
 
 PROMPT_VERSION = 1  # bump when the prompts change, so cached summaries are not reused
 Progress = Callable[[int, int], None]  # (model calls done, calls planned so far)
@@ -47,11 +51,25 @@ class SummaryCache:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = sqlite3.connect(self.path, check_same_thread=False)
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS summaries (key TEXT PRIMARY KEY, text TEXT NOT NULL)"
-            )
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as e:  # a cache can be made again: set the damaged one aside
+                damaged = self.path.with_name(self.path.name + ".damaged")
+                os.replace(self.path, damaged)
+                log.warning(
+                    "summary cache %s was damaged (%s); moved to %s, starting afresh", self.path, e, damaged
+                )
+                self._db = self._open()
         return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS summaries (key TEXT PRIMARY KEY, text TEXT NOT NULL)")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def get(self, key: str) -> str | None:
         with self._lock:
@@ -66,6 +84,7 @@ class SummaryCache:
 
 
 def part_messages(title: str, text: str, sentences: int, part: tuple[int, int] | None = None) -> Messages:
+    title = defuse(title)
     what = f'part {part[0]} of {part[1]} of the document "{title}"' if part else f'the document "{title}"'
     user = f"Summarise {what} in at most {sentences} sentences.\n\n<document>\n{neutralise(text.strip())}\n</document>"
     return [{"role": "system", "content": SUMMARY_SYSTEM}, {"role": "user", "content": user}]
@@ -79,8 +98,11 @@ def combine_messages(title: str | None, summaries: list[tuple[str, str]], senten
     else:
         intro = (f"These are summaries of the {len(summaries)} documents of a collection. Write one summary "
                  f"of the whole collection in at most {sentences} sentences.")  # fmt: skip
-    body = "\n\n".join(f"{label}: {text.strip()}" for label, text in summaries)
-    return [{"role": "system", "content": SUMMARY_SYSTEM}, {"role": "user", "content": f"{intro}\n\n{body}"}]
+    body = "\n\n".join(f"{defuse(label)}: {neutralise(text.strip())}" for label, text in summaries)
+    return [
+        {"role": "system", "content": SUMMARY_SYSTEM},
+        {"role": "user", "content": f"{defuse(intro)}\n\n{body}"},
+    ]
 
 
 def pack(

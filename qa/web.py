@@ -1,5 +1,5 @@
 """The Gradio web UI: ask, summarise, manage documents. Every action is also a named API
-endpoint (`/ask`, `/summarize`, `/documents`, `/upload`, `/remove`, `/status`)."""
+endpoint (`/ask`, `/summarize`, `/documents`, `/upload`, `/retry`, `/remove`, `/status`)."""
 
 from __future__ import annotations
 
@@ -123,6 +123,14 @@ class Handlers:
             lines.append(f"\n{report.summary()}")
         return "\n".join(lines)
 
+    def retry(self) -> str:
+        try:
+            report, failing = self.service.retry()
+        except DocqaError as e:
+            return f"**Not indexed:** {e}"
+        lines = [f"- **{u.name}** still not indexed: {u.error or u.status}" for u in failing]
+        return "\n".join([*lines, f"\n{report.summary()}"])
+
     def remove(self, doc_id: str | None) -> str:
         if not doc_id:
             return "Choose a document to remove."
@@ -179,6 +187,9 @@ def build_ui(service: Service):
                 upload_report = gr.Markdown(elem_id="upload-report")
                 uploads = gr.Dataframe(headers=["File", "Status", "Reason", "Added", "Stored as"], interactive=False,
                                        label="Uploads", elem_id="uploads-table")  # fmt: skip
+                retry_button = gr.Button(
+                    "Retry uploads that were not indexed", size="sm", elem_id="retry-button"
+                )
                 removable = gr.Dropdown(label="Remove a document", choices=[], elem_id="remove-choice")
                 remove_button = gr.Button("Remove from index", variant="stop", elem_id="remove-button")
                 remove_report = gr.Markdown()
@@ -216,6 +227,8 @@ def build_ui(service: Service):
 
         add_button.click(upload, inputs=files, outputs=[upload_report, *listing], api_name="upload",
                          concurrency_id="index", concurrency_limit=1).then(lambda: None, outputs=files, api_visibility="private")  # fmt: skip
+        retry_button.click(lambda: (h.retry(), *refresh()), outputs=[upload_report, *listing], api_name="retry",
+                           concurrency_id="index", concurrency_limit=1)  # fmt: skip
         remove_button.click(lambda d: (h.remove(d), *refresh()), inputs=removable, outputs=[remove_report, *listing],
                             api_name="remove", concurrency_id="index", concurrency_limit=1)  # fmt: skip
         gr.Button(visible=False).click(
@@ -228,6 +241,8 @@ def build_ui(service: Service):
 def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
     """Serve the UI on host:port (localhost only unless told otherwise; never a public link)."""
     demo = build_ui(service)
+    from gradio.route_utils import FnIndexInferError
+
     demo.queue(max_size=64, default_concurrency_limit=4)
     demo.launch(
         server_name=host,
@@ -237,9 +252,20 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, block: bo
         max_file_size=MAX_UPLOAD_BYTES,
         blocked_paths=[str(Path(service.config.index_dir).resolve())],
         prevent_thread_lock=not block,
-        show_error=False,
+        show_error=True,  # validation errors reach API callers with their message
         ssr_mode=False,
         css=CSS,
         footer_links=["api"],
+        app_kwargs={"exception_handlers": {FnIndexInferError: _unknown_endpoint}},
     )
     return demo
+
+
+ENDPOINTS = ("/ask", "/summarize", "/documents", "/upload", "/retry", "/remove", "/status")
+
+
+async def _unknown_endpoint(request, error: Exception):
+    """A call to an API name docqa does not have: a 404 that lists the ones it has."""
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": f"{error}; docqa's endpoints are {', '.join(ENDPOINTS)}"}, status_code=404)

@@ -8,6 +8,7 @@ import pytest
 
 from embeddings.builder import build
 from embeddings.config import Config
+from embeddings.errors import IndexBusy
 from embeddings.library import UPLOAD_PREFIX
 from qa.render import answer_html, highlight
 from qa.service import Service
@@ -97,6 +98,23 @@ def test_a_broken_upload_is_reported_by_name_kept_and_removable(service, tmp_pat
     assert failed.status == "failed" and "binary" in failed.error
     assert "Removed" in Handlers(service).remove(f"stored:{failed.stored}")
     assert service.uploads() == []
+
+
+def test_an_upload_whose_indexing_failed_stays_listed_and_can_be_retried(service, tmp_path, monkeypatch):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("The harvest festival in the valley is held every October.")
+    with monkeypatch.context() as m:  # another build holds the index: this upload cannot be indexed now
+        m.setattr(
+            service, "reindex", lambda: (_ for _ in ()).throw(IndexBusy("another docqa build is running"))
+        )
+        message = Handlers(service).upload([str(notes)])
+    assert "Not indexed" in message and "another docqa build" in message
+    [pending] = service.uploads()
+    assert (pending.name, pending.status) == ("notes.txt", "pending")
+    message = Handlers(service).retry()
+    assert "still not indexed" not in message and "1 added" in message
+    assert service.uploads()[0].status == "indexed"
+    assert any(d.id == pending.doc_id for d in service.documents())
 
 
 def test_an_unsupported_type_is_refused_and_nothing_is_stored(service, tmp_path):

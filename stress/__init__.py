@@ -1,0 +1,1 @@
+"""make stress: crash, fuzz, load and attack docqa; reports/reliability.*"""
