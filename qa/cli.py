@@ -235,8 +235,9 @@ def _check(args: argparse.Namespace) -> int:
         print(f"docqa check: {len(verdict.problems)} problems in {args.index}; rebuild it with "
               f"`docqa index DOCS --index {args.index}` after deleting it", file=sys.stderr)  # fmt: skip
         return 1
-    print(f"Index OK: {verdict.documents} documents, {verdict.chunks} chunks; vectors, chunk table, "
-          f"BM25 and manifest agree")  # fmt: skip
+    docs, chunks = verdict.documents, verdict.chunks
+    print(f"Index OK: {docs} document{'s' * (docs != 1)}, {chunks} chunk{'s' * (chunks != 1)}; vectors, "
+          "chunk table, BM25 and manifest agree")  # fmt: skip
     return 0
 
 

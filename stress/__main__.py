@@ -26,7 +26,7 @@ from qa.generator import Generator
 from stress import crash, fuzz, injection, report, security, serving
 
 ROOT = Path(__file__).resolve().parent.parent
-FULL = {"index_kills": 100, "upload_kills": 20, "fuzz_scale": 1.0, "clients": 20, "questions_each": 5}
+FULL = {"index_kills": 100, "upload_kills": 10, "fuzz_scale": 1.0, "clients": 20, "questions_each": 5}
 CI = {"index_kills": 10, "upload_kills": 3, "fuzz_scale": 0.25, "clients": 4, "questions_each": 2}
 STAGES = ["crash", "fuzz", "security", "serving", "injection"]
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Short answers: this counts crashes, not answer quality, through the real model path.
         assistant = Assistant(
-            Index.open(seeds, embedder), generator, replace(config, index_dir=seeds, answer_tokens=32)
+            Index.open(seeds, embedder), generator, replace(config, index_dir=seeds, answer_tokens=16)
         )
         with bar(0, "bad questions") as b:
             results["fuzz_questions"] = fuzz.question_cases(assistant, args.seed, sizes["fuzz_scale"],
@@ -116,7 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     previous = out / "reliability.json"
     if args.only and previous.exists():  # a partial run keeps the other sections of the last one
-        results = {**json.loads(previous.read_text()), **results}
+        before = json.loads(previous.read_text())
+        if before.get("run", {}).get("sizes") == sizes:
+            run = results["run"]
+            run["command"] = before["run"]["command"] + "; " + run["command"]
+            run["seconds"] = round(before["run"]["seconds"] + run["seconds"], 1)
+            results = {**before, **results}
     promises = report.promises(results)
     json_path, md_path = report.write(results, promises, out)
     broken = [p["promise"] for p in promises if not p["kept"]]
