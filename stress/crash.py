@@ -9,6 +9,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -94,12 +95,14 @@ def index_kills(work: Path, paragraphs: list[Paragraph], embedder: Embedder, kil
         raise RuntimeError(f"the first build did not finish: {status}")
     trials, failures = [], []
     held = verify(index, None).hashes  # what the live index holds: the last committed state
+    durations = [full]  # of builds that ran to the end
     while len([t for t in trials if t["outcome"] == "killed"]) < kills:
         share = rng.uniform(0.05, 0.6)
         mutate(docs, paragraphs, rng, share, len(trials))
         after = hashes(docs)
         live = generation(index)
-        delay = rng.uniform(0.0, full * 1.1)  # anywhere from start-up to past the end of a full build
+        # Anywhere from start-up to just past the end of a typical build of this collection.
+        delay = rng.uniform(0.0, statistics.median(durations) * 1.1)
         outcome, seconds = _run(docs, index, delay)
         trial = {"round": len(trials), "changed_share": round(share, 2), "kill_at_s": round(delay, 2),
                  "outcome": outcome, "seconds": round(seconds, 2)}  # fmt: skip
@@ -124,6 +127,8 @@ def index_kills(work: Path, paragraphs: list[Paragraph], embedder: Embedder, kil
             failures.append(trial)
         if outcome == "killed":
             progress()
+        else:
+            durations = [*durations[-9:], seconds]
     killed = [t for t in trials if t["outcome"] == "killed"]
     return {
         "collection": len(paragraphs),
