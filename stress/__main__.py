@@ -66,18 +66,19 @@ def main(argv: list[str] | None = None) -> int:
             results["crash_upload"] = crash.upload_kills(args.work / "crash-upload", paragraphs, embedder,
                                                          sizes["upload_kills"], args.seed, lambda: b.update(1))  # fmt: skip
     generator = None
-    if "fuzz" in stages:
-        with bar(0, "bad files") as b:
-            results["fuzz_files"] = fuzz.file_cases(args.work / "fuzz", embedder, config, args.seed,
-                                                    sizes["fuzz_scale"], lambda: b.update(1))  # fmt: skip
-        generator = Generator.load(models.SMALL, config.device, config.dtype)
-        seeds = args.work / "seed-index"
+    seeds = args.work / "seed-index"  # the sample article, indexed for the bad questions and tampering
+    if {"fuzz", "security"} & set(stages):
         build(
             replace(config, docs=ROOT / "seeds", index_dir=seeds),
             embedder,
             progress=False,
             log=lambda m: None,
         )
+    if "fuzz" in stages:
+        with bar(0, "bad files") as b:
+            results["fuzz_files"] = fuzz.file_cases(args.work / "fuzz", embedder, config, args.seed,
+                                                    sizes["fuzz_scale"], lambda: b.update(1))  # fmt: skip
+        generator = Generator.load(models.SMALL, config.device, config.dtype)
         # Short answers: this counts crashes, not answer quality, through the real model path.
         assistant = Assistant(
             Index.open(seeds, embedder), generator, replace(config, index_dir=seeds, answer_tokens=16)
@@ -86,13 +87,6 @@ def main(argv: list[str] | None = None) -> int:
             results["fuzz_questions"] = fuzz.question_cases(assistant, args.seed, sizes["fuzz_scale"],
                                                             lambda: b.update(1))  # fmt: skip
     if "security" in stages:
-        seeds = args.work / "seed-index"
-        build(
-            replace(config, docs=ROOT / "seeds", index_dir=seeds),
-            embedder,
-            progress=False,
-            log=lambda m: None,
-        )
         results["security"] = [security.code_scan(), security.tampered_index(seeds), security.tampered_cache(),
                                security.tampered_model(), security.upload_names()]  # fmt: skip
     if "serving" in stages:
