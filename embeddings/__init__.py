@@ -2,19 +2,38 @@
 
 from embeddings.builder import BuildReport, build
 from embeddings.config import Config
-from embeddings.embedder import Embedder
-from embeddings.errors import DocqaError
+from embeddings.embedder import Embedder, SentenceEmbedder
+from embeddings.errors import (
+    ConfigError,
+    DocqaError,
+    IndexBusy,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexMissing,
+    QuestionError,
+    UnreadableDocument,
+)
 from embeddings.index import Hit, Index
+from embeddings.scope import Scope
 from embeddings.table import Chunk, DocumentInfo
 
 __all__ = [
     "BuildReport",
     "Chunk",
     "Config",
+    "ConfigError",
     "DocqaError",
     "DocumentInfo",
     "Embedder",
     "Hit",
     "Index",
+    "IndexBusy",
+    "IndexCorrupt",
+    "IndexMismatch",
+    "IndexMissing",
+    "QuestionError",
+    "Scope",
+    "SentenceEmbedder",
+    "UnreadableDocument",
     "build",
 ]

@@ -31,24 +31,52 @@ class Config:
 
     # Answering: a catalogue name (see qa/models.py), a Hugging Face id or a local folder.
     generator: str = "qwen2.5-coder-1.5b-instruct"
+    # None: "onnx-int4" on a CPU (4-bit weights under ONNX Runtime), "transformers" on a GPU
+    # or when a dtype is asked for. See qa/generator.py.
+    runtime: str | None = None
+    generator_batch: int = 4  # questions decoded together; a CPU step costs little more for 4 than 1
     top_k: int = 5  # passages handed to the model
     candidates: int = 50  # taken from each of dense and BM25 before fusion
     rrf_k: int = 20  # reciprocal-rank fusion constant; 20 beat 60 on SciFact (0.723 vs 0.718 nDCG@10)
     context_tokens: int = 1024  # the whole prompt, counted with the generator's tokenizer
     answer_tokens: int = 200
-    # Below this cosine similarity of the best chunk, docqa says the documents do not hold the
-    # answer without asking the model.
+    # The relevance gate: docqa says the documents do not hold the answer, without asking the
+    # model, when the best chunk's cosine similarity is below `min_relevance` AND the best BM25
+    # chunk holds less than `min_lexical` of the question (Retrieval.lexical), so a question that
+    # only BM25 matches (a code, a rare name) still reaches the model. Both chosen by
+    # `make eval` on the calibration half of XQuAD's questions (even-numbered articles, every
+    # question, retrieval scores only): the pair that declines the most unanswerable questions
+    # while declining at most 1% of the answerable ones (reports/eval.md, "Refusals").
+    # (Before: min_relevance 0.30 alone, read off the same 200 replies it was reported on.)
     min_relevance: float = 0.30
-    support_threshold: float = 0.5  # share of a sentence's content words its citation must hold
-    # Abstain when the answer's sentences are, on average, held less than this by the passages
-    # the model read (0 turns the check off). The model rarely says it does not know; this is
-    # what catches its answers to questions the documents do not hold.
-    # Both set from the 200 XQuAD replies of reports/eval.md: of the pairs that decline at most
-    # 5% of answerable questions, (0.30, 0.30) declines the most unanswerable ones: 88% of
-    # off-topic and 57% of on-topic. The harness's own half-split calibration is in the report;
-    # on 40 replies a half it is too noisy to ship (0.43 on one half declined 20% on the other).
-    min_support: float = 0.30
+    min_lexical: float = 0.60
+    # A sentence of an answer is supported by a passage when the passage's aligned sentence (or
+    # it and a neighbour) holds at least this share of the sentence's content words, holds every
+    # key word (number, date, name) it turns on, and agrees with it on negation (qa/support.py).
+    # Every sentence must be supported, or the answer is withdrawn. Chosen by `make eval` on the
+    # calibration half of the contradiction set (even-numbered XQuAD articles): the lowest
+    # threshold within a point of the most contradictions flagged with at most 5% of supported
+    # sentences flagged: 0.60 (94.7% of contradictions and 0.35% of supported sentences flagged
+    # there; 96.8% and 0.26% on the report half). (Before: 0.5 for a citation and `min_support`
+    # 0.30 for the answer, both word overlap with the whole passage, the answer's the mean over
+    # its sentences.)
+    support_threshold: float = 0.60
+    # An answer must answer the question asked: the passage text it rests on (its aligned sentences
+    # with a sentence either side, and their titles) must hold at least this share of the
+    # question's terms, it must say something the question does not, and a question asking for a
+    # number or a date must get one (qa/question.py). Chosen by `make eval` on the calibration
+    # half of the answer-check set (XQuAD gold sentences against the sentence of another paragraph
+    # that shares most words with the question): the threshold that declines the most of those
+    # with at most 3% of gold sentences declined (2.9% and 25% there; 1.1% and 34% on the
+    # report half).
+    min_grounding: float = 0.16
     max_question_chars: int = 2000
+    # Follow-up questions (qa/conversation.py): the recent turns a follow-up is rewritten from and
+    # the answer prompt shows, and at most how many of `context_tokens` they take there (never
+    # over half of what the instructions and the question leave; the oldest are dropped first);
+    # the passages get the rest.
+    conversation_turns: int = 3
+    history_tokens: int = 256
     # Summaries
     summary_sentences: int = 3
 
@@ -68,7 +96,11 @@ class Config:
             raise ConfigError(
                 f"top_k must be >= 1 and candidates >= top_k, got {self.top_k}, {self.candidates}"
             )
+        if not 1 <= self.generator_batch <= 64:
+            raise ConfigError(f"generator_batch must be between 1 and 64, got {self.generator_batch}")
         if self.context_tokens < 256:
             raise ConfigError(f"context_tokens must be at least 256, got {self.context_tokens}")
+        if self.conversation_turns < 0 or self.history_tokens < 0:
+            raise ConfigError("conversation_turns and history_tokens must be 0 or more")
         if not 1 <= self.summary_sentences <= 20:
             raise ConfigError(f"summary_sentences must be between 1 and 20, got {self.summary_sentences}")

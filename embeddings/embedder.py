@@ -1,10 +1,14 @@
-"""Texts -> normalised vectors with a sentence-transformers model; the only model call here."""
+"""Texts -> normalised vectors. `Embedder` is what docqa asks of an embedding model; the real one,
+`SentenceEmbedder`, runs sentence-transformers and holds the only embedding model call."""
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -13,16 +17,59 @@ from embeddings.hardware import dtype_name, pick_device, pick_dtype
 from embeddings.models import fingerprint, locate
 
 
+@runtime_checkable
+class Embedder(Protocol):
+    """An embedding model as docqa uses it. Test fakes keep to the same contract."""
+
+    name: str
+    fingerprint: str  # a hash of the weights: an index records it and refuses other models
+    device: str
+    dtype: str
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """The most tokens of text one input may hold before the model would truncate it."""
+        ...
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character offsets of each token (special tokens left out), for the chunker."""
+        ...
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """(len(texts), dim) float32, unit length."""
+        ...
+
+    @classmethod
+    def load(cls, name: str, device: str | None = None, dtype: str | None = None) -> Embedder:
+        """The model `name` (catalogue name, Hub id or folder) with sentence-transformers,
+        loaded once per process."""
+        return SentenceEmbedder.load(name, device, dtype)
+
+
 @dataclass
-class Embedder:
-    model: object  # a loaded SentenceTransformer
+class SentenceEmbedder:
+    """A sentence-transformers model. Safe to share between threads: a fast tokenizer is a Rust
+    object that `encode` switches to truncation and chunking switches back, and two threads
+    using one at once fail with "Already borrowed" (huggingface/tokenizers#537). So `tokenize`
+    has its own copy, used by one thread at a time, and `encode` keeps the model's, whose
+    settings stop changing after the first call (made when the model loads)."""
+
+    model: Any  # a loaded SentenceTransformer
     name: str
     fingerprint: str
     device: str
     dtype: str
+    _chunking: Any = field(init=False, repr=False)
+    _chunking_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._chunking = copy.deepcopy(self.model.tokenizer)
 
     @classmethod
-    def load(cls, name: str, device: str | None = None, dtype: str | None = None) -> Embedder:
+    def load(cls, name: str, device: str | None = None, dtype: str | None = None) -> SentenceEmbedder:
         """The model `name` (catalogue name, Hub id or folder), loaded once per process."""
         return _load(name, pick_device(device), dtype)
 
@@ -39,9 +86,10 @@ class Embedder:
         """Character offsets of each token, for the chunker to count and cut with."""
         if not texts:
             return []
-        enc = self.model.tokenizer(
-            list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
+        with self._chunking_lock:
+            enc = self._chunking(
+                list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
         return [[tuple(o) for o in offsets] for offsets in enc["offset_mapping"]]
 
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -60,7 +108,7 @@ class Embedder:
 
 
 @cache
-def _load(name: str, device: str, dtype: str | None) -> Embedder:
+def _load(name: str, device: str, dtype: str | None) -> SentenceEmbedder:
     from sentence_transformers import SentenceTransformer
 
     folder = locate(name)
@@ -71,4 +119,5 @@ def _load(name: str, device: str, dtype: str | None) -> Embedder:
     )
     if not getattr(model.tokenizer, "is_fast", False):
         raise ConfigError(f"embedding model {name!r} has no fast tokenizer; docqa needs one for offsets")
-    return Embedder(model, name, fingerprint(folder), device, dtype_name(torch_dtype))
+    model.encode(["settle the tokenizer's settings"], show_progress_bar=False)  # before threads share it
+    return SentenceEmbedder(model, name, fingerprint(folder), device, dtype_name(torch_dtype))

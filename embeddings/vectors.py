@@ -17,6 +17,9 @@ HNSW_BUILD_DEPTH = 80  # efConstruction
 # efSearch: on 1M clustered synthetic vectors, recall@10 against exact search was 0.87 at 256,
 # 0.94 at 512 and 0.98 at 1024, at about the same 6-7 ms for one query (reports/bench.md).
 HNSW_SEARCH_DEPTH = 1024
+# A scope of up to this many chunks in an HNSW segment is searched exactly, over its own vectors:
+# the graph search finds too few of a small scope's chunks among all the others.
+EXACT_SCOPE = 50_000
 
 
 class Vectors:
@@ -31,8 +34,10 @@ class Vectors:
 
     @classmethod
     def load(cls, path: Path) -> Vectors:
+        """The index at `path`, its vectors mapped from the file rather than read (where this
+        FAISS can): opening a segment reads none of them."""
         try:
-            return cls(faiss.read_index(str(path)))
+            return cls(faiss.read_index(str(path), getattr(faiss, "IO_FLAG_MMAP_IFC", 0)))
         except RuntimeError as e:
             raise IndexCorrupt(f"{path} is not a readable FAISS index ({e}); run `docqa index`") from None
 
@@ -43,9 +48,9 @@ class Vectors:
     def approximate(self) -> bool:
         return hasattr(self.index, "hnsw")
 
-    def settle(self, exact_limit: int = EXACT_LIMIT) -> Vectors:
-        """The index to keep: exact search up to `exact_limit` vectors, HNSW above."""
-        if len(self) <= exact_limit or self.approximate:
+    def settle(self, exact_limit: int | None = None) -> Vectors:
+        """The index to keep: exact search up to `exact_limit` (EXACT_LIMIT) vectors, HNSW above."""
+        if len(self) <= (EXACT_LIMIT if exact_limit is None else exact_limit) or self.approximate:
             return self
         hnsw = faiss.IndexHNSWFlat(self.dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = HNSW_BUILD_DEPTH
@@ -67,10 +72,58 @@ class Vectors:
         """The stored vectors at `rows`, to carry unchanged documents into a new index."""
         return self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows), each (len(queries), k'), best first; k' = min(k, len(self))."""
+    def search(
+        self, queries: np.ndarray, k: int, excluded: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (len(queries), k'), best first; k' = min(k, len(self)). Rows in
+        `excluded` (deleted chunks) are never returned; FAISS pads with -1 when short."""
         k = min(k, len(self))
         if k == 0:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if excluded is None or not len(excluded):
+            return self.index.search(queries, k)
+        selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64)))
+        if self.approximate:
+            params = faiss.SearchParametersHNSW(efSearch=HNSW_SEARCH_DEPTH, sel=selector)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        return self.index.search(queries, k, params=params)
+
+    def search_within(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As `search`, over the rows where the boolean mask `allowed` is True only; k' is at most
+        their number, and every row returned is one of them."""
+        rows = np.flatnonzero(allowed)
+        k = min(k, len(rows))
+        if k == 0:
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.approximate and len(rows) <= EXACT_SCOPE:
+            return self._exact(queries, rows, k)
+        bits = np.packbits(allowed, bitorder="little")  # FAISS reads bit i of byte i >> 3; kept alive here
+        selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+        if not self.approximate:
+            return self.index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_SEARCH_DEPTH, k), sel=selector)
+        scores, found = self.index.search(queries, k, params=params)
+        if (found < 0).any():  # the graph search ran short inside the scope: search it exactly
+            return self._exact(queries, rows, k)
+        return scores, found
+
+    def _exact(self, queries: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact inner-product search over `rows`, their vectors read a slice at a time."""
+        best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+        best_rows = np.zeros((len(queries), 0), dtype=np.int64)
+        for start in range(0, len(rows), 65_536):
+            part = rows[start : start + 65_536]
+            scores = queries @ self.get(part).T
+            best_scores = np.concatenate([best_scores, scores], axis=1)
+            best_rows = np.concatenate([best_rows, np.broadcast_to(part, scores.shape)], axis=1)
+            order = np.argsort(-best_scores, axis=1, kind="stable")[:, :k]
+            best_scores = np.take_along_axis(best_scores, order, axis=1)
+            best_rows = np.take_along_axis(best_rows, order, axis=1)
+        return best_scores.astype(np.float32), best_rows.astype(np.int64)

@@ -1,5 +1,6 @@
-"""Check that the live index agrees with itself: manifest, chunk table, vectors and BM25 describe
-the same documents and chunks, and (with the model) each vector still belongs to its text."""
+"""Check that the live index agrees with itself: every file has its recorded checksum; manifest,
+chunk tables, vectors and BM25 describe the same documents and chunks; and (with the model) each
+vector still belongs to its text."""
 
 from __future__ import annotations
 
@@ -38,7 +39,10 @@ def verify(index_dir: Path, embedder: Embedder | None = None, sample: int = 8, s
         verdict.problems.append(f"the index does not load: {e}")
         return verdict
     try:
+        store.check_files(Path(index_dir), index.manifest, full=True)  # every byte, not size and time
         _check(index, verdict, embedder, sample, seed)
+    except DocqaError as e:
+        verdict.problems.append(f"the index does not load: {e}")
     finally:
         index.close()
     return verdict
@@ -51,18 +55,12 @@ def _check(index: Index, verdict: Verdict, embedder: Embedder | None, sample: in
     verdict.hashes = {d.id: d.hash for d in docs}
     counts = index.manifest.get("counts", {})
     if (counts.get("documents"), counts.get("chunks")) != (verdict.documents, verdict.chunks):
-        problems.append(f"the manifest counts {counts}, the table holds {verdict.documents} documents "
+        problems.append(f"the manifest counts {counts}, the tables hold {verdict.documents} documents "
                         f"and {verdict.chunks} chunks")  # fmt: skip
-    if index.manifest.get("documents") != verdict.hashes:
-        problems.append("the manifest's documents and content hashes differ from the table's")
-    if len(index.vectors) != verdict.chunks:
-        problems.append(f"{len(index.vectors)} vectors for {verdict.chunks} chunks")
-    bm25_docs = int(index.bm25.retriever.scores["num_docs"])
-    if bm25_docs != verdict.chunks:
-        problems.append(f"BM25 holds {bm25_docs} chunks, the table {verdict.chunks}")
-    rows = [r for (r,) in index.table.db.execute("SELECT row FROM chunks ORDER BY row")]
-    if rows != list(range(len(rows))):
-        problems.append("the chunk rows are not numbered 0..n-1, so vectors and chunks are misaligned")
+    if len(verdict.hashes) != len(docs):
+        problems.append("a document is live in more than one segment")
+    for entry, view in zip(index.manifest["segments"], index.views, strict=True):
+        problems += _check_segment(entry, view)
     for doc in docs:
         text = index.document_text(doc.id) or ""
         chunks = index.document_chunks(doc.id)
@@ -73,7 +71,38 @@ def _check(index: Index, verdict: Verdict, embedder: Embedder | None, sample: in
                 problems.append(f"{doc.id}: chunk {c.row} is not the text at its offsets {c.start}-{c.end}")
                 break
     if embedder is not None and verdict.chunks and not problems:
+        rows = _live_rows(index)
         _check_vectors(index, embedder, random.Random(seed).sample(rows, min(sample, len(rows))), problems)
+
+
+def _check_segment(entry: dict, view) -> list[str]:
+    segment, problems = view.segment, []
+    documents, chunks = segment.table.count()
+    name = segment.name
+    if (entry["documents"], entry["chunks"]) != (documents, chunks):
+        problems.append(f"segment {name}: the manifest lists {entry['documents']} documents and "
+                        f"{entry['chunks']} chunks, its table holds {documents} and {chunks}")  # fmt: skip
+    if len(segment.vectors) != chunks:
+        problems.append(f"segment {name}: {len(segment.vectors)} vectors for {chunks} chunks")
+    if len(segment.terms.lengths) != chunks:
+        problems.append(f"segment {name}: BM25 holds {len(segment.terms.lengths)} chunks, the table {chunks}")
+    if segment.table.rows() != list(range(chunks)):
+        problems.append(
+            f"segment {name}: the chunk rows are not numbered 0..n-1, so vectors and chunks are misaligned"
+        )
+    if len(view.dead) != entry["deleted_chunks"] or any(
+        segment.table.document(d) is None for d in view.deleted
+    ):
+        problems.append(f"segment {name}: its deleted documents are not the ones the manifest lists")
+    return problems
+
+
+def _live_rows(index: Index) -> list[int]:
+    rows = []
+    for v in index.views:
+        dead = set(v.dead.tolist())
+        rows += [v.base + r for r in range(len(v.segment)) if r not in dead]
+    return rows
 
 
 def _check_vectors(index: Index, embedder: Embedder, rows: list[int], problems: list[str]) -> None:

@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from embeddings.embedder import Embedder
@@ -20,8 +21,14 @@ from embeddings.library import Library
 from embeddings.readers import Pending, scan
 from embeddings.verify import generation, verify
 from evaluation.data import Paragraph
+from stress import killpoints
 
-_INDEX = [sys.executable, "-m", "qa.cli", "index", "--quiet"]
+ROOT = Path(__file__).resolve().parent.parent
+# Kill points inside the write-and-rename window of a commit; the crash test aims this share of
+# its kills there (they are a few milliseconds of a build, so kills at random times almost never
+# land in them) and the rest at random moments of the whole build.
+AIMED = [f"before:{s}" for s in killpoints.WINDOW] + [f"after:{s}" for s in killpoints.WINDOW[1:-1]]
+AIMED_SHARE = 0.4
 
 
 def write_collection(folder: Path, paragraphs: list[Paragraph]) -> None:
@@ -63,24 +70,29 @@ def hashes(folder: Path) -> dict[str, str]:
     return {p.id: p.hash for p in scan(folder) if isinstance(p, Pending)}
 
 
-def _run(docs: Path, index: Path, kill_after: float | None) -> tuple[str, float]:
-    """Run `docqa index`; kill it after `kill_after` seconds. ("killed"|"finished"|"failed: ...", seconds)."""
+def _run(
+    docs: Path, index: Path, kill_after: float | None, kill_at: str | None = None
+) -> tuple[str, float, str]:
+    """Run `docqa index`; kill it after `kill_after` seconds, or let it kill itself at `kill_at`
+    (see killpoints.py). Returns ("killed"|"finished"|"failed: ...", seconds, where it was)."""
     started = time.perf_counter()
-    log = index.parent / "index.log"
+    log, marks = index.parent / "index.log", index.parent / "index.marks"
+    marks.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "stress.killpoints", str(marks), kill_at or "-", "--", "index", "--quiet",
+               str(docs.absolute()), "--index", str(index.absolute())]  # fmt: skip
     with log.open("w") as err:
-        proc = subprocess.Popen(
-            [*_INDEX, str(docs), "--index", str(index)], stdout=subprocess.DEVNULL, stderr=err
-        )
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
         try:
             proc.wait(timeout=kill_after)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            return "killed", time.perf_counter() - started
     seconds = time.perf_counter() - started
+    if proc.returncode == -signal.SIGKILL:
+        return "killed", seconds, killpoints.landed(marks)
     if proc.returncode != 0:
-        return f"failed: {log.read_text().strip()[-500:]}", seconds
-    return "finished", seconds
+        return f"failed: {log.read_text().strip()[-500:]}", seconds, killpoints.landed(marks)
+    return "finished", seconds, killpoints.landed(marks)
 
 
 def index_kills(work: Path, paragraphs: list[Paragraph], embedder: Embedder, kills: int, seed: int,
@@ -90,7 +102,7 @@ def index_kills(work: Path, paragraphs: list[Paragraph], embedder: Embedder, kil
     shutil.rmtree(work, ignore_errors=True)
     docs, index = work / "docs", work / "index"
     write_collection(docs, paragraphs)
-    status, full = _run(docs, index, None)
+    status, full, _ = _run(docs, index, None)
     if status != "finished":
         raise RuntimeError(f"the first build did not finish: {status}")
     trials, failures = [], []
@@ -101,11 +113,15 @@ def index_kills(work: Path, paragraphs: list[Paragraph], embedder: Embedder, kil
         mutate(docs, paragraphs, rng, share, len(trials))
         after = hashes(docs)
         live = generation(index)
-        # Anywhere from start-up to just past the end of a typical build of this collection.
-        delay = rng.uniform(0.0, statistics.median(durations) * 1.1)
-        outcome, seconds = _run(docs, index, delay)
-        trial = {"round": len(trials), "changed_share": round(share, 2), "kill_at_s": round(delay, 2),
-                 "outcome": outcome, "seconds": round(seconds, 2)}  # fmt: skip
+        killed = len([t for t in trials if t["outcome"] == "killed"])
+        if aimed(killed):
+            delay, kill_at = None, rng.choice(AIMED)
+        else:  # anywhere from start-up to just past the end of a typical build of this collection
+            delay, kill_at = rng.uniform(0.0, statistics.median(durations) * 1.1), None
+        outcome, seconds, landed = _run(docs, index, delay, kill_at)
+        trial = {"round": len(trials), "changed_share": round(share, 2),
+                 "kill": kill_at or f"at {delay:.2f} s", "outcome": outcome, "seconds": round(seconds, 2),
+                 "landed": landed, "in_window": outcome == "killed" and killpoints.in_window(landed)}  # fmt: skip
         verdict = verify(index, embedder, sample=6, seed=len(trials))
         problems = list(verdict.problems)
         if outcome.startswith("failed"):
@@ -127,7 +143,7 @@ def index_kills(work: Path, paragraphs: list[Paragraph], embedder: Embedder, kil
             failures.append(trial)
         if outcome == "killed":
             progress()
-        else:
+        elif delay is not None:
             durations = [*durations[-9:], seconds]
     killed = [t for t in trials if t["outcome"] == "killed"]
     return {
@@ -136,15 +152,26 @@ def index_kills(work: Path, paragraphs: list[Paragraph], embedder: Embedder, kil
         "kills": len(killed),
         "killed_before_commit": sum(t["state"] == "old" for t in killed),
         "killed_after_commit": sum(t["state"] == "new" for t in killed),
+        "killed_in_window": sum(t["in_window"] for t in killed),
+        "landed": dict(Counter(t["landed"] for t in killed).most_common()),
         "finished_before_kill": len(trials) - len(killed),
         "consistent_after_kill": sum(not t["problems"] for t in killed),
+        "trials": [{k: t[k] for k in ("round", "kill", "outcome", "landed", "state")} for t in trials],
         "failures": failures[:10],
     }
+
+
+def aimed(killed: int) -> bool:
+    """Whether the next kill is aimed at the write-and-rename window: spread over the run, so
+    that AIMED_SHARE of the kills are."""
+    return int((killed + 1) * AIMED_SHARE) > int(killed * AIMED_SHARE)
 
 
 _UPLOAD = """
 import sys
 from pathlib import Path
+from stress import killpoints
+killpoints.install(Path(sys.argv[4]))
 from embeddings.builder import build
 from embeddings.config import Config
 from qa.service import MAX_UPLOAD_BYTES
@@ -197,6 +224,7 @@ def upload_kills(work: Path, paragraphs: list[Paragraph], embedder: Embedder, ki
         progress()
     return {
         "kills": kills,
+        "landed": dict(Counter(t["landed"] for t in trials if t["killed"]).most_common()),
         "killed_before_stored": sum(not t["stored"] for t in trials),
         "killed_after_stored": sum(t["stored"] for t in trials),
         "consistent_after_kill": sum(not t["problems"] for t in trials),
@@ -210,8 +238,10 @@ def _upload(work: Path, docs: Path, index: Path, paragraphs: list[Paragraph], n:
     source.write_text(
         "\n\n".join(p.text for p in paragraphs[40 + n % 100 : 43 + n % 100]) + f"\nUpload {n}.\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", _UPLOAD, str(docs), str(index), str(source)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    marks = work / "upload.marks"
+    marks.unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-c", _UPLOAD, *(str(p.absolute()) for p in (docs, index, source, marks))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
                             env={**os.environ, "TQDM_DISABLE": "1"})  # fmt: skip
     try:
         proc.wait(timeout=kill_after)
@@ -220,4 +250,4 @@ def _upload(work: Path, docs: Path, index: Path, paragraphs: list[Paragraph], n:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         killed = True
-    return {"killed": killed}
+    return {"killed": killed, "landed": killpoints.landed(marks)}

@@ -1,0 +1,96 @@
+"""What the last scan of a documents folder found in each file, kept beside the index
+(INDEX/scanned.sqlite): a build of a large folder then reads the size and time of each file that
+has not changed, not its bytes. A file is read again when its size or time differs from the ones
+recorded, or when it had changed so shortly before it was scanned that a second change within the
+same clock tick would not have moved its time."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from embeddings.readers import Pending, Skipped
+
+_SAME_TICK_NS = 2_000_000_000  # wider than any file system's time resolution
+_SCHEMA = """CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL,
+mtime_ns INTEGER NOT NULL, scanned_ns INTEGER NOT NULL, items TEXT NOT NULL)"""
+Row = tuple[int, int, int, str]  # size, mtime_ns, scanned_ns, what was found (JSON)
+
+
+class Scanned:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._rows: dict[str, Row] = {}
+        self._changed: dict[str, Row] = {}
+        self._seen: set[str] = set()
+        try:
+            db = sqlite3.connect(path)
+            try:
+                db.execute(_SCHEMA)
+                self._rows = {r[0]: r[1:] for r in db.execute("SELECT * FROM files")}
+            finally:
+                db.close()
+        except sqlite3.DatabaseError:  # only a record of what was read: damaged, it is read afresh
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def get(self, path: str, stat: os.stat_result) -> list[Pending | Skipped] | None:
+        """What the file at `path` (absolute) held when last scanned, if it cannot have changed."""
+        self._seen.add(path)
+        row = self._rows.get(path)
+        if (
+            row is None
+            or row[0] != stat.st_size
+            or row[1] != stat.st_mtime_ns
+            or row[1] >= row[2] - _SAME_TICK_NS
+        ):
+            return None
+        return _decode(row[3], path)
+
+    def put(self, path: str, stat: os.stat_result, items: list[Pending | Skipped]) -> None:
+        self._seen.add(path)
+        self._changed[path] = (stat.st_size, stat.st_mtime_ns, time.time_ns(), _encode(items))
+
+    def save(self) -> None:
+        """Record this scan: the files read afresh, and none of the files no longer there."""
+        gone = self._rows.keys() - self._seen
+        if not (self._changed or gone):
+            return
+        with contextlib.suppress(
+            sqlite3.DatabaseError, OSError
+        ):  # a record that cannot be kept costs time only
+            db = sqlite3.connect(self.path)
+            try:
+                db.execute(_SCHEMA)
+                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                               [(k, *v) for k, v in self._changed.items()])  # fmt: skip
+                db.executemany("DELETE FROM files WHERE path = ?", [(k,) for k in gone])
+                db.commit()
+            finally:
+                db.close()
+
+
+_SEP = "\x1f"  # a file of one document, the common case, is kept as its fields: JSON is slower
+
+
+def _encode(items: list[Pending | Skipped]) -> str:
+    if len(items) == 1 and isinstance(items[0], Pending) and items[0].line_offset is None:
+        item = items[0]
+        return _SEP.join([item.id, item.hash, item.source, item.name or ""])
+    return json.dumps([
+        [i.id, i.hash, i.source, i.line_offset, i.name] if isinstance(i, Pending) else [i.source, i.reason, i.id]
+        for i in items
+    ])  # fmt: skip
+
+
+def _decode(text: str, path: str) -> list[Pending | Skipped]:
+    if not text.startswith("["):
+        doc_id, content, source, name = text.split(_SEP)
+        return [Pending(doc_id, content, source, path, None, name or None)]
+    return [
+        Pending(e[0], e[1], e[2], path, e[3], e[4]) if len(e) == 5 else Skipped(*e) for e in json.loads(text)
+    ]

@@ -1,0 +1,118 @@
+"""The embedder contract, and the real embedder's safety when threads share it."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from embeddings.embedder import Embedder, SentenceEmbedder
+from tests.fakes import FakeEmbedder
+
+
+def members(protocol: type) -> dict[str, object]:
+    """The protocol's attributes and methods, as declared."""
+    declared = {name: None for name in protocol.__annotations__}
+    declared |= {name: value for name, value in vars(protocol).items() if not name.startswith("_")}
+    return declared
+
+
+def signature(value: object) -> list[tuple[str, object]] | None:
+    if isinstance(value, property):
+        return None
+    function = value.__func__ if isinstance(value, classmethod | staticmethod) else value
+    if not callable(function):
+        return None
+    params = list(inspect.signature(function).parameters.values())
+    return [(p.name, p.default) for p in params if p.name not in ("self", "cls")]
+
+
+@pytest.mark.parametrize("runtime", [FakeEmbedder, SentenceEmbedder])
+def test_the_fake_and_the_real_embedder_keep_the_same_contract(runtime):
+    fields = set(getattr(runtime, "__dataclass_fields__", {})) | set(vars(FakeEmbedder()))
+    for name, declared in members(Embedder).items():
+        assert hasattr(runtime, name) or name in fields, f"{runtime.__name__} has no {name}"
+        if declared is not None and hasattr(runtime, name):
+            assert signature(inspect.getattr_static(runtime, name)) == signature(declared), name
+    assert isinstance(FakeEmbedder(), Embedder)
+
+
+class _BorrowChecked:
+    """A tokenizer that fails as a fast tokenizer does when two threads use it at once."""
+
+    def __init__(self, both_inside: threading.Barrier) -> None:
+        self.both_inside, self.busy = both_inside, threading.Lock()
+
+    def __deepcopy__(self, memo) -> _BorrowChecked:
+        return _BorrowChecked(self.both_inside)
+
+    def __call__(self, texts, **settings):
+        if not self.busy.acquire(blocking=False):
+            raise RuntimeError("Already borrowed")
+        try:
+            self.both_inside.wait(timeout=30)  # both threads are inside a tokenizer call now
+        finally:
+            self.busy.release()
+        return {"offset_mapping": [[(0, len(t))] for t in texts]}
+
+    def num_special_tokens_to_add(self) -> int:
+        return 2
+
+
+class _Model:
+    max_seq_length = 256
+
+    def __init__(self, tokenizer: _BorrowChecked) -> None:
+        self.tokenizer = tokenizer
+
+    def get_embedding_dimension(self) -> int:
+        return 4
+
+    def encode(self, texts, **settings):
+        self.tokenizer(texts, truncation=True)
+        return torch.ones((len(texts), 4))
+
+
+def test_chunking_and_embedding_at_once_never_share_a_tokenizer():
+    # The server indexes an upload (chunking: no truncation) while it answers a question
+    # (encode: truncation); one shared fast tokenizer fails with "Already borrowed".
+    embedder = SentenceEmbedder(
+        _Model(_BorrowChecked(threading.Barrier(2))), "fake", "0" * 16, "cpu", "float32"
+    )
+    errors: list[BaseException] = []
+    results: list[object] = []
+
+    def run(call) -> None:
+        try:
+            results.append(call())
+        except BaseException as e:  # noqa: BLE001 (what the test looks for)
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=run, args=(lambda: embedder.tokenize(["Some text to chunk."]),)),
+        threading.Thread(target=run, args=(lambda: embedder.embed(["A question?"]),)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    vectors = [r for r in results if isinstance(r, np.ndarray)]
+    spans = [r for r in results if not isinstance(r, np.ndarray)]
+    assert len(vectors) == 1 and spans == [[[(0, 19)]]]
+
+
+def test_what_users_catch_and_configure_comes_from_the_packages_they_import():
+    import embeddings
+    import qa
+    from embeddings import errors
+
+    for package in (embeddings, qa):
+        assert package.Config is embeddings.config.Config and "Config" in package.__all__
+        for name in ("DocqaError", "QuestionError", "ConfigError", "IndexMissing", "IndexMismatch",
+                     "IndexCorrupt", "IndexBusy"):  # fmt: skip
+            assert getattr(package, name) is getattr(errors, name) and name in package.__all__
+    assert embeddings.Embedder is embeddings.embedder.Embedder and "UnreadableDocument" in embeddings.__all__
