@@ -12,6 +12,7 @@ import re
 from datetime import datetime
 
 from embeddings.errors import UnreadableDocument
+from embeddings.pages import PAGE_STARTS, join_pages
 
 Parsed = tuple[str | None, str, dict[str, object]]  # title (None: derive one), text, metadata
 
@@ -38,6 +39,18 @@ def decode(data: bytes) -> str:
 def _leading_date(text: str) -> dict[str, object]:
     m = _DATE_LINE.match(text)
     return {"date": m.group(1)} if m and _valid_date(m.group(1)) else {}
+
+
+def iso_date(value: object) -> str | None:
+    """`value` as YYYY-MM-DD when it is an ISO 8601 date or date and time, else None: dates go into
+    prompts and pages, so anything else given as one is not used as one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return value.strip()[:10]
 
 
 def _valid_date(value: str) -> bool:
@@ -108,7 +121,7 @@ def parse_html(data: bytes) -> Parsed:
         content = str(meta.get("content") or "")
         if name in {"date", "article:published_time", "dc.date"} and _valid_date(content):
             metadata["date"] = content[:10]
-    text = _tidy(_visible_text(soup))
+    text = tidy(visible_text(soup))
     if not text:
         raise UnreadableDocument("the HTML page has no visible text")
     return title, text, metadata
@@ -117,7 +130,7 @@ def parse_html(data: bytes) -> Parsed:
 _UNSEEN_TAGS = {"script", "style", "noscript", "template", "head"}
 
 
-def _visible_text(root) -> str:
+def visible_text(root) -> str:
     """The text a reader of the page sees, blocks on lines of their own. Hidden elements (and
     scripts, styles, the head) are left out. One pass without changing the tree, so the time
     stays linear in the page's size however wide or deep it is."""
@@ -149,7 +162,7 @@ def _hidden(tag) -> bool:
     )
 
 
-def _tidy(text: str) -> str:
+def tidy(text: str) -> str:
     lines = (re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -168,11 +181,19 @@ def parse_pdf(data: bytes) -> Parsed:
         raise
     except Exception as e:  # pypdf raises many types on malformed files; each becomes a reason
         raise UnreadableDocument(f"not a readable PDF ({type(e).__name__}: {e})") from None
-    text = "\n\n".join(p.strip() for p in pages).strip()
+    text, starts = join_pages(pages)
     if not text:
         raise UnreadableDocument("the PDF has no extractable text (a scanned image?); OCR it first")
     title = str(info.title).strip() if info is not None and info.title else None
-    return title or None, text, {"pages": len(pages)}
+    return title or None, text, {"pages": len(pages), PAGE_STARTS: starts, **_pdf_date(info)}
+
+
+def _pdf_date(info) -> dict[str, object]:
+    try:
+        created = info.creation_date if info is not None else None
+    except Exception:  # a malformed /CreationDate is no reason to skip the document
+        return {}
+    return {"date": created.date().isoformat()} if created else {}
 
 
 PARSERS = {

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+from embeddings import formats, office
 from embeddings.errors import UnreadableDocument
-from embeddings.formats import PARSERS, decode
+from embeddings.formats import decode, iso_date
 
+PARSERS = {**formats.PARSERS, **office.PARSERS}
 SUPPORTED = (*PARSERS, ".jsonl")
+_SUPPORTED = frozenset(SUPPORTED)
 
 
 @dataclass(frozen=True)
@@ -29,25 +34,26 @@ class Document:
     metadata: dict[str, object] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a scan of a large folder makes one per file, and frozen is slow
 class Pending:
     """A document found by a scan: known by id and hash, parsed only when `load`ed."""
 
     id: str
     hash: str
     source: str
-    path: Path
+    path: str  # a string, not a Path: a scan of a large folder makes one for every file, every build
     line_offset: int | None = None  # byte offset of the line in a .jsonl file
     name: str | None = None  # what the user called the file, when it is stored under another name
 
     def load(self) -> Document:
+        path = Path(self.path)
         if self.line_offset is None:
-            title, text, metadata = PARSERS[self.path.suffix.lower()](self.path.read_bytes())
-            title = title or (Path(self.name).stem if self.name else _title_from(self.path))
+            title, text, metadata = PARSERS[path.suffix.lower()](path.read_bytes())
+            title = title or (Path(self.name).stem if self.name else _title_from(path))
             if self.name:
                 metadata = {**metadata, "file": self.name}
             return Document(self.id, title, text, self.hash, self.source, metadata)
-        with self.path.open("rb") as f:
+        with path.open("rb") as f:
             f.seek(self.line_offset)
             return _jsonl_document(json.loads(f.readline()), self.hash, self.source)
 
@@ -68,30 +74,55 @@ def _sha256(data: bytes) -> str:
 
 
 def scan(
-    root: Path, prefix: str = "", names: Mapping[str, str] | None = None, seen: set[str] | None = None
+    root: Path,
+    prefix: str = "",
+    names: Mapping[str, str] | None = None,
+    seen: set[str] | None = None,
+    known: Known | None = None,
 ) -> Iterator[Pending | Skipped]:
     """Every supported file under `root` (or `root` itself), in a stable order. File ids are
     `prefix` + the path relative to `root`; `names` maps such a path to the name the user knows
-    the file by; ids already in `seen` are reported as duplicates."""
-    root = Path(root)
+    the file by; ids already in `seen` are reported as duplicates. `known` has what an earlier
+    scan found in files that have not changed since, so those are not read again."""
+    root = Path(root).absolute()
     if not root.exists():
         raise FileNotFoundError(root)
-    files = [root] if root.is_file() else sorted(_walk(root))
-    base = root.parent if root.is_file() else root
+    files = [(root.name, str(root), None)] if root.is_file() else _walk(str(root), "")
     seen = set() if seen is None else seen
-    for path in files:
-        relative = path.relative_to(base).as_posix()
-        name = (names or {}).get(relative)
-        source = name or prefix + relative
+    names = names or {}
+    for relative, where, stat in files:
         try:
-            data = path.read_bytes()
+            stat = stat or os.stat(where)  # before the bytes: a change while they are read moves the time
+            if known is not None and (items := known.get(where, stat)) is not None:
+                for item in items:
+                    yield _once(item, seen)
+                continue
+            data = Path(where).read_bytes()
         except OSError as e:
-            yield Skipped(source, f"cannot be read: {e.strerror or e}", prefix + relative)
+            yield Skipped(
+                names.get(relative) or prefix + relative,
+                f"cannot be read: {e.strerror or e}",
+                prefix + relative,
+            )
             continue
-        if path.suffix.lower() != ".jsonl":
-            yield _once(Pending(prefix + relative, _sha256(data), source, path, name=name), seen)
-            continue
-        yield from (_once(item, seen) for item in _scan_jsonl(data, source, path))
+        name = names.get(relative)
+        source = name or prefix + relative
+        if os.path.splitext(where)[1].lower() != ".jsonl":
+            items = [Pending(prefix + relative, _sha256(data), source, where, name=name)]
+        else:
+            items = list(_scan_jsonl(data, source, where))
+        if known is not None:
+            known.put(where, stat, items)
+        for item in items:
+            yield _once(item, seen)
+
+
+class Known(Protocol):
+    """What an earlier scan found in a file, for as long as the file is unchanged (see scanned.py)."""
+
+    def get(self, path: str, stat: os.stat_result) -> list[Pending | Skipped] | None: ...
+
+    def put(self, path: str, stat: os.stat_result, items: list[Pending | Skipped]) -> None: ...
 
 
 def _once(item: Pending | Skipped, seen: set[str]) -> Pending | Skipped:
@@ -102,16 +133,34 @@ def _once(item: Pending | Skipped, seen: set[str]) -> Pending | Skipped:
     return item
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            path = Path(folder) / name
-            if not name.startswith(".") and path.suffix.lower() in SUPPORTED:
-                yield path
+def _walk(folder: str, relative: str) -> list[tuple[str, str, os.stat_result | None]]:
+    """(path relative to the root, path, its stat) of each supported file, in path order; plain
+    strings and scandir, as a large folder is walked at every build. Hidden files and folders
+    are left out."""
+    found: list[tuple[str, str, os.stat_result | None]] = []
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=_name)
+    except OSError:
+        return found
+    for entry in entries:
+        name = entry.name
+        if name[0] == ".":
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            found += _walk(entry.path, f"{relative}{name}/")
+        elif name[name.rfind(".") :].lower() in _SUPPORTED:
+            try:
+                found.append((relative + name, entry.path, entry.stat()))
+            except OSError:
+                found.append((relative + name, entry.path, None))  # reported as unreadable when read
+    return found
 
 
-def _scan_jsonl(data: bytes, source: str, path: Path) -> Iterator[Pending | Skipped]:
+_name = operator.attrgetter("name")
+
+
+def _scan_jsonl(data: bytes, source: str, path: str) -> Iterator[Pending | Skipped]:
     try:
         decode(data)
     except UnreadableDocument as e:
@@ -152,4 +201,7 @@ def _jsonl_document(record: dict, content_hash: str, source: str) -> Document:
     metadata = {k: v for k, v in record.items() if k not in {"id", "_id", "title", "text", "metadata"}}
     if isinstance(record.get("metadata"), dict):
         metadata.update(record["metadata"])
+    date = iso_date(metadata.pop("date", None))
+    if date:
+        metadata["date"] = date
     return Document(doc_id, title.strip() or doc_id, text, content_hash, source, metadata)

@@ -45,3 +45,17 @@ def encrypted_pdf() -> bytes:
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def paged_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
+    """A PDF with one page for each list of lines."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for lines in pages:
+        writer.add_page(PdfReader(io.BytesIO(text_pdf(lines))).pages[0])
+    if title:
+        writer.add_metadata({"/Title": title})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -1,0 +1,89 @@
+"""Small office documents and ebooks made in the test by the libraries docqa reads them with, so
+no binary fixtures live in the repo."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+
+def docx_file(title: str | None = "Harvest report", created: datetime | None = datetime(2024, 3, 5)) -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = title or ""
+    if created:
+        document.core_properties.created = created
+    document.add_heading("Harvest in the valley", level=1)
+    document.add_paragraph("The barley harvest doubled this year.")
+    table = document.add_table(rows=2, cols=2)
+    for r, row in enumerate([["Crop", "Tonnes"], ["Barley", "1,200"]]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    document.add_paragraph("Rain came late in the spring.")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def pptx_file(slides: list[tuple[str, str, str]], title: str = "Quarterly review") -> bytes:
+    """A deck of (slide title, body, speaker notes) slides."""
+    import pptx
+
+    deck = pptx.Presentation()
+    deck.core_properties.title = title
+    deck.core_properties.created = datetime(2023, 11, 20)
+    for heading, body, notes in slides:
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = heading
+        slide.placeholders[1].text = body
+        if notes:
+            slide.notes_slide.notes_text_frame.text = notes
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def epub_file(chapters: list[tuple[str, str]], title: str = "River stories") -> bytes:
+    """A book of (chapter title, paragraph) chapters; the pages do not repeat the titles."""
+    import tempfile
+    from pathlib import Path
+
+    from ebooklib import epub
+
+    book = epub.EpubBook()
+    book.set_identifier("river-stories")
+    book.set_title(title)
+    book.set_language("en")
+    book.add_metadata("DC", "date", "2021-06-01")
+    items = []
+    for i, (heading, text) in enumerate(chapters, 1):
+        item = epub.EpubHtml(title=heading, file_name=f"chapter{i}.xhtml", lang="en")
+        item.content = f"<html><body><p>{text}</p></body></html>"
+        book.add_item(item)
+        items.append(item)
+    book.toc = items
+    book.spine = items
+    book.add_item(epub.EpubNcx())
+    book.add_item(epub.EpubNav())
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "book.epub"
+        epub.write_epub(str(path), book)
+        return path.read_bytes()
+
+
+def odt_file(title: str = "Mill minutes") -> bytes:
+    from odfdo import Document, Header, Paragraph, Table
+
+    document = Document("text")
+    document.body.clear()
+    document.meta.set_title(title)
+    document.meta.set_creation_date(datetime(2022, 9, 14))
+    document.body.append(Header(1, "The old mill"))
+    document.body.append(Paragraph("The mill reopened after the flood."))
+    table = Table("Output", width=2, height=2)
+    table.set_values([["Flour", "30 sacks"], ["Bran", "4 sacks"]])
+    document.body.append(table)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()

@@ -1,0 +1,157 @@
+"""A watched folder: files added, changed, removed (and added back) reach the index through the
+normal incremental build, from `docqa index --watch` and from a server given --docs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from embeddings.builder import build
+from embeddings.config import Config
+from embeddings.index import Index
+from embeddings.watch import Relevant, follow
+from qa.service import Service
+from tests.conftest import ROOT
+from tests.fakes import FakeEmbedder, FakeGenerator
+
+LIMIT = 90  # seconds to wait for the watch to act before the test fails; never a measure of speed
+
+
+def wait_for(condition: Callable[[], bool], events: queue.Queue | None = None) -> None:
+    deadline = time.monotonic() + LIMIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not seen within {LIMIT} s")
+        if events is not None:
+            with contextlib.suppress(queue.Empty):
+                events.get(timeout=1)
+        else:
+            time.sleep(0.2)
+
+
+def test_only_changes_that_can_change_the_index_count(tmp_path):
+    relevant = Relevant(tmp_path / "docs", tmp_path / "docs/index")
+    assert relevant(None, str(tmp_path / "docs/notes/a.pdf")) and relevant(None, str(tmp_path / "docs/notes"))
+    for path in ("docs/.hidden/a.txt", "docs/.a.txt.swp", "docs/index/chunks.sqlite", "docs/image.png"):
+        assert not relevant(None, str(tmp_path / path)), path
+
+
+@pytest.fixture
+def watched(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text("The meeting in Tehran was mediated by Ismail Khan.")
+    config = Config(docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4)
+    embedder = FakeEmbedder()
+    build(config, embedder, progress=False, log=lambda m: None)
+    builds, logs, stop = queue.Queue(), [], threading.Event()
+
+    def rebuild() -> None:
+        builds.put(build(config, embedder, progress=False, log=lambda m: None))
+
+    thread = threading.Thread(
+        target=follow, args=(docs, config.index_dir, rebuild, logs.append, stop), daemon=True
+    )
+    thread.start()
+    wait_for(lambda: not builds.empty())  # the watch runs: its first build catches up with the folder
+    yield docs, config, embedder, builds, logs
+    stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "setting the stop event ends the watch"
+
+
+def texts(config: Config, embedder: FakeEmbedder) -> dict[str, str]:
+    index = Index.open(config.index_dir, embedder)
+    return {d.id: index.document_text(d.id) for d in index.documents()}
+
+
+def test_added_changed_removed_and_added_back_files_reach_the_index(watched):
+    docs, config, embedder, builds, logs = watched
+    (docs / "notes").mkdir()
+    (docs / "notes/rice.md").write_text("Rice harvests in Bengal doubled.")
+    wait_for(lambda: "notes/rice.md" in texts(config, embedder), builds)
+    assert any(m.startswith("noticed added notes") for m in logs), "the new folder (or its file) was noticed"
+    (docs / "notes/rice.md").write_text("Rice harvests in Bengal tripled.")
+    wait_for(
+        lambda: texts(config, embedder).get("notes/rice.md") == "Rice harvests in Bengal tripled.", builds
+    )
+    (docs / "notes/rice.md").unlink()
+    wait_for(lambda: "notes/rice.md" not in texts(config, embedder), builds)
+    (docs / "notes/rice.md").write_text("Rice is back.")
+    wait_for(lambda: texts(config, embedder).get("notes/rice.md") == "Rice is back.", builds)
+    assert set(texts(config, embedder)) == {"talks.txt", "notes/rice.md"}
+
+
+def test_a_server_given_docs_answers_from_the_index_after_each_change(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text("The meeting in Tehran was mediated by Ismail Khan.")
+    config = Config(
+        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
+    )
+    service = Service(config, FakeGenerator("Kettleby. [1]"), FakeEmbedder()).start(
+        background=False, watch=True
+    )
+    try:
+        version = service.version()
+        (docs / "festival.txt").write_text("The Zorblat festival is held every March in Kettleby.")
+        wait_for(lambda: any(d.id == "festival.txt" for d in service.documents()))
+        assert service.version() != version, "the page sees that the index moved on"
+        assert (
+            service.assistant.ask("Where is the Zorblat festival held?").passages[0].doc_id == "festival.txt"
+        )
+        (docs / "festival.txt").unlink()
+        wait_for(lambda: all(d.id != "festival.txt" for d in service.documents()))
+    finally:
+        service.stop()
+
+
+def read_until(lines: queue.Queue, seen: list[str], prefix: str) -> None:
+    """Take the command's output lines into `seen` until one starts with `prefix`."""
+    while not any(line.startswith(prefix) for line in seen):
+        seen.append(lines.get(timeout=LIMIT))
+
+
+def test_docqa_index_watch_updates_the_index_and_stops_cleanly_on_ctrl_c(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text("The meeting in Tehran was mediated by Ismail Khan.")
+    command = [
+        sys.executable,
+        "-m",
+        "qa.cli",
+        "index",
+        str(docs),
+        "--index",
+        str(tmp_path / "index"),
+        "--watch",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+        seen: list[str] = []
+        read_until(lines, seen, "Watching")
+        (docs / "rice.md").write_text("Rice harvests in Bengal doubled.")
+        read_until(lines, seen, "Indexed 2 documents")
+        assert any(line.startswith("noticed added rice.md; updating the index") for line in seen), seen
+        assert any("1 added, 0 changed, 0 removed" in line for line in seen)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=LIMIT) == 0
+        time.sleep(0.5)  # let the readers take the last lines
+        while not lines.empty():
+            seen.append(lines.get())
+        assert any("stopped watching" in line for line in seen), seen
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
