@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from functools import cache
 from pathlib import Path
 
@@ -21,13 +22,37 @@ def pick_device(device: str | None) -> str:
 
 
 @cache
+def cpu() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and its instruction-set flags (empty where /proc/cpuinfo is not)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU", frozenset()
+    name = next(
+        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
+    )
+    flags = next(
+        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []
+    )
+    return name or platform.processor() or "unknown CPU", frozenset(flags)
+
+
+def cpu_features() -> dict[str, bool]:
+    """The instructions that decide how fast a model runs here."""
+    flags = cpu()[1]
+    return {
+        "avx2": "avx2" in flags,
+        "avx512": "avx512f" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx": "amx_bf16" in flags or "amx_int8" in flags,
+        "vnni": "avx512_vnni" in flags or "avx_vnni" in flags,
+    }
+
+
 def cpu_has_fast_bf16() -> bool:
     """bf16 matrix instructions (AVX512-BF16 or AMX) make bf16 2-3x faster than fp32 on CPU."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    features = cpu_features()
+    return features["avx512_bf16"] or features["amx"]
 
 
 def pick_dtype(device: str, dtype: str | None) -> torch.dtype:

@@ -1,39 +1,67 @@
-"""Chat messages -> text with a local causal LM; the only generator model call in docqa."""
+"""Chat messages -> text with a local causal LM: the one place docqa calls its generator.
+
+The tokenizer and chat template always come from transformers; the weights run on one of two
+runtimes (qa/runtimes), chosen from the hardware unless the settings say otherwise:
+- `onnx-int4` on a CPU: 4-bit weights under ONNX Runtime, built once from the model's folder;
+- `transformers` on a GPU: the model as it is (bf16), static KV cache, compiled decoding step.
+Either way one scheduler thread decodes the waiting questions together (qa/decoding.py).
+"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from embeddings.hardware import dtype_name, pick_device, pick_dtype
-from qa.models import KNOWN, locate
+from embeddings.errors import ConfigError
+from qa.decoding import Scheduler
+
+if TYPE_CHECKING:
+    from embeddings.config import Config
 
 Messages = list[dict[str, str]]
+RUNTIMES = ("onnx-int4", "transformers")
 
 
-@dataclass
-class Generator:
-    model: object  # a transformers causal LM
-    tokenizer: object
+@runtime_checkable
+class Generator(Protocol):
+    """What docqa asks of a generator; the real one below and the tests' fake both are one."""
+
     name: str
     device: str
     dtype: str
-    # One generation at a time: concurrent ones would only split the same cores and memory.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @classmethod
-    def load(cls, name: str, device: str | None = None, dtype: str | None = None) -> Generator:
-        """The model `name` (catalogue name, Hub id or folder), loaded once per process."""
-        return _load(name, pick_device(device), dtype)
-
-    @property
-    def context_window(self) -> int:
-        return int(getattr(self.model.config, "max_position_embeddings", 4096))
+    runtime: str
 
     def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """Character offsets of each token, so text can be cut to the generator's budget."""
+        ...
+
+    def count(self, text: str) -> int: ...
+
+    def render(self, messages: Messages) -> str:
+        """The prompt text the model reads (its chat template applied)."""
+        ...
+
+    def stream(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
+        """Pieces of the reply as they are decoded (greedy). Closing the iterator stops decoding."""
+        ...
+
+    def generate(self, messages: Messages, max_new_tokens: int) -> str: ...
+
+
+@dataclass
+class LocalGenerator:
+    tokenizer: object  # a transformers tokenizer
+    scheduler: Scheduler
+    name: str
+    device: str
+    dtype: str
+    runtime: str
+    stop: tuple[int, ...]  # token ids that end a reply
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         if not texts:
             return []
         enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
@@ -46,66 +74,104 @@ class Generator:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def stream(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
-        """Pieces of the reply as they are decoded (greedy, so answers are repeatable)."""
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
-
-        inputs = self.tokenizer(self.render(messages), return_tensors="pt", add_special_tokens=False)
-        inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        errors: list[BaseException] = []
-        stop = threading.Event()  # set when the reader stops listening, so decoding ends too
-
-        class _Stopped(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
-
-        def run() -> None:
-            try:
-                with torch.inference_mode():
-                    self.model.generate(
-                        **inputs,
-                        streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([_Stopped()]),
-                        max_new_tokens=max_new_tokens,
-                        do_sample=False,
-                        temperature=None,
-                        top_p=None,
-                        top_k=None,
-                        pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                    )
-            except BaseException as e:  # handed to the caller below, never lost in the thread
-                errors.append(e)
-                streamer.end()
-
-        with self.lock:
-            worker = threading.Thread(target=run, daemon=True)
-            worker.start()
-            try:
-                yield from streamer
-            finally:
-                stop.set()
-                worker.join()
-        if errors:
-            raise errors[0]
+        prompt = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+        tokens = self.scheduler.submit(prompt, max_new_tokens, self.stop)
+        made: list[int] = []
+        shown = ""
+        try:
+            for token in tokens:
+                made.append(token)
+                text = self.tokenizer.decode(made, skip_special_tokens=True)
+                if text.endswith("\ufffd"):  # half of a character that spans tokens: wait for the rest
+                    continue
+                if len(text) > len(shown):
+                    yield text[len(shown) :]
+                    shown = text
+        finally:
+            tokens.close()  # a reader that stops early frees its place in the batch
 
     def generate(self, messages: Messages, max_new_tokens: int) -> str:
         return "".join(self.stream(messages, max_new_tokens))
 
 
-@cache
-def _load(name: str, device: str, dtype: str | None) -> Generator:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def pick_runtime(device: str, runtime: str | None, dtype: str | None) -> str:
+    """The runtime for `device`: int4 ONNX on a CPU, transformers on a GPU, unless told."""
+    if runtime is not None:
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
+        if runtime == "onnx-int4" and not device.startswith("cpu"):
+            raise ConfigError("the onnx-int4 runtime runs on the CPU; use --runtime transformers on a GPU")
+        return runtime
+    if device.startswith("cpu") and dtype is None:
+        return "onnx-int4"
+    return "transformers"  # a GPU, or a dtype asked for (the int4 model has none to choose)
 
-    folder = locate(name)
-    torch_dtype = pick_dtype(device, dtype)
+
+def from_config(config: Config) -> LocalGenerator:
+    """The generator the settings name, on the runtime they ask for or the hardware suits."""
+    return load(config.generator, config.device, config.dtype, config.runtime, config.generator_batch)
+
+
+def load(
+    name: str,
+    device: str | None = None,
+    dtype: str | None = None,
+    runtime: str | None = None,
+    batch: int = 4,
+) -> LocalGenerator:
+    """The model `name` (catalogue name, Hub id or folder), loaded once per process."""
+    from embeddings.hardware import pick_device
+
+    device = pick_device(device)
+    return _load(name, device, dtype, pick_runtime(device, runtime, dtype), batch)
+
+
+@cache
+def _load(name: str, device: str, dtype: str | None, runtime: str, batch: int) -> LocalGenerator:
+    from transformers import AutoTokenizer
+
+    from qa import models
+
+    if runtime == "onnx-int4":
+        from qa.runtimes import ort
+
+        folder = models.int4(name)
+        engine = ort.load(folder, capacity=batch, prompt_chunk=256)
+        dtype_shown = "int4"
+    else:
+        from embeddings.hardware import dtype_name, pick_dtype
+        from qa.runtimes import hf
+
+        folder = models.locate(name)
+        torch_dtype = pick_dtype(device, dtype)
+        model, dtype_shown = hf.load(folder, device, torch_dtype), dtype_name(torch_dtype)
+        engine = hf.HfBatch(model, _pad_id(folder), batch, static_cache=device.startswith("cuda"),
+                            compile=device.startswith("cuda"))  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    if not tokenizer.chat_template and name in KNOWN:
-        tokenizer.chat_template = KNOWN[name].chat_template
-    # safetensors only: a weights file is never unpickled, whatever folder or Hub id is given.
-    model = (
-        AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, use_safetensors=True)
-        .to(device)
-        .eval()
+    if not tokenizer.chat_template and name in models.KNOWN:
+        tokenizer.chat_template = models.KNOWN[name].chat_template
+    scheduler = Scheduler(engine, name=f"docqa-{runtime}")
+    return LocalGenerator(
+        tokenizer, scheduler, name, device, dtype_shown, runtime, _stop_ids(folder, tokenizer)
     )
-    return Generator(model, tokenizer, name, device, dtype_name(torch_dtype))
+
+
+def _stop_ids(folder: Path, tokenizer) -> tuple[int, ...]:
+    from transformers import GenerationConfig
+
+    ids: set[int] = set()
+    try:
+        eos = GenerationConfig.from_pretrained(folder).eos_token_id
+        ids.update(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    except OSError:  # no generation_config.json: the tokenizer's end token is all there is
+        pass
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return tuple(sorted(ids))
+
+
+def _pad_id(folder: Path) -> int:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

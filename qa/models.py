@@ -1,12 +1,19 @@
-"""The generator models docqa knows, where their files come from, and the one-time conversion
-of a packaged GGUF into a bf16 safetensors folder in the user's cache."""
+"""The generator models docqa knows, where their files come from, and the one-time conversions
+into the user's cache: a packaged GGUF into a bf16 safetensors folder (what transformers
+loads), and any such folder into a 4-bit ONNX model (what the CPU runtime runs).
+
+Conversions run in a child process, so their memory peak (several GB) never stays with a
+server, and write into a temporary folder renamed into place when complete."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -81,13 +88,120 @@ def locate(name: str, report: Report = _stderr) -> Path:
     """A local folder transformers can load: the converted cache of a packaged model, the
     folder given, or a Hugging Face Hub download."""
     if name in KNOWN:
-        return converted(KNOWN[name], report)
+        model = KNOWN[name]
+        folder = _bf16_folder(model)
+        if not (folder / "COMPLETE").is_file():
+            _in_child("bf16", name)
+        return folder
     return folder_or_hub(name, "generator", list(KNOWN))
+
+
+def int4(name: str, report: Report = _stderr) -> Path:
+    """The 4-bit ONNX model of `name`, built once (from `locate(name)`) and reused."""
+    from qa.runtimes.ort import BUILD_OPTIONS
+
+    source = locate(name, report)
+    identity = json.dumps(
+        [str(source.resolve()), _weights_signature(source), BUILD_OPTIONS, _builder_version()]
+    )
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    label = KNOWN[name].name if name in KNOWN else re.sub(r"[^\w.-]+", "_", name).strip("_")[-60:]
+    folder = cache_root() / "models" / f"{label}-onnx-int4-{key}"
+    if not (folder / "COMPLETE").is_file():
+        _in_child("int4", name, str(folder))
+    return folder
+
+
+def _bf16_folder(model: PackagedModel) -> Path:
+    return cache_root() / "models" / f"{model.name}-{model.sha256[:12]}"
+
+
+def _weights_signature(folder: Path) -> list:
+    """Names, sizes and times of the weight and config files: a changed model builds anew."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".json"} and p.is_file())
+    return [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in files]
+
+
+def _builder_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("onnxruntime-genai")
+    except Exception:  # not installed: `build_int4` says what to install
+        return "none"
+
+
+def _in_child(*args: str) -> None:
+    """Run a conversion in a child process (its progress shows on stderr); its error is ours."""
+    done = subprocess.run([sys.executable, "-m", "qa.models", *args], stdout=subprocess.PIPE, text=True)
+    if done.returncode == 0:
+        return
+    try:
+        error = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):  # it died before it could say why (killed, out of memory)
+        raise DocqaError(
+            f"converting the model failed (exit status {done.returncode}); see the messages above"
+        ) from None
+    raise (ConfigError if error["kind"] == "ConfigError" else DocqaError)(error["message"])
 
 
 def converted(model: PackagedModel, report: Report = _stderr) -> Path:
     """The bf16 safetensors folder of a packaged model, made once and reused."""
-    folder = cache_root() / "models" / f"{model.name}-{model.sha256[:12]}"
+    folder = _bf16_folder(model)
+
+    def make(work: Path) -> None:
+        report(f"First use of {model.name}: joining its {len(model.parts)} packaged parts ...")
+        gguf = work / "model.gguf"
+        join(model, gguf)
+        report(f"Converting {model.name} to bf16 safetensors (once) ...")
+        _convert(gguf, work, model)
+        gguf.unlink()
+        (work / "COMPLETE").write_text(model.sha256 + "\n")
+
+    return _made_once(folder, make, model.name, report)
+
+
+def build_int4(source: Path, folder: Path, report: Report = _stderr) -> Path:
+    """The 4-bit ONNX model of the Hugging Face folder `source`, built by onnxruntime-genai's
+    model builder (its full log kept in the folder as build.log)."""
+    from qa.runtimes.ort import BUILD_OPTIONS
+
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        raise ConfigError("the CPU runtime needs onnxruntime-genai: pip install onnxruntime-genai onnx-ir")
+    layers = json.loads((source / "config.json").read_text()).get("num_hidden_layers", 0)
+
+    def make(work: Path) -> None:
+        from tqdm import tqdm
+
+        report(f"Building the 4-bit model of {source.name} for the CPU (once) ...")
+        command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(work),
+                   "-p", "int4", "-e", "cpu", "-c", str(work / "cache"), "--extra_options", *BUILD_OPTIONS]  # fmt: skip
+        log = (work / "build.log").open("w")
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child, \
+                tqdm(total=layers + 2, desc="building int4 model", unit="layer", file=sys.stderr) as bar:  # fmt: skip
+            for line in child.stdout:
+                log.write(line)
+                if re.match(r"Reading (layer \d+|LM head|embedding)", line):
+                    bar.update(1)
+        log.close()
+        if child.returncode != 0:
+            tail = "".join((work / "build.log").read_text().splitlines(keepends=True)[-5:])
+            raise DocqaError(
+                f"the 4-bit model of {source} could not be built (exit status {child.returncode}):\n{tail}\n"
+                "Use --runtime transformers to run the model as it is."
+            )
+        shutil.rmtree(work / "cache", ignore_errors=True)
+        for extra in ("generation_config.json",):  # the stop tokens the builder does not copy
+            if (source / extra).is_file():
+                shutil.copy(source / extra, work / extra)
+        (work / "COMPLETE").write_text(json.dumps({"source": str(source), "options": BUILD_OPTIONS}) + "\n")
+
+    return _made_once(folder, make, source.name, report)
+
+
+def _made_once(folder: Path, make: Callable[[Path], None], name: str, report: Report) -> Path:
+    """`folder`, made by `make` in a temporary folder beside it that is renamed into place when
+    complete; an interrupted conversion leaves nothing behind."""
     if (folder / "COMPLETE").is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -96,19 +210,13 @@ def converted(model: PackagedModel, report: Report = _stderr) -> Path:
     work.mkdir()
     try:
         started = time.perf_counter()
-        report(f"First use of {model.name}: joining its {len(model.parts)} packaged parts ...")
-        gguf = work / "model.gguf"
-        join(model, gguf)
-        report(f"Converting {model.name} to bf16 safetensors (once; about a minute) ...")
-        _convert(gguf, work, model)
-        gguf.unlink()
-        (work / "COMPLETE").write_text(model.sha256 + "\n")
+        make(work)
         if folder.exists():  # another process finished first; its copy is as good
             shutil.rmtree(work)
         else:
             os.replace(work, folder)
         report(
-            f"{model.name} is ready in {folder} ({time.perf_counter() - started:.0f} s; later loads take seconds)"
+            f"{name} is ready in {folder} ({time.perf_counter() - started:.0f} s; later loads take seconds)"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -161,3 +269,20 @@ def _convert(gguf: Path, out: Path, model: PackagedModel) -> None:
         del llm.config.quantization_config
     llm.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m qa.models bf16 NAME` or `int4 NAME FOLDER`: one conversion, run by `_in_child`."""
+    try:
+        if argv[0] == "bf16":
+            converted(KNOWN[argv[1]])
+        else:
+            build_int4(locate(argv[1]), Path(argv[2]))
+    except DocqaError as e:
+        print(json.dumps({"kind": type(e).__name__, "message": str(e)}))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

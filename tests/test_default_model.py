@@ -11,7 +11,7 @@ import pytest
 from embeddings.builder import build
 from embeddings.config import Config
 from qa.assistant import Assistant
-from qa.citations import support
+from qa.support import support
 from tests.conftest import SEEDS
 
 pytestmark = pytest.mark.slow
@@ -69,6 +69,15 @@ def test_the_summary_is_faithful_to_the_article(assistant):
     for name in ("Massoud", "Muttaqi", "Iran"):
         assert name in summary.text
     sentences = [s for s in summary.text.replace("\n", " ").split(". ") if s.strip()]
-    supported = [s for s in sentences if support(s, article) >= 0.5]
+    supported = [s for s in sentences if support(s, article).holds(Config().support_threshold)]
     assert len(supported) >= 0.75 * len(sentences), summary.text
     assert "PINEAPPLE" not in summary.text
+
+
+def test_a_follow_up_with_a_pronoun_is_rewritten_to_name_who_it_means(assistant):
+    chat = assistant.chat()
+    first = chat.ask("Who mediated the meeting between Massoud and Muttaqi?")
+    assert "Ismail Khan" in first.text, first
+    second = chat.ask("Where was he governor?")
+    assert second.standalone == "Where was Ismail Khan governor?"
+    assert not second.abstained and "Herat" in second.text, second

@@ -1,0 +1,177 @@
+"""Several questions decoded together: one thread owns the model and runs its batch.
+
+Decoding one token on a CPU is bound by reading the weights, so a step for four sequences costs
+little more than a step for one. Requests join the running batch between steps (or, for a
+runtime that batches statically, when the batch is empty); a reader that stops listening makes
+its request leave at the next step. Nothing here holds a lock while a caller is reading.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+log = logging.getLogger("docqa.decoding")
+
+
+class Batch(Protocol):
+    """A runtime's decoding state for the sequences it decodes together (greedy)."""
+
+    capacity: int  # the most sequences decoded together
+
+    def free(self) -> int:
+        """How many sequences may join now (0 while a static batch runs)."""
+        ...
+
+    def join(self, key: object, prompt: Sequence[int]) -> None: ...
+
+    def step(self) -> dict[object, int | None]:
+        """One unit of work (a prompt chunk or one decoding step): the next token of each
+        sequence that made one, or None for a sequence the runtime ended."""
+        ...
+
+    def leave(self, key: object) -> None: ...
+
+
+_END = object()
+
+
+@dataclass(eq=False)
+class _Request:
+    prompt: list[int]
+    max_new_tokens: int
+    stop: frozenset[int]
+    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    made: int = 0
+
+
+class TokenStream:
+    """The generated token ids of one request, as they are decoded. `close()` (or dropping the
+    stream) makes the request leave the batch."""
+
+    def __init__(self, request: _Request, wake: threading.Event) -> None:
+        self._request, self._wake, self._done = request, wake, False
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        if self._done:
+            raise StopIteration
+        item = self._request.out.get()
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        return item
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._request.cancelled.set()
+            self._wake.set()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class Scheduler:
+    """Feeds requests to a Batch from one daemon thread, for as long as the process runs."""
+
+    def __init__(self, batch: Batch, name: str = "docqa-decoder") -> None:
+        self.batch = batch
+        self._waiting: list[_Request] = []
+        self._active: dict[int, _Request] = {}
+        self._keys = itertools.count()  # never reused, unlike id(): a late token finds no one
+        self._lock = threading.Lock()  # guards _waiting only; never held while decoding
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, prompt: Sequence[int], max_new_tokens: int, stop: Sequence[int]) -> TokenStream:
+        request = _Request(list(prompt), max_new_tokens, frozenset(stop))
+        with self._lock:
+            self._waiting.append(request)
+        self._wake.set()
+        return TokenStream(request, self._wake)
+
+    @property
+    def load(self) -> tuple[int, int]:
+        """(requests decoding, requests waiting)."""
+        with self._lock:
+            return len(self._active), len(self._waiting)
+
+    def _run(self) -> None:
+        while True:
+            if not self._active and not self._waiting:
+                self._wake.wait()
+            self._wake.clear()
+            self._drop_cancelled()
+            self._admit()
+            if not self._active:
+                self._wake.wait(0.05)  # the batch takes no one yet (a static batch still ending)
+                continue
+            try:
+                tokens = self.batch.step()
+            except BaseException as e:  # every waiting reader gets the error; the thread goes on
+                log.exception("decoding failed")
+                for key, request in list(self._active.items()):
+                    request.out.put(e)
+                    self._leave(key)
+                continue
+            for key, token in tokens.items():
+                request = self._active.get(key)  # type: ignore[call-overload]
+                if request is None:
+                    continue
+                if token is None or token in request.stop:
+                    self._finish(key)
+                    continue
+                request.out.put(token)
+                request.made += 1
+                if request.made >= request.max_new_tokens:
+                    self._finish(key)
+
+    def _admit(self) -> None:
+        with self._lock:
+            room = self.batch.free()
+            joining, self._waiting = self._waiting[:room], self._waiting[room:]
+        for request in joining:
+            if request.cancelled.is_set() or request.max_new_tokens < 1:
+                request.out.put(_END)
+                continue
+            key = next(self._keys)
+            self._active[key] = request
+            try:
+                self.batch.join(key, request.prompt)
+            except BaseException as e:  # a prompt the model cannot take: that reader's error alone
+                del self._active[key]
+                request.out.put(e)
+
+    def _drop_cancelled(self) -> None:
+        for key, request in list(self._active.items()):
+            if request.cancelled.is_set():
+                self._finish(key)
+        with self._lock:
+            gone = [r for r in self._waiting if r.cancelled.is_set()]
+            self._waiting = [r for r in self._waiting if not r.cancelled.is_set()]
+        for request in gone:
+            request.out.put(_END)
+
+    def _finish(self, key: int) -> None:
+        self._active[key].out.put(_END)
+        self._leave(key)
+
+    def _leave(self, key: int) -> None:
+        del self._active[key]
+        try:
+            self.batch.leave(key)
+        except Exception:  # the batch's own bookkeeping; the request is over either way
+            log.exception("leaving the batch failed")

@@ -1,0 +1,1 @@
+"""The runtimes a generator runs on; each offers a `decoding.Batch` (see qa/generator.py)."""

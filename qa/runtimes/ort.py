@@ -1,0 +1,155 @@
+"""The CPU runtime: a causal LM with 4-bit weights under ONNX Runtime.
+
+The model is built once from its Hugging Face folder by onnxruntime-genai's model builder
+(weights int4, symmetric, in blocks of 32, multiplied with int8 activations; the embedding
+table 4-bit too; logits only for the last position) and cached. On a CPU, decoding a token is
+bound by reading the weights: 4-bit weights read a quarter of what float16 would.
+
+docqa drives the ONNX graph itself rather than through a generation loop so that sequences of
+different lengths decode in one batch: each row of the KV cache is right-padded and the
+attention mask tells the attention kernel (GroupQueryAttention) how long each row is, which
+also gives each row its own rotary positions. While some sequences decode, a newcomer's prompt
+is read in chunks, between which the others keep decoding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# The builder's options; changing them changes the cached model's key (see qa/models.py).
+BUILD_OPTIONS = ("prune_lm_head=true", "op_types_to_quantize=MatMul/Gather", "accuracy_level=4")
+
+
+def threads() -> int:
+    """The cores this process may use (what ONNX Runtime should use, all of them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass
+class _Sequence:
+    pending: list[int]  # prompt tokens not yet read
+    kv: list[np.ndarray] | None = None  # while reading the prompt: [1, kv_heads, length, head_size] per input
+    length: int = 0  # tokens in the KV cache
+    last: int = -1  # the token to feed next
+
+
+@dataclass
+class OrtBatch:
+    """`decoding.Batch` over a GroupQueryAttention decoder exported by onnxruntime-genai."""
+
+    session: object  # onnxruntime.InferenceSession
+    kv_heads: int
+    head_size: int
+    capacity: int = 4
+    prompt_chunk: int = 256  # prompt tokens read per step while other sequences decode
+    prompt_alone: int = 2048  # ... and while none do (bounds the activations' memory)
+    _sequences: dict[object, _Sequence] = field(default_factory=dict)
+    _rows: list[object] = field(default_factory=list)  # decoding sequences, in KV row order
+    _kv: list[np.ndarray] = field(default_factory=list)  # [rows, kv_heads, longest, head_size] per input
+    _prompt_turn: bool = True
+
+    def __post_init__(self) -> None:
+        names = [i.name for i in self.session.get_inputs()]
+        self._past = [n for n in names if n.startswith("past_key_values.")]
+        self._present = [n.replace("past_key_values.", "present.") for n in self._past]
+
+    def free(self) -> int:
+        return self.capacity - len(self._sequences)
+
+    def join(self, key: object, prompt: Sequence[int]) -> None:
+        if not prompt:
+            raise ValueError("an empty prompt cannot be decoded")
+        self._sequences[key] = _Sequence(list(prompt))
+
+    def leave(self, key: object) -> None:
+        self._sequences.pop(key)
+        if key in self._rows:
+            row = self._rows.index(key)
+            self._rows.pop(row)
+            keep = [i for i in range(len(self._rows) + 1) if i != row]
+            longest = max((self._sequences[k].length for k in self._rows), default=0)
+            self._kv = [kv[keep, :, :longest] for kv in self._kv] if self._rows else []
+
+    def step(self) -> dict[object, int]:
+        reading = [k for k, s in self._sequences.items() if s.pending]
+        if reading and (self._prompt_turn or not self._rows):
+            self._prompt_turn = False
+            return self._read_prompt(reading[0])
+        self._prompt_turn = True
+        return self._decode() if self._rows else {}
+
+    def _read_prompt(self, key: object) -> dict[object, int]:
+        s = self._sequences[key]
+        size = self.prompt_chunk if self._rows else self.prompt_alone
+        chunk, s.pending = s.pending[:size], s.pending[size:]
+        past = s.kv or [self._empty(1)] * len(self._past)
+        mask = np.ones((1, s.length + len(chunk)), dtype=np.int64)
+        logits, s.kv = self._run(np.array([chunk], dtype=np.int64), mask, past)
+        s.length += len(chunk)
+        if s.pending:
+            return {}
+        s.last = int(logits[0].argmax())
+        self._add_row(key, s.kv)
+        s.kv = None
+        return {key: s.last}
+
+    def _decode(self) -> dict[object, int]:
+        sequences = [self._sequences[k] for k in self._rows]
+        longest = self._kv[0].shape[2]
+        mask = np.zeros((len(sequences), longest + 1), dtype=np.int64)
+        for row, s in enumerate(sequences):
+            mask[row, : s.length + 1] = 1  # the cache so far and the token fed now
+        tokens = np.array([[s.last] for s in sequences], dtype=np.int64)
+        logits, self._kv = self._run(tokens, mask, self._kv)
+        out = {}
+        for key, s, row in zip(self._rows, sequences, logits, strict=True):
+            s.length += 1
+            s.last = int(row.argmax())
+            out[key] = s.last
+        return out
+
+    def _add_row(self, key: object, kv: list[np.ndarray]) -> None:
+        if not self._rows:
+            self._rows, self._kv = [key], kv
+            return
+        longest = max(self._kv[0].shape[2], kv[0].shape[2])
+        self._kv = [
+            np.concatenate([_pad(a, longest), _pad(b, longest)]) for a, b in zip(self._kv, kv, strict=True)
+        ]
+        self._rows.append(key)
+
+    def _run(
+        self, tokens: np.ndarray, mask: np.ndarray, past: list[np.ndarray]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        feed = {"input_ids": tokens, "attention_mask": mask, **dict(zip(self._past, past, strict=True))}
+        logits, *present = self.session.run(["logits", *self._present], feed)
+        return logits[:, -1], present
+
+    def _empty(self, rows: int) -> np.ndarray:
+        return np.zeros((rows, self.kv_heads, 0, self.head_size), dtype=np.float32)
+
+
+def _pad(kv: np.ndarray, length: int) -> np.ndarray:
+    return np.pad(kv, ((0, 0), (0, 0), (0, length - kv.shape[2]), (0, 0))) if kv.shape[2] < length else kv
+
+
+def load(folder: Path, capacity: int, prompt_chunk: int, threads_: int | None = None) -> OrtBatch:
+    """The decoder in `folder` (as the builder wrote it), ready to batch."""
+    import onnxruntime as ort
+
+    decoder = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads_ or threads()
+    options.inter_op_num_threads = 1
+    # Idle worker threads would spin between steps and take the cores from the embedder.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(
+        str(folder / decoder["filename"]), options, providers=["CPUExecutionProvider"]
+    )
+    return OrtBatch(session, decoder["num_key_value_heads"], decoder["head_size"], capacity, prompt_chunk)

@@ -1,0 +1,116 @@
+"""The decoding scheduler with a scripted batch: several readers share one batch, a reader
+who stops early frees its place, errors reach the reader, nothing hangs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from embeddings.errors import ConfigError
+from qa.decoding import Scheduler
+from qa.generator import Generator, pick_runtime
+from tests.fakes import FakeGenerator
+
+
+class CountingBatch:
+    """Each sequence's next token is the previous plus one; records how many decode together."""
+
+    def __init__(self, capacity: int = 4, static: bool = False) -> None:
+        self.capacity, self.static = capacity, static
+        self.rows: dict[object, int] = {}
+        self.widths: list[int] = []
+        self.started = threading.Event()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def free(self) -> int:
+        if self.static and self.rows:
+            return 0
+        return self.capacity - len(self.rows)
+
+    def join(self, key: object, prompt: Sequence[int]) -> None:
+        if prompt[0] < 0:
+            raise ValueError("negative prompt")
+        self.rows[key] = prompt[-1]
+
+    def step(self) -> dict[object, int]:
+        self.started.set()
+        self.gate.wait()
+        self.widths.append(len(self.rows))
+        for key in self.rows:
+            self.rows[key] += 1
+        return dict(self.rows)
+
+    def leave(self, key: object) -> None:
+        del self.rows[key]
+
+
+def test_a_stream_gets_its_tokens_and_stops_at_the_limit_or_a_stop_token():
+    scheduler = Scheduler(CountingBatch())
+    assert list(scheduler.submit([10], max_new_tokens=3, stop=[])) == [11, 12, 13]
+    assert list(scheduler.submit([10], max_new_tokens=9, stop=[13])) == [11, 12]
+
+
+def test_waiting_requests_are_decoded_in_one_batch():
+    batch = CountingBatch(capacity=4)
+    batch.gate.clear()  # hold the first step until all four have joined
+    scheduler = Scheduler(batch)
+    first = scheduler.submit([0], 5, [])
+    batch.started.wait(5)
+    others = [scheduler.submit([100 * i], 5, []) for i in range(1, 4)]
+    batch.gate.set()
+    results = [list(s) for s in [first, *others]]
+    assert results[0] == [1, 2, 3, 4, 5] and results[3] == [301, 302, 303, 304, 305]
+    assert max(batch.widths) == 4, "the requests that were waiting joined the running batch"
+
+
+def test_a_reader_who_stops_early_leaves_and_the_next_question_is_answered():
+    batch = CountingBatch(capacity=1)
+    scheduler = Scheduler(batch)
+    abandoned = scheduler.submit([0], 10_000, [])
+    assert next(abandoned) == 1  # the reader keeps the object but stops reading
+    abandoned.close()
+    assert list(scheduler.submit([50], 2, [])) == [51, 52]
+
+
+def test_an_abandoned_stream_that_is_never_closed_does_not_block_others_for_ever():
+    scheduler = Scheduler(CountingBatch(capacity=1))
+    kept = scheduler.submit([0], 20, [])
+    next(kept)  # held, not closed: it decodes to its limit and frees the batch
+    assert list(scheduler.submit([7], 1, [])) == [8]
+
+
+def test_a_static_batch_takes_newcomers_only_when_it_is_empty():
+    batch = CountingBatch(capacity=4, static=True)
+    batch.gate.clear()
+    scheduler = Scheduler(batch)
+    first = scheduler.submit([0], 3, [])
+    batch.started.wait(5)
+    late = scheduler.submit([10], 3, [])
+    batch.gate.set()
+    assert list(first) == [1, 2, 3] and list(late) == [11, 12, 13]
+    assert max(batch.widths) == 1
+
+
+def test_an_error_reaches_its_reader_and_the_scheduler_goes_on():
+    scheduler = Scheduler(CountingBatch())
+    with pytest.raises(ValueError, match="negative prompt"):
+        list(scheduler.submit([-1], 3, []))
+    assert list(scheduler.submit([1], 1, [])) == [2]
+
+
+def test_the_runtime_is_chosen_from_the_device_unless_told():
+    assert pick_runtime("cpu", None, None) == "onnx-int4"
+    assert pick_runtime("cuda", None, None) == "transformers"
+    assert pick_runtime("cpu", None, "bfloat16") == "transformers"
+    assert pick_runtime("cpu", "transformers", None) == "transformers"
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        pick_runtime("cuda:0", "onnx-int4", None)
+    with pytest.raises(ConfigError, match="not one of"):
+        pick_runtime("cpu", "llama", None)
+
+
+def test_the_fake_generator_keeps_the_real_ones_contract():
+    assert isinstance(FakeGenerator(), Generator)

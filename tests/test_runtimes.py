@@ -1,0 +1,125 @@
+"""The generator runtimes for real: the 4-bit ONNX model of the small packaged generator on the
+CPU, and the GPU code path (static KV cache, compiled decoding step, batching) run on the CPU
+with a tiny random-weight model."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from qa import models
+from qa.decoding import Scheduler
+from qa.generator import load
+from qa.runtimes import hf, ort
+
+ARTICLE = (
+    "In a massive development, Afghanistan National Resistance Front leader Ahmad Massoud met the "
+    "Taliban's acting Foreign Minister Amir Khan Muttaqi in Tehran. The meeting was mediated by the "
+    "former governor of Afghanistan's Herat province Ismail Khan. India gave 50,000 tonnes of wheat."
+)
+QUESTIONS = [
+    "Who mediated the meeting?",
+    "Where was the meeting held? Answer in a few words.",
+    "What did India give?",
+]
+
+
+def messages(question: str, text: str = ARTICLE) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": "Answer from the passage in one sentence."},
+        {"role": "user", "content": f"{text}\n\nQuestion: {question}"},
+    ]
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load(models.SMALL, batch=4)
+
+
+def test_the_cpu_runtime_is_a_4bit_model_built_once_and_reused(small):
+    folder = models.int4(models.SMALL)
+    assert (folder / "COMPLETE").is_file() and models.int4(models.SMALL) == folder
+    weights = (folder / "model.onnx.data").stat().st_size
+    assert 200_000_000 < weights < models.QWEN_CODER_05B.size, "4-bit weights: smaller than the Q4_K_M file"
+    assert (small.runtime, small.dtype, small.device) == ("onnx-int4", "int4", "cpu")
+    assert load(models.SMALL, batch=4) is small, "loaded once per process"
+    assert "Ismail Khan" in small.generate(messages(QUESTIONS[0]), 30)
+
+
+def test_questions_asked_together_get_the_answers_they_get_alone(small):
+    alone = [small.generate(messages(q), 24) for q in QUESTIONS]
+    together: dict[str, str] = {}
+    threads = [
+        threading.Thread(target=lambda q=q: together.__setitem__(q, small.generate(messages(q), 24)))
+        for q in QUESTIONS
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert [together[q] for q in QUESTIONS] == alone
+
+
+def test_a_long_prompt_read_in_chunks_is_answered_as_if_read_whole(small):
+    folder = models.int4(models.SMALL)
+    long_text = " ".join([ARTICLE] * 4)
+    prompt = small.tokenizer(small.render(messages(QUESTIONS[0], long_text)), add_special_tokens=False)[
+        "input_ids"
+    ]
+    assert len(prompt) > 200
+    answers = []
+    for chunk in (64, 4096):
+        batch = ort.load(folder, capacity=2, prompt_chunk=chunk)
+        batch.prompt_alone = chunk
+        scheduler = Scheduler(batch)
+        answers.append(list(scheduler.submit(prompt, 16, small.stop)))
+    assert answers[0] == answers[1]
+
+
+def test_a_reader_who_stops_early_does_not_hold_up_the_next_question(small):
+    kept = small.stream(messages("Summarise the passage in ten sentences."), 200)
+    next(kept)  # kept, never closed
+    assert "Ismail Khan" in small.generate(messages(QUESTIONS[0]), 30)
+
+
+def tiny_model(folder):
+    """A two-layer Qwen2 with random weights, saved as safetensors."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True,
+    )  # fmt: skip
+    Qwen2ForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_the_gpu_path_static_cache_compiled_and_batched_runs_on_the_cpu(tmp_path):
+    import torch
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model = hf.load(tiny_model(tmp_path / "tiny"), "cpu", torch.float32)
+    prompts = [[5, 17, 33, 9, 101, 7], [8, 8, 250, 3, 77, 12], [40, 41, 42]]
+
+    def decode(batch: hf.HfBatch, asked: list[list[int]], new: int = 8) -> list[list[int]]:
+        for key, prompt in enumerate(asked):  # all join before the batch starts
+            batch.join(key, prompt)
+        made: dict[int, list[int]] = {key: [] for key in range(len(asked))}
+        while any(len(tokens) < new for tokens in made.values()):
+            for key, token in batch.step().items():
+                if token is not None and len(made[key]) < new:
+                    made[key].append(token)
+                    if len(made[key]) == new:
+                        batch.leave(key)
+        return list(made.values())
+
+    compiled = hf.HfBatch(model, pad_id=0, capacity=4, static_cache=True, compile=True, cache_tokens=64)
+    together = decode(compiled, prompts)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "the decoding step was compiled"
+    alone = [decode(hf.HfBatch(model, pad_id=0, capacity=1), [p])[0] for p in prompts]
+    assert [len(t) for t in together] == [8, 8, 8]
+    assert together[:2] == alone[:2], "rows of one length decode as they do alone"
