@@ -1,13 +1,26 @@
-"""What `ask` returns, and the pure steps that turn a model reply into it."""
+"""What `ask` returns, and the pure steps that turn a model reply into it: citations checked
+against the passages, and the answer withdrawn when a sentence of it is not supported or it does
+not answer the question asked."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from qa.citations import best_support, drop_unknown, is_refusal, sentences, set_marks, support
+from qa.citations import drop_unknown, is_refusal, sentences, set_marks
+from qa.question import relevance
 from qa.retriever import Passage
+from qa.support import Support, around, best, support
+from qa.words import content
 
 NOT_IN_DOCUMENTS = "The documents do not contain the answer to this question."
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The thresholds an answer must pass (Config.support_threshold, Config.min_grounding)."""
+
+    support: float  # share of a sentence's content words its passage's window must hold
+    grounding: float  # share of the question's terms the passages around the answer must hold
 
 
 @dataclass(frozen=True)
@@ -20,9 +33,12 @@ class Citation:
     end: int
     score: float  # the passage's cosine similarity to the question
     sentence: str  # the answer sentence that cites it
-    support: float  # share of that sentence's content words the passage holds
-    supported: bool
-    inferred: bool = False  # the model cited nothing; docqa matched the sentence to this passage
+    support: float  # share of that sentence's content words the passage's aligned sentence holds
+    supported: bool  # that share is enough, the key words are there and no negation disagrees
+    inferred: bool = False  # the model cited nothing that holds; docqa matched the sentence to this passage
+    problem: str | None = None  # why the passage does not hold the sentence, beyond its score
+    page: int | None = None  # the page (or slide) the passage begins on, where its document has pages
+    page_label: str | None = None  # "p. 12", "pp. 12–13", "slide 3"
 
 
 @dataclass
@@ -35,47 +51,86 @@ class Answer:
     timings: dict[str, float]  # seconds: retrieve, generate, total
     model: str
     reason: str | None = None  # why docqa abstained
-    raw: str = field(default="", repr=False)  # the model's reply before citation checks
-    support: float = 0.0  # how well the passages hold the answer: mean over its sentences of the best support
+    raw: str = field(default="", repr=False)  # the model's reply before any check
+    support: float = 0.0  # the weakest sentence's support (0 for one whose key words or negation fail)
+    grounding: float = 0.0  # share of the question's terms the passages around the answer hold
+    withdrawn: bool = False  # the model wrote an answer (streamed as it came) that docqa withdrew
+    runtime: str = ""  # how the model ran: runtime, precision, device (qa/generator.py)
+    standalone: str | None = None  # in a conversation: the question as retrieval searched it (rewritten)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def abstention(question: str, passages: list[Passage], reason: str, model: str, raw: str = "") -> Answer:
-    return Answer(question, NOT_IN_DOCUMENTS, True, [], passages, {}, model, reason, raw)
+def abstention(question: str, passages: list[Passage], reason: str, model: str, raw: str = "",
+               withdrawn: bool = False) -> Answer:  # fmt: skip
+    return Answer(question, NOT_IN_DOCUMENTS, True, [], passages, {}, model, reason, raw, withdrawn=withdrawn)
 
 
-def interpret(question: str, raw: str, passages: list[Passage], model: str, threshold: float) -> Answer:
-    """A model reply -> an Answer with checked citations, or an abstention if it said it does not know."""
+def interpret(question: str, raw: str, passages: list[Passage], model: str, checks: Checks) -> Answer:
+    """A model reply -> an Answer with checked citations; an abstention if the model said it does
+    not know, if a sentence of the answer is not held by any passage, or if the answer does not
+    answer the question."""
     if is_refusal(raw):
         return abstention(question, passages, "the model found no answer in the passages", model, raw)
     text = drop_unknown(raw.strip(), len(passages))
     cited = sentences(text)
+    texts, titles = [p.text for p in passages], [p.title for p in passages]
     citations: list[Citation] = []
-    texts = [p.text for p in passages]
     for s in reversed(cited):  # from the end, so rewriting marks keeps earlier offsets valid
-        checked = [
-            _citation(n, passages[n - 1], s.text, support(s.text, texts[n - 1]), threshold) for n in s.numbers
-        ]
+        checked = [_citation(n, passages[n - 1], s.text, question, checks.support) for n in s.numbers]
         if passages and not any(c.supported for c in checked):
             # No passage the sentence cites holds it: point to the one that does, if any.
-            n, score = best_support(s.text, texts)
-            if score >= threshold and n not in s.numbers:
-                checked.append(_citation(n, passages[n - 1], s.text, score, threshold, inferred=True))
+            n, found = best(s.text, texts, question, titles, checks.support)
+            if found.holds(checks.support) and n not in s.numbers:
+                checked.append(_cited(n, passages[n - 1], s.text, found, checks.support, inferred=True))
         # Every check is reported; the text keeps the marks that hold when any does.
         shown = [c.number for c in checked if c.supported] or [c.number for c in checked]
         text = set_marks(text, s, shown)
         citations[:0] = checked
-    grounded = [best_support(s.text, texts)[1] for s in cited] if texts else []
-    mean = round(sum(grounded) / len(grounded), 3) if grounded else 0.0
-    return Answer(question, text, False, citations, passages, {}, model, None, raw, mean)
+    claims = [s.text for s in cited if content(s.text)]
+    if not passages or not claims:
+        return abstention(
+            question, passages, "the reply states nothing the passages could hold", model, raw, True
+        )
+    weakest, failing, context = 1.0, None, []
+    for claim in claims:
+        n, found = best(claim, texts, question, titles, checks.support)
+        score = found.score if found.problem is None else 0.0
+        if score < weakest:
+            weakest = score
+        if not found.holds(checks.support) and failing is None:
+            failing = (claim, found)
+        context += [around(texts[n - 1], found.start, found.end), titles[n - 1]]
+    verdict = relevance(question, " ".join(claims), "\n".join(context))
+    answer = Answer(question, text, False, citations, passages, {}, model, None, raw, round(weakest, 3),
+                    verdict.grounding)  # fmt: skip
+    if failing is not None:  # the reason never repeats the withdrawn sentence or its words
+        claim, found = failing
+        if found.contradicts:
+            why = "the passage says the opposite"
+        elif found.missing:
+            why = f"{len(found.missing)} of its key words are not in the passage"
+        else:
+            why = f"support {found.score:.2f}, below {checks.support:.2f}"
+        reason = f"the passages do not hold sentence {claims.index(claim) + 1} of the model's reply ({why})"
+    elif not verdict.holds(checks.grounding):
+        reason = f"the reply does not answer the question: {verdict.problem}"
+    else:
+        return answer
+    withdrawn = abstention(question, passages, reason, model, raw, withdrawn=True)
+    withdrawn.support, withdrawn.grounding = answer.support, answer.grounding
+    return withdrawn
 
 
-def _citation(
-    n: int, p: Passage, sentence: str, score: float, threshold: float, inferred: bool = False
+def _citation(n: int, p: Passage, sentence: str, question: str, threshold: float) -> Citation:
+    return _cited(n, p, sentence, support(sentence, p.text, question, p.title), threshold)
+
+
+def _cited(
+    n: int, p: Passage, sentence: str, s: Support, threshold: float, inferred: bool = False
 ) -> Citation:
     return Citation(
-        n, p.doc_id, p.title, p.text, p.start, p.end, round(p.score, 4), sentence, round(score, 3),
-        score >= threshold, inferred,
+        n, p.doc_id, p.title, p.text, p.start, p.end, round(p.score, 4), sentence, s.score,
+        s.holds(threshold), inferred, s.problem, p.page, p.page_label,
     )  # fmt: skip

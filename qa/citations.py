@@ -1,28 +1,33 @@
-"""Generated answer -> checked citations. Pure text logic, no model.
+"""Generated answer -> its sentences and citation marks. Pure text logic, no model.
 
 Each answer sentence is matched with the passage numbers it cites; numbers that name no given
-passage are dropped from the text; each remaining citation is scored by how much of the
-sentence's content the passage holds (stemmed word overlap), and marked supported or not.
-Small models cite loosely, so `answer.interpret` keeps in the text only the marks that hold.
+passage are dropped from the text. Whether a passage holds a sentence is qa/support.py's
+question; small models cite loosely, so `answer.interpret` keeps in the text only the marks that
+hold.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
 
 _MARK = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _LEADING_MARKS = re.compile(r"(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
 _WORD = re.compile(r"\w+", re.UNICODE)
+_SOURCES = r"(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))"
 _REFUSAL = re.compile(
-    r"\b(?:I\s+(?:do\s+not|don'?t|cannot|can'?t)\s+(?:know|find|answer|tell)"
-    r"|(?:passages?|documents?|text|context)\s+(?:does|do)\s+not\s+(?:contain|mention|say|provide|include|specify)"
-    r"|not\s+(?:mentioned|stated|provided|specified|given|found)\s+in\s+the\s+(?:passages?|documents?|text|context)"
-    r"|no\s+information\s+(?:about|on|regarding))",
+    r"\b(?:I\s+(?:do\s+not|don'?t|cannot|can'?t|am\s+not\s+able\s+to|am\s+unable\s+to|'m\s+unable\s+to)\s+"
+    r"(?:know|find|answer|tell|say|determine|see)"
+    r"|I(?:\s+a|')m\s+not\s+sure|I\s+(?:do\s+not|don'?t)\s+have\s+(?:enough\s+)?information"
+    rf"|{_SOURCES}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state|answer|give|tell)"
+    rf"|not\s+(?:mentioned|stated|provided|specified|given|found|answered)\s+in\s+(?:the|any\s+of\s+the)\s+{_SOURCES}"
+    r"|(?:there\s+is\s+)?no\s+(?:information|mention|answer)\s+(?:about|on|regarding|of|to|in)"
+    r"|(?:cannot|can'?t)\s+be\s+(?:determined|answered|found)"
+    r"|(?:there\s+is\s+)?not\s+enough\s+information)",
     re.IGNORECASE,
 )
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class CitedSentence:
 def is_refusal(answer: str) -> bool:
     """The model said, in its first sentence, that the passages do not hold the answer (or it
     wrote no words at all, only citation marks)."""
-    words = _MARK.sub("", answer).strip()
+    words = _MARK.sub("", answer).translate(_APOSTROPHES).strip()
     return not _WORD.search(words) or bool(_REFUSAL.search(_SENTENCE_END.split(words, maxsplit=1)[0]))
 
 
@@ -77,32 +82,6 @@ def set_marks(answer: str, sentence: CitedSentence, numbers: list[int]) -> str:
     return f"{answer[: sentence.start]}{body}{' ' + marks if marks else ''}{answer[sentence.end :]}"
 
 
-def support(sentence: str, passage: str) -> float:
-    """How much of the sentence the passage holds: the mean of the shares of its content words
-    and of its adjacent content-word pairs found there (stemmed, stop words left out). Pairs keep
-    "Ismail Khan" from being supported by a passage that only names "Amir Khan"."""
-    words = _content(sentence)
-    if not words:
-        return 1.0
-    found = _content(passage)
-    pairs, found_words, found_pairs = _pairs(words), set(found), _pairs(found)
-    share = sum(w in found_words for w in words) / len(words)
-    if not pairs:
-        return share
-    return (share + sum(p in found_pairs for p in pairs) / len(pairs)) / 2
-
-
-def _pairs(words: list[str]) -> set[tuple[str, str]]:
-    return set(zip(words, words[1:], strict=False))
-
-
-def best_support(sentence: str, passages: list[str]) -> tuple[int, float]:
-    """(1-based number, support) of the passage that best supports a sentence."""
-    scores = [support(sentence, p) for p in passages]
-    best = max(range(len(scores)), key=scores.__getitem__)
-    return best + 1, scores[best]
-
-
 def _numbers(group: str) -> list[int]:
     return [int(n) for n in re.findall(r"\d+", group)]
 
@@ -113,17 +92,3 @@ def _all_numbers(text: str) -> tuple[int, ...]:
 
 def _unique(numbers: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(numbers))
-
-
-def _content(text: str) -> list[str]:
-    """Stemmed words, stop words left out, in order."""
-    stemmer, stop = _language()
-    return stemmer.stemWords([w for w in _WORD.findall(text.lower()) if w not in stop])
-
-
-@cache
-def _language():
-    import Stemmer
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return Stemmer.Stemmer("english"), frozenset(STOPWORDS_EN)

@@ -1,5 +1,11 @@
-"""Documents are data: sentences in them that give orders to an AI are blanked out before a
-passage reaches the model. The system prompt says the same; small models need both."""
+"""Documents are data. The prompt's shape carries the defence (prompt.py quotes every text that
+comes from a document); this module does the two things it cannot:
+- chat-template control tokens in a document or a question are made plain text, so a document
+  cannot open a turn of the conversation as if the system or the user had spoken;
+- a sentence that can only be an order to an AI is blanked. Only unambiguous patterns are here
+  (they name the AI's instructions, prompt or role, or speak to the AI reading the text): an
+  honest sentence that merely looks like an order ("Answer all questions in the booklet.", a
+  quoted remark, a job description) is never blanked, so none of its facts are lost."""
 
 from __future__ import annotations
 
@@ -7,37 +13,31 @@ import re
 
 from embeddings.chunker import sentences
 
-REMOVED = "[an instruction to AI systems was removed here]"
+REMOVED = "[An instruction to AI systems was removed here.]"
 
+_AI = r"(?:ai|a\.i\.|assistant|chatbot|language model|llm|gpt|model|bot)"
 _ORDERS = re.compile(
     r"|".join(
         [
-            r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,60}\b(?:instructions?|questions?|prompts?|rules|guidelines|directions|context|above|previous|prior)\b",
-            r"\b(?:reply|respond|answer|say|print|output|write|repeat)\b[^.!?\n]{0,40}\bonly\s+(?:with|the word|\"|')",
-            r"\b(?:do not|don't|never)\s+(?:answer|respond to|reply to)\s+(?:it\b|that\b|(?:the|this|any|my|your)\s+(?:question|user|query))",
-            r"\b(?:you are|you're|act as|pretend to be)\s+(?:now\s+)?an?\s+(?:ai|assistant|chatbot|language model|llm|gpt)\b",
-            r"\b(?:the|an?|any|you)\s+(?:ai|assistant|chatbot|language model|llm)\b[^.!?\n]{0,40}\b(?:must|should|shall)\b",
-            r"\b(?:system prompt|developer mode|jailbreak|new instructions|these instructions|following instructions)\b",
-            r"\bcite\s+(?:passage|source|document)s?\s*\[?\d+",
-            r"\b(?:to|for)\s+the\s+(?:ai|assistant|chatbot|language model|model)\s+reading\b",
-            r"\b(?:whoever|anyone|anybody|everyone)\s+(?:who\s+)?(?:is\s+)?read(?:s|ing)?\s+this\b",
-            r"\b(?:begin|start|end|finish|prefix|conclude)\s+(?:your|the|each|every|all)\s+(?:responses?|repl(?:y|ies)|answers?|outputs?)\b",
-            r"\b(?:your|the)\s+(?:responses?|repl(?:y|ies)|answers?|outputs?)\s+(?:must|should|shall)\b",
-            r"\b(?:add|include|mention|insert|say|print|output|write|repeat)\s+(?:the\s+)?(?:word|phrase|string|token|code ?word|password)\b",
-            r"\bif\s+(?:anyone|someone|somebody|you|the user)\s+(?:asks?|asked|is asked|are asked)\b[^.!?\n]{0,60}\b(?:tell|say|answer|reply|respond)\b",
-            r"\b(?:answer|respond|reply)\s+(?:to\s+)?(?:every|each|all|any)\s+(?:questions?|quer(?:y|ies)|prompts?)\b",
-            r"\binstead\s+of\s+(?:answering|responding|replying)\b",
-            r"\bin\s+your\s+(?:answer|response|reply|output)s?\b",
-            r"\band\s+nothing\s+else\b",
-            r"(?:^|\n)[ \t]*#{1,6}[ \t]*(?:instructions?|system(?:[ \t]+prompt)?|prompt)[ \t]*:?[ \t]*(?:\n|$)",
+            # "ignore all previous instructions", "disregard the system prompt"
+            r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}\b(?:previous|prior|above|earlier|preceding|all|your|the\s+system)\s+"
+            r"(?:instructions?|prompts?|rules|guidelines|directions|messages?)\b",
+            r"\b(?:system prompt|developer mode|jailbreak(?:ing)?|new instructions for)\b",
+            # words addressed to the AI that reads the text
+            rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the|any|all)\s+{_AI}s?\b",
+            rf"\b(?:to|for)\s+(?:the|any)\s+{_AI}s?\s+(?:reading|processing|summari[sz]ing|answering)\b",
+            r"\b(?:if|when)\s+you\s+are\s+an?\s+(?:ai|language model|llm|chatbot)\b",
+            r"\byou\s+are\s+now\s+(?:an?\s+)?(?:ai|language model|llm|chatbot|gpt|dan)\b",
+            r"\bcite\s+passage\s*\[?\d",
+            # a forged chat turn
             r"[\"']role[\"']\s*:\s*[\"'](?:system|user|assistant|developer)[\"']",
+            r"(?:^|\n)\s*(?:system|assistant)\s*:\s*(?:you|reply|answer|respond|say|ignore)\b",
             # chat control tokens, as `defuse` leaves them: never part of an honest document
             r"\u2039\||\u2039\u2039/?SYS|\(/?INST\)|\u2039/?s\u203a",
         ]
     ),
     re.IGNORECASE,
 )
-
 
 # Chat-template control tokens (ChatML, Llama, Mistral): in a document they would open a new turn
 # of the conversation, as if the system or the user had spoken.
@@ -52,7 +52,7 @@ def defuse(text: str) -> str:
 
 
 def neutralise(text: str) -> str:
-    """`text` with control tokens defused and every sentence that reads as an order to an AI
+    """`text` with control tokens defused and every sentence that can only be an order to an AI
     replaced by a short note."""
     text = defuse(text)
     out, last = [], 0

@@ -20,6 +20,10 @@ class FakeEmbedder:
         self.device, self.dtype = "cpu", "float32"
         self.embedded: list[str] = []
 
+    @classmethod
+    def load(cls, name: str, device: str | None = None, dtype: str | None = None) -> FakeEmbedder:
+        return cls(name)
+
     def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         return [[m.span() for m in _WORD.finditer(t)] for t in texts]
 
@@ -38,7 +42,7 @@ class FakeGenerator:
 
     def __init__(self, reply="I don't know.", name: str = "fake-generator") -> None:
         self.reply, self.name = reply, name
-        self.device, self.dtype = "cpu", "float32"
+        self.device, self.dtype, self.runtime = "cpu", "float32", "fake"
         self.prompts: list[list[dict[str, str]]] = []
 
     def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.citations import best_support, drop_unknown, is_refusal, sentences, set_marks, support
+from qa.citations import drop_unknown, is_refusal, sentences, set_marks
 
 
 def test_sentences_carry_their_marks_including_marks_after_the_full_stop():
@@ -30,26 +30,13 @@ def test_marks_are_rewritten_at_the_end_of_their_sentence():
     assert set_marks(answer, first, [3]) == "It was in Tehran. [3] Later, Kabul."
 
 
-def test_support_is_high_for_a_sentence_the_passage_states():
-    passage = "Sources further informed that the meeting was mediated by the former governor Ismail Khan."
-    assert support("The meeting was mediated by Ismail Khan.", passage) >= 0.5
-    assert support("The meeting was held in Paris by the mayor.", passage) < 0.5
-
-
-def test_a_shared_surname_alone_is_not_support():
-    assert support("Ismail Khan", "acting Foreign Minister Amir Khan Muttaqi") < 0.5
-    assert support("Ismail Khan", "mediated by Ismail Khan") == 1.0
-
-
-def test_best_support_names_the_passage_that_holds_the_sentence():
-    passages = ["Rain fell in Kabul.", "India sent 50,000 tonnes of wheat.", "Talks ended."]
-    assert best_support("India gave 50,000 tonnes of wheat.", passages)[0] == 2
-
-
 @pytest.mark.parametrize(
     "reply",
-    ["I don't know.", "I do not know the answer.", "The passages do not contain this information.",
-     "This is not mentioned in the passages.", "", "I cannot find that in the documents.", " [1][2][3]"],
+    ["I don't know.", "I don\u2019t know.", "I do not know the answer.", "I\u2019m not sure.",
+     "The passages do not contain this information.", "The documents don\u2019t mention it.",
+     "This is not mentioned in the passages.", "", "I cannot find that in the documents.", " [1][2][3]",
+     "There is no information about the author in the documents.", "I am unable to determine that.",
+     "That cannot be determined from the passages."],
 )  # fmt: skip
 def test_refusals_are_recognised(reply):
     assert is_refusal(reply)
@@ -57,7 +44,8 @@ def test_refusals_are_recognised(reply):
 
 @pytest.mark.parametrize(
     "reply",
-    ["Ismail Khan mediated the meeting [1].", "The meeting was futile [2]. I don't know who paid for it."],
-)
+    ["Ismail Khan mediated the meeting [1].", "The meeting was futile [2]. I don't know who paid for it.",
+     "No information was released about the talks until January [1]."],
+)  # fmt: skip
 def test_answers_are_not_refusals(reply):
     assert not is_refusal(reply)

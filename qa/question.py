@@ -1,0 +1,213 @@
+"""Does an answer answer the question asked? Pure text logic, no model.
+
+A small model handed passages about something close to the question often copies a fluent
+sentence from one of them ("which Russian author is viral on TikTok?" answered with a sentence
+about another novelist's book). Every word of it is in a passage, so the support check passes.
+This check asks three things the support check does not: the passage text the answer rests on
+(its aligned windows, with a sentence of context either side, and the titles) must hold the
+question's own terms; the answer must say something the question does not; and a question that
+asks for a number or a date must get one."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from qa.words import MONTHS, SCALES, content, key_words, number, words
+
+# Words a question asks with, which the passage that answers it need not repeat.
+ASKING = frozenset(
+    [
+        "name",
+        "named",
+        "call",
+        "called",
+        "type",
+        "kind",
+        "sort",
+        "happen",
+        "happened",
+        "mean",
+        "means",
+        "meant",
+        "refer",
+        "refers",
+        "term",
+        "example",
+        "describe",
+        "described",
+        "consider",
+        "considered",
+        "year",
+        "date",
+        "time",
+        "percent",
+        "percentage",
+        "number",
+        "amount",
+        "many",
+        "much",
+        "long",
+        "far",
+        "old",
+        "big",
+        "large",
+        "tall",
+        "high",
+        "often",
+    ]
+)
+ASKING_STEMS = frozenset(content(" ".join(ASKING)))
+_NUMBER_Q = re.compile(
+    r"\bhow\s+(?:many|much|long|far|old|big|large|high|tall|wide|deep|heavy|fast|often)\b"
+    r"|\bwhat\s+(?:percentage|percent|proportion|number|fraction|amount)\b",
+    re.IGNORECASE,
+)
+_DATE_Q = re.compile(
+    r"\b(?:what|which|in\s+what|in\s+which)\s+(?:year|century|decade|date|month)\b", re.IGNORECASE
+)
+_WHEN_Q = re.compile(
+    r"\bwhen\s+(?:did|was|were|is|are|does|do|had|has|will|would|could|can)\b", re.IGNORECASE
+)
+_TIME_WORDS = frozenset(
+    [
+        "century",
+        "centuries",
+        "decade",
+        "decades",
+        "year",
+        "years",
+        "ago",
+        "age",
+        "era",
+        "period",
+        "reign",
+        "spring",
+        "summer",
+        "autumn",
+        "fall",
+        "winter",
+        "morning",
+        "afternoon",
+        "evening",
+        "night",
+        "today",
+        "yesterday",
+        "after",
+        "before",
+        "during",
+        "until",
+        "since",
+        "early",
+        "late",
+        "mid",
+        "war",
+        "dynasty",
+        "times",
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "month",
+        "months",
+        "when",
+        "whenever",
+        "while",
+        "once",
+    ]
+)
+_AMOUNT_WORDS = frozenset(
+    [
+        "few",
+        "several",
+        "dozen",
+        "dozens",
+        "half",
+        "none",
+        "majority",
+        "minority",
+        "twice",
+        "once",
+        "thrice",
+        "hundreds",
+        "thousands",
+        "millions",
+        "billions",
+        "all",
+        "most",
+        "rarely",
+        "seldom",
+        "often",
+        "always",
+        "never",
+        "usually",
+        "sometimes",
+        "daily",
+        "weekly",
+        "monthly",
+        "yearly",
+        "annually",
+    ]
+)
+_ORDINAL_WORD = re.compile(r"^\w+(?:teenth|tieth|ieth)$")
+
+
+@dataclass(frozen=True)
+class Relevance:
+    grounding: float  # share of the question's terms the answer's passages hold around it
+    new: bool  # the answer says something the question does not
+    kind: str | None  # what the question asks for ("number", "date", "time"), None: anything
+    kind_found: bool
+
+    def holds(self, threshold: float) -> bool:
+        return self.grounding >= threshold and self.new and self.kind_found
+
+    @property
+    def problem(self) -> str:
+        if not self.new:
+            return "the answer only repeats the question"
+        if not self.kind_found:
+            return f"the question asks for a {self.kind} and the answer gives none"
+        return f"the passages it rests on are about something else (they hold {self.grounding:.0%} of the question's terms)"
+
+
+def kind(question: str) -> str | None:
+    """What sort of answer the question asks for, where that can be told from its words."""
+    if _NUMBER_Q.search(question):
+        return "number"
+    if _DATE_Q.search(question):
+        return "date"
+    if _WHEN_Q.search(question):
+        return "time"
+    return None
+
+
+def terms(question: str) -> dict[str, float]:
+    """The question's terms with their weights: key words (names, numbers) count double."""
+    keys = key_words(question)
+    return {w: 2.0 if w in keys else 1.0 for w in content(question) if w not in ASKING_STEMS}
+
+
+def relevance(question: str, answer: str, context: str) -> Relevance:
+    """`context`: the passage text the answer rests on (its windows with a sentence either side,
+    and the titles of those passages)."""
+    wanted = terms(question)
+    held = set(content(context))
+    grounding = sum(w for t, w in wanted.items() if t in held) / sum(wanted.values()) if wanted else 1.0
+    asked = set(content(question))
+    said = [w for w in content(answer) if w not in asked]
+    expected = kind(question)
+    return Relevance(round(grounding, 3), bool(said), expected, _gives(expected, answer, asked))
+
+
+def _gives(expected: str | None, answer: str, asked: set[str]) -> bool:
+    if expected is None:
+        return True
+    fresh = [w for w in words(answer) if (number(w) or w) not in asked]
+    numbers = any(number(w) is not None or w in SCALES or _ORDINAL_WORD.match(w) for w in fresh)
+    if expected == "number":
+        return numbers or any(w in _AMOUNT_WORDS or w in _TIME_WORDS for w in fresh)
+    dates = numbers or any(w in MONTHS for w in fresh)
+    if expected == "date":
+        return dates
+    return dates or any(w in _TIME_WORDS for w in fresh)

@@ -1,0 +1,126 @@
+"""Does a passage state what an answer sentence says? Pure text logic, no model.
+
+The sentence is aligned with the passage's sentence (or pair of adjacent sentences) that holds
+most of its content words: its window. It is supported when the window holds enough of those
+words, every key word it turns on (a number, a date, a name) is in the window, and the two
+agree on negation. Word overlap alone passes "Massoud did not meet Muttaqi in Tehran" and "...
+in Kabul" (a place the article names elsewhere); the window and the key words do not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from embeddings.chunker import sentences
+from qa.words import DENIALS, NEGATIONS, content, key_words, negations, norm, words
+
+
+@dataclass(frozen=True)
+class Support:
+    score: float  # share of the sentence's content words the window holds; 0 when it has none
+    start: int  # the window: character offsets in the passage
+    end: int
+    missing: tuple[str, ...] = ()  # key words of the sentence the window lacks
+    contradicts: bool = False  # the sentence negates what the window states, or the reverse
+
+    def holds(self, threshold: float) -> bool:
+        return self.score > 0 and self.score >= threshold and not self.missing and not self.contradicts
+
+    @property
+    def problem(self) -> str | None:
+        """Why the passage does not hold the sentence, beyond its score, in words."""
+        if self.contradicts:
+            return "the passage says the opposite"
+        if self.missing:
+            return f"the passage does not say {', '.join(self.missing)}"
+        return None
+
+
+NONE = Support(0.0, 0, 0)
+
+
+def support(sentence: str, passage: str, question: str = "", title: str = "") -> Support:
+    """How well `passage` holds `sentence`. Words the question gives count only where they do
+    not carry the claim: they need not be in the window, but a key word the question gives must
+    still be somewhere in the passage or its title."""
+    claim = content(sentence)
+    if not claim:
+        return NONE  # "It was." is no evidence of anything
+    given = set(content(question))
+    counted = [w for w in claim if w not in given] or claim
+    keys = key_words(sentence)
+    anywhere = vocabulary(passage) | vocabulary(title)
+    spans = sentences(passage)
+    if not spans:
+        return NONE
+    # The anchor: the passage sentence that holds most of the claim with its key words. A pair of
+    # sentences may hold more of the claim's words, but the key words must stand in the anchor:
+    # "the Panthers defense gave up 308 points" does not become "the Kawann Short defense" because
+    # the next sentence names Kawann Short.
+    best: tuple[tuple, Support] | None = None
+    for start, end in spans:
+        text = passage[start:end]
+        score = _share(counted, text)
+        seen = vocabulary(text)
+        missing = tuple(sorted(k for k in keys if k not in seen and not (k in given and k in anywhere)))
+        rank = (score - 0.25 * len(missing), -(end - start))
+        if best is None or rank > best[0]:
+            best = (rank, Support(round(score, 3), start, end, missing))
+    assert best is not None
+    anchor = best[1]
+    start, end, score = anchor.start, anchor.end, anchor.score
+    for a, b in zip(spans, spans[1:], strict=False):  # the anchor and a neighbour, when that holds more
+        if a[0] == anchor.start or b[0] == anchor.start:
+            pair = _share(counted, passage[a[0] : b[1]])
+            if pair > score:
+                start, end, score = a[0], b[1], pair
+    window = passage[start:end]
+    return Support(round(score, 3), start, end, anchor.missing, _contradicts(sentence, window, question))
+
+
+def _share(counted: list[str], text: str) -> float:
+    found = set(content(text))
+    return sum(w in found for w in counted) / len(counted)
+
+
+def windows(passage: str) -> list[tuple[int, int]]:
+    """Each sentence of the passage and each pair of adjacent ones, as character spans."""
+    spans = sentences(passage)
+    pairs = [(a[0], b[1]) for a, b in zip(spans, spans[1:], strict=False)]
+    return spans + pairs
+
+
+def vocabulary(text: str) -> set[str]:
+    """Every word of `text` normalised as `content` normalises it, function words included."""
+    return {norm(w) for w in words(text)}
+
+
+def _contradicts(sentence: str, window: str, question: str) -> bool:
+    """The sentence negates what the window states, or states what the window negates: a negation
+    on one side whose words stand on the other side with no negation of their own."""
+    said, stated = negations(sentence, NEGATIONS), negations(window, DENIALS)
+    claim, held = set(content(sentence)), set(content(window))
+    for scope in said:
+        if scope & held and not any(scope & other for other in stated):
+            return not negations(question, NEGATIONS)  # a negative question may get a negative answer
+    denied = negations(sentence, DENIALS)
+    return any(scope & claim and not any(scope & other for other in denied) for scope in stated)
+
+
+def best(sentence: str, passages: list[str], question: str = "", titles: list[str] | None = None,
+         threshold: float = 0.0) -> tuple[int, Support]:  # fmt: skip
+    """(1-based number, support) of the passage that best holds `sentence`: one that holds it at
+    `threshold` before any that does not, then the higher score."""
+    titles = titles or [""] * len(passages)
+    checks = [support(sentence, p, question, t) for p, t in zip(passages, titles, strict=True)]
+    n = max(range(len(checks)), key=lambda i: (checks[i].holds(threshold), checks[i].score))
+    return n + 1, checks[n]
+
+
+def around(passage: str, start: int, end: int) -> str:
+    """The window [start, end) of `passage` with one sentence of context either side."""
+    spans = sentences(passage)
+    inside = [i for i, (s, e) in enumerate(spans) if s < end and e > start]
+    if not inside:
+        return passage[start:end]
+    first, last = max(inside[0] - 1, 0), min(inside[-1] + 1, len(spans) - 1)
+    return passage[spans[first][0] : spans[last][1]]

@@ -1,0 +1,374 @@
+"""Words as the checks read them: stemmed content words, the key words a claim turns on
+(numbers, dates, names), and negations. Pure text logic, no model."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+# A word keeps its inner dots, commas and apostrophes: 50,000 / 3.2 / don't / U.S.
+WORD = re.compile(r"\w+(?:[.,'’]\w+)*", re.UNICODE)
+
+# Function words: they carry no claim of their own. Wider than BM25's list, which keeps verbs
+# such as "was" and "did" that would otherwise count as evidence.
+STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "nor",
+        "so",
+        "yet",
+        "if",
+        "then",
+        "than",
+        "that",
+        "this",
+        "these",
+        "those",
+        "there",
+        "here",
+        "it",
+        "its",
+        "it's",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "we",
+        "us",
+        "our",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "who",
+        "whom",
+        "whose",
+        "which",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "whether",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "from",
+        "with",
+        "without",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "about",
+        "above",
+        "below",
+        "between",
+        "among",
+        "through",
+        "during",
+        "before",
+        "after",
+        "since",
+        "until",
+        "upon",
+        "within",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "do",
+        "does",
+        "did",
+        "done",
+        "doing",
+        "has",
+        "have",
+        "had",
+        "having",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "can",
+        "could",
+        "may",
+        "might",
+        "must",
+        "also",
+        "too",
+        "very",
+        "just",
+        "only",
+        "even",
+        "still",
+        "such",
+        "some",
+        "any",
+        "each",
+        "every",
+        "all",
+        "both",
+        "either",
+        "neither",
+        "much",
+        "many",
+        "more",
+        "most",
+        "other",
+        "another",
+        "same",
+        "own",
+        "so",
+        "not",
+        "no",
+        "never",
+        "n't",
+        "one",
+        "ones",
+        "s",
+        "t",
+        "d",
+        "ll",
+        "re",
+        "ve",
+        "m",
+        "yes",
+        "according",
+        "answer",
+        "passage",
+        "passages",
+        "document",
+        "documents",
+        "text",
+    ]
+)
+NEGATIONS = frozenset(
+    [
+        "not",
+        "no",
+        "never",
+        "n't",
+        "nor",
+        "neither",
+        "none",
+        "nobody",
+        "nothing",
+        "nowhere",
+        "cannot",
+        "without",
+    ]
+)
+# In a passage these also deny what follows them ("failed to reach").
+DENIALS = NEGATIONS | frozenset(
+    [
+        "fail",
+        "fails",
+        "failed",
+        "refuse",
+        "refused",
+        "refuses",
+        "deny",
+        "denied",
+        "denies",
+        "unable",
+        "lack",
+        "lacked",
+    ]
+)
+_NOT_NEGATING = re.compile(r"\bnot\s+(?:only|just|merely)\b|\bno\s+doubt\b", re.IGNORECASE)
+
+MONTHS = frozenset(
+    [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ]
+)
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
+_NUMBER_WORDS |= {
+    w: str(10 * i)
+    for i, w in enumerate(["thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 3)
+}
+_ORDINALS = {
+    w: str(i)
+    for i, w in enumerate(
+        [
+            "first",
+            "second",
+            "third",
+            "fourth",
+            "fifth",
+            "sixth",
+            "seventh",
+            "eighth",
+            "ninth",
+            "tenth",
+            "eleventh",
+            "twelfth",
+        ],
+        1,
+    )
+}
+SCALES = frozenset(["hundred", "thousand", "million", "billion", "trillion", "percent"])
+_ORDINAL_DIGITS = re.compile(r"^(\d+)(?:st|nd|rd|th|s)$")
+
+
+def words(text: str) -> list[str]:
+    """The words of `text`, lower-cased, in order."""
+    return [w.lower().replace("’", "'") for w in WORD.findall(text)]
+
+
+def content(text: str) -> list[str]:
+    """Stemmed content words (function words left out), numbers normalised, in order."""
+    out = []
+    for w in words(text):
+        for part in _split_clitic(w):
+            if part not in STOP:
+                out.append(norm(part))
+    return out
+
+
+def norm(word: str) -> str:
+    """One word as the checks compare it: a number's digits, else its stem."""
+    w = word.lower().replace("’", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    return number(w) or _stem(w)
+
+
+def _split_clitic(word: str) -> list[str]:
+    if word.endswith("n't"):
+        return [word[:-3], "n't"]
+    if "'" in word:
+        return [word.split("'")[0]]
+    return [word]
+
+
+def number(word: str) -> str | None:
+    """The digits a number word stands for ("50,000" -> "50000", "tenth" -> "10"), else None."""
+    w = word.lower()
+    if w in _NUMBER_WORDS:
+        return _NUMBER_WORDS[w]
+    if w in _ORDINALS:
+        return _ORDINALS[w]
+    m = _ORDINAL_DIGITS.match(w)
+    if m:
+        return m.group(1)
+    plain = w.replace(",", "")
+    if plain.replace(".", "", 1).isdigit():
+        return plain.rstrip("0").rstrip(".") if "." in plain else plain
+    return None
+
+
+def key_words(text: str) -> set[str]:
+    """What a claim turns on, normalised as `content` makes them: numbers, scale words, months and
+    names (capitalised words that do not open the sentence, and acronyms)."""
+    keys: set[str] = set()
+    for m in WORD.finditer(text):
+        w = m.group()
+        lower = w.lower()
+        if any(ch.isdigit() for ch in w) and number(w) is not None:
+            keys.add(norm(w))
+        elif lower in _NUMBER_WORDS or lower in SCALES or (lower in MONTHS and w[0].isupper()):
+            keys.add(norm(lower))
+        elif lower in STOP or lower in NEGATIONS:
+            continue
+        elif w[0].isupper() and (not _opens_sentence(text, m.start()) or (len(w) > 1 and w.isupper())):
+            keys.add(norm(lower))
+    return keys
+
+
+def _opens_sentence(text: str, at: int) -> bool:
+    before = text[:at].rstrip(" \"'“‘([")
+    return not before or before[-1] in ".!?:\n"
+
+
+_TOKEN = re.compile(r"\w+(?:[.,'’]\w+)*|[,;:.!?]")
+_BREAKS = frozenset(["but", "while", "although", "though", "whereas", "however"])
+
+
+def negations(text: str, cues: frozenset[str] = NEGATIONS, width: int = 5) -> list[set[str]]:
+    """For each word of `text` that negates, the content words (stemmed) it negates: those among
+    the `width` words after it, up to a punctuation mark or a 'but'."""
+    tokens = [t.lower().replace("’", "'") for t in _TOKEN.findall(_NOT_NEGATING.sub(" ", text))]
+    out = []
+    for i, t in enumerate(tokens):
+        if t in cues or t.endswith("n't"):
+            negated: set[str] = set()
+            for w in tokens[i + 1 : i + 1 + width]:
+                if w in _BREAKS or not w[0].isalnum():
+                    break
+                if w not in STOP and w not in DENIALS:
+                    negated.add(norm(w))
+            out.append(negated)
+    return out
+
+
+def _stem(word: str) -> str:
+    return _stemmer().stemWord(word)
+
+
+@cache
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")

@@ -1,0 +1,82 @@
+"""The support check and the answers-the-question check, on the sample article and XQuAD-like text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa.question import kind, relevance
+from qa.support import best, support
+
+ARTICLE = (Path(__file__).resolve().parent.parent / "seeds" / "000_ef5301ee062fc8f6.txt").read_text()
+T = 0.6
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    ["The meeting was mediated by Ismail Khan.", "India gave 50,000 tonnes of wheat to Afghanistan.",
+     "According to the article, the meeting took place in Tehran.", "The meeting remained futile.",
+     "The partnership offer was made in a phone call on January 8."],
+)  # fmt: skip
+def test_sentences_the_article_states_are_supported(sentence):
+    assert support(sentence, ARTICLE).holds(T), support(sentence, ARTICLE)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "problem"),
+    [
+        ("Ahmad Massoud did not meet Muttaqi in Tehran.", "opposite"),  # a negation added
+        ("The meeting reached a substantive outcome.", "opposite"),  # a negation taken away
+        ("Ahmad Massoud met Muttaqi in Tehran in 2019.", "2019"),  # a year added
+        ("India gave 60,000 tonnes of wheat to Afghanistan.", "60000"),  # a number changed
+        ("The meeting was mediated by Hamid Karzai.", "hamid"),  # a name not in the article
+        ("The phone call took place on March 8.", "march"),  # a month changed
+    ],
+)
+def test_contradictions_are_flagged_with_the_reason(sentence, problem):
+    found = support(sentence, ARTICLE)
+    assert not found.holds(T)
+    assert problem.lower() in (found.problem or "").lower()
+
+
+def test_a_sentence_with_no_content_words_is_no_evidence():
+    assert support("It was.", ARTICLE).score == 0.0
+    assert not support("It was.", ARTICLE).holds(0.0)
+
+
+def test_words_the_question_gives_need_not_be_in_the_aligned_sentence():
+    passage = "The Normans gave their name to Normandy. They came from Denmark, Iceland and Norway."
+    question = "Where did the Normans come from?"
+    assert support("The Normans came from Denmark, Iceland and Norway.", passage, question).holds(T)
+    assert not support("The Normans came from Sweden.", passage, question).holds(T)
+
+
+def test_best_names_the_passage_that_holds_the_sentence():
+    passages = ["Rain fell in Kabul.", "India sent 50,000 tonnes of wheat.", "Talks ended."]
+    assert best("India gave 50,000 tonnes of wheat.", passages)[0] == 2
+
+
+def test_an_answer_about_something_else_does_not_answer_the_question():
+    question = "Which Russian author went viral on TikTok?"
+    right = "Fyodor Dostoevsky, the Russian author of White Nights, went viral on TikTok this year."
+    wrong = "Sally Rooney's novel Normal People sold a million copies after its television adaptation."
+    assert relevance(question, right, right).holds(0.5)
+    verdict = relevance(question, wrong, wrong)
+    assert not verdict.holds(0.5) and "something else" in verdict.problem
+
+
+def test_a_question_that_asks_for_a_number_needs_one():
+    assert kind("How many tonnes of wheat did India give?") == "number"
+    assert kind("In what year did the war end?") == "date" and kind("Who mediated?") is None
+    question = "How many tonnes of wheat did India give to Afghanistan?"
+    context = "India gave 50,000 tonnes of wheat to Afghanistan."
+    assert relevance(question, "India gave 50,000 tonnes of wheat. [1]", context).holds(0.5)
+    verdict = relevance(question, "India gave wheat to Afghanistan by road.", context + " by road")
+    assert not verdict.holds(0.5) and "number" in verdict.problem
+
+
+def test_repeating_the_question_is_not_an_answer():
+    question = "Who mediated the meeting between Massoud and Muttaqi?"
+    verdict = relevance(question, "The meeting between Massoud and Muttaqi was mediated.", ARTICLE)
+    assert not verdict.new and "repeats" in verdict.problem
