@@ -1,33 +1,70 @@
 """`python -m evaluation`: run the harness and write the report. --smoke runs the same code on
-a tiny sample with the small model, so CI notices if the harness breaks."""
+a tiny sample with the small model, so CI notices if the harness breaks.
+
+Every threshold the report judges docqa by is chosen on one half of a set (the even-numbered
+XQuAD articles) and reported on the other; the baselines (BM25 alone, dense alone, lead-3) are
+measured in the same run; no number in the report is typed by hand."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.errors import DocqaError
-from evaluation import answers, report, retrieval, summaries
+from embeddings.index import Index
+from evaluation import (
+    answers,
+    asked,
+    contradictions,
+    data,
+    followups,
+    injection,
+    report,
+    retrieval,
+    summaries,
+)
 from evaluation.machine import machine
 from qa import models
-from qa.generator import Generator
+from qa.answer import Checks
+from qa.assistant import Assistant
+from qa.generator import from_config as load_generator
 
+STAGES = ["retrieval", "contradictions", "asked", "xquad", "news", "followups", "injection", "summaries"]
+# Sized for about 2 hours on a 2-core CPU at 30-45 s per answer of the default model; the
+# model-free stages (contradictions, asked, the relevance gate) use every case.
 FULL = {
     "scifact_queries": None,
-    "answerable": 80,
-    "on_topic": 60,
-    "off_topic": 60,
-    "summeval": 20,
-    "xsum": 20,
+    "xquad": {"answerable": 30, "on_topic": 20, "off_topic": 20},
+    "news": {"answerable": 20, "on_topic": 10, "off_topic": 10},
+    "news_articles": None,
+    "followups": 20,  # pairs of the report half (about 25 there), 4 model calls each
+    "gate_questions": None,
+    "injection": ["report", "honest"],
+    "injection_cases": None,
+    "contradictions": None,
+    "summeval": 6,
+    "xsum": 6,
 }
-SMOKE = {"scifact_queries": 10, "answerable": 3, "on_topic": 2, "off_topic": 2, "summeval": 1, "xsum": 1}
+SMOKE = {
+    "scifact_queries": 10,
+    "xquad": {"answerable": 2, "on_topic": 1, "off_topic": 1},
+    "news": {"answerable": 1, "on_topic": 1, "off_topic": 1},
+    "news_articles": 40,
+    "followups": 1,
+    "gate_questions": 30,
+    "injection": ["report", "honest"],
+    "injection_cases": 3,
+    "contradictions": 150,
+    "summeval": 1,
+    "xsum": 1,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,48 +72,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", type=Path, default=Path("../shared/eval"), help="folder of the evaluation sets"
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="report folder (default: reports/, smoke: test-artifacts/eval-smoke)",
-    )
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report folder (default: reports/; smoke or --only: test-artifacts/eval)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path(".eval-work"), help="indexes built for the run")
     parser.add_argument("--smoke", action="store_true", help="tiny samples and the small model")
     parser.add_argument(
         "--model", default=None, help="generator (default: docqa's default; smoke: the small one)"
     )
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--only", nargs="*", choices=["retrieval", "xquad", "summaries"], default=None)
-    parser.add_argument("--rescore", type=Path, default=None,
-                        help="recompute the answer and refusal scores of an eval.json with today's settings")  # fmt: skip
+    parser.add_argument("--only", nargs="*", choices=STAGES, default=None)
     args = parser.parse_args(argv)
-    if args.rescore:
-        return rescore(args.rescore)
     sizes = SMOKE if args.smoke else FULL
-    out = args.out or (Path("test-artifacts/eval-smoke") if args.smoke else Path("reports"))
+    # Only a whole run writes to reports/, so every report there is what one command wrote.
+    partial = args.smoke or args.only
+    out = args.out or (
+        Path("test-artifacts/eval-smoke" if args.smoke else "test-artifacts/eval")
+        if partial
+        else Path("reports")
+    )
     work = args.work / ("smoke" if args.smoke else "full")
     config = Config(generator=args.model or (models.SMALL if args.smoke else Config().generator))
     started = time.perf_counter()
+    stages = args.only or STAGES
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
-    stages = args.only or ["retrieval", "xquad", "summaries"]
+    generator = (
+        load_generator(config)
+        if set(stages) & {"xquad", "news", "followups", "injection", "summaries"}
+        else None
+    )
     results: dict = {}
     missing: list[str] = []
-    generator = (
-        Generator.load(config.generator, config.device, config.dtype) if set(stages) - {"retrieval"} else None
-    )
     for stage in stages:
+        print(f"evaluation: {stage} ...", file=sys.stderr)
         try:
-            if stage == "retrieval":
-                results["retrieval"] = retrieval.run(
-                    args.data, work, config, embedder, sizes["scifact_queries"], args.seed
-                )
-            elif stage == "xquad":
-                results["xquad"] = answers.run(args.data, work, config, embedder, generator, sizes, args.seed)
-            else:
-                results["summaries"] = summaries.run(
-                    args.data, work, config, embedder, generator, sizes, args.seed
-                )
+            results[stage] = _stage(stage, args, sizes, work, config, embedder, generator, results)
         except DocqaError as e:  # a missing set: say so, go on with the others, fail at the end
             print(f"evaluation: {stage}: {e}", file=sys.stderr)
             missing.append(f"{stage}: {e}")
@@ -99,18 +128,56 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if missing else 0
 
 
-def rescore(path: Path) -> int:
-    """Score the saved replies again under the current thresholds (no model is run)."""
-    results = json.loads(path.read_text())
-    x = results["xquad"]
-    config = replace(Config(), generator=results["run"]["settings"]["generator"])
-    x["answers"] = answers.answer_scores([r for r in x["records"] if r["group"] == "answerable"], config)
-    x["refusals"] = answers.refusal_scores(x["records"], x["top_scores"], config)
-    results["run"]["settings"].update(min_relevance=config.min_relevance, min_support=config.min_support)
-    results["run"]["rescored"] = datetime.now(UTC).isoformat(timespec="seconds")
-    json_path, md_path = report.write(results, path.parent)
-    print(f"evaluation: rescored {json_path} and {md_path}")
-    return 0
+def _stage(
+    stage: str, args, sizes: dict, work: Path, config: Config, embedder, generator, results: dict
+) -> dict:
+    if stage == "retrieval":
+        return retrieval.run(args.data, work, config, embedder, sizes["scifact_queries"], args.seed)
+    if stage == "contradictions":
+        return contradictions.run(args.data, args.seed, limit=sizes["contradictions"])
+    if stage == "asked":
+        return asked.run(args.data)
+    if stage in ("xquad", "news"):
+        if stage == "xquad":
+            corpus, calibration, report_half, info = answers.xquad_corpus(
+                args.data, work / "xquad" / "paragraphs.jsonl"
+            )
+        else:
+            corpus, calibration, report_half, info = answers.news_corpus(
+                args.data, work / "news" / "passages.jsonl", sizes["news_articles"]
+            )
+        settings = answers.settings(config, corpus, work / f"{stage}-index")
+        build(settings, embedder, progress=True)
+        # The checks' thresholds as their own stages chose them in this run, else as configured.
+        checks = Checks(
+            results.get("contradictions", {}).get("threshold", config.support_threshold),
+            results.get("asked", {}).get("threshold", config.min_grounding),
+        )
+        index = Index.open(settings.index_dir, embedder)
+        out = answers.run(
+            stage, index, generator, settings, calibration, report_half, sizes[stage], args.seed, checks
+        )
+        return out | {"corpus": info}
+    if stage == "followups":
+        corpus, _, report_half, _ = answers.xquad_corpus(args.data, work / "xquad" / "paragraphs.jsonl")
+        settings = answers.settings(config, corpus, work / "xquad-index")
+        build(settings, embedder, progress=True)
+        # The gate and checks as this run's stages chose them, else as configured.
+        gate = results.get("xquad", {}).get("gate", {})
+        settings = replace(
+            settings,
+            min_relevance=gate.get("min_relevance", config.min_relevance),
+            min_lexical=gate.get("min_lexical", config.min_lexical),
+            support_threshold=results.get("contradictions", {}).get("threshold", config.support_threshold),
+            min_grounding=results.get("asked", {}).get("threshold", config.min_grounding),
+        )
+        assistant = Assistant(Index.open(settings.index_dir, embedder), generator, settings)
+        paragraphs, _ = data.xquad(args.data)
+        return followups.run(assistant, paragraphs, report_half, sizes["followups"], args.seed)
+    if stage == "injection":
+        limit = sizes["injection_cases"]
+        return injection.run(work / "injection", embedder, generator, config, sizes["injection"], limit)
+    return summaries.run(args.data, work, config, embedder, generator, sizes, args.seed)
 
 
 if __name__ == "__main__":

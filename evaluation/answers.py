@@ -1,31 +1,37 @@
-"""XQuAD end to end through `ask`: answer quality on answerable questions, and refusals of
-questions whose answer is not indexed, off-topic (a fifth of the articles held out) and
-on-topic (a fifth of each remaining article's paragraphs held out). One index serves both."""
+"""Questions end to end through `ask`, on a set of indexed passages: right answers, refusals and
+confident wrong answers. Two sets use it: XQuAD (its paragraphs indexed, a fifth of the articles
+and a fifth of the other articles' paragraphs held out) and a news-style set (thousands of news
+passages from XSum and SummEval indexed beside the XQuAD paragraphs of the report half, whose
+questions are asked as they are: some with their paragraph indexed, some held out).
+
+Every threshold is chosen on the calibration half (even-numbered articles) and every rate is
+reported on the other: the relevance gate from the retrieval evidence of every question in the
+calibration half (no model), the support and grounding thresholds by their own stages
+(evaluation/contradictions.py, evaluation/asked.py). The model answers questions of the report
+half only."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from embeddings.builder import build
 from embeddings.config import Config
-from embeddings.embedder import Embedder
 from embeddings.index import Index
 from evaluation import data
-from evaluation.metrics import auc, contained, exact_match, f1, refusal_rates
+from evaluation.metrics import contained, f1
+from qa.answer import Checks, abstention, interpret
 from qa.assistant import Assistant
 from qa.generator import Generator
+from qa.prompt import fit
 
-REL_GRID = [round(0.05 * i, 2) for i in range(13)]  # 0 .. 0.6, for the curve
-FINE_GRID = [round(0.01 * i, 2) for i in range(61)]  # 0 .. 0.6, for calibrating
-# The share of answerable questions each threshold may decline on the calibration half: half of
-# the 5% goal each, since the few dozen replies there make the support threshold noisy.
-BUDGET = 0.025
+REL_GRID = [round(0.01 * i, 2) for i in range(71)]
+LEX_GRID = [round(0.05 * i, 2) for i in range(21)] + [1.01]  # 1.01: lexical evidence unused
+GROUPS = ("answerable", "on_topic", "off_topic")
 
 
 def split(paragraphs: list[data.Paragraph]) -> tuple[set[str], set[str]]:
@@ -41,137 +47,231 @@ def split(paragraphs: list[data.Paragraph]) -> tuple[set[str], set[str]]:
     return held_articles, held_paragraphs
 
 
-def run(folder: Path, work: Path, config: Config, embedder: Embedder, generator: Generator,
-        sizes: dict[str, int], seed: int = 13) -> dict:  # fmt: skip
-    started = time.perf_counter()
-    paragraphs, questions = data.xquad(folder)
-    held_articles, held_paragraphs = split(paragraphs)
-    corpus = work / "xquad" / "paragraphs.jsonl"
-    corpus.parent.mkdir(parents=True, exist_ok=True)
-    indexed = [p for p in paragraphs if p.article not in held_articles and p.id not in held_paragraphs]
-    corpus.write_text(
-        "".join(json.dumps({"id": p.id, "title": p.article, "text": p.text}) + "\n" for p in indexed)
-    )
-    index_config = replace(config, docs=corpus, index_dir=work / "xquad-index")
-    build(index_config, embedder, progress=True)
-    # Always ask the model, so every refusal rule can be replayed on the same replies.
-    probe = replace(config, index_dir=index_config.index_dir, min_relevance=0.0, min_support=0.0)
-    assistant = Assistant(Index.open(probe.index_dir, embedder), generator, probe)
-
-    groups = {
+def groups(questions: list[data.Question], held_articles: set[str], held_paragraphs: set[str]) -> dict:
+    return {
         "answerable": [
             q for q in questions if q.article not in held_articles and q.paragraph not in held_paragraphs
         ],
         "on_topic": [q for q in questions if q.paragraph in held_paragraphs],
         "off_topic": [q for q in questions if q.article in held_articles],
     }
-    # Retrieval scores alone, for every question: cheap, and the baseline the model must beat.
-    top = {q.id: assistant.retriever(q.text).top_score for qs in groups.values() for q in qs}
-    rng = random.Random(seed)
-    sample = {g: rng.sample(qs, min(sizes[g], len(qs))) for g, qs in groups.items()}
-    records = []
-    for group, qs in sample.items():
-        for q in tqdm(qs, desc=f"xquad {group}", unit="question"):
-            answer = assistant.ask(q.text)
-            records.append({
-                "id": q.id, "group": group, "question": q.text, "gold": list(q.answers), "paragraph": q.paragraph,
-                "answer": answer.text, "model_refused": answer.abstained, "top_score": round(top[q.id], 4),
-                "support": answer.support, "passages": [p.doc_id for p in answer.passages],
-                "cited": sorted({c.doc_id for c in answer.citations if c.supported}),
-                "seconds": answer.timings["total"],
-            })  # fmt: skip
-    scores = {g: [round(top[q.id], 4) for q in qs] for g, qs in groups.items()}
+
+
+def gate(evidence: dict[str, dict[str, tuple[float, float]]], budget: float = 0.01) -> dict:
+    """The relevance thresholds (dense, lexical) that decline the most unanswerable questions of
+    `evidence` (group -> question id -> (dense, lexical)) while declining at most `budget` of the
+    answerable ones. A question is declined when both its scores are below their thresholds."""
+
+    def rates(rel: float, lex: float) -> dict[str, float]:
+        return {
+            g: round(sum(d < rel and x < lex for d, x in scores.values()) / max(len(scores), 1), 4)
+            for g, scores in evidence.items()
+        }
+
+    best, best_key = (0.0, 1.01), (-1.0, 0.0)
+    for rel in REL_GRID:
+        for lex in LEX_GRID:
+            r = rates(rel, lex)
+            if r["answerable"] <= budget:
+                key = ((r["off_topic"] + r["on_topic"]) / 2, -rel)
+                if key > best_key:
+                    best, best_key = (rel, lex), key
+    return {"min_relevance": best[0], "min_lexical": best[1], "rates": rates(*best)}
+
+
+def declined_rates(evidence: dict, rel: float, lex: float) -> dict[str, float]:
     return {
-        "split": {
-            "held_out_articles": len(held_articles),
-            "held_out_paragraphs": len(held_paragraphs),
-            "indexed_paragraphs": len(indexed),
-            "questions": {g: len(q) for g, q in groups.items()},
-            "sampled": {g: len(q) for g, q in sample.items()},
+        g: round(sum(d < rel and x < lex for d, x in scores.values()) / max(len(scores), 1), 4)
+        for g, scores in evidence.items()
+    }
+
+
+def run(name: str, index: Index, generator: Generator, config: Config, calibration: dict, report: dict,
+        sizes: dict[str, int], seed: int, checks: Checks, gate_questions: int | None = None) -> dict:  # fmt: skip
+    """`calibration` and `report`: group -> questions of each half. Thresholds: the gate is
+    chosen here on the calibration half (on `gate_questions` of each group, every one when
+    None); `checks` come from their own stages."""
+    started = time.perf_counter()
+    assistant = Assistant(index, generator, config)
+    sample = {g: random.Random(seed).sample(qs, min(sizes[g], len(qs))) for g, qs in report.items()}
+    if gate_questions:
+        pick = random.Random(seed + 1)
+        calibration = {g: pick.sample(qs, min(gate_questions, len(qs))) for g, qs in calibration.items()}
+        report = {g: list({q.id: q for q in [*sample[g], *pick.sample(qs, min(gate_questions, len(qs)))]}.values())
+                  for g, qs in report.items()}  # fmt: skip
+    evidence = [_evidence(assistant, half) for half in (calibration, report)]
+    chosen = gate(evidence[0])
+    rules = {
+        "calibrated": (chosen["min_relevance"], chosen["min_lexical"], checks),
+        "as configured": (config.min_relevance, config.min_lexical,
+                          Checks(config.support_threshold, config.min_grounding)),
+    }  # fmt: skip
+    # Asked as several users would ask: the generator decodes up to generator_batch together.
+    jobs = [(g, q) for g, qs in sample.items() for q in qs]
+    with ThreadPoolExecutor(config.generator_batch) as pool:
+        asking = pool.map(
+            lambda job: _ask(assistant, job[1], job[0], evidence[1][job[0]][job[1].id], rules), jobs
+        )
+        records = list(tqdm(asking, total=len(jobs), desc=name, unit="question"))
+    return {
+        "questions": {g: [len(calibration[g]), len(report[g])] for g in GROUPS},
+        "sampled": {g: len(qs) for g, qs in sample.items()},
+        "gate": {
+            **chosen,
+            "calibration_half": declined_rates(evidence[0], chosen["min_relevance"], chosen["min_lexical"]),
+            "report_half": declined_rates(evidence[1], chosen["min_relevance"], chosen["min_lexical"]),
+            "dense_only_report_half": declined_rates(evidence[1], _dense_only(evidence[0]), 1.01),
+        },
+        "thresholds": {
+            k: {"min_relevance": r, "min_lexical": x, "support": c.support, "grounding": c.grounding}
+            for k, (r, x, c) in rules.items()
         },  # fmt: skip
-        "answers": answer_scores([r for r in records if r["group"] == "answerable"], config),
-        "refusals": refusal_scores(records, scores, config),
+        "scores": {rule: outcome_scores(records, rule) for rule in rules},
         "records": records,
-        "top_scores": scores,
         "seconds": round(time.perf_counter() - started, 1),
     }
 
 
-def declines(r: dict, min_relevance: float, min_support: float, use_model: bool = True) -> bool:
-    """Whether docqa, with these thresholds, would say the documents do not hold the answer."""
-    return (
-        (use_model and r["model_refused"])
-        or r["top_score"] < min_relevance
-        or (not r["model_refused"] and r["support"] < min_support)
-    )
+def _dense_only(evidence: dict) -> float:
+    """The dense threshold alone (no lexical evidence) chosen the same way, for comparison."""
+    best, key = 0.0, -1.0
+    for rel in REL_GRID:
+        r = declined_rates(evidence, rel, 1.01)
+        if r["answerable"] <= 0.01 and (r["off_topic"] + r["on_topic"]) / 2 > key:
+            best, key = rel, (r["off_topic"] + r["on_topic"]) / 2
+    return best
 
 
-def answer_scores(records: list[dict], config: Config) -> dict:
-    n = len(records)
-    if not n:
-        return {}
-    said = [("" if declines(r, config.min_relevance, config.min_support) else r["answer"]) for r in records]
-    return {
-        "questions": n,
-        "exact_match": round(
-            sum(exact_match(a, r["gold"]) for a, r in zip(said, records, strict=True)) / n, 4
-        ),
-        "f1": round(sum(f1(a, r["gold"]) for a, r in zip(said, records, strict=True)) / n, 4),
-        "contained": round(sum(contained(a, r["gold"]) for a, r in zip(said, records, strict=True)) / n, 4),
-        "answered": round(sum(bool(a) for a in said) / n, 4),
-        f"hit@{config.top_k}": round(sum(r["paragraph"] in r["passages"] for r in records) / n, 4),
-        "cited_gold": round(sum(r["paragraph"] in r["cited"] for r in records) / n, 4),
-        "seconds_per_answer": round(sum(r["seconds"] for r in records) / n, 2),
-    }
+def _evidence(assistant: Assistant, questions: dict) -> dict[str, dict[str, tuple[float, float]]]:
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for g, qs in questions.items():
+        found = {}
+        for q in qs:
+            vector = assistant.index.embedder.embed([q.text])
+            _, dense, lexical = assistant.retriever.rank(q.text, vector, assistant.retriever.candidates)
+            found[q.id] = (round(dense, 4), lexical)
+        out[g] = found
+    return out
 
 
-def refusal_scores(records: list[dict], scores: dict[str, list[float]], config: Config) -> dict:
-    """Refusal rates of the sampled replies under each rule; `scores` are the retrieval scores
-    of every question by group, for the score-only separation (AUC)."""
-    by = {g: [r for r in records if r["group"] == g] for g in scores}
-    # Calibrate on one half, report on the other; half 2 is all of them.
-    halves = {g: (rs[0::2], rs[1::2], rs) for g, rs in by.items()}
+def _ask(
+    assistant: Assistant, q: data.Question, group: str, evidence: tuple[float, float], rules: dict
+) -> dict:
+    """One question, the model asked once; each rule's outcome from the same reply."""
+    dense, lexical = evidence
+    passes = {k: dense >= r or lexical >= x for k, (r, x, _) in rules.items()}
+    record = {"id": q.id, "group": group, "question": q.text, "gold": list(q.answers), "paragraph": q.paragraph,
+              "dense": dense, "lexical": lexical, "outcome": {}, "answer": {}}  # fmt: skip
+    if not any(passes.values()):
+        for k in rules:
+            record["outcome"][k], record["answer"][k] = "declined: retrieval", ""
+        return record
+    started = time.perf_counter()
+    found = assistant.retriever(q.text)
+    count = lambda m: assistant.generator.count(assistant.generator.render(m))  # noqa: E731
+    messages, shown = fit(q.text, found.passages, assistant.config.context_tokens, count)
+    raw = assistant.generator.generate(messages, assistant.config.answer_tokens)
+    record.update(raw=raw, seconds=round(time.perf_counter() - started, 2),
+                  passages=[p.doc_id for p in shown], prompt_tokens=count(messages))  # fmt: skip
+    for k, (_, _, checks) in rules.items():
+        answer = interpret(q.text, raw, shown, assistant.generator.name, checks) if passes[k] else None
+        if answer is None:
+            answer = abstention(q.text, shown, "retrieval", assistant.generator.name)
+            outcome = "declined: retrieval"
+        elif answer.abstained:
+            outcome = "declined: model" if not answer.withdrawn else f"declined: {_kind(answer.reason or '')}"
+        else:
+            outcome = "answered"
+        record["outcome"][k], record["answer"][k] = outcome, "" if answer.abstained else answer.text
+        if k == "calibrated":
+            record["cited"] = sorted({c.doc_id for c in answer.citations if c.supported})
+            record["reason"] = answer.reason
+    return record
 
-    def rates(half: int, rel: float, sup: float, use_model: bool = True) -> dict:
-        ans = [declines(r, rel, sup, use_model) for r in halves["answerable"][half]]
-        out = {"over_refusal": refusal_rates([], ans)["over_refusal"]}
-        for g in ("off_topic", "on_topic"):
-            out[g] = refusal_rates([declines(r, rel, sup, use_model) for r in halves[g][half]], [])[
-                "right_refusals"
-            ]
-        return out
 
-    # The relevance threshold from the retrieval scores of every answerable question in the
-    # calibration half (hundreds, not the few dozen the model answered), then the support
-    # threshold from the model's replies, each the highest that keeps within its budget.
-    answerable = scores["answerable"][0::2]
-    rel = max(t for t in FINE_GRID if sum(s < t for s in answerable) / len(answerable) <= BUDGET)
-    sup = max(t for t in FINE_GRID if rates(0, 0.0, t)["over_refusal"] <= BUDGET)
-    best = (rel, sup)
-    curve = [
-        {
-            "min_relevance": rel,
-            "retrieval_only": rates(1, rel, 0.0, use_model=False),
-            "with_model": rates(1, rel, config.min_support),
+def _kind(reason: str) -> str:
+    return "question check" if "does not answer the question" in reason else "support check"
+
+
+def outcome_scores(records: list[dict], rule: str) -> dict:
+    """Per group: right, declined (and by what), confident and wrong; and overall."""
+    out: dict = {}
+    for g in GROUPS:
+        rs = [r for r in records if r["group"] == g]
+        if not rs:
+            continue
+        n = len(rs)
+        answered = [r for r in rs if r["outcome"][rule] == "answered"]
+        right = [r for r in answered if g == "answerable" and contained(r["answer"][rule], r["gold"])]
+        declined = [r["outcome"][rule] for r in rs if r["outcome"][rule] != "answered"]
+        out[g] = {
+            "questions": n,
+            "right": round(len(right) / n, 4),
+            "declined": round(len(declined) / n, 4),
+            "confident_wrong": round((len(answered) - len(right)) / n, 4),
+            "declined_by": {k: declined.count(k) for k in sorted(set(declined))},
         }
-        for rel in REL_GRID
-    ]
-    return {
-        "retrieval_auc": {
-            g: round(auc(scores[g], scores["answerable"]), 4) for g in ("off_topic", "on_topic")
-        },
-        "calibrated": {
-            "min_relevance": best[0],
-            "min_support": best[1],
-            "on_calibration_half": rates(0, *best),
-            "on_report_half": rates(1, *best),
-        },  # fmt: skip
-        "as_configured": {
-            "min_relevance": config.min_relevance,
-            "min_support": config.min_support,
-            "on_report_half": rates(1, config.min_relevance, config.min_support),
-            "on_all_sampled": rates(2, config.min_relevance, config.min_support),
-        },  # fmt: skip
-        "model_alone": rates(1, 0.0, 0.0),
-        "curve": curve,
-    }
+        if g == "answerable":
+            out[g]["f1"] = round(sum(f1(r["answer"][rule], r["gold"]) for r in rs) / n, 4)
+            out[g]["gold_passage_shown"] = round(
+                sum(r["paragraph"] in r.get("passages", []) for r in rs) / n, 4
+            )
+            out[g]["gold_passage_cited"] = round(sum(r["paragraph"] in r.get("cited", []) for r in rs) / n, 4)
+            out[g]["model_declined"] = round(declined.count("declined: model") / n, 4)
+    n = len(records)
+    wrong = sum(
+        r["outcome"][rule] == "answered"
+        and not (r["group"] == "answerable" and contained(r["answer"][rule], r["gold"]))
+        for r in records
+    )
+    out["all"] = {"questions": n, "confident_wrong": round(wrong / max(n, 1), 4)}
+    timed = [r["seconds"] for r in records if "seconds" in r]
+    out["seconds_per_model_answer"] = round(sum(timed) / len(timed), 2) if timed else 0.0
+    return out
+
+
+def halves_of(questions: dict[str, list[data.Question]], articles: list[str]) -> tuple[dict, dict]:
+    half = data.halves(articles)
+    return tuple({g: [q for q in qs if half[q.article] == h] for g, qs in questions.items()} for h in (0, 1))  # type: ignore[return-value]
+
+
+def xquad_corpus(folder: Path, out: Path) -> tuple[Path, dict, dict, dict]:
+    """The XQuAD corpus as .jsonl (the indexed paragraphs), and the questions of each half."""
+    import json
+
+    paragraphs, questions = data.xquad(folder)
+    held_articles, held_paragraphs = split(paragraphs)
+    indexed = [p for p in paragraphs if p.article not in held_articles and p.id not in held_paragraphs]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        "".join(json.dumps({"id": p.id, "title": p.article, "text": p.text}) + "\n" for p in indexed)
+    )
+    calibration, report = halves_of(
+        groups(questions, held_articles, held_paragraphs), [p.article for p in paragraphs]
+    )
+    info = {"held_out_articles": len(held_articles), "held_out_paragraphs": len(held_paragraphs),
+            "indexed_paragraphs": len(indexed)}  # fmt: skip
+    return out, calibration, report, info
+
+
+def news_corpus(folder: Path, out: Path, limit: int | None = None) -> tuple[Path, dict, dict, dict]:
+    """News passages (XSum's 1,000 articles and SummEval's 100) beside the XQuAD paragraphs that
+    XQuAD indexes, as .jsonl; the XQuAD questions of each half asked against them."""
+    import json
+
+    paragraphs, questions = data.xquad(folder)
+    held_articles, held_paragraphs = split(paragraphs)
+    indexed = [p for p in paragraphs if p.article not in held_articles and p.id not in held_paragraphs]
+    news = (data.xsum(folder) + data.summeval(folder))[:limit]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"id": a.id, "title": a.text.split(". ")[0][:80], "text": a.text} for a in news]
+    rows += [{"id": p.id, "title": p.article, "text": p.text} for p in indexed]
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    calibration, report = halves_of(
+        groups(questions, held_articles, held_paragraphs), [p.article for p in paragraphs]
+    )
+    return out, calibration, report, {"news_articles": len(news), "xquad_paragraphs": len(indexed)}
+
+
+def settings(config: Config, corpus: Path, index_dir: Path) -> Config:
+    return replace(config, docs=corpus, index_dir=index_dir)

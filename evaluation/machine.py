@@ -1,31 +1,33 @@
-"""What machine a measurement ran on, for the reports."""
+"""What machine a measurement ran on, for the reports: the CPU by name and the instructions
+that decide how fast models run on it, and the generator runtime docqa picks there."""
 
 from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 
 
 def machine() -> dict:
     import torch
 
-    from embeddings.hardware import cpu_has_fast_bf16
+    from embeddings.hardware import cpu, cpu_features, cpu_has_fast_bf16, pick_device
+    from qa.generator import pick_runtime
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
+        "cpu": cpu()[0],
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "flags": cpu_features(),
         "bf16": cpu_has_fast_bf16(),
+        "runtime": pick_runtime(pick_device(None), None, None),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def describe(m: dict) -> str:
+    """One line naming the machine, for a report's header."""
+    flags = ", ".join(f"{name} {'yes' if on else 'no'}" for name, on in m.get("flags", {}).items())
+    return (f"{m['cpu']} ({m['cores']} cores; {flags}; GPU {m['gpu'] or 'none'}; generator runtime "
+            f"{m.get('runtime', '?')}), torch {m['torch']}")  # fmt: skip

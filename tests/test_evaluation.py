@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.answers import declines, split
+from evaluation.answers import gate, outcome_scores, split
+from evaluation.contradictions import _contradictions, _paraphrases
 from evaluation.data import MissingData, Paragraph, detokenize, require
 from evaluation.metrics import auc, contained, exact_match, f1, ndcg_at_k, recall_at_k
 
@@ -43,15 +44,88 @@ def test_split_holds_out_whole_articles_and_one_paragraph_in_five_of_the_rest():
     assert held == {f"{a}-2" for a in "BCDEGHIJ"}
 
 
-def test_declines_follows_each_rule():
-    r = {"model_refused": False, "top_score": 0.4, "support": 0.3}
-    assert not declines(r, 0.3, 0.2)
-    assert declines(r, 0.5, 0.2)  # not relevant enough
-    assert declines(r, 0.3, 0.5)  # not supported enough
-    assert declines({**r, "model_refused": True}, 0.0, 0.0)
-    assert not declines({**r, "model_refused": True}, 0.0, 0.0, use_model=False)
+def test_the_gate_keeps_within_its_budget_of_answerable_questions_and_uses_both_scores():
+    answerable = {f"a{i}": (0.5, 0.2) for i in range(99)} | {"a-code": (0.1, 0.9)}  # a code only BM25 knows
+    evidence = {
+        "answerable": answerable,
+        "on_topic": {f"o{i}": (0.3, 0.3) for i in range(10)},
+        "off_topic": {f"f{i}": (0.1, 0.1) for i in range(10)},
+    }
+    chosen = gate(evidence, budget=0.0)
+    assert chosen["rates"]["answerable"] == 0.0
+    assert chosen["rates"]["off_topic"] == 1.0 and chosen["rates"]["on_topic"] == 1.0
+    assert 0.3 < chosen["min_relevance"] <= 0.5 and chosen["min_lexical"] <= 0.9
+
+
+def test_confident_wrong_counts_every_reply_that_is_not_right():
+    def record(group, answer, gold=("1873",)):
+        outcome = "answered" if answer else "declined: model"
+        return {
+            "group": group,
+            "gold": list(gold),
+            "outcome": {"r": outcome},
+            "answer": {"r": answer},
+            "paragraph": "p",
+            "passages": ["p"],
+            "cited": [],
+        }
+
+    records = [record("answerable", "It opened in 1873. [1]"), record("answerable", "It opened in 1901. [1]"),
+               record("answerable", ""), record("on_topic", "Something fluent. [2]"), record("off_topic", "")]  # fmt: skip
+    s = outcome_scores(records, "r")
+    assert (s["answerable"]["right"], s["answerable"]["confident_wrong"]) == (
+        round(1 / 3, 4),
+        round(1 / 3, 4),
+    )
+    assert s["on_topic"]["confident_wrong"] == 1.0 and s["off_topic"]["declined"] == 1.0
+    assert s["all"]["confident_wrong"] == 0.4
+
+
+def test_the_contradiction_set_perturbs_what_a_sentence_turns_on():
+    sentence = "The Normans conquered England in 1066 under William."
+    passage = sentence + " Harold was killed at Hastings."
+    made = dict(_contradictions(sentence, passage, ["Napoleon"], __import__("random").Random(1)))
+    negated = made["negation added"]
+    assert negated != sentence and (" not " in negated or " never " in negated)
+    assert "1066" not in made["year"] and "Napoleon" in made["name from elsewhere"]
+    assert (
+        "Harold" in made["name from the same paragraph"] or "Hastings" in made["name from the same paragraph"]
+    )
+    kinds = dict(_paraphrases(sentence, "1066"))
+    assert kinds["verbatim"] == sentence and kinds["lead-in"].startswith("According to the passage")
 
 
 def test_a_missing_set_names_what_is_missing(tmp_path):
     with pytest.raises(MissingData, match="missing xquad.en.json"):
         require(tmp_path, "squad-xquad-en", ["xquad.en.json"])
+
+
+def test_follow_up_pairs_put_a_pronoun_where_the_first_question_named_it():
+    from evaluation.data import Question
+    from evaluation.followups import pairs, pronoun_class, with_pronoun
+
+    text = "Ismail Khan was governor of Herat. He mediated talks in Tehran. His aides came too."
+    qs = [
+        Question("1", "Who mediated the talks in Tehran?", ("Ismail Khan",), "p", "A"),
+        Question("2", "Where was Ismail Khan governor?", ("Herat",), "p", "A"),
+        Question("3", "Who came with Ismail Khan?", ("aides",), "p", "A"),
+        Question("4", "What happened in Tehran?", ("talks",), "p", "A"),
+    ]
+    [pair] = pairs([Paragraph("p", "A", text)], qs)
+    assert (pair.first.id, pair.second.id, pair.name) == ("2", "3", "Ismail Khan"), "the first pair in order"
+    assert pair.followup == "Who came with him?", "the paragraph says he and his"
+    assert pronoun_class("Tehran", "What happened in Tehran?", text) == "it", "a place, after 'in'"
+    assert with_pronoun("Where was Ismail Khan governor?", "Ismail Khan", "he") == "Where was he governor?"
+    assert with_pronoun("Who came with Ismail Khan?", "Ismail Khan", "he") == "Who came with him?"
+    assert with_pronoun("What was Ismail Khan's post?", "Ismail Khan", "he") == "What was his post?"
+    assert with_pronoun("How many points did the Broncos score?", "the Broncos", "they") == (
+        "How many points did they score?"
+    )
+
+
+def test_a_name_that_qualifies_a_noun_is_not_replaced():
+    from evaluation.followups import names
+
+    assert names("What area of the Amazon forest burned?") == []
+    assert names("What did Mote think of the Yuan?") == ["Mote", "the Yuan"]
+    assert names("Who leads The Islamic State?") == ["The Islamic State"]

@@ -1,0 +1,97 @@
+"""The answers-the-question check against a set the harness builds from XQuAD, with no model: for
+each question, the sentence of its paragraph that holds the gold answer (an answer), and the
+sentence of another paragraph of the same article that shares the most words with the question
+and does not hold the gold answer (a fluent sentence about something else, the typical
+confident wrong answer). Each is checked as `ask` checks a reply: against the passage text
+around it and the article's title. The threshold is chosen on one half of the articles and the
+rates reported on the other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from embeddings.chunker import sentences
+from evaluation import data
+from qa.question import Relevance, relevance
+from qa.support import around
+from qa.words import content
+
+GRID = [round(0.01 * i, 2) for i in range(101)]
+
+
+@dataclass(frozen=True)
+class Case:
+    article: str
+    question: str
+    sentence: str
+    context: str  # the sentence with one either side, and the title
+    answers: bool  # the sentence holds the gold answer
+
+
+def build(folder: Path) -> list[Case]:
+    paragraphs, questions = data.xquad(folder)
+    by_article: dict[str, list[data.Paragraph]] = {}
+    for p in paragraphs:
+        by_article.setdefault(p.article, []).append(p)
+    text = {p.id: p.text for p in paragraphs}
+    cases = []
+    for q in questions:
+        gold = _holding(text[q.paragraph], q.answers[0])
+        if gold is None:
+            continue
+        cases.append(Case(q.article, q.text, gold[0], f"{gold[1]}\n{q.article}", True))
+        asked = set(content(q.text))
+        others = [
+            (len(asked & set(content(p.text[s:e]))), p.text, s, e)
+            for p in by_article[q.article]
+            if p.id != q.paragraph
+            for s, e in sentences(p.text)
+            if not any(a.lower() in p.text[s:e].lower() for a in q.answers)
+        ]
+        if others:
+            _, passage, s, e = max(others, key=lambda o: o[0])
+            cases.append(
+                Case(q.article, q.text, passage[s:e], f"{around(passage, s, e)}\n{q.article}", False)
+            )
+    return cases
+
+
+def _holding(passage: str, answer: str) -> tuple[str, str] | None:
+    at = passage.find(answer)
+    for s, e in sentences(passage):
+        if at >= 0 and s <= at < e:
+            return passage[s:e], around(passage, s, e)
+    return None
+
+
+def score(cases: list[Case], checks: list[Relevance], threshold: float) -> dict:
+    declined = [not r.holds(threshold) for r in checks]
+    right = [d for c, d in zip(cases, declined, strict=True) if c.answers]
+    wrong = [d for c, d in zip(cases, declined, strict=True) if not c.answers]
+    return {
+        "answers": len(right),
+        "elsewhere": len(wrong),
+        "answers_declined": round(sum(right) / max(len(right), 1), 4),
+        "elsewhere_declined": round(sum(wrong) / max(len(wrong), 1), 4),
+    }
+
+
+def run(folder: Path, budget: float = 0.03) -> dict:
+    """Choose the grounding threshold on the calibration half: the one that declines the most
+    sentences about something else while declining at most `budget` of the gold sentences."""
+    cases = build(folder)
+    halves = data.halves(sorted({c.article for c in cases}))
+    parts = [[c for c in cases if halves[c.article] == h] for h in (0, 1)]
+    checks = [[relevance(c.question, c.sentence, c.context) for c in part] for part in parts]
+    curve = [{"threshold": t, **score(parts[0], checks[0], t)} for t in GRID]
+    within = [p for p in curve if p["answers_declined"] <= budget] or curve[:1]
+    chosen = max(within, key=lambda p: (p["elsewhere_declined"], -p["threshold"]))["threshold"]
+    return {
+        "threshold": chosen,
+        "budget": budget,
+        "chosen_on": "calibration half (even-numbered XQuAD articles)",
+        "calibration_half": score(parts[0], checks[0], chosen),
+        "report_half": score(parts[1], checks[1], chosen),
+        "curve": curve[::5],
+    }
