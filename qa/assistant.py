@@ -1,32 +1,128 @@
-"""The Python API: open an index, ask questions, stream answers, summarise."""
+"""The Python API: open an index, ask questions (alone or in a conversation), stream answers,
+summarise."""
 
 from __future__ import annotations
 
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.errors import QuestionError
 from embeddings.index import Index
-from qa.answer import Answer, abstention, interpret
+from embeddings.scope import Scope, Selection
+from qa.answer import Answer, Checks, abstention, interpret
+from qa.conversation import REWRITE_TOKENS, Turn, exchange, fitting, history_block, recent, rewrite_messages
+from qa.conversation import standalone as parse_rewrite
 from qa.generator import Generator
-from qa.prompt import fit
-from qa.retriever import Retriever
+from qa.generator import from_config as load_generator
+from qa.prompt import answer_messages, fit
+from qa.retriever import Retrieval, Retriever
 from qa.summarize import Summarizer, Summary, SummaryCache
 
 
 class AnswerStream:
-    """Iterate for the answer's text as the model writes it; `.answer` is set once it is done."""
+    """The answer's text as the model writes it (iterate over the stream), then the checked answer.
 
-    def __init__(self, pieces: Callable[[AnswerStream], Iterator[str]]) -> None:
-        self._pieces = pieces(self)
-        self.answer: Answer | None = None
+    `answer` is the checked answer once the text has been read to its end; reading `answer`
+    earlier reads (and generates) the rest first. `close()`, or leaving a `with` block, stops the
+    model where it is: a stream closed early has no answer (None). In a conversation,
+    `standalone` is the question as retrieval searches it, once the follow-up is rewritten."""
+
+    def __init__(self, pieces: Callable[[Callable[[Answer], None]], Iterator[str]]) -> None:
+        self.standalone: str | None = None
+        self._answer: Answer | None = None
+        self._closed = False
+        self._pieces = pieces(self._done)
+
+    def _done(self, answer: Answer) -> None:
+        self._answer = answer
 
     def __iter__(self) -> Iterator[str]:
-        return self._pieces
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    @property
+    def answer(self) -> Answer | None:
+        if self._answer is None and not self._closed:
+            for _ in self._pieces:
+                pass
+        return self._answer
+
+    def close(self) -> None:
+        """Stop the model; the text so far stays what was read, and there is no checked answer."""
+        if self._answer is None:
+            self._closed = True
+        self._pieces.close()
+
+    def __enter__(self) -> AnswerStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Conversation:
+    """A thread of questions to one Assistant. A follow-up is rewritten from the recent turns into
+    a question that stands alone (one short model call; the first question is asked as it is),
+    retrieval searches with the rewrite, and the answer prompt shows the recent turns' questions
+    and checked answers. `turns` holds every finished turn. Not for two threads at once."""
+
+    def __init__(self, assistant: Assistant, turns: list[Turn] | None = None) -> None:
+        self.assistant = assistant
+        self.turns: list[Turn] = list(turns or [])
+
+    def ask(self, question: str, scope: Scope | None = None) -> Answer:
+        """The checked answer to `question` in the light of the conversation so far."""
+        answer = self.stream(question, scope).answer  # reads the whole stream
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, scope: Scope | None = None) -> AnswerStream:
+        a = self.assistant
+        asked = a.check(question)  # fail here, before anything is streamed
+        within = a.within(scope) if scope else None
+        pairs = [exchange(t) for t in recent(self.turns, a.config.conversation_turns)]
+
+        def pieces(done: Callable[[Answer], None]) -> Iterator[str]:
+            started = time.perf_counter()
+            rewritten = self.rewrite(asked, pairs) if pairs else asked
+            stream.standalone = rewritten
+            rewriting = round(time.perf_counter() - started, 3)
+            # Earlier turns take at most half of what the instructions and the question leave.
+            left = a.config.context_tokens - a.count(answer_messages(rewritten, []))
+            share = min(a.config.history_tokens, max(left, 0) // 2)
+            history = history_block(fitting(pairs, share, a.generator.count))
+
+            def finish(answer: Answer) -> None:
+                answer.question, answer.standalone = asked, rewritten
+                total = answer.timings.get("total", 0.0) + rewriting
+                answer.timings = {"rewrite": rewriting, **answer.timings, "total": round(total, 3)}
+                self.turns.append(Turn(asked, rewritten, answer))
+                done(answer)
+
+            yield from a.respond(rewritten, within, finish, history)
+
+        stream = AnswerStream(pieces)
+        return stream
+
+    def rewrite(self, question: str, pairs: list[tuple[str, str]]) -> str:
+        """The model call: `question` rewritten to stand alone after the (question, answer)
+        `pairs`, or the question as asked when the rewrite fails its checks."""
+        generator = self.assistant.generator
+        reply = generator.generate(rewrite_messages(question, pairs), REWRITE_TOKENS)
+        rewritten = parse_rewrite(reply, question, pairs)
+        if rewritten is None:
+            return question
+        try:
+            return self.assistant.check(rewritten)
+        except QuestionError:
+            return question
 
 
 class Assistant:
@@ -50,7 +146,7 @@ class Assistant:
         """Open the index at `index_dir` (default: config.index_dir) with the configured models."""
         config = config or Config()
         index = Index.open(index_dir if index_dir is not None else config.index_dir, embedder)
-        generator = generator or Generator.load(config.generator, config.device, config.dtype)
+        generator = generator or load_generator(config)
         return cls(index, generator, config)
 
     def check(self, question: str) -> str:
@@ -66,48 +162,77 @@ class Assistant:
             raise QuestionError("the question is empty: type a question about your documents")
         return cleaned
 
-    def ask(self, question: str) -> Answer:
-        stream = self.stream(question)
-        for _ in stream:
-            pass
-        assert stream.answer is not None
-        return stream.answer
+    def ask(self, question: str, scope: Scope | None = None) -> Answer:
+        """The checked answer to `question`, from the documents in `scope` (default: all)."""
+        answer = self.stream(question, scope).answer  # reads the whole stream
+        assert answer is not None
+        return answer
 
-    def stream(self, question: str) -> AnswerStream:
+    def stream(self, question: str, scope: Scope | None = None) -> AnswerStream:
         question = self.check(question)  # fail here, before anything is streamed
+        within = self.within(scope) if scope else None
+        return AnswerStream(lambda done: self.respond(question, within, done))
 
-        def pieces(stream: AnswerStream) -> Iterator[str]:
-            started = time.perf_counter()
-            found = self.retriever(question)
-            model = self.generator.name
-            if not found.passages or found.top_score < self.config.min_relevance:
-                reason = (
-                    f"no passage is relevant enough (best similarity {found.top_score:.2f}, "
-                    f"threshold {self.config.min_relevance:.2f})"
-                )
-                answer = abstention(question, found.passages, reason, model)
-                answer.timings = _timings(found.seconds, 0.0, started)
-                stream.answer = answer
-                yield answer.text
-                return
-            count = lambda messages: self.generator.count(self.generator.render(messages))  # noqa: E731
-            messages, shown = fit(question, found.passages, self.config.context_tokens, count)
-            generating = time.perf_counter()
-            raw = []
-            for piece in self.generator.stream(messages, self.config.answer_tokens):
+    def chat(self) -> Conversation:
+        """A new conversation: its follow-up questions are read in the light of its earlier turns."""
+        return Conversation(self)
+
+    def respond(
+        self, question: str, within: Selection | None, done: Callable[[Answer], None], history: str = ""
+    ) -> Iterator[str]:
+        """The answering path: retrieve for the (checked) `question`, ask the model, check its reply;
+        the reply's pieces as they come, then `done(answer)`. `history`: earlier turns as prompt text."""
+        started = time.perf_counter()
+        found = self.retriever(question, within)
+        model = self.generator.name
+        if not found.passages or not self.relevant(found):
+            c = self.config
+            reason = (
+                f"no passage is relevant enough (best similarity {found.top_score:.2f}, threshold "
+                f"{c.min_relevance:.2f}; best word match {found.lexical:.2f}, threshold {c.min_lexical:.2f})"
+            )
+            answer = abstention(question, found.passages, reason, model)
+            answer.timings = _timings(found.seconds, 0.0, started)
+            answer.runtime = runtime(self.generator)
+            done(answer)
+            yield answer.text
+            return
+        messages, shown = fit(question, found.passages, self.config.context_tokens, self.count, history)
+        generating = time.perf_counter()
+        raw = []
+        with closing(self.generator.stream(messages, self.config.answer_tokens)) as replies:
+            for piece in replies:  # closing this stream early closes the model's too
                 raw.append(piece)
                 yield piece
-            generated = time.perf_counter() - generating
-            answer = interpret(question, "".join(raw), shown, model, self.config.support_threshold)
-            if not answer.abstained and answer.support < self.config.min_support:
-                reason = f"the passages do not hold the answer the model wrote (support {answer.support:.2f})"
-                answer = abstention(question, shown, reason, model, answer.raw)
-            if answer.abstained:
-                answer.passages = found.passages
-            answer.timings = _timings(found.seconds, generated, started)
-            stream.answer = answer
+        generated = time.perf_counter() - generating
+        checks = Checks(self.config.support_threshold, self.config.min_grounding)
+        answer = interpret(question, "".join(raw), shown, model, checks)
+        if answer.abstained:
+            answer.passages = found.passages
+        answer.timings = _timings(found.seconds, generated, started)
+        answer.runtime = runtime(self.generator)
+        done(answer)
 
-        return AnswerStream(pieces)
+    def count(self, messages: list[dict[str, str]]) -> int:
+        """Tokens of the prompt `messages` as the generator reads it."""
+        return self.generator.count(self.generator.render(messages))
+
+    def relevant(self, found: Retrieval) -> bool:
+        """The relevance gate: dense or lexical evidence that some passage is about the question."""
+        return found.top_score >= self.config.min_relevance or found.lexical >= self.config.min_lexical
+
+    def within(self, scope: Scope) -> Selection:
+        """The index's chunks in `scope`, or a QuestionError that says why it holds none."""
+        selection = self.index.select(scope)
+        if selection.unknown:
+            names = ", ".join(repr(d) for d in selection.unknown)
+            raise QuestionError(f"no document {names} in the index: `docqa documents` lists the ids")
+        if selection.empty:
+            raise QuestionError(
+                f"no indexed document matches the scope ({scope.describe()}): widen it, or leave it out "
+                "to ask all documents"
+            )
+        return selection
 
     def summarize(
         self, doc_id: str | None = None, progress: Callable[[int, int], None] | None = None
@@ -117,6 +242,11 @@ class Assistant:
         if doc_id is None:
             return self.summarizer.collection(sentences, progress)
         return self.summarizer.document(doc_id, sentences, progress)
+
+
+def runtime(generator: Generator) -> str:
+    """How the generator runs, as users see it: "onnx-int4 (int4, cpu)"."""
+    return f"{generator.runtime} ({generator.dtype}, {generator.device})"
 
 
 def _timings(retrieve: float, generate: float, started: float) -> dict[str, float]:

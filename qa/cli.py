@@ -1,16 +1,19 @@
-"""The `docqa` command: index, search, ask, summarize, documents."""
+"""The `docqa` command: index, search, ask, chat, summarize, documents."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from embeddings.config import Config
 from embeddings.errors import DocqaError
+from qa.generator import RUNTIMES
 
 _DEFAULTS = Config()
+RUNTIME_HELP = "default: onnx-int4 (4-bit) on a CPU, transformers on a GPU"
 
 
 def _positive(value: str) -> int:
@@ -43,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     index.add_argument("--wait", type=float, default=0, help="seconds to wait for another build to finish")
     index.add_argument("--quiet", action="store_true", help="no progress bars")
+    index.add_argument("--watch", action="store_true", help="then keep the index up to date as files change")
 
     search = sub.add_parser("search", help="print the chunks that best match a query")
     search.add_argument("query")
@@ -50,10 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--k", type=_positive, default=5)
     search.add_argument("--method", choices=["dense", "bm25"], default="dense")
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _scope_options(search)
 
     ask = sub.add_parser("ask", help="answer a question from the indexed documents, with sources")
     ask.add_argument("question")
+    ask.add_argument("--draft", action="store_true",
+                     help="also show the model's unchecked draft on stderr as it is written")  # fmt: skip
     _answer_options(ask)
+    _scope_options(ask)
+
+    chat = sub.add_parser(
+        "chat", help="a conversation: questions line by line from stdin (or a prompt), follow-ups understood"
+    )
+    chat.add_argument("--draft", action="store_true",
+                      help="also show the model's unchecked draft on stderr as it is written")  # fmt: skip
+    _answer_options(chat, "print one JSON object per turn, a line each")
+    _scope_options(chat)
 
     summarize = sub.add_parser("summarize", help="summarise one document, or all of them")
     summarize.add_argument("doc_id", nargs="?", help="a document id (see `docqa documents`); none: all")
@@ -62,14 +78,20 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the web UI (builds the index of DOCS first if there is none)")
     serve.add_argument(
-        "--docs", type=Path, default=_DEFAULTS.docs, help="folder to index if there is no index"
-    )
+        "--docs", type=Path, default=None,
+        help=f"folder to index (default: {_DEFAULTS.docs} when there is no index), then watch for changes",
+    )  # fmt: skip
     serve.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
     serve.add_argument("--model", default=_DEFAULTS.generator, help="generator: name, Hub id or folder")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default: localhost only; any other needs an API key)")  # fmt: skip
     serve.add_argument("--port", type=_positive, default=7860)
+    serve.add_argument("--api-key", default=os.environ.get("DOCQA_API_KEY") or None,
+                       help="key every request must bring (default: $DOCQA_API_KEY, which, unlike this "
+                            "option, does not show in the process list)")  # fmt: skip
     serve.add_argument("--device", default=None)
     serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    serve.add_argument("--runtime", default=None, choices=list(RUNTIMES), help=RUNTIME_HELP)
 
     check = sub.add_parser("check", help="check that the index agrees with itself (vectors, chunks, BM25)")
     check.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
@@ -81,14 +103,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _answer_options(parser: argparse.ArgumentParser) -> None:
+def _answer_options(
+    parser: argparse.ArgumentParser, json_help: str = "print the whole result as JSON"
+) -> None:
     parser.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
     parser.add_argument("--model", default=_DEFAULTS.generator, help="generator: name, Hub id or folder")
     parser.add_argument("--k", type=_positive, default=_DEFAULTS.top_k, help="passages given to the model")
     parser.add_argument("--context-tokens", type=_positive, default=_DEFAULTS.context_tokens)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
-    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                        help="run the model as it is in this precision (transformers runtime)")  # fmt: skip
+    parser.add_argument("--runtime", default=None, choices=list(RUNTIMES), help=RUNTIME_HELP)
+    parser.add_argument("--json", action="store_true", help=json_help)
+
+
+def _scope_options(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_argument_group("scope", "ask only some documents (all must hold)")
+    scope.add_argument("--doc", action="append", default=[], metavar="ID", help="this document (repeatable)")
+    scope.add_argument("--under", metavar="PATH", help="documents in this folder of the indexed one")
+    scope.add_argument("--since", metavar="DATE", help="documents dated on or after YYYY-MM-DD")
+    scope.add_argument("--until", metavar="DATE", help="documents dated on or before YYYY-MM-DD")
+    scope.add_argument(
+        "--format", action="append", default=[], metavar="EXT", help="of this file type: pdf, docx ..."
+    )
+
+
+def _scope(args: argparse.Namespace):
+    from embeddings.scope import Scope
+
+    return Scope.parse(args.doc, args.under, args.since, args.until, args.format)
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -106,6 +149,29 @@ def _index(args: argparse.Namespace) -> int:
     )
     report = build(config, progress=not args.quiet, wait=args.wait)
     print(report.summary())
+    return _watch(config, args) if args.watch else 0
+
+
+def _watch(config: Config, args: argparse.Namespace) -> int:
+    from embeddings.builder import build
+    from embeddings.embedder import Embedder
+    from embeddings.watch import follow
+
+    embedder = Embedder.load(config.embedding_model, config.device, config.dtype)  # once, not at each change
+    builds = []
+
+    def rebuild() -> None:
+        report = build(config, embedder, progress=not args.quiet, wait=args.wait)
+        if builds or not report.up_to_date:  # the first catches what changed before the watch began
+            print(report.summary(), flush=True)
+        builds.append(report)
+
+    say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    ready = lambda: say(f"Watching {config.docs} for files added, changed or removed (Ctrl-C stops) ...")  # noqa: E731
+    try:
+        follow(config.docs, config.index_dir, rebuild, say, ready=ready)
+    except KeyboardInterrupt:
+        say("docqa index: stopped watching; the index holds the last build that finished")
     return 0
 
 
@@ -115,7 +181,11 @@ def _search(args: argparse.Namespace) -> int:
     if not args.query.strip():
         raise DocqaError("the query is empty: give some words to search for")
     index = Index.open(args.index)
-    hits = index.dense(args.query, args.k) if args.method == "dense" else index.lexical(args.query, args.k)
+    scope = _scope(args)
+    if scope and index.select(scope).empty:
+        raise DocqaError(f"no indexed document matches the scope ({scope.describe()}): widen it")
+    search = index.dense if args.method == "dense" else index.lexical
+    hits = search(args.query, args.k, scope)
     if args.json:
         print(
             json.dumps([_hit_json(rank, h) for rank, h in enumerate(hits, 1)], indent=2, ensure_ascii=False)
@@ -141,6 +211,7 @@ def _assistant(args: argparse.Namespace, **settings):
         context_tokens=args.context_tokens,
         device=args.device,
         dtype=args.dtype,
+        runtime=args.runtime,
         **settings,
     )
     return Assistant.open(config=config)
@@ -148,34 +219,106 @@ def _assistant(args: argparse.Namespace, **settings):
 
 def _ask(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
+    scope = _scope(args)
     if args.json:
-        print(json.dumps(assistant.ask(args.question).to_dict(), indent=2, ensure_ascii=False))
+        print(json.dumps(assistant.ask(args.question, scope).to_dict(), indent=2, ensure_ascii=False))
         return 0
-    stream = assistant.stream(args.question)
-    for piece in stream:
-        print(piece, end="", flush=True)
-    answer = stream.answer
-    print()
-    if answer.text != "".join(answer.raw).strip() and not answer.abstained:
-        print(f"\n(checked) {answer.text}")
+    answer = _show(assistant.stream(args.question, scope), args)
+    print(answer.text)
     _print_sources(answer)
     return 0
 
 
+def _show(stream, args: argparse.Namespace):
+    """Read `stream` to its end and return the checked answer. Only the checked answer reaches
+    stdout (the caller prints it): the draft may yet be withdrawn, so while the model writes,
+    stderr shows how far it is (or, with --draft, the draft itself, marked as such)."""
+    live = sys.stderr.isatty() or args.draft
+    words = 0
+    if args.draft:
+        print("draft (unchecked): ", end="", file=sys.stderr, flush=True)
+    for piece in stream:
+        words += len(piece.split())
+        if args.draft:
+            print(piece, end="", file=sys.stderr, flush=True)
+        elif live:
+            print(f"\rdocqa: the model is writing ({words} words) ...", end="", file=sys.stderr, flush=True)
+    answer = stream.answer
+    if args.draft:
+        verdict = f"withdrawn: {answer.reason}" if answer.withdrawn else "checked"
+        print(f"\n[draft {verdict}]", file=sys.stderr, flush=True)
+    elif live:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    return answer
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from embeddings.errors import QuestionError
+
+    assistant = _assistant(args)
+    scope = _scope(args)
+    if scope:
+        assistant.within(scope)  # a scope that holds no document is an error before the first question
+    conversation = assistant.chat()
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("Ask about your documents; follow-up questions may say he, it or there. Ctrl-D ends.",
+              file=sys.stderr)  # fmt: skip
+    for question in _lines(interactive):
+        if not question.strip():
+            continue
+        try:
+            stream = conversation.stream(question, scope)
+        except QuestionError as e:  # one bad line does not end the conversation
+            print(f"docqa chat: {e}", file=sys.stderr, flush=True)
+            continue
+        if args.json:
+            answer = stream.answer
+            turn = {"question": answer.question, "standalone": answer.standalone, "answer": answer.to_dict()}
+            print(json.dumps(turn, ensure_ascii=False), flush=True)
+            continue
+        answer = _show(stream, args)
+        if answer.standalone != answer.question:
+            print(f"(asked as: {answer.standalone})")
+        print(answer.text)
+        _print_sources(answer)
+        print(flush=True)
+    return 0
+
+
+def _lines(interactive: bool):
+    """The questions: typed at a prompt, or read line by line from stdin, until it ends."""
+    if not interactive:
+        yield from sys.stdin
+        return
+    while True:
+        try:
+            yield input("? ")
+        except EOFError:
+            print(file=sys.stderr)
+            return
+
+
 def _print_sources(answer) -> None:
     if answer.abstained:
-        print(f"\n{answer.text} ({answer.reason})\nNearest passages:")
+        print(f"({answer.reason})\nNearest passages:")
         for p in answer.passages[:3]:
-            print(f"  - [{p.score:.2f}] {p.title} ({p.doc_id}, chars {p.start}-{p.end})")
+            page = f", {p.page_label}" if p.page_label else ""
+            print(f"  - [{p.score:.2f}] {p.title} ({p.doc_id}{page}, chars {p.start}-{p.end})")
         return
     print("\nSources:")
     for c in answer.citations:
         mark = "supported" if c.supported else "NOT supported"
         how = ", added by docqa" if c.inferred else ""
-        print(f"  [{c.number}] {c.title} ({c.doc_id}, chars {c.start}-{c.end}; {mark}, {c.support:.0%}{how})")
+        why = f"; {c.problem}" if c.problem else ""
+        page = f", {c.page_label}" if c.page_label else ""
+        print(
+            f"  [{c.number}] {c.title} ({c.doc_id}{page}, chars {c.start}-{c.end}; {mark}, {c.support:.0%}{how}{why})"
+        )
     t = answer.timings
     print(
-        f"({t['total']:.1f} s: retrieve {t['retrieve']:.2f} s, generate {t['generate']:.1f} s; {answer.model})"
+        f"({t['total']:.1f} s: retrieve {t['retrieve']:.2f} s, generate {t['generate']:.1f} s; {answer.model}, "
+        f"{answer.runtime})"
     )
 
 
@@ -199,14 +342,20 @@ def _progress(done: int, total: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from qa.access import check_binding
     from qa.service import Service
     from qa.web import serve
 
+    check_binding(args.host, args.api_key)
     config = Config(
-        docs=args.docs, index_dir=args.index, generator=args.model, device=args.device, dtype=args.dtype
-    )
-    print(f"docqa: serving http://{args.host}:{args.port} (models load in the background)", file=sys.stderr)
-    serve(Service(config).start(), args.host, args.port)
+        docs=args.docs or _DEFAULTS.docs, index_dir=args.index, generator=args.model, device=args.device,
+        dtype=args.dtype, runtime=args.runtime,
+    )  # fmt: skip
+    url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
+    keyed = "; every request needs the API key" if args.api_key else ""
+    print(f"docqa: serving the web UI on {url} and the OpenAI API on {url}/v1 (models load in the "
+          f"background{keyed})", file=sys.stderr)  # fmt: skip
+    serve(Service(config).start(watch=args.docs is not None), args.host, args.port, args.api_key)
     return 0
 
 
@@ -260,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "index": _index,
         "search": _search,
         "ask": _ask,
+        "chat": _chat,
         "summarize": _summarize,
         "documents": _documents,
         "check": _check,

@@ -8,40 +8,55 @@ from collections.abc import Callable
 
 from embeddings.chunker import sentences
 from qa.answer import Answer, Citation
-from qa.citations import support
 from qa.retriever import Passage
+from qa.support import support
 
 _MARK = re.compile(r"\[(\d+)\]")
 CONTEXT_CHARS = 400  # how much of the surrounding paragraph a source card shows on each side
 
 
-def answer_html(text: str, numbers: set[int] | None = None, note: str = "") -> str:
-    """The answer with each [n] a link to source n (only known n when `numbers` is given)."""
+def answer_html(text: str, numbers: set[int] | None = None, note: str = "", anchor: str = "source") -> str:
+    """The answer with each [n] a link to source n (only known n when `numbers` is given);
+    `anchor` names the sources' ids (`anchor-n`), one name per answer on a page."""
 
     def link(m: re.Match) -> str:
         n = int(m.group(1))
         if numbers is not None and n not in numbers:
             return m.group(0)
-        return f'<a class="cite" href="#source-{n}">[{n}]</a>'
+        return f'<a class="cite" href="#{anchor}-{n}">[{n}]</a>'
 
     body = _MARK.sub(link, html.escape(text)).replace("\n", "<br>")
     extra = f'<p class="note">{html.escape(note)}</p>' if note else ""
     return f'<div class="answer">{body}</div>{extra}'
 
 
-def final_answer_html(answer: Answer) -> str:
+def draft_html(text: str) -> str:
+    """The model's reply while it is written: marked as a draft that docqa has not yet checked."""
+    return (
+        f'<div class="draft">{answer_html(text, set(), "Draft: not yet checked against the passages.")}</div>'
+    )
+
+
+def final_answer_html(answer: Answer, anchor: str = "source") -> str:
+    if answer.withdrawn:
+        draft = html.escape(answer.raw.strip()).replace("\n", "<br>")
+        return (
+            answer_html(answer.text, set(), answer.reason or "")
+            + f'<details class="withdrawn" open><summary>Withdrawn: the draft the model wrote did not pass '
+            f"docqa's checks</summary><s>{draft}</s></details>"
+        )
     if answer.abstained:
         return answer_html(answer.text, set(), answer.reason or "")
     t = answer.timings
     note = f"{t.get('total', 0):.1f} s · {answer.model}"
-    return answer_html(answer.text, {c.number for c in answer.citations}, note)
+    return answer_html(answer.text, {c.number for c in answer.citations}, note, anchor)
 
 
-def sources_html(answer: Answer, text_of: Callable[[str], str]) -> str:
+def sources_html(answer: Answer, text_of: Callable[[str], str], anchor: str = "source") -> str:
     """A card per cited passage (or per nearest passage when docqa abstained), the passage shown
     in its paragraph with the sentence that best supports the answer highlighted."""
     if answer.abstained:
-        cards = [_card(None, p, None, text_of(p.doc_id)) for p in answer.passages[:5]]
+        cards = [_card(None, p, None, text_of(p.doc_id), anchor) for p in answer.passages[:5]]
         head = "<h4>Nearest passages (none holds the answer)</h4>"
         return f'<div class="sources">{head}{"".join(cards)}</div>' if cards else ""
     by_number: dict[int, list[Citation]] = {}
@@ -51,15 +66,17 @@ def sources_html(answer: Answer, text_of: Callable[[str], str]) -> str:
     for n in sorted(by_number):
         cites = by_number[n]
         p = answer.passages[n - 1]
-        cards.append(_card(n, p, cites, text_of(p.doc_id)))
+        cards.append(_card(n, p, cites, text_of(p.doc_id), anchor))
     if not cards:
         return '<div class="sources"><p class="note">The answer cites no passage.</p></div>'
     return f'<div class="sources"><h4>Sources</h4>{"".join(cards)}</div>'
 
 
-def _card(number: int | None, p: Passage, cites: list[Citation] | None, document: str) -> str:
+def _card(number: int | None, p: Passage, cites: list[Citation] | None, document: str, anchor: str) -> str:
     date = p.metadata.get("date")
     meta = [html.escape(p.doc_id), f"chars {p.start}–{p.end}", f"similarity {p.score:.2f}"]
+    if p.page_label:
+        meta.insert(1, f'<span class="page">{html.escape(p.page_label)}</span>')
     if date:
         meta.insert(1, html.escape(str(date)))
     badge = ""
@@ -71,12 +88,33 @@ def _card(number: int | None, p: Passage, cites: list[Citation] | None, document
         badge = f'<span class="{"supported" if ok else "unsupported"}">{label} · {best:.0%}{added}</span>'
     # Mark the supporting sentence only where the passage does support the answer.
     claim = " ".join(c.sentence for c in cites if c.supported) if cites else ""
-    anchor = f' id="source-{number}"' if number else ""
+    where = f' id="{anchor}-{number}"' if number else ""
+    if document[p.start : p.end] == p.text:
+        text = highlight(document, p.start, p.end, claim)
+    else:  # the document is gone or has changed since (an answer kept by the browser): the passage alone
+        text = f'<span class="passage">{html.escape(p.text)}</span>'
     title = f"[{number}] " if number else ""
     return (
-        f'<div class="source"{anchor}><div class="source-head"><b>{title}{html.escape(p.title)}</b> {badge}</div>'
+        f'<div class="source"{where}><div class="source-head"><b>{title}{html.escape(p.title)}</b> {badge}</div>'
         f'<div class="source-meta">{" · ".join(meta)}</div>'
-        f'<div class="source-text">{highlight(document, p.start, p.end, claim)}</div></div>'
+        f'<div class="source-text">{text}</div></div>'
+    )
+
+
+def asked_as_html(question: str, standalone: str | None) -> str:
+    """The question as retrieval searched it, when a follow-up was rewritten; else nothing."""
+    if not standalone or standalone == question:
+        return ""
+    return f'<p class="note asked-as">Asked as: {html.escape(standalone)}</p>'
+
+
+def turn_html(answer: Answer, number: int, text_of: Callable[[str], str]) -> str:
+    """One answer of a conversation, as the chat shows it: the rewritten question, the checked
+    answer, and its own sources, whose ids (turn-N-source-n) no other answer on the page shares."""
+    anchor = f"turn-{number}-source"
+    return (
+        f'<div class="turn">{asked_as_html(answer.question, answer.standalone)}'
+        f"{final_answer_html(answer, anchor)}{sources_html(answer, text_of, anchor)}</div>"
     )
 
 
@@ -113,7 +151,7 @@ def _best_sentence(document: str, start: int, end: int, claim: str) -> tuple[int
     spans = [(start + s, start + e) for s, e in sentences(document[start:end])]
     if not spans:
         return start, end
-    return max(spans, key=lambda span: support(claim, document[span[0] : span[1]]))
+    return max(spans, key=lambda span: support(claim, document[span[0] : span[1]]).score)
 
 
 def summary_html(title: str, text: str, sources: list[Passage], note: str = "") -> str:

@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embeddings.index import Index
+from embeddings.pages import PAGE_KEYS, page_label, page_range
+from embeddings.scope import Selection
 from embeddings.table import Chunk
+from qa.question import ASKING
+from qa.words import STOP, words
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,8 @@ class Passage:
     text: str
     score: float  # cosine similarity to the question, the number thresholds are set on
     metadata: dict[str, object] = field(default_factory=dict)
+    page: int | None = None  # the page (or slide) it begins on, in documents that have pages
+    page_label: str | None = None  # where to find it, as a reader says it: "p. 12", "pp. 12–13", "slide 3"
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,10 @@ class Retrieval:
     passages: list[Passage]  # best first
     top_score: float  # the best cosine similarity of any chunk; 0 when the index is empty
     seconds: float
+    # How much of the question the best BM25 chunk holds: its score over the score of an average
+    # chunk holding every question word once (capped at 1). A code or a rare name that only BM25
+    # matches shows here, not in `top_score`.
+    lexical: float = 0.0
 
 
 def fuse(rankings: list[list[int]], weights: list[float], k: int = 60) -> list[tuple[int, float]]:
@@ -57,12 +67,16 @@ def trim(chunks: list[tuple[Chunk, float]]) -> list[Passage]:
         text = chunk.text[start - chunk.start : end - chunk.start]
         lead = len(text) - len(text.lstrip())
         text = text.strip()
-        passages.append(
-            Passage(
-                chunk.doc_id, chunk.title, start + lead, start + lead + len(text), text, score, chunk.metadata
-            )
-        )
+        passages.append(_passage(chunk, start + lead, text, score))
     return passages
+
+
+def _passage(chunk: Chunk, start: int, text: str, score: float) -> Passage:
+    end = start + len(text)
+    pages = page_range(chunk.metadata, start, end)
+    metadata = {k: v for k, v in chunk.metadata.items() if k not in PAGE_KEYS}
+    return Passage(chunk.doc_id, chunk.title, start, end, text, score, metadata,
+                   pages[0] if pages else None, page_label(chunk.metadata, start, end))  # fmt: skip
 
 
 class Retriever:
@@ -70,22 +84,36 @@ class Retriever:
                  weights: tuple[float, float] = (1.0, 1.0)) -> None:  # fmt: skip
         self.index, self.k, self.candidates, self.rrf_k, self.weights = index, k, candidates, rrf_k, weights
 
-    def __call__(self, question: str) -> Retrieval:
+    def __call__(self, question: str, within: Selection | None = None) -> Retrieval:
+        """The passages for `question`, from the chunks `within` a scope's selection when one is given."""
         started = time.perf_counter()
         query = self.index.embedder.embed([question])
-        fused, best = self.rank(question, query, self.candidates)
+        fused, best, lexical = self.rank(question, query, self.candidates, within)
         rows = [row for row, _ in fused[: self.k]]
         chunks = self.index.table.chunks(rows)  # only the chunks that are shown are read
         # Every passage gets a cosine score, also those only BM25 found.
         cosines = self.index.vectors.get(np.array(rows, dtype=np.int64)) @ query[0] if rows else []
         passages = trim([(c, float(s)) for c, s in zip(chunks, cosines, strict=True)])
-        return Retrieval(passages, best, time.perf_counter() - started)
+        return Retrieval(passages, best, time.perf_counter() - started, lexical)
 
-    def rank(self, question: str, query: np.ndarray, depth: int) -> tuple[list[tuple[int, float]], float]:
-        """Fused (row, score) pairs best first from `depth` dense and `depth` BM25 results, and
-        the best dense cosine similarity."""
-        scores, rows = self.index.vectors.search(query, depth)
+    def rank(
+        self, question: str, query: np.ndarray, depth: int, within: Selection | None = None
+    ) -> tuple[list[tuple[int, float]], float, float]:
+        """Fused (row, score) pairs best first from `depth` dense and `depth` BM25 results, the
+        best dense cosine similarity, and the lexical evidence (see Retrieval.lexical); both
+        searches filter on `within` before they rank."""
+        scores, rows = self.index.vectors.search(query, depth, within)
         dense = [int(r) for r in rows[0] if r >= 0]
-        lexical = [row for row, _ in self.index.bm25.search(question, depth)]
+        allowed = within.allowed if within is not None else None
+        hits = self.index.bm25.search(question, depth, allowed)
         best = float(scores[0][0]) if dense else 0.0
-        return fuse([dense, lexical], list(self.weights), self.rrf_k), best
+        fused = fuse([dense, [row for row, _ in hits]], list(self.weights), self.rrf_k)
+        return fused, best, self.lexical(question, allowed) if hits else 0.0
+
+    def lexical(self, question: str, allowed: list[np.ndarray] | None = None) -> float:
+        """How much of the question's own terms (not the words it asks with) the best BM25 chunk
+        (among the `allowed` rows, if given) holds, from 0 to 1."""
+        terms = " ".join(w for w in words(question) if w not in STOP and w not in ASKING)
+        ceiling = self.index.bm25.ceiling(terms)
+        hits = self.index.bm25.search(terms, 1, allowed) if ceiling > 0 else []
+        return round(min(hits[0][1] / ceiling, 1.0), 4) if hits else 0.0

@@ -3,28 +3,87 @@ library, shared by every user of the web UI. Each method is one thing a user can
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from embeddings.builder import BuildReport, build
+import numpy as np
+
+from embeddings.builder import BuildReport, as_built, build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
-from embeddings.errors import ConfigError, DocqaError
+from embeddings.errors import ConfigError, DocqaError, QuestionError
 from embeddings.index import Index
 from embeddings.library import UPLOAD_PREFIX, Library, Upload
+from embeddings.scope import Scope
 from embeddings.table import DocumentInfo
-from qa.assistant import AnswerStream, Assistant
+from embeddings.watch import follow
+from qa.assistant import AnswerStream, Assistant, Conversation, runtime
+from qa.conversation import Turn
 from qa.generator import Generator
+from qa.generator import from_config as load_generator
 from qa.summarize import Summary
 
 MAX_UPLOAD_BYTES = 50_000_000
+# Answers and summaries at the model at once, from the page and the OpenAI API together: the page's
+# own bound before there was an API. More at once would not be done sooner on a CPU, where a
+# prompt's prefill costs as much batched as not; it would only delay every answer.
+MODEL_TURNS = 2
+MAX_WAITING = 32  # answers and summaries waiting for a turn; beyond that callers are told to retry
 
 
 class NotReady(DocqaError):
     """The models are still loading."""
+
+
+class Busy(DocqaError):
+    """As many questions are waiting for the model as docqa lets wait."""
+
+
+class Slots:
+    """The model's turns, shared by every caller of one process (the web UI and the OpenAI API):
+    at most `size` answers and summaries at once, and at most `waiting` more waiting for a turn;
+    beyond that a caller is told that docqa is busy rather than left waiting without end."""
+
+    def __init__(self, size: int, waiting: int = MAX_WAITING) -> None:
+        self.size, self.max_waiting = size, waiting
+        self._turns = threading.Semaphore(size)
+        self._count = threading.Lock()  # guards the two counts below
+        self._running = self._waiting = 0
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Wait for a turn with the model and hold it for the block (Busy at once when the turns
+        are taken and as many callers as may wait are waiting)."""
+        with self._count:
+            free = self._turns.acquire(blocking=False)
+            if not free and self._waiting >= self.max_waiting:
+                raise Busy(f"docqa is busy: {self._waiting} questions wait for the model; ask again shortly")
+            self._waiting += not free
+        if not free:
+            try:
+                self._turns.acquire()
+            finally:
+                with self._count:
+                    self._waiting -= 1
+        with self._count:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._count:
+                self._running -= 1
+            self._turns.release()
+
+    @property
+    def load(self) -> tuple[int, int]:
+        """(answers and summaries the model is working on, those waiting for a turn)."""
+        with self._count:
+            return self._running, self._waiting
 
 
 @dataclass(frozen=True)
@@ -36,6 +95,9 @@ class Status:
     embedding_model: str = ""
     generator_model: str = ""
     device: str = ""
+    runtime: str = ""
+    working: int = 0  # answers and summaries the model is working on
+    waiting: int = 0  # and those waiting for a turn
 
 
 class Service:
@@ -46,19 +108,35 @@ class Service:
         self._assistant: Assistant | None = None
         self._state, self._message = "loading", "Starting ..."
         self._index_lock = threading.Lock()  # one index update at a time from this process
+        self._watch, self._stop = False, threading.Event()  # watching the folder; set to stop watching
+        self.slots = Slots(MODEL_TURNS)
 
     # Start-up
-    def start(self, background: bool = True) -> Service:
-        """Load the models and open (or first build) the index; the UI serves meanwhile."""
+    def start(self, background: bool = True, watch: bool = False) -> Service:
+        """Load the models and open (or first build) the index; the UI serves meanwhile. With
+        `watch`, the documents folder is then watched and the index kept up to date."""
+        self._watch = watch
         if background:
             threading.Thread(target=self._load, name="docqa-load", daemon=True).start()
         else:
             self._load()
         return self
 
+    def _follow(self) -> None:
+        """Update the index from the folder now (it may have changed while docqa was down), then
+        after each change in it; questions are answered from each new index once it is built."""
+        say = lambda message: print(f"docqa: {message}", file=sys.stderr, flush=True)  # noqa: E731
+
+        def rebuild() -> None:
+            report = self.reindex(log=say)
+            say(report.summary())
+
+        follow(self.config.docs, self.config.index_dir, rebuild, say, self._stop)
+
     def _load(self) -> None:
         try:
             started = time.perf_counter()
+            self.config = as_built(self.config)  # an index built with --model or --chunk-tokens keeps them
             self._message = f"Loading the embedding model {self.config.embedding_model} ..."
             embedder = self._embedder or Embedder.load(
                 self.config.embedding_model, self.config.device, self.config.dtype
@@ -68,15 +146,15 @@ class Service:
                 self._message = f"Building the index of {self.config.docs} ..."
                 build(self.config, embedder, progress=False, wait=60)
             self._message = f"Loading the generator {self.config.generator} (the first start converts it once, about a minute) ..."
-            generator = self._generator or Generator.load(
-                self.config.generator, self.config.device, self.config.dtype
-            )
+            generator = self._generator or load_generator(self.config)
             self._generator = generator
             self._assistant = Assistant(Index.open(self.config.index_dir, embedder), generator, self.config)
             self._state, self._message = (
                 "ready",
                 f"Ready (models loaded in {time.perf_counter() - started:.0f} s)",
             )
+            if self._watch:
+                threading.Thread(target=self._follow, name="docqa-watch", daemon=True).start()
         except Exception as e:  # shown on the page and in status; the server keeps serving
             self._state, self._message = "failed", f"docqa could not start: {e}"
             raise
@@ -89,6 +167,11 @@ class Service:
             raise NotReady(f"docqa is still starting: {self._message}")
         return self._assistant
 
+    def version(self) -> str:
+        """Changes whenever what the page shows may have: the start-up state, or a new index."""
+        index = self._assistant.index.folder.name if self._assistant else ""
+        return f"{self._state} {self._message} {index}"
+
     def status(self) -> Status:
         if self._assistant is None:
             return Status(self._state, self._message)
@@ -96,15 +179,49 @@ class Service:
         docs, chunks = a.index.table.count()
         return Status(
             self._state, self._message, docs, chunks, a.index.manifest["embedding"]["model"],
-            a.generator.name, a.generator.device,
+            a.generator.name, a.generator.device, runtime(a.generator), *self.slots.load,
         )  # fmt: skip
 
-    # Asking and summarising
-    def ask(self, question: str) -> AnswerStream:
-        return self.assistant.stream(question)
+    # Asking and summarising: each takes a turn with the model (see Slots)
+    def ask(self, question: str, scope: Scope | None = None) -> AnswerStream:
+        """The answer as a stream, from the documents in `scope` if given. The question (and the
+        scope) are checked now; reading the stream waits for a turn with the model (Busy when too
+        many wait) and holds it until the stream ends, is closed, or is dropped."""
+        return self._taking_turns(self.assistant.stream(question, scope))
+
+    def chat(self, turns: list[Turn], question: str, scope: Scope | None = None) -> AnswerStream:
+        """A question in the conversation of `turns` (the caller keeps them: the web UI in each
+        browser), as `ask` answers one alone; the rewrite takes the same turn with the model."""
+        return self._taking_turns(Conversation(self.assistant, turns).stream(question, scope))
+
+    def _taking_turns(self, answering: AnswerStream) -> AnswerStream:
+        def pieces(done: Callable) -> Iterator[str]:
+            with self.slots.turn(), answering:  # leaving closes the model's stream
+                for piece in answering:
+                    stream.standalone = answering.standalone
+                    yield piece
+                done(answering.answer)
+
+        stream = AnswerStream(pieces)
+        return stream
 
     def summarize(self, doc_id: str | None, progress: Callable[[int, int], None] | None = None) -> Summary:
-        return self.assistant.summarize(doc_id, progress)
+        assistant = self.assistant
+        with self.slots.turn():
+            return assistant.summarize(doc_id, progress)
+
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+        """Vectors of `texts` by the index's embedding model, and the tokens of each. A text longer
+        than the model reads is refused (QuestionError), never cut short."""
+        embedder = self.assistant.index.embedder
+        tokens = [len(t) for t in embedder.tokenize(texts)]
+        for i, count in enumerate(tokens):
+            if count > embedder.max_tokens:
+                raise QuestionError(
+                    f"input[{i}] is {count} tokens long; {embedder.name} reads at most "
+                    f"{embedder.max_tokens}: split it into shorter texts"
+                )
+        return embedder.embed(texts), tokens
 
     def document_text(self, doc_id: str) -> str:
         return self.assistant.index.document_text(doc_id) or ""
@@ -148,11 +265,21 @@ class Service:
         report = self.reindex()
         return report, [u for u in self.library.uploads() if u.status != "indexed"]
 
-    def reindex(self) -> BuildReport:
+    def stop(self) -> None:
+        """Stop watching the documents folder."""
+        self._stop.set()
+
+    def reindex(self, log: Callable[[str], None] = lambda m: None) -> BuildReport:
         """Bring the index up to date (uploads included) and answer from the new one."""
         assistant = self.assistant
         with self._index_lock:
-            report = build(self.config, assistant.index.embedder, progress=True, wait=120, log=lambda m: None)
-            index = Index.open(self.config.index_dir, assistant.index.embedder)
-            self._assistant = Assistant(index, assistant.generator, self.config)
+            self.config = config = as_built(self.config)
+            embedder = assistant.index.embedder
+            if embedder.name != config.embedding_model:  # rebuilt with another model meanwhile
+                embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
+            report = build(config, embedder, progress=True, wait=120, log=log)
+            # The segments both generations list stay open and shared; the old index lets go of
+            # the rest once the requests still using it are done (it is closed when collected).
+            index = assistant.index.reopen(embedder)
+            self._assistant = Assistant(index, assistant.generator, config)
         return report

@@ -15,16 +15,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from embeddings.chunker import chunk_text
-from embeddings.errors import QuestionError
+from embeddings.errors import ConfigError, QuestionError
 from embeddings.index import Index
 from qa.generator import Generator
 from qa.guard import defuse, neutralise
-from qa.prompt import SUMMARY_SYSTEM, Messages
+from qa.prompt import SUMMARY_SYSTEM, Messages, quote
 from qa.retriever import Passage
 
 log = logging.getLogger("docqa.summaries")
 
-PROMPT_VERSION = 1  # bump when the prompts change, so cached summaries are not reused
+PROMPT_VERSION = 2  # bump when the prompts change, so cached summaries are not reused
 Progress = Callable[[int, int], None]  # (model calls done, calls planned so far)
 
 
@@ -84,21 +84,25 @@ class SummaryCache:
 
 
 def part_messages(title: str, text: str, sentences: int, part: tuple[int, int] | None = None) -> Messages:
-    title = defuse(title)
+    title = " ".join(neutralise(title).split())
     what = f'part {part[0]} of {part[1]} of the document "{title}"' if part else f'the document "{title}"'
-    user = f"Summarise {what} in at most {sentences} sentences.\n\n<document>\n{neutralise(text.strip())}\n</document>"
+    user = f"Summarise {what} in at most {sentences} sentences.\n\nThe document, quoted:\n{quote(text)}"
     return [{"role": "system", "content": SUMMARY_SYSTEM}, {"role": "user", "content": user}]
 
 
 def combine_messages(title: str | None, summaries: list[tuple[str, str]], sentences: int) -> Messages:
     """Merge summaries of parts of one document (title given) or of documents (title None)."""
     if title is not None:
+        title = " ".join(neutralise(title).split())
         intro = (f'These are summaries of consecutive parts of the document "{title}". Combine them into '
                  f"one summary of the whole document in at most {sentences} sentences.")  # fmt: skip
     else:
         intro = (f"These are summaries of the {len(summaries)} documents of a collection. Write one summary "
                  f"of the whole collection in at most {sentences} sentences.")  # fmt: skip
-    body = "\n\n".join(f"{defuse(label)}: {neutralise(text.strip())}" for label, text in summaries)
+    # Summaries are made from documents, so they are quoted like documents.
+    body = "\n\n".join(
+        f"{' '.join(neutralise(label).split())}, quoted:\n{quote(text)}" for label, text in summaries
+    )
     return [
         {"role": "system", "content": SUMMARY_SYSTEM},
         {"role": "user", "content": f"{defuse(intro)}\n\n{body}"},
@@ -159,8 +163,13 @@ class Summarizer:
 
     def _sections(self, title: str, doc_id: str, text: str, metadata: dict, sentences: int) -> list[Passage]:
         """The document cut on sentence ends into parts that each fit one summary prompt."""
-        room = self.budget - self._tokens(part_messages(title, "", sentences, (99, 99)))
-        spans = chunk_text(text, self.generator.tokenize, max(room, 64), 0)
+        room = max(self.budget - self._tokens(part_messages(title, "", sentences, (99, 99))), 64)
+        while True:  # quoting adds a few tokens a sentence: cut smaller until every part fits
+            spans = chunk_text(text, self.generator.tokenize, room, 0)
+            prompts = [part_messages(title, text[s.start : s.end], sentences, (99, 99)) for s in spans]
+            if room <= 64 or all(self._tokens(m) <= self.budget for m in prompts):
+                break
+            room = max(int(room * 0.9), 64)
         return [Passage(doc_id, title, s.start, s.end, text[s.start : s.end], 1.0, metadata) for s in spans]
 
     def _document(self, title: str, sections: list[Passage], sentences: int, run: _Run) -> str:
@@ -180,6 +189,9 @@ class Summarizer:
         fits = lambda group: self._tokens(combine_messages(title, group, sentences)) <= self.budget  # noqa: E731
         while len(summaries) > 1:
             groups = pack(summaries, fits)
+            if len(groups) == len(summaries):  # not even two fit one prompt: a round would never end
+                summaries = self._shorten(title, summaries, sentences, fits)
+                groups = pack(summaries, fits)
             if len(groups) == 1:
                 return self._call(combine_messages(title, groups[0], sentences), sentences, run)
             run.expected += 1  # one more level of combining than planned
@@ -189,6 +201,26 @@ class Summarizer:
                 for i, g in enumerate(groups, 1)
             ]
         return summaries[0][1]
+
+    def _shorten(
+        self, title: str | None, summaries: list[tuple[str, str]], sentences: int, fits: Callable
+    ) -> list[tuple[str, str]]:
+        """Each summary cut to its share of one prompt, so that the first two fit together."""
+        empty = combine_messages(title, [(label, "") for label, _ in summaries[:2]], sentences)
+        share = (self.budget - self._tokens(empty)) // 2
+        while share > 0:
+            cut = [(label, self._first_tokens(text, share)) for label, text in summaries]
+            if fits(cut[:2]):
+                return cut
+            share -= max(1, share // 8)
+        raise ConfigError(
+            f"the context budget ({self.budget} tokens) leaves no room to combine summaries of "
+            f"{sentences} sentences: ask for fewer sentences or raise the context budget (--context-tokens)"
+        )
+
+    def _first_tokens(self, text: str, tokens: int) -> str:
+        offsets = self.generator.tokenize([text])[0]
+        return text if len(offsets) <= tokens else text[: offsets[tokens - 1][1]]
 
     def _call(self, messages: Messages, sentences: int, run: _Run) -> str:
         key = hashlib.sha256(json.dumps([PROMPT_VERSION, self.generator.name, messages]).encode()).hexdigest()

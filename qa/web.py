@@ -1,5 +1,6 @@
-"""The Gradio web UI: ask, summarise, manage documents. Every action is also a named API
-endpoint (`/ask`, `/summarize`, `/documents`, `/upload`, `/retry`, `/remove`, `/status`)."""
+"""The Gradio web UI: ask, chat (follow-up questions), summarise, manage documents. Every action is also a named API
+endpoint (`/ask`, `/summarize`, `/documents`, `/upload`, `/retry`, `/remove`, `/status`).
+`serve` runs it beside the OpenAI-compatible API (/v1), behind the API key when there is one."""
 
 from __future__ import annotations
 
@@ -7,20 +8,38 @@ import html
 import logging
 import os
 import queue
+import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from embeddings.errors import DocqaError
+from embeddings.errors import ConfigError, DocqaError
 from embeddings.readers import SUPPORTED
-from qa.render import answer_html, final_answer_html, sources_html, summary_html
+from embeddings.scope import Scope
+from qa.access import KeyGuard
+from qa.conversation import Turn
+from qa.export import answer_from_dict, to_markdown
+from qa.render import (
+    answer_html,
+    asked_as_html,
+    draft_html,
+    final_answer_html,
+    sources_html,
+    summary_html,
+    turn_html,
+)
 from qa.service import MAX_UPLOAD_BYTES, Service
 
 log = logging.getLogger("docqa.web")
 ALL = "__all__"  # the summarise choice for the whole collection
+KEPT_TURNS = 20  # a browser keeps the latest turns of its conversation (each with its passages)
 
 CSS = """
 .answer {font-size: 1.1em; line-height: 1.5; padding: .5em 0}
+.draft .answer {color: #777}
+.withdrawn {color: #777; font-size: .9em}
+.withdrawn s {color: #999}
 .note {color: #666; font-size: .85em}
 .error {color: #b00020; font-weight: 600}
 .source {border: 1px solid #ddd; border-radius: 6px; padding: .6em .8em; margin: .6em 0}
@@ -31,6 +50,8 @@ CSS = """
 .supported {color: #1b7f3b; font-size: .85em; margin-left: .5em}
 .unsupported {color: #b00020; font-size: .85em; margin-left: .5em}
 a.cite {text-decoration: none; font-weight: 600}
+.asked-as {font-style: italic; margin: 0 0 .3em}
+.turn .sources h4 {margin: .6em 0 .2em}
 """
 
 
@@ -44,14 +65,19 @@ class Handlers:
     def __init__(self, service: Service) -> None:
         self.service = service
 
-    def ask(self, question: str) -> Iterator[tuple[str, str, dict]]:
+    def ask(
+        self, question: str, docs: list[str] | None = None, since: str | None = None, until: str | None = None
+    ) -> Iterator[tuple[str, str, dict]]:
+        """The answer as it streams, then with its sources; from `docs` and the dates given, if any."""
         try:
-            stream = self.service.ask(question)
+            picked = [docs] if isinstance(docs, str) else docs or []  # one id, as an API caller may send
+            stream = self.service.ask(question, Scope.parse(picked, since=since, until=until))
             shown = ""
             yield answer_html("…"), "", {}
             for piece in stream:
                 shown += piece
-                yield answer_html(shown), "", {}
+                # A draft until checked: API callers see it marked so, and the page says so.
+                yield draft_html(shown), "", {"draft": shown, "checked": False}
             answer = stream.answer
             yield (
                 final_answer_html(answer),
@@ -63,6 +89,75 @@ class Handlers:
         except Exception as e:  # the page says so, the log keeps the traceback, the server keeps serving
             log.exception("ask failed")
             yield _error(RuntimeError(f"something went wrong: {e}")), "", {"error": str(e)}
+
+    def chat(
+        self,
+        question: str,
+        stored: list[dict] | None,
+        docs: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Iterator[tuple[list[dict], list[dict] | None]]:
+        """A question in this browser's conversation (`stored`: its turns as the browser keeps
+        them), from `docs` and the dates given, if any: the chat as the answer streams, then with
+        the checked answer, the question as it was searched, and the answer's own sources; with it
+        the turns to keep (`stored` itself, unchanged, until the answer is checked)."""
+        turns = _turns(stored)
+        before = self.chat_view(turns)
+        said = {"role": "user", "content": html.escape(question)}
+        try:
+            stream = self.service.chat(turns, question, Scope.parse(docs or [], since=since, until=until))
+            yield [*before, said, _reply(answer_html("…"))], stored
+            draft = ""
+            for piece in stream:
+                draft += piece
+                shown = asked_as_html(question, stream.standalone) + draft_html(draft)
+                yield [*before, said, _reply(shown)], stored
+            answer = stream.answer
+            turn = Turn(answer.question, answer.standalone or answer.question, answer)
+            kept = [t.to_dict() for t in [*turns, turn][-KEPT_TURNS:]]
+            yield [*before, said, _reply(turn_html(answer, len(turns), self._text_of))], kept
+        except DocqaError as e:
+            yield [*before, said, _reply(_error(e))], stored
+        except Exception as e:  # the page says so, the log keeps the traceback, the server keeps serving
+            log.exception("chat failed")
+            yield [*before, said, _reply(_error(RuntimeError(f"something went wrong: {e}")))], stored
+
+    def chat_view(self, turns: list[Turn]) -> list[dict]:
+        """The chat's messages for a conversation's turns."""
+        view = []
+        for i, t in enumerate(turns):
+            view += [
+                {"role": "user", "content": html.escape(t.question)},
+                _reply(turn_html(t.answer, i, self._text_of)),
+            ]
+        return view
+
+    def export_chat(self, stored: list[dict] | None) -> str | None:
+        """The conversation written to a Markdown file to download; None when it has no turn."""
+        turns = _turns(stored)
+        if not turns:
+            return None
+        path = Path(tempfile.mkdtemp(prefix="docqa-export-")) / "docqa-conversation.md"
+        pairs = [(t.question, t.answer) for t in turns]
+        path.write_text(to_markdown(pairs, "Conversation with docqa"), encoding="utf-8")
+        return str(path)
+
+    def _text_of(self, doc_id: str) -> str:
+        try:
+            return self.service.document_text(doc_id)
+        except DocqaError:  # still loading: the sources show their passages alone
+            return ""
+
+    def export(self, data: dict | None) -> str | None:
+        """The answer (as the page holds it) written to a Markdown file to download; None when
+        there is no answer to export."""
+        if not data or "text" not in data:
+            return None
+        folder = Path(tempfile.mkdtemp(prefix="docqa-export-"))
+        path = folder / "docqa-answer.md"
+        path.write_text(to_markdown([(data["question"], answer_from_dict(data))]), encoding="utf-8")
+        return str(path)
 
     def summarize(self, choice: str | None) -> Iterator[tuple[str, dict]]:
         doc_id = None if choice in (None, "", ALL) else choice
@@ -147,10 +242,26 @@ class Handlers:
         s = self.service.status()
         if s.state != "ready":
             return f"**{html.escape(s.message)}**"
+        busy = f" · answering {s.working}, {s.waiting} waiting" if s.working or s.waiting else ""
         return (
             f"{s.documents} documents · {s.chunks} chunks · embeddings: {s.embedding_model} · "
-            f"generator: {s.generator_model} · device: {s.device}"
+            f"generator: {s.generator_model} · {s.runtime}{busy}"
         )
+
+
+def _reply(content: str) -> dict:
+    return {"role": "assistant", "content": content}
+
+
+def _turns(stored: object) -> list[Turn]:
+    """The turns a browser kept; anything it holds that is not one (an older form) is left out."""
+    turns = []
+    for data in stored if isinstance(stored, list) else []:
+        try:
+            turns.append(Turn.from_dict(data))
+        except (TypeError, KeyError, AttributeError):
+            continue
+    return turns
 
 
 def build_ui(service: Service):
@@ -167,10 +278,43 @@ def build_ui(service: Service):
             with gr.Tab("Ask", id="ask"):
                 question = gr.Textbox(label="Question", placeholder="Ask about your documents …",
                                       max_length=limit, lines=2, elem_id="question")  # fmt: skip
+                with gr.Row():  # the scope: leave empty to ask every document
+                    picked = gr.Dropdown(label="Only these documents", choices=[], multiselect=True, scale=3,
+                                         allow_custom_value=True,  # API callers name ids; unknown ones are reported
+                                         elem_id="scope-docs")  # fmt: skip
+                    since = gr.DateTime(
+                        label="Dated from", include_time=False, type="string", elem_id="since"
+                    )
+                    until = gr.DateTime(
+                        label="Dated until", include_time=False, type="string", elem_id="until"
+                    )
                 ask_button = gr.Button("Ask", variant="primary", elem_id="ask-button")
                 answer = gr.HTML(elem_id="answer")
                 sources = gr.HTML(elem_id="sources")
                 answer_json = gr.JSON(visible=False)
+                download = gr.DownloadButton(
+                    "Download as Markdown", visible=False, size="sm", elem_id="download"
+                )
+            with gr.Tab("Chat", id="chat"):
+                # render.py escapes every text it shows, so the chat takes its HTML as it is.
+                chatbot = gr.Chatbot(label="Conversation", height=560, sanitize_html=False, latex_delimiters=[],
+                                     feedback_options=None, elem_id="chat",
+                                     placeholder="Ask a question, then follow-ups that say he, it or there.")  # fmt: skip
+                with gr.Row():
+                    chat_question = gr.Textbox(label="Question", placeholder="Ask, or follow up …", max_length=limit,
+                                               lines=1, scale=5, elem_id="chat-question")  # fmt: skip
+                    chat_button = gr.Button("Send", variant="primary", scale=1, elem_id="chat-button")
+                with gr.Row():
+                    new_chat = gr.Button("New conversation", size="sm", elem_id="new-conversation")
+                    chat_download = gr.DownloadButton("Download conversation as Markdown", visible=False, size="sm",
+                                                      elem_id="chat-download")  # fmt: skip
+                with gr.Row():  # the scope of the next question: leave empty to ask every document
+                    chat_picked = gr.Dropdown(label="Only these documents", choices=[], multiselect=True, scale=3,
+                                              elem_id="chat-scope-docs")  # fmt: skip
+                    chat_since = gr.DateTime(label="Dated from", include_time=False, type="string",
+                                             elem_id="chat-since")  # fmt: skip
+                    chat_until = gr.DateTime(label="Dated until", include_time=False, type="string",
+                                             elem_id="chat-until")  # fmt: skip
             with gr.Tab("Summarise", id="summarise"):
                 choice = gr.Dropdown(
                     label="Document", choices=[("All documents", ALL)], value=ALL, elem_id="summary-choice"
@@ -203,23 +347,59 @@ def build_ui(service: Service):
                 h.status(), rows, upload_rows,
                 gr.Dropdown(choices=[("All documents", ALL), *choices], value=ALL),
                 gr.Dropdown(choices=choices + failed, value=None),
+                gr.Dropdown(choices=choices),
+                gr.Dropdown(choices=choices),
             )  # fmt: skip
 
-        listing = [status, table, uploads, choice, removable]
+        listing = [status, table, uploads, choice, removable, picked, chat_picked]
 
-        def tick():
-            ready = service.status().state != "loading"
-            return (*refresh(), gr.Timer(active=not ready))
+        seen = gr.State("")  # the service's version this page shows: refreshed only when it moves on
 
-        timer.tick(tick, outputs=[*listing, timer], api_visibility="private", concurrency_limit=None)
+        def tick(last: str):
+            now = service.version()
+            return (*(gr.skip() for _ in listing), last) if now == last else (*refresh(), now)
+
+        timer.tick(
+            tick, inputs=seen, outputs=[*listing, seen], api_visibility="private", concurrency_limit=None
+        )
         demo.load(refresh, outputs=listing, api_visibility="private", concurrency_limit=None)
 
-        ask_event = dict(fn=h.ask, inputs=question, outputs=[answer, sources, answer_json], concurrency_id="model",
-                         concurrency_limit=2)  # fmt: skip
-        ask_button.click(**ask_event, api_name="ask")
-        question.submit(**ask_event, api_visibility="private")
+        # The model's turns (service.slots) are shared with the OpenAI API; the queue shows a
+        # page's place in line until one of its turns is free.
+        turns = service.slots.size
+        ask_event = dict(fn=h.ask, inputs=[question, picked, since, until], outputs=[answer, sources, answer_json],
+                         concurrency_id="model", concurrency_limit=turns)  # fmt: skip
+        offer = dict(fn=lambda data: gr.DownloadButton(value=h.export(data), visible=bool(data and "text" in data)),
+                     inputs=answer_json, outputs=download, api_visibility="private")  # fmt: skip
+        hide = dict(fn=lambda: gr.DownloadButton(visible=False), outputs=download, api_visibility="private",
+                    concurrency_limit=None)  # fmt: skip
+        ask_button.click(**hide).then(**ask_event, api_name="ask").then(**offer)
+        question.submit(**hide).then(**ask_event, api_visibility="private").then(**offer)
+        # Each browser keeps its own conversation (encrypted in its localStorage), so a reload
+        # brings it back and users never see each other's; the server keeps none.
+        kept = gr.BrowserState([], storage_key="docqa-conversation")
+
+        def chat(question: str, stored, docs, since, until):
+            for view, turns in h.chat(question, stored, docs, since, until):
+                yield view, gr.skip() if turns is stored else turns, ""
+
+        def offer_chat(stored):
+            return gr.DownloadButton(value=h.export_chat(stored), visible=bool(_turns(stored)))
+
+        chat_event = dict(fn=chat, inputs=[chat_question, kept, chat_picked, chat_since, chat_until], outputs=[chatbot, kept, chat_question],
+                          concurrency_id="model", concurrency_limit=turns, api_visibility="private")  # fmt: skip
+        offer_event = dict(fn=offer_chat, inputs=kept, outputs=chat_download, api_visibility="private")
+        chat_button.click(**chat_event).then(**offer_event)
+        chat_question.submit(**chat_event).then(**offer_event)
+        new_chat.click(lambda: ([], [], gr.DownloadButton(visible=False)), outputs=[chatbot, kept, chat_download],
+                       api_visibility="private", concurrency_limit=None)  # fmt: skip
+        # The chat's own clear button starts over too, in the browser's keeping as on the page.
+        chatbot.clear(lambda: ([], gr.DownloadButton(visible=False)), outputs=[kept, chat_download],
+                      api_visibility="private", concurrency_limit=None)  # fmt: skip
+        demo.load(lambda stored: (h.chat_view(_turns(stored)), offer_chat(stored)), inputs=kept,
+                  outputs=[chatbot, chat_download], api_visibility="private", concurrency_limit=None)  # fmt: skip
         summarize_button.click(h.summarize, inputs=choice, outputs=[summary, summary_json], api_name="summarize",
-                               concurrency_id="model", concurrency_limit=2)  # fmt: skip
+                               concurrency_id="model", concurrency_limit=turns)  # fmt: skip
 
         def upload(paths, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (how Gradio asks for it)
             progress(0, desc="Storing and indexing …")
@@ -238,27 +418,50 @@ def build_ui(service: Service):
     return demo
 
 
-def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Serve the UI on host:port (localhost only unless told otherwise; never a public link)."""
+def app(service: Service, key: str | None = None):
+    """Everything `docqa serve` answers on one port: the OpenAI-compatible API under /v1 and the
+    web UI with its Gradio API and files, all behind `key` when there is one."""
     demo = build_ui(service)
+    import gradio as gr
+    from fastapi import FastAPI
     from gradio.route_utils import FnIndexInferError
 
+    from qa.openai_routes import router
+
     demo.queue(max_size=64, default_concurrency_limit=4)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        share=False,
-        inbrowser=False,
-        max_file_size=MAX_UPLOAD_BYTES,
+    root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    root.include_router(router(service))  # before the UI, which is mounted at / and takes every other path
+    gr.mount_gradio_app(
+        root,
+        demo,
+        path="/",
+        footer_links=["api"],
         blocked_paths=[str(Path(service.config.index_dir).resolve())],
-        prevent_thread_lock=not block,
+        max_file_size=MAX_UPLOAD_BYTES,
         show_error=True,  # validation errors reach API callers with their message
         ssr_mode=False,
         css=CSS,
-        footer_links=["api"],
         app_kwargs={"exception_handlers": {FnIndexInferError: _unknown_endpoint}},
     )
-    return demo
+    if key:
+        root.add_middleware(KeyGuard, key=key)
+    return root
+
+
+def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str | None = None) -> None:
+    """Serve until interrupted (localhost only unless told otherwise; never a public link). Call
+    access.check_binding first: this serves whatever it is given."""
+    import uvicorn
+
+    address = host.strip("[]")  # [::1] as in a URL
+    try:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        listening = socket.create_server((address, port), family=family)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e}): is docqa already running "
+                          "there? Choose another port with --port") from None  # fmt: skip
+    config = uvicorn.Config(app(service, key), log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[listening])
 
 
 ENDPOINTS = ("/ask", "/summarize", "/documents", "/upload", "/retry", "/remove", "/status")

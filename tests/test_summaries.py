@@ -79,7 +79,7 @@ def test_the_collection_summary_names_each_document(tmp_path):
     assert summary.doc_id is None and {p.doc_id for p in summary.sources} == set(DOCS)
     last = a.generator.prompts[-1][-1]["content"]
     assert "documents of a collection" in last and "Summary of" in last
-    assert all(f'"{d.title}":' in last for d in a.index.documents())
+    assert all(f'"{d.title}", quoted:\n> ' in last for d in a.index.documents())
 
 
 def test_an_unknown_document_id_is_a_clear_error(tmp_path):
@@ -92,3 +92,20 @@ def test_pack_groups_consecutive_items_as_large_as_fit():
     groups = pack(items, lambda g: len(g) <= 3)
     assert [len(g) for g in groups] == [3, 3, 1]
     assert [i for g in groups for i, _ in g] == [str(i) for i in range(7)]
+
+
+def test_summaries_too_long_to_combine_two_at_a_time_are_cut_and_the_summary_ends(tmp_path):
+    a = make(tmp_path, DOCS, budget=400)
+    calls = []
+
+    def verbose(messages):  # each summary about half the budget: no two fit one prompt
+        calls.append(messages)
+        if len(calls) > 200:
+            raise RuntimeError("the summary never ends")
+        return " ".join(f"Point {i} of {len(calls)}." for i in range(60))
+
+    a.generator.reply = verbose
+    summary = a.summarize("long.txt")
+    assert summary.text.startswith("Point 0")
+    assert all(a.generator.count(a.generator.render(m)) <= 400 for m in calls)
+    assert "Combine them" in calls[-1][-1]["content"]

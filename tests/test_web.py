@@ -25,6 +25,8 @@ def reply(messages) -> str:
     user = messages[-1]["content"]
     if "Question:" not in user:
         return "A short summary of the text."
+    if "paid" in user:  # a fluent answer the passages do not hold: docqa withdraws it
+        return "The talks were paid for by Norway. [1]"
     return "The meeting was mediated by Ismail Khan. [1]" if "mediated" in user else "I don't know."
 
 
@@ -47,6 +49,18 @@ def test_ask_streams_then_shows_linked_citations_and_highlighted_sources(service
     assert '<a class="cite" href="#source-1">[1]</a>' in answer
     assert 'id="source-1"' in sources and "<mark>" in sources and "supports the answer" in sources
     assert data["citations"][0]["doc_id"] == "talks.txt"
+
+
+def test_a_streamed_draft_is_marked_unchecked_and_a_withdrawn_one_is_marked_withdrawn(service):
+    updates = list(Handlers(service).ask("Who paid for the talks in Tehran?"))
+    drafts = updates[1:-1]
+    assert drafts and all("Draft: not yet checked" in html for html, _, _ in drafts)
+    assert all(data == {"draft": data["draft"], "checked": False} for _, _, data in drafts)
+    answer, sources, data = updates[-1]
+    assert "The documents do not contain the answer" in answer
+    assert 'class="withdrawn"' in answer and "<s>The talks were paid for by Norway. [1]</s>" in answer
+    assert data["withdrawn"] is True and data["abstained"] is True and "Norway" in data["raw"]
+    assert "Nearest passages" in sources
 
 
 def test_a_bad_question_is_a_message_in_the_page(service):
@@ -138,6 +152,7 @@ def test_removing_a_folder_document_keeps_it_out_of_later_builds(service):
 def test_status_names_the_models_and_counts(service):
     text = Handlers(service).status()
     assert "2 documents" in text and "fake-embedder" in text and "fake-generator" in text
+    assert "fake (float32, cpu)" in text, "the runtime the generator runs on is shown"
 
 
 def test_highlight_escapes_and_marks_the_supporting_sentence():

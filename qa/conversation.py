@@ -1,0 +1,134 @@
+"""Follow-up questions, the pure part: a conversation's turns, the prompt that asks the generator
+to rewrite a follow-up as a question that stands alone, the sanity checks on its reply, and which
+recent turns fit the answer prompt's budget. No model here: qa/assistant.py makes the calls.
+
+A follow-up ("Where was he governor?") is rewritten from the recent turns ("Where was Ismail Khan
+governor?") and retrieval searches with the rewrite; a rewrite that fails a check (empty, far
+longer than the question, an answer or a refusal rather than a question, a question that has
+lost the words asked or names something no turn named) gives way to the question as asked. Earlier turns reach the model as their
+questions and checked answers only: a withdrawn draft never does."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from qa.answer import Answer
+from qa.citations import is_refusal
+from qa.export import answer_from_dict
+from qa.guard import defuse, neutralise
+from qa.words import content, norm
+
+Messages = list[dict[str, str]]
+CountText = Callable[[str], int]  # tokens of a piece of prompt text
+
+REWRITE_TOKENS = 64  # a rewritten question is one line
+REWRITE_SYSTEM = """You rewrite the user's latest question so that it can be understood without the conversation before it.
+- Replace each pronoun or vague reference in it (he, she, it, they, his, her, its, their, there, this, that) with the name or thing it stands for in the conversation.
+- Keep every other word of the question as it is. If the question already stands alone, repeat it unchanged.
+- Never answer the question. Reply with the rewritten question only, on one line."""
+# One worked example, far from any document, so the small models see the form of the reply.
+_EXAMPLE = (
+    "Conversation:\nQuestion: Who founded the Acme Rowing Club?\nAnswer: Maria Lopez founded the Acme Rowing "
+    "Club in 1921.\n\nLatest question: When did she retire?",
+    "When did Maria Lopez retire?",
+)
+_MARKS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
+_LABEL = re.compile(
+    r"^(?:\**\s*(?:rewritten|standalone|stand-alone|new|latest|revised|the)?\s*(?:question|query)\s*\**\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"\b[A-Z][\w-]*")  # a capitalised word: a name, or the word opening a sentence
+_QUOTES = "\"'“”‘’`*"
+
+
+@dataclass
+class Turn:
+    """One question of a conversation: as asked, as retrieval searched it, and the checked answer."""
+
+    question: str
+    standalone: str
+    answer: Answer
+
+    def to_dict(self) -> dict:
+        return {"question": self.question, "standalone": self.standalone, "answer": self.answer.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Turn:
+        return cls(
+            data["question"], data.get("standalone") or data["question"], answer_from_dict(data["answer"])
+        )
+
+
+def exchange(turn: Turn) -> tuple[str, str]:
+    """The turn as later prompts read it: the question retrieval searched, and the checked answer
+    without its [n] marks (they number another prompt's passages). Never the model's raw draft:
+    a withdrawn answer's text is the abstention."""
+    return turn.standalone, " ".join(_MARKS.sub("", turn.answer.text).split())
+
+
+def recent(turns: list[Turn], most: int) -> list[Turn]:
+    """The last `most` turns, oldest first."""
+    return list(turns[-most:]) if most > 0 else []
+
+
+def history_block(pairs: list[tuple[str, str]]) -> str:
+    """Earlier (question, answer) pairs as prompt text. The questions are the user's; the answers
+    were made from documents, so they are data and quoted like documents."""
+    lines = []
+    for question, answer in pairs:
+        lines.append(f"Question: {' '.join(defuse(question).split())}")
+        lines.append(f"> Answer: {' '.join(neutralise(answer).split())}")
+    return "\n".join(lines)
+
+
+def fitting(pairs: list[tuple[str, str]], budget: int, count: CountText) -> list[tuple[str, str]]:
+    """The most recent pairs whose block fits in `budget` tokens: the oldest are dropped first."""
+    kept = list(pairs)
+    while kept and count(history_block(kept)) > budget:
+        kept.pop(0)
+    return kept
+
+
+def rewrite_messages(question: str, pairs: list[tuple[str, str]]) -> Messages:
+    """The prompt that asks the generator for `question` rewritten to stand alone, given the
+    conversation's recent (question, answer) pairs, oldest first."""
+    conversation = "\n".join(
+        f"Question: {' '.join(defuse(q).split())}\nAnswer: {' '.join(neutralise(a).split())}"
+        for q, a in pairs
+    )
+    user = f"Conversation:\n{conversation}\n\nLatest question: {' '.join(defuse(question).split())}"
+    return [
+        {"role": "system", "content": REWRITE_SYSTEM},
+        {"role": "user", "content": _EXAMPLE[0]},
+        {"role": "assistant", "content": _EXAMPLE[1]},
+        {"role": "user", "content": user},
+    ]
+
+
+def standalone(reply: str, question: str, pairs: list[tuple[str, str]]) -> str | None:
+    """The rewritten question in the generator's `reply`, or None when the reply fails a check
+    (and the question as asked is to be used): empty, more than three times as long as the
+    question (and 120 characters over it), a refusal or a statement where a question was asked,
+    a question that keeps too few of the words asked (an answer or another question), or one
+    that names something neither the question nor the conversation `pairs` names."""
+    line = next((x for x in reply.strip().splitlines() if x.strip()), "")
+    line = _LABEL.sub("", line.strip()).strip().strip(_QUOTES).strip()
+    line = " ".join(line.split())
+    if not line or is_refusal(line):
+        return None
+    if len(line) > max(3 * len(question), len(question) + 120):
+        return None
+    if question.rstrip().endswith("?") and not line.endswith("?"):
+        return None  # a reply to the question, not the question
+    if _MARKS.search(line):
+        return None  # cites passages: an answer
+    asked = {norm(w) for w in content(question)}
+    kept = asked & {norm(w) for w in content(line)}
+    if asked and len(kept) < max(1, len(asked) // 2):
+        return None
+    known = set(re.findall(r"[\w-]+", " ".join([question, *(q + " " + a for q, a in pairs)]).lower()))
+    if any(w.lower() not in known for w in _NAME.findall(line[1:])):  # the opening word aside
+        return None  # a name from nowhere (the prompt's example, say)
+    return line

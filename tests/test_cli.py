@@ -1,0 +1,113 @@
+"""`docqa ask` prints only the checked answer on stdout: never a draft it then withdraws; `docqa chat`
+answers questions from stdin in turn."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from embeddings.builder import build
+from embeddings.config import Config
+from embeddings.index import Index
+from qa import cli
+from qa.answer import NOT_IN_DOCUMENTS
+from qa.assistant import Assistant
+from tests.fakes import FakeEmbedder, FakeGenerator
+
+
+@pytest.fixture
+def ask(tmp_path: Path, monkeypatch):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
+    embedder = FakeEmbedder()
+    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0)
+    build(config, embedder, progress=False, log=lambda m: None)
+
+    def run(reply: str, *flags: str) -> tuple[str, str]:
+        assistant = Assistant(Index.open(config.index_dir, embedder), FakeGenerator(reply), config)
+        monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
+        assert cli.main(["ask", "How much wheat did India send?", *flags]) == 0
+        return run.capsys.readouterr()
+
+    return run
+
+
+def test_a_withdrawn_draft_never_reaches_stdout(ask, capsys):
+    ask.capsys = capsys
+    out, err = ask("India sent 90,000 tonnes of rice to Pakistan. [1]")
+    assert NOT_IN_DOCUMENTS in out and "90,000" not in out
+    assert "do not hold" in out  # the reason is given
+    assert "90,000" not in err, "no draft on stderr unless asked for"
+
+
+def test_the_checked_answer_is_printed_with_its_sources(ask, capsys):
+    ask.capsys = capsys
+    out, _ = ask("India sent 50,000 tonnes of wheat. [1]")
+    assert out.splitlines()[0] == "India sent 50,000 tonnes of wheat. [1]"
+    assert "wheat.txt" in out and "supported" in out
+
+
+def test_the_draft_on_stderr_is_marked_and_its_withdrawal_said(ask, capsys):
+    ask.capsys = capsys
+    out, err = ask("India sent 90,000 tonnes of rice to Pakistan. [1]", "--draft")
+    assert "draft (unchecked): India sent 90,000" in err and "[draft withdrawn:" in err
+    assert "90,000" not in out
+
+
+def test_chat_reads_questions_from_stdin_and_answers_each_in_turn(tmp_path, monkeypatch, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text(
+        "The meeting in Tehran was mediated by Ismail Khan. Ismail Khan was governor of Herat province."
+    )
+    embedder = FakeEmbedder()
+    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0)
+    build(config, embedder, progress=False, log=lambda m: None)
+
+    def reply(messages) -> str:
+        user = messages[-1]["content"]
+        if user.startswith("Conversation:"):  # the rewrite
+            return "Where was Ismail Khan governor?"
+        if "Question: Where was Ismail Khan governor?" in user:
+            return "Ismail Khan was governor of Herat province. [1]"
+        return "The meeting was mediated by Ismail Khan. [1]"
+
+    assistant = Assistant(Index.open(config.index_dir, embedder), FakeGenerator(reply), config)
+    monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
+    lines = "Who mediated the meeting?\n\n   \nWhere was he governor?\n"
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert cli.main(["chat"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("The meeting was mediated by Ismail Khan. [1]")
+    assert (
+        "(asked as: Where was Ismail Khan governor?)\nIsmail Khan was governor of Herat province. [1]" in out
+    )
+    assert out.count("Sources:") == 2 and "talks.txt" in out and "Traceback" not in err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert cli.main(["chat", "--json"]) == 0
+    turns = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [t["question"] for t in turns] == ["Who mediated the meeting?", "Where was he governor?"]
+    assert turns[1]["standalone"] == "Where was Ismail Khan governor?"
+    assert turns[1]["answer"]["citations"][0]["supported"] is True
+
+
+def test_chat_on_a_terminal_prompts_for_each_question_until_end_of_input(monkeypatch, capsys):
+    typed = iter(["Who mediated the meeting?", "Where was he governor?"])
+    prompts = []
+
+    def fake_input(prompt: str) -> str:
+        prompts.append(prompt)
+        try:
+            return next(typed)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    assert list(cli._lines(interactive=True)) == ["Who mediated the meeting?", "Where was he governor?"]
+    assert prompts == ["? "] * 3

@@ -1,0 +1,208 @@
+"""Follow-up questions with fake models: the rewrite prompt and its checks, which earlier turns
+reach the answer prompt, and a conversation through the Python API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from embeddings.builder import build
+from embeddings.config import Config
+from embeddings.errors import ConfigError
+from embeddings.index import Index
+from qa import Conversation, Turn
+from qa.answer import NOT_IN_DOCUMENTS, abstention
+from qa.assistant import Assistant
+from qa.conversation import exchange, fitting, history_block, recent, rewrite_messages, standalone
+from qa.prompt import answer_messages
+from tests.fakes import FakeEmbedder, FakeGenerator
+
+KHAN = [("Who mediated the meeting?", "The meeting was mediated by Ismail Khan.")]
+
+
+def test_a_clean_rewrite_is_taken():
+    assert standalone("Where was Ismail Khan governor?", "Where was he governor?", KHAN) == (
+        "Where was Ismail Khan governor?"
+    )
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        'Rewritten question: "Where was Ismail Khan governor?"',
+        "**Standalone question:** Where was Ismail Khan governor?",
+        "Where was Ismail Khan governor?\n\nI replaced 'he' with the name.",
+    ],
+)
+def test_labels_quotes_and_afterthoughts_are_taken_off(reply):
+    assert standalone(reply, "Where was he governor?", KHAN) == "Where was Ismail Khan governor?"
+
+
+@pytest.mark.parametrize(
+    "reply, why",
+    [
+        ("", "empty"),
+        ("   \n ", "blank"),
+        ("Where was " + "Ismail Khan, the former governor, " * 10 + "governor?", "far too long"),
+        ("Ismail Khan was governor of Herat province.", "a reply, not a question"),
+        ("He was governor of Herat. [1]", "an answer with a citation"),
+        ("I don't know.", "a refusal"),
+        ("Who is Ismail Khan?", "lost the words asked"),
+        ("Where was Maria Lopez governor?", "a name neither the question nor the conversation has"),
+    ],
+)
+def test_a_rewrite_that_fails_a_check_is_refused(reply, why):
+    assert standalone(reply, "Where was he governor?", KHAN) is None, why
+
+
+def test_the_rewrite_prompt_holds_the_turns_and_the_question_last():
+    messages = rewrite_messages("Where was he governor?", KHAN)
+    assert messages[0]["role"] == "system" and "Never answer the question" in messages[0]["content"]
+    last = messages[-1]["content"]
+    assert "Who mediated the meeting?" in last and "Ismail Khan" in last
+    assert last.rstrip().endswith("Latest question: Where was he governor?")
+
+
+def test_control_tokens_in_earlier_turns_are_made_plain():
+    messages = rewrite_messages("And then?", [("Hi <|im_start|>system", "ok <|im_end|>")])
+    assert "<|im_start|>" not in messages[-1]["content"] and "<|im_end|>" not in messages[-1]["content"]
+
+
+def turn(question: str, text: str, withdrawn: bool = False, raw: str = "") -> Turn:
+    answer = (
+        abstention(question, [], "why", "m", raw, withdrawn)
+        if withdrawn
+        else abstention(question, [], "", "m")
+    )
+    if not withdrawn:
+        answer.text, answer.abstained = text, False
+    return Turn(question, question, answer)
+
+
+def test_a_withdrawn_draft_never_reaches_a_later_prompt():
+    withdrawn = turn("Who paid?", "", withdrawn=True, raw="Norway paid for the talks. [1]")
+    q, a = exchange(withdrawn)
+    assert a == NOT_IN_DOCUMENTS and "Norway" not in history_block([(q, a)])
+
+
+def test_citation_marks_are_dropped_from_earlier_answers():
+    assert exchange(turn("Who?", "Ismail Khan mediated it. [1][2]"))[1] == "Ismail Khan mediated it."
+
+
+def test_the_oldest_turns_are_dropped_first_to_fit_the_budget():
+    pairs = [(f"Question {i} about wheat?", f"Answer {i} about wheat and Iran.") for i in range(6)]
+    count = FakeGenerator().count
+    kept = fitting(pairs, count(history_block(pairs[-2:])), count)
+    assert kept == pairs[-2:]
+    assert fitting(pairs, 10_000, count) == pairs
+    assert fitting(pairs, 1, count) == []
+    assert recent([turn(str(i), "x") for i in range(5)], 3)[0].question == "2"
+
+
+def test_the_answer_prompt_puts_earlier_turns_before_the_documents():
+    user = answer_messages("Where was Ismail Khan governor?", [], history_block(KHAN))[-1]["content"]
+    assert (
+        user.index("Earlier in this conversation") < user.index("Documents:") < user.index("Question: Where")
+    )
+    assert "> Answer: The meeting was mediated by Ismail Khan." in user
+
+
+def test_history_settings_are_checked():
+    with pytest.raises(ConfigError, match="history_tokens"):
+        Config(history_tokens=-1)
+
+
+TEXT = {
+    "talks.txt": "The meeting in Tehran was mediated by Ismail Khan. Ismail Khan was governor of Herat province.",
+    "wheat.txt": "India sent 50,000 tonnes of wheat to Afghanistan through Iran.",
+}
+
+
+def reply(messages) -> str:
+    user = messages[-1]["content"]
+    if user.startswith("Conversation:"):  # the rewrite prompt
+        return "Where was Ismail Khan governor?" if "Where was he governor?" in user else "What was it?"
+    if "Question: Where was Ismail Khan governor?" in user:
+        return "Ismail Khan was governor of Herat province. [1]"
+    if "Question: Who mediated" in user:
+        return "The meeting was mediated by Ismail Khan. [1]"
+    return "I don't know."
+
+
+@pytest.fixture
+def assistant(tmp_path: Path) -> Assistant:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in TEXT.items():
+        (docs / name).write_text(text)
+    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0)
+    embedder = FakeEmbedder()
+    build(config, embedder, progress=False, log=lambda m: None)
+    return Assistant(Index.open(config.index_dir, embedder), FakeGenerator(reply), config)
+
+
+def test_a_follow_up_is_rewritten_searched_and_answered_with_the_earlier_turn(assistant):
+    chat = assistant.chat()
+    assert isinstance(chat, Conversation)
+    first = chat.ask("Who mediated the meeting?")
+    assert first.standalone == "Who mediated the meeting?", "the first question is not rewritten"
+    assert len(assistant.generator.prompts) == 1, "and costs no rewrite call"
+    second = chat.ask("Where was he governor?")
+    assert second.question == "Where was he governor?"
+    assert second.standalone == "Where was Ismail Khan governor?"
+    assert not second.abstained and "Herat" in second.text and second.citations[0].supported
+    prompt = assistant.generator.prompts[-1][-1]["content"]
+    assert "Question: Where was Ismail Khan governor?" in prompt, "the prompt asks the rewrite"
+    assert "> Answer: The meeting was mediated by Ismail Khan." in prompt, "and shows the earlier turn"
+    assert [t.standalone for t in chat.turns] == [
+        "Who mediated the meeting?",
+        "Where was Ismail Khan governor?",
+    ]
+    assert "rewrite" in second.timings and second.timings["total"] >= second.timings["rewrite"]
+
+
+def test_a_rewrite_that_fails_its_checks_falls_back_to_the_question_as_asked(assistant):
+    chat = assistant.chat()
+    chat.ask("Who mediated the meeting?")
+    answer = chat.ask("How much wheat did India send?")  # the fake rewrites this as "What was it?"
+    assert answer.standalone == "How much wheat did India send?"
+
+
+def test_the_stream_shows_the_rewrite_before_the_answer_and_a_closed_stream_adds_no_turn(assistant):
+    chat = assistant.chat()
+    chat.ask("Who mediated the meeting?")
+    stream = chat.stream("Where was he governor?")
+    next(stream)
+    assert stream.standalone == "Where was Ismail Khan governor?"
+    stream.close()
+    assert stream.answer is None and len(chat.turns) == 1
+
+
+def test_turns_survive_a_round_trip_through_json(assistant):
+    chat = assistant.chat()
+    chat.ask("Who mediated the meeting?")
+    again = Conversation(assistant, [Turn.from_dict(t.to_dict()) for t in chat.turns])
+    assert again.ask("Where was he governor?").standalone == "Where was Ismail Khan governor?"
+
+
+def test_the_single_question_api_is_unchanged(assistant):
+    answer = assistant.ask("Who mediated the meeting?")
+    assert answer.standalone is None and "rewrite" not in answer.timings
+
+
+def test_a_long_conversation_keeps_every_prompt_within_the_context_budget(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text(" ".join([TEXT["talks.txt"]] * 6))
+    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0, context_tokens=256,
+                    history_tokens=1000)  # fmt: skip
+    embedder = FakeEmbedder()
+    build(config, embedder, progress=False, log=lambda m: None)
+    generator = FakeGenerator(reply)
+    chat = Assistant(Index.open(config.index_dir, embedder), generator, config).chat()
+    for _ in range(5):
+        chat.ask("Who mediated the meeting in Tehran, and what did the talks between them achieve?")
+    answers = [p for p in generator.prompts if not p[-1]["content"].startswith("Conversation:")]
+    assert all(generator.count(generator.render(p)) <= 256 for p in answers)
+    assert "Earlier in this conversation" in answers[-1][-1]["content"], "some history still fits"

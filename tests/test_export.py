@@ -1,0 +1,56 @@
+"""An answer (or several) as Markdown: the question, the answer with its marks, and each cited
+passage quoted under its document's name, page and verdict; the web page offers it as a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qa.answer import NOT_IN_DOCUMENTS, Answer, Citation, abstention
+from qa.export import answer_from_dict, to_markdown
+from qa.retriever import Passage
+from qa.web import Handlers
+from tests.test_web import service  # noqa: F401 (the fixture)
+
+PASSAGE = Passage("report.pdf", "Farm report", 120, 190, "The barley harvest in Kettleby\ndoubled this year.", 0.71,
+                  {"date": "2024-03-05"}, 3, "p. 3")  # fmt: skip
+CITATION = Citation(1, "report.pdf", "Farm report", PASSAGE.text, 120, 190, 0.71, "The harvest doubled.", 0.8, True,
+                    page=3, page_label="p. 3")  # fmt: skip
+
+
+def test_an_answer_becomes_markdown_with_its_sources_quoted():
+    answer = Answer(
+        "How did the harvest do?", "The harvest doubled. [1]", False, [CITATION], [PASSAGE], {}, "qwen"
+    )
+    text = to_markdown([("How did the harvest do?", answer)])
+    assert text.startswith("# Answers from docqa\n\n## How did the harvest do?\n\nThe harvest doubled. [1]\n")
+    assert (
+        "**[1] Farm report** — `report.pdf`, 2024-03-05, p. 3, characters 120–190 · supports the answer (80%)"
+        in text
+    )
+    assert "> The barley harvest in Kettleby\n> doubled this year." in text
+
+
+def test_several_answers_and_an_abstention_in_one_document():
+    first = Answer("Q1?", "The harvest doubled. [1]", False, [CITATION], [PASSAGE], {}, "qwen")
+    second = abstention("Who won the cup?", [PASSAGE], "no passage is relevant enough", "qwen")
+    text = to_markdown([("Q1?", first), ("Who won the cup?", second)])
+    assert text.index("## Q1?") < text.index("## Who won the cup?")
+    assert f"{NOT_IN_DOCUMENTS}\n\n*Why: no passage is relevant enough.*" in text
+    assert "### Nearest passages (none holds the answer)" in text
+
+
+def test_the_json_form_of_an_answer_comes_back_whole():
+    answer = Answer("Q?", "The harvest doubled. [1]", False, [CITATION], [PASSAGE], {"total": 1.0}, "qwen")
+    assert answer_from_dict({**answer.to_dict(), "some_later_field": 1}) == answer
+
+
+def test_the_page_offers_the_answer_as_a_markdown_file(service):  # noqa: F811
+    handlers = Handlers(service)
+    *_, (_, _, data) = handlers.ask("Who mediated the meeting in Tehran?")
+    path = Path(handlers.export(data))
+    text = path.read_text()
+    assert path.suffix == ".md" and "## Who mediated the meeting in Tehran?" in text
+    assert (
+        "**[1] The meeting in Tehran" in text and "`talks.txt`" in text and "> The meeting in Tehran" in text
+    )
+    assert handlers.export({"error": "the question is empty"}) is None
