@@ -1,0 +1,176 @@
+"""The OpenAI-compatible routes of `docqa serve`: POST /v1/chat/completions, POST /v1/embeddings
+and GET /v1/models. A body is read within a size cap and checked by openai_api; the Service
+answers, with the same turns at the model as the web UI. The blocking work runs on worker threads
+of the API's own, so questions waiting for a turn never hold the threads the web UI needs. A client
+that goes away stops its answer: the model's stream is closed at the next piece."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+import uuid
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from embeddings.errors import DocqaError, QuestionError
+from qa import openai_api
+from qa.assistant import AnswerStream
+from qa.openai_api import ApiError
+from qa.service import Busy, NotReady, Service
+
+log = logging.getLogger("docqa.openai")
+MAX_BODY_BYTES = 1_000_000
+ROUTES = "POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models"
+
+
+def router(service: Service) -> APIRouter:
+    api = APIRouter(prefix="/v1")
+    threads = anyio.CapacityLimiter(service.slots.size + service.slots.max_waiting + 2)
+    started = int(time.time())
+
+    async def run(fn, *args):
+        return await anyio.to_thread.run_sync(fn, *args, limiter=threads)
+
+    @api.get("/models")
+    @_errors
+    async def models() -> Response:
+        assistant = service.assistant
+        return JSONResponse(
+            openai_api.models(assistant.generator.name, assistant.index.embedder.name, started)
+        )
+
+    @api.post("/chat/completions")
+    @_errors
+    async def chat(request: Request) -> Response:
+        asked = openai_api.chat_request(await _json(request), service.assistant.index.embedder.name)
+        stream = await run(_ask, service, asked)  # a scope is read against the index: off the event loop
+        reply, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        try:
+            first = await run(next, stream, None)  # waits for a turn: Busy comes before any header
+        except BaseException:
+            stream.close()
+            raise
+        if asked.stream:
+            events = _events(stream, first, reply, created, run)
+            return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
+                                     background=BackgroundTask(stream.close))  # fmt: skip
+        try:
+            piece = first
+            while piece is not None:
+                if await request.is_disconnected():
+                    return Response(status_code=204)  # nobody to answer; the finally stops the model
+                piece = await run(next, stream, None)
+            return JSONResponse(openai_api.completion(stream.answer, reply, created))
+        finally:
+            stream.close()
+
+    @api.post("/embeddings")
+    @_errors
+    async def embeddings(request: Request) -> Response:
+        body = await _json(request)
+        embedder = service.assistant.index.embedder
+        asked = openai_api.embeddings_request(body, embedder.name, embedder.dim)
+        vectors, tokens = await run(service.embed, asked.texts)
+        return JSONResponse(openai_api.embeddings(vectors, tokens, embedder.name, asked.base64))
+
+    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def unknown(request: Request, path: str) -> Response:
+        return _error(ApiError(404, f"docqa has no route {request.method} /v1/{path}; it serves {ROUTES}"))
+
+    return api
+
+
+def _ask(service: Service, asked: openai_api.ChatRequest) -> AnswerStream:
+    """The answer's stream (checked now, read later), or a 400 naming what docqa cannot ask: the
+    question, or a scope that holds no document or names one the index lacks."""
+    try:
+        return service.ask(asked.question, asked.scope)
+    except QuestionError as e:
+        scoped = asked.scope is not None and _fine(service, asked.question)
+        raise ApiError(400, str(e), "docqa.scope" if scoped else "messages") from None
+
+
+def _fine(service: Service, question: str) -> bool:
+    try:
+        service.assistant.check(question)
+    except QuestionError:
+        return False
+    return True
+
+
+async def _events(stream: AnswerStream, first: str | None, reply: str, created: int, run):
+    """The reply as server-sent events: the model's text piece by piece, then (when docqa's checks
+    withdrew it) a piece that says so, then a last chunk with the docqa field, then [DONE]."""
+    chunk, event = openai_api.chunk, openai_api.event
+    streamed = first or ""
+    try:
+        yield event(chunk(reply, created, {"role": "assistant", "content": streamed}))
+        while (piece := await run(next, stream, None)) is not None:
+            streamed += piece
+            yield event(chunk(reply, created, {"content": piece}))
+        answer = stream.answer
+        if note := openai_api.withdrawal(streamed, answer):
+            yield event(chunk(reply, created, {"content": note}))
+        yield event(chunk(reply, created, {}, answer))
+        yield openai_api.DONE
+    except Exception as e:  # the headers are sent: the error goes in the stream, as OpenAI's do
+        yield event(_failure(e).body)
+    finally:
+        stream.close()
+
+
+def _errors(endpoint):
+    """docqa's errors as OpenAI error replies, each with the status a client can act on."""
+
+    @functools.wraps(endpoint)
+    async def answered(*args, **kwargs) -> Response:
+        try:
+            return await endpoint(*args, **kwargs)
+        except Exception as e:
+            error = _failure(e)
+            return _error(error, {"Retry-After": "5"} if error.status == 429 else None)
+
+    return answered
+
+
+def _failure(e: Exception) -> ApiError:
+    if isinstance(e, ApiError):
+        return e
+    if isinstance(e, QuestionError):
+        return ApiError(400, str(e), "messages")
+    if isinstance(e, Busy):
+        return ApiError(429, str(e), code="busy")
+    if isinstance(e, NotReady):
+        return ApiError(503, f"{e}; try again in a moment")
+    if isinstance(e, DocqaError):  # the index or the models: the operator's to fix, as the message says
+        return ApiError(500, str(e))
+    log.exception("an OpenAI API request failed")
+    return ApiError(500, f"docqa failed ({type(e).__name__}: {e}); its log has the details")
+
+
+def _error(error: ApiError, headers: dict | None = None) -> Response:
+    return JSONResponse(error.body, status_code=error.status, headers=headers)
+
+
+async def _json(request: Request) -> object:
+    """The request body as JSON, read no further than MAX_BODY_BYTES."""
+    too_big = ApiError(413, f"the request body is over {MAX_BODY_BYTES:,} bytes; send less at a time")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY_BYTES:
+            raise too_big
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise ApiError(400, f"the request body is not valid JSON ({e}); send a JSON object") from None
+    except RecursionError:
+        raise ApiError(400, "the request body's JSON is nested too deeply to read") from None

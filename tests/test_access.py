@@ -1,0 +1,41 @@
+"""Where `docqa serve` may listen and how a request shows the key (the guard itself is tested over
+real HTTP in test_openai_routes.py and test_openai_client.py)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from embeddings.errors import ConfigError
+from qa.access import check_binding, is_local, presented
+
+KEY = "k" * 24
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
+def test_loopback_addresses_are_local(host):
+    assert is_local(host)
+    check_binding(host, None)  # no key needed
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.5", "docqa.example.org"])
+def test_any_other_address_refuses_to_start_without_a_key_and_says_how_to_set_one(host):
+    assert not is_local(host)
+    with pytest.raises(ConfigError) as refused:
+        check_binding(host, None)
+    message = str(refused.value)
+    assert f"--host {host}" in message and "DOCQA_API_KEY=" in message and "--api-key" in message
+    assert "Authorization: Bearer" in message
+    check_binding(host, KEY)  # with a key it starts
+
+
+def test_a_key_short_enough_to_guess_is_refused():
+    with pytest.raises(ConfigError, match="use at least 16"):
+        check_binding("0.0.0.0", "secret")
+
+
+def test_the_key_is_read_from_bearer_or_from_a_browsers_basic_login():
+    assert presented(f"Bearer {KEY}") == KEY
+    assert presented("Basic " + base64.b64encode(f"anyone:{KEY}".encode()).decode()) == KEY
+    assert presented("Basic not-base64!") is None and presented("Token abc") is None and presented("") is None
