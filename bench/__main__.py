@@ -22,7 +22,7 @@ from evaluation import data
 from evaluation.machine import machine
 from qa import models
 from qa.assistant import Assistant
-from qa.generator import Generator
+from qa.generator import from_config as load_generator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,9 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sizes", type=int, nargs="*", default=[100_000, 1_000_000], help="synthetic collection sizes"
     )
-    parser.add_argument("--only", nargs="*", choices=["index", "query", "answer", "serve"], default=None)
+    parser.add_argument(
+        "--only", nargs="*", choices=["index", "query", "grow", "answer", "serve"], default=None
+    )
     args = parser.parse_args(argv)
-    stages = args.only or ["index", "query", "answer", "serve"]
+    stages = args.only or ["index", "query", "grow", "answer", "serve"]
     started = time.perf_counter()
     config = Config()
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
@@ -70,22 +72,32 @@ def main(argv: list[str] | None = None) -> int:
                 probes = query.clustered_vectors(500, embedder.dim, np.random.default_rng(99))
                 recall[f"{size:,} synthetic"] = query.approximate_recall(index.vectors, probes)
         results["query"] = {"rows": rows, "approximate_recall": recall}
+    if "grow" in stages:  # adding one small document, and opening the index, at each synthetic size
+        print("bench: adding a document and opening the index ...", file=sys.stderr)
+        results["growth"] = []
+        for size in args.sizes:
+            folder = query.synthetic_index(args.work / f"bench-synthetic-{size}", size, embedder)
+            results["growth"].append(
+                {**query.add_one_document(folder, embedder), "open": query.open_cost(folder, embedder)}
+            )
     if "answer" in stages:
-        print("bench: answers against bare generate ...", file=sys.stderr)
+        print("bench: answers: docqa, onnxruntime-genai, llama.cpp and transformers ...", file=sys.stderr)
         seeds = args.work / "bench-seeds"
         build(replace(config, docs=ROOT / "seeds", index_dir=seeds), embedder, progress=False)
-        assistant = Assistant(Index.open(seeds, embedder), Generator.load(config.generator), config)
-        results["answers"] = answering.generation(assistant)
+        results["first_use"] = answering.first_use(config)
+        assistant = Assistant(Index.open(seeds, embedder), load_generator(config), config)
         gguf = args.work / "model.gguf"
         if not gguf.exists():
             models.join(models.KNOWN[config.generator], gguf)
-        results["answers"]["llama_cpp"] = answering.llama_cpp(
-            gguf, answering._prompt(assistant, answering.QUESTIONS[0])
-        )
+        results["answers"] = answering.generation(assistant, config, args.data, gguf)
+        results["asking"] = answering.asking(assistant)
     if "serve" in stages:
         print("bench: serving memory and cold start ...", file=sys.stderr)
         seeds = args.work / "bench-seeds"
         results["serving"] = answering.serving(seeds, ROOT / "seeds")
+    gpu = args.out / "gpu.json"  # written by `python -m bench.gpu` on a GPU machine, shown as its own run
+    if gpu.exists():
+        results["gpu"] = json.loads(gpu.read_text())
     results["run"] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -101,9 +113,6 @@ def main(argv: list[str] | None = None) -> int:
             "generator": config.generator,
         },  # fmt: skip
     }
-    previous = args.out / "bench.json"
-    if args.only and previous.exists():  # a partial run keeps the other sections of the last full one
-        results = {**json.loads(previous.read_text()), **results}
     json_path, md_path = report.write(results, args.out)
     print(f"bench: wrote {json_path} and {md_path}")
     return 0

@@ -1,111 +1,161 @@
-"""Answer speed against bare `model.generate` on the same prompt (time to first token, decode
-rate), llama.cpp on the same GGUF where llama-cpp-python is installed, peak memory while
-serving, and the cold start from `docqa serve` to the first answer."""
+"""Answer speed and memory, each beside a baseline from the same run: docqa's generator against
+llama.cpp on the same model (its GGUF) and against onnxruntime-genai's own loop on the same
+ONNX model; seconds per answer on the sample article with one asker and with four at once;
+the first use of the model (from the installed packages to a loaded generator); peak memory
+while serving and the cold start of `docqa serve`."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import torch
+import numpy as np
 
+from embeddings.config import Config
+from evaluation import data
 from qa.assistant import Assistant
+from qa.generator import LocalGenerator
 from qa.prompt import fit
+from qa.retriever import Passage
+from qa.runtimes.ort import threads
 
 QUESTIONS = [
     "Who mediated the meeting between Massoud and Muttaqi?",
+    "Where did the meeting take place?",
     "How much wheat did India give?",
     "What did the NRF demand?",
 ]
 
 
-def _prompt(assistant: Assistant, question: str) -> list[dict[str, str]]:
-    gen = assistant.generator
-    found = assistant.retriever(question)
-    messages, _ = fit(
-        question, found.passages, assistant.config.context_tokens, lambda m: gen.count(gen.render(m))
-    )
-    return messages
+def long_prompt(generator: LocalGenerator, eval_data: Path, tokens: int = 1000) -> list[int]:
+    """A docqa answer prompt of about `tokens` tokens: XQuAD paragraphs as passages."""
+    paragraphs, questions = data.xquad(eval_data)
+    passages = [Passage(p.id, p.article, 0, len(p.text), p.text, 0.5) for p in paragraphs[:12]]
+    count = lambda m: generator.count(generator.render(m))  # noqa: E731
+    messages, _ = fit(questions[0].text, passages, tokens, count)
+    return generator.tokenizer(generator.render(messages), add_special_tokens=False)["input_ids"]
 
 
-def _bare(assistant: Assistant, messages, new_tokens: int) -> tuple[float, float, int]:
-    """(prefill seconds, decode tokens/s, prompt tokens) of plain generate on the prompt."""
-    gen = assistant.generator
-    inputs = gen.tokenizer(gen.render(messages), return_tensors="pt", add_special_tokens=False).to(
-        gen.model.device
-    )
-    greedy = dict(
-        do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=gen.tokenizer.eos_token_id
-    )
-    with torch.inference_mode():
-        started = time.perf_counter()
-        gen.model.generate(**inputs, max_new_tokens=1, min_new_tokens=1, **greedy)
-        prefill = time.perf_counter() - started
-        started = time.perf_counter()
-        out = gen.model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **greedy)
-        total = time.perf_counter() - started
-    made = out.shape[1] - inputs["input_ids"].shape[1]
-    return prefill, (made - 1) / max(total - prefill, 1e-9), int(inputs["input_ids"].shape[1])
-
-
-def _docqa(assistant: Assistant, question: str) -> tuple[float, float, int]:
-    """(time to first token, decode tokens/s, tokens) of `stream` as a user sees it."""
+def docqa_speed(generator: LocalGenerator, prompt: list[int], new_tokens: int) -> dict:
+    """Time to first token and decode rate of docqa's generator (scheduler and runtime)."""
     started = time.perf_counter()
-    first, pieces = None, []
-    for piece in assistant.stream(question):
-        if first is None:
-            first = time.perf_counter() - started
-        pieces.append(piece)
+    first, count = 0.0, 0
+    for _ in generator.scheduler.submit(prompt, new_tokens, stop=()):
+        first = first or time.perf_counter() - started
+        count += 1
     total = time.perf_counter() - started
-    tokens = assistant.generator.count("".join(pieces))
-    return first or total, (tokens - 1) / max(total - (first or total), 1e-9), tokens
+    return {"ttft_s": round(first, 2), "decode_tps": round((count - 1) / max(total - first, 1e-9), 2)}
 
 
-def generation(assistant: Assistant, new_tokens: int = 48) -> dict:
-    """Both paths on each sample question, alternating, after one warm-up each."""
-    _docqa(assistant, QUESTIONS[0])
-    _bare(assistant, _prompt(assistant, QUESTIONS[0]), 4)
-    rows = []
-    for q in QUESTIONS:
-        ttft, ours_rate, made = _docqa(assistant, q)
-        prefill, bare_rate, prompt_tokens = _bare(assistant, _prompt(assistant, q), max(made, 8))
-        rows.append({"question": q, "prompt_tokens": prompt_tokens, "answer_tokens": made,
-                     "docqa_ttft_s": round(ttft, 3), "bare_prefill_s": round(prefill, 3),
-                     "docqa_decode_tps": round(ours_rate, 2), "bare_decode_tps": round(bare_rate, 2)})  # fmt: skip
-    ttft = sum(r["docqa_ttft_s"] for r in rows) / sum(r["bare_prefill_s"] for r in rows)
-    decode = sum(r["docqa_decode_tps"] for r in rows) / sum(r["bare_decode_tps"] for r in rows)
-    return {
-        "model": assistant.generator.name,
-        "device": assistant.generator.device,
-        "dtype": assistant.generator.dtype,
-        "rows": rows,
-        "ttft_ratio": round(ttft, 3),
-        "ttft_goal": "<= 1.1",
-        "decode_ratio": round(decode, 3),
-        "decode_goal": ">= 0.95",
-    }
+def onnxruntime_genai_speed(folder: Path, prompt: list[int], new_tokens: int) -> dict:
+    """The same ONNX model under onnxruntime-genai's own generation loop (batch 1)."""
+    import onnxruntime_genai as og
+
+    config = og.Config(str(folder))
+    config.clear_providers()
+    config.overlay(
+        f'{{"model": {{"decoder": {{"session_options": {{"intra_op_num_threads": {threads()}}}}}}}}}'
+    )
+    model = og.Model(config)
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(prompt) + new_tokens, do_sample=False)
+    generator = og.Generator(model, params)
+    started = time.perf_counter()
+    generator.append_tokens(np.array([prompt], dtype=np.int32))
+    generator.generate_next_token()
+    first = time.perf_counter() - started
+    for _ in range(new_tokens - 1):
+        generator.generate_next_token()
+    total = time.perf_counter() - started
+    return {"ttft_s": round(first, 2), "decode_tps": round((new_tokens - 1) / max(total - first, 1e-9), 2)}
 
 
-def llama_cpp(gguf: Path, messages, new_tokens: int = 48) -> dict:
-    """The same GGUF under llama.cpp, the runtime users would pick instead, if it is installed."""
+def llama_cpp_speed(gguf: Path, prompt: list[int], new_tokens: int) -> dict:
+    """The packaged GGUF itself under llama.cpp, the runtime users would pick instead."""
     try:
         from llama_cpp import Llama
     except ImportError:
         return {"skipped": "llama-cpp-python is not installed (pip install -e '.[bench]' builds it)"}
-    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=None, verbose=False)
+    llm = Llama(model_path=str(gguf), n_ctx=len(prompt) + new_tokens + 16, n_threads=threads(),
+                n_threads_batch=threads(), n_batch=512, verbose=False)  # fmt: skip
     started = time.perf_counter()
-    first, count = None, 0
-    for _ in llm.create_chat_completion(messages=messages, max_tokens=new_tokens, temperature=0, stream=True):
+    first, count = 0.0, 0
+    for _ in llm.generate(prompt, temp=0.0, reset=True):
         first = first or time.perf_counter() - started
         count += 1
+        if count == new_tokens:
+            break
     total = time.perf_counter() - started
+    return {"ttft_s": round(first, 2), "decode_tps": round((count - 1) / max(total - first, 1e-9), 2)}
+
+
+def transformers_speed(config: Config, prompt: list[int], new_tokens: int) -> dict:
+    """The model as it is under transformers on this CPU: what docqa ran before the int4 runtime."""
+    from qa.generator import load
+
+    generator = load(config.generator, "cpu", config.dtype, "transformers", batch=1)
+    return {**docqa_speed(generator, prompt, new_tokens), "dtype": generator.dtype}
+
+
+def asking(assistant: Assistant, users: int = 4) -> dict:
+    """Seconds per answer on the sample article with the models loaded: one asker, then
+    `users` askers at once (each asks every question once in the one-asker run)."""
+    assistant.ask(QUESTIONS[0])  # warm
+    started = time.perf_counter()
+    alone = []
+    for q in QUESTIONS:
+        t = time.perf_counter()
+        answer = assistant.ask(q)
+        alone.append({"question": q, "seconds": round(time.perf_counter() - t, 2), "answer": answer.text})
+    one_user = time.perf_counter() - started
+    seconds: list[float] = []
+
+    def ask(q: str) -> None:
+        t = time.perf_counter()
+        assistant.ask(q)
+        seconds.append(time.perf_counter() - t)
+
+    started = time.perf_counter()
+    askers = [threading.Thread(target=ask, args=(QUESTIONS[i % len(QUESTIONS)],)) for i in range(users)]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join()
+    together = time.perf_counter() - started
+    rate_alone = len(QUESTIONS) / one_user * 60
+    rate_together = users / together * 60
     return {
-        "ttft_s": round(first or total, 3),
-        "decode_tps": round((count - 1) / max(total - (first or total), 1e-9), 2),
+        "alone": alone,
+        "median_seconds_alone": round(float(np.median([a["seconds"] for a in alone])), 2),
+        "goal_seconds": "<= 5",
+        "users": users,
+        "seconds_each_together": [round(s, 1) for s in sorted(seconds)],
+        "answers_per_minute_alone": round(rate_alone, 2),
+        "answers_per_minute_together": round(rate_together, 2),
+        "ratio": round(rate_together / rate_alone, 2),
+        "goal_ratio": ">= 2.5",
     }
+
+
+def first_use(config: Config) -> dict:
+    """From the installed packages to a loaded generator, in an empty model cache."""
+    with tempfile.TemporaryDirectory(prefix="docqa-first-use-") as cache:
+        code = "from qa.generator import from_config; from embeddings.config import Config; " \
+               f"from_config(Config(generator={config.generator!r}))"  # fmt: skip
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "DOCQA_CACHE": cache},
+                              capture_output=True, text=True)  # fmt: skip
+        seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        return {"failed": done.stderr.strip().splitlines()[-1:]}
+    return {"seconds": round(seconds, 1), "goal_seconds": "<= 60"}
 
 
 def _free_port() -> int:
@@ -120,18 +170,8 @@ def serving(index_dir: Path, docs: Path, answers: int = 3) -> dict:
     from gradio_client import Client
 
     port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "qa.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--index",
-        str(index_dir),
-        "--docs",
-        str(docs),
-    ]
+    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--index", str(index_dir),
+               "--docs", str(docs)]  # fmt: skip
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -154,4 +194,36 @@ def serving(index_dir: Path, docs: Path, answers: int = 3) -> dict:
         proc.terminate()
         proc.wait(timeout=30)
     return {"cold_start_to_first_answer_s": round(first, 1), "answers": answers,
-            "peak_rss_gb": round(peak_kb / 2**20, 2), "goal_rss_gb": "<= 5"}  # fmt: skip
+            "peak_rss_gb": round(peak_kb / 2**20, 2), "goal_rss_gb": "<= 2.5"}  # fmt: skip
+
+
+def generation(
+    assistant: Assistant, config: Config, eval_data: Path, gguf: Path, new_tokens: int = 64
+) -> dict:
+    """Every runtime on one ~1,000-token prompt, `new_tokens` decoded (end tokens ignored)."""
+    from qa import models
+
+    generator = assistant.generator
+    prompt = long_prompt(generator, eval_data)
+    docqa_speed(generator, prompt[:64], 4)  # warm
+    rows = {"docqa": docqa_speed(generator, prompt, new_tokens)}
+    rows["onnxruntime-genai loop"] = onnxruntime_genai_speed(
+        models.int4(config.generator), prompt, new_tokens
+    )
+    rows["llama.cpp"] = llama_cpp_speed(gguf, prompt, new_tokens)
+    rows["transformers"] = transformers_speed(replace(config, runtime="transformers"), prompt, new_tokens)
+    out = {
+        "model": generator.name,
+        "runtime": generator.runtime,
+        "dtype": generator.dtype,
+        "threads": threads(),
+        "prompt_tokens": len(prompt),
+        "new_tokens": new_tokens,
+        "rows": rows,
+    }
+    llama = rows["llama.cpp"]
+    if "skipped" not in llama:
+        out["decode_vs_llama_cpp"] = round(rows["docqa"]["decode_tps"] / llama["decode_tps"], 2)
+        out["ttft_vs_llama_cpp"] = round(rows["docqa"]["ttft_s"] / llama["ttft_s"], 2)
+    out["goals"] = {"decode_vs_llama_cpp": ">= 0.8", "ttft_vs_llama_cpp": "<= 1.2"}
+    return out

@@ -1,5 +1,5 @@
 """Index build speed against a bare SentenceTransformer.encode of the same chunk texts, an
-incremental update against a full build, and peak memory while indexing at two sizes."""
+incremental update against a full build, and memory growth while indexing at two sizes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,8 +15,10 @@ from pathlib import Path
 from embeddings.builder import build
 from embeddings.chunker import with_title
 from embeddings.config import Config
-from embeddings.embedder import Embedder
+from embeddings.embedder import Embedder, SentenceEmbedder
 from embeddings.index import Index
+
+_ROOT = Path(__file__).resolve().parent.parent  # the measuring process imports bench from the checkout
 
 
 def embedded_texts(index: Index, title_tokens: int, tokenize) -> list[str]:
@@ -25,7 +28,7 @@ def embedded_texts(index: Index, title_tokens: int, tokenize) -> list[str]:
     return [with_title(titles[c.doc_id], c.text, tokenize, title_tokens) for c in chunks]
 
 
-def throughput(corpus: Path, work: Path, config: Config, embedder: Embedder) -> dict:
+def throughput(corpus: Path, work: Path, config: Config, embedder: SentenceEmbedder) -> dict:
     """chunks/s of a full `build` (reading, chunking, embedding, writing) and of bare encode."""
     folder = work / "bench-build"
     shutil.rmtree(folder, ignore_errors=True)
@@ -83,24 +86,66 @@ def incremental(corpus: Path, work: Path, config: Config, embedder: Embedder, si
     }
 
 
+class Resident:
+    """Resident memory of this process, sampled on a thread while a step runs: `start_mb` when it
+    began, `peak_mb` the most seen during it. Unlike ru_maxrss, which only ever reports the highest
+    point since the process started (here the model load), this shows growth below that."""
+
+    def __init__(self, every: float = 0.01) -> None:
+        self.every, self.samples = every, [rss_mb()]
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.wait(self.every):
+            self.samples.append(rss_mb())
+
+    def __enter__(self) -> Resident:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.samples.append(rss_mb())
+
+    @property
+    def start_mb(self) -> float:
+        return self.samples[0]
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.samples)
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux: VmRSS)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 _MEASURE = """
-import json, resource, sys, time
+import gc, json, sys
 from pathlib import Path
+from bench.indexing import Resident
 from embeddings.builder import build
 from embeddings.config import Config
-from embeddings.embedder import Embedder
+from embeddings.embedder import Embedder, SentenceEmbedder
 config = Config(docs=Path(sys.argv[1]), index_dir=Path(sys.argv[2]))
 embedder = Embedder.load(config.embedding_model)
 embedder.embed(["warm up"])
-loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-report = build(config, embedder, progress=False)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"chunks": report.chunks, "rss_after_model_mb": loaded / 1024, "peak_rss_mb": peak / 1024}))
+gc.collect()
+with Resident() as memory:
+    report = build(config, embedder, progress=False)
+print(json.dumps({"chunks": report.chunks, "rss_after_model_mb": memory.start_mb, "peak_rss_mb": memory.peak_mb}))
 """
 
 
 def memory(corpus: Path, work: Path, sizes: tuple[int, ...]) -> list[dict]:
-    """Peak RSS of a fresh process indexing the first `size` documents, for each size."""
+    """Resident memory of a fresh process indexing the first `size` documents, for each size:
+    when the build starts (the model loaded) and at its peak, sampled while it runs."""
     out = []
     lines = corpus.read_text().splitlines()
     for size in sizes:
@@ -110,7 +155,7 @@ def memory(corpus: Path, work: Path, sizes: tuple[int, ...]) -> list[dict]:
         folder.mkdir(parents=True)
         docs.write_text("\n".join(lines[:size]) + "\n")
         done = subprocess.run([sys.executable, "-c", _MEASURE, str(docs), str(folder / "index")],
-                              capture_output=True, text=True, check=True)  # fmt: skip
+                              capture_output=True, text=True, check=True, cwd=_ROOT)  # fmt: skip
         result = json.loads(done.stdout.strip().splitlines()[-1])
         vectors_mb = result["chunks"] * 384 * 4 / 2**20
         out.append({"documents": min(size, len(lines)), **{k: round(v, 1) for k, v in result.items()},

@@ -1,10 +1,13 @@
 """Retrieval latency as `ask` runs it (encode, dense, BM25, fusion, reading the chunks) against
 the bare path (query encode plus one FAISS search), at SciFact size and on synthetic
-collections of 100k and 1M chunks; and the approximate index's recall against exact search."""
+collections of 100k and 1M chunks; the approximate index's recall against exact search; and on
+the same collections, what adding one small document and opening the index cost."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import time
 from pathlib import Path
@@ -13,12 +16,15 @@ import faiss
 import numpy as np
 
 from embeddings import store
-from embeddings.embedder import Embedder
+from embeddings.builder import build, settings
+from embeddings.chunker import Span
+from embeddings.config import Config
+from embeddings.embedder import Embedder, SentenceEmbedder
 from embeddings.errors import DocqaError
-from embeddings.index import Index
-from embeddings.lexical import Lexical
+from embeddings.index import Index, LiveVectors
+from embeddings.library import Library
 from embeddings.readers import Document
-from embeddings.table import Table
+from embeddings.segment import SegmentWriter
 from embeddings.vectors import Vectors
 from qa.retriever import Retriever
 
@@ -31,7 +37,9 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def latency(index: Index, embedder: Embedder, questions: list[str], candidates: int, top_k: int) -> dict:
+def latency(
+    index: Index, embedder: SentenceEmbedder, questions: list[str], candidates: int, top_k: int
+) -> dict:
     """Per-question timings of both paths, interleaved so machine noise hits both alike."""
     retriever = Retriever(index, top_k, candidates)
     for q in questions[:5]:  # warm caches and the model
@@ -44,7 +52,8 @@ def latency(index: Index, embedder: Embedder, questions: list[str], candidates: 
         ours.append(time.perf_counter() - started)
         started = time.perf_counter()
         vector = embedder.model.encode([q], normalize_embeddings=True, convert_to_numpy=True)
-        index.vectors.index.search(np.asarray(vector, dtype=np.float32), candidates)
+        for segment in index.segments:  # one search of each FAISS index the index holds
+            segment.vectors.index.search(np.asarray(vector, dtype=np.float32), candidates)
         bare.append(time.perf_counter() - started)
     docqa, baseline = percentiles(ours), percentiles(bare)
     return {
@@ -77,48 +86,49 @@ def clustered_vectors(
 
 
 def synthetic_index(folder: Path, chunks: int, embedder: Embedder, seed: int = 7, words: int = 40) -> Path:
-    """An index of `chunks` synthetic chunks: Zipf-distributed words over a 50k vocabulary and
-    clustered unit vectors, written with docqa's own store, table and BM25."""
-    recipe = {"chunks": chunks, "seed": seed, "words": words, "version": 2}
-    with contextlib.suppress(DocqaError):  # the same recipe built before: reuse it
-        if store.open_current(folder)[1].get("synthetic") == recipe:
-            return folder
-    rng = np.random.default_rng(seed)
-    dim = embedder.dim
+    """The index (folder/index) of a synthetic collection (folder/docs) of `chunks` chunks, ten to a
+    file: Zipf-distributed words over a 50k vocabulary and clustered unit vectors, written with
+    docqa's own segment writer as `docqa index` would record it, so that builds and uploads
+    update it like any other. Returns the index folder."""
+    index_dir, docs = folder / "index", folder / "docs"
+    recipe = {"chunks": chunks, "seed": seed, "words": words, "version": 3}
+    with contextlib.suppress(DocqaError, OSError, ValueError):  # the same recipe built before: reuse it
+        if json.loads((folder / "recipe.json").read_text()) == recipe and store.open_current(index_dir):
+            return index_dir
     shutil.rmtree(folder, ignore_errors=True)
-    workspace = store.new_workspace(folder)
+    rng = np.random.default_rng(seed)
     vocab = np.array([f"w{i}" for i in range(50_000)])
-    ids = np.minimum(rng.zipf(1.3, size=(chunks, words)) - 1, len(vocab) - 1)
-    table = Table.create(workspace / "chunks.sqlite")
+    workspace = store.new_workspace(index_dir)
+    writer = SegmentWriter(workspace / store.SEGMENTS / store.new_segment_name(), embedder.dim)
+    vectors = clustered_vectors(chunks, embedder.dim, np.random.default_rng(seed + 1))
     per_doc = 10
     for d in range(0, chunks, per_doc):
-        n = min(per_doc, chunks - d)
-        texts = [" ".join(vocab[ids[d + i]]) for i in range(n)]
-        body, spans, offset = "", [], 0
-        for t in texts:
-            spans.append(_Span(offset, offset + len(t), words))
-            body += t + "\n"
-            offset += len(t) + 1
-        table.add(
-            Document(f"doc{d // per_doc}", f"Document {d // per_doc}", body, "-", "synthetic"), spans, d, "-"
-        )
-    table.commit()
-    table.close()
-    vectors = clustered_vectors(chunks, dim, rng)
-    flat = Vectors.empty(dim)
-    flat.add(vectors)
+        ids = np.minimum(rng.zipf(1.3, size=(min(per_doc, chunks - d), words)) - 1, len(vocab) - 1)
+        lines = [" ".join(vocab[w]) + "." for w in ids]
+        doc = _write_document(docs, d // per_doc, lines)
+        spans, start = [], len(doc.title) + 1
+        for line in lines:
+            spans.append(Span(start, start + len(line), words))
+            start += len(line) + 1
+        writer.add(doc, spans, vectors[d : d + len(lines)], "synthetic")
     del vectors
-    flat.settle().save(workspace / "vectors.faiss")
-    Lexical.build(list(Table.open(workspace / "chunks.sqlite").texts())).save(workspace / "bm25")
-    embedding = {"model": embedder.name, "fingerprint": embedder.fingerprint, "dim": dim}
-    store.commit(folder, workspace, {"embedding": embedding, "synthetic": recipe,
-                                     "counts": {"documents": chunks // per_doc, "chunks": chunks}, "documents": {}})  # fmt: skip
-    return folder
+    entry = writer.finish(with_titles=True)
+    counts = {"documents": entry["documents"], "chunks": entry["chunks"]}
+    manifest = {"counts": counts, "segments": [entry], "files": {}, "synthetic": recipe,
+                **settings(Config(docs=docs, index_dir=index_dir), embedder)}  # fmt: skip
+    store.commit(index_dir, workspace, manifest)
+    (folder / "recipe.json").write_text(json.dumps(recipe))
+    return index_dir
 
 
-class _Span:
-    def __init__(self, start: int, end: int, tokens: int) -> None:
-        self.start, self.end, self.tokens = start, end, tokens
+def _write_document(docs: Path, number: int, lines: list[str]) -> Document:
+    relative = f"{number // 1000:03d}/doc-{number:06d}.txt"
+    title = f"Document {number}"
+    text = title + "\n" + "\n".join(lines) + "\n"
+    path = docs / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return Document(relative, title, text, hashlib.sha256(text.encode()).hexdigest(), relative)
 
 
 def synthetic_questions(n: int, seed: int = 11) -> list[str]:
@@ -126,14 +136,14 @@ def synthetic_questions(n: int, seed: int = 11) -> list[str]:
     return [" ".join(f"w{w}" for w in np.minimum(rng.zipf(1.3, size=6) - 1, 49_999)) for _ in range(n)]
 
 
-def approximate_recall(vectors: Vectors, queries: np.ndarray, k: int = 10) -> dict:
+def approximate_recall(vectors: Vectors | LiveVectors, queries: np.ndarray, k: int = 10) -> dict:
     """recall@k of the approximate index against exact search over the same vectors."""
     exact = faiss.IndexFlatIP(vectors.dim)
     for start in range(0, len(vectors), 100_000):
         exact.add(vectors.get(np.arange(start, min(start + 100_000, len(vectors)))))
     _, truth = exact.search(queries, k)
     started = time.perf_counter()
-    _, found = vectors.index.search(queries, k)
+    _, found = vectors.search(queries, k)
     approx_ms = (time.perf_counter() - started) / len(queries) * 1000
     started = time.perf_counter()
     exact.search(queries, k)
@@ -141,3 +151,69 @@ def approximate_recall(vectors: Vectors, queries: np.ndarray, k: int = 10) -> di
     recall = np.mean([len(set(t) & set(f)) / k for t, f in zip(truth, found, strict=True)])
     return {f"recall@{k}": round(float(recall), 4), "approx_ms_per_query": round(approx_ms, 3),
             "exact_ms_per_query": round(exact_ms, 3), "goal": ">= 0.95"}  # fmt: skip
+
+
+NOTE = ("Field notes, {stamp}. The expedition reached the northern glacier on 4 March and counted 112 "
+        "seals on the ice. Two of the team stayed behind to mend the sledges.")  # fmt: skip
+
+
+def add_one_document(index_dir: Path, embedder: SentenceEmbedder) -> dict:
+    """One small document added to the synthetic collection of `index_dir` (see synthetic_index),
+    as `make index` adds it (a new file, then a build) and as an upload does (stored beside the
+    index, a build, the served index reopened). The goal is the seconds beyond the document's
+    own embedding; the added documents are taken out again afterwards (not timed)."""
+    docs, stamp = index_dir.parent / "docs", time.strftime("%Y%m%d-%H%M%S")
+    config = Config(docs=docs, index_dir=index_dir)
+    embedder.embed(["warm up the model"])
+    served = Index.open(index_dir, embedder)
+    chunks = len(served)
+    added = docs / f"added-{stamp}.txt"
+    added.write_text(NOTE.format(stamp=stamp))
+    report = build(config, embedder, progress=False, log=lambda m: None)
+    make_index = _cost(report.seconds, report)
+    source = index_dir.parent / "upload.txt"
+    source.write_text(NOTE.format(stamp=f"upload {stamp}"))
+    library = Library(index_dir)
+    started = time.perf_counter()
+    upload = library.store("field-notes.txt", source, 50_000_000)
+    report = build(config, embedder, progress=False, log=lambda m: None)
+    reopened = served.reopen(embedder)
+    uploaded = _cost(time.perf_counter() - started, report)
+    segments = len(reopened.segments)
+    served.close()
+    reopened.close()
+    added.unlink()
+    library.delete(upload.stored)
+    build(config, embedder, progress=False, log=lambda m: None)
+    return {"chunks": chunks, "segments": segments, "make_index": make_index, "upload": uploaded,
+            "goal": "<= 2"}  # fmt: skip
+
+
+def _cost(seconds: float, report) -> dict:
+    return {"seconds": round(seconds, 3), "embed_seconds": round(report.embed_seconds, 3),
+            "embedded_chunks": report.embedded, "beyond_embedding_s": round(seconds - report.embed_seconds, 3)}  # fmt: skip
+
+
+def open_cost(index_dir: Path, embedder: SentenceEmbedder, question: str = "w1 w20 w300") -> dict:
+    """Opening the index for a question: seconds, and the bytes read (read system calls; mapped
+    files count only as they are touched) against the index's size. Goal: a small share."""
+    manifest = store.open_current(index_dir)[1]
+    size = sum(f["bytes"] for f in manifest["files"].values())
+    embedder.embed([question])
+    before, started = _bytes_read(), time.perf_counter()
+    index = Index.open(index_dir, embedder)
+    opened, read = time.perf_counter() - started, _bytes_read() - before
+    started = time.perf_counter()
+    Retriever(index, 5, 50)(question)
+    first = time.perf_counter() - started
+    index.close()
+    return {"chunks": manifest["counts"]["chunks"], "open_s": round(opened, 3), "first_question_s": round(first, 3),
+            "bytes_read": read, "index_bytes": size, "share_read": round(read / size, 4), "goal": "<= 0.2"}  # fmt: skip
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through system calls so far (Linux)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from evaluation.machine import describe
+
 
 def write(results: dict, out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
@@ -25,8 +27,7 @@ def markdown(r: dict, plots: list[str]) -> str:
     lines = [
         "# docqa benchmarks",
         "",
-        f"Run {run['date']} on {m['cpu']} ({m['cores']} cores, bf16 {'yes' if m['bf16'] else 'no'}, GPU "
-        f"{m['gpu'] or 'none'}), torch {m['torch']}; {run['seconds'] / 60:.0f} minutes. Command: `{run['command']}`. "
+        f"Run {run['date']} on {describe(m)}; {run['seconds'] / 60:.0f} minutes. Command: `{run['command']}`. "
         "Each docqa number stands beside its bare baseline from the same run; the machine is noisy, so "
         "the ratios are what to read.",
         "",
@@ -77,46 +78,119 @@ def markdown(r: dict, plots: list[str]) -> str:
                          f"{_ok(rec[key], rec['goal'])}); {rec['approx_ms_per_query']} ms against "
                          f"{rec['exact_ms_per_query']} ms exact per query.")  # fmt: skip
         lines.append("")
+    if "growth" in r:
+        lines += _growth(r["growth"])
     if "answers" in r:
-        a = r["answers"]
-        lines += [
-            f"## Answers ({a['model']}, {a['device']}, {a['dtype']})",
-            "",
-            "| question | prompt tokens | docqa time to first token | bare prefill | docqa decode | bare decode |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in a["rows"]:
-            lines.append(f"| {row['question']} | {row['prompt_tokens']} | {row['docqa_ttft_s']} s | {row['bare_prefill_s']} s "
-                         f"| {row['docqa_decode_tps']} tok/s | {row['bare_decode_tps']} tok/s |")  # fmt: skip
-        lines += [
-            "",
-            f"Time to first token against bare prefill: {a['ttft_ratio']} ({a['ttft_goal']}: "
-            f"{_ok(a['ttft_ratio'], a['ttft_goal'])}). Decode rate against bare generate: {a['decode_ratio']} "
-            f"({a['decode_goal']}: {_ok(a['decode_ratio'], a['decode_goal'])}).",
-            "",
-        ]
-        llama = a.get("llama_cpp", {})
-        if "skipped" in llama:
-            lines += [f"llama.cpp reference: {llama['skipped']}.", ""]
-        elif llama:
-            rate = a["rows"][0]["docqa_decode_tps"] / llama["decode_tps"]
-            lines += [f"llama.cpp on the same GGUF (Q4_K_M): first token {llama['ttft_s']} s, decode "
-                      f"{llama['decode_tps']} tok/s; docqa decodes at {rate:.2f}x its rate.", ""]  # fmt: skip
+        lines += _answers(r)
     if "serving" in r:
         s = r["serving"]
         lines += [
             "## Serving",
             "",
             f"`docqa serve` to the first answer, model cache warm: {s['cold_start_to_first_answer_s']} s. Peak RSS "
-            f"after {s['answers']} answers: {s['peak_rss_gb']} GB ({s['goal_rss_gb']}: "
+            f"of the server after {s['answers']} answers: {s['peak_rss_gb']} GB ({s['goal_rss_gb']}: "
             f"{_ok(s['peak_rss_gb'], s['goal_rss_gb'])}).",
             "",
         ]
     if "gpu" in r:
-        lines += ["## GPU", "", r["gpu"], ""]
+        lines += _gpu(r["gpu"])
     lines += [f"![{p}]({p})" for p in plots]
     lines += ["", f"Settings: `{json.dumps(run['settings'])}`.", ""]
     return "\n".join(lines)
+
+
+def _answers(r: dict) -> list[str]:
+    a, first, ask = r["answers"], r.get("first_use", {}), r.get("asking")
+    lines = [
+        f"## Answers ({a['model']}: runtime {a['runtime']}, {a['dtype']}, {a['threads']} threads)",
+        "",
+        f"One docqa answer prompt of {a['prompt_tokens']} tokens (XQuAD paragraphs as passages), "
+        f"{a['new_tokens']} tokens decoded at batch 1, every runtime on the same tokens:",
+        "",
+        "| runtime | weights | time to first token | decode |",
+        "|---|---|---|---|",
+    ]
+    weights = {"docqa": f"{a['dtype']} (ONNX, built from the packaged GGUF)", "llama.cpp": "the packaged GGUF (Q4_K_M)",
+               "onnxruntime-genai loop": "the same ONNX model as docqa"}  # fmt: skip
+    for name, row in a["rows"].items():
+        if "skipped" in row:
+            lines.append(f"| {name} | | {row['skipped']} | |")
+            continue
+        what = weights.get(name, row.get("dtype", ""))
+        lines.append(f"| {name} | {what} | {row['ttft_s']} s | {row['decode_tps']} tok/s |")
+    lines.append("")
+    goals = a["goals"]
+    if "decode_vs_llama_cpp" in a:
+        lines += [
+            f"Against llama.cpp: decode {a['decode_vs_llama_cpp']}x ({goals['decode_vs_llama_cpp']}: "
+            f"{_ok(a['decode_vs_llama_cpp'], goals['decode_vs_llama_cpp'])}), time to first token "
+            f"{a['ttft_vs_llama_cpp']}x ({goals['ttft_vs_llama_cpp']}: {_ok(a['ttft_vs_llama_cpp'], goals['ttft_vs_llama_cpp'])}).",
+            "",
+        ]
+    if "seconds" in first:
+        lines += [f"First use, from the installed packages to a loaded generator (empty model cache): "
+                  f"{first['seconds']} s ({first['goal_seconds']}: {_ok(first['seconds'], first['goal_seconds'])}).", ""]  # fmt: skip
+    elif first:
+        lines += [f"First use failed: {first['failed']}", ""]
+    if ask:
+        lines += [
+            "### Asking about the sample article (models loaded, `Assistant.ask`)",
+            "",
+            "| question | seconds | answer |",
+            "|---|---|---|",
+            *[f"| {q['question']} | {q['seconds']} | {q['answer']} |" for q in ask["alone"]],
+            "",
+            f"Median {ask['median_seconds_alone']} s per answer ({ask['goal_seconds']}: "
+            f"{_ok(ask['median_seconds_alone'], ask['goal_seconds'])}). {ask['users']} askers at once: "
+            f"{ask['answers_per_minute_together']} answers per minute against {ask['answers_per_minute_alone']} for "
+            f"one asker, {ask['ratio']}x ({ask['goal_ratio']}: {_ok(ask['ratio'], ask['goal_ratio'])}); seconds "
+            f"each: {', '.join(map(str, ask['seconds_each_together']))}.",
+            "",
+        ]
+    return lines
+
+
+def _gpu(g: dict) -> list[str]:
+    gen = g["generator"]
+    b1 = gen["docqa_batch1"]
+    batched = next(v for k, v in gen.items() if k.startswith("docqa_batch") and k != "docqa_batch1")
+    return [
+        f"## GPU ({g['device']}, torch {g['torch']}, transformers {g['transformers']})",
+        "",
+        f"From `python -m bench.gpu` run on a lent GPU machine ({g['date']}; reports/gpu.json, written by that "
+        "run): random weights in the default generator's architecture, a "
+        f"{gen['prompt_tokens']}-token prompt, {gen['new_tokens']} tokens decoded.",
+        "",
+        f"- docqa's GPU path (static KV cache, compiled decoding step), batch 1: {b1['decode_tps_per_question']} tok/s "
+        f"({gen['goal_batch1_tps']}: {_ok(b1['decode_tps_per_question'], gen['goal_batch1_tps'])}); first token "
+        f"{b1['ttft_s']} s; plain `generate` in the same run {gen['plain_generate_batch1_tps']} tok/s.",
+        f"- {batched['questions']} questions batched: {batched['decode_tps_all']} tok/s together, "
+        f"{batched['decode_tps_per_question']} tok/s each; compiling took {gen['compile_s']} s once.",
+        f"- Embedding (MiniLM architecture): {g['embedding']['chunks_per_s']} chunks/s.",
+        "",
+    ]
+
+
+def _growth(rows: list[dict]) -> list[str]:
+    """Adding one small document, and opening the index, on the synthetic collections."""
+    lines = [
+        "## Adding a document, opening the index",
+        "",
+        "One small document added to the synthetic collection: seconds beyond its own embedding, as "
+        "`make index` adds it (a new file, then a build) and as an upload does (stored, built, the served "
+        "index reopened). Opening the index for a question: seconds, and the share of its bytes read.",
+        "",
+        "| chunks | make index | upload | goal | open | first question | bytes read on open | goal |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g in rows:
+        m, u, o = g["make_index"], g["upload"], g["open"]
+        worst = max(m["beyond_embedding_s"], u["beyond_embedding_s"])
+        lines.append(f"| {g['chunks']:,} | {m['beyond_embedding_s']} s | {u['beyond_embedding_s']} s | "
+                     f"{g['goal']} s: {_ok(worst, g['goal'])} | {o['open_s']} s | {o['first_question_s']} s | "
+                     f"{o['bytes_read']:,} of {o['index_bytes']:,} ({o['share_read']}) | {o['goal']}: "
+                     f"{_ok(o['share_read'], o['goal'])} |")  # fmt: skip
+    return [*lines, ""]
 
 
 def _plot(r: dict, out: Path) -> list[str]:

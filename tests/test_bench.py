@@ -1,0 +1,75 @@
+"""The benchmark's measurements of a growing index, on a small synthetic collection and a fake
+model (the numbers themselves come from `make bench`)."""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import numpy as np
+
+from bench import query
+from embeddings.builder import build
+from embeddings.config import Config
+from embeddings.index import Index
+from embeddings.verify import verify
+from tests.fakes import FakeEmbedder
+
+
+def test_the_synthetic_collection_is_an_index_that_docqa_updates_like_any_other(tmp_path: Path):
+    embedder = FakeEmbedder()
+    index_dir = query.synthetic_index(tmp_path / "synthetic", 300, embedder)
+    assert verify(index_dir).ok  # its vectors are synthetic, not its texts'
+    config = Config(docs=index_dir.parent / "docs", index_dir=index_dir)
+    assert build(config, embedder, progress=False, log=lambda m: None).up_to_date
+    assert query.synthetic_index(tmp_path / "synthetic", 300, embedder) == index_dir  # made once
+
+
+def test_adding_one_document_is_measured_for_a_build_and_an_upload_and_leaves_the_collection_as_it_was(
+    tmp_path: Path,
+):
+    embedder = FakeEmbedder()
+    index_dir = query.synthetic_index(tmp_path / "synthetic", 300, embedder)
+    before = {d.id for d in Index.open(index_dir, embedder).documents()}
+    cost = query.add_one_document(index_dir, embedder)
+    for path in ("make_index", "upload"):
+        assert cost[path]["embedded_chunks"] == 1 and cost[path]["beyond_embedding_s"] >= 0
+    assert {d.id for d in Index.open(index_dir, embedder).documents()} == before
+
+
+def test_the_open_cost_counts_the_bytes_an_open_reads(tmp_path: Path):
+    embedder = FakeEmbedder()
+    index_dir = query.synthetic_index(tmp_path / "synthetic", 3000, embedder)
+    cost = query.open_cost(index_dir, embedder)
+    assert cost["chunks"] == 3000 and 0 < cost["bytes_read"] < cost["index_bytes"]
+
+
+def test_memory_growth_below_an_earlier_higher_peak_is_seen():
+    from bench.indexing import Resident
+
+    earlier = np.ones(200 * 2**20 // 8)  # a peak first, as loading the model makes one
+    del earlier
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with Resident() as memory:
+        grown = np.ones(80 * 2**20 // 8)  # then 80 MB of growth while "indexing"
+    assert memory.peak_mb - memory.start_mb >= 60
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss == peak_before, "ru_maxrss cannot see it"
+    del grown
+
+
+def test_the_report_shows_the_growth_measurements_against_their_goals(tmp_path: Path):
+    from bench import report
+
+    embedder = FakeEmbedder()
+    index_dir = query.synthetic_index(tmp_path / "synthetic", 300, embedder)
+    growth = {**query.add_one_document(index_dir, embedder), "open": query.open_cost(index_dir, embedder)}
+    machine = {"cpu": "cpu", "cores": 2, "bf16": False, "gpu": None, "torch": "2"}
+    run = {
+        "date": "today",
+        "seconds": 60,
+        "command": "python -m bench --only grow",
+        "machine": machine,
+        "settings": {},
+    }
+    text = report.markdown({"growth": [growth], "run": run}, [])
+    assert "## Adding a document, opening the index" in text and "| 300 |" in text and "<= 2 s: met" in text
