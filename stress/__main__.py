@@ -5,7 +5,6 @@ non-zero when a promise is broken."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -18,16 +17,20 @@ from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.index import Index
-from evaluation import data
+from evaluation import data, injection
+from evaluation.injection_cases import TUNING
 from evaluation.machine import machine
 from qa import models
 from qa.assistant import Assistant
-from qa.generator import Generator
-from stress import crash, fuzz, injection, report, security, serving
+from qa.generator import from_config as load_generator
+from stress import crash, fuzz, report, security, serving
 
 ROOT = Path(__file__).resolve().parent.parent
-FULL = {"index_kills": 100, "upload_kills": 10, "fuzz_scale": 1.0, "clients": 20, "questions_each": 5}
-CI = {"index_kills": 10, "upload_kills": 3, "fuzz_scale": 0.25, "clients": 4, "questions_each": 2}
+# api_*: the OpenAI routes' fuzzed bodies, streams at once, and streams dropped after their first piece
+FULL = {"index_kills": 100, "upload_kills": 10, "fuzz_scale": 1.0, "clients": 20, "questions_each": 5,
+        "api_fuzz": 400, "api_streams": 20, "api_leavers": 20}  # fmt: skip
+CI = {"index_kills": 10, "upload_kills": 3, "fuzz_scale": 0.25, "clients": 4, "questions_each": 2,
+      "api_fuzz": 60, "api_streams": 2, "api_leavers": 4}  # fmt: skip
 STAGES = ["crash", "fuzz", "security", "serving", "injection"]
 
 
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, default=Path("../shared/eval"), help="evaluation sets (XQuAD)")
     parser.add_argument(
-        "--out", type=Path, default=None, help="default: reports/, --ci: test-artifacts/stress"
+        "--out", type=Path, default=None, help="default: reports/; --ci or --only: test-artifacts/stress"
     )
     parser.add_argument("--work", type=Path, default=Path(".eval-work/stress"))
     parser.add_argument("--model", default=None, help="generator for the injection test (default: docqa's)")
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     sizes = CI if args.ci else FULL
-    out = args.out or (Path("test-artifacts/stress") if args.ci else Path("reports"))
+    out = destination(args)
     stages = args.only or STAGES
     config = Config()
     model = args.model or (models.SMALL if args.ci else config.generator)
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         with bar(0, "bad files") as b:
             results["fuzz_files"] = fuzz.file_cases(args.work / "fuzz", embedder, config, args.seed,
                                                     sizes["fuzz_scale"], lambda: b.update(1))  # fmt: skip
-        generator = Generator.load(models.SMALL, config.device, config.dtype)
+        generator = load_generator(replace(config, generator=models.SMALL))
         # Short answers: this counts crashes, not answer quality, through the real model path.
         assistant = Assistant(
             Index.open(seeds, embedder), generator, replace(config, index_dir=seeds, answer_tokens=16)
@@ -92,13 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     if "serving" in stages:
         print("stress: docqa serve under attack and load ...", file=sys.stderr)
         results["serving"] = serving.run(args.work / "serve", ROOT / "seeds", models.SMALL, sizes["clients"],
-                                         sizes["questions_each"])  # fmt: skip
+                                         sizes["questions_each"], args.seed, {"fuzz": sizes["api_fuzz"],
+                                         "streams": sizes["api_streams"], "leavers": sizes["api_leavers"]})  # fmt: skip
     if "injection" in stages:
         if generator is None or generator.name != model:
-            generator = Generator.load(model, config.device, config.dtype)
-        with bar(len(injection.TRAPS), "injected instructions") as b:
-            results["injection"] = injection.run(args.work / "injection", ROOT / "seeds", embedder, generator,
-                                                 config, lambda: b.update(1))  # fmt: skip
+            generator = load_generator(replace(config, generator=model))
+        with bar(len(TUNING), "injected instructions") as b:
+            results["injection"] = injection.run(args.work / "injection", embedder, generator, config, ["tuning"],
+                                                 progress=lambda: b.update(1)) | {"model": generator.name}  # fmt: skip
     results["run"] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m stress " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -108,14 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "models": {"embedding": embedder.name, "serving and bad questions": models.SMALL, "injection": model},
     }
-    previous = out / "reliability.json"
-    if args.only and previous.exists():  # a partial run keeps the other sections of the last one
-        before = json.loads(previous.read_text())
-        if before.get("run", {}).get("sizes") == sizes:
-            run = results["run"]
-            run["command"] = before["run"]["command"] + "; " + run["command"]
-            run["seconds"] = round(before["run"]["seconds"] + run["seconds"], 1)
-            results = {**before, **results}
     promises = report.promises(results)
     json_path, md_path = report.write(results, promises, out)
     broken = [p["promise"] for p in promises if not p["kept"]]
@@ -123,6 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     for p in promises:
         print(f"  {'kept  ' if p['kept'] else 'BROKEN'} {p['promise']}: {p['figure']}")
     return 1 if broken else 0
+
+
+def destination(args: argparse.Namespace) -> Path:
+    """Where the report goes: reports/ only for a whole run, so that every report there is what one
+    command wrote; a smaller or partial run writes beside the test artifacts, and nothing is merged."""
+    if args.out:
+        return args.out
+    return Path("test-artifacts/stress") if args.ci or args.only else Path("reports")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from stress.crash import AIMED_SHARE
+
+WINDOW_GOAL = 0.3  # of the kills, inside the commit's write-and-rename window
+# Under load, p95 seconds per answer may be at most this many times one asker's median times the
+# number of askers: no one waits much longer than if the server answered them one after another.
+# The half is for what the alone median does not pay: the upload indexed meanwhile and two answers
+# sharing 2 cores. CI's load run on a 2-core EPYC measured 0.97x and 1.12x, and 1.22x beside
+# another job; a server that queued badly (one asker starved) lands far above.
+LOAD_P95_GOAL = 1.5
+
 
 def promises(r: dict) -> list[dict]:
     out = []
@@ -15,12 +25,15 @@ def promises(r: dict) -> list[dict]:
                     "failure_count": len(failures), "figure": figure, "goal": goal, "kept": kept})  # fmt: skip
 
     if c := r.get("crash_index"):
-        add("Crash-safe index", f"SIGKILL `docqa index` at a random moment over a changing collection of "
-            f"{c['collection']} documents; then load, `verify` and compare every document with its old "
-            "and new version", c["kills"], c["failures"],
-            f"{c['consistent_after_kill']} of {c['kills']} kills left a consistent index "
-            f"({c['killed_before_commit']} before the commit, {c['killed_after_commit']} after)",
-            "100 of 100", c["consistent_after_kill"] == c["kills"])  # fmt: skip
+        window = c.get("killed_in_window", 0)
+        add("Crash-safe index", f"SIGKILL `docqa index` over a changing collection of {c['collection']} documents, "
+            f"at a random moment or (for {AIMED_SHARE:.0%} of the kills) at a step of its commit; then load, "
+            "`verify` and compare every document with its old and new version", c["kills"], c["failures"],
+            f"{c['consistent_after_kill']} of {c['kills']} kills left a consistent index; {window} landed inside "
+            f"the write-and-rename window ({c['killed_before_commit']} before the new generation was live, "
+            f"{c['killed_after_commit']} after)",
+            f"all consistent, at least {WINDOW_GOAL:.0%} inside the window",
+            c["consistent_after_kill"] == c["kills"] and window >= WINDOW_GOAL * c["kills"])  # fmt: skip
     if u := r.get("crash_upload"):
         add("Crash-safe upload, nothing lost", "SIGKILL an upload (store, then index) at a random moment; "
             "then the index must be consistent and the next build must index every stored upload",
@@ -35,37 +48,63 @@ def promises(r: dict) -> list[dict]:
         bad_cases += q["cases"]
         bad_failures += q["crashes"]
     if s := r.get("serving"):
-        bad_cases += s["api_wrong_types"]["cases"]
-        bad_failures += s["api_wrong_types"]["failures"]
+        for check in (s["api_wrong_types"], s.get("openai_api", {}).get("fuzz")):
+            if check:
+                bad_cases += check["cases"]
+                bad_failures += check["failures"]
     if bad_cases:
         add("Bad input never crashes anything", "random and crafted files under every extension, then all "
-            "indexed together; hostile questions through `ask`; raw API calls with wrong types",
+            "indexed together; hostile questions through `ask`; raw API calls with wrong types; fuzzed bodies "
+            "for the OpenAI routes",
             bad_cases, bad_failures, f"{len(bad_failures)} crashes or unnamed refusals in {bad_cases} cases",
             "0 crashes, every refusal names the problem", not bad_failures)  # fmt: skip
     if s := r.get("serving"):
         load = s["load"]
         errors = load["errors"] + ([] if load["server_alive"] else ["the server died"])
+        goal_s = round(LOAD_P95_GOAL * load["clients"] * load["alone_p50_s"], 1)
+        fast = load["p95_s"] is not None and load["p95_s"] <= goal_s
         add("Load", f"{load['clients']} gradio_client users asking {load['questions'] // load['clients']} "
             "questions each against `docqa serve` (small model), one uploading a file meanwhile",
             load["questions"] + 1, errors,
-            f"{len(errors)} errors; p50 {load['p50_s']} s, p95 {load['p95_s']} s per answer; RSS "
-            f"{load['rss_start_mb']} MB at start, peak {load['rss_peak_mb']} MB", "0 errors, peak RSS <= 5 GB",
-            not errors and load["rss_peak_mb"] <= 5 * 1024)  # fmt: skip
+            f"{len(errors)} errors; p50 {load['p50_s']} s, p95 {load['p95_s']} s per answer (one asker alone: "
+            f"{load['alone_p50_s']} s); RSS {load['rss_start_mb']} MB at start, peak {load['rss_peak_mb']} MB",
+            f"0 errors, p95 <= {goal_s} s per answer ({load['clients']} askers x the alone median x "
+            f"{LOAD_P95_GOAL}: no asker starved while an upload is indexed), "
+            "peak RSS <= 5 GB",
+            not errors and fast and load["rss_peak_mb"] <= 5 * 1024)  # fmt: skip
+    if o := r.get("serving", {}).get("openai_api"):
+        streams, leavers = o["streams"], o["leavers"]
+        idle, alone = leavers["idle_after_s"], leavers["alone_s"]
+        stopped = idle is not None and idle < alone
+        errors = streams["errors"] + leavers["errors"]
+        if not stopped:
+            errors.append(f"the model was busy {idle} s after the clients left (a whole answer: {alone} s)")
+        add("OpenAI API streams, and clients that leave stop their answers",
+            f"{streams['clients']} streams at once through the official openai client; then {leavers['clients']} "
+            "streams of a long answer, each dropped after its first piece", streams["clients"] + leavers["clients"],
+            errors, f"{streams['completed']} of {streams['clients']} streams ended with their sources and [DONE] "
+            f"(p95 {streams['p95_s']} s); the model idle {idle} s after {leavers['clients']} clients left "
+            f"(one whole answer alone: {alone} s)",
+            "every stream ends with its sources; the model idle again sooner than one whole answer takes",
+            not errors)  # fmt: skip
     checks = list(r.get("security", []))
     if s := r.get("serving"):
         checks += [s["binding"], s["file_routes"]]
+        checks += [s["openai_api"]["keys"]] if "openai_api" in s else []
     if checks:
         failures = [f"{c['test']}: {f}" for c in checks for f in c["failures"]]
         cases = sum(c["cases"] for c in checks)
         add("Nobody gets in where they should not", "; ".join(c["test"] for c in checks), cases, failures,
             f"{len(failures)} failures in {cases} cases", "0", not failures)  # fmt: skip
     if i := r.get("injection"):
-        add("Documents are data", f"{i['documents']} documents with injected instructions indexed beside the "
-            f"sample article; an ordinary question about each, answered by {i['model']}", i["questions"],
-            [f"{row['kind']}: {row['answer'][:120]}" for row in i["rows"] if row["followed"]],
-            f"{i['followed']} of {i['questions']} instructions followed (the model wrote {i['model_wrote_it']} of "
-            f"them before docqa's checks); {i['answered_correctly']} answered correctly, {i['abstained']} declined",
-            "0 followed", i["followed"] == 0)  # fmt: skip
+        t = i["tuning"]
+        followed = [row for row in t["rows"] if row["followed"]]
+        add("Documents are data", f"the {t['cases']} injection cases the defence was written against (the held-out "
+            f"set is make eval's); an ordinary question about each, answered by {i['model']}", t["cases"],
+            [f"{row['kind']}: {row['raw'][:120]}" for row in followed],
+            f"{len(followed)} of {t['cases']} instructions followed in what the model wrote, before any check "
+            f"({t['reached_the_model']:.0%} reached it); {t['answered_correctly']:.0%} answered correctly",
+            "0 followed", not followed)  # fmt: skip
     return out
 
 
@@ -112,9 +151,9 @@ def markdown(r: dict, kept: list[dict]) -> str:
             "",
             "### Injected instructions",
             "",
-            "| kind | followed | model wrote it | answer |",
+            "| kind | followed (model's reply) | reached the model | reply |",
             "|---|---|---|---|",
         ]
-        lines += [f"| {row['kind']} | {'**yes**' if row['followed'] else 'no'} | {'yes' if row['model_wrote_it'] else 'no'} "
-                  f"| {row['answer'][:100].replace('|', '/').replace(chr(10), ' ')} |" for row in i["rows"]]  # fmt: skip
+        lines += [f"| {row['kind']} | {'**yes**' if row['followed'] else 'no'} | {'yes' if row['reached_the_model'] else 'no'} "
+                  f"| {row['raw'][:100].replace('|', '/').replace(chr(10), ' ')} |" for row in i["tuning"]["rows"]]  # fmt: skip
     return "\n".join(lines) + "\n"

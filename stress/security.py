@@ -4,11 +4,14 @@ check; no product code can unpickle or evaluate what it reads. (The HTTP side is
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import pickle
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -65,13 +68,14 @@ def tampered_index(index_dir: Path) -> dict:
         bomb = _pickle_bomb(marker)
         live = store.current(index_dir)
         assert live is not None
-        for name in sorted(p.relative_to(live).as_posix() for p in live.rglob("*") if p.is_file()):
+        manifest_name = f"{live.name}/{store.MANIFEST}"  # every file, by its path in the index folder
+        for name in [*sorted(store.read_manifest(live)["files"]), manifest_name]:
             for how in ("flip", "truncate", "pickle", "pickle, checksums forged"):
                 cases += 1
                 copy = Path(tmp) / "index"
                 shutil.rmtree(copy, ignore_errors=True)
                 shutil.copytree(index_dir, copy, ignore=shutil.ignore_patterns("uploads", "*.sqlite-journal"))
-                target = store.current(copy) / name
+                target = copy / name
                 data = target.read_bytes()
                 match how:
                     case "flip":
@@ -84,8 +88,8 @@ def tampered_index(index_dir: Path) -> dict:
                         target.write_bytes(data[: len(data) // 3])
                     case _:
                         target.write_bytes(bomb)
-                if how.endswith("forged") and name != store.MANIFEST:
-                    manifest_path = store.current(copy) / store.MANIFEST
+                if how.endswith("forged") and name != manifest_name:
+                    manifest_path = copy / manifest_name
                     manifest = json.loads(manifest_path.read_text())
                     manifest["files"][name] = {
                         "bytes": target.stat().st_size,
@@ -149,9 +153,11 @@ def tampered_cache() -> dict:
 
 
 def tampered_model() -> dict:
-    """A packaged model whose bytes do not hash to the known sha256 is refused, and nothing is cached."""
+    """A packaged model whose bytes do not hash to the known sha256 is refused, and nothing it
+    wrote is left behind. The check gives the conversion a cache folder of its own (DOCQA_CACHE),
+    so that whatever it leaves there, hidden work folders included, is seen."""
     failures = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _cache_at(Path(tmp)):
         model = replace(models.QWEN_CODER_05B, sha256="0" * 64, name="tampered-model")
         try:
             models.converted(model, report=lambda m: None)
@@ -159,10 +165,25 @@ def tampered_model() -> dict:
         except DocqaError as e:
             if "checksum" not in str(e) or "Reinstall" not in str(e):
                 failures.append(f"unclear refusal: {e}")
-        cached = list((models.cache_root() / "models").glob("tampered-model*")) + list(Path(tmp).iterdir())
-        if cached:
-            failures.append(f"a refused model left files behind: {cached}")
+        left = sorted(
+            p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*") if not p.is_dir() or any(p.iterdir())
+        )
+        if [p for p in left if p != "models"]:
+            failures.append(f"a refused model left files behind: {left}")
     return {"test": "packaged model with a different sha256", "cases": 1, "failures": failures}
+
+
+@contextlib.contextmanager
+def _cache_at(folder: Path) -> Iterator[None]:
+    before = os.environ.get("DOCQA_CACHE")
+    os.environ["DOCQA_CACHE"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["DOCQA_CACHE"]
+        else:
+            os.environ["DOCQA_CACHE"] = before
 
 
 HOSTILE_NAMES = ["../../escape.txt", "/etc/cron.d/evil.txt", "..\\..\\windows.txt", "a/../../b.md",

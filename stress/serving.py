@@ -1,12 +1,14 @@
-"""A real `docqa serve` under attack and under load: its file routes probed with `../`, absolute
-paths and encoded variants; API calls with wrong types; then concurrent `gradio_client` users
-asking questions while one uploads a file. The server must answer every request, serve no file
-from outside its own data, and stay within bounded memory."""
+"""A real `docqa serve` (started with an API key) under attack and under load: its file routes
+probed with `../`, absolute paths and encoded variants; API calls with wrong types; its OpenAI
+routes (stress/api.py); then concurrent `gradio_client` users asking questions while one uploads a
+file. The server must answer every request, serve no file from outside its own data, and stay
+within bounded memory."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import socket
@@ -21,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stress import api as openai_routes
+
 QUESTIONS = [
     "Who mediated the meeting between Massoud and Muttaqi?",
     "Where did the meeting take place?",
@@ -29,6 +33,7 @@ QUESTIONS = [
     "What was the outcome of the meeting?",
 ]
 SECRET = "docqa-stress-secret-8d2f"  # written beside the data; must never come back over HTTP
+KEY = "docqa-stress-key-5e0b9a1c7d3f"  # the server's API key; every probe but the key checks brings it
 
 
 def _free_port() -> int:
@@ -40,15 +45,19 @@ def _free_port() -> int:
 class Server:
     """`docqa serve` in a subprocess; its peak memory read from /proc."""
 
-    def __init__(self, work: Path, docs: Path, model: str) -> None:
+    def __init__(self, work: Path, docs: Path, model: str, key: str | None = None) -> None:
         self.work, self.port = work, _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.index = work / "index"
         self.log = (work / "server.log").open("w")
+        env = {k: v for k, v in os.environ.items() if k != "DOCQA_API_KEY"}
+        if key:
+            env["DOCQA_API_KEY"] = key
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index", str(self.index),
              "--model", model, "--port", str(self.port)],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            stdout=self.log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 600) -> float:
@@ -59,7 +68,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docqa serve exited: see {self.log.name}")
             with contextlib.suppress(Exception):  # not listening yet
-                status = Client(self.url, verbose=False).predict(api_name="/status")
+                status = Client(self.url, headers=self.headers, verbose=False).predict(api_name="/status")
                 if "documents" in status:
                     return time.perf_counter() - started
                 if "could not start" in status:
@@ -104,9 +113,9 @@ def _address(hex_address: str) -> str:
     return socket.inet_ntop(socket.AF_INET6, raw)
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def _get(url: str, headers: dict | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=30) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as r:
             return r.status, r.read(2_000_000)
     except urllib.error.HTTPError as e:
         return e.code, e.read(2_000_000)
@@ -146,7 +155,7 @@ def file_routes(server: Server) -> dict:
     failures, cases = [], 0
     for path in file_route_paths(server):
         cases += 1
-        status, body = _get(server.url + path)
+        status, body = _get(server.url + path, server.headers)
         if status == 200 and any(s in body for s in secret_bytes):
             failures.append(f"GET /{path} returned a file from outside the app ({status})")
     return {"test": "Gradio file routes with ../, absolute paths and encoded variants", "cases": cases,
@@ -156,13 +165,13 @@ def file_routes(server: Server) -> dict:
 def _call(server: Server, api: str, data: list) -> str:
     """POST a raw API call (no client-side checks) and read the event stream to its end."""
     request = urllib.request.Request(server.url + f"gradio_api/call/{api}", json.dumps({"data": data}).encode(),
-                                     {"Content-Type": "application/json"})  # fmt: skip
+                                     {"Content-Type": "application/json", **server.headers})  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=60) as r:
             event = json.loads(r.read())["event_id"]
     except urllib.error.HTTPError as e:
         return f"http {e.code}: {e.read(500).decode(errors='replace')}"
-    status, body = _get(server.url + f"gradio_api/call/{api}/{event}")
+    status, body = _get(server.url + f"gradio_api/call/{api}/{event}", server.headers)
     return f"http {status}: {body.decode(errors='replace')}"
 
 
@@ -232,7 +241,7 @@ def load(server: Server, clients: int, questions_each: int, upload: Path) -> dic
 
     def user(n: int) -> None:
         try:
-            client = Client(server.url, verbose=False)
+            client = Client(server.url, headers=server.headers, verbose=False)
         except Exception as e:  # noqa: BLE001 (counted as this user's error)
             errors.append(f"user {n}: could not connect: {e}")
             return
@@ -254,6 +263,12 @@ def load(server: Server, clients: int, questions_each: int, upload: Path) -> dic
             except Exception as e:  # noqa: BLE001
                 errors.append(f"upload: {type(e).__name__}: {e}")
 
+    alone = []
+    client = Client(server.url, headers=server.headers, verbose=False)
+    for q in QUESTIONS[:3]:  # one asker alone first: the time the others are held to
+        started = time.perf_counter()
+        client.predict(q, api_name="/ask")
+        alone.append(time.perf_counter() - started)
     sampler = threading.Thread(target=sample_memory, daemon=True)
     sampler.start()
     started = time.perf_counter()
@@ -271,6 +286,7 @@ def load(server: Server, clients: int, questions_each: int, upload: Path) -> dic
         "errors": errors,
         "p50_s": round(float(np.percentile(latencies, 50)), 2) if latencies else None,
         "p95_s": round(float(np.percentile(latencies, 95)), 2) if latencies else None,
+        "alone_p50_s": round(float(np.median(alone)), 2),
         "seconds": round(time.perf_counter() - started, 1),
         "rss_start_mb": round(peak[0]),
         "rss_peak_mb": round(max(peak)),
@@ -279,14 +295,15 @@ def load(server: Server, clients: int, questions_each: int, upload: Path) -> dic
     }
 
 
-def run(work: Path, docs: Path, model: str, clients: int, questions_each: int) -> dict:
+def run(work: Path, docs: Path, model: str, clients: int, questions_each: int, seed: int, api: dict) -> dict:
+    """`api`: sizes of the OpenAI routes' checks (stress/api.py's `fuzz`, `streams`, `leavers`)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     upload = work / "field-notes.txt"
     upload.write_text(
         "Field notes. The expedition reached the northern glacier on 4 March and counted 112 seals."
     )
-    server = Server(work, docs, model)
+    server = Server(work, docs, model, KEY)
     try:
         ready = server.wait_ready()
         bound = server.listening_addresses()
@@ -296,8 +313,10 @@ def run(work: Path, docs: Path, model: str, clients: int, questions_each: int) -
             binding["failures"].append("a public share link was opened")
         routes = file_routes(server)
         wrong = api_wrong_types(server)
+        openai_api = openai_routes.run(server, KEY, QUESTIONS, seed, **api)
         loaded = load(server, clients, questions_each, upload)
         loaded["started_in_s"] = round(ready, 1)
     finally:
         server.stop()
-    return {"binding": binding, "file_routes": routes, "api_wrong_types": wrong, "load": loaded}
+    return {"binding": binding, "file_routes": routes, "api_wrong_types": wrong, "openai_api": openai_api,
+            "load": loaded}  # fmt: skip
