@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,eval]'
 	touch $@
 
-run: $(STAMP)  ## serve the web UI on http://127.0.0.1:7860 (indexes DOCS first if there is no index)
+run: $(STAMP)  ## serve the web UI and the OpenAI API (/v1) on http://127.0.0.1:7860 (indexes DOCS, then follows its changes)
 	$(BIN)/docqa serve --docs $(DOCS) --index $(INDEX) --host $(HOST) --port $(PORT)
 
 index: $(STAMP)  ## build or update the index of DOCS (default seeds/) in INDEX (default .docqa/)
@@ -51,10 +51,10 @@ test: $(STAMP)  ## lint, then run every test, the default 1.5B model's included 
 test-fast: $(STAMP)  ## the tests without the default generator and the browser
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
 
-eval: $(STAMP)  ## measure retrieval, answers, refusals, summaries (about an hour); writes reports/eval.*
+eval: $(STAMP)  ## measure retrieval, support and question checks, answers, refusals, follow-ups, injections, summaries (about 2 h); writes reports/eval.*
 	$(BIN)/python -m evaluation --data $(EVAL_DATA)
 
-eval-smoke: $(STAMP)  ## the same harness on a tiny sample with the small model (CI runs it)
+eval-smoke: $(STAMP)  ## the same harness on tiny samples with the small model, contradiction and injection sets included (CI runs it)
 	$(BIN)/python -m evaluation --smoke --data $(EVAL_DATA)
 
 bench: $(STAMP)  ## time docqa against the bare model and FAISS calls; writes reports/bench.*
