@@ -4,85 +4,32 @@ Screenshots land in test-artifacts/."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from qa import models
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import SEEDS
 from tests.pdfs import text_pdf
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ARTIFACTS = ROOT / "test-artifacts"
+from tests.served import chromium, docqa_serve, require_chromium, shot
 
 pytestmark = pytest.mark.browser
-if not CHROMIUM.exists():
-    # CI installs it (see .ci/run) and sets DOCQA_BROWSER_TESTS=required, so there a missing
-    # browser fails the run instead of skipping it.
-    if os.environ.get("DOCQA_BROWSER_TESTS") == "required":
-        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+require_chromium()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("server")
     shutil.copytree(SEEDS, folder / "docs")
-    port = free_port()
-    log = (folder / "server.log").open("w")
-    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--docs", str(folder / "docs"),
-               "--index", str(folder / "index"), "--model", models.SMALL]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_ready(url, proc, folder / "server.log")
+    with docqa_serve(folder, folder / "docs") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(folder / "server.log", ARTIFACTS / "server.log")
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
-    from gradio_client import Client
-
-    deadline = time.monotonic() + timeout
-    client = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text()[-3000:]}")
-        try:
-            client = client or Client(url, verbose=False)
-            if "documents" in client.predict(api_name="/status"):
-                return
-        except Exception:  # not up yet
-            client = None
-        time.sleep(1)
-    raise TimeoutError(f"the server was not ready in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -104,11 +51,6 @@ def attach(page, path: Path) -> None:
     shown = page.locator("#upload td.filename").first
     shown.wait_for(timeout=30_000)
     assert "".join(shown.inner_text().split()) == path.name  # Gradio shows stem and extension apart
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def ask(page, question: str) -> list[str]:

@@ -8,9 +8,11 @@ import time
 
 import pytest
 
-from tests.test_browser import browser, server, shot  # noqa: F401 (fixtures)
+from tests.served import require_chromium, shot
+from tests.test_browser import browser, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
+require_chromium()
 
 
 def chat(page, question: str, turns: int) -> None:

@@ -7,21 +7,18 @@ and /ask takes the scope from API callers. Screenshots land in test-artifacts/."
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from qa import models
-from tests.conftest import ROOT
 from tests.documents_corpus import make
 from tests.office_files import pptx_file
-from tests.test_browser import ARTIFACTS, CHROMIUM, FLAGS, _wait_ready, ask, attach, free_port, shot
+from tests.served import chromium, docqa_serve, require_chromium, shot
+from tests.test_browser import ask, attach
 
 pytestmark = pytest.mark.browser
+require_chromium()
 QUESTION = "What happened to the barley harvest in Kettleby?"
 
 
@@ -29,30 +26,14 @@ QUESTION = "What happened to the barley harvest in Kettleby?"
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("documents-server")
     docs = make(folder / "docs")
-    port = free_port()
-    log = (folder / "server.log").open("w")
-    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--docs", str(docs),
-               "--index", str(folder / "index"), "--model", models.SMALL]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_ready(url, proc, folder / "server.log")
+    with docqa_serve(folder, docs, log_name="server-documents.log") as url:
         yield url, docs
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(folder / "server.log", ARTIFACTS / "server-documents.log")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

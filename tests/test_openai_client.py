@@ -9,62 +9,34 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import openai
 import pytest
 
-from qa import models
 from qa.answer import NOT_IN_DOCUMENTS
 from tests.conftest import ROOT, SEEDS
+from tests.served import chromium, docqa_serve, require_chromium, shot
 
 KEY = "docqa-test-key-5b1f0c7e9a2d"
 QUESTION = "Who mediated the meeting between Massoud and Muttaqi?"
 ARTICLE = "000_ef5301ee062fc8f6.txt"
-ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _models_listed(url: str) -> bool:  # 503 while the models load
+    return httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("openai-server")
     shutil.copytree(SEEDS, folder / "docs")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (folder / "server.log").open("w")
-    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--docs", str(folder / "docs"),
-               "--index", str(folder / "index"), "--model", models.SMALL]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "DOCQA_API_KEY": KEY})  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, proc, folder / "server.log")
+    env = {**os.environ, "DOCQA_API_KEY": KEY}
+    with docqa_serve(folder, folder / "docs", _models_listed, "openai-server.log", env) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(folder / "server.log", ARTIFACTS / "openai-server.log")
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited:\n{log.read_text()[-3000:]}")
-        try:  # 503 while the models load
-            if httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200:
-                return
-        except httpx.TransportError:  # not listening yet
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"the server was not ready in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -162,25 +134,20 @@ def test_serving_beyond_localhost_without_a_key_is_refused_with_how_to_set_one()
 
 @pytest.mark.browser
 def test_a_browser_asks_for_the_key_and_then_works(server):
-    from tests.test_browser import CHROMIUM, FLAGS, ask, shot
+    require_chromium()
+    from playwright.sync_api import Error
 
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    from playwright.sync_api import Error, sync_playwright
+    from tests.test_browser import ask as ask_in_page
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        try:
-            with pytest.raises(Error, match="ERR_INVALID_AUTH_CREDENTIALS"):  # asked; headless has no key
-                browser.new_page().goto(server)
-            wrong = browser.new_context(http_credentials={"username": "me", "password": "not-the-key-at-all"})
-            assert wrong.new_page().goto(server).status == 401
-            context = browser.new_context(http_credentials={"username": "me", "password": KEY})
-            page = context.new_page()
-            page.goto(server)
-            page.get_by_text("documents ·").first.wait_for(timeout=60_000)
-            ask(page, QUESTION)
-            assert ARTICLE in page.locator("#sources .source").first.inner_text()
-            shot(page, "answer-with-key")
-        finally:
-            browser.close()
+    with chromium() as browser:
+        with pytest.raises(Error, match="ERR_INVALID_AUTH_CREDENTIALS"):  # asked; headless has no key
+            browser.new_page().goto(server)
+        wrong = browser.new_context(http_credentials={"username": "me", "password": "not-the-key-at-all"})
+        assert wrong.new_page().goto(server).status == 401
+        context = browser.new_context(http_credentials={"username": "me", "password": KEY})
+        page = context.new_page()
+        page.goto(server)
+        page.get_by_text("documents ·").first.wait_for(timeout=60_000)
+        ask_in_page(page, QUESTION)
+        assert ARTICLE in page.locator("#sources .source").first.inner_text()
+        shot(page, "answer-with-key")
