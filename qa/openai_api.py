@@ -7,7 +7,8 @@ docqa answers from its documents with its own prompt and decodes greedily, so th
 that would change what a reply is (n > 1, tools, stop sequences, JSON output, log probabilities,
 audio) are refused with a 400 that says so. Unknown top-level fields are ignored, as many clients
 send their own; unknown fields inside `docqa` are refused. `docqa.scope` asks the question of some
-documents only, with the fields of embeddings.scope.Scope."""
+documents only, with the fields of embeddings.scope.Scope. The messages before the last are the
+conversation: a follow-up is asked in it as docqa's own conversations ask one (qa/conversation.py)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,14 @@ import numpy as np
 
 from embeddings.errors import QuestionError
 from embeddings.scope import Scope
-from qa.answer import Answer
+from qa.answer import NOT_IN_DOCUMENTS, Answer
+from qa.citations import is_refusal
+from qa.conversation import Turn
 from qa.retriever import Passage
 
 CHAT_MODEL = "docqa"  # the one chat model: answers from the indexed documents
 MAX_EMBEDDING_INPUTS = 256
+WITHDRAWN = "\n\n[docqa withdrew this answer: "  # what a streamed reply adds when its text is withdrawn
 ROLES = ("system", "developer", "user", "assistant")
 SAMPLING = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
 _TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
@@ -46,9 +50,7 @@ class ApiError(Exception):
 @dataclass(frozen=True)
 class ChatRequest:
     question: str  # the last message, the user's
-    # The conversation before it, (role, text). Only the question is asked for now; rewriting a
-    # follow-up into a whole question from these belongs here when docqa has conversations.
-    earlier: list[tuple[str, str]]
+    earlier: list[tuple[str, str]]  # the conversation before it, (role, text): see `turns`
     stream: bool
     scope: Scope | None = None  # the documents asked (docqa.scope); None: all of them
 
@@ -138,17 +140,38 @@ def embeddings_request(body: object, embedding_model: str, dim: int) -> Embeddin
     return EmbeddingsRequest(texts, encoding == "base64")
 
 
+def turns(earlier: list[tuple[str, str]]) -> list[Turn]:
+    """The conversation before the question as docqa's turns: each user message with the assistant's
+    reply after it. System and developer messages are dropped: docqa's prompt is its own. A reply
+    that docqa withdrew (see `withdrawal`) comes back as the abstention it ended with: the draft
+    before it never reaches the next prompt."""
+    out: list[Turn] = []
+    question = None
+    for role, text in earlier:
+        if role == "user":
+            question = text
+        elif role == "assistant" and question is not None:
+            withdrawn = WITHDRAWN.strip() in text  # as streamed, or as a client kept it
+            said = NOT_IN_DOCUMENTS if withdrawn else text.strip()
+            answer = Answer(question, said, withdrawn or is_refusal(said), [], [], {}, CHAT_MODEL)
+            out.append(Turn(question, question, answer))
+            question = None
+    return out
+
+
 # Replies
 
 
 def sources(answer: Answer) -> dict:
     """The `docqa` field of a reply: the checked answer, its citations (document, offsets in the
-    document's text, the sentence each supports and how well), and whether and why docqa abstained."""
+    document's text, the sentence each supports and how well), whether and why docqa abstained, and
+    a follow-up's rewrite."""
     return {
         "text": answer.text,
         "abstained": answer.abstained,
         "reason": answer.reason,
         "withdrawn": answer.withdrawn,
+        "standalone": answer.standalone,  # a follow-up as retrieval searched it (rewritten); None alone
         "citations": [asdict(c) for c in answer.citations],
         "passages": [_passage(n, p) for n, p in enumerate(answer.passages, 1)],
         "generator": answer.model,
@@ -186,7 +209,7 @@ def withdrawal(streamed: str, answer: Answer) -> str:
         return ""
     if not streamed.strip():
         return answer.text
-    return f"\n\n[docqa withdrew this answer: {answer.reason}] {answer.text}"
+    return f"{WITHDRAWN}{answer.reason}] {answer.text}"
 
 
 def event(data: dict) -> str:

@@ -86,9 +86,12 @@ def router(service: Service) -> APIRouter:
 
 
 def _ask(service: Service, asked: openai_api.ChatRequest) -> AnswerStream:
-    """The answer's stream (checked now, read later), or a 400 naming what docqa cannot ask: the
-    question, or a scope that holds no document or names one the index lacks."""
+    """The answer's stream (checked now, read later), asked in the conversation of the earlier
+    messages if any; or a 400 naming what docqa cannot ask: the question, or a scope that holds no
+    document or names one the index lacks."""
     try:
+        if conversation := openai_api.turns(asked.earlier):
+            return service.chat(conversation, asked.question, asked.scope)
         return service.ask(asked.question, asked.scope)
     except QuestionError as e:
         scoped = asked.scope is not None and _fine(service, asked.question)

@@ -55,6 +55,22 @@ def test_the_last_user_message_is_the_question_and_the_rest_is_kept_as_the_conve
     assert chat_request(ask(stream=True), EMBEDDER).stream
 
 
+def test_earlier_messages_become_the_conversations_turns_and_a_withdrawn_draft_never_does():
+    withdrawn = openai_api.withdrawal("Ismail Khan went to Paris.", abstention("Where?", [], "not held", "m"))
+    earlier = [("system", "Be brief."), ("user", "Who met?"), ("assistant", "Massoud and Muttaqi. [1]"),
+               ("user", "Where did they go?"), ("assistant", "Ismail Khan went to Paris." + withdrawn),
+               ("user", "Is this one unanswered?")]  # fmt: skip
+    first, second = openai_api.turns(earlier)
+    assert (first.question, first.answer.text, first.answer.abstained) == (
+        "Who met?",
+        "Massoud and Muttaqi. [1]",
+        False,
+    )
+    assert second.question == "Where did they go?"
+    assert second.answer.abstained and "Paris" not in second.answer.text
+    assert openai_api.turns([("user", "Only a question")]) == []
+
+
 def test_sampling_options_and_length_caps_are_accepted_and_ignored():
     body = ask(temperature=0.7, top_p=1, presence_penalty=0, frequency_penalty=0.5, max_tokens=50, seed=3, n=1,
                user="me", stream_options={"include_usage": True}, tool_choice="none", tools=[],

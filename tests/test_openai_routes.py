@@ -157,6 +157,30 @@ def test_a_question_scoped_in_the_docqa_field_is_asked_of_those_documents_only(t
             assert refused.value.param == param and says in refused.value.message
 
 
+def test_earlier_messages_are_the_conversation_a_follow_up_is_asked_in(tmp_path, serving):
+    def reply(messages) -> str:
+        user = messages[-1]["content"]
+        if user.startswith("Conversation:"):  # the rewrite prompt
+            return "Where did Ismail Khan mediate the meeting?"
+        return "The meeting was mediated by Ismail Khan in Tehran. [1]"
+
+    generator = FakeGenerator(reply)
+    client = openai.OpenAI(base_url=serving(make_service(tmp_path, generator)) + "/v1", api_key="unused")
+    messages = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "Ismail Khan. [1]"},
+                {"role": "user", "content": "Where did he mediate the meeting?"}]  # fmt: skip
+    for stream in (False, True):
+        reply_ = client.chat.completions.create(model="docqa", messages=messages, stream=stream)
+        docqa = list(reply_)[-1].docqa if stream else reply_.docqa
+        assert docqa["standalone"] == "Where did Ismail Khan mediate the meeting?" and not docqa["abstained"]
+        prompt = generator.prompts[-1][-1]["content"]
+        assert (
+            "Question: Where did Ismail Khan mediate the meeting?" in prompt
+            and "Answer: Ismail Khan." in prompt
+        )
+    alone = client.chat.completions.create(model="docqa", messages=messages[-1:])
+    assert alone.docqa["standalone"] is None, "a question alone is not rewritten"
+
+
 def test_a_streamed_answer_docqa_withdraws_ends_with_a_piece_that_says_so(tmp_path, serving):
     service = make_service(tmp_path, FakeGenerator("I don't know."))
     client = openai.OpenAI(base_url=serving(service) + "/v1", api_key="unused")
