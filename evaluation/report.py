@@ -4,6 +4,7 @@ the only constants here are the goals the report checks them against (issue 12).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 GOALS = {
@@ -100,10 +101,8 @@ def _contradictions(c: dict, goals: list, _: str) -> list[str]:
         "| half | contradictions | flagged | supported sentences | flagged |",
         "|---|---|---|---|---|",
     ]
-    for half in ("calibration_half", "report_half"):
-        h = c[half]
-        lines.append(f"| {half.replace('_', ' ')} | {h['contradictions']} | {h['contradictions_flagged']:.3f} | "
-                     f"{h['supported']} | {h['supported_flagged']:.3f} |")  # fmt: skip
+    lines += _by_half(c, lambda h: [h["contradictions"], f"{h['contradictions_flagged']:.3f}", h["supported"],
+                                    f"{h['supported_flagged']:.3f}"])  # fmt: skip
     lines += ["", "| kind (report half) | cases | flagged |", "|---|---|---|"]
     lines += [f"| {k} | {v['cases']} | {v['flagged']:.3f} |" for k, v in rep["by_kind"].items()]
     lines.append("")
@@ -128,11 +127,15 @@ def _asked(a: dict, goals: list, _: str) -> list[str]:
         "| half | gold sentences | declined | sentences about something else | declined |",
         "|---|---|---|---|---|",
     ]
-    for half in ("calibration_half", "report_half"):
-        h = a[half]
-        lines.append(f"| {half.replace('_', ' ')} | {h['answers']} | {h['answers_declined']:.3f} | {h['elsewhere']} | "
-                     f"{h['elsewhere_declined']:.3f} |")  # fmt: skip
+    lines += _by_half(a, lambda h: [h["answers"], f"{h['answers_declined']:.3f}", h["elsewhere"],
+                                    f"{h['elsewhere_declined']:.3f}"])  # fmt: skip
     return [*lines, ""]
+
+
+def _by_half(figures: dict, cells: Callable[[dict], list]) -> list[str]:
+    """A table row for each half of a set: the half that chose the threshold, then the one reported."""
+    return [f"| {half.replace('_', ' ')} | " + " | ".join(str(c) for c in cells(figures[half])) + " |"
+            for half in ("calibration_half", "report_half")]  # fmt: skip
 
 
 def _answers(x: dict, goals: list, stage: str) -> list[str]:
