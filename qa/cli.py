@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from embeddings.config import Config
@@ -168,10 +171,21 @@ def _watch(config: Config, args: argparse.Namespace) -> int:
 
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     ready = lambda: say(f"Watching {config.docs} for files added, changed or removed (Ctrl-C stops) ...")  # noqa: E731
-    try:
-        follow(config.docs, config.index_dir, rebuild, say, ready=ready)
-    except KeyboardInterrupt:
-        say("docqa index: stopped watching; the index holds the last build that finished")
+    stop = threading.Event()
+
+    def interrupted(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C stops a build in progress (the index keeps the last)
+        stop.set()  # the watch ends at its next step, or once the build in progress finishes
+        say("docqa index: stopping (Ctrl-C again stops a build in progress at once)")
+
+    # Our own handler, installed whatever the shell left (ignored or blocked): the watch then ends
+    # by its stop event rather than by an exception unwinding through the file watcher.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, interrupted)
+    with contextlib.suppress(KeyboardInterrupt):
+        follow(config.docs, config.index_dir, rebuild, say, stop=stop, ready=ready)
+    say("docqa index: stopped watching; the index holds the last build that finished")
     return 0
 
 

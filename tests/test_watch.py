@@ -147,7 +147,14 @@ def test_docqa_index_watch_updates_the_index_and_stops_cleanly_on_ctrl_c(tmp_pat
         assert any(line.startswith("noticed added rice.md; updating the index") for line in seen), seen
         assert any("1 added, 0 changed, 0 removed" in line for line in seen)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=LIMIT) == 0
+        try:
+            assert proc.wait(timeout=LIMIT) == 0
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            time.sleep(0.5)
+            while not lines.empty():
+                seen.append(lines.get())
+            raise AssertionError(f"still watching {LIMIT} s after Ctrl-C: {seen}") from None
         time.sleep(0.5)  # let the readers take the last lines
         while not lines.empty():
             seen.append(lines.get())
