@@ -1,6 +1,8 @@
 """`docqa index --ray`: new and changed documents -> chunks -> vectors as a Ray Data pipeline.
 Reading and chunking run in Ray tasks, embedding in a pool of actors that each load the model
-once (a GPU each where the cluster has them). The builder still decides what is new or changed,
+once, a GPU each where the cluster has them. (Without GPUs both steps ask for one CPU, and Ray
+Data fuses them: each actor reads and chunks what it embeds, and no document is copied between
+processes.) The builder still decides what is new or changed,
 and consumes the results in the documents' order through the same Ingest and SegmentWriter as on
 one machine, so the index it commits is the same; a failure leaves the previous one as it was.
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -40,9 +43,8 @@ _SAMPLE = ["Ismail Khan mediated the talks in Tehran on 10 January 2022 — with
 
 
 def default_actors(resources: dict[str, float]) -> int:
-    """One embedding actor per GPU; without GPUs, one per CPU but one, left for reading and chunking."""
-    gpus = int(resources.get("GPU", 0))
-    return gpus if gpus else max(1, int(resources.get("CPU", 1)) - 1)
+    """One embedding actor per GPU; without GPUs, one per CPU (each also reads and chunks)."""
+    return int(resources.get("GPU", 0)) or max(1, int(resources.get("CPU", 1)))
 
 
 class Cluster:
@@ -67,8 +69,7 @@ class Cluster:
             else:
                 ray.init(include_dashboard=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            where = f"at {address}" if address else "on this machine"
-            raise ClusterError(f"cannot start or join a Ray cluster {where} ({e})") from None
+            raise ClusterError(_cannot_join(address, e)) from None
         return cls(actors, started=True)
 
     def __enter__(self) -> Cluster:
@@ -111,7 +112,10 @@ class RayEmbedding:
 
     def _dataset(self, fresh: list[Pending]) -> ray.data.Dataset:
         items = [{"i": i, "pending": json.dumps(asdict(p))} for i, p in enumerate(fresh)]
-        ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / DOCS_PER_TASK))
+        blocks = min(
+            len(items), max(self.actors, math.ceil(len(items) / DOCS_PER_TASK))
+        )  # work for each actor
+        ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(_read_and_chunk, batch_size=None, batch_format="numpy",
                             fn_kwargs={"config": self.config})  # fmt: skip
         ds = ds.map_batches(
@@ -202,6 +206,16 @@ def _reachable(address: str) -> None:
             f"no Ray cluster answers at {address} ({e.strerror or e}): start one there with "
             "`ray start --head`, or leave out the address to start one on this machine"
         ) from None
+
+
+def _cannot_join(address: str | None, e: Exception) -> str:
+    if not address:
+        return f"cannot start or join a Ray cluster on this machine ({e})"
+    why = f"cannot join the Ray cluster at {address} ({e})"
+    if os.environ.get("RAY_AUTH_MODE") is None:  # Ray sends no token to an address it is given unless asked
+        why += (": if it asks for a token (Ray's default), set RAY_AUTH_MODE=token, with its token "
+                "in ~/.ray/auth_token or RAY_AUTH_TOKEN")  # fmt: skip
+    return why
 
 
 def _failed(e: RayError) -> DocqaError:

@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     index.add_argument(
         "--ray-actors", type=_positive, default=None, metavar="N",
-        help="embedding actors on the cluster (default: one per GPU, else one per CPU but one)",
+        help="embedding actors on the cluster (default: one per GPU, else one per CPU)",
     )  # fmt: skip
 
     search = sub.add_parser("search", help="print the chunks that best match a query")

@@ -14,12 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import pytest
 import ray
 
 from embeddings import store
 from embeddings.builder import build
 from embeddings.config import Config
+from embeddings.errors import ConfigError
 from embeddings.index import Index
+from embeddings.ray_build import _reachable, default_actors
 from embeddings.segment import SegmentWriter
 from embeddings.verify import verify
 from tests import documents_corpus
@@ -181,9 +184,9 @@ def test_the_cli_builds_on_a_new_cluster_and_a_killed_driver_leaves_the_index_as
     before = store.current(index)
 
     change(docs)  # then a build on the test's cluster, its driver killed while the actors embed
-    address = ray.get_runtime_context().gcs_address
+    address, token = ray.get_runtime_context().gcs_address, {**os.environ, "RAY_AUTH_MODE": "token"}
     driver = subprocess.Popen([*DOCQA, "index", str(docs), "--index", str(index), "--ray", address],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                              cwd=ROOT, env=token, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 180
     while not embedding_actors() and driver.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -191,7 +194,7 @@ def test_the_cli_builds_on_a_new_cluster_and_a_killed_driver_leaves_the_index_as
     assert driver.wait() == -signal.SIGKILL, "the driver was killed before it finished"
     assert store.current(index) == before and verify(index, minilm, sample=8).ok
 
-    again = docqa("index", str(docs), "--index", str(index), "--ray", address, "--quiet")
+    again = docqa("index", str(docs), "--index", str(index), "--ray", address, "--quiet", env=token)
     assert again.returncode == 0, again.stderr
     assert "1 added, 1 changed, 1 removed" in again.stdout
     assert verify(index, minilm, sample=8).ok
@@ -218,3 +221,14 @@ def test_ray_missing_says_how_to_install_it(tmp_path):
                             capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "pip install 'docqa[ray]'" in result.stderr
+
+
+def test_one_actor_per_gpu_or_else_per_cpu():
+    assert default_actors({"CPU": 32.0, "GPU": 4.0}) == 4
+    assert default_actors({"CPU": 2.0}) == 2
+    assert default_actors({}) == 1
+
+
+def test_an_address_that_is_not_host_and_port_says_what_one_looks_like():
+    with pytest.raises(ConfigError, match="is not HOST:PORT"):
+        _reachable("seeds")  # `docqa index --ray seeds`: the folder taken for an address
