@@ -2,9 +2,9 @@
 Reading and chunking run in Ray tasks, embedding in a pool of actors that each load the model
 once, a GPU each where the cluster has them. (Without GPUs both steps ask for one CPU, and Ray
 Data fuses them: each actor reads and chunks what it embeds, and no document is copied between
-processes.) The builder still decides what is new or changed,
-and consumes the results in the documents' order through the same Ingest and SegmentWriter as on
-one machine, so the index it commits is the same; a failure leaves the previous one as it was.
+processes.) The builder still decides what is new or changed, and consumes the results in the
+documents' order through the same Ingest and SegmentWriter as on one machine, so the index it
+commits is the same; a failure leaves the previous one as it was.
 
 Imported only for `--ray`, so docqa runs without Ray installed."""
 
@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -39,6 +40,10 @@ except ImportError:
 
 DOCS_PER_TASK = 16  # documents read and chunked by one Ray task
 # The chunker, loaded without the model, must cut text exactly as the model's own tokenizer.
+_ERROR_LINE = re.compile(
+    r"^(?:[\w.]+\.)?\w+(?:Error|Exception|Document|Missing|Mismatch|Corrupt|Busy): (.+)$", re.M
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SAMPLE = ["Ismail Khan mediated the talks in Tehran on 10 January 2022 — without result.", "naïve café"]
 
 
@@ -58,8 +63,8 @@ class Cluster:
 
     @classmethod
     def connect(cls, address: str | None = None, actors: int | None = None) -> Cluster:
-        """The Ray cluster at `address` (HOST:PORT, ray://HOST:PORT or auto); None: the one this
-        process has joined, or else a new local one."""
+        """The Ray cluster at `address` (HOST:PORT or auto); None: the one this process has
+        joined, or else the one `ray start` runs on this machine, or else a new local one."""
         if ray.is_initialized():
             return cls(actors)
         try:
@@ -112,9 +117,8 @@ class RayEmbedding:
 
     def _dataset(self, fresh: list[Pending]) -> ray.data.Dataset:
         items = [{"i": i, "pending": json.dumps(asdict(p))} for i, p in enumerate(fresh)]
-        blocks = min(
-            len(items), max(self.actors, math.ceil(len(items) / DOCS_PER_TASK))
-        )  # work for each actor
+        # Blocks of DOCS_PER_TASK documents, and at least one for each actor.
+        blocks = min(len(items), max(self.actors, math.ceil(len(items) / DOCS_PER_TASK)))
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(_read_and_chunk, batch_size=None, batch_format="numpy",
                             fn_kwargs={"config": self.config})  # fmt: skip
@@ -196,9 +200,7 @@ def _reachable(address: str) -> None:
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError(
-            f"Ray address {address!r} is not HOST:PORT (like 10.0.0.5:6379), ray://HOST:PORT or auto"
-        )
+        raise ConfigError(f"Ray address {address!r} is not HOST:PORT (like 10.0.0.5:6379) or auto")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
@@ -219,9 +221,13 @@ def _cannot_join(address: str | None, e: Exception) -> str:
 
 
 def _failed(e: RayError) -> DocqaError:
-    """A worker's own docqa error as it is; anything else as a build that failed on the cluster."""
+    """A worker's own docqa error as it is, where Ray kept it; anything else as a build that failed
+    on the cluster, with the first error Ray's report names (a worker's message is in its text)."""
     cause = getattr(e, "cause", None)
     if isinstance(cause, DocqaError):
         return cause
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return ClusterError(f"the build failed on the Ray cluster ({first}); the index was left as it was")
+    text = _ANSI.sub("", str(e))
+    named = _ERROR_LINE.findall(text)
+    first = named[0] if named else next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return ClusterError(f"the build failed on the Ray cluster: {first or type(e).__name__}; "
+                        "the index was left as it was")  # fmt: skip

@@ -16,13 +16,15 @@ import numpy as np
 import psutil
 import pytest
 import ray
+import ray.data
+from ray.exceptions import RayError
 
 from embeddings import store
 from embeddings.builder import build
 from embeddings.config import Config
-from embeddings.errors import ConfigError
+from embeddings.errors import ClusterError, ConfigError
 from embeddings.index import Index
-from embeddings.ray_build import _reachable, default_actors
+from embeddings.ray_build import _failed, _reachable, default_actors
 from embeddings.segment import SegmentWriter
 from embeddings.verify import verify
 from tests import documents_corpus
@@ -232,3 +234,15 @@ def test_one_actor_per_gpu_or_else_per_cpu():
 def test_an_address_that_is_not_host_and_port_says_what_one_looks_like():
     with pytest.raises(ConfigError, match="is not HOST:PORT"):
         _reachable("seeds")  # `docqa index --ray seeds`: the folder taken for an address
+
+
+def test_an_error_on_a_worker_reaches_the_user_as_its_message(ray_cluster):
+    def fail(batch):
+        raise ConfigError("the model is missing on this worker: run make setup there")
+
+    with pytest.raises(RayError) as raised:
+        list(ray.data.from_items([{"a": 1}]).map_batches(fail).iter_rows())
+    error = _failed(raised.value)
+    assert isinstance(error, ClusterError)
+    assert "the model is missing on this worker: run make setup there" in str(error)
+    assert "the index was left as it was" in str(error)
