@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -142,29 +143,40 @@ def test_an_embedding_actor_killed_mid_build_is_replaced_and_the_index_is_whole(
     docs = corpus(tmp_path / "docs", notes=0)
     for index in ("ray", "local"):
         build(Config(docs=docs, index_dir=tmp_path / index), minilm, progress=False)
-    for n in range(40):
+    for n in range(120):  # blocks of 16 documents: most are still to embed at the kill
         (docs / f"more/note-{n}.txt").parent.mkdir(exist_ok=True)
         (docs / f"more/note-{n}.txt").write_text(NOTES[f"notes/harvest-{n % 12}.txt"] + f" Note {n}.")
     killed: set[int] = set()
-    seen_after: set[int] = set()
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def watch() -> None:  # every embedding actor alive during the build, the replacements included
+        while not done.is_set():
+            seen.update(embedding_actors())
+            time.sleep(0.05)
+
     add = SegmentWriter.add
 
     def add_then_kill(self, *args) -> None:
         add(self, *args)
-        actors = embedding_actors()
-        if not killed:  # the first document is written: kill the actor that embeds the rest
+        if not killed:  # the first document is written: kill the actors while most remain to embed
+            actors = embedding_actors()
             for pid in actors:
                 os.kill(pid, signal.SIGKILL)
             killed.update(actors)
-        else:
-            seen_after.update(actors - killed)
 
     monkeypatch.setattr(SegmentWriter, "add", add_then_kill)
     config = Config(docs=docs, index_dir=tmp_path / "ray", batch_size=2)  # many small batches
-    report = build(config, progress=False, cluster=ray_cluster)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        report = build(config, progress=False, cluster=ray_cluster)
+    finally:
+        done.set()
+        watcher.join()
     monkeypatch.undo()
-    assert killed and seen_after, "an embedding actor was killed and another took its place"
-    assert report.added == 40
+    assert killed and seen - killed, "the embedding actors were killed and others took their place"
+    assert report.added == 120
     build(Config(docs=docs, index_dir=tmp_path / "local", batch_size=2), minilm, progress=False)
     assert_same_index(tmp_path / "ray", tmp_path / "local")
     assert verify(tmp_path / "ray", minilm, sample=8).ok
