@@ -7,6 +7,7 @@ INDEX ?= .docqa
 EVAL_DATA ?= ../shared/eval
 HOST ?= 127.0.0.1
 PORT ?= 7860
+RAY ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-	@echo "  variables: DOCS=$(DOCS) INDEX=$(INDEX)"
+	@echo "  variables: DOCS=$(DOCS) INDEX=$(INDEX) RAY=$(RAY)"
 
 setup: $(STAMP)  ## create $(VENV) and install docqa with its test tools
 
@@ -29,8 +30,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## serve the web UI and the OpenAI API (/v1) on http://127.0.0.1:7860 (indexes DOCS, then follows its changes)
 	$(BIN)/docqa serve --docs $(DOCS) --index $(INDEX) --host $(HOST) --port $(PORT)
 
-index: $(STAMP)  ## build or update the index of DOCS (default seeds/) in INDEX (default .docqa/)
-	$(BIN)/docqa index $(DOCS) --index $(INDEX)
+index: $(STAMP)  ## build or update the index of DOCS (default seeds/) in INDEX (default .docqa/); RAY=local or RAY=HOST:PORT embeds on a Ray cluster
+	$(BIN)/docqa index $(DOCS) --index $(INDEX) $(if $(RAY),--ray $(filter-out local,$(RAY)))
 
 search: $(STAMP)  ## search the index: make search Q="who mediated the meeting"
 	$(BIN)/docqa search "$(Q)" --index $(INDEX)

@@ -19,7 +19,7 @@ from embeddings import store
 from embeddings.builder import build, settings
 from embeddings.chunker import Span
 from embeddings.config import Config
-from embeddings.embedder import Embedder, SentenceEmbedder
+from embeddings.embedder import Description, Embedder, SentenceEmbedder
 from embeddings.errors import DocqaError
 from embeddings.index import Index, LiveVectors
 from embeddings.library import Library
@@ -115,7 +115,7 @@ def synthetic_index(folder: Path, chunks: int, embedder: Embedder, seed: int = 7
     entry = writer.finish(with_titles=True)
     counts = {"documents": entry["documents"], "chunks": entry["chunks"]}
     manifest = {"counts": counts, "segments": [entry], "files": {}, "synthetic": recipe,
-                **settings(Config(docs=docs, index_dir=index_dir), embedder)}  # fmt: skip
+                **settings(Config(docs=docs, index_dir=index_dir), Description.of(embedder))}  # fmt: skip
     store.commit(index_dir, workspace, manifest)
     (folder / "recipe.json").write_text(json.dumps(recipe))
     return index_dir

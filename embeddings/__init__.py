@@ -4,6 +4,7 @@ from embeddings.builder import BuildReport, build
 from embeddings.config import Config
 from embeddings.embedder import Embedder, SentenceEmbedder
 from embeddings.errors import (
+    ClusterError,
     ConfigError,
     DocqaError,
     IndexBusy,
@@ -20,6 +21,7 @@ from embeddings.table import Chunk, DocumentInfo
 __all__ = [
     "BuildReport",
     "Chunk",
+    "ClusterError",
     "Config",
     "ConfigError",
     "DocqaError",

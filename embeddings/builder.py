@@ -10,20 +10,24 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from embeddings import store
 from embeddings.config import Config
-from embeddings.embedder import Embedder
+from embeddings.embedder import Description, Embedder
 from embeddings.errors import ConfigError, DocqaError
 from embeddings.generation import Live
-from embeddings.ingest import Ingest
+from embeddings.ingest import Embedding, Ingest, LocalEmbedding
 from embeddings.library import UPLOAD_PREFIX, Library
 from embeddings.models import fingerprint, locate
 from embeddings.readers import SUPPORTED, Pending, Skipped, scan
 from embeddings.scanned import Scanned
 from embeddings.segment import SegmentWriter
+
+if TYPE_CHECKING:  # imported only with `--ray`: docqa runs without Ray installed
+    from embeddings.ray_build import Cluster
 
 Log = Callable[[str], None]
 
@@ -69,14 +73,14 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def settings(config: Config, embedder: Embedder) -> dict:
+def settings(config: Config, model: Description) -> dict:
     """What the vectors depend on, as the manifest records it."""
     return {
         "embedding": {
-            "model": embedder.name,
-            "fingerprint": embedder.fingerprint,
-            "dim": embedder.dim,
-            "dtype": embedder.dtype,
+            "model": model.name,
+            "fingerprint": model.fingerprint,
+            "dim": model.dim,
+            "dtype": model.dtype,
         },
         "chunker": _chunker(config),
     }
@@ -112,8 +116,11 @@ def build(
     progress: bool = True,
     log: Log = _stderr,
     wait: float = 0,
+    cluster: Cluster | None = None,
 ) -> BuildReport:
-    """Bring the index at `config.index_dir` in line with the documents at `config.docs`."""
+    """Bring the index at `config.index_dir` in line with the documents at `config.docs`. With
+    `cluster`, what must be embedded is read, chunked and embedded on that Ray cluster (where
+    the model is loaded; `embedder` is then not used); the index is the same either way."""
     started = time.perf_counter()
     if not config.docs.exists():
         raise ConfigError(f"no documents at {config.docs}: give a folder or file that exists")
@@ -149,12 +156,12 @@ def build(
                 return report
             if not pending:
                 raise _nothing_readable(config.docs)
-            embedder = embedder or Embedder.load(name, config.device, config.dtype)
-            _check_room(config, embedder)
+            embedding = _embedding(config, embedder, cluster, model_fingerprint)
+            _check_room(config, embedding.model)
             if report.rebuilt_because:
                 log(f"Re-embedding everything: {report.rebuilt_because}")
             report.unchanged = len(keep)
-            indexed = _write(config, embedder, live, keep, fresh, old_docs, report, progress, log)
+            indexed = _write(config, embedding, live, keep, fresh, old_docs, report, progress, log)
         finally:
             live.close()
         _record_uploads(library, report, indexed)
@@ -162,14 +169,30 @@ def build(
     return report
 
 
-def _write(config: Config, embedder: Embedder, live: Live, keep: list[Pending], fresh: list[Pending],
+def _embedding(config: Config, embedder: Embedder | None, cluster: Cluster | None,
+               model_fingerprint: str) -> Embedding:  # fmt: skip
+    """Where the documents are embedded: on the cluster, or here (the model loaded if need be)."""
+    if cluster is None:
+        return LocalEmbedding(
+            config, embedder or Embedder.load(config.embedding_model, config.device, config.dtype)
+        )
+    embedding = cluster.embedding(config)
+    if embedding.model.fingerprint != model_fingerprint:
+        raise ConfigError(
+            f"the Ray workers' copy of {config.embedding_model} differs from this machine's "
+            f"({embedding.model.fingerprint}, not {model_fingerprint}): install the same docqa on both"
+        )
+    return embedding
+
+
+def _write(config: Config, embedding: Embedding, live: Live, keep: list[Pending], fresh: list[Pending],
            old_docs: dict[str, str], report: BuildReport, progress: bool, log: Log) -> set[str]:  # fmt: skip
     """Write the next generation: a segment of what is new or changed, the live segments with
     what is gone deleted, merged where due. Returns the ids of the documents it holds."""
     workspace = store.new_workspace(config.index_dir)
     try:
-        writer = SegmentWriter(workspace / store.SEGMENTS / store.new_segment_name(), embedder.dim)
-        ingest = Ingest(config, embedder, writer, report, progress, log)
+        writer = SegmentWriter(workspace / store.SEGMENTS / store.new_segment_name(), embedding.model.dim)
+        ingest = Ingest(embedding, writer, report, progress, log)
         ingest(fresh, old_docs)
         new = writer.finish(with_titles=config.title_tokens > 0)
         unchanged = {p.id for p in keep}
@@ -183,7 +206,7 @@ def _write(config: Config, embedder: Embedder, live: Live, keep: list[Pending], 
             "counts": {"documents": report.documents, "chunks": report.chunks},
             "segments": segments,
             "files": files,
-            **settings(config, embedder),
+            **settings(config, embedding.model),
         }
         store.commit(config.index_dir, workspace, manifest)
     except BaseException:
@@ -192,12 +215,12 @@ def _write(config: Config, embedder: Embedder, live: Live, keep: list[Pending], 
     return unchanged | ingest.hashes.keys()
 
 
-def _check_room(config: Config, embedder: Embedder) -> None:
-    room = embedder.max_tokens - config.title_tokens - 1 if config.title_tokens else embedder.max_tokens
+def _check_room(config: Config, model: Description) -> None:
+    room = model.max_tokens - config.title_tokens - 1 if config.title_tokens else model.max_tokens
     if config.chunk_tokens > room:
         raise ConfigError(
             f"chunk_tokens={config.chunk_tokens} and title_tokens={config.title_tokens} are more than "
-            f"{embedder.name} reads at once ({embedder.max_tokens} tokens); choose chunk_tokens {room} or less"
+            f"{model.name} reads at once ({model.max_tokens} tokens); choose chunk_tokens {room} or less"
         )
 
 

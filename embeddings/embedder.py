@@ -62,11 +62,10 @@ class SentenceEmbedder:
     fingerprint: str
     device: str
     dtype: str
-    _chunking: Any = field(init=False, repr=False)
-    _chunking_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+    _chunking: Tokenizer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._chunking = copy.deepcopy(self.model.tokenizer)
+        self._chunking = Tokenizer(copy.deepcopy(self.model.tokenizer))
 
     @classmethod
     def load(cls, name: str, device: str | None = None, dtype: str | None = None) -> SentenceEmbedder:
@@ -84,13 +83,7 @@ class SentenceEmbedder:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """Character offsets of each token, for the chunker to count and cut with."""
-        if not texts:
-            return []
-        with self._chunking_lock:
-            enc = self._chunking(
-                list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
-            )
-        return [[tuple(o) for o in offsets] for offsets in enc["offset_mapping"]]
+        return self._chunking(texts)
 
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """(len(texts), dim) float32, unit length; the model sorts batches by length itself."""
@@ -105,6 +98,56 @@ class SentenceEmbedder:
         # Normalise in float32: bf16 leaves norms ~0.3% off 1, which would blur score thresholds.
         vectors = vectors.float().cpu().numpy()
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+@dataclass(frozen=True)
+class Description:
+    """What an index records of the embedding model its vectors come from; what a build on a
+    Ray cluster learns from a worker, where the model runs."""
+
+    name: str
+    fingerprint: str
+    device: str
+    dtype: str
+    dim: int
+    max_tokens: int
+
+    @classmethod
+    def of(cls, embedder: Embedder) -> Description:
+        return cls(embedder.name, embedder.fingerprint, embedder.device, embedder.dtype, embedder.dim,
+                   embedder.max_tokens)  # fmt: skip
+
+
+class Tokenizer:
+    """A model's fast tokenizer as the chunker uses it: character offsets of each token, special
+    tokens left out. One call at a time (the lock): see SentenceEmbedder."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer, self._lock = tokenizer, threading.Lock()
+
+    @classmethod
+    def load(cls, name: str) -> Tokenizer:
+        """The tokenizer of the model `name` without its weights, for processes that only chunk."""
+        return _tokenizer(name)
+
+    def __call__(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        if not texts:
+            return []
+        with self._lock:
+            enc = self._tokenizer(
+                list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
+            )
+        return [[tuple(o) for o in offsets] for offsets in enc["offset_mapping"]]
+
+
+@cache
+def _tokenizer(name: str) -> Tokenizer:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(locate(name)))
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"embedding model {name!r} has no fast tokenizer; docqa needs one for offsets")
+    return Tokenizer(tokenizer)
 
 
 @cache

@@ -31,5 +31,9 @@ class IndexBusy(DocqaError):
     """Another build holds the index lock."""
 
 
+class ClusterError(DocqaError):
+    """The Ray cluster cannot be reached, or failed during a build (the index is left as it was)."""
+
+
 class QuestionError(DocqaError):
     """A question (or a document id asked about) cannot be used as given."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -50,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--wait", type=float, default=0, help="seconds to wait for another build to finish")
     index.add_argument("--quiet", action="store_true", help="no progress bars")
     index.add_argument("--watch", action="store_true", help="then keep the index up to date as files change")
+    index.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="read, chunk and embed on a Ray cluster: the one at ADDRESS (HOST:PORT), or a new local one",
+    )  # fmt: skip
+    index.add_argument(
+        "--ray-actors", type=_positive, default=None, metavar="N",
+        help="embedding actors on the cluster (default: one per GPU, else one per CPU)",
+    )  # fmt: skip
 
     search = sub.add_parser("search", help="print the chunks that best match a query")
     search.add_argument("query")
@@ -150,9 +159,23 @@ def _index(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
     )
-    report = build(config, progress=not args.quiet, wait=args.wait)
+    if args.ray is None:
+        report = build(config, progress=not args.quiet, wait=args.wait)
+    else:
+        report = _build_on_ray(config, args)
     print(report.summary())
     return _watch(config, args) if args.watch else 0
+
+
+def _build_on_ray(config: Config, args: argparse.Namespace):
+    if args.watch:
+        raise DocqaError("--watch builds on this machine: leave out --ray to watch a folder")
+    from embeddings.builder import build
+    from embeddings.ray_build import Cluster  # says how to install Ray where it is missing
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # the build's own bars say how far it is
+    with Cluster.connect(args.ray or None, args.ray_actors) as cluster:
+        return build(config, progress=not args.quiet, wait=args.wait, cluster=cluster)
 
 
 def _watch(config: Config, args: argparse.Namespace) -> int:

@@ -44,6 +44,20 @@ def seed_index(minilm, tmp_path_factory) -> Path:
     return folder / "index"
 
 
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster (2 CPUs, no dashboard) for the whole run, shut down at its end."""
+    import ray
+
+    from embeddings.ray_build import Cluster
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        yield Cluster()
+    finally:
+        ray.shutdown()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Mark a test that failed, so fixtures can keep evidence (the browser tests' screenshots)."""

@@ -1,0 +1,233 @@
+"""`docqa index --ray`: new and changed documents -> chunks -> vectors as a Ray Data pipeline.
+Reading and chunking run in Ray tasks, embedding in a pool of actors that each load the model
+once, a GPU each where the cluster has them. (Without GPUs both steps ask for one CPU, and Ray
+Data fuses them: each actor reads and chunks what it embeds, and no document is copied between
+processes.) The builder still decides what is new or changed, and consumes the results in the
+documents' order through the same Ingest and SegmentWriter as on one machine, so the index it
+commits is the same; a failure leaves the previous one as it was.
+
+Imported only for `--ray`, so docqa runs without Ray installed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import numpy as np
+
+from embeddings.chunker import Span
+from embeddings.config import Config
+from embeddings.embedder import Description, Embedder, Tokenizer
+from embeddings.errors import ClusterError, ConfigError, DocqaError, UnreadableDocument
+from embeddings.ingest import Embedded, Progress, chunk, embed_longest_first, passages
+from embeddings.readers import Document, Pending, Skipped
+
+try:
+    import ray
+    import ray.data
+    from ray.exceptions import RayError
+except ImportError:
+    raise ConfigError(
+        "`docqa index --ray` needs Ray: pip install 'docqa[ray]' (in a checkout: pip install -e '.[ray]')"
+    ) from None
+
+DOCS_PER_TASK = 16  # documents read and chunked by one Ray task
+# The chunker, loaded without the model, must cut text exactly as the model's own tokenizer.
+_ERROR_LINE = re.compile(
+    r"^(?:[\w.]+\.)?\w+(?:Error|Exception|Document|Missing|Mismatch|Corrupt|Busy): (.+)$", re.M
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_SAMPLE = ["Ismail Khan mediated the talks in Tehran on 10 January 2022 — without result.", "naïve café"]
+
+
+def default_actors(resources: dict[str, float]) -> int:
+    """One embedding actor per GPU; without GPUs, one per CPU (each also reads and chunks)."""
+    return int(resources.get("GPU", 0)) or max(1, int(resources.get("CPU", 1)))
+
+
+class Cluster:
+    """A Ray cluster to embed on; leaving the `with` block stops Ray if `connect` started it."""
+
+    def __init__(self, actors: int | None = None, started: bool = False) -> None:
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        self.actors = actors or default_actors(resources)
+        self.started = started
+
+    @classmethod
+    def connect(cls, address: str | None = None, actors: int | None = None) -> Cluster:
+        """The Ray cluster at `address` (HOST:PORT or auto); None: the one this process has
+        joined, or else the one `ray start` runs on this machine, or else a new local one."""
+        if ray.is_initialized():
+            return cls(actors)
+        try:
+            if address:
+                _reachable(address)
+                ray.init(address=address, logging_level=logging.WARNING)
+            else:
+                ray.init(include_dashboard=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ClusterError(_cannot_join(address, e)) from None
+        return cls(actors, started=True)
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started:
+            ray.shutdown()
+
+    def embedding(self, config: Config) -> RayEmbedding:
+        """The pipeline for `config`, after one worker has loaded the model and described it."""
+        gpus = 1 if self.gpus and (config.device is None or config.device.startswith("cuda")) else 0
+        try:
+            model = ray.get(ray.remote(num_gpus=gpus)(_describe).remote(config))
+        except RayError as e:
+            raise _failed(e) from None
+        return RayEmbedding(config, model, self.actors, gpus)
+
+
+class RayEmbedding:
+    """Documents -> chunks (Ray tasks) -> vectors (an actor pool), yielded in the order given."""
+
+    def __init__(self, config: Config, model: Description, actors: int, gpus: int) -> None:
+        self.config, self.model, self.actors, self.gpus = config, model, actors, gpus
+        self.seconds = 0.0
+
+    def __call__(self, fresh: list[Pending], progress: Progress) -> Iterator[Embedded | Skipped]:
+        if not fresh:
+            return
+        started = time.perf_counter()
+        try:
+            for i, row in enumerate(self._dataset(fresh).iter_rows()):
+                if row["i"] != i:  # preserve_order keeps them in order; the segment's rows depend on it
+                    raise ClusterError(f"the Ray pipeline returned document {row['i']} before {i}")
+                yield _result(fresh[i], row, self.model.dim, progress)
+        except RayError as e:
+            raise _failed(e) from None
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def _dataset(self, fresh: list[Pending]) -> ray.data.Dataset:
+        items = [{"i": i, "pending": json.dumps(asdict(p))} for i, p in enumerate(fresh)]
+        # Blocks of DOCS_PER_TASK documents, and at least one for each actor.
+        blocks = min(len(items), max(self.actors, math.ceil(len(items) / DOCS_PER_TASK)))
+        ds = ray.data.from_items(items, override_num_blocks=blocks)
+        ds = ds.map_batches(_read_and_chunk, batch_size=None, batch_format="numpy",
+                            fn_kwargs={"config": self.config})  # fmt: skip
+        ds = ds.map_batches(
+            _Embed,
+            fn_constructor_kwargs={"config": self.config},
+            batch_size=self.config.batch_size,  # documents: at least as many chunks
+            batch_format="numpy",
+            # Ray Data restarts an actor that dies and runs its batches again (max_restarts and
+            # max_task_retries are -1 for its actor pools), so a lost worker costs time, not the build.
+            compute=ray.data.ActorPoolStrategy(size=self.actors),
+            num_gpus=self.gpus or None,
+        )
+        ds.context.execution_options.preserve_order = True
+        ds.context.enable_progress_bars = False  # the build's own bars count documents and chunks
+        return ds
+
+
+def _result(item: Pending, row: dict, dim: int, progress: Progress) -> Embedded | Skipped:
+    if row["skipped"]:
+        progress.read(0)
+        return Skipped(item.source, row["skipped"], item.id)
+    doc = Document(**json.loads(row["document"]))
+    spans = [Span(*s) for s in json.loads(row["spans"])]
+    progress.read(len(spans))
+    progress.embedded(len(spans))
+    return doc, spans, np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(spans), dim)
+
+
+def _describe(config: Config) -> Description:
+    """Runs on a worker: load the model as the embedding actors will."""
+    embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
+    if Tokenizer.load(config.embedding_model)(_SAMPLE) != embedder.tokenize(_SAMPLE):
+        raise ConfigError(f"{config.embedding_model}'s tokenizer loads differently without the model; "
+                          "index without --ray")  # fmt: skip
+    return Description.of(embedder)
+
+
+def _read_and_chunk(batch: dict[str, np.ndarray], config: Config) -> dict[str, np.ndarray]:
+    """Runs in a Ray task: parse and chunk each document; with its passages, or why it is skipped."""
+    tokenize = Tokenizer.load(config.embedding_model)
+    out: dict[str, list] = {"i": [], "document": [], "spans": [], "passages": [], "skipped": []}
+    for i, pending in zip(batch["i"], batch["pending"], strict=True):
+        item = Pending(**json.loads(pending))
+        try:
+            doc, spans = chunk(item, tokenize, config)
+            texts, skipped = passages(doc, spans, tokenize, config.title_tokens), ""
+        except UnreadableDocument as e:
+            doc, spans, texts, skipped = None, [], [], str(e)
+        out["i"].append(int(i))
+        out["document"].append(json.dumps(asdict(doc), default=str) if doc else "")
+        out["spans"].append(json.dumps([[s.start, s.end, s.tokens] for s in spans]))
+        out["passages"].append(json.dumps(texts))
+        out["skipped"].append(skipped)
+    return {k: np.array(v, dtype=np.int64 if k == "i" else object) for k, v in out.items()}
+
+
+class _Embed:
+    """An embedding actor: loads the model once, then embeds batches of chunked documents."""
+
+    def __init__(self, config: Config) -> None:
+        self.embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
+        self.batch_size = config.batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        texts = [json.loads(p) for p in batch["passages"]]
+        vectors = embed_longest_first(self.embedder, [t for ts in texts for t in ts], self.batch_size)
+        out, row = [], 0
+        for ts in texts:
+            out.append(vectors[row : row + len(ts)].tobytes())
+            row += len(ts)
+        rest = {k: v for k, v in batch.items() if k != "passages"}
+        return {**rest, "vectors": np.array(out, dtype=object)}
+
+
+def _reachable(address: str) -> None:
+    """Fail fast where no cluster answers: Ray itself would retry for minutes."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"Ray address {address!r} is not HOST:PORT (like 10.0.0.5:6379) or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ClusterError(
+            f"no Ray cluster answers at {address} ({e.strerror or e}): start one there with "
+            "`ray start --head`, or leave out the address to start one on this machine"
+        ) from None
+
+
+def _cannot_join(address: str | None, e: Exception) -> str:
+    if not address:
+        return f"cannot start or join a Ray cluster on this machine ({e})"
+    why = f"cannot join the Ray cluster at {address} ({e})"
+    if os.environ.get("RAY_AUTH_MODE") is None:  # Ray sends no token to an address it is given unless asked
+        why += (": if it asks for a token (Ray's default), set RAY_AUTH_MODE=token, with its token "
+                "in ~/.ray/auth_token or RAY_AUTH_TOKEN")  # fmt: skip
+    return why
+
+
+def _failed(e: RayError) -> DocqaError:
+    """A worker's own docqa error as it is, where Ray kept it; anything else as a build that failed
+    on the cluster, with the first error Ray's report names (a worker's message is in its text)."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, DocqaError):
+        return cause
+    text = _ANSI.sub("", str(e))
+    named = _ERROR_LINE.findall(text)
+    first = named[0] if named else next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return ClusterError(f"the build failed on the Ray cluster: {first or type(e).__name__}; "
+                        "the index was left as it was")  # fmt: skip
