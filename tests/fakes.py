@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -64,3 +65,11 @@ class FakeGenerator:
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> str:
         return "".join(self.stream(messages, max_new_tokens))
+
+
+def write_docs(folder: Path, texts: dict[str, str]) -> Path:
+    """A documents folder holding `texts` (file name -> text); returns the folder."""
+    folder.mkdir()
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+    return folder

@@ -15,7 +15,7 @@ from qa.answer import NOT_IN_DOCUMENTS, Checks, interpret
 from qa.assistant import Assistant
 from qa.prompt import ANSWER_SYSTEM, answer_messages, fit
 from qa.retriever import Passage, fuse, trim
-from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
 
 GEN = FakeGenerator()
 CHECKS = Checks(support=0.6, grounding=0.5)
@@ -154,10 +154,7 @@ DOCS = {
 
 @pytest.fixture
 def index(tmp_path: Path) -> Index:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
+    docs = write_docs(tmp_path / "docs", DOCS)
     embedder = FakeEmbedder()
     config = Config(docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4)
     build(config, embedder, progress=False, log=lambda m: None)

@@ -16,7 +16,7 @@ from qa.answer import NOT_IN_DOCUMENTS, abstention
 from qa.assistant import Assistant
 from qa.conversation import exchange, fitting, history_block, recent, rewrite_messages, standalone
 from qa.prompt import answer_messages
-from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
 
 KHAN = [("Who mediated the meeting?", "The meeting was mediated by Ismail Khan.")]
 
@@ -132,10 +132,7 @@ def reply(messages) -> str:
 
 @pytest.fixture
 def assistant(tmp_path: Path) -> Assistant:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in TEXT.items():
-        (docs / name).write_text(text)
+    docs = write_docs(tmp_path / "docs", TEXT)
     config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0)
     embedder = FakeEmbedder()
     build(config, embedder, progress=False, log=lambda m: None)

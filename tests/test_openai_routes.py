@@ -21,7 +21,7 @@ from embeddings.config import Config
 from qa.answer import NOT_IN_DOCUMENTS
 from qa.service import Service, Slots
 from qa.web import app
-from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
 
 KEY = "test-key-0123456789abcdef"
 QUESTION = "Who mediated the meeting in Tehran?"
@@ -65,10 +65,7 @@ LONG = "The meeting was mediated by Ismail Khan. [1] " + "It went on. " * 1000
 
 
 def make_service(tmp_path: Path, generator, **settings) -> Service:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
+    docs = write_docs(tmp_path / "docs", DOCS)
     config = Config(docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0,
                     support_threshold=0.0, min_grounding=0.0, answer_tokens=5000)  # fmt: skip
     return Service(replace(config, **settings), generator, FakeEmbedder()).start(background=False)

@@ -13,7 +13,7 @@ from embeddings.library import UPLOAD_PREFIX
 from qa.render import answer_html, highlight
 from qa.service import Service
 from qa.web import Handlers
-from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
 
 DOCS = {
     "talks.txt": "The meeting in Tehran was mediated by Ismail Khan. The talks ended without result.",
@@ -32,10 +32,7 @@ def reply(messages) -> str:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Service:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
+    docs = write_docs(tmp_path / "docs", DOCS)
     config = Config(
         docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
     )

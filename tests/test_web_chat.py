@@ -12,7 +12,7 @@ import pytest
 from embeddings.config import Config
 from qa.service import Service
 from qa.web import KEPT_TURNS, Handlers
-from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
 
 DOCS = {
     "talks.txt": "The meeting in Tehran was mediated by Ismail Khan. Ismail Khan was governor of Herat province.",
@@ -38,10 +38,7 @@ def reply(messages) -> str:
 
 @pytest.fixture
 def handlers(tmp_path: Path) -> Handlers:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text)
+    docs = write_docs(tmp_path / "docs", DOCS)
     config = Config(
         docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
     )
