@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -164,11 +164,7 @@ def concurrent_streams(server: Server, key: str, questions: list[str], clients: 
         except Exception as e:  # noqa: BLE001 (counted as this stream's error)
             errors.append(f"stream {n}: {type(e).__name__}: {e}")
 
-    threads = [threading.Thread(target=one, args=(n,)) for n in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _at_once(one, clients)
     if not server.alive():
         errors.append("the server died")
     return {"clients": clients, "errors": errors, "completed": len(seconds),
@@ -197,11 +193,7 @@ def clients_that_leave(server: Server, key: str, clients: int) -> dict:
         except httpx.HTTPError as e:
             errors.append(f"leaver {n}: {type(e).__name__}: {e}")
 
-    threads = [threading.Thread(target=leave, args=(n,)) for n in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _at_once(leave, clients)
     left = time.perf_counter()
     idle_s = _until_idle(server, deadline_s=max(120.0, 3 * alone_s))
     if idle_s is None:
@@ -236,3 +228,12 @@ def run(
     return {"keys": keys(server, key), "fuzz": fuzz_bodies(server, seed, fuzz),
             "streams": concurrent_streams(server, key, questions, streams),
             "leavers": clients_that_leave(server, key, leavers)}  # fmt: skip
+
+
+def _at_once(client: Callable[[int], None], clients: int) -> None:
+    """Run `client(0)` ... `client(clients - 1)` each in its own thread, all at once; wait for all."""
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
