@@ -36,20 +36,31 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", type=int, nargs="*", default=[100_000, 1_000_000], help="synthetic collection sizes"
     )
     parser.add_argument(
-        "--only", nargs="*", choices=["index", "query", "grow", "answer", "serve"], default=None
+        "--index-docs", type=int, default=1000,
+        help="SciFact documents to index in the build, memory and Ray sections (all: 5183)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only", nargs="*", choices=["index", "ray", "query", "grow", "answer", "serve"], default=None
     )
     args = parser.parse_args(argv)
-    stages = args.only or ["index", "query", "grow", "answer", "serve"]
+    stages = args.only or ["index", "ray", "query", "grow", "answer", "serve"]
     started = time.perf_counter()
     config = Config()
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
-    corpus, queries, _ = data.scifact(args.data)
+    full_corpus, queries, _ = data.scifact(args.data)
+    corpus = indexing.sample(full_corpus, args.index_docs, args.work)
     results: dict = {}
     if "index" in stages:
         print("bench: index build against bare encode ...", file=sys.stderr)
         results["index_build"] = indexing.throughput(corpus, args.work, config, embedder)
-        results["incremental"] = indexing.incremental(corpus, args.work, config, embedder)
-        results["index_memory"] = indexing.memory(corpus, args.work, (1000, 5183))
+        results["incremental"] = indexing.incremental(full_corpus, args.work, config, embedder)
+        results["index_memory"] = indexing.memory(
+            full_corpus, args.work, (args.index_docs // 2, args.index_docs)
+        )
+    if "ray" in stages:
+        print("bench: the same build on a local Ray cluster ...", file=sys.stderr)
+        single = results.get("index_build") or indexing.throughput(corpus, args.work, config, embedder)
+        results["index_ray"] = indexing.on_ray(corpus, args.work, config, single["docqa_seconds"])
     if "query" in stages:
         print("bench: retrieval latency ...", file=sys.stderr)
         scifact = args.work / "bench-build"

@@ -4,6 +4,7 @@ incremental update against a full build, and memory growth while indexing at two
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,17 @@ def embedded_texts(index: Index, title_tokens: int, tokenize) -> list[str]:
     titles = {d.id: d.title for d in index.documents()}
     chunks = index.table.chunks(list(range(len(index))))
     return [with_title(titles[c.doc_id], c.text, tokenize, title_tokens) for c in chunks]
+
+
+def sample(corpus: Path, documents: int, work: Path) -> Path:
+    """The first `documents` lines of a jsonl corpus (the whole corpus if it has no more)."""
+    lines = corpus.read_text().splitlines()
+    if documents >= len(lines):
+        return corpus
+    out = work / f"{corpus.stem}-first-{documents}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines[:documents]) + "\n")
+    return out
 
 
 def throughput(corpus: Path, work: Path, config: Config, embedder: SentenceEmbedder) -> dict:
@@ -162,3 +174,40 @@ def memory(corpus: Path, work: Path, sizes: tuple[int, ...]) -> list[dict]:
                     "vectors_mb": round(vectors_mb, 1),
                     "growth_mb": round(result["peak_rss_mb"] - result["rss_after_model_mb"], 1)})  # fmt: skip
     return out
+
+
+def on_ray(
+    corpus: Path, work: Path, config: Config, single_seconds: float, actors: tuple[int, ...] = (1, 2)
+) -> dict:
+    """The same full build on a local Ray cluster (`docqa index --ray`) with each number of
+    embedding actors, against the single-process build of the same run (`single_seconds`). The
+    cluster is started and warmed by a one-document build first; each timed build starts its own
+    actors, as `docqa index --ray` does."""
+    import ray
+
+    from embeddings.ray_build import Cluster
+
+    rows = []
+    ray.init(include_dashboard=False, logging_level="ERROR")
+    try:  # untimed: the cluster's first workers start Python and import torch once
+        warm = work / "bench-ray-warm"
+        shutil.rmtree(warm, ignore_errors=True)
+        warm.mkdir(parents=True)
+        (warm / "one.jsonl").write_text(corpus.read_text().splitlines()[0] + "\n")
+        build(replace(config, docs=warm / "one.jsonl", index_dir=warm / "index"), progress=False,
+              cluster=Cluster(actors=max(actors)))  # fmt: skip
+        for n in actors:
+            folder = work / f"bench-ray-{n}"
+            shutil.rmtree(folder, ignore_errors=True)
+            cluster = Cluster(actors=n)
+            started = time.perf_counter()
+            report = build(replace(config, docs=corpus, index_dir=folder), progress=False, cluster=cluster)
+            seconds = time.perf_counter() - started
+            rows.append({"actors": n, "threads_per_actor": cluster.threads, "chunks": report.chunks,
+                         "seconds": round(seconds, 1), "chunks_per_s": round(report.chunks / seconds, 1),
+                         "time_vs_single_process": round(seconds / single_seconds, 3)})  # fmt: skip
+    finally:
+        ray.shutdown()
+    return {"single_process_seconds": single_seconds, "rows": rows,
+            "goal": "1 actor within 1.15x of the single-process time (2 cores: overhead, not speed-up)",
+            "cpus": os.cpu_count()}  # fmt: skip

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 import numpy as np
+import torch
 
 from embeddings.chunker import Span
 from embeddings.config import Config
@@ -52,6 +53,13 @@ def default_actors(resources: dict[str, float]) -> int:
     return int(resources.get("GPU", 0)) or max(1, int(resources.get("CPU", 1)))
 
 
+def actor_threads(resources: dict[str, float], actors: int) -> int:
+    """CPU threads for each embedding actor: the cluster's CPUs shared among the actors. (Ray
+    would give an actor that asks for one CPU a single thread, leaving the rest of a machine idle
+    when there are fewer actors than CPUs.)"""
+    return max(1, int(resources.get("CPU", 1)) // actors)
+
+
 class Cluster:
     """A Ray cluster to embed on; leaving the `with` block stops Ray if `connect` started it."""
 
@@ -59,6 +67,7 @@ class Cluster:
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self.actors = actors or default_actors(resources)
+        self.threads = actor_threads(resources, self.actors)
         self.started = started
 
     @classmethod
@@ -91,14 +100,14 @@ class Cluster:
             model = ray.get(ray.remote(num_gpus=gpus)(_describe).remote(config))
         except RayError as e:
             raise _failed(e) from None
-        return RayEmbedding(config, model, self.actors, gpus)
+        return RayEmbedding(config, model, self.actors, gpus, self.threads)
 
 
 class RayEmbedding:
     """Documents -> chunks (Ray tasks) -> vectors (an actor pool), yielded in the order given."""
 
-    def __init__(self, config: Config, model: Description, actors: int, gpus: int) -> None:
-        self.config, self.model, self.actors, self.gpus = config, model, actors, gpus
+    def __init__(self, config: Config, model: Description, actors: int, gpus: int, threads: int = 1) -> None:
+        self.config, self.model, self.actors, self.gpus, self.threads = config, model, actors, gpus, threads
         self.seconds = 0.0
 
     def __call__(self, fresh: list[Pending], progress: Progress) -> Iterator[Embedded | Skipped]:
@@ -124,7 +133,7 @@ class RayEmbedding:
                             fn_kwargs={"config": self.config})  # fmt: skip
         ds = ds.map_batches(
             _Embed,
-            fn_constructor_kwargs={"config": self.config},
+            fn_constructor_kwargs={"config": self.config, "threads": self.threads},
             batch_size=self.config.batch_size,  # documents: at least as many chunks
             batch_format="numpy",
             # Ray Data restarts an actor that dies and runs its batches again (max_restarts and
@@ -179,7 +188,8 @@ def _read_and_chunk(batch: dict[str, np.ndarray], config: Config) -> dict[str, n
 class _Embed:
     """An embedding actor: loads the model once, then embeds batches of chunked documents."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, threads: int) -> None:
+        torch.set_num_threads(threads)
         self.embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
         self.batch_size = config.batch_size
 

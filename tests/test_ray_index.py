@@ -25,7 +25,7 @@ from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.errors import ClusterError, ConfigError
 from embeddings.index import Index
-from embeddings.ray_build import _failed, _reachable, default_actors
+from embeddings.ray_build import _failed, _reachable, actor_threads, default_actors
 from embeddings.segment import SegmentWriter
 from embeddings.verify import verify
 from tests import documents_corpus
@@ -241,6 +241,13 @@ def test_one_actor_per_gpu_or_else_per_cpu():
     assert default_actors({"CPU": 32.0, "GPU": 4.0}) == 4
     assert default_actors({"CPU": 2.0}) == 2
     assert default_actors({}) == 1
+
+
+def test_the_embedding_actors_share_the_clusters_cpus_rather_than_one_thread_each():
+    assert actor_threads({"CPU": 2.0}, actors=1) == 2  # one actor on two cores uses both
+    assert actor_threads({"CPU": 2.0}, actors=2) == 1
+    assert actor_threads({"CPU": 32.0, "GPU": 4.0}, actors=4) == 8
+    assert actor_threads({"CPU": 2.0}, actors=3) == 1
 
 
 def test_an_address_that_is_not_host_and_port_says_what_one_looks_like():
