@@ -65,7 +65,7 @@ class Cluster:
 
     def __init__(self, actors: int | None = None, started: bool = False) -> None:
         resources = ray.cluster_resources()
-        self.gpus = int(resources.get("GPU", 0))
+        self.gpus, self.cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 0))
         self.actors = actors or default_actors(resources)
         self.threads = actor_threads(resources, self.actors)
         self.started = started
@@ -97,7 +97,7 @@ class Cluster:
         """The pipeline for `config`, after one worker has loaded the model and described it."""
         gpus = 1 if self.gpus and (config.device is None or config.device.startswith("cuda")) else 0
         try:
-            model = ray.get(ray.remote(num_gpus=gpus)(_describe).remote(config))
+            model = ray.get(ray.remote(num_gpus=gpus)(describe).remote(config))
         except RayError as e:
             raise _failed(e) from None
         return RayEmbedding(config, model, self.actors, gpus, self.threads)
@@ -157,8 +157,9 @@ def _result(item: Pending, row: dict, dim: int, progress: Progress) -> Embedded 
     return doc, spans, np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(spans), dim)
 
 
-def _describe(config: Config) -> Description:
-    """Runs on a worker: load the model as the embedding actors will."""
+def describe(config: Config) -> Description:
+    """Runs on a worker: load the model as the embedding actors will, and check that its bare
+    tokenizer (what chunking loads elsewhere) cuts text as the model does."""
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
     if Tokenizer.load(config.embedding_model)(_SAMPLE) != embedder.tokenize(_SAMPLE):
         raise ConfigError(f"{config.embedding_model}'s tokenizer loads differently without the model; "

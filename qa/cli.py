@@ -104,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", default=None)
     serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     serve.add_argument("--runtime", default=None, choices=list(RUNTIMES), help=RUNTIME_HELP)
+    serve.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="run the models as Ray Serve deployments on the cluster at ADDRESS (HOST:PORT; without "
+             "it, the one `ray start` runs here, or a new local one); this process holds no model",
+    )  # fmt: skip
+    serve.add_argument(
+        "--replicas", default="1", metavar="N|MIN:MAX",
+        help="with --ray: generator replicas, a number or autoscaling bounds (default: 1)",
+    )  # fmt: skip
 
     check = sub.add_parser("check", help="check that the index agrees with itself (vectors, chunks, BM25)")
     check.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
@@ -390,10 +399,30 @@ def _serve(args: argparse.Namespace) -> int:
     )  # fmt: skip
     url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
     keyed = "; every request needs the API key" if args.api_key else ""
+    ray = _ray_serve(args)
+    where = " on the Ray cluster" if ray else ""
     print(f"docqa: serving the web UI on {url} and the OpenAI API on {url}/v1 (models load in the "
-          f"background{keyed})", file=sys.stderr)  # fmt: skip
-    serve(Service(config).start(watch=args.docs is not None), args.host, args.port, args.api_key)
+          f"background{where}{keyed})", file=sys.stderr)  # fmt: skip
+    service = Service(config, ray=ray)
+    try:
+        serve(service.start(watch=args.docs is not None), args.host, args.port, args.api_key)
+    finally:
+        service.stop()
     return 0
+
+
+def _ray_serve(args: argparse.Namespace):
+    """The Ray Serve settings of `docqa serve --ray`, or None without it."""
+    if args.ray is None:
+        if args.replicas != "1":
+            raise DocqaError("--replicas is for --ray: one process runs one generator")
+        return None
+    from qa.ray_serve import RayServe, Replicas  # says how to install Ray where it is missing
+
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    ray = RayServe(args.ray or None, Replicas.parse(args.replicas))
+    ray.join()  # an address that does not answer fails here, before anything is served
+    return ray
 
 
 def _documents(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from qa.conversation import Turn
 from qa.generator import Generator
 from qa.generator import from_config as load_generator
 from qa.summarize import Summary
+
+if TYPE_CHECKING:  # imported only with `--ray`: docqa runs without Ray installed
+    from qa.ray_serve import RayServe
 
 MAX_UPLOAD_BYTES = 50_000_000
 # Answers and summaries at the model at once, from the page and the OpenAI API together: the page's
@@ -101,15 +105,22 @@ class Status:
 
 
 class Service:
-    def __init__(self, config: Config, generator: Generator | None = None, embedder: Embedder | None = None):
+    def __init__(
+        self,
+        config: Config,
+        generator: Generator | None = None,
+        embedder: Embedder | None = None,
+        ray: RayServe | None = None,
+    ):
+        """With `ray`, the models are deployed on a Ray cluster (Ray Serve) rather than loaded here."""
         self.config = config
         self.library = Library(config.index_dir)
-        self._generator, self._embedder = generator, embedder
+        self._generator, self._embedder, self._ray = generator, embedder, ray
         self._assistant: Assistant | None = None
         self._state, self._message = "loading", "Starting ..."
         self._index_lock = threading.Lock()  # one index update at a time from this process
         self._watch, self._stop = False, threading.Event()  # watching the folder; set to stop watching
-        self.slots = Slots(MODEL_TURNS)
+        self.slots = Slots(MODEL_TURNS * (ray.replicas.most if ray else 1))  # each replica decodes its own
 
     # Start-up
     def start(self, background: bool = True, watch: bool = False) -> Service:
@@ -137,6 +148,9 @@ class Service:
         try:
             started = time.perf_counter()
             self.config = as_built(self.config)  # an index built with --model or --chunk-tokens keeps them
+            if self._ray is not None and self._embedder is None:
+                self._message = "Deploying the models on the Ray cluster (each replica loads its own) ..."
+                self._embedder, self._generator = self._ray.deploy(self.config)
             self._message = f"Loading the embedding model {self.config.embedding_model} ..."
             embedder = self._embedder or Embedder.load(
                 self.config.embedding_model, self.config.device, self.config.dtype
@@ -266,8 +280,10 @@ class Service:
         return report, [u for u in self.library.uploads() if u.status != "indexed"]
 
     def stop(self) -> None:
-        """Stop watching the documents folder."""
+        """Stop watching the documents folder; take down the models' Ray deployments, if any."""
         self._stop.set()
+        if self._ray is not None:
+            self._ray.stop()
 
     def reindex(self, log: Callable[[str], None] = lambda m: None) -> BuildReport:
         """Bring the index up to date (uploads included) and answer from the new one."""

@@ -46,14 +46,16 @@ def seed_index(minilm, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """A real local Ray cluster (2 CPUs, no dashboard) for the whole run, shut down at its end."""
+    """A real local Ray cluster for the whole run, shut down at its end: no dashboard, and 4
+    logical CPUs on these 2 cores, so that the Serve tests' two generator replicas and embedder fit
+    beside each other; builds on it use two embedding actors."""
     import ray
 
     from embeddings.ray_build import Cluster
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(num_cpus=4, include_dashboard=False, logging_level="WARNING")
     try:
-        yield Cluster()
+        yield Cluster(actors=2)
     finally:
         ray.shutdown()
 

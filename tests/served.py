@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,12 +55,14 @@ def docqa_serve(
     log_name: str = "server.log",
     env: dict[str, str] | None = None,
     timeout: float = 600,
+    extra: Sequence[str] = (),
 ) -> Iterator[str]:
-    """`docqa serve --docs DOCS` with its index in FOLDER; yields its URL once `ready(url)` holds."""
+    """`docqa serve --docs DOCS` (and `extra` options) with its index in FOLDER; yields its URL
+    once `ready(url)` holds."""
     port = free_port()
     log_path = folder / log_name
     command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--docs", str(docs),
-               "--index", str(folder / "index"), "--model", models.SMALL]  # fmt: skip
+               "--index", str(folder / "index"), "--model", models.SMALL, *extra]  # fmt: skip
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
