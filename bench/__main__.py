@@ -106,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: serving memory and cold start ...", file=sys.stderr)
         seeds = args.work / "bench-seeds"
         results["serving"] = answering.serving(seeds, ROOT / "seeds")
+        print("bench: answers per minute on Ray Serve ...", file=sys.stderr)
+        if "asking" not in results:  # the one-process figure it stands beside, from this run
+            results["asking"] = answering.asking(
+                Assistant(Index.open(seeds, embedder), load_generator(config), config)
+            )
+        results["serving_ray"] = answering.on_ray_serve(seeds, config, results["asking"])
     gpu = args.out / "gpu.json"  # written by `python -m bench.gpu` on a GPU machine, shown as its own run
     if gpu.exists():
         results["gpu"] = json.loads(gpu.read_text())

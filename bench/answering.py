@@ -227,3 +227,45 @@ def generation(
         out["ttft_vs_llama_cpp"] = round(rows["docqa"]["ttft_s"] / llama["ttft_s"], 2)
     out["goals"] = {"decode_vs_llama_cpp": ">= 0.8", "ttft_vs_llama_cpp": "<= 1.2"}
     return out
+
+
+def on_ray_serve(index_dir: Path, config: Config, alone: dict, counts: tuple[int, ...] = (1, 2)) -> dict:
+    """Answers per minute from `alone["users"]` askers at once through the models deployed on Ray
+    Serve (a local cluster of 4 logical CPUs on this machine), with each number of generator
+    replicas, beside the same askers in one process (`alone`: `asking`'s result from this run)."""
+    import ray
+
+    from embeddings.index import Index
+    from qa.ray_serve import RayServe, Replicas
+
+    users, rows = alone["users"], []
+    ray.init(num_cpus=4, include_dashboard=False, logging_level="ERROR")
+    try:
+        for n in counts:
+            served = RayServe(replicas=Replicas(n, n))
+            embedder, generator = served.deploy(config)
+            assistant = Assistant(Index.open(index_dir, embedder), generator, config)
+            assistant.ask(QUESTIONS[0])  # warm
+            seconds = _together(assistant, users)
+            rate = users / seconds * 60
+            rows.append({"replicas": n, "users": users, "seconds": round(seconds, 1),
+                         "answers_per_minute": round(rate, 2),
+                         "vs_one_process": round(rate / alone["answers_per_minute_together"], 2)})  # fmt: skip
+            served.stop()
+    finally:
+        ray.shutdown()
+    return {"one_process_answers_per_minute": alone["answers_per_minute_together"], "rows": rows,
+            "cpus": os.cpu_count()}  # fmt: skip
+
+
+def _together(assistant: Assistant, users: int) -> float:
+    """Seconds until `users` askers at once (each one question) all have their answers."""
+    askers = [
+        threading.Thread(target=assistant.ask, args=(QUESTIONS[i % len(QUESTIONS)],)) for i in range(users)
+    ]
+    started = time.perf_counter()
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join()
+    return time.perf_counter() - started

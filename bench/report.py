@@ -109,6 +109,21 @@ def markdown(r: dict, plots: list[str]) -> str:
             f"{_ok(s['peak_rss_gb'], s['goal_rss_gb'])}).",
             "",
         ]
+    if "serving_ray" in r:
+        ray = r["serving_ray"]
+        lines += [
+            "## Answers on Ray Serve",
+            "",
+            f"The same models deployed with `docqa serve --ray`'s deployments on a local Ray cluster ({ray['cpus']} "
+            f"cores), the askers at once through the Python API, beside the same askers in one process "
+            f"({ray['one_process_answers_per_minute']} answers/min, above).",
+            "",
+            "| generator replicas | askers at once | seconds | answers/min | vs one process |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [f"| {row['replicas']} | {row['users']} | {row['seconds']} | {row['answers_per_minute']} | "
+                  f"{row['vs_one_process']} |" for row in ray["rows"]]  # fmt: skip
+        lines.append("")
     if "gpu" in r:
         lines += _gpu(r["gpu"])
     lines += [f"![{p}]({p})" for p in plots]
