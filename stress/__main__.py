@@ -23,15 +23,17 @@ from evaluation.machine import machine
 from qa import models
 from qa.assistant import Assistant
 from qa.generator import from_config as load_generator
-from stress import crash, fuzz, report, security, serving
+from stress import crash, fuzz, replicas, report, security, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 # api_*: the OpenAI routes' fuzzed bodies, streams at once, and streams dropped after their first piece
+# replica_*: `docqa serve --ray` users asking while a generator replica is killed (not in CI, whose
+# tests kill replicas on their own cluster)
 FULL = {"index_kills": 100, "upload_kills": 10, "fuzz_scale": 1.0, "clients": 20, "questions_each": 5,
-        "api_fuzz": 400, "api_streams": 20, "api_leavers": 20}  # fmt: skip
+        "api_fuzz": 400, "api_streams": 20, "api_leavers": 20, "replica_clients": 6, "replica_kills": 3}  # fmt: skip
 CI = {"index_kills": 10, "upload_kills": 3, "fuzz_scale": 0.25, "clients": 4, "questions_each": 2,
-      "api_fuzz": 60, "api_streams": 2, "api_leavers": 4}  # fmt: skip
-STAGES = ["crash", "fuzz", "security", "serving", "injection"]
+      "api_fuzz": 60, "api_streams": 2, "api_leavers": 4, "replica_clients": 4, "replica_kills": 0}  # fmt: skip
+STAGES = ["crash", "fuzz", "security", "serving", "replicas", "injection"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         results["serving"] = serving.run(args.work / "serve", ROOT / "seeds", models.SMALL, sizes["clients"],
                                          sizes["questions_each"], args.seed, {"fuzz": sizes["api_fuzz"],
                                          "streams": sizes["api_streams"], "leavers": sizes["api_leavers"]})  # fmt: skip
+    if "replicas" in stages and sizes["replica_kills"]:
+        print("stress: docqa serve --ray, a generator replica killed under load ...", file=sys.stderr)
+        results["replicas"] = replicas.run(args.work / "replicas", ROOT / "seeds", models.SMALL,
+                                           sizes["replica_clients"], sizes["replica_kills"], args.seed)  # fmt: skip
     if "injection" in stages:
         if generator is None or generator.name != model:
             generator = load_generator(replace(config, generator=model))

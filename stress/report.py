@@ -52,6 +52,14 @@ def promises(r: dict) -> list[dict]:
             if check:
                 bad_cases += check["cases"]
                 bad_failures += check["failures"]
+    if k := r.get("replicas"):
+        add("A killed model replica never leaves a user waiting", f"`docqa serve --ray --replicas 2` (small "
+            f"model, local Ray cluster): {k['clients']} users ask at once and one generator replica is "
+            f"SIGKILLed while it decodes, {k['kills']} times; then one more question each time",
+            k["requests"], k["failures"], f"{k['answered']} answered, {k['told_to_ask_again']} told to ask again, "
+            f"{k['hung']} left waiting; {k['answered_after']} of {k['kills']} questions after a kill answered",
+            "nobody left waiting, every other reply an answer or 'ask again', every question after answered",
+            not k["failures"] and k["answered_after"] == k["kills"])  # fmt: skip
     if bad_cases:
         add("Bad input never crashes anything", "random and crafted files under every extension, then all "
             "indexed together; hostile questions through `ask`; raw API calls with wrong types; fuzzed bodies "

@@ -45,7 +45,9 @@ def _free_port() -> int:
 class Server:
     """`docqa serve` in a subprocess; its peak memory read from /proc."""
 
-    def __init__(self, work: Path, docs: Path, model: str, key: str | None = None) -> None:
+    def __init__(
+        self, work: Path, docs: Path, model: str, key: str | None = None, extra: list[str] | None = None
+    ) -> None:
         self.work, self.port = work, _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -56,7 +58,7 @@ class Server:
             env["DOCQA_API_KEY"] = key
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qa.cli", "serve", "--docs", str(docs), "--index", str(self.index),
-             "--model", model, "--port", str(self.port)],
+             "--model", model, "--port", str(self.port), *(extra or [])],
             stdout=self.log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
 

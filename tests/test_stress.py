@@ -130,6 +130,20 @@ def test_the_load_promise_has_a_latency_goal_beside_no_errors():
     assert not promises["Load"]["kept"] and "p95 <= 15.0 s" in promises["Load"]["goal"]
 
 
+def test_the_replica_promise_fails_on_a_user_left_waiting_or_a_question_after_a_kill_not_answered():
+    from stress import report
+
+    def replicas(hung: int, answered_after: int, failures: list[str]) -> dict:
+        return {"replicas": {"clients": 6, "kills": 3, "requests": 18, "answered": 16 - hung, "told_to_ask_again": 2,
+                             "hung": hung, "answered_after": answered_after, "failures": failures}}  # fmt: skip
+
+    (kept,) = report.promises(replicas(0, 3, []))
+    assert kept["kept"] and "16 answered, 2 told to ask again, 0 left waiting" in kept["figure"]
+    (waiting,) = report.promises(replicas(1, 3, ["round 2: 1 users still waiting after 600 s"]))
+    (unanswered,) = report.promises(replicas(0, 2, []))
+    assert not waiting["kept"] and not unanswered["kept"]
+
+
 def test_only_a_whole_run_writes_to_reports():
     import argparse
 
