@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # tests kill replicas on their own cluster)
 FULL = {"index_kills": 100, "upload_kills": 10, "fuzz_scale": 1.0, "clients": 20, "questions_each": 5,
         "api_fuzz": 400, "api_streams": 20, "api_leavers": 20, "replica_clients": 6, "replica_kills": 3}  # fmt: skip
-CI = {"index_kills": 10, "upload_kills": 3, "fuzz_scale": 0.25, "clients": 4, "questions_each": 2,
+CI = {"index_kills": 10, "upload_kills": 3, "fuzz_scale": 0.15, "clients": 4, "questions_each": 1,
       "api_fuzz": 60, "api_streams": 2, "api_leavers": 4, "replica_clients": 4, "replica_kills": 0}  # fmt: skip
 STAGES = ["crash", "fuzz", "security", "serving", "replicas", "injection"]
 
