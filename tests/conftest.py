@@ -60,6 +60,21 @@ def ray_cluster():
         ray.shutdown()
 
 
+def ray_workers(actor: str) -> set[int]:
+    """Process ids of this run's Ray workers for `actor` (Ray names a worker's process after its
+    actor: `_Embed` for the embedding actors, `GeneratorReplica` for the Serve replicas)."""
+    import psutil
+
+    found = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if actor in " ".join(p.cmdline()):
+                found.add(p.pid)
+        except psutil.Error:
+            pass
+    return found
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Mark a test that failed, so fixtures can keep evidence (the browser tests' screenshots)."""

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import ray
 import ray.data
@@ -29,6 +28,7 @@ from embeddings.ray_build import _failed, _reachable, actor_threads, default_act
 from embeddings.segment import SegmentWriter
 from embeddings.verify import verify
 from tests import documents_corpus
+from tests.conftest import ray_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCQA = [sys.executable, "-m", "qa.cli"]
@@ -126,15 +126,7 @@ def test_an_update_on_ray_embeds_only_what_changed(ray_cluster, minilm, tmp_path
 
 
 def embedding_actors() -> set[int]:
-    """Process ids of this run's Ray embedding actors (Ray names a worker's process after its actor)."""
-    found = set()
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if "_Embed" in " ".join(p.cmdline()):
-                found.add(p.pid)
-        except psutil.Error:
-            pass
-    return found
+    return ray_workers("_Embed")
 
 
 def test_an_embedding_actor_killed_mid_build_is_replaced_and_the_index_is_whole(

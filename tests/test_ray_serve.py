@@ -21,7 +21,7 @@ from qa import models
 from qa.assistant import Assistant
 from qa.ray_serve import RayServe, ReplicaLost, Replicas, ServedEmbedder, ServedGenerator, _check_room
 from qa.service import Service
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, ray_workers
 from tests.served import docqa_serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,15 +41,7 @@ def served(ray_cluster, seed_index):
 
 
 def generator_replicas() -> set[int]:
-    """Process ids of the generator's Serve replicas (Ray names a worker's process after its actor)."""
-    found = set()
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if "GeneratorReplica" in " ".join(p.cmdline()):
-                found.add(p.pid)
-        except psutil.Error:
-            pass
-    return found
+    return ray_workers("GeneratorReplica")
 
 
 def test_the_answer_on_ray_serve_is_the_answer_of_one_machine(served, minilm):
