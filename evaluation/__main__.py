@@ -35,6 +35,7 @@ from qa import models
 from qa.answer import Checks
 from qa.assistant import Assistant
 from qa.generator import from_config as load_generator
+from qa.generator import load
 
 STAGES = ["retrieval", "contradictions", "asked", "xquad", "news", "followups", "injection", "summaries"]
 # Sized for about 2 hours on a 2-core CPU at 30-45 s per answer of the default model; the
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", default=None, help="generator (default: docqa's default; smoke: the small one)"
     )
+    parser.add_argument(
+        "--reference", choices=["transformers", "none"], default="transformers",
+        help="XQuAD asked again of the same model under this runtime, to show what int4 costs (default: transformers)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--only", nargs="*", choices=STAGES, default=None)
     args = parser.parse_args(argv)
@@ -154,9 +159,9 @@ def _stage(
             results.get("asked", {}).get("threshold", config.min_grounding),
         )
         index = Index.open(settings.index_dir, embedder)
-        out = answers.run(
-            stage, index, generator, settings, calibration, report_half, sizes[stage], args.seed, checks
-        )
+        reference = _reference(config, generator, args.reference) if stage == "xquad" else None
+        out = answers.run(stage, index, generator, settings, calibration, report_half, sizes[stage], args.seed,
+                          checks, reference=reference)  # fmt: skip
         return out | {"corpus": info}
     if stage == "followups":
         corpus, _, report_half, _ = answers.xquad_corpus(args.data, work / "xquad" / "paragraphs.jsonl")
@@ -178,6 +183,14 @@ def _stage(
         limit = sizes["injection_cases"]
         return injection.run(work / "injection", embedder, generator, config, sizes["injection"], limit)
     return summaries.run(args.data, work, config, embedder, generator, sizes, args.seed)
+
+
+def _reference(config: Config, generator, runtime: str):
+    """The same model under `runtime` (in the precision the hardware suits), when the run's own
+    generator uses another one; None when there is nothing to compare."""
+    if runtime == "none" or generator.runtime == runtime:
+        return None
+    return load(config.generator, config.device, None, runtime, config.generator_batch)
 
 
 if __name__ == "__main__":

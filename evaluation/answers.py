@@ -8,7 +8,12 @@ Every threshold is chosen on the calibration half (even-numbered articles) and e
 reported on the other: the relevance gate from the retrieval evidence of every question in the
 calibration half (no model), the support and grounding thresholds by their own stages
 (evaluation/contradictions.py, evaluation/asked.py). The model answers questions of the report
-half only."""
+half only.
+
+Quality across runtimes: with a `reference` generator (the same model under another runtime, as
+`make eval` runs the transformers one beside the int4 default on a CPU), the same sampled
+questions are asked of it too, with the same retrieval and the calibrated rule, after the main
+pass so that neither times the other; its scores are the "reference" rule."""
 
 from __future__ import annotations
 
@@ -87,7 +92,8 @@ def declined_rates(evidence: dict, rel: float, lex: float) -> dict[str, float]:
 
 
 def run(name: str, index: Index, generator: Generator, config: Config, calibration: dict, report: dict,
-        sizes: dict[str, int], seed: int, checks: Checks, gate_questions: int | None = None) -> dict:  # fmt: skip
+        sizes: dict[str, int], seed: int, checks: Checks, gate_questions: int | None = None,
+        reference: Generator | None = None) -> dict:  # fmt: skip
     """`calibration` and `report`: group -> questions of each half. Thresholds: the gate is
     chosen here on the calibration half (on `gate_questions` of each group, every one when
     None); `checks` come from their own stages."""
@@ -113,6 +119,19 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
             lambda job: _ask(assistant, job[1], job[0], evidence[1][job[0]][job[1].id], rules), jobs
         )
         records = list(tqdm(asking, total=len(jobs), desc=name, unit="question"))
+    scores = {rule: outcome_scores(records, rule) for rule in rules}
+    thresholds = {k: {"min_relevance": r, "min_lexical": x, "support": c.support, "grounding": c.grounding}
+                  for k, (r, x, c) in rules.items()}  # fmt: skip
+    compared = {}
+    if reference is not None:
+        other = Assistant(index, reference, config)
+        with ThreadPoolExecutor(config.generator_batch) as pool:
+            asking = pool.map(lambda r: _ask_reference(other, r, rules["calibrated"]), records)
+            list(tqdm(asking, total=len(records), desc=f"{name} ({reference.runtime})", unit="question"))
+        scores["reference"] = outcome_scores(records, "reference")
+        thresholds["reference"] = thresholds["calibrated"]
+        compared = {"runtime": reference.runtime, "dtype": reference.dtype,
+                    "of": {"runtime": generator.runtime, "dtype": generator.dtype}}  # fmt: skip
     return {
         "questions": {g: [len(calibration[g]), len(report[g])] for g in GROUPS},
         "sampled": {g: len(qs) for g, qs in sample.items()},
@@ -122,11 +141,9 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
             "report_half": declined_rates(evidence[1], chosen["min_relevance"], chosen["min_lexical"]),
             "dense_only_report_half": declined_rates(evidence[1], _dense_only(evidence[0]), 1.01),
         },
-        "thresholds": {
-            k: {"min_relevance": r, "min_lexical": x, "support": c.support, "grounding": c.grounding}
-            for k, (r, x, c) in rules.items()
-        },  # fmt: skip
-        "scores": {rule: outcome_scores(records, rule) for rule in rules},
+        "thresholds": thresholds,
+        "scores": scores,
+        "reference": compared,
         "records": records,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -189,12 +206,37 @@ def _ask(
     return record
 
 
+def _ask_reference(assistant: Assistant, record: dict, rule: tuple[float, float, Checks]) -> None:
+    """The question of `record` asked of the reference generator under `rule`, with the
+    passages the main pass showed; its outcome and answer are stored as the "reference" rule."""
+    min_relevance, min_lexical, checks = rule
+    if not (record["dense"] >= min_relevance or record["lexical"] >= min_lexical):
+        record["outcome"]["reference"], record["answer"]["reference"] = "declined: retrieval", ""
+        return
+    found = assistant.retriever(record["question"])
+    count = lambda m: assistant.generator.count(assistant.generator.render(m))  # noqa: E731
+    messages, shown = fit(record["question"], found.passages, assistant.config.context_tokens, count)
+    started = time.perf_counter()
+    raw = assistant.generator.generate(messages, assistant.config.answer_tokens)
+    record["reference_seconds"] = round(time.perf_counter() - started, 2)
+    answer = interpret(record["question"], raw, shown, assistant.generator.name, checks)
+    if answer.abstained:
+        outcome = "declined: model" if not answer.withdrawn else f"declined: {_kind(answer.reason or '')}"
+    else:
+        outcome = "answered"
+    record["reference_raw"] = raw
+    record["reference_cited"] = sorted({c.doc_id for c in answer.citations if c.supported})
+    record["outcome"]["reference"] = outcome
+    record["answer"]["reference"] = "" if answer.abstained else answer.text
+
+
 def _kind(reason: str) -> str:
     return "question check" if "does not answer the question" in reason else "support check"
 
 
 def outcome_scores(records: list[dict], rule: str) -> dict:
     """Per group: right, declined (and by what), confident and wrong; and overall."""
+    cited, seconds = ("reference_cited", "reference_seconds") if rule == "reference" else ("cited", "seconds")
     out: dict = {}
     for g in GROUPS:
         rs = [r for r in records if r["group"] == g]
@@ -216,7 +258,7 @@ def outcome_scores(records: list[dict], rule: str) -> dict:
             out[g]["gold_passage_shown"] = round(
                 sum(r["paragraph"] in r.get("passages", []) for r in rs) / n, 4
             )
-            out[g]["gold_passage_cited"] = round(sum(r["paragraph"] in r.get("cited", []) for r in rs) / n, 4)
+            out[g]["gold_passage_cited"] = round(sum(r["paragraph"] in r.get(cited, []) for r in rs) / n, 4)
             out[g]["model_declined"] = round(declined.count("declined: model") / n, 4)
     n = len(records)
     wrong = sum(
@@ -225,7 +267,7 @@ def outcome_scores(records: list[dict], rule: str) -> dict:
         for r in records
     )
     out["all"] = {"questions": n, "confident_wrong": round(wrong / max(n, 1), 4)}
-    timed = [r["seconds"] for r in records if "seconds" in r]
+    timed = [r[seconds] for r in records if seconds in r]
     out["seconds_per_model_answer"] = round(sum(timed) / len(timed), 2) if timed else 0.0
     return out
 

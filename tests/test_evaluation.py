@@ -8,6 +8,7 @@ from evaluation.answers import gate, outcome_scores, split
 from evaluation.contradictions import _contradictions, _paraphrases
 from evaluation.data import MissingData, Paragraph, detokenize, require
 from evaluation.metrics import auc, contained, exact_match, f1, ndcg_at_k, recall_at_k
+from evaluation.report import _runtimes
 
 
 def test_ndcg_and_recall_match_hand_computed_values():
@@ -79,6 +80,37 @@ def test_confident_wrong_counts_every_reply_that_is_not_right():
     )
     assert s["on_topic"]["confident_wrong"] == 1.0 and s["off_topic"]["declined"] == 1.0
     assert s["all"]["confident_wrong"] == 0.4
+
+
+def test_the_report_fails_a_runtime_that_loses_more_than_two_points_to_the_reference():
+    def scores(right, declined, on, off):
+        return {"answerable": {"right": right, "declined": declined}, "on_topic": {"declined": on},
+                "off_topic": {"declined": off}, "seconds_per_model_answer": 3.0}  # fmt: skip
+
+    def goal(ours, theirs):
+        x = {"scores": {"calibrated": ours, "reference": theirs},
+             "reference": {"runtime": "transformers", "dtype": "bf16", "of": {"runtime": "onnx-int4", "dtype": "int4"}}}  # fmt: skip
+        goals: list = []
+        lines = _runtimes(x, goals)
+        return goals[0], "\n".join(lines)
+
+    (_, measured, ok), table = goal(scores(0.80, 0.05, 0.70, 0.95), scores(0.81, 0.05, 0.70, 0.95))
+    assert ok and measured == "largest loss 1.0 points" and "| gold answer contained | 0.800 | 0.810 | -1.0 |" in table
+    (_, measured, ok), _ = goal(scores(0.90, 0.05, 0.60, 0.95), scores(0.80, 0.05, 0.70, 0.95))
+    assert not ok and measured == "largest loss 10.0 points", "declining fewer on-topic questions is a loss"
+    (_, _, ok), _ = goal(scores(0.80, 0.10, 0.70, 0.95), scores(0.80, 0.05, 0.70, 0.95))
+    assert not ok, "answering fewer answerable questions is a loss"
+
+
+def test_the_reference_rule_is_scored_from_its_own_replies():
+    record = {"group": "answerable", "gold": ["1873"], "paragraph": "p", "passages": ["p"],
+              "outcome": {"calibrated": "answered", "reference": "answered"},
+              "answer": {"calibrated": "It opened in 1873. [1]", "reference": "It opened in 1901. [1]"},
+              "cited": ["p"], "reference_cited": [], "seconds": 10.0, "reference_seconds": 4.0}  # fmt: skip
+    ours, theirs = outcome_scores([record], "calibrated"), outcome_scores([record], "reference")
+    assert ours["answerable"]["right"] == 1.0 and theirs["answerable"]["right"] == 0.0
+    assert (ours["answerable"]["gold_passage_cited"], theirs["answerable"]["gold_passage_cited"]) == (1.0, 0.0)
+    assert (ours["seconds_per_model_answer"], theirs["seconds_per_model_answer"]) == (10.0, 4.0)
 
 
 def test_the_contradiction_set_perturbs_what_a_sentence_turns_on():
