@@ -196,7 +196,9 @@ def _write(config: Config, embedding: Embedding, live: Live, keep: list[Pending]
         ingest(fresh, old_docs)
         new = writer.finish(with_titles=config.title_tokens > 0)
         unchanged = {p.id for p in keep}
-        segments, files = live.next_segments(unchanged, new, workspace, config.title_tokens > 0)
+        segments, files = live.next_segments(
+            unchanged, new, workspace, config.title_tokens > 0, embedding.model.dim
+        )
         report.documents = sum(s["documents"] - len(s["deleted"]) for s in segments)
         report.chunks = sum(s["chunks"] - s["deleted_chunks"] for s in segments)
         if report.chunks == 0:

@@ -44,7 +44,7 @@ class Live:
             for i, entry in enumerate(manifest["segments"]):
                 legacy = entry.get("legacy", False)
                 where = folder if legacy else store.segment_folder(index_dir, entry["name"])
-                live.segments.append(Segment.open(where, terms=not legacy))
+                live.segments.append(Segment.open(where, terms=not legacy, vectors=False))
                 deleted = set(entry["deleted"])
                 live.docs |= {
                     d: (h, i) for d, h in live.segments[-1].table.hashes().items() if d not in deleted
@@ -59,7 +59,7 @@ class Live:
             segment.close()
 
     def next_segments(
-        self, keep: set[str], new: dict | None, workspace: Path, with_titles: bool
+        self, keep: set[str], new: dict | None, workspace: Path, with_titles: bool, dim: int
     ) -> tuple[list[dict], dict]:
         """The next generation's segment entries and the files it carries over: the live segments,
         every document not in `keep` (the unchanged ones) deleted from them, then `new` (written in
@@ -76,9 +76,7 @@ class Live:
         merged: dict[int, dict | None] = {}  # first position of a group -> its new segment
         try:
             for group in plan(entries):
-                writer = SegmentWriter(
-                    workspace / store.SEGMENTS / store.new_segment_name(), sources[0].vectors.dim
-                )
+                writer = SegmentWriter(workspace / store.SEGMENTS / store.new_segment_name(), dim)
                 for i in group:
                     writer.carry(sources[i], set(entries[i]["deleted"]))
                 merged[group[0]] = writer.finish(with_titles)

@@ -26,25 +26,36 @@ MOSTLY_DELETED = 0.3  # a segment with more of its chunks deleted than this is r
 class Segment:
     """An open segment; shared by the indexes that list it, closed when the last lets go."""
 
-    def __init__(self, folder: Path, table: Table, vectors: Vectors, terms: Terms | None) -> None:
+    def __init__(self, folder: Path, table: Table, vectors: Vectors | None, terms: Terms | None) -> None:
         self.folder, self.name = folder, folder.name
-        self.table, self.vectors, self.terms = table, vectors, terms
+        self.table, self.terms = table, terms
+        self._vectors = vectors
         self._users, self._lock = 1, threading.Lock()
 
     @classmethod
-    def open(cls, folder: Path, terms: bool = True) -> Segment:
-        """`terms=False` for a generation of format 1, which kept its BM25 data another way."""
+    def open(cls, folder: Path, terms: bool = True, vectors: bool = True) -> Segment:
+        """`terms=False` for a generation of format 1, which kept its BM25 data another way.
+        `vectors=False` leaves the vectors on disk until they are first used: a build reads only
+        the tables of the segments it does not merge (at a million chunks an HNSW graph takes
+        seconds to read)."""
         table = Table.open(folder / "chunks.sqlite")
         try:
             return cls(
                 folder,
                 table,
-                Vectors.load(folder / "vectors.faiss"),
+                Vectors.load(folder / "vectors.faiss") if vectors else None,
                 Terms.open(folder / "terms") if terms else None,
             )
         except BaseException:
             table.close()
             raise
+
+    @property
+    def vectors(self) -> Vectors:
+        with self._lock:
+            if self._vectors is None:
+                self._vectors = Vectors.load(self.folder / "vectors.faiss")
+            return self._vectors
 
     def __len__(self) -> int:
         return len(self.vectors)
