@@ -7,6 +7,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,14 +134,22 @@ def build(
         library = Library(config.index_dir)
         for stored in library.recover():
             log(f"found upload {stored} stored before an interruption; indexing it now")
-        found = _scan(config.docs, library, Scanned(config.index_dir / "scanned.sqlite"))
-        report.skipped = [s for s in found if isinstance(s, Skipped)]
-        for s in report.skipped:
-            log(f"skipped {s.source}: {s.reason}")
-        excluded = library.excluded()
-        pending = [p for p in found if isinstance(p, Pending) and p.id not in excluded]
-        live, report.rebuilt_because = Live.read(config.index_dir, name, model_fingerprint, _chunker(config))
+        # The live generation's tables are read while the folder is walked: at a million chunks
+        # each takes about a second, and both wait on the disk as much as on Python.
+        with ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(Live.read, config.index_dir, name, model_fingerprint, _chunker(config))
+            try:
+                found = _scan(config.docs, library, Scanned(config.index_dir / "scanned.sqlite"))
+            except BaseException:
+                reading.result()[0].close()
+                raise
+            live, report.rebuilt_because = reading.result()
         try:
+            report.skipped = [s for s in found if isinstance(s, Skipped)]
+            for s in report.skipped:
+                log(f"skipped {s.source}: {s.reason}")
+            excluded = library.excluded()
+            pending = [p for p in found if isinstance(p, Pending) and p.id not in excluded]
             old_docs = {doc_id: content for doc_id, (content, _) in live.docs.items()}
             report.removed = len(old_docs.keys() - {p.id for p in pending})
             keep = [p for p in pending if old_docs.get(p.id) == p.hash]

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -23,20 +24,32 @@ Row = tuple[int, int, int, str]  # size, mtime_ns, scanned_ns, what was found (J
 
 class Scanned:
     def __init__(self, path: Path) -> None:
+        """The record is read in the background (a second or so at 100,000 files) while the
+        caller walks the folder; the first `get` waits for it."""
         self.path = path
-        self._rows: dict[str, Row] = {}
+        self._loaded: dict[str, Row] = {}
         self._changed: dict[str, Row] = {}
         self._seen: set[str] = set()
+        self._loading = threading.Thread(target=self._load, name="docqa-scanned", daemon=True)
+        self._loading.start()
+
+    def _load(self) -> None:
         try:
-            db = sqlite3.connect(path)
+            db = sqlite3.connect(self.path)
             try:
                 db.execute(_SCHEMA)
-                self._rows = {r[0]: r[1:] for r in db.execute("SELECT * FROM files")}
+                self._loaded = {r[0]: r[1:] for r in db.execute("SELECT * FROM files")}
             finally:
                 db.close()
         except sqlite3.DatabaseError:  # only a record of what was read: damaged, it is read afresh
             with contextlib.suppress(OSError):
-                path.unlink()
+                self.path.unlink()
+
+    @property
+    def _rows(self) -> dict[str, Row]:
+        if self._loading.is_alive():
+            self._loading.join()
+        return self._loaded
 
     def get(self, path: str, stat: os.stat_result) -> list[Pending | Skipped] | None:
         """What the file at `path` (absolute) held when last scanned, if it cannot have changed."""

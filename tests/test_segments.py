@@ -243,3 +243,13 @@ def test_a_change_that_keeps_a_fresh_files_size_and_time_is_still_seen(config, f
     assert (
         Index.open(config.index_dir, fake_embedder).lexical("Italy wheat", 1)[0].chunk.doc_id == "wheat.txt"
     )
+
+
+def test_a_damaged_record_of_the_last_scan_costs_only_a_fresh_read(config, fake_embedder):
+    run(config, fake_embedder)
+    (config.index_dir / "scanned.sqlite").write_bytes(b"not a database" * 100)
+    (config.docs / "new.txt").write_text("A new school opened in Herat in the spring.")
+    report = run(config, fake_embedder)
+    assert (report.added, report.unchanged) == (1, len(DOCS) + len(MORE))
+    again = run(config, fake_embedder)
+    assert again.up_to_date and again.unchanged == len(DOCS) + len(MORE) + 1
