@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [
             query.latency(Index.open(scifact, embedder), embedder, questions, config.candidates, config.top_k)
         ]
-        recall = {}
+        recall, compressed = {}, {}
         for size in args.sizes:
             folder = query.synthetic_index(args.work / f"bench-synthetic-{size}", size, embedder)
             index = Index.open(folder, embedder)
@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             if index.vectors.approximate:
                 probes = query.clustered_vectors(500, embedder.dim, np.random.default_rng(99))
                 recall[f"{size:,} synthetic"] = query.approximate_recall(index.vectors, probes)
-        results["query"] = {"rows": rows, "approximate_recall": recall}
+                if size == max(args.sizes):  # the same vectors as one IVF-PQ segment (Config.compress_above)
+                    compressed[f"{size:,} synthetic"] = query.compressed_recall(index.vectors, probes)
+        results["query"] = {"rows": rows, "approximate_recall": recall, "compressed_recall": compressed}
     if "grow" in stages:  # adding one small document, and opening the index, at each synthetic size
         print("bench: adding a document and opening the index ...", file=sys.stderr)
         results["growth"] = []

@@ -94,6 +94,12 @@ def markdown(r: dict, plots: list[str]) -> str:
             lines.append(f"\nHNSW on {size} chunks: {key} {rec[key]} against exact search ({rec['goal']}: "
                          f"{_ok(rec[key], rec['goal'])}); {rec['approx_ms_per_query']} ms against "
                          f"{rec['exact_ms_per_query']} ms exact per query.")  # fmt: skip
+        for size, rec in r["query"].get("compressed_recall", {}).items():
+            lines.append(f"\nIVF-PQ with an exact rerank (a segment past `compress_above`) on the same {size} chunks: "
+                         f"recall@10 {rec['recall@10']} against exact search ({rec['goal']}: "
+                         f"{_ok(rec['recall@10'], rec['goal'])}); {rec['approx_ms_per_query']} ms per query; "
+                         f"{rec['lists']} lists, {rec['probes']} probed, {rec['rerank']}x k reranked; "
+                         f"{rec['bytes_per_chunk_in_memory']} bytes a chunk in memory; built in {rec['build_s']} s.")  # fmt: skip
         lines.append("")
     if "growth" in r:
         lines += _growth(r["growth"])

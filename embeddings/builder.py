@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from embeddings.models import fingerprint, locate
 from embeddings.readers import SUPPORTED, Pending, Skipped, scan
 from embeddings.scanned import Scanned
 from embeddings.segment import SegmentWriter
+from embeddings.vectors import Vectors
 
 if TYPE_CHECKING:  # imported only with `--ray`: docqa runs without Ray installed
     from embeddings.ray_build import Cluster
@@ -203,10 +205,11 @@ def _write(config: Config, embedding: Embedding, live: Live, keep: list[Pending]
         writer = SegmentWriter(workspace / store.SEGMENTS / store.new_segment_name(), embedding.model.dim)
         ingest = Ingest(embedding, writer, report, progress, log)
         ingest(fresh, old_docs)
-        new = writer.finish(with_titles=config.title_tokens > 0)
+        settle = partial(Vectors.settle, compress_above=config.compress_above, shard_map=embedding.shard_map)
+        new = writer.finish(config.title_tokens > 0, settle)
         unchanged = {p.id for p in keep}
         segments, files = live.next_segments(
-            unchanged, new, workspace, config.title_tokens > 0, embedding.model.dim
+            unchanged, new, workspace, config.title_tokens > 0, embedding.model.dim, settle
         )
         report.documents = sum(s["documents"] - len(s["deleted"]) for s in segments)
         report.chunks = sum(s["chunks"] - s["deleted_chunks"] for s in segments)

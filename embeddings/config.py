@@ -28,6 +28,11 @@ class Config:
     title_tokens: int = 32
     # How many chunks are read ahead before they are embedded together; bounds memory.
     embed_window: int = 2048
+    # A segment of more chunks than this keeps its vectors as IVF-PQ codes with an exact rerank
+    # (embeddings/compressed.py) instead of an HNSW graph: 48 bytes a chunk in memory instead of
+    # about 1,800, and built in shards (by the Ray workers in a --ray build). `docqa index
+    # --compress-above N` asks for it sooner. Recall@10 against exact search: reports/bench.md.
+    compress_above: int = 2_000_000
 
     # Answering: a catalogue name (see qa/models.py), a Hugging Face id or a local folder.
     generator: str = "qwen2.5-coder-1.5b-instruct"
@@ -90,6 +95,8 @@ class Config:
                 f"chunk_overlap must be between 0 and half of chunk_tokens "
                 f"({self.chunk_tokens // 2 - 1}), got {self.chunk_overlap}"
             )
+        if self.compress_above < 10_000:
+            raise ConfigError(f"compress_above must be at least 10000 chunks, got {self.compress_above}")
         if self.batch_size < 1 or self.embed_window < self.batch_size:
             raise ConfigError("batch_size must be >= 1 and embed_window >= batch_size")
         if self.top_k < 1 or self.candidates < self.top_k:

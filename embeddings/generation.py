@@ -9,7 +9,7 @@ from pathlib import Path
 
 from embeddings import store
 from embeddings.errors import DocqaError
-from embeddings.segment import Segment, SegmentWriter, plan
+from embeddings.segment import Segment, SegmentWriter, Settle, plan
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Live:
             segment.close()
 
     def next_segments(
-        self, keep: set[str], new: dict | None, workspace: Path, with_titles: bool, dim: int
+        self, keep: set[str], new: dict | None, workspace: Path, with_titles: bool, dim: int, settle: Settle
     ) -> tuple[list[dict], dict]:
         """The next generation's segment entries and the files it carries over: the live segments,
         every document not in `keep` (the unchanged ones) deleted from them, then `new` (written in
@@ -79,7 +79,7 @@ class Live:
                 writer = SegmentWriter(workspace / store.SEGMENTS / store.new_segment_name(), dim)
                 for i in group:
                     writer.carry(sources[i], set(entries[i]["deleted"]))
-                merged[group[0]] = writer.finish(with_titles)
+                merged[group[0]] = writer.finish(with_titles, settle)
                 merged |= {i: None for i in group[1:]}
         finally:
             if new is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from embeddings.chunker import Span, Tokenize, chunk_text, with_title
+from embeddings.compressed import Encode, local_map
 from embeddings.config import Config
 from embeddings.embedder import Description, Embedder
 from embeddings.errors import UnreadableDocument
@@ -81,6 +82,10 @@ class Embedding(Protocol):
 
     def __call__(self, fresh: list[Pending], progress: Progress) -> Iterator[Embedded | Skipped]: ...
 
+    def shard_map(self, encode: Encode, trained: bytes, shards: Iterable[np.ndarray]) -> list[bytes]:
+        """Encodes a large segment's vectors in shards where the embedding runs (compressed.py)."""
+        ...
+
 
 class LocalEmbedding:
     """In this process: read ahead `embed_window` chunks, then embed them together."""
@@ -88,6 +93,7 @@ class LocalEmbedding:
     def __init__(self, config: Config, embedder: Embedder) -> None:
         self.config, self.embedder = config, embedder
         self.model, self.seconds = Description.of(embedder), 0.0
+        self.shard_map = local_map
 
     def __call__(self, fresh: list[Pending], progress: Progress) -> Iterator[Embedded | Skipped]:
         window: list[tuple[Document, list[Span]]] = []

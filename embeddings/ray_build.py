@@ -17,13 +17,14 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from embeddings.chunker import Span
+from embeddings.compressed import Encode
 from embeddings.config import Config
 from embeddings.embedder import Description, Embedder, Tokenizer
 from embeddings.errors import ClusterError, ConfigError, DocqaError, UnreadableDocument
@@ -123,6 +124,23 @@ class RayEmbedding:
             raise _failed(e) from None
         finally:
             self.seconds += time.perf_counter() - started
+
+    def shard_map(self, encode: Encode, trained: bytes, shards: Iterable[np.ndarray]) -> list[bytes]:
+        """A large segment's IVF-PQ codes, a Ray task per shard (a few in flight at once, so the
+        object store holds a few shards, not every vector), results in the shards' order."""
+        task = ray.remote(num_cpus=1)(encode)
+        out: list[bytes] = []
+        try:
+            model = ray.put(trained)
+            running = []
+            for shard in shards:
+                running.append(task.remote(model, shard))
+                if len(running) > self.actors:
+                    out.append(ray.get(running.pop(0)))
+            out += ray.get(running)
+        except RayError as e:
+            raise _failed(e) from None
+        return out
 
     def _dataset(self, fresh: list[Pending]) -> ray.data.Dataset:
         items = [{"i": i, "pending": json.dumps(asdict(p))} for i, p in enumerate(fresh)]

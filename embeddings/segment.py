@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import shutil
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from embeddings.lexical import Terms
 from embeddings.readers import Document
 from embeddings.table import Table
 from embeddings.vectors import Vectors
+
+Settle = Callable[[Vectors], Vectors]  # a finished segment's vectors -> the index to keep
 
 MERGE_FACTOR = 4  # this many segments of one size class (a power of 4 in live chunks) merge into one
 MOSTLY_DELETED = 0.3  # a segment with more of its chunks deleted than this is rewritten
@@ -97,16 +99,16 @@ class SegmentWriter:
         for start in range(0, len(rows), 65_536):  # in slices: no second copy of every vector at once
             self.vectors.add(source.vectors.get(np.array(rows[start : start + 65_536])))
 
-    def finish(self, with_titles: bool) -> dict | None:
-        """Write the vectors and BM25 data beside the table; the segment's manifest entry, or
-        None (and no folder) when it holds nothing."""
+    def finish(self, with_titles: bool, settle: Settle = Vectors.settle) -> dict | None:
+        """Write the vectors (the index `settle` picks for their number) and BM25 data beside the
+        table; the segment's manifest entry, or None (and no folder) when it holds nothing."""
         self.table.commit()
         documents, chunks = self.table.count()
         if chunks == 0:
             self.table.close()
             shutil.rmtree(self.folder)
             return None
-        self.vectors.settle().save(self.folder / "vectors.faiss")
+        settle(self.vectors).save(self.folder / "vectors.faiss")
         Terms.write(list(self.table.texts(with_titles=with_titles)), self.folder / "terms")
         self.table.close()
         return {"name": self.folder.name, "documents": documents, "chunks": chunks, "deleted": [],

@@ -7,10 +7,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from embeddings import compressed
 from embeddings.errors import IndexCorrupt
 
 # Above this many vectors an index is searched approximately (HNSW): exact search grows linearly
 # with the collection, HNSW stays near a millisecond. Chosen from `make bench` (reports/bench.md).
+# Past Config.compress_above an IVF-PQ index with an exact rerank replaces HNSW (compressed.py).
 EXACT_LIMIT = 200_000
 HNSW_NEIGHBOURS = 32
 HNSW_BUILD_DEPTH = 80  # efConstruction
@@ -25,8 +27,11 @@ EXACT_SCOPE = 50_000
 class Vectors:
     def __init__(self, index: faiss.Index) -> None:
         self.index = index
+        self.compressed = compressed.is_compressed(index)
         if hasattr(index, "hnsw"):
             index.hnsw.efSearch = HNSW_SEARCH_DEPTH
+        elif self.compressed:
+            self.index = compressed.prepared(index)
 
     @classmethod
     def empty(cls, dim: int) -> Vectors:
@@ -46,11 +51,21 @@ class Vectors:
 
     @property
     def approximate(self) -> bool:
-        return hasattr(self.index, "hnsw")
+        return hasattr(self.index, "hnsw") or self.compressed
 
-    def settle(self, exact_limit: int | None = None) -> Vectors:
-        """The index to keep: exact search up to `exact_limit` (EXACT_LIMIT) vectors, HNSW above."""
-        if len(self) <= (EXACT_LIMIT if exact_limit is None else exact_limit) or self.approximate:
+    def settle(
+        self,
+        exact_limit: int | None = None,
+        compress_above: int | None = None,
+        shard_map: compressed.ShardMap = compressed.local_map,
+    ) -> Vectors:
+        """The index to keep: exact search up to `exact_limit` (EXACT_LIMIT) vectors, HNSW above,
+        IVF-PQ with an exact rerank past `compress_above` (built in shards by `shard_map`)."""
+        if self.approximate:
+            return self
+        if compress_above is not None and len(self) > max(compress_above, compressed.SMALLEST - 1):
+            return Vectors(compressed.build(self.index, shard_map))
+        if len(self) <= (EXACT_LIMIT if exact_limit is None else exact_limit):
             return self
         hnsw = faiss.IndexHNSWFlat(self.dim, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = HNSW_BUILD_DEPTH
@@ -85,11 +100,14 @@ class Vectors:
         if excluded is None or not len(excluded):
             return self.index.search(queries, k)
         selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.asarray(excluded, dtype=np.int64)))
+        return self.index.search(queries, k, params=self._parameters(selector, k))
+
+    def _parameters(self, selector: faiss.IDSelector, k: int) -> faiss.SearchParameters:
+        if self.compressed:
+            return compressed.search_parameters(selector, k)
         if self.approximate:
-            params = faiss.SearchParametersHNSW(efSearch=HNSW_SEARCH_DEPTH, sel=selector)
-        else:
-            params = faiss.SearchParameters(sel=selector)
-        return self.index.search(queries, k, params=params)
+            return faiss.SearchParametersHNSW(efSearch=max(HNSW_SEARCH_DEPTH, k), sel=selector)
+        return faiss.SearchParameters(sel=selector)
 
     def search_within(
         self, queries: np.ndarray, k: int, allowed: np.ndarray
@@ -106,11 +124,8 @@ class Vectors:
             return self._exact(queries, rows, k)
         bits = np.packbits(allowed, bitorder="little")  # FAISS reads bit i of byte i >> 3; kept alive here
         selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
-        if not self.approximate:
-            return self.index.search(queries, k, params=faiss.SearchParameters(sel=selector))
-        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_SEARCH_DEPTH, k), sel=selector)
-        scores, found = self.index.search(queries, k, params=params)
-        if (found < 0).any():  # the graph search ran short inside the scope: search it exactly
+        scores, found = self.index.search(queries, k, params=self._parameters(selector, k))
+        if self.approximate and (found < 0).any():  # ran short inside the scope: search it exactly
             return self._exact(queries, rows, k)
         return scores, found
 

@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--chunk-tokens", type=_positive, default=_DEFAULTS.chunk_tokens)
     index.add_argument("--chunk-overlap", type=int, default=_DEFAULTS.chunk_overlap)
     index.add_argument("--batch-size", type=_positive, default=_DEFAULTS.batch_size)
+    index.add_argument(
+        "--compress-above", type=_positive, default=_DEFAULTS.compress_above, metavar="CHUNKS",
+        help="a segment of more chunks keeps IVF-PQ codes with an exact rerank, not an HNSW graph "
+        "(default: %(default)s; at least 10000)",
+    )  # fmt: skip
     index.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU when present)")
     index.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     index.add_argument("--wait", type=float, default=0, help="seconds to wait for another build to finish")
@@ -165,6 +170,7 @@ def _index(args: argparse.Namespace) -> int:
         chunk_tokens=args.chunk_tokens,
         chunk_overlap=args.chunk_overlap,
         batch_size=args.batch_size,
+        compress_above=args.compress_above,
         device=args.device,
         dtype=args.dtype,
     )

@@ -257,3 +257,31 @@ def test_an_error_on_a_worker_reaches_the_user_as_its_message(ray_cluster):
     assert isinstance(error, ClusterError)
     assert "the model is missing on this worker: run make setup there" in str(error)
     assert "the index was left as it was" in str(error)
+
+
+def test_a_large_segment_is_encoded_in_shards_by_ray_tasks_as_on_one_machine(ray_cluster, monkeypatch):
+    """The IVF-PQ codes of a segment past Config.compress_above: one Ray task per shard, merged
+    in order, the same index as the shards encoded here."""
+    from bench.query import clustered_vectors
+    from embeddings import compressed
+    from embeddings.ray_build import RayEmbedding
+    from embeddings.vectors import Vectors
+
+    vectors = clustered_vectors(12_000, 64, np.random.default_rng(5), clusters=200)
+    queries = clustered_vectors(20, 64, np.random.default_rng(6), clusters=200)
+    flat = Vectors.empty(64)
+    flat.add(vectors)
+    monkeypatch.setattr(compressed, "SHARD", 5_000)
+    tasks: list[str] = []
+    encode = compressed.encode
+
+    def on_a_worker(trained: bytes, shard: np.ndarray) -> bytes:
+        tasks.append(ray.get_runtime_context().get_task_id() or "driver")
+        return encode(trained, shard)
+
+    here = flat.settle(compress_above=10_000)
+    monkeypatch.setattr(compressed, "encode", on_a_worker)
+    on_ray = RayEmbedding(Config(), None, actors=2, gpus=0)
+    sharded = Vectors(compressed.build(flat.index, on_ray.shard_map))
+    assert tasks == [], "every shard was encoded by a Ray task in a worker, none in this process"
+    assert np.array_equal(sharded.search(queries, 10)[1], here.search(queries, 10)[1])

@@ -72,7 +72,7 @@ def test_an_approximate_index_is_not_built_again_for_a_small_addition(config, fa
     settled: list[int] = []
     settle = vectors.Vectors.settle
     monkeypatch.setattr(
-        vectors.Vectors, "settle", lambda self, *a: (settled.append(len(self)), settle(self, *a))[1]
+        vectors.Vectors, "settle", lambda self, *a, **k: (settled.append(len(self)), settle(self, *a, **k))[1]
     )
     loaded: list[Path] = []
     load = vectors.Vectors.load
