@@ -95,7 +95,8 @@ def test_the_report_fails_a_runtime_that_loses_more_than_two_points_to_the_refer
         return goals[0], "\n".join(lines)
 
     (_, measured, ok), table = goal(scores(0.80, 0.05, 0.70, 0.95), scores(0.81, 0.05, 0.70, 0.95))
-    assert ok and measured == "largest loss 1.0 points" and "| gold answer contained | 0.800 | 0.810 | -1.0 |" in table
+    assert ok and measured == "largest loss 1.0 points"
+    assert "| gold answer contained | 0.800 | 0.810 | -1.0 |" in table
     (_, measured, ok), _ = goal(scores(0.90, 0.05, 0.60, 0.95), scores(0.80, 0.05, 0.70, 0.95))
     assert not ok and measured == "largest loss 10.0 points", "declining fewer on-topic questions is a loss"
     (_, _, ok), _ = goal(scores(0.80, 0.10, 0.70, 0.95), scores(0.80, 0.05, 0.70, 0.95))
@@ -109,7 +110,8 @@ def test_the_reference_rule_is_scored_from_its_own_replies():
               "cited": ["p"], "reference_cited": [], "seconds": 10.0, "reference_seconds": 4.0}  # fmt: skip
     ours, theirs = outcome_scores([record], "calibrated"), outcome_scores([record], "reference")
     assert ours["answerable"]["right"] == 1.0 and theirs["answerable"]["right"] == 0.0
-    assert (ours["answerable"]["gold_passage_cited"], theirs["answerable"]["gold_passage_cited"]) == (1.0, 0.0)
+    cited = ours["answerable"]["gold_passage_cited"], theirs["answerable"]["gold_passage_cited"]
+    assert cited == (1.0, 0.0)
     assert (ours["seconds_per_model_answer"], theirs["seconds_per_model_answer"]) == (10.0, 4.0)
 
 
