@@ -15,7 +15,16 @@ from embeddings.errors import QuestionError
 from embeddings.index import Index
 from embeddings.scope import Scope, Selection
 from qa.answer import Answer, Checks, abstention, interpret
-from qa.conversation import REWRITE_TOKENS, Turn, exchange, fitting, history_block, recent, rewrite_messages
+from qa.conversation import (
+    REWRITE_TOKENS,
+    Turn,
+    exchange,
+    fitting,
+    history_block,
+    recent,
+    rewrite_messages,
+    search_text,
+)
 from qa.conversation import standalone as parse_rewrite
 from qa.generator import Generator
 from qa.generator import from_config as load_generator
@@ -106,7 +115,7 @@ class Conversation:
                 self.turns.append(Turn(asked, rewritten, answer))
                 done(answer)
 
-            yield from a.respond(rewritten, within, finish, history)
+            yield from a.respond(rewritten, within, finish, history, search_text(rewritten, pairs))
 
         stream = AnswerStream(pieces)
         return stream
@@ -178,12 +187,18 @@ class Assistant:
         return Conversation(self)
 
     def respond(
-        self, question: str, within: Selection | None, done: Callable[[Answer], None], history: str = ""
+        self,
+        question: str,
+        within: Selection | None,
+        done: Callable[[Answer], None],
+        history: str = "",
+        search: str | None = None,
     ) -> Iterator[str]:
         """The answering path: retrieve for the (checked) `question`, ask the model, check its reply;
-        the reply's pieces as they come, then `done(answer)`. `history`: earlier turns as prompt text."""
+        the reply's pieces as they come, then `done(answer)`. `history`: earlier turns as prompt
+        text; `search`: what retrieval searches, when not the question itself."""
         started = time.perf_counter()
-        found = self.retriever(question, within)
+        found = self.retriever(search or question, within)
         model = self.generator.name
         if not found.passages or not self.relevant(found):
             c = self.config

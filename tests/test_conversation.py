@@ -14,7 +14,15 @@ from embeddings.index import Index
 from qa import Conversation, Turn
 from qa.answer import NOT_IN_DOCUMENTS, abstention
 from qa.assistant import Assistant
-from qa.conversation import exchange, fitting, history_block, recent, rewrite_messages, standalone
+from qa.conversation import (
+    exchange,
+    fitting,
+    history_block,
+    recent,
+    rewrite_messages,
+    search_text,
+    standalone,
+)
 from qa.prompt import answer_messages
 from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
 
@@ -203,3 +211,24 @@ def test_a_long_conversation_keeps_every_prompt_within_the_context_budget(tmp_pa
     answers = [p for p in generator.prompts if not p[-1]["content"].startswith("Conversation:")]
     assert all(generator.count(generator.render(p)) <= 256 for p in answers)
     assert "Earlier in this conversation" in answers[-1][-1]["content"], "some history still fits"
+
+
+def test_a_follow_up_whose_rewrite_still_refers_back_is_searched_beside_the_question_before():
+    assert search_text("Where was Ismail Khan governor?", KHAN) == "Where was Ismail Khan governor?"
+    assert search_text("Where was he governor?", KHAN) == "Who mediated the meeting? Where was he governor?"
+    assert search_text("Where was he governor?", []) == "Where was he governor?", "no conversation yet"
+
+
+def test_retrieval_searches_the_earlier_question_too_when_the_rewrite_is_refused(assistant, monkeypatch):
+    searched: list[str] = []
+    retrieve = assistant.retriever.__call__
+    monkeypatch.setattr(
+        type(assistant.retriever), "__call__", lambda self, q, *a: (searched.append(q), retrieve(q, *a))[1]
+    )
+    chat = assistant.chat()
+    chat.ask("Who mediated the meeting?")
+    answer = chat.ask("What did it decide?")  # the fake rewrites this as "What was it?": refused
+    assert answer.standalone == "What did it decide?"
+    assert searched[-1] == "Who mediated the meeting? What did it decide?"
+    chat.ask("Where was he governor?")  # rewritten with the name: searched as rewritten
+    assert searched[-1] == "Where was Ismail Khan governor?"
