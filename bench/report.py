@@ -167,7 +167,8 @@ def _answers(r: dict) -> list[str]:
         ]
     if "seconds" in first:
         lines += [f"First use, from the installed packages to a loaded generator (empty model cache): "
-                  f"{first['seconds']} s ({first['goal_seconds']}: {_ok(first['seconds'], first['goal_seconds'])}).", ""]  # fmt: skip
+                  f"{first['seconds']} s ({first['goal_seconds']}: {_ok(first['seconds'], first['goal_seconds'])}), "
+                  f"peak RSS {first.get('peak_rss_gb', '?')} GB (the conversion's own processes included).", ""]  # fmt: skip
     elif first:
         lines += [f"First use failed: {first['failed']}", ""]
     if ask:

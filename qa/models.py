@@ -1,8 +1,9 @@
 """The generator models docqa knows, where their files come from, and the one-time conversions
-into the user's cache: a packaged GGUF into a bf16 safetensors folder (what transformers
-loads), and any such folder into a 4-bit ONNX model (what the CPU runtime runs).
+into the user's cache: a packaged GGUF straight into a 4-bit ONNX model (what the CPU runtime
+runs; see qa/gguf_int4.py), the same GGUF into a bf16 safetensors folder (what transformers
+loads, for a GPU or when asked for), and any Hugging Face folder into a 4-bit ONNX model.
 
-Conversions run in a child process, so their memory peak (several GB) never stays with a
+Conversions run in a child process, so their memory peak (GBs) never stays with a
 server, and write into a temporary folder renamed into place when complete."""
 
 from __future__ import annotations
@@ -97,15 +98,19 @@ def locate(name: str, report: Report = _stderr) -> Path:
 
 
 def int4(name: str, report: Report = _stderr) -> Path:
-    """The 4-bit ONNX model of `name`, built once (from `locate(name)`) and reused."""
+    """The 4-bit ONNX model of `name`, built once and reused: a packaged model from its GGUF,
+    any other from its Hugging Face folder (`locate(name)`)."""
+    from qa.gguf_int4 import FORMAT
     from qa.runtimes.ort import BUILD_OPTIONS
 
-    source = locate(name, report)
-    identity = json.dumps(
-        [str(source.resolve()), _weights_signature(source), BUILD_OPTIONS, _builder_version()]
-    )
-    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    label = KNOWN[name].name if name in KNOWN else re.sub(r"[^\w.-]+", "_", name).strip("_")[-60:]
+    if name in KNOWN:
+        identity = [KNOWN[name].sha256, FORMAT, BUILD_OPTIONS, _builder_version()]
+        label = name
+    else:
+        source = locate(name, report)
+        identity = [str(source.resolve()), _weights_signature(source), BUILD_OPTIONS, _builder_version()]
+        label = re.sub(r"[^\w.-]+", "_", name).strip("_")[-60:]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     folder = cache_root() / "models" / f"{label}-onnx-int4-{key}"
     if not (folder / "COMPLETE").is_file():
         _in_child("int4", name, str(folder))
@@ -161,42 +166,78 @@ def converted(model: PackagedModel, report: Report = _stderr) -> Path:
     return _made_once(folder, make, model.name, report)
 
 
+def packaged_int4(model: PackagedModel, folder: Path, report: Report = _stderr) -> Path:
+    """The 4-bit ONNX model of a packaged model, from its GGUF without a float copy: the GGUF's
+    weights quantised tensor by tensor into a checkpoint the model builder takes as it is."""
+    from qa import gguf_int4
+
+    _need_builder()
+
+    def make(work: Path) -> None:
+        report(f"First use of {model.name}: joining its {len(model.parts)} packaged parts ...")
+        gguf, checkpoint = work / "model.gguf", work / "checkpoint"
+        join(model, gguf)
+        checkpoint.mkdir()
+        report(f"Building the 4-bit model of {model.name} for the CPU (once) ...")
+        layers = gguf_int4.checkpoint(gguf, checkpoint, model.chat_template)
+        gguf.unlink()
+        _build(checkpoint, work, layers)
+        gguf_int4.drop_zero_points(work / "model.onnx")
+        shutil.rmtree(checkpoint)
+        (work / "COMPLETE").write_text(
+            json.dumps({"source": model.sha256, "format": gguf_int4.FORMAT}) + "\n"
+        )
+
+    return _made_once(folder, make, model.name, report)
+
+
 def build_int4(source: Path, folder: Path, report: Report = _stderr) -> Path:
     """The 4-bit ONNX model of the Hugging Face folder `source`, built by onnxruntime-genai's
-    model builder (its full log kept in the folder as build.log)."""
+    model builder from its float weights."""
     from qa.runtimes.ort import BUILD_OPTIONS
 
-    if importlib.util.find_spec("onnxruntime_genai") is None:
-        raise ConfigError("the CPU runtime needs onnxruntime-genai: pip install onnxruntime-genai onnx-ir")
+    _need_builder()
     layers = json.loads((source / "config.json").read_text()).get("num_hidden_layers", 0)
 
     def make(work: Path) -> None:
-        from tqdm import tqdm
-
         report(f"Building the 4-bit model of {source.name} for the CPU (once) ...")
-        command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(work),
-                   "-p", "int4", "-e", "cpu", "-c", str(work / "cache"), "--extra_options", *BUILD_OPTIONS]  # fmt: skip
-        log = (work / "build.log").open("w")
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child, \
-                tqdm(total=layers + 2, desc="building int4 model", unit="layer", file=sys.stderr) as bar:  # fmt: skip
-            for line in child.stdout:
-                log.write(line)
-                if re.match(r"Reading (layer \d+|LM head|embedding)", line):
-                    bar.update(1)
-        log.close()
-        if child.returncode != 0:
-            tail = "".join((work / "build.log").read_text().splitlines(keepends=True)[-5:])
-            raise DocqaError(
-                f"the 4-bit model of {source} could not be built (exit status {child.returncode}):\n{tail}\n"
-                "Use --runtime transformers to run the model as it is."
-            )
-        shutil.rmtree(work / "cache", ignore_errors=True)
-        for extra in ("generation_config.json",):  # the stop tokens the builder does not copy
-            if (source / extra).is_file():
-                shutil.copy(source / extra, work / extra)
+        _build(source, work, layers)
         (work / "COMPLETE").write_text(json.dumps({"source": str(source), "options": BUILD_OPTIONS}) + "\n")
 
     return _made_once(folder, make, source.name, report)
+
+
+def _need_builder() -> None:
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        raise ConfigError("the CPU runtime needs onnxruntime-genai: pip install onnxruntime-genai onnx-ir")
+
+
+def _build(source: Path, work: Path, layers: int) -> None:
+    """onnxruntime-genai's model builder, from `source` into `work` (its full log kept there as
+    build.log), with the stop tokens it does not copy."""
+    from tqdm import tqdm
+
+    from qa.runtimes.ort import BUILD_OPTIONS
+
+    command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(work),
+               "-p", "int4", "-e", "cpu", "-c", str(work / "cache"), "--extra_options", *BUILD_OPTIONS]  # fmt: skip
+    log = (work / "build.log").open("w")
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child, \
+            tqdm(total=layers + 2, desc="building int4 model", unit="layer", file=sys.stderr) as bar:  # fmt: skip
+        for line in child.stdout:
+            log.write(line)
+            if re.match(r"Reading (layer \d+|LM head|embedding)", line):
+                bar.update(1)
+    log.close()
+    if child.returncode != 0:
+        tail = "".join((work / "build.log").read_text().splitlines(keepends=True)[-5:])
+        raise DocqaError(
+            f"the 4-bit model of {source} could not be built (exit status {child.returncode}):\n{tail}\n"
+            "Use --runtime transformers to run the model as it is."
+        )
+    shutil.rmtree(work / "cache", ignore_errors=True)
+    if (source / "generation_config.json").is_file():
+        shutil.copy(source / "generation_config.json", work / "generation_config.json")
 
 
 def _made_once(folder: Path, make: Callable[[Path], None], name: str, report: Report) -> Path:
@@ -276,6 +317,8 @@ def main(argv: list[str]) -> int:
     try:
         if argv[0] == "bf16":
             converted(KNOWN[argv[1]])
+        elif argv[1] in KNOWN:
+            packaged_int4(KNOWN[argv[1]], Path(argv[2]))
         else:
             build_int4(locate(argv[1]), Path(argv[2]))
     except DocqaError as e:

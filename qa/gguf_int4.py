@@ -1,0 +1,271 @@
+"""A packaged GGUF made ready for the CPU runtime without a float copy of its weights.
+
+The GGUF's K-quant blocks are read one tensor at a time (transformers' GGUF reader and
+dequantiser) and quantised again into what the runtime runs: symmetric int4 in blocks of 32
+along each row, one float scale per block, the layout ONNX Runtime's MatMulNBits reads. The
+result is a checkpoint in Olive's quantised format, which onnxruntime-genai's model builder
+turns into the ONNX model as it is, instead of building a float32 graph of the whole model and
+quantising that (about 14 GB and 80 s for the 1.5B model, on top of a bf16 copy).
+
+Every code is written with the zero point 8, the value MatMulNBits assumes when it has none;
+the builder's fused q/k/v projection wants zero points to concatenate, so they are written
+and then removed from the built graph (`drop_zero_points`): ONNX Runtime's AVX2 kernel for one
+row of activations is wrong with explicit zero points (onnxruntime issue 29853).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from embeddings.errors import DocqaError
+
+GROUP = 32  # weights per block, each with its own scale (the builder's int4 default too)
+ZERO_POINT = 8  # the code of 0.0: codes 0..15 stand for -8..7 times the block's scale
+
+# What this module writes; a change to it makes new cached models (see qa/models.py int4).
+FORMAT = f"olive-int4-symmetric-g{GROUP}-v1"
+
+# GGUF tensor names (llama.cpp's) -> Hugging Face names, for the architectures whose weights
+# llama.cpp stores unpermuted (llama's q and k are permuted for its rotary layout, qwen2's are not).
+ARCHITECTURES = ("qwen2",)
+_LAYER = {
+    "attn_norm": "input_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_norm": "post_attention_layernorm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+_TOP = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+
+
+def hf_name(gguf_name: str) -> str:
+    """`blk.3.attn_q.weight` -> `model.layers.3.self_attn.q_proj.weight`."""
+    module, _, kind = gguf_name.rpartition(".")
+    if module in _TOP:
+        return f"{_TOP[module]}.{kind}"
+    layer = re.fullmatch(r"blk\.(\d+)\.(\w+)", module)
+    if layer is None or layer.group(2) not in _LAYER:
+        raise DocqaError(f"the GGUF holds a tensor docqa cannot place: {gguf_name}")
+    return f"model.layers.{layer.group(1)}.{_LAYER[layer.group(2)]}.{kind}"
+
+
+class Tensor(NamedTuple):
+    name: str
+    shape: tuple[int, ...]  # in torch order (GGUF lists the fastest-moving dimension first)
+    kind: int  # ggml type
+    start: int  # byte offset in the file
+    size: int  # bytes
+
+
+def read_header(gguf: Path) -> tuple[dict, list[Tensor]]:
+    """The GGUF's scalar metadata (arrays by their length) and its table of tensors, without
+    decoding the vocabulary (gguf's own reader decodes every token, 10 s for Qwen's 150k)."""
+    from gguf.constants import GGML_QUANT_SIZES, GGUFValueType
+
+    blob = np.memmap(gguf, mode="r", dtype=np.uint8)
+    scalars = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+    position = 0
+
+    def take(fmt: str):
+        nonlocal position
+        values = struct.unpack_from("<" + fmt, blob, position)
+        position += struct.calcsize("<" + fmt)
+        return values if len(values) > 1 else values[0]
+
+    def text() -> str:
+        nonlocal position
+        length = take("Q")
+        position += length
+        return bytes(blob[position - length : position]).decode("utf-8")
+
+    def value(kind: int):
+        nonlocal position
+        if kind in scalars:
+            return take(scalars[kind])
+        if kind == GGUFValueType.STRING:
+            return text()
+        item, count = take("IQ")
+        if item in scalars:
+            position += count * struct.calcsize(scalars[item])
+        else:  # strings (tokens, merges) or nested arrays: walked, not kept
+            for _ in range(count):
+                value(item)
+        return count
+
+    magic, version, tensor_count, key_count = take("4sIQQ")
+    if magic != b"GGUF" or version < 2:
+        raise DocqaError(f"{gguf} is not a GGUF file of version 2 or later")
+    metadata = {}
+    for _ in range(key_count):
+        key = text()
+        metadata[key] = value(take("I"))
+    table = []
+    for _ in range(tensor_count):
+        name = text()
+        dims = take(f"{take('I')}Q")
+        dims = (dims,) if isinstance(dims, int) else dims
+        kind, offset = take("IQ")
+        block, size = GGML_QUANT_SIZES[kind]
+        table.append((name, tuple(reversed(dims)), kind, offset, int(np.prod(dims)) // block * size))
+    alignment = metadata.get("general.alignment", 32)
+    data = (position + alignment - 1) // alignment * alignment
+    return metadata, [
+        Tensor(name, shape, kind, data + offset, size) for name, shape, kind, offset, size in table
+    ]
+
+
+def dequantise(raw: np.ndarray, kind: int) -> torch.Tensor:
+    """The float32 values of one tensor's GGUF bytes: transformers' torch kernels where they
+    know the type (they use every core), gguf's own numpy ones for the rest."""
+    from transformers.integrations.gguf.dequant import GGML_BLOCK, dequantize
+
+    if kind == 0:  # F32
+        return torch.from_numpy(raw.copy().view(np.float32))
+    if kind == 1:  # F16
+        return torch.from_numpy(raw.copy().view(np.float16)).float()
+    if kind in GGML_BLOCK:
+        return dequantize(torch.from_numpy(raw.copy()), kind, torch.float32)
+    from gguf.quants import dequantize as numpy_dequantize
+
+    return torch.from_numpy(numpy_dequantize(raw, kind).astype(np.float32).reshape(-1))
+
+
+def quantise(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int4 of a [rows, columns] float matrix, in blocks of GROUP along each row:
+    (codes packed two to a byte, low nibble first [rows, columns / 2], scales [rows, blocks]).
+    A block's scale maps its largest-magnitude weight to -8, as ONNX Runtime's own quantiser."""
+    rows, columns = weight.shape
+    if columns % GROUP:
+        raise DocqaError(f"a weight matrix of {columns} columns does not split into blocks of {GROUP}")
+    blocks = weight.float().reshape(rows, columns // GROUP, GROUP)
+    high, low = blocks.amax(dim=2, keepdim=True), blocks.amin(dim=2, keepdim=True)
+    extreme = torch.where(-low > high, low, high)
+    scales = extreme / -ZERO_POINT
+    inverse = torch.where(extreme == 0, 0.0, -ZERO_POINT / extreme)
+    codes = blocks.mul(inverse).round_().add_(ZERO_POINT).clamp_(0, 15).to(torch.uint8)
+    pairs = codes.reshape(rows, columns // 2, 2)
+    return pairs[..., 0] | (pairs[..., 1] << 4), scales.reshape(rows, columns // GROUP)
+
+
+def dequantised(codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """The float matrix `quantise` stands for (what MatMulNBits multiplies with)."""
+    low, high = (codes & 0xF).int(), (codes >> 4).int()
+    values = torch.stack([low, high], dim=-1).reshape(codes.shape[0], -1) - ZERO_POINT
+    return (values.reshape(scales.shape[0], scales.shape[1], GROUP) * scales[..., None]).reshape(values.shape)
+
+
+def checkpoint(gguf: Path, out: Path, chat_template: str) -> int:
+    """Write into `out` the Olive-format 4-bit checkpoint of `gguf` with its config, tokenizer
+    and generation config, one tensor at a time (progress on stderr). Returns its layer count."""
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    metadata, table = read_header(gguf)
+    architecture = metadata.get("general.architecture")
+    if architecture not in ARCHITECTURES:
+        raise DocqaError(
+            f"{gguf.name} is a {architecture} model; docqa imports {', '.join(ARCHITECTURES)} GGUFs. "
+            "Pass its Hugging Face folder or id with --model instead."
+        )
+    config = _config(metadata, tuple(t.name for t in table))
+    config.quantization_config = {"quant_method": "olive", "bits": 4, "group_size": GROUP}
+    config.save_pretrained(out)
+    _generation_config(config).save_pretrained(out)
+    _tokenizer(gguf, config, chat_template).save_pretrained(out)
+
+    tensors: dict[str, torch.Tensor] = {}
+    blob = np.memmap(gguf, mode="r", dtype=np.uint8)
+    for info in tqdm(table, desc="quantising weights", unit="tensor", file=sys.stderr):
+        values = dequantise(blob[info.start : info.start + info.size], info.kind)
+        values, name = values[: int(np.prod(info.shape))].reshape(info.shape), hf_name(info.name)
+        if values.ndim == 1:  # norms and biases stay float
+            tensors[name] = values
+        elif name == "model.embed_tokens.weight":  # a lookup table, quantised by the builder as Gather
+            tensors[name] = values.to(torch.bfloat16)
+        else:
+            codes, scales = quantise(values)
+            base = name.removesuffix(".weight")
+            tensors[f"{base}.qweight"], tensors[f"{base}.scales"] = codes, scales
+            groups = scales.shape[1]
+            tensors[f"{base}.qzeros"] = torch.full(
+                (values.shape[0], (groups + 1) // 2), ZERO_POINT | ZERO_POINT << 4, dtype=torch.uint8
+            )
+    save_file(tensors, str(out / "model.safetensors"))
+    return config.num_hidden_layers
+
+
+def drop_zero_points(model_file: Path) -> int:
+    """Remove the zero points (all ZERO_POINT) from the built graph's MatMulNBits nodes, which
+    then assume ZERO_POINT: the same values, the symmetric kernels. Returns how many were removed.
+    Their bytes stay unused in the weights file (under 3% of it)."""
+    import onnx
+
+    model = onnx.load(str(model_file), load_external_data=False)
+    dropped = set()
+    for node in model.graph.node:
+        if node.op_type == "MatMulNBits" and len(node.input) > 3 and node.input[3]:
+            if len(node.input) > 4:
+                raise DocqaError(f"{node.name} has inputs past its zero points; it was not changed")
+            dropped.add(node.input[3])
+            del node.input[3]
+    kept = [tensor for tensor in model.graph.initializer if tensor.name not in dropped]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    onnx.save(model, str(model_file))
+    return len(dropped)
+
+
+def _config(metadata: dict, names: tuple[str, ...]):
+    """The transformers config the GGUF's metadata describes, through transformers' own map of
+    GGUF keys (the same values its GGUF loader reads, without parsing the vocabulary)."""
+    from transformers import AutoConfig
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    architecture = metadata["general.architecture"]
+    values = {
+        "architectures": [
+            MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[architecture]
+        ],  # the builder picks its graph by this
+        "tie_word_embeddings": "output.weight" not in names,
+    }
+    for section in (architecture, "tokenizer"):
+        for key, target in GGUF_CONFIG_MAPPING[section].items():
+            if target and f"{section}.{key}" in metadata:
+                values[target] = metadata[f"{section}.{key}"]
+    values.setdefault("vocab_size", metadata["tokenizer.ggml.tokens"])  # an array's length, unparsed
+    return AutoConfig.for_model(architecture, **values)
+
+
+def _generation_config(config):
+    from transformers import GenerationConfig
+
+    return GenerationConfig.from_model_config(config)
+
+
+def _tokenizer(gguf: Path, config, chat_template: str):
+    """The tokenizer transformers' GGUF loader builds, from the vocabulary and merges alone."""
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import (
+        convert_gguf_tokenizer,
+        get_gguf_tokenizer,
+    )
+    from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES, tokenizer_class_from_name
+
+    architecture, vocabulary, settings = get_gguf_tokenizer(str(gguf))
+    backend, more = convert_gguf_tokenizer(architecture, vocabulary)
+    kind = tokenizer_class_from_name(TOKENIZER_MAPPING_NAMES[config.model_type])
+    tokenizer = kind(tokenizer_object=backend, **settings, **more)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = chat_template
+    return tokenizer

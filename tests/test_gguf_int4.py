@@ -1,0 +1,164 @@
+"""A packaged GGUF into the CPU runtime's 4-bit model without a float copy: the quantiser against
+ONNX Runtime's own, the zero points removed from a real MatMulNBits graph without changing
+its output, and the small packaged model's import against transformers' own GGUF loader."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from embeddings.errors import DocqaError
+from qa import gguf_int4, models
+
+
+def test_int4_codes_stand_for_the_weights_within_a_step():
+    weight = torch.randn(64, 256) * torch.linspace(0.01, 3, 256)
+    weight[5, :32] = 0.0  # a block of zeros stays zeros
+    codes, scales = gguf_int4.quantise(weight)
+    assert codes.shape == (64, 128) and codes.dtype == torch.uint8 and scales.shape == (64, 8)
+    back = gguf_int4.dequantised(codes, scales)
+    step = scales.abs().repeat_interleave(gguf_int4.GROUP, dim=1)
+    error = (back - weight).abs()
+    # Half a step inside the codes' range; up to one step at its far end (7 steps one way, 8 the other).
+    assert torch.all(error <= step + 1e-6) and (error <= step / 2 + 1e-6).float().mean() > 0.99
+    assert torch.all(back[5, :32] == 0)
+    blocks = weight.reshape(64, 8, 32)
+    largest = blocks.abs().argmax(dim=2, keepdim=True)  # each block's largest weight is exact
+    assert torch.allclose(back.reshape(64, 8, 32).gather(2, largest), blocks.gather(2, largest))
+
+
+def test_int4_codes_are_the_ones_onnx_runtime_would_write():
+    from onnxruntime.capi._pybind_state import quantize_matmul_4bits
+
+    weight = torch.randn(96, 512)
+    codes, scales = gguf_int4.quantise(weight)
+    rows, columns = weight.shape
+    blocks = columns // gguf_int4.GROUP
+    theirs = np.zeros((rows, blocks, gguf_int4.GROUP // 2), np.uint8)
+    their_scales = np.zeros((rows, blocks), np.float32)
+    zero_points = np.zeros((rows, (blocks + 1) // 2), np.uint8)
+    quantize_matmul_4bits(theirs, np.ascontiguousarray(weight.numpy().T), their_scales, zero_points,
+                          gguf_int4.GROUP, rows, columns, True)  # fmt: skip
+    assert np.allclose(scales.numpy(), their_scales, rtol=1e-6)
+    assert (codes.numpy().reshape(theirs.shape) == theirs).mean() > 0.999  # rounding ties may differ
+
+
+def test_gguf_names_become_hugging_face_names_and_an_unknown_one_is_refused():
+    assert gguf_int4.hf_name("blk.3.attn_q.weight") == "model.layers.3.self_attn.q_proj.weight"
+    assert gguf_int4.hf_name("blk.0.attn_k.bias") == "model.layers.0.self_attn.k_proj.bias"
+    assert gguf_int4.hf_name("token_embd.weight") == "model.embed_tokens.weight"
+    assert gguf_int4.hf_name("output.weight") == "lm_head.weight"
+    with pytest.raises(DocqaError, match="cannot place: blk.1.ssm_conv1d.weight"):
+        gguf_int4.hf_name("blk.1.ssm_conv1d.weight")
+
+
+def _matmul_nbits_model(path, weight: torch.Tensor, with_zero_points: bool):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rows, columns = weight.shape  # MatMulNBits: N = rows (outputs), K = columns (inputs)
+    codes, scales = gguf_int4.quantise(weight)
+    blocks = columns // gguf_int4.GROUP
+    inputs = ["x", "codes", "scales"]
+    initialisers = [
+        numpy_helper.from_array(codes.numpy().reshape(rows, blocks, gguf_int4.GROUP // 2), "codes"),
+        numpy_helper.from_array(scales.numpy().reshape(-1), "scales"),
+    ]
+    if with_zero_points:
+        inputs.append("zero_points")
+        initialisers.append(
+            numpy_helper.from_array(np.full(rows * ((blocks + 1) // 2), 0x88, np.uint8), "zero_points")
+        )
+    node = helper.make_node("MatMulNBits", inputs, ["y"], domain="com.microsoft", K=columns, N=rows,
+                            bits=4, block_size=gguf_int4.GROUP, accuracy_level=4)  # fmt: skip
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, columns])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, rows])], initialisers)  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    onnx.save(model, str(path))
+
+
+def test_zero_points_removed_from_the_graph_leave_its_output_as_it_was(tmp_path):
+    import onnx
+    import onnxruntime
+
+    torch.manual_seed(0)
+    weight, x = torch.randn(64, 256), np.random.default_rng(0).standard_normal((1, 256)).astype(np.float32)
+    _matmul_nbits_model(tmp_path / "with.onnx", weight, with_zero_points=True)
+    _matmul_nbits_model(tmp_path / "without.onnx", weight, with_zero_points=False)
+    expected = onnxruntime.InferenceSession(str(tmp_path / "without.onnx")).run(None, {"x": x})[0]
+
+    assert gguf_int4.drop_zero_points(tmp_path / "with.onnx") == 1
+    model = onnx.load(str(tmp_path / "with.onnx"))
+    assert [list(n.input) for n in model.graph.node] == [["x", "codes", "scales"]]
+    assert [t.name for t in model.graph.initializer] == ["codes", "scales"]
+    got = onnxruntime.InferenceSession(str(tmp_path / "with.onnx")).run(None, {"x": x})[0]
+    assert np.array_equal(got, expected)
+    reference = x @ gguf_int4.dequantised(*gguf_int4.quantise(weight)).numpy().T
+    assert np.allclose(got, reference, rtol=0.05, atol=0.05 * np.abs(reference).max())  # int8 activations
+
+
+def test_the_small_packaged_model_imports_as_transformers_reads_its_gguf():
+    """The 4-bit model's config, tokenizer and stop tokens are those of the bf16 folder that
+    transformers' own GGUF loader wrote, and its graph has no zero points."""
+    import onnx
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    ours, theirs = models.int4(models.SMALL), models.locate(models.SMALL)
+    assert (
+        GenerationConfig.from_pretrained(ours).eos_token_id
+        == GenerationConfig.from_pretrained(theirs).eos_token_id
+    )
+    mine, reference = AutoTokenizer.from_pretrained(ours), AutoTokenizer.from_pretrained(theirs)
+    chat = [
+        {"role": "system", "content": "Answer."},
+        {"role": "user", "content": "Où était la réunion? 50,000 t 🙂"},
+    ]
+    text = reference.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    assert mine.apply_chat_template(chat, add_generation_prompt=True, tokenize=False) == text
+    assert mine(text)["input_ids"] == reference(text)["input_ids"]
+    built = json.loads((ours / "genai_config.json").read_text())["model"]
+    config = AutoConfig.from_pretrained(theirs)
+    assert (built["decoder"]["num_hidden_layers"], built["vocab_size"]) == (
+        config.num_hidden_layers,
+        config.vocab_size,
+    )
+    graph = onnx.load(str(ours / "model.onnx"), load_external_data=False).graph
+    matmuls = [n for n in graph.node if n.op_type == "MatMulNBits"]
+    assert matmuls and all(len(n.input) == 3 for n in matmuls)
+
+
+def test_a_packaged_model_whose_checksum_differs_is_not_built(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCQA_CACHE", str(tmp_path))
+    tampered = models.PackagedModel(
+        **{**models.QWEN_CODER_05B.__dict__, "name": "tampered", "parts": models.QWEN_CODER_05B.parts[:1]}
+    )
+    with pytest.raises(DocqaError, match="does not match its known checksum"):
+        models.packaged_int4(tampered, tmp_path / "models" / "tampered-int4", report=lambda m: None)
+    assert not list((tmp_path / "models").iterdir()), "nothing half-built is left behind"
+
+
+def test_the_header_reader_finds_every_tensor_where_gguf_s_own_reader_does(tmp_path):
+    from gguf import GGUFReader
+
+    gguf = tmp_path / "small.gguf"
+    models.join(models.QWEN_CODER_05B, gguf)
+    metadata, table = gguf_int4.read_header(gguf)
+    reference = GGUFReader(str(gguf))
+    assert metadata["general.architecture"] == "qwen2" and metadata["tokenizer.ggml.tokens"] == 151936
+    assert [(t.name, t.kind, t.start, t.size) for t in table] == [
+        (t.name, int(t.tensor_type), int(t.data_offset), int(t.n_bytes)) for t in reference.tensors
+    ]
+    kinds = {t.kind for t in table}
+    assert kinds - {0, 1} and 6 in kinds, "quantised tensors, Q5_0 among them (read by gguf's own kernels)"
+    q5 = next(t for t in reference.tensors if t.tensor_type == 6)
+    ours = next(t for t in table if t.name == q5.name)
+    blob = np.memmap(gguf, mode="r", dtype=np.uint8)
+    from gguf.quants import dequantize
+
+    assert np.allclose(gguf_int4.dequantise(blob[ours.start : ours.start + ours.size], ours.kind).numpy(),
+                       dequantize(q5.data, q5.tensor_type).reshape(-1))  # fmt: skip
