@@ -293,8 +293,8 @@ def _summaries(r: dict, goals: list, _: str) -> list[str]:
     lines = [
         "## Summaries",
         "",
-        "| set | articles | docqa R1 / R2 / RL | lead baseline R1 / R2 / RL | sentences supported (docqa / lead) | s/summary |",
-        "|---|---|---|---|---|---|",
+        "| set | articles | docqa R1 / R2 / RL | lead baseline R1 / R2 / RL | sentences supported (model / lead) | left out by the check | marked unsupported | s/summary |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r.items():
         lead_name = next(key for key in s if key.startswith("lead-") and isinstance(s[key], dict))
@@ -302,8 +302,11 @@ def _summaries(r: dict, goals: list, _: str) -> list[str]:
         lines.append(
             f"| {name} | {s['articles']} | {d['rouge1']:.3f} / {d['rouge2']:.3f} / {d['rougeL']:.3f} | "
             f"{lead_name}: {lead['rouge1']:.3f} / {lead['rouge2']:.3f} / {lead['rougeL']:.3f} | "
-            f"{s['supported_sentences']:.3f} / {s['lead_supported_sentences']:.3f} | {s['seconds_per_summary']:.1f} |"
+            f"{s['supported_sentences']:.3f} / {s['lead_supported_sentences']:.3f} | "
+            f"{s.get('left_out_sentences', 0):.3f} | {s.get('marked_unsupported', 0):.3f} | {s['seconds_per_summary']:.1f} |"
         )
-    return [*lines, "", "ROUGE F1 against the best-matching reference. Support by qa/support.py's check, which "
-            "the summariser never consults; the lead sentences are copied from the article, so theirs shows the "
-            "check's own false alarms.", ""]  # fmt: skip
+    return [*lines, "", "ROUGE F1 of the summary users get against the best-matching reference. Support by "
+            "qa/support.py's check of every sentence the model wrote, before the summariser's own use of that "
+            "check left out the ones it does not hold (share of sentences in 'left out'; 'marked unsupported': "
+            "summaries of which no sentence held, kept whole and marked). The lead sentences are copied from "
+            "the article, so theirs shows the check's own false alarms.", ""]  # fmt: skip

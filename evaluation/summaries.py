@@ -1,7 +1,8 @@
-"""Summaries on SummEval (CNN/DailyMail) and XSum through `summarize`: ROUGE against the
-references beside the lead-3 / lead-1 baselines scored by the same code in the same run, the
-share of summary sentences the source supports (by the support check of qa/support.py, which
-the summariser never consults), and seconds per summary."""
+"""Summaries on SummEval (CNN/DailyMail) and XSum through `summarize`: ROUGE of what users get
+against the references, beside the lead-3 / lead-1 baselines scored by the same code in the
+same run; the share of the model's summary sentences the source supports, scored before the
+summariser's own check leaves unsupported ones out (scored after it, by the same check, the
+figure could not fail), and how many that check left out; seconds per summary."""
 
 from __future__ import annotations
 
@@ -65,12 +66,15 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, generator:
         rows = []
         for article in tqdm(sample, desc=f"summaries {name}", unit="article"):
             summary = assistant.summarize(article.id)
+            written = summary.text if not summary.left_out else " ".join([summary.text, *summary.left_out])
             baseline = lead(article.text, length)
             rows.append({
                 "id": article.id, "summary": summary.text, "seconds": summary.seconds, "calls": summary.calls,
                 "rouge": rouge(summary.text, article.references),
                 "lead": rouge(baseline, article.references),
-                "supported": supported_share(summary.text, article.text, config.support_threshold),
+                "supported": supported_share(written, article.text, config.support_threshold),
+                "left_out": len(summary.left_out), "sentences": len(sentences(written)),
+                "marked_unsupported": not summary.supported,
                 "lead_supported": supported_share(baseline, article.text, config.support_threshold),
             })  # fmt: skip
         n = len(rows)
@@ -80,6 +84,10 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, generator:
             "docqa": {k: round(sum(r["rouge"][k] for r in rows) / n, 4) for k in ROUGE},
             f"lead-{length}": {k: round(sum(r["lead"][k] for r in rows) / n, 4) for k in ROUGE},
             "supported_sentences": round(sum(r["supported"] for r in rows) / n, 4),
+            "left_out_sentences": round(
+                sum(r["left_out"] for r in rows) / max(sum(r["sentences"] for r in rows), 1), 4
+            ),
+            "marked_unsupported": round(sum(r["marked_unsupported"] for r in rows) / n, 4),
             "lead_supported_sentences": round(sum(r["lead_supported"] for r in rows) / n, 4),
             "seconds_per_summary": round(sum(r["seconds"] for r in rows) / n, 2),
             "seconds": round(time.perf_counter() - started, 1),

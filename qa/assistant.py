@@ -141,7 +141,11 @@ class Assistant:
         c = self.config
         self.retriever = Retriever(index, c.top_k, c.candidates, c.rrf_k)
         self.summarizer = Summarizer(
-            generator, index, SummaryCache(index.folder.parent / "summaries.sqlite"), c.context_tokens
+            generator,
+            index,
+            SummaryCache(index.folder.parent / "summaries.sqlite"),
+            c.context_tokens,
+            c.support_threshold,
         )
 
     @classmethod

@@ -375,12 +375,16 @@ def _print_sources(answer) -> None:
 
 
 def _summarize(args: argparse.Namespace) -> int:
+    from qa.render import caveats
+
     assistant = _assistant(args, summary_sentences=args.sentences)
     summary = assistant.summarize(args.doc_id, progress=None if args.json else _progress)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         return 0
     print(f"\r{summary.title}\n\n{summary.text}\n")
+    for line in caveats(summary.left_out, summary.supported):
+        print(line)
     docs = sorted({p.doc_id for p in summary.sources})
     print(f"Drawn from {len(summary.sources)} passages of {len(docs)} document(s): {', '.join(docs[:10])}")
     print(

@@ -154,13 +154,32 @@ def _best_sentence(document: str, start: int, end: int, claim: str) -> tuple[int
     return max(spans, key=lambda span: support(claim, document[span[0] : span[1]]).score)
 
 
-def summary_html(title: str, text: str, sources: list[Passage], note: str = "") -> str:
+def caveats(left_out: list[str], supported: bool) -> list[str]:
+    """What a summary's reader should know about the sentences the documents do not bear out."""
+    lines = []
+    if not supported:
+        lines.append("The documents do not bear out this summary as written: read it with care.")
+    if left_out:
+        lines.append(
+            f"Left out, {len(left_out)} sentence(s) of the model's summary the documents do not bear out:"
+        )
+        lines += [f"  - {s}" for s in left_out]
+    return lines
+
+
+def summary_html(
+    title: str, text: str, sources: list[Passage], note: str = "", left_out: list[str] | None = None,
+    supported: bool = True,
+) -> str:  # fmt: skip
     docs: dict[str, str] = {}
     for p in sources:
         docs.setdefault(p.doc_id, p.title)
     items = "".join(f"<li>{html.escape(t)} <code>{html.escape(d)}</code></li>" for d, t in docs.items())
+    warn = "".join(
+        f'<p class="note unsupported">{html.escape(line)}</p>' for line in caveats(left_out or [], supported)
+    )
     return (
-        f'<div class="summary"><h4>{html.escape(title)}</h4><p>{html.escape(text)}</p>'
+        f'<div class="summary"><h4>{html.escape(title)}</h4><p>{html.escape(text)}</p>{warn}'
         f'<p class="note">{html.escape(note)}</p>'
         f"<details><summary>Drawn from {len(sources)} passages of {len(docs)} document(s)</summary>"
         f"<ul>{items}</ul></details></div>"

@@ -11,16 +11,17 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from embeddings.chunker import chunk_text
+from embeddings.chunker import chunk_text, sentences
 from embeddings.errors import ConfigError, QuestionError
 from embeddings.index import Index
 from qa.generator import Generator
 from qa.guard import defuse, neutralise
 from qa.prompt import SUMMARY_SYSTEM, Messages, quote
 from qa.retriever import Passage
+from qa.support import best
 
 log = logging.getLogger("docqa.summaries")
 
@@ -38,6 +39,10 @@ class Summary:
     cached: int  # parts answered from the cache
     seconds: float
     model: str
+    # Sentences of the model's summary the documents do not bear out, left out of `text`; when
+    # none is borne out, `text` keeps them all and `supported` is False.
+    left_out: list[str] = field(default_factory=list)
+    supported: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +114,26 @@ def combine_messages(title: str | None, summaries: list[tuple[str, str]], senten
     ]
 
 
+def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, list[str], bool]:
+    """(the summary's sentences a source holds, those left out, whether any was held), by the
+    support check answers pass (qa/support.py). A last sentence the model was cut off in is left
+    out too. When no sentence is held, the text stays whole and is marked as not supported."""
+    said = [text[a:b].strip() for a, b in sentences(text)]
+    if len(said) > 1 and not said[-1].rstrip("\"'”’)]").endswith((".", "!", "?", "…")):
+        said, cut = said[:-1], [said[-1]]
+    else:
+        cut = []
+    passages, titles = [p.text for p in sources], [p.title for p in sources]
+    held = [
+        bool(passages) and best(s, passages, titles=titles, threshold=threshold)[1].holds(threshold)
+        for s in said
+    ]
+    if not any(held):
+        return text, [], False
+    kept = [s for s, ok in zip(said, held, strict=True) if ok]
+    return " ".join(kept), [s for s, ok in zip(said, held, strict=True) if not ok] + cut, True
+
+
 def pack(
     items: list[tuple[str, str]], fits: Callable[[list[tuple[str, str]]], bool]
 ) -> list[list[tuple[str, str]]]:
@@ -133,8 +158,11 @@ class _Run:
 
 
 class Summarizer:
-    def __init__(self, generator: Generator, index: Index, cache: SummaryCache, budget: int) -> None:
+    def __init__(
+        self, generator: Generator, index: Index, cache: SummaryCache, budget: int, threshold: float
+    ) -> None:
         self.generator, self.index, self.cache, self.budget = generator, index, cache, budget
+        self.threshold = threshold  # Config.support_threshold: what a summary sentence must pass
 
     def document(self, doc_id: str, sentences: int, progress: Progress | None = None) -> Summary:
         info, text = self.index.document(doc_id), self.index.document_text(doc_id)
@@ -239,5 +267,7 @@ class Summarizer:
         return self.generator.count(self.generator.render(messages))
 
     def _done(self, doc_id: str | None, title: str, text: str, sources: list[Passage], run: _Run) -> Summary:
+        text, left_out, supported = check(text, sources, self.threshold)
         seconds = round(time.perf_counter() - run.started, 3)
-        return Summary(doc_id, title, text, sources, run.calls, run.cached, seconds, self.generator.name)
+        return Summary(doc_id, title, text, sources, run.calls, run.cached, seconds, self.generator.name,
+                       left_out, supported)  # fmt: skip

@@ -184,7 +184,7 @@ class Handlers:
             return
         s = result["summary"]
         note = f"{s.seconds:.1f} s · {s.calls} model calls, {s.cached} from cache · {s.model}"
-        yield summary_html(s.title, s.text, s.sources, note), s.to_dict()
+        yield summary_html(s.title, s.text, s.sources, note, s.left_out, s.supported), s.to_dict()
 
     def documents(self) -> tuple[list[list], list[list], list[tuple[str, str]]]:
         """(indexed documents table, uploads table, summarise/remove choices)."""

@@ -11,7 +11,9 @@ from embeddings.config import Config
 from embeddings.errors import QuestionError
 from embeddings.index import Index
 from qa.assistant import Assistant
-from qa.summarize import pack
+from qa.render import caveats
+from qa.retriever import Passage
+from qa.summarize import check, pack
 from tests.fakes import FakeEmbedder, FakeGenerator
 
 LONG = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(300))
@@ -106,6 +108,42 @@ def test_summaries_too_long_to_combine_two_at_a_time_are_cut_and_the_summary_end
 
     a.generator.reply = verbose
     summary = a.summarize("long.txt")
-    assert summary.text.startswith("Point 0")
+    assert summary.text.startswith("Point")
     assert all(a.generator.count(a.generator.render(m)) <= 400 for m in calls)
     assert "Combine them" in calls[-1][-1]["content"]
+
+
+ARTICLE = (
+    "Ahmad Massoud met Amir Khan Muttaqi in Tehran. The meeting was mediated by Ismail Khan, the former "
+    "governor of Herat. India sent 50,000 tonnes of wheat to Afghanistan."
+)
+SOURCES = [Passage("a.txt", "Talks in Tehran", 0, len(ARTICLE), ARTICLE, 1.0, {})]
+
+
+def test_a_summary_sentence_the_document_does_not_bear_out_is_left_out_and_listed():
+    summary = ("Ahmad Massoud met Amir Khan Muttaqi in Tehran. India sent 80,000 tonnes of rice to Pakistan. "
+               "Ismail Khan, the former governor of Herat, mediated the meeting.")  # fmt: skip
+    text, left_out, supported = check(summary, SOURCES, 0.5)
+    assert supported and left_out == ["India sent 80,000 tonnes of rice to Pakistan."]
+    assert (
+        text
+        == "Ahmad Massoud met Amir Khan Muttaqi in Tehran. Ismail Khan, the former governor of Herat, mediated the meeting."
+    )
+    assert caveats(left_out, supported)[1] == "  - India sent 80,000 tonnes of rice to Pakistan."
+
+
+def test_a_last_sentence_cut_off_at_the_token_limit_is_left_out():
+    text, left_out, supported = check(
+        "Massoud met Muttaqi in Tehran. India sent 50,000 tonnes of", SOURCES, 0.5
+    )
+    assert (text, left_out, supported) == (
+        "Massoud met Muttaqi in Tehran.",
+        ["India sent 50,000 tonnes of"],
+        True,
+    )
+
+
+def test_a_summary_nothing_bears_out_is_kept_whole_and_marked():
+    summary = "The council approved the budget. The vote was close."
+    assert check(summary, SOURCES, 0.5) == (summary, [], False)
+    assert caveats([], False) == ["The documents do not bear out this summary as written: read it with care."]
