@@ -1,7 +1,8 @@
 """A packaged GGUF made ready for the CPU runtime without a float copy of its weights.
 
-The GGUF's K-quant blocks are read one tensor at a time (transformers' GGUF reader and
-dequantiser) and quantised again into what the runtime runs: symmetric int4 in blocks of 32
+The GGUF's quantised blocks are read one tensor at a time (`read_header` finds them without
+decoding the vocabulary; transformers' torch kernels dequantise them, gguf's own numpy ones
+where transformers has none) and quantised again into what the runtime runs: symmetric int4 in blocks of 32
 along each row, one float scale per block, the layout ONNX Runtime's MatMulNBits reads. The
 result is a checkpoint in Olive's quantised format, which onnxruntime-genai's model builder
 turns into the ONNX model as it is, instead of building a float32 graph of the whole model and
@@ -116,6 +117,10 @@ def read_header(gguf: Path) -> tuple[dict, list[Tensor]]:
         dims = take(f"{take('I')}Q")
         dims = (dims,) if isinstance(dims, int) else dims
         kind, offset = take("IQ")
+        if kind not in GGML_QUANT_SIZES:
+            raise DocqaError(
+                f"{gguf.name}: {name} is of a ggml type ({kind}) gguf cannot read: pip install -U gguf"
+            )
         block, size = GGML_QUANT_SIZES[kind]
         table.append((name, tuple(reversed(dims)), kind, offset, int(np.prod(dims)) // block * size))
     alignment = metadata.get("general.alignment", 32)
