@@ -115,9 +115,17 @@ def search_text(rewritten: str, pairs: list[tuple[str, str]]) -> str:
     refers back (the model kept the pronoun, or its rewrite was refused and the question is used
     as asked), the previous question beside it, so that the search still finds what it refers
     to. (On XQuAD follow-ups the small model's rewrite named it in half of them.)"""
-    if pairs and {w.lower() for w in re.findall(r"[\w']+", rewritten)} & _REFERENCES:
+    if pairs and refers_back(rewritten):
         return f"{pairs[-1][0]} {rewritten}"
     return rewritten
+
+
+def refers_back(question: str) -> bool:
+    """Whether `question` holds a word that refers to something said before (he, it, there ...).
+    One that does not stands alone: it is answered from the documents without the earlier turns,
+    which would only take room from the passages and offer the model answers that are not
+    from the documents."""
+    return bool({w.lower() for w in re.findall(r"[\w']+", question)} & _REFERENCES)
 
 
 def standalone(reply: str, question: str, pairs: list[tuple[str, str]]) -> str | None:

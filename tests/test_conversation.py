@@ -232,3 +232,26 @@ def test_retrieval_searches_the_earlier_question_too_when_the_rewrite_is_refused
     assert searched[-1] == "Who mediated the meeting? What did it decide?"
     chat.ask("Where was he governor?")  # rewritten with the name: searched as rewritten
     assert searched[-1] == "Where was Ismail Khan governor?"
+
+
+def test_a_follow_up_that_stands_alone_gets_every_passage_it_gets_asked_alone(tmp_path):
+    """Earlier turns never push out a passage once the rewrite names what the question is
+    about; while it still refers back, they come first."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text(" ".join([TEXT["talks.txt"]] * 6))
+    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0, context_tokens=256,
+                    history_tokens=1000)  # fmt: skip
+    embedder = FakeEmbedder()
+    build(config, embedder, progress=False, log=lambda m: None)
+    generator = FakeGenerator(reply)
+    a = Assistant(Index.open(config.index_dir, embedder), generator, config)
+    a.ask("Where was Ismail Khan governor?")
+    alone = generator.prompts[-1][-1]["content"]
+    chat = a.chat()
+    chat.ask("Who mediated the meeting?")
+    assert chat.ask("Where was he governor?").standalone == "Where was Ismail Khan governor?"
+    followup = generator.prompts[-1][-1]["content"]
+    assert followup[followup.index("Documents:") :] == alone[alone.index("Documents:") :]
+    chat.ask("What did it decide?")  # the rewrite is refused: "it" still refers back
+    assert "Earlier in this conversation" in generator.prompts[-1][-1]["content"]
