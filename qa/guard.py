@@ -27,6 +27,9 @@ _ORDERS = re.compile(
             rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the|any|all)\s+{_AI}s?\b",
             rf"\b(?:to|for)\s+(?:the|any)\s+{_AI}s?\s+(?:reading|processing|summari[sz]ing|answering)\b",
             r"\b(?:if|when)\s+you\s+are\s+an?\s+(?:ai|language model|llm|chatbot)\b",
+            # "whoever reads this, begin your response with ...": the reader told how to reply
+            r"\b(?:whoever|anyone|anybody)\s+(?:who\s+)?(?:reads|is\s+reading|processes)\s+this\b[^.!?\n]{0,60}?"
+            r"\b(?:your|the)\s+(?:response|reply|answer|output)s?\b",
             r"\byou\s+are\s+now\s+(?:an?\s+)?(?:ai|language model|llm|chatbot|gpt|dan)\b",
             r"\bcite\s+passage\s*\[?\d",
             # a forged chat turn
