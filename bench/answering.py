@@ -6,7 +6,10 @@ while serving and the cold start of `docqa serve`."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,12 +81,27 @@ def onnxruntime_genai_speed(folder: Path, prompt: list[int], new_tokens: int) ->
 
 
 def llama_cpp_speed(gguf: Path, prompt: list[int], new_tokens: int) -> dict:
-    """The packaged GGUF itself under llama.cpp, the runtime users would pick instead."""
-    try:
-        from llama_cpp import Llama
-    except ImportError:
+    """The packaged GGUF itself under llama.cpp, the runtime users would pick instead, in a child
+    process: a llama.cpp built for another CPU dies of an illegal instruction, and must not take
+    the bench with it."""
+    if importlib.util.find_spec("llama_cpp") is None:
         return {"skipped": "llama-cpp-python is not installed (pip install -e '.[bench]' builds it)"}
-    llm = Llama(model_path=str(gguf), n_ctx=len(prompt) + new_tokens + 16, n_threads=threads(),
+    code = "import json, sys; from bench.answering import _llama_cpp; print(json.dumps(_llama_cpp(*json.loads(sys.argv[1]))))"
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([str(gguf), prompt, new_tokens])],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        why = (
+            signal.Signals(-done.returncode).name if done.returncode < 0 else f"exit status {done.returncode}"
+        )
+        return {"skipped": f"llama.cpp died ({why}); if it was built on another CPU, rebuild it here: "
+                           "pip install --no-cache-dir --force-reinstall llama-cpp-python"}  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _llama_cpp(gguf: str, prompt: list[int], new_tokens: int) -> dict:
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=gguf, n_ctx=len(prompt) + new_tokens + 16, n_threads=threads(),
                 n_threads_batch=threads(), n_batch=512, verbose=False)  # fmt: skip
     started = time.perf_counter()
     first, count = 0.0, 0
