@@ -104,16 +104,12 @@ class Conversation:
             rewritten = self.rewrite(asked, pairs) if pairs else asked
             stream.standalone = rewritten
             rewriting = round(time.perf_counter() - started, 3)
-            history: str | Callable[[int], str]
+            history = ""  # a question that stands alone is answered from the documents as if asked alone
             if refers_back(rewritten):  # the earlier turns say what it refers to: they come first,
                 # with at most half of what the instructions and the question leave
                 left = a.config.context_tokens - a.count(answer_messages(rewritten, []))
                 share = min(a.config.history_tokens, max(left, 0) // 2)
                 history = history_block(fitting(pairs, share, a.generator.count))
-            else:  # it stands alone: the passages come first, the earlier turns in the room left
-                history = lambda room: history_block(  # noqa: E731
-                    fitting(pairs, min(a.config.history_tokens, room), a.generator.count)
-                )
 
             def finish(answer: Answer) -> None:
                 answer.question, answer.standalone = asked, rewritten
@@ -202,13 +198,12 @@ class Assistant:
         question: str,
         within: Selection | None,
         done: Callable[[Answer], None],
-        history: str | Callable[[int], str] = "",
+        history: str = "",
         search: str | None = None,
     ) -> Iterator[str]:
         """The answering path: retrieve for the (checked) `question`, ask the model, check its reply;
         the reply's pieces as they come, then `done(answer)`. `history`: earlier turns as prompt
-        text, or a function of the tokens the passages leave that returns the turns to add there;
-        `search`: what retrieval searches, when not the question itself."""
+        text; `search`: what retrieval searches, when not the question itself."""
         started = time.perf_counter()
         found = self.retriever(search or question, within)
         model = self.generator.name
@@ -224,13 +219,7 @@ class Assistant:
             done(answer)
             yield answer.text
             return
-        budget = self.config.context_tokens
-        messages, shown = fit(
-            question, found.passages, budget, self.count, history if isinstance(history, str) else ""
-        )
-        if callable(history):
-            later = answer_messages(question, shown, history(budget - self.count(messages)))
-            messages = later if self.count(later) <= budget else messages  # the block's heading may not fit
+        messages, shown = fit(question, found.passages, self.config.context_tokens, self.count, history)
         generating = time.perf_counter()
         raw = []
         with closing(self.generator.stream(messages, self.config.answer_tokens)) as replies:

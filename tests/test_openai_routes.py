@@ -169,10 +169,10 @@ def test_earlier_messages_are_the_conversation_a_follow_up_is_asked_in(tmp_path,
         reply_ = client.chat.completions.create(model="docqa", messages=messages, stream=stream)
         docqa = list(reply_)[-1].docqa if stream else reply_.docqa
         assert docqa["standalone"] == "Where did Ismail Khan mediate the meeting?" and not docqa["abstained"]
-        prompt = generator.prompts[-1][-1]["content"]
-        assert (
-            "Question: Where did Ismail Khan mediate the meeting?" in prompt
-            and "Answer: Ismail Khan." in prompt
+        prompt, rewrite = generator.prompts[-1][-1]["content"], generator.prompts[-2][-1]["content"]
+        assert "Question: Where did Ismail Khan mediate the meeting?" in prompt, "the rewrite is asked"
+        assert rewrite.startswith("Conversation:") and "Answer: Ismail Khan." in rewrite, (
+            "from the earlier turn"
         )
     alone = client.chat.completions.create(model="docqa", messages=messages[-1:])
     assert alone.docqa["standalone"] is None, "a question alone is not rewritten"
