@@ -196,7 +196,8 @@ def test_the_single_question_api_is_unchanged(assistant):
     assert answer.standalone is None and "rewrite" not in answer.timings
 
 
-def test_a_long_conversation_keeps_every_prompt_within_the_context_budget(tmp_path):
+def long_talks(tmp_path: Path, generator: FakeGenerator) -> Assistant:
+    """An assistant over one long document in a 256-token context, history allowed 1000."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "talks.txt").write_text(" ".join([TEXT["talks.txt"]] * 6))
@@ -204,8 +205,12 @@ def test_a_long_conversation_keeps_every_prompt_within_the_context_budget(tmp_pa
                     history_tokens=1000)  # fmt: skip
     embedder = FakeEmbedder()
     build(config, embedder, progress=False, log=lambda m: None)
+    return Assistant(Index.open(config.index_dir, embedder), generator, config)
+
+
+def test_a_long_conversation_keeps_every_prompt_within_the_context_budget(tmp_path):
     generator = FakeGenerator(reply)
-    chat = Assistant(Index.open(config.index_dir, embedder), generator, config).chat()
+    chat = long_talks(tmp_path, generator).chat()
     for _ in range(5):
         chat.ask("Who mediated the meeting in Tehran, and what did the talks between them achieve?")
     answers = [p for p in generator.prompts if not p[-1]["content"].startswith("Conversation:")]
@@ -237,15 +242,8 @@ def test_retrieval_searches_the_earlier_question_too_when_the_rewrite_is_refused
 def test_a_follow_up_that_stands_alone_gets_every_passage_it_gets_asked_alone(tmp_path):
     """Earlier turns never push out a passage once the rewrite names what the question is
     about; while it still refers back, they come first."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "talks.txt").write_text(" ".join([TEXT["talks.txt"]] * 6))
-    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0, context_tokens=256,
-                    history_tokens=1000)  # fmt: skip
-    embedder = FakeEmbedder()
-    build(config, embedder, progress=False, log=lambda m: None)
     generator = FakeGenerator(reply)
-    a = Assistant(Index.open(config.index_dir, embedder), generator, config)
+    a = long_talks(tmp_path, generator)
     a.ask("Where was Ismail Khan governor?")
     alone = generator.prompts[-1][-1]["content"]
     chat = a.chat()
