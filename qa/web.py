@@ -8,9 +8,11 @@ import html
 import logging
 import os
 import queue
+import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from qa.service import MAX_UPLOAD_BYTES, Service
 log = logging.getLogger("docqa.web")
 ALL = "__all__"  # the summarise choice for the whole collection
 KEPT_TURNS = 20  # a browser keeps the latest turns of its conversation (each with its passages)
+EXPORT_HOURS = 1.0  # a Markdown download is kept this long (it holds passages of the documents)
 
 CSS = """
 .answer {font-size: 1.1em; line-height: 1.5; padding: .5em 0}
@@ -64,6 +67,20 @@ class Handlers:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        # Downloads hold passages of the user's documents: they live in one folder of this UI's,
+        # removed with it (and at exit), each download no longer than EXPORT_HOURS.
+        self._exports = tempfile.TemporaryDirectory(prefix="docqa-export-")
+
+    def _export_file(self, name: str, text: str) -> str:
+        """`text` written to a new file `name` for the browser to download; older downloads removed."""
+        root = Path(self._exports.name)
+        cutoff = time.time() - EXPORT_HOURS * 3600
+        for old in root.iterdir():
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        path = Path(tempfile.mkdtemp(dir=root)) / name  # a folder each: two downloads never collide
+        path.write_text(text, encoding="utf-8")
+        return str(path)
 
     def ask(
         self, question: str, docs: list[str] | None = None, since: str | None = None, until: str | None = None
@@ -138,10 +155,8 @@ class Handlers:
         turns = _turns(stored)
         if not turns:
             return None
-        path = Path(tempfile.mkdtemp(prefix="docqa-export-")) / "docqa-conversation.md"
         pairs = [(t.question, t.answer) for t in turns]
-        path.write_text(to_markdown(pairs, "Conversation with docqa"), encoding="utf-8")
-        return str(path)
+        return self._export_file("docqa-conversation.md", to_markdown(pairs, "Conversation with docqa"))
 
     def _text_of(self, doc_id: str) -> str:
         try:
@@ -154,10 +169,7 @@ class Handlers:
         there is no answer to export."""
         if not data or "text" not in data:
             return None
-        folder = Path(tempfile.mkdtemp(prefix="docqa-export-"))
-        path = folder / "docqa-answer.md"
-        path.write_text(to_markdown([(data["question"], answer_from_dict(data))]), encoding="utf-8")
-        return str(path)
+        return self._export_file("docqa-answer.md", to_markdown([(data["question"], answer_from_dict(data))]))
 
     def summarize(self, choice: str | None) -> Iterator[tuple[str, dict]]:
         doc_id = None if choice in (None, "", ALL) else choice
@@ -270,7 +282,8 @@ def build_ui(service: Service):
 
     h = Handlers(service)
     limit = service.config.max_question_chars
-    with gr.Blocks(title="docqa") as demo:
+    hour = int(EXPORT_HOURS * 3600)  # Gradio's own copies of the downloads go as soon as ours
+    with gr.Blocks(title="docqa", delete_cache=(hour, hour)) as demo:
         gr.Markdown("# docqa\nAnswers from your documents, with sources. Everything runs on this machine.")
         status = gr.Markdown(h.status(), elem_id="status")
         timer = gr.Timer(2.0)

@@ -3,12 +3,15 @@ passage quoted under its document's name, page and verdict; the web page offers 
 
 from __future__ import annotations
 
+import gc
+import os
+import time
 from pathlib import Path
 
 from qa.answer import NOT_IN_DOCUMENTS, Answer, Citation, abstention
 from qa.export import answer_from_dict, to_markdown
 from qa.retriever import Passage
-from qa.web import Handlers
+from qa.web import EXPORT_HOURS, Handlers
 from tests.test_web import service  # noqa: F401 (the fixture)
 
 PASSAGE = Passage("report.pdf", "Farm report", 120, 190, "The barley harvest in Kettleby\ndoubled this year.", 0.71,
@@ -54,3 +57,19 @@ def test_the_page_offers_the_answer_as_a_markdown_file(service):  # noqa: F811
         "**[1] The meeting in Tehran" in text and "`talks.txt`" in text and "> The meeting in Tehran" in text
     )
     assert handlers.export({"error": "the question is empty"}) is None
+
+
+def test_downloads_hold_passages_so_they_stay_an_hour_in_the_page_s_own_folder_and_go_with_it(service):  # noqa: F811
+    handlers = Handlers(service)
+    *_, (_, _, data) = handlers.ask("Who mediated the meeting in Tehran?")
+    first, second = Path(handlers.export(data)), Path(handlers.export(data))
+    assert first != second and first.read_text() == second.read_text(), "two downloads never collide"
+    folder = first.parent.parent
+    assert folder.name.startswith("docqa-export-") and second.parent.parent == folder
+    an_hour_ago = time.time() - EXPORT_HOURS * 3600 - 60
+    os.utime(first.parent, (an_hour_ago, an_hour_ago))
+    handlers.export(data)
+    assert not first.exists() and second.exists(), "a download older than an hour is removed"
+    del handlers
+    gc.collect()
+    assert not folder.exists(), "the page's downloads go with it"
