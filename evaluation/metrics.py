@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 import re
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+
+_ASCII_PUNCTUATION = frozenset(string.punctuation)  # with symbols such as $ and +, as SQuAD's script
 
 
 def ndcg_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int = 10) -> float:
@@ -21,8 +24,14 @@ def recall_at_k(ranked: Sequence[str], relevant: dict[str, int], k: int = 100) -
 
 
 def normalize_answer(text: str) -> str:
-    """SQuAD v1.1's official normalisation: lower case, no punctuation, articles or extra spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    """SQuAD v1.1's official normalisation: lower case, no punctuation, articles or extra spaces.
+    Punctuation is every script's, not ASCII's alone: "100–150" (an en dash, as XQuAD's gold
+    answers write ranges) is "100-150"."""
+    text = "".join(
+        ch
+        for ch in text.lower()
+        if ch not in _ASCII_PUNCTUATION and not unicodedata.category(ch).startswith("P")
+    )
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 

@@ -24,6 +24,9 @@ def test_squad_answer_scores():
     assert f1("the Broncos won", ["Denver Broncos"]) == pytest.approx(0.5)  # "broncos" of 2 words each
     assert contained("In 2016 the Denver Broncos won [1].", ["Denver Broncos"]) == 1.0
     assert contained("Carolina won.", ["Denver Broncos"]) == 0.0
+    # XQuAD writes ranges with an en dash, the model with a hyphen: the same answer
+    assert contained("There are 100-150 species of Ctenophores. [1]", ["100\u2013150"]) == 1.0
+    assert contained("About 100 or 150 species. [1]", ["100\u2013150"]) == 0.0
 
 
 def test_auc_counts_how_often_positives_outscore_negatives():
