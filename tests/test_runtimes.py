@@ -4,6 +4,8 @@ with a tiny random-weight model."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 
 import pytest
@@ -75,6 +77,27 @@ def test_a_long_prompt_read_in_chunks_is_answered_as_if_read_whole(small):
         scheduler = Scheduler(batch)
         answers.append(list(scheduler.submit(prompt, 16, small.stop)))
     assert answers[0] == answers[1]
+
+
+def test_a_prompt_that_begins_like_the_last_one_reads_only_the_rest_and_answers_as_if_read_whole(small):
+    folder = models.int4(models.SMALL)
+
+    def tokens(question: str) -> list[int]:
+        return small.tokenizer(small.render(messages(question)), add_special_tokens=False)["input_ids"]
+
+    def answer(batch: ort.OrtBatch, prompt: list[int]) -> list[int]:
+        return list(Scheduler(batch).submit(prompt, 16, small.stop))
+
+    prompts = [tokens(q) for q in QUESTIONS]
+    alone = [answer(ort.load(folder, capacity=2, prompt_chunk=256), p) for p in prompts]  # nothing to reuse
+    shared = ort.load(folder, capacity=2, prompt_chunk=256)
+    assert [answer(shared, p) for p in prompts] == alone
+    common = sum(len(os.path.commonprefix([a, b])) for a, b in itertools.pairwise(prompts))
+    assert common > 50 and shared.tokens_reused == common, "each prompt reused the one before's beginning"
+    assert shared.tokens_read == sum(map(len, prompts)) - common
+    assert (
+        answer(shared, prompts[-1]) == alone[-1] and shared.tokens_read == sum(map(len, prompts)) - common + 1
+    )
 
 
 def test_a_reader_who_stops_early_does_not_hold_up_the_next_question(small):

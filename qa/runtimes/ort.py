@@ -10,6 +10,12 @@ different lengths decode in one batch: each row of the KV cache is right-padded 
 attention mask tells the attention kernel (GroupQueryAttention) how long each row is, which
 also gives each row its own rotary positions. While some sequences decode, a newcomer's prompt
 is read in chunks, between which the others keep decoding.
+
+Reading the prompt is most of an answer's time on a CPU, and prompts share their beginnings:
+every answer prompt opens with the same instructions, a follow-up or a question asked again
+repeats more. The key/value cache of the last prompt read is kept, and a prompt that begins
+with the same tokens starts from that part of it (a position's keys and values depend only on
+the tokens up to it) and reads only the rest.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class _Sequence:
     kv: list[np.ndarray] | None = None  # while reading the prompt: [1, kv_heads, length, head_size] per input
     length: int = 0  # tokens in the KV cache
     last: int = -1  # the token to feed next
+    read: list[int] = field(default_factory=list)  # while reading the prompt: its tokens in the KV cache
 
 
 @dataclass
@@ -49,6 +56,10 @@ class OrtBatch:
     capacity: int = 4
     prompt_chunk: int = 256  # prompt tokens read per step while other sequences decode
     prompt_alone: int = 2048  # ... and while none do (bounds the activations' memory)
+    reuse_from: int = 16  # a shared beginning shorter than this is read again (not worth a copy)
+    tokens_read: int = 0  # prompt tokens run through the model so far ...
+    tokens_reused: int = 0  # ... and those taken from the last prompt's KV cache instead
+    _last_prompt: tuple[list[int], list[np.ndarray]] | None = None  # tokens and their KV cache
     _sequences: dict[object, _Sequence] = field(default_factory=dict)
     _rows: list[object] = field(default_factory=list)  # decoding sequences, in KV row order
     _kv: list[np.ndarray] = field(default_factory=list)  # [rows, kv_heads, longest, head_size] per input
@@ -65,7 +76,25 @@ class OrtBatch:
     def join(self, key: object, prompt: Sequence[int]) -> None:
         if not prompt:
             raise ValueError("an empty prompt cannot be decoded")
-        self._sequences[key] = _Sequence(list(prompt))
+        prompt = list(prompt)
+        shared = self._shared(prompt)
+        if shared:  # start from the KV cache of the last prompt's same beginning
+            kv = [a[:, :, :shared] for a in self._last_prompt[1]]
+            self._sequences[key] = _Sequence(prompt[shared:], kv, shared, read=prompt[:shared])
+            self.tokens_reused += shared
+        else:
+            self._sequences[key] = _Sequence(prompt)
+
+    def _shared(self, prompt: list[int]) -> int:
+        """How many of the prompt's first tokens the last prompt read had too (0 when too few);
+        never the whole prompt: its last token is read to get the next one."""
+        if self._last_prompt is None:
+            return 0
+        last = self._last_prompt[0]
+        n, most = 0, min(len(last), len(prompt) - 1)
+        while n < most and last[n] == prompt[n]:
+            n += 1
+        return n if n >= self.reuse_from else 0
 
     def leave(self, key: object) -> None:
         self._sequences.pop(key)
@@ -92,11 +121,14 @@ class OrtBatch:
         mask = np.ones((1, s.length + len(chunk)), dtype=np.int64)
         logits, s.kv = self._run(np.array([chunk], dtype=np.int64), mask, past)
         s.length += len(chunk)
+        s.read.extend(chunk)
+        self.tokens_read += len(chunk)
         if s.pending:
             return {}
+        self._last_prompt = (s.read, s.kv)  # never written to: steps make new arrays
         s.last = int(logits[0].argmax())
         self._add_row(key, s.kv)
-        s.kv = None
+        s.kv, s.read = None, []
         return {key: s.last}
 
     def _decode(self) -> dict[object, int]:
