@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,6 +30,7 @@ from embeddings.errors import DocqaError
 
 GROUP = 32  # weights per block, each with its own scale (the builder's int4 default too)
 ZERO_POINT = 8  # the code of 0.0: codes 0..15 stand for -8..7 times the block's scale
+PIECE = 1 << 21  # weights dequantised and quantised at a time
 
 # What this module writes; a change to it makes new cached models (see qa/models.py int4).
 FORMAT = f"olive-int4-symmetric-g{GROUP}-v1"
@@ -192,22 +194,44 @@ def checkpoint(gguf: Path, out: Path, chat_template: str) -> int:
     tensors: dict[str, torch.Tensor] = {}
     blob = np.memmap(gguf, mode="r", dtype=np.uint8)
     for info in tqdm(table, desc="quantising weights", unit="tensor", file=sys.stderr):
-        values = dequantise(blob[info.start : info.start + info.size], info.kind)
-        values, name = values[: int(np.prod(info.shape))].reshape(info.shape), hf_name(info.name)
-        if values.ndim == 1:  # norms and biases stay float
-            tensors[name] = values
-        elif name == "model.embed_tokens.weight":  # a lookup table, quantised by the builder as Gather
-            tensors[name] = values.to(torch.bfloat16)
-        else:
-            codes, scales = quantise(values)
-            base = name.removesuffix(".weight")
-            tensors[f"{base}.qweight"], tensors[f"{base}.scales"] = codes, scales
-            groups = scales.shape[1]
-            tensors[f"{base}.qzeros"] = torch.full(
-                (values.shape[0], (groups + 1) // 2), ZERO_POINT | ZERO_POINT << 4, dtype=torch.uint8
-            )
+        name = hf_name(info.name)
+        if len(info.shape) == 1:  # norms and biases stay float
+            values = dequantise(blob[info.start : info.start + info.size], info.kind)
+            tensors[name] = values[: info.shape[0]]
+            continue
+        rows, columns = info.shape
+        if name == "model.embed_tokens.weight":  # a lookup table, quantised by the builder as Gather
+            embedding = tensors[name] = torch.empty(info.shape, dtype=torch.bfloat16)
+            for first, end, values in _rows(blob, info):
+                embedding[first:end] = values
+            continue
+        base = name.removesuffix(".weight")
+        codes = tensors[f"{base}.qweight"] = torch.empty((rows, columns // 2), dtype=torch.uint8)
+        scales = tensors[f"{base}.scales"] = torch.empty((rows, columns // GROUP))
+        for first, end, values in _rows(blob, info):
+            codes[first:end], scales[first:end] = quantise(values)
+        groups = columns // GROUP
+        tensors[f"{base}.qzeros"] = torch.full(
+            (rows, (groups + 1) // 2), ZERO_POINT | ZERO_POINT << 4, dtype=torch.uint8
+        )
     save_file(tensors, str(out / "model.safetensors"))
     return config.num_hidden_layers
+
+
+def _rows(blob: np.ndarray, info: Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """A matrix's float32 values a few rows at a time, (first row, end row, values): pieces of
+    about PIECE weights stay in the CPU's caches and reuse memory, where whole matrices (up to
+    930 MB for lm_head) would fault in fresh pages for every step of the arithmetic."""
+    from gguf.constants import GGML_QUANT_SIZES
+
+    rows, columns = info.shape
+    block, size = GGML_QUANT_SIZES[info.kind]
+    row_bytes = columns // block * size  # a GGUF row is a whole number of blocks
+    step = max(1, PIECE // columns)
+    for first in range(0, rows, step):
+        end = min(rows, first + step)
+        raw = blob[info.start + first * row_bytes : info.start + end * row_bytes]
+        yield first, end, dequantise(raw, info.kind)[: (end - first) * columns].reshape(end - first, columns)
 
 
 def drop_zero_points(model_file: Path) -> int:

@@ -162,3 +162,23 @@ def test_the_header_reader_finds_every_tensor_where_gguf_s_own_reader_does(tmp_p
 
     assert np.allclose(gguf_int4.dequantise(blob[ours.start : ours.start + ours.size], ours.kind).numpy(),
                        dequantize(q5.data, q5.tensor_type).reshape(-1))  # fmt: skip
+
+
+def test_weights_quantised_a_few_rows_at_a_time_are_those_of_whole_matrices(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    gguf = tmp_path / "small.gguf"
+    models.join(models.QWEN_CODER_05B, gguf)
+    written = []
+    for piece in (
+        1 << 40,
+        100 * 896,
+    ):  # each matrix whole; 100 rows of 896 weights at a time, the last piece short
+        monkeypatch.setattr(gguf_int4, "PIECE", piece)
+        out = tmp_path / f"piece-{piece}"
+        out.mkdir()
+        gguf_int4.checkpoint(gguf, out, models.QWEN_CODER_05B.chat_template)
+        written.append(load_file(out / "model.safetensors"))
+    whole, pieces = written
+    assert whole.keys() == pieces.keys() and len(whole) > 100
+    assert all(torch.equal(whole[name], pieces[name]) for name in whole)
