@@ -35,6 +35,9 @@ QUESTIONS = [
     "How much wheat did India give?",
     "What did the NRF demand?",
 ]
+# Warms the models; not a timed question: a prompt asked again is read from the runtime's kept
+# key/value cache (qa/runtimes/ort.py), which would time a repeat, not an answer.
+WARM_UP = "Who is Ahmad Massoud?"
 
 
 def long_prompt(generator: LocalGenerator, eval_data: Path, tokens: int = 1000) -> list[int]:
@@ -125,7 +128,7 @@ def transformers_speed(config: Config, prompt: list[int], new_tokens: int) -> di
 def asking(assistant: Assistant, users: int = 4) -> dict:
     """Seconds per answer on the sample article with the models loaded: one asker, then
     `users` askers at once (each asks every question once in the one-asker run)."""
-    assistant.ask(QUESTIONS[0])  # warm
+    assistant.ask(WARM_UP)
     started = time.perf_counter()
     alone = []
     for q in QUESTIONS:
@@ -226,7 +229,7 @@ def generation(
 
     generator = assistant.generator
     prompt = long_prompt(generator, eval_data)
-    docqa_speed(generator, prompt[:64], 4)  # warm
+    docqa_speed(generator, prompt[1:65], 4)  # warm, sharing no beginning: every runtime reads it all
     rows = {"docqa": docqa_speed(generator, prompt, new_tokens)}
     rows["onnxruntime-genai loop"] = onnxruntime_genai_speed(
         models.int4(config.generator), prompt, new_tokens
@@ -266,7 +269,7 @@ def on_ray_serve(index_dir: Path, config: Config, alone: dict, counts: tuple[int
             served = RayServe(replicas=Replicas(n, n))
             embedder, generator = served.deploy(config)
             assistant = Assistant(Index.open(index_dir, embedder), generator, config)
-            assistant.ask(QUESTIONS[0])  # warm
+            assistant.ask(WARM_UP)
             seconds = _together(assistant, users)
             rate = users / seconds * 60
             rows.append({"replicas": n, "users": users, "seconds": round(seconds, 1),
