@@ -233,6 +233,8 @@ def _runtimes(x: dict, goals: list) -> list[str]:
 
 
 def _followups(f: dict, goals: list, _: str) -> list[str]:
+    why = sorted(f.get("rewrites_refused", {}).items())
+    refused = (": " + "; ".join(f"{reason}: {n}" for reason, n in why)) if why else ""
     lines = [
         "## Follow-up questions: XQuAD pairs in a conversation",
         "",
@@ -247,7 +249,7 @@ def _followups(f: dict, goals: list, _: str) -> list[str]:
         f"| the same question, alone | {f['alone']:.3f} |",
         "",
         f"The rewrite named what the pronoun stands for in {f['rewrite_names_it']:.3f} of follow-ups; the checks "
-        f"refused the rewrite (the follow-up was searched as asked) in {f['rewrite_fell_back']:.3f}.",
+        f"refused the rewrite (the follow-up was searched as asked) in {f['rewrite_fell_back']:.3f}{refused}.",
         "",
     ]
     gap = f["alone"] - f["conversation"]

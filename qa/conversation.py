@@ -130,26 +130,33 @@ def refers_back(question: str) -> bool:
 
 def standalone(reply: str, question: str, pairs: list[tuple[str, str]]) -> str | None:
     """The rewritten question in the generator's `reply`, or None when the reply fails a check
-    (and the question as asked is to be used): empty, more than three times as long as the
-    question (and 120 characters over it), a refusal or a statement where a question was asked,
-    a question that keeps too few of the words asked (an answer or another question), or one
-    that names something neither the question nor the conversation `pairs` names."""
+    (and the question as asked is to be used): see `read_rewrite`."""
+    return read_rewrite(reply, question, pairs)[0]
+
+
+def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tuple[str | None, str]:
+    """(the rewritten question in the generator's `reply`, "") or (None, why it is refused):
+    empty, more than three times as long as the question (and 120 characters over it), a refusal
+    or a statement where a question was asked, a question that keeps too few of the words asked
+    (an answer or another question), or one that names something neither the question nor the
+    conversation `pairs` names."""
     line = next((x for x in reply.strip().splitlines() if x.strip()), "")
     line = _LABEL.sub("", line.strip()).strip().strip(_QUOTES).strip()
     line = " ".join(line.split())
     if not line or is_refusal(line):
-        return None
+        return None, "empty or a refusal"
     if len(line) > max(3 * len(question), len(question) + 120):
-        return None
+        return None, "far longer than the question"
     if question.rstrip().endswith("?") and not line.endswith("?"):
-        return None  # a reply to the question, not the question
+        return None, "not a question (a reply to it)"
     if _MARKS.search(line):
-        return None  # cites passages: an answer
+        return None, "cites passages (an answer)"
     asked = {norm(w) for w in content(question)}
     kept = asked & {norm(w) for w in content(line)}
     if asked and len(kept) < max(1, len(asked) // 2):
-        return None
+        return None, "keeps too few of the words asked"
     known = set(re.findall(r"[\w-]+", " ".join([question, *(q + " " + a for q, a in pairs)]).lower()))
-    if any(w.lower() not in known for w in _NAME.findall(line[1:])):  # the opening word aside
-        return None  # a name from nowhere (the prompt's example, say)
-    return line
+    unknown = [w for w in _NAME.findall(line[1:]) if w.lower() not in known]  # the opening word aside
+    if unknown:
+        return None, f"names what no turn named ({', '.join(unknown)})"  # the prompt's example, say
+    return line, ""

@@ -18,6 +18,7 @@ from qa.conversation import (
     exchange,
     fitting,
     history_block,
+    read_rewrite,
     recent,
     rewrite_messages,
     search_text,
@@ -62,6 +63,23 @@ def test_labels_quotes_and_afterthoughts_are_taken_off(reply):
 )
 def test_a_rewrite_that_fails_a_check_is_refused(reply, why):
     assert standalone(reply, "Where was he governor?", KHAN) is None, why
+    kept, reason = read_rewrite(reply, "Where was he governor?", KHAN)
+    assert kept is None and reason, "the refusal says which check failed"
+
+
+def test_a_refused_rewrite_says_which_check_it_failed():
+    assert read_rewrite("Where was Maria Lopez governor?", "Where was he governor?", KHAN) == (
+        None,
+        "names what no turn named (Maria, Lopez)",
+    )
+    assert read_rewrite("Ismail Khan was governor.", "Where was he governor?", KHAN) == (
+        None,
+        "not a question (a reply to it)",
+    )
+    assert read_rewrite("Where was Ismail Khan governor?", "Where was he governor?", KHAN) == (
+        "Where was Ismail Khan governor?",
+        "",
+    )
 
 
 def test_the_rewrite_prompt_holds_the_turns_and_the_question_last():
