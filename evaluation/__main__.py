@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         help="XQuAD asked again of the same model under this runtime, to show what int4 costs (default: transformers)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--followups-from", choices=["report", "calibration"], default="report",
+        help="the half whose follow-up pairs are asked: calibration to try a change, report (the default) to score it",
+    )  # fmt: skip
     parser.add_argument("--only", nargs="*", choices=STAGES, default=None)
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
@@ -164,7 +168,9 @@ def _stage(
                           checks, reference=reference)  # fmt: skip
         return out | {"corpus": info}
     if stage == "followups":
-        corpus, _, report_half, _ = answers.xquad_corpus(args.data, work / "xquad" / "paragraphs.jsonl")
+        corpus, calibration, report_half, _ = answers.xquad_corpus(
+            args.data, work / "xquad" / "paragraphs.jsonl"
+        )
         settings = answers.settings(config, corpus, work / "xquad-index")
         build(settings, embedder, progress=True)
         # The gate and checks as this run's stages chose them, else as configured.
@@ -178,7 +184,10 @@ def _stage(
         )
         assistant = Assistant(Index.open(settings.index_dir, embedder), generator, settings)
         paragraphs, _ = data.xquad(args.data)
-        return followups.run(assistant, paragraphs, report_half, sizes["followups"], args.seed)
+        half = calibration if args.followups_from == "calibration" else report_half
+        return followups.run(assistant, paragraphs, half, sizes["followups"], args.seed) | {
+            "half": args.followups_from
+        }
     if stage == "injection":
         limit = sizes["injection_cases"]
         return injection.run(work / "injection", embedder, generator, config, sizes["injection"], limit)

@@ -238,7 +238,7 @@ def _followups(f: dict, goals: list, _: str) -> list[str]:
     lines = [
         "## Follow-up questions: XQuAD pairs in a conversation",
         "",
-        f"{f['pairs']} of the {f['pairs_found']} pairs built from the report half's paragraphs: two questions about "
+        f"{f['pairs']} of the {f['pairs_found']} pairs built from the {f.get('half', 'report')} half's paragraphs: two questions about "
         "one paragraph, the second rephrased by code with a pronoun for a name the first also names. The "
         "follow-up is asked after the first question in a conversation (rewritten by the generator, then "
         "answered); the same question as XQuAD writes it is asked alone.",
