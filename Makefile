@@ -58,7 +58,14 @@ eval: $(STAMP)  ## measure retrieval, support and question checks, answers (int4
 eval-smoke: $(STAMP)  ## the same harness on tiny samples with the small model, contradiction and injection sets included (CI runs it)
 	$(BIN)/python -m evaluation --smoke --data $(EVAL_DATA)
 
+# llama.cpp (the bench's reference) is compiled for the vector units this CPU lists, never for AMX:
+# a virtual machine may list AMX that its kernel does not let a process use (llama.cpp's AMX code
+# then dies of an illegal instruction). Not from pip's cache: a wheel built on another CPU may not run here.
+LLAMA_CPU_FLAGS := $(shell grep -m1 -ow -e avx -e avx2 -e fma -e f16c -e bmi2 -e avx512f -e avx512_vnni -e avx512_bf16 -e avx_vnni /proc/cpuinfo 2>/dev/null | sort -u | sed 's/avx512f/avx512/' | tr a-z A-Z)
+LLAMA_CMAKE := -DGGML_NATIVE=OFF $(foreach f,AVX AVX2 FMA F16C BMI2 AVX512 AVX512_VNNI AVX512_BF16 AVX_VNNI,-DGGML_$(f)=$(if $(filter $(f),$(LLAMA_CPU_FLAGS)),ON,OFF))
+
 bench: $(STAMP)  ## time docqa against the bare model and FAISS calls; writes reports/bench.*
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/python -m pip install --quiet --no-cache-dir 'llama-cpp-python>=0.3' || echo "llama-cpp-python did not build: the llama.cpp reference is skipped"
 	$(BIN)/python -m pip install --quiet -e '.[bench]' || echo "llama-cpp-python did not build: the llama.cpp reference is skipped"
 	$(BIN)/python -m bench --data $(EVAL_DATA)
 
