@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             models.join(models.KNOWN[config.generator], gguf)
         results["answers"] = answering.generation(assistant, config, args.data, gguf)
         results["asking"] = answering.asking(assistant)
+        results["prompt_reuse"] = answering.prompt_reuse(assistant)
     if "serve" in stages:
         print("bench: serving memory and cold start ...", file=sys.stderr)
         seeds = args.work / "bench-seeds"

@@ -165,6 +165,36 @@ def asking(assistant: Assistant, users: int = 4) -> dict:
     }
 
 
+def prompt_reuse(assistant: Assistant, rounds: int = 2) -> dict:
+    """The sample article's questions asked one after another with the CPU runtime's kept
+    key/value cache used and not, in alternating rounds: seconds per answer and prompt tokens
+    read. Each round starts from the warm-up question, so the first question shares with it only
+    what any answer prompt shares (instructions, passages that rank first for both)."""
+    batch = assistant.generator.scheduler.batch
+    if not hasattr(batch, "reuse_from"):
+        return {"skipped": f"the {assistant.generator.runtime} runtime keeps no prompt cache"}
+    kept = batch.reuse_from
+    modes: dict[str, dict[str, list[float]]] = {"read whole": {"seconds": [], "tokens": []},
+                                                 "shared beginning reused": {"seconds": [], "tokens": []}}  # fmt: skip
+    try:
+        for _ in range(rounds):
+            for mode, reuse_from in (("read whole", 1 << 62), ("shared beginning reused", kept)):
+                batch.reuse_from = reuse_from
+                assistant.ask(WARM_UP)
+                for q in QUESTIONS:
+                    read, started = batch.tokens_read, time.perf_counter()
+                    assistant.ask(q)
+                    modes[mode]["seconds"].append(time.perf_counter() - started)
+                    modes[mode]["tokens"].append(batch.tokens_read - read)
+    finally:
+        batch.reuse_from = kept
+    out = {m: {"median_seconds": round(float(np.median(v["seconds"])), 2), "mean_seconds": round(float(np.mean(v["seconds"])), 2),
+               "prompt_tokens_read": int(np.mean(v["tokens"]))} for m, v in modes.items()}  # fmt: skip
+    whole, reused = out["read whole"], out["shared beginning reused"]
+    out["time_ratio"] = round(reused["mean_seconds"] / whole["mean_seconds"], 3)
+    return out
+
+
 def first_use(config: Config) -> dict:
     """From the installed packages to a loaded generator, in an empty model cache."""
     with tempfile.TemporaryDirectory(prefix="docqa-first-use-") as cache:

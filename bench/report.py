@@ -186,6 +186,16 @@ def _answers(r: dict) -> list[str]:
             f"each: {', '.join(map(str, ask['seconds_each_together']))}.",
             "",
         ]
+    reuse = r.get("prompt_reuse")
+    if reuse and "skipped" not in reuse:
+        whole, reused = reuse["read whole"], reuse["shared beginning reused"]
+        lines += [
+            "The same questions asked in turn with the runtime's kept key/value cache of the last prompt and "
+            "without it (alternating rounds, each from the warm-up question): mean "
+            f"{reused['mean_seconds']} s with it against {whole['mean_seconds']} s without ({reuse['time_ratio']}x); "
+            f"prompt tokens read per answer {reused['prompt_tokens_read']} against {whole['prompt_tokens_read']}.",
+            "",
+        ]
     return lines
 
 

@@ -73,3 +73,26 @@ def test_the_report_shows_the_growth_measurements_against_their_goals(tmp_path: 
     }
     text = report.markdown({"growth": [growth], "run": run}, [])
     assert "## Adding a document, opening the index" in text and "| 300 |" in text and "<= 2 s: met" in text
+
+
+def test_prompt_reuse_is_measured_against_reading_every_prompt_whole(minilm, tmp_path: Path):
+    """The runtime's kept key/value cache, on and off, with the real small model: the questions
+    read fewer prompt tokens with it, and the runtime is left as it was."""
+    from bench.answering import prompt_reuse
+    from qa import models
+    from qa.assistant import Assistant
+    from tests.conftest import ROOT
+
+    config = Config(
+        docs=ROOT / "seeds", index_dir=tmp_path / "index", generator=models.SMALL, answer_tokens=24
+    )
+    build(config, minilm, progress=False, log=lambda m: None)
+    assistant = Assistant.open(config=config, embedder=minilm)
+    kept = assistant.generator.scheduler.batch.reuse_from
+    out = prompt_reuse(assistant, rounds=1)
+    whole, reused = out["read whole"], out["shared beginning reused"]
+    assert whole["prompt_tokens_read"] > 300, "every prompt read whole: the instructions and passages"
+    assert reused["prompt_tokens_read"] < whole["prompt_tokens_read"] - 50, (
+        "the shared instructions not read again"
+    )
+    assert out["time_ratio"] > 0 and assistant.generator.scheduler.batch.reuse_from == kept
