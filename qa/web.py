@@ -4,6 +4,7 @@ endpoint (`/ask`, `/summarize`, `/documents`, `/upload`, `/retry`, `/remove`, `/
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import os
@@ -76,8 +77,9 @@ class Handlers:
         root = Path(self._exports.name)
         cutoff = time.time() - EXPORT_HOURS * 3600
         for old in root.iterdir():
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
+            with contextlib.suppress(OSError):  # another page's download may be removing it too
+                if old.stat().st_mtime < cutoff:
+                    shutil.rmtree(old, ignore_errors=True)
         path = Path(tempfile.mkdtemp(dir=root)) / name  # a folder each: two downloads never collide
         path.write_text(text, encoding="utf-8")
         return str(path)
