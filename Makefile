@@ -65,8 +65,7 @@ LLAMA_CPU_FLAGS := $(shell grep -m1 -ow -e avx -e avx2 -e fma -e f16c -e bmi2 -e
 LLAMA_CMAKE := -DGGML_NATIVE=OFF $(foreach f,AVX AVX2 FMA F16C BMI2 AVX512 AVX512_VNNI AVX512_BF16 AVX_VNNI,-DGGML_$(f)=$(if $(filter $(f),$(LLAMA_CPU_FLAGS)),ON,OFF))
 
 bench: $(STAMP)  ## time docqa against the bare model and FAISS calls; writes reports/bench.*
-	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/python -m pip install --quiet --no-cache-dir 'llama-cpp-python>=0.3' || echo "llama-cpp-python did not build: the llama.cpp reference is skipped"
-	$(BIN)/python -m pip install --quiet -e '.[bench]' || echo "llama-cpp-python did not build: the llama.cpp reference is skipped"
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE)" $(BIN)/python -m pip install --quiet --no-cache-dir -e '.[bench]' || echo "llama-cpp-python did not build: the llama.cpp reference is skipped"
 	$(BIN)/python -m bench --data $(EVAL_DATA)
 
 stress: $(STAMP)  ## kill, fuzz, load and attack docqa (about 40 min); writes reports/reliability.*

@@ -88,7 +88,7 @@ def llama_cpp_speed(gguf: Path, prompt: list[int], new_tokens: int) -> dict:
     process: a llama.cpp built for another CPU dies of an illegal instruction, and must not take
     the bench with it."""
     if importlib.util.find_spec("llama_cpp") is None:
-        return {"skipped": "llama-cpp-python is not installed (pip install -e '.[bench]' builds it)"}
+        return {"skipped": "llama-cpp-python is not installed (make bench builds it)"}
     code = "import json, sys; from bench.answering import _llama_cpp; print(json.dumps(_llama_cpp(*json.loads(sys.argv[1]))))"
     done = subprocess.run([sys.executable, "-c", code, json.dumps([str(gguf), prompt, new_tokens])],
                           capture_output=True, text=True)  # fmt: skip
@@ -96,8 +96,8 @@ def llama_cpp_speed(gguf: Path, prompt: list[int], new_tokens: int) -> dict:
         why = (
             signal.Signals(-done.returncode).name if done.returncode < 0 else f"exit status {done.returncode}"
         )
-        return {"skipped": f"llama.cpp died ({why}); if it was built on another CPU, rebuild it here: "
-                           "pip install --no-cache-dir --force-reinstall llama-cpp-python"}  # fmt: skip
+        return {"skipped": f"llama.cpp died ({why}); if it was built for another CPU (or with AMX), rebuild it: "
+                           "pip uninstall llama-cpp-python, then make bench compiles it for this one"}  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -22,7 +22,6 @@ from tqdm import tqdm
 from evaluation import data
 from evaluation.metrics import contained
 from qa.assistant import Assistant
-from qa.conversation import REWRITE_TOKENS, exchange, read_rewrite, rewrite_messages
 from qa.words import STOP
 
 # subject, object, possessive
@@ -207,10 +206,8 @@ def _ask(assistant: Assistant, pair: Pair) -> dict:
     alone = assistant.ask(pair.second.text)
     chat = assistant.chat()
     first = chat.ask(pair.first.text)
-    before = [exchange(t) for t in chat.turns]
     followup = chat.ask(pair.followup)
-    # the rewrite's reply once more (greedy: the same), to record why a refused one was refused
-    reply = assistant.generator.generate(rewrite_messages(pair.followup, before), REWRITE_TOKENS)
+    reply, refused = chat.last_rewrite
     gold = list(pair.second.answers)
     right = lambda a: bool(not a.abstained and contained(a.text, gold))  # noqa: E731
     return {
@@ -224,7 +221,7 @@ def _ask(assistant: Assistant, pair: Pair) -> dict:
         "rewrite_names_it": pair.name.lower() in (followup.standalone or "").lower(),
         "rewrite_fell_back": followup.standalone == pair.followup,
         "rewrite_reply": reply,
-        "rewrite_refused": read_rewrite(reply, pair.followup, before)[1],
+        "rewrite_refused": refused,
         "conversation": {"right": right(followup), "text": followup.text, "abstained": followup.abstained},
         "alone": {"right": right(alone), "text": alone.text, "abstained": alone.abstained},
     }

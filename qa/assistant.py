@@ -21,12 +21,12 @@ from qa.conversation import (
     exchange,
     fitting,
     history_block,
+    read_rewrite,
     recent,
     refers_back,
     rewrite_messages,
     search_text,
 )
-from qa.conversation import standalone as parse_rewrite
 from qa.generator import Generator
 from qa.generator import from_config as load_generator
 from qa.prompt import answer_messages, fit
@@ -80,12 +80,15 @@ class AnswerStream:
 class Conversation:
     """A thread of questions to one Assistant. A follow-up is rewritten from the recent turns into
     a question that stands alone (one short model call; the first question is asked as it is),
-    retrieval searches with the rewrite, and the answer prompt shows the recent turns' questions
-    and checked answers. `turns` holds every finished turn. Not for two threads at once."""
+    retrieval searches with the rewrite, and, while the rewrite still refers back, the answer
+    prompt shows the recent turns' questions and checked answers. `turns` holds every finished
+    turn; `last_rewrite` the model's reply to the latest rewrite prompt and why it was refused
+    ("" when it was taken). Not for two threads at once."""
 
     def __init__(self, assistant: Assistant, turns: list[Turn] | None = None) -> None:
         self.assistant = assistant
         self.turns: list[Turn] = list(turns or [])
+        self.last_rewrite: tuple[str, str] = ("", "")
 
     def ask(self, question: str, scope: Scope | None = None) -> Answer:
         """The checked answer to `question` in the light of the conversation so far."""
@@ -128,12 +131,14 @@ class Conversation:
         `pairs`, or the question as asked when the rewrite fails its checks."""
         generator = self.assistant.generator
         reply = generator.generate(rewrite_messages(question, pairs), REWRITE_TOKENS)
-        rewritten = parse_rewrite(reply, question, pairs)
+        rewritten, refused = read_rewrite(reply, question, pairs)
+        self.last_rewrite = (reply, refused)
         if rewritten is None:
             return question
         try:
             return self.assistant.check(rewritten)
-        except QuestionError:
+        except QuestionError as e:
+            self.last_rewrite = (reply, f"not a question docqa takes ({e})")
             return question
 
 

@@ -128,12 +128,6 @@ def refers_back(question: str) -> bool:
     return bool({w.lower() for w in re.findall(r"[\w']+", question)} & _REFERENCES)
 
 
-def standalone(reply: str, question: str, pairs: list[tuple[str, str]]) -> str | None:
-    """The rewritten question in the generator's `reply`, or None when the reply fails a check
-    (and the question as asked is to be used): see `read_rewrite`."""
-    return read_rewrite(reply, question, pairs)[0]
-
-
 def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tuple[str | None, str]:
     """(the rewritten question in the generator's `reply`, "") or (None, why it is refused):
     empty, more than three times as long as the question (and 120 characters over it), a refusal

@@ -22,12 +22,16 @@ from qa.conversation import (
     recent,
     rewrite_messages,
     search_text,
-    standalone,
 )
 from qa.prompt import answer_messages
 from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
 
 KHAN = [("Who mediated the meeting?", "The meeting was mediated by Ismail Khan.")]
+
+
+def standalone(reply: str, question: str, pairs: list[tuple[str, str]]) -> str | None:
+    """The rewrite docqa takes from `reply`, or None when a check refuses it."""
+    return read_rewrite(reply, question, pairs)[0]
 
 
 def test_a_clean_rewrite_is_taken():

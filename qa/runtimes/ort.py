@@ -43,7 +43,9 @@ class _Sequence:
     kv: list[np.ndarray] | None = None  # while reading the prompt: [1, kv_heads, length, head_size] per input
     length: int = 0  # tokens in the KV cache
     last: int = -1  # the token to feed next
-    read: list[int] = field(default_factory=list)  # while reading the prompt: its tokens in the KV cache
+    prompt: list[int] = field(
+        default_factory=list
+    )  # the whole prompt (its first `length` are in the KV cache)
 
 
 @dataclass
@@ -80,10 +82,10 @@ class OrtBatch:
         shared = self._shared(prompt)
         if shared:  # start from the KV cache of the last prompt's same beginning
             kv = [a[:, :, :shared] for a in self._last_prompt[1]]
-            self._sequences[key] = _Sequence(prompt[shared:], kv, shared, read=prompt[:shared])
+            self._sequences[key] = _Sequence(prompt[shared:], kv, shared, prompt=prompt)
             self.tokens_reused += shared
         else:
-            self._sequences[key] = _Sequence(prompt)
+            self._sequences[key] = _Sequence(prompt, prompt=prompt)
 
     def _shared(self, prompt: list[int]) -> int:
         """How many of the prompt's first tokens the last prompt read had too (0 when too few);
@@ -121,14 +123,13 @@ class OrtBatch:
         mask = np.ones((1, s.length + len(chunk)), dtype=np.int64)
         logits, s.kv = self._run(np.array([chunk], dtype=np.int64), mask, past)
         s.length += len(chunk)
-        s.read.extend(chunk)
         self.tokens_read += len(chunk)
         if s.pending:
             return {}
-        self._last_prompt = (s.read, s.kv)  # never written to: steps make new arrays
+        self._last_prompt = (s.prompt, s.kv)  # never written to: steps make new arrays
         s.last = int(logits[0].argmax())
         self._add_row(key, s.kv)
-        s.kv, s.read = None, []
+        s.kv = None
         return {key: s.last}
 
     def _decode(self) -> dict[object, int]:
