@@ -10,6 +10,7 @@ import logging
 import os
 import queue
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -468,6 +469,10 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str 
     access.check_binding first: this serves whatever it is given."""
     import uvicorn
 
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again: with Python's default handler
+    # the process would die there, leaving the page's downloads (passages of the user's documents)
+    # on disk. Ending as Ctrl-C does lets every cleanup run.
+    signal.signal(signal.SIGTERM, _terminated)
     address = host.strip("[]")  # [::1] as in a URL
     try:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -477,6 +482,10 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str 
                           "there? Choose another port with --port") from None  # fmt: skip
     config = uvicorn.Config(app(service, key), log_level="warning", timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[listening])
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # a stop asked for, as systemd or docker asks: not a failure
 
 
 ENDPOINTS = ("/ask", "/summarize", "/documents", "/upload", "/retry", "/remove", "/status")

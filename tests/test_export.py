@@ -3,15 +3,23 @@ passage quoted under its document's name, page and verdict; the web page offers 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+from qa import models
 from qa.answer import NOT_IN_DOCUMENTS, Answer, Citation, abstention
 from qa.export import answer_from_dict, to_markdown
 from qa.retriever import Passage
 from qa.web import EXPORT_HOURS, Handlers
+from tests.conftest import ROOT
+from tests.served import free_port
 from tests.test_web import service  # noqa: F401 (the fixture)
 
 PASSAGE = Passage("report.pdf", "Farm report", 120, 190, "The barley harvest in Kettleby\ndoubled this year.", 0.71,
@@ -73,3 +81,28 @@ def test_downloads_hold_passages_so_they_stay_an_hour_in_the_page_s_own_folder_a
     del handlers
     gc.collect()
     assert not folder.exists(), "the page's downloads go with it"
+
+
+def test_a_server_stopped_as_systemd_or_docker_stops_it_leaves_no_downloads_behind(tmp_path):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    port = free_port()
+    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--index", str(tmp_path / "index"),
+               "--model", models.SMALL]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "TMPDIR": str(temp)}, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(temp.glob("docqa-export-*")) or not _listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, "a stop asked for is not a failure"
+    finally:
+        proc.kill()
+    assert not list(temp.glob("docqa-export-*")), "the page's downloads went with the server"
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
