@@ -89,7 +89,9 @@ def test_a_server_stopped_as_systemd_or_docker_stops_it_leaves_no_downloads_behi
     port = free_port()
     command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--index", str(tmp_path / "index"),
                "--model", models.SMALL]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "TMPDIR": str(temp)}, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, "TMPDIR": str(temp)}, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(temp.glob("docqa-export-*")) or not _listening(port):
