@@ -222,6 +222,7 @@ def _ask(assistant: Assistant, pair: Pair) -> dict:
         "rewrite_fell_back": followup.standalone == pair.followup,
         "rewrite_reply": reply,
         "rewrite_refused": refused,
+        "resolve_reply": chat.last_resolve,
         "conversation": {"right": right(followup), "text": followup.text, "abstained": followup.abstained},
         "alone": {"right": right(alone), "text": alone.text, "abstained": alone.abstained},
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 
 from embeddings.config import Config
@@ -16,16 +16,21 @@ from embeddings.index import Index
 from embeddings.scope import Scope, Selection
 from qa.answer import Answer, Checks, abstention, interpret
 from qa.conversation import (
+    RESOLVE_TOKENS,
     REWRITE_TOKENS,
     Turn,
     exchange,
     fitting,
     history_block,
+    pronoun,
+    read_referent,
     read_rewrite,
     recent,
     refers_back,
+    resolve_messages,
     rewrite_messages,
     search_text,
+    substitute,
 )
 from qa.generator import Generator
 from qa.generator import from_config as load_generator
@@ -79,16 +84,19 @@ class AnswerStream:
 
 class Conversation:
     """A thread of questions to one Assistant. A follow-up is rewritten from the recent turns into
-    a question that stands alone (one short model call; the first question is asked as it is),
-    retrieval searches with the rewrite, and, while the rewrite still refers back, the answer
-    prompt shows the recent turns' questions and checked answers. `turns` holds every finished
-    turn; `last_rewrite` the model's reply to the latest rewrite prompt and why it was refused
-    ("" when it was taken). Not for two threads at once."""
+    a question that stands alone (one short model call; the first question is asked as it is;
+    a second where the rewrite kept a pronoun, asking what it stands for), retrieval searches with
+    the rewrite, and, while the rewrite still refers back, the answer prompt shows the recent
+    turns' questions and checked answers. `turns` holds every finished turn; `last_rewrite` the
+    model's reply to the latest rewrite prompt and why it was refused ("" when it was taken),
+    `last_resolve` its reply to the latest pronoun ("" when none was asked). Not for two threads
+    at once."""
 
     def __init__(self, assistant: Assistant, turns: list[Turn] | None = None) -> None:
         self.assistant = assistant
         self.turns: list[Turn] = list(turns or [])
         self.last_rewrite: tuple[str, str] = ("", "")
+        self.last_resolve = ""
 
     def ask(self, question: str, scope: Scope | None = None) -> Answer:
         """The checked answer to `question` in the light of the conversation so far."""
@@ -127,19 +135,36 @@ class Conversation:
         return stream
 
     def rewrite(self, question: str, pairs: list[tuple[str, str]]) -> str:
-        """The model call: `question` rewritten to stand alone after the (question, answer)
-        `pairs`, or the question as asked when the rewrite fails its checks."""
+        """The model calls: `question` rewritten to stand alone after the (question, answer)
+        `pairs` (the question as asked when the rewrite fails its checks), then any pronoun it
+        kept resolved."""
         generator = self.assistant.generator
+        self.last_resolve = ""
         reply = generator.generate(rewrite_messages(question, pairs), REWRITE_TOKENS)
         rewritten, refused = read_rewrite(reply, question, pairs)
         self.last_rewrite = (reply, refused)
-        if rewritten is None:
+        if rewritten is not None:
+            try:
+                rewritten = self.assistant.check(rewritten)
+            except QuestionError as e:
+                self.last_rewrite = (reply, f"not a question docqa takes ({e})")
+                rewritten = None
+        return self._resolve(rewritten or question, pairs)
+
+    def _resolve(self, question: str, pairs: list[tuple[str, str]]) -> str:
+        """The model call where a rewrite kept a pronoun: what it stands for, put in its place when
+        the conversation holds that name word for word."""
+        word = pronoun(question)
+        if word is None:
             return question
-        try:
-            return self.assistant.check(rewritten)
-        except QuestionError as e:
-            self.last_rewrite = (reply, f"not a question docqa takes ({e})")
+        reply = self.assistant.generator.generate(resolve_messages(question, word, pairs), RESOLVE_TOKENS)
+        self.last_resolve = reply
+        name = read_referent(reply, pairs)
+        if name is None:
             return question
+        with suppress(QuestionError):  # too long now, say: the question as it was
+            return self.assistant.check(substitute(question, word, name))
+        return question
 
 
 class Assistant:

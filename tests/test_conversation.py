@@ -18,10 +18,14 @@ from qa.conversation import (
     exchange,
     fitting,
     history_block,
+    pronoun,
+    read_referent,
     read_rewrite,
     recent,
+    resolve_messages,
     rewrite_messages,
     search_text,
+    substitute,
 )
 from qa.prompt import answer_messages
 from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
@@ -151,7 +155,13 @@ TEXT = {
 
 def reply(messages) -> str:
     user = messages[-1]["content"]
+    if user.startswith("Conversation:") and 'What does "' in user:  # what a kept pronoun stands for
+        latest = user.split("Latest question: ")[1]
+        return "Ismail Khan" if "born" in latest else "Maria Lopez" if "retire" in latest else "it"
     if user.startswith("Conversation:"):  # the rewrite prompt
+        latest = user.split("Latest question: ")[1]
+        if "born" in latest or "retire" in latest:
+            return latest  # the question repeated, pronoun and all
         return "Where was Ismail Khan governor?" if "Where was he governor?" in user else "What was it?"
     if "Question: Where was Ismail Khan governor?" in user:
         return "Ismail Khan was governor of Herat province. [1]"
@@ -275,3 +285,74 @@ def test_a_follow_up_that_stands_alone_gets_every_passage_it_gets_asked_alone(tm
     assert followup[followup.index("Documents:") :] == alone[alone.index("Documents:") :]
     chat.ask("What did it decide?")  # the rewrite is refused: "it" still refers back
     assert "Earlier in this conversation" in generator.prompts[-1][-1]["content"]
+
+
+def test_a_pronoun_is_found_and_a_name_takes_its_place_in_the_form_it_needs():
+    assert pronoun("Where did he live for much of his life?") == "he"
+    assert pronoun("Who was hired to produce its identity?") == "its"
+    assert pronoun("What is this, and how far is it there?") == "it", "this and there are left"
+    assert pronoun("Where was Ismail Khan governor?") is None
+    assert (
+        substitute("Who was hired to produce its identity?", "its", "ABC")
+        == "Who was hired to produce ABC's identity?"
+    )
+    assert (
+        substitute("Where did their ships sail?", "their", "the Huguenots")
+        == "Where did the Huguenots' ships sail?"
+    )
+    assert (
+        substitute("The him was written when?", "him", "the Mask of Anarchy")
+        == "The Mask of Anarchy was written when?"
+    )
+    assert substitute("It opened when?", "It", "the bridge") == "The bridge opened when?"
+    assert (
+        substitute("How far is it from Miami?", "it", "Jacksonville") == "How far is Jacksonville from Miami?"
+    )
+    assert substitute("Was the itinerary kept?", "it", "ABC") == "Was the itinerary kept?", (
+        "words, not letters"
+    )
+
+
+@pytest.mark.parametrize(
+    "reply, name",
+    [
+        ("Ismail Khan", "Ismail Khan"),
+        ('"Ismail Khan."', "Ismail Khan"),
+        ("Name: Ismail Khan\nbecause the answer says so", "Ismail Khan"),
+        ("Maria Lopez", None),  # made up: no turn says it
+        ("Khan Ismail", None),
+        ("Isma", None),  # part of a word
+        ("it", None),
+        ("The meeting was mediated by Ismail Khan in Herat on the fourth of the month in the year", None),
+        ("I don't know.", None),
+        ("", None),
+    ],
+)
+def test_only_a_name_the_conversation_holds_word_for_word_is_taken(reply, name):
+    assert read_referent(reply, KHAN) == name
+
+
+def test_the_pronoun_prompt_quotes_the_turns_and_asks_about_one_word():
+    messages = resolve_messages("Where was he born?", "he", KHAN)
+    user = messages[-1]["content"]
+    assert user.index("Who mediated the meeting?") < user.index("Latest question: Where was he born?")
+    assert user.endswith('What does "he" stand for?')
+
+
+def test_a_rewrite_that_keeps_the_pronoun_gets_the_name_the_model_says_it_stands_for(assistant, monkeypatch):
+    searched: list[str] = []
+    retrieve = assistant.retriever.__call__
+    monkeypatch.setattr(
+        type(assistant.retriever), "__call__", lambda self, q, *a: (searched.append(q), retrieve(q, *a))[1]
+    )
+    chat = assistant.chat()
+    chat.ask("Who mediated the meeting?")
+    answer = chat.ask("Where was he born?")  # the fake's rewrite repeats it; asked, it names Ismail Khan
+    assert answer.standalone == "Where was Ismail Khan born?" and chat.last_resolve == "Ismail Khan"
+    assert searched[-1] == "Where was Ismail Khan born?"
+    assert "Earlier in this conversation" not in assistant.generator.prompts[-1][-1]["content"]
+    answer = chat.ask("When did he retire?")  # asked, the fake names someone no turn named
+    assert answer.standalone == "When did he retire?" and chat.last_resolve == "Maria Lopez"
+    assert searched[-1].endswith("When did he retire?") and searched[-1] != "When did he retire?"
+    chat.ask("Where was he governor?")  # the rewrite names him: nothing more is asked
+    assert chat.last_resolve == ""
