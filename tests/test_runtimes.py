@@ -100,6 +100,39 @@ def test_a_prompt_that_begins_like_the_last_one_reads_only_the_rest_and_answers_
     )
 
 
+def test_questions_asked_together_reuse_one_another_s_beginnings_and_answer_as_if_alone(small):
+    folder = models.int4(models.SMALL)
+    prompts = [
+        small.tokenizer(small.render(messages(q)), add_special_tokens=False)["input_ids"] for q in QUESTIONS
+    ]
+
+    def decode(batch: ort.OrtBatch, keys: list[int], steps: int = 40) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {k: [] for k in keys}
+        for _ in range(steps):
+            for key, token in batch.step().items():
+                out[key].append(token)
+        return {k: tokens[:8] for k, tokens in out.items()}
+
+    alone = []
+    for p in prompts:
+        batch = ort.load(folder, capacity=4, prompt_chunk=256)
+        batch.join(0, p)
+        alone.append(decode(batch, [0])[0])
+    together = ort.load(folder, capacity=4, prompt_chunk=256)
+    for key, p in enumerate(prompts):  # all at once, before anything is read
+        together.join(key, p)
+    answers = decode(together, [0, 1, 2])
+    assert [answers[k] for k in range(3)] == alone and all(len(a) == 8 for a in alone)
+    common = lambda a, b: len(os.path.commonprefix([a, b]))  # noqa: E731
+    expected = common(prompts[0], prompts[1]) + max(
+        common(prompts[0], prompts[2]), common(prompts[1], prompts[2])
+    )
+    assert expected > 100 and together.tokens_reused == expected, (
+        "each reused the longest beginning read before it"
+    )
+    assert together.tokens_read == sum(map(len, prompts)) - expected
+
+
 def test_a_reader_who_stops_early_does_not_hold_up_the_next_question(small):
     kept = small.stream(messages("Summarise the passage in ten sentences."), 200)
     next(kept)  # kept, never closed

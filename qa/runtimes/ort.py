@@ -14,8 +14,8 @@ is read in chunks, between which the others keep decoding.
 Reading the prompt is most of an answer's time on a CPU, and prompts share their beginnings:
 every answer prompt opens with the same instructions, a follow-up or a question asked again
 repeats more. The key/value cache of the last prompt read is kept, and a prompt that begins
-with the same tokens starts from that part of it (a position's keys and values depend only on
-the tokens up to it) and reads only the rest.
+with the same tokens as it, or as one decoding now, starts from that part of its cache (a
+position's keys and values depend only on the tokens up to it) and reads only the rest.
 """
 
 from __future__ import annotations
@@ -78,25 +78,24 @@ class OrtBatch:
     def join(self, key: object, prompt: Sequence[int]) -> None:
         if not prompt:
             raise ValueError("an empty prompt cannot be decoded")
-        prompt = list(prompt)
-        shared = self._shared(prompt)
-        if shared:  # start from the KV cache of the last prompt's same beginning
-            kv = [a[:, :, :shared] for a in self._last_prompt[1]]
-            self._sequences[key] = _Sequence(prompt[shared:], kv, shared, prompt=prompt)
-            self.tokens_reused += shared
-        else:
-            self._sequences[key] = _Sequence(prompt, prompt=prompt)
+        self._sequences[key] = _Sequence(list(prompt), prompt=list(prompt))
 
-    def _shared(self, prompt: list[int]) -> int:
-        """How many of the prompt's first tokens the last prompt read had too (0 when too few);
-        never the whole prompt: its last token is read to get the next one."""
-        if self._last_prompt is None:
-            return 0
-        last = self._last_prompt[0]
-        n, most = 0, min(len(last), len(prompt) - 1)
-        while n < most and last[n] == prompt[n]:
-            n += 1
-        return n if n >= self.reuse_from else 0
+    def _start(self, s: _Sequence) -> None:
+        """Start `s` (about to be read) from the KV cache of the longest beginning it shares with
+        the last prompt read or a sequence decoding now, when that is long enough; never the whole
+        prompt: its last token is read to get the next one. Chosen when its reading begins, not
+        when it joined, so that questions asked together reuse one another's."""
+        sources = [self._last_prompt] if self._last_prompt else []
+        for row, key in enumerate(self._rows):
+            sources.append((self._sequences[key].prompt, [a[row : row + 1] for a in self._kv]))
+        best, kv = 0, None
+        for tokens, cache in sources:
+            n = len(os.path.commonprefix([tokens, s.prompt[:-1]]))
+            if n > best:
+                best, kv = n, cache
+        if kv is not None and best >= self.reuse_from:
+            s.kv, s.length, s.pending = [a[:, :, :best] for a in kv], best, s.prompt[best:]
+            self.tokens_reused += best
 
     def leave(self, key: object) -> None:
         self._sequences.pop(key)
@@ -117,6 +116,8 @@ class OrtBatch:
 
     def _read_prompt(self, key: object) -> dict[object, int]:
         s = self._sequences[key]
+        if s.length == 0:
+            self._start(s)
         size = self.prompt_chunk if self._rows else self.prompt_alone
         chunk, s.pending = s.pending[:size], s.pending[size:]
         past = s.kv or [self._empty(1)] * len(self._past)
