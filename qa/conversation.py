@@ -150,8 +150,9 @@ def pronoun(question: str) -> str | None:
 def resolve_messages(question: str, word: str, pairs: list[tuple[str, str]]) -> Messages:
     """The prompt that asks the generator what `word` of `question` stands for, given the
     conversation's recent (question, answer) pairs: asked where a rewrite kept the pronoun, a
-    narrower question that the small models answer far more often (on the calibration half of the
-    XQuAD follow-ups, the rewrite named the thing in 16 of 38, with this step 29 of 38)."""
+    narrower question that the small models answer far more often. (`python -m evaluation --only
+    followups`, the default model: what the pronoun stood for was named in 10 of the report
+    half's 20 follow-ups before this step, 14 with it; tried on the calibration half first.)"""
     user = (
         f"Conversation:\n{_conversation(pairs)}\n\nLatest question: {' '.join(defuse(question).split())}\n"
         f'What does "{word}" stand for?'
