@@ -471,8 +471,9 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str 
 
     # uvicorn shuts down gracefully on SIGTERM, then raises it again: with Python's default handler
     # the process would die there, leaving the page's downloads (passages of the user's documents)
-    # on disk. Ending as Ctrl-C does lets every cleanup run.
-    signal.signal(signal.SIGTERM, _terminated)
+    # on disk. Ending as Ctrl-C does lets every cleanup run. (Handlers belong to the main thread.)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     address = host.strip("[]")  # [::1] as in a URL
     try:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
