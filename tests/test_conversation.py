@@ -256,12 +256,18 @@ def test_a_follow_up_whose_rewrite_still_refers_back_is_searched_beside_the_ques
     assert search_text("Where was he governor?", []) == "Where was he governor?", "no conversation yet"
 
 
-def test_retrieval_searches_the_earlier_question_too_when_the_rewrite_is_refused(assistant, monkeypatch):
+@pytest.fixture
+def searched(assistant: Assistant, monkeypatch) -> list[str]:
+    """What the assistant's retriever is asked to search for, in order."""
     searched: list[str] = []
     retrieve = assistant.retriever.__call__
     monkeypatch.setattr(
         type(assistant.retriever), "__call__", lambda self, q, *a: (searched.append(q), retrieve(q, *a))[1]
     )
+    return searched
+
+
+def test_retrieval_searches_the_earlier_question_too_when_the_rewrite_is_refused(assistant, searched):
     chat = assistant.chat()
     chat.ask("Who mediated the meeting?")
     answer = chat.ask("What did it decide?")  # the fake rewrites this as "What was it?": refused
@@ -339,12 +345,7 @@ def test_the_pronoun_prompt_quotes_the_turns_and_asks_about_one_word():
     assert user.endswith('What does "he" stand for?')
 
 
-def test_a_rewrite_that_keeps_the_pronoun_gets_the_name_the_model_says_it_stands_for(assistant, monkeypatch):
-    searched: list[str] = []
-    retrieve = assistant.retriever.__call__
-    monkeypatch.setattr(
-        type(assistant.retriever), "__call__", lambda self, q, *a: (searched.append(q), retrieve(q, *a))[1]
-    )
+def test_a_rewrite_that_keeps_the_pronoun_gets_the_name_the_model_says_it_stands_for(assistant, searched):
     chat = assistant.chat()
     chat.ask("Who mediated the meeting?")
     answer = chat.ask("Where was he born?")  # the fake's rewrite repeats it; asked, it names Ismail Khan
