@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from evaluation.machine import describe
+
 GOALS = {
     "confident_wrong": 0.05,  # at most, of replies, on XQuAD and the news-style set
     "right_when_indexed": 0.80,  # at least, of questions whose passage is indexed
@@ -41,7 +43,7 @@ def markdown(r: dict) -> str:
     lines = [
         "# docqa evaluation",
         "",
-        f"Run {run['date']} on {m['cpu']} ({m['cores']} cores, {m['platform']}), {run['seconds'] / 60:.0f} minutes. "
+        f"Run {run['date']} on {describe(m)}, {m['platform']}; {run['seconds'] / 60:.0f} minutes. "
         f"Embeddings {run['models']['embedding']}, generator {run['models']['generator']}. Seed {run['seed']}. "
         f"Command: `{run['command']}`.",
         "",

@@ -43,9 +43,8 @@ class _Sequence:
     kv: list[np.ndarray] | None = None  # while reading the prompt: [1, kv_heads, length, head_size] per input
     length: int = 0  # tokens in the KV cache
     last: int = -1  # the token to feed next
-    prompt: list[int] = field(
-        default_factory=list
-    )  # the whole prompt (its first `length` are in the KV cache)
+    # the whole prompt (its first `length` tokens are in the KV cache)
+    prompt: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -78,7 +77,8 @@ class OrtBatch:
     def join(self, key: object, prompt: Sequence[int]) -> None:
         if not prompt:
             raise ValueError("an empty prompt cannot be decoded")
-        self._sequences[key] = _Sequence(list(prompt), prompt=list(prompt))
+        tokens = list(prompt)  # `pending` is sliced, never changed in place: one list serves both
+        self._sequences[key] = _Sequence(tokens, prompt=tokens)
 
     def _start(self, s: _Sequence) -> None:
         """Start `s` (about to be read) from the KV cache of the longest beginning it shares with
