@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -136,7 +136,7 @@ class Ingest:
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
         self.hashes: dict[str, str] = {}  # documents written, with their content hashes
 
-    def __call__(self, fresh: list[Pending], old_docs: dict[str, str]) -> None:
+    def __call__(self, fresh: list[Pending], indexed: Collection[str]) -> None:
         report, progress = self.report, Progress(len(fresh), self.progress)
         seconds = self.embedding.seconds
         try:
@@ -146,7 +146,7 @@ class Ingest:
                     self.log(f"skipped {result.source}: {result.reason}")
                     continue
                 doc, spans, vectors = result
-                if doc.id in old_docs:
+                if doc.id in indexed:
                     report.changed += 1
                 else:
                     report.added += 1

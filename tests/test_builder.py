@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -109,6 +110,24 @@ def test_other_chunk_settings_re_embed_everything(config, fake_embedder):
     )
     assert "chunk settings changed" in report.rebuilt_because
     assert report.embedded == report.chunks
+
+
+def test_a_build_leaves_the_cycle_collector_as_it_found_it(config, fake_embedder, monkeypatch):
+    """A build pauses Python's cycle collector while it scans; a server that builds on every
+    upload would leak memory if a build (one that failed included) left it off."""
+    run(config, fake_embedder)
+    assert gc.isenabled()
+    monkeypatch.setattr(store, "current", lambda index_dir: (_ for _ in ()).throw(OSError("disk gone")))
+    with pytest.raises(OSError, match="disk gone"):
+        run(config, fake_embedder)
+    assert gc.isenabled()
+    monkeypatch.undo()
+    gc.disable()
+    try:
+        run(config, fake_embedder)
+        assert not gc.isenabled(), "a caller who turned it off keeps it off"
+    finally:
+        gc.enable()
 
 
 def test_unreadable_files_are_reported_counted_and_skipped(config, fake_embedder):
