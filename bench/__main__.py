@@ -1,5 +1,5 @@
 """`python -m bench` (make bench): docqa against the raw calls beneath it, each ratio measured in
-the same run; writes reports/bench.json and reports/bench.md."""
+the same run; a whole run writes reports/bench.json and reports/bench.md."""
 
 from __future__ import annotations
 
@@ -25,12 +25,15 @@ from qa.assistant import Assistant
 from qa.generator import from_config as load_generator
 
 ROOT = Path(__file__).resolve().parent.parent
+REPORTS = Path("reports")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/eval"))
-    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: reports/; with --only: test-artifacts/bench"
+    )
     parser.add_argument("--work", type=Path, default=Path(".eval-work/bench"))
     parser.add_argument(
         "--sizes", type=int, nargs="*", default=[100_000, 1_000_000], help="synthetic collection sizes"
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     stages = args.only or ["index", "ray", "query", "grow", "answer", "serve"]
+    out = destination(args)
     started = time.perf_counter()
     config = Config()
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 Assistant(Index.open(seeds, embedder), load_generator(config), config)
             )
         results["serving_ray"] = answering.on_ray_serve(seeds, config, results["asking"])
-    gpu = args.out / "gpu.json"  # written by `python -m bench.gpu` on a GPU machine, shown as its own run
+    gpu = REPORTS / "gpu.json"  # written by `python -m bench.gpu` on a GPU machine, shown as its own run
     if gpu.exists():
         results["gpu"] = json.loads(gpu.read_text())
     results["run"] = {
@@ -133,9 +137,17 @@ def main(argv: list[str] | None = None) -> int:
             "generator": config.generator,
         },  # fmt: skip
     }
-    json_path, md_path = report.write(results, args.out)
+    json_path, md_path = report.write(results, out)
     print(f"bench: wrote {json_path} and {md_path}")
     return 0
+
+
+def destination(args: argparse.Namespace) -> Path:
+    """Where the report goes: reports/ only for a whole run, so that every report there is what one
+    command wrote; a partial run writes beside the test artifacts, and nothing is merged."""
+    if args.out:
+        return args.out
+    return Path("test-artifacts/bench") if args.only else REPORTS
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ model (the numbers themselves come from `make bench`)."""
 
 from __future__ import annotations
 
+import argparse
 import resource
 from pathlib import Path
 
@@ -96,3 +97,12 @@ def test_prompt_reuse_is_measured_against_reading_every_prompt_whole(minilm, tmp
         "the shared instructions not read again"
     )
     assert out["time_ratio"] > 0 and assistant.generator.scheduler.batch.reuse_from == kept
+
+
+def test_only_a_whole_bench_run_writes_to_reports():
+    """reports/bench.md is what one whole run measured, never a partial run's sections."""
+    from bench.__main__ import destination
+
+    assert destination(argparse.Namespace(out=None, only=None)) == Path("reports")
+    assert destination(argparse.Namespace(out=None, only=["grow"])) == Path("test-artifacts/bench")
+    assert destination(argparse.Namespace(out=Path("/tmp/x"), only=["grow"])) == Path("/tmp/x")
