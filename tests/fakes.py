@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,3 +74,20 @@ def write_docs(folder: Path, texts: dict[str, str]) -> Path:
     for name, text in texts.items():
         (folder / name).write_text(text)
     return folder
+
+
+def members(protocol: type) -> dict[str, object]:
+    """The protocol's attributes and methods, as declared."""
+    declared = {name: None for name in protocol.__annotations__}
+    declared |= {name: value for name, value in vars(protocol).items() if not name.startswith("_")}
+    return declared
+
+
+def signature(value: object) -> list[tuple[str, object]] | None:
+    if isinstance(value, property):
+        return None
+    function = value.__func__ if isinstance(value, classmethod | staticmethod) else value
+    if not callable(function):
+        return None
+    params = list(inspect.signature(function).parameters.values())
+    return [(p.name, p.default) for p in params if p.name not in ("self", "cls")]

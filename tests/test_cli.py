@@ -36,6 +36,23 @@ def ask(tmp_path: Path, monkeypatch):
     return run
 
 
+def test_a_question_longer_than_the_context_budget_is_an_error_that_says_what_to_do(
+    tmp_path, monkeypatch, capsys
+):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
+    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0, context_tokens=256)
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator("Yes. [1]"), config)
+    monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
+    question = "How much wheat did India send " * 50 + "?"  # under the character limit, over the budget
+    assert len(question) < config.max_question_chars
+    assert cli.main(["ask", question]) == 2
+    out, err = capsys.readouterr()
+    assert "shorten the question or raise the context budget (--context-tokens" in err and out == ""
+
+
 def test_a_withdrawn_draft_never_reaches_stdout(ask, capsys):
     ask.capsys = capsys
     out, err = ask("India sent 90,000 tonnes of rice to Pakistan. [1]")

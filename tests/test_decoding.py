@@ -3,6 +3,7 @@ who stops early frees its place, errors reach the reader, nothing hangs."""
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Sequence
 
@@ -10,8 +11,8 @@ import pytest
 
 from embeddings.errors import ConfigError
 from qa.decoding import Scheduler
-from qa.generator import Generator, pick_runtime
-from tests.fakes import FakeGenerator
+from qa.generator import Generator, LocalGenerator, pick_runtime
+from tests.fakes import FakeGenerator, members, signature
 
 
 class CountingBatch:
@@ -112,5 +113,12 @@ def test_the_runtime_is_chosen_from_the_device_unless_told():
         pick_runtime("cpu", "llama", None)
 
 
-def test_the_fake_generator_keeps_the_real_ones_contract():
+@pytest.mark.parametrize("runtime", [FakeGenerator, LocalGenerator])
+def test_the_fake_generator_keeps_the_real_ones_contract(runtime):
+    """Every member the protocol declares, with the same parameters, on the fake and the real one."""
+    fields = set(getattr(runtime, "__dataclass_fields__", {})) | set(vars(FakeGenerator()))
+    for name, declared in members(Generator).items():
+        assert hasattr(runtime, name) or name in fields, f"{runtime.__name__} has no {name}"
+        if declared is not None and hasattr(runtime, name):
+            assert signature(inspect.getattr_static(runtime, name)) == signature(declared), name
     assert isinstance(FakeGenerator(), Generator)

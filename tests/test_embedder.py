@@ -10,24 +10,7 @@ import pytest
 import torch
 
 from embeddings.embedder import Embedder, SentenceEmbedder
-from tests.fakes import FakeEmbedder
-
-
-def members(protocol: type) -> dict[str, object]:
-    """The protocol's attributes and methods, as declared."""
-    declared = {name: None for name in protocol.__annotations__}
-    declared |= {name: value for name, value in vars(protocol).items() if not name.startswith("_")}
-    return declared
-
-
-def signature(value: object) -> list[tuple[str, object]] | None:
-    if isinstance(value, property):
-        return None
-    function = value.__func__ if isinstance(value, classmethod | staticmethod) else value
-    if not callable(function):
-        return None
-    params = list(inspect.signature(function).parameters.values())
-    return [(p.name, p.default) for p in params if p.name not in ("self", "cls")]
+from tests.fakes import FakeEmbedder, members, signature
 
 
 @pytest.mark.parametrize("runtime", [FakeEmbedder, SentenceEmbedder])
