@@ -237,6 +237,7 @@ def _kind(reason: str) -> str:
 def outcome_scores(records: list[dict], rule: str) -> dict:
     """Per group: right, declined (and by what), confident and wrong; and overall."""
     cited, seconds = ("reference_cited", "reference_seconds") if rule == "reference" else ("cited", "seconds")
+    raw = "reference_raw" if rule == "reference" else "raw"
     out: dict = {}
     for g in GROUPS:
         rs = [r for r in records if r["group"] == g]
@@ -260,6 +261,12 @@ def outcome_scores(records: list[dict], rule: str) -> dict:
             )
             out[g]["gold_passage_cited"] = round(sum(r["paragraph"] in r.get(cited, []) for r in rs) / n, 4)
             out[g]["model_declined"] = round(declined.count("declined: model") / n, 4)
+            # The cost of declining: questions declined although the model's unchecked reply held
+            # the gold answer (the rest of the declined replies were wrong ones caught).
+            withheld = [
+                r for r in rs if r["outcome"][rule] != "answered" and contained(r.get(raw) or "", r["gold"])
+            ]
+            out[g]["declined_right"] = round(len(withheld) / n, 4)
     n = len(records)
     wrong = sum(
         r["outcome"][rule] == "answered"

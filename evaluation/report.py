@@ -178,7 +178,9 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
     lines += ["", "What declined the questions (calibrated rule): " + "; ".join(
         f"{grp}: {v['declined_by']}" for grp, v in s.items() if isinstance(v, dict) and "declined_by" in v),
         "", f"Answerable: F1 {a.get('f1', 0):.3f}; gold passage shown {a.get('gold_passage_shown', 0):.3f}, "
-        f"cited {a.get('gold_passage_cited', 0):.3f}; the model itself declined {a.get('model_declined', 0):.3f}. "
+        f"cited {a.get('gold_passage_cited', 0):.3f}; the model itself declined {a.get('model_declined', 0):.3f}; "
+        f"declined although the model's unchecked reply held the gold answer {a.get('declined_right', 0):.3f} "
+        f"(of {a.get('declined', 0):.3f} declined). "
         f"{s['seconds_per_model_answer']:.1f} s per model answer (up to 4 asked together).", ""]  # fmt: skip
     cw = s["all"]["confident_wrong"]
     goals.append(

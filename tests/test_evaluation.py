@@ -85,6 +85,15 @@ def test_confident_wrong_counts_every_reply_that_is_not_right():
     assert s["all"]["confident_wrong"] == 0.4
 
 
+def test_declining_a_reply_that_held_the_right_answer_is_counted_apart_from_catching_a_wrong_one():
+    def declined(raw: str) -> dict:
+        return {"group": "answerable", "gold": ["1873"], "outcome": {"r": "declined: support check"},
+                "answer": {"r": ""}, "raw": raw, "paragraph": "p", "passages": ["p"], "cited": []}  # fmt: skip
+
+    s = outcome_scores([declined("It opened in 1873. [1]"), declined("It opened in 1901. [1]")], "r")
+    assert s["answerable"]["declined"] == 1.0 and s["answerable"]["declined_right"] == 0.5
+
+
 def test_the_report_fails_a_runtime_that_loses_more_than_two_points_to_the_reference():
     def scores(right, declined, on, off):
         return {"answerable": {"right": right, "declined": declined}, "on_topic": {"declined": on},
