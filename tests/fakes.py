@@ -76,14 +76,25 @@ def write_docs(folder: Path, texts: dict[str, str]) -> Path:
     return folder
 
 
-def members(protocol: type) -> dict[str, object]:
+def check_contract(runtime: type, protocol: type, fake: object) -> None:
+    """`runtime` (a class) has every member `protocol` declares, its methods with the same
+    parameters; `fake` (an instance, whose plain attributes count) is one of `protocol`."""
+    fields = set(getattr(runtime, "__dataclass_fields__", {})) | set(vars(fake))
+    for name, declared in _members(protocol).items():
+        assert hasattr(runtime, name) or name in fields, f"{runtime.__name__} has no {name}"
+        if declared is not None and hasattr(runtime, name):
+            assert _signature(inspect.getattr_static(runtime, name)) == _signature(declared), name
+    assert isinstance(fake, protocol)
+
+
+def _members(protocol: type) -> dict[str, object]:
     """The protocol's attributes and methods, as declared."""
     declared = {name: None for name in protocol.__annotations__}
     declared |= {name: value for name, value in vars(protocol).items() if not name.startswith("_")}
     return declared
 
 
-def signature(value: object) -> list[tuple[str, object]] | None:
+def _signature(value: object) -> list[tuple[str, object]] | None:
     if isinstance(value, property):
         return None
     function = value.__func__ if isinstance(value, classmethod | staticmethod) else value
