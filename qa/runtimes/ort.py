@@ -20,9 +20,10 @@ position's keys and values depend only on the tokens up to it) and reads only th
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +124,7 @@ class OrtBatch:
         past = s.kv or [self._empty(1)] * len(self._past)
         mask = np.ones((1, s.length + len(chunk)), dtype=np.int64)
         logits, s.kv = self._run(np.array([chunk], dtype=np.int64), mask, past)
+        _give_back_free_memory()  # the chunk's activations, so the next answer starts as small
         s.length += len(chunk)
         self.tokens_read += len(chunk)
         if s.pending:
@@ -173,6 +175,20 @@ def _pad(kv: np.ndarray, length: int) -> np.ndarray:
     return np.pad(kv, ((0, 0), (0, 0), (0, length - kv.shape[2]), (0, 0))) if kv.shape[2] < length else kv
 
 
+def _heap_trimmer() -> Callable[[], object]:
+    """glibc's `malloc_trim(0)`: the free pages inside the heap go back to the system. Without
+    it, the activations of the longest prompt read so far stay in the process after it."""
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): its allocator decides alone
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+_give_back_free_memory = _heap_trimmer()
+
+
 def load(folder: Path, capacity: int, prompt_chunk: int, threads_: int | None = None) -> OrtBatch:
     """The decoder in `folder` (as the builder wrote it), ready to batch."""
     import onnxruntime as ort
@@ -183,6 +199,9 @@ def load(folder: Path, capacity: int, prompt_chunk: int, threads_: int | None = 
     options.inter_op_num_threads = 1
     # Idle worker threads would spin between steps and take the cores from the embedder.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The arena would keep the largest buffers that any prompt length has needed, growing with
+    # each new one; without it they go back to malloc (and `_give_back_free_memory` returns them).
+    options.enable_cpu_mem_arena = False
     session = ort.InferenceSession(
         str(folder / decoder["filename"]), options, providers=["CPUExecutionProvider"]
     )
