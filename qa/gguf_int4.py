@@ -8,9 +8,13 @@ result is a checkpoint in Olive's quantised format, which onnxruntime-genai's mo
 turns into the ONNX model as it is, instead of building a float32 graph of the whole model and
 quantising that (about 14 GB and 80 s for the 1.5B model, on top of a bf16 copy).
 
+A matrix the model ties (its embedding, which is also its lm_head) is written once, as lm_head's
+4-bit weights, which the builder's embedding reads: llama.cpp stores it twice, in two precisions,
+and the builder would quantise the second copy itself in numpy (10 s for Qwen's 150k rows).
+
 Every code is written with the zero point 8, the value MatMulNBits assumes when it has none;
 the builder's fused q/k/v projection wants zero points to concatenate, so they are written
-and then removed from the built graph (`drop_zero_points`): ONNX Runtime's AVX2 kernel for one
+and then removed from the built graph (`finish_graph`): ONNX Runtime's AVX2 kernel for one
 row of activations is wrong with explicit zero points (onnxruntime issue 29853).
 """
 
@@ -33,7 +37,7 @@ ZERO_POINT = 8  # the code of 0.0: codes 0..15 stand for -8..7 times the block's
 PIECE = 1 << 21  # weights dequantised and quantised at a time
 
 # What this module writes; a change to it makes new cached models (see qa/models.py int4).
-FORMAT = f"olive-int4-symmetric-g{GROUP}-v1"
+FORMAT = f"olive-int4-symmetric-g{GROUP}-v2"
 
 # GGUF tensor names (llama.cpp's) -> Hugging Face names, for the architectures whose weights
 # llama.cpp stores unpermuted (llama's q and k are permuted for its rotary layout, qwen2's are not).
@@ -185,14 +189,20 @@ def checkpoint(gguf: Path, out: Path, chat_template: str) -> int:
             f"{gguf.name} is a {architecture} model; docqa imports {', '.join(ARCHITECTURES)} GGUFs. "
             "Pass its Hugging Face folder or id with --model instead."
         )
-    config = _config(metadata, tuple(t.name for t in table))
+    blob = np.memmap(gguf, mode="r", dtype=np.uint8)
+    tied = tied_embeddings(blob, table)
+    if tied:  # written once, as lm_head's 4-bit weights, which the builder's embedding reads
+        found = {t.name: t for t in table}
+        matrix = found.get("output.weight") or found["token_embd.weight"]
+        table = [t for t in table if t.name not in ("token_embd.weight", "output.weight")]
+        table.append(matrix._replace(name="output.weight"))
+    config = _config(metadata, tied)
     config.quantization_config = {"quant_method": "olive", "bits": 4, "group_size": GROUP}
     config.save_pretrained(out)
     _generation_config(config).save_pretrained(out)
     _tokenizer(gguf, config, chat_template).save_pretrained(out)
 
     tensors: dict[str, torch.Tensor] = {}
-    blob = np.memmap(gguf, mode="r", dtype=np.uint8)
     for info in tqdm(table, desc="quantising weights", unit="tensor", file=sys.stderr):
         name = hf_name(info.name)
         if len(info.shape) == 1:  # norms and biases stay float
@@ -218,44 +228,93 @@ def checkpoint(gguf: Path, out: Path, chat_template: str) -> int:
     return config.num_hidden_layers
 
 
-def _rows(blob: np.ndarray, info: Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
+def tied_embeddings(blob: np.ndarray, table: list[Tensor], rows: int = 2048) -> bool:
+    """Whether the model's embedding and its lm_head are one matrix. A GGUF without `output`
+    ties them; llama.cpp also writes a tied matrix twice, each in its own precision (Q4_K_M:
+    the embedding Q4_K, the output Q6_K), which its first `rows` rows tell apart from two
+    trained matrices (cosine 0.997 row by row for Qwen2.5's, near 0 for unrelated ones)."""
+    found = {t.name: t for t in table}
+    if "output.weight" not in found:
+        return True
+    embedding, output = found.get("token_embd.weight"), found["output.weight"]
+    if embedding is None or embedding.shape != output.shape:
+        return False
+    a, b = (next(_rows(blob, t, rows))[2] for t in (embedding, output))
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=1).mean()) > 0.99
+
+
+def _rows(blob: np.ndarray, info: Tensor, rows: int | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
     """A matrix's float32 values a few rows at a time, (first row, end row, values): pieces of
     about PIECE weights stay in the CPU's caches and reuse memory, where whole matrices (up to
     930 MB for lm_head) would fault in fresh pages for every step of the arithmetic."""
     from gguf.constants import GGML_QUANT_SIZES
 
-    rows, columns = info.shape
+    total, columns = info.shape
     block, size = GGML_QUANT_SIZES[info.kind]
     row_bytes = columns // block * size  # a GGUF row is a whole number of blocks
-    step = max(1, PIECE // columns)
-    for first in range(0, rows, step):
-        end = min(rows, first + step)
+    step = rows or max(1, PIECE // columns)
+    for first in range(0, total, step):
+        end = min(total, first + step)
         raw = blob[info.start + first * row_bytes : info.start + end * row_bytes]
         yield first, end, dequantise(raw, info.kind)[: (end - first) * columns].reshape(end - first, columns)
 
 
-def drop_zero_points(model_file: Path) -> int:
-    """Remove the zero points (all ZERO_POINT) from the built graph's MatMulNBits nodes, which
-    then assume ZERO_POINT: the same values, the symmetric kernels. Returns how many were removed.
-    Their bytes stay unused in the weights file (under 3% of it)."""
+def finish_graph(model_file: Path) -> int:
+    """Two fixes to the builder's graph, in place. The zero points (all ZERO_POINT) go from its
+    MatMulNBits nodes, which then assume ZERO_POINT: the same values, the symmetric kernels; their
+    bytes stay unused in the weights file (under 3% of it). A tied embedding (GatherBlockQuantized)
+    reads lm_head's 4-bit weights and scales through views of the same bytes, shaped as it wants
+    them ([vocabulary, columns / 2] and [vocabulary, blocks]): the builder reshapes the weights in
+    the graph, which ONNX Runtime would fold into a 146 MB copy, and passes the scales flat, as
+    MatMulNBits takes them, which ONNX Runtime refuses. Returns how many zero points were removed."""
     import onnx
 
     model = onnx.load(str(model_file), load_external_data=False)
-    dropped = set()
-    for node in model.graph.node:
+    graph, dropped = model.graph, set()
+    for node in graph.node:
         if node.op_type == "MatMulNBits" and len(node.input) > 3 and node.input[3]:
             if len(node.input) > 4:
                 raise DocqaError(f"{node.name} has inputs past its zero points; it was not changed")
             dropped.add(node.input[3])
             del node.input[3]
-    kept = [tensor for tensor in model.graph.initializer if tensor.name not in dropped]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
+    stored = {tensor.name: tensor for tensor in graph.initializer}
+    made_by = {output: node for node in graph.node for output in node.output}
+    matmul_of = {node.input[1]: node for node in graph.node if node.op_type == "MatMulNBits"}
+    for node in [n for n in graph.node if n.op_type == "GatherBlockQuantized"]:
+        reshape = made_by.get(node.input[0])
+        if reshape is None or reshape.op_type != "Reshape" or reshape.input[0] not in matmul_of:
+            continue  # an embedding of its own
+        size = {a.name: onnx.helper.get_attribute_value(a) for a in matmul_of[reshape.input[0]].attribute}
+        rows, blocks = size["N"], -(-size["K"] // size["block_size"])  # rows padded to whole blocks
+        node.input[0] = _view(graph, stored[reshape.input[0]], [rows, blocks * size["block_size"] // 2])
+        node.input[2] = _view(graph, stored[node.input[2]], [rows, blocks])
+        if len(node.input) == 4 and node.input[3] in dropped:
+            del node.input[3]
+        graph.node.remove(reshape)
+    used = {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
+    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]:
+        graph.node.remove(node)  # the Reshape's shape
+    kept = [tensor for tensor in graph.initializer if tensor.name in used]  # the zero points
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
     onnx.save(model, str(model_file))
     return len(dropped)
 
 
-def _config(metadata: dict, names: tuple[str, ...]):
+def _view(graph, tensor, dims: list[int]) -> str:
+    """A second initializer over `tensor`'s bytes in the weights file, shaped `dims`."""
+    import onnx
+
+    view = onnx.TensorProto()
+    view.CopyFrom(tensor)
+    view.name = f"{tensor.name}/{'x'.join(map(str, dims))}"
+    del view.dims[:]
+    view.dims.extend(dims)
+    graph.initializer.append(view)
+    return view.name
+
+
+def _config(metadata: dict, tied: bool):
     """The transformers config the GGUF's metadata describes, through transformers' own map of
     GGUF keys (the same values its GGUF loader reads, without parsing the vocabulary)."""
     from transformers import AutoConfig
@@ -267,7 +326,7 @@ def _config(metadata: dict, names: tuple[str, ...]):
         "architectures": [
             MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[architecture]
         ],  # the builder picks its graph by this
-        "tie_word_embeddings": "output.weight" not in names,
+        "tie_word_embeddings": tied,
     }
     for section in (architecture, "tokenizer"):
         for key, target in GGUF_CONFIG_MAPPING[section].items():

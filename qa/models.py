@@ -182,7 +182,7 @@ def packaged_int4(model: PackagedModel, folder: Path, report: Report = _stderr) 
         layers = gguf_int4.checkpoint(gguf, checkpoint, model.chat_template)
         gguf.unlink()
         _build(checkpoint, work, layers)
-        gguf_int4.drop_zero_points(work / "model.onnx")
+        gguf_int4.finish_graph(work / "model.onnx")
         shutil.rmtree(checkpoint)
         (work / "COMPLETE").write_text(
             json.dumps({"source": model.sha256, "format": gguf_int4.FORMAT}) + "\n"

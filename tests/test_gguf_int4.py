@@ -92,7 +92,7 @@ def test_zero_points_removed_from_the_graph_leave_its_output_as_it_was(tmp_path)
     _matmul_nbits_model(tmp_path / "without.onnx", weight, with_zero_points=False)
     expected = onnxruntime.InferenceSession(str(tmp_path / "without.onnx")).run(None, {"x": x})[0]
 
-    assert gguf_int4.drop_zero_points(tmp_path / "with.onnx") == 1
+    assert gguf_int4.finish_graph(tmp_path / "with.onnx") == 1
     model = onnx.load(str(tmp_path / "with.onnx"))
     assert [list(n.input) for n in model.graph.node] == [["x", "codes", "scales"]]
     assert [t.name for t in model.graph.initializer] == ["codes", "scales"]
@@ -100,6 +100,119 @@ def test_zero_points_removed_from_the_graph_leave_its_output_as_it_was(tmp_path)
     assert np.array_equal(got, expected)
     reference = x @ gguf_int4.dequantised(*gguf_int4.quantise(weight)).numpy().T
     assert np.allclose(got, reference, rtol=0.05, atol=0.05 * np.abs(reference).max())  # int8 activations
+
+
+def _tied_model(path, weight: torch.Tensor) -> None:
+    """lm_head and a tied embedding as the model builder writes them: the embedding reads lm_head's
+    4-bit weights through a Reshape in the graph and its scales flat; every tensor in one file."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rows, columns = weight.shape
+    codes, scales = gguf_int4.quantise(weight)
+    blocks = columns // gguf_int4.GROUP
+    initialisers = [
+        numpy_helper.from_array(codes.numpy().reshape(rows, blocks, gguf_int4.GROUP // 2), "lm_head.qweight"),
+        numpy_helper.from_array(scales.numpy().reshape(-1), "lm_head.scales"),
+        numpy_helper.from_array(np.full(rows * ((blocks + 1) // 2), 0x88, np.uint8), "lm_head.qzeros"),
+        numpy_helper.from_array(np.array([rows, columns // 2], np.int64), "shape"),
+    ]
+    nodes = [
+        helper.make_node(
+            "MatMulNBits",
+            ["h", "lm_head.qweight", "lm_head.scales", "lm_head.qzeros"],
+            ["logits"],
+            domain="com.microsoft",
+            K=columns,
+            N=rows,
+            bits=4,
+            block_size=gguf_int4.GROUP,
+        ),  # fmt: skip
+        helper.make_node("Reshape", ["lm_head.qweight", "shape"], ["reshaped"]),
+        helper.make_node(
+            "GatherBlockQuantized",
+            ["reshaped", "ids", "lm_head.scales", "lm_head.qzeros"],
+            ["embedded"],
+            domain="com.microsoft",
+            bits=4,
+            block_size=gguf_int4.GROUP,
+            gather_axis=0,
+            quantize_axis=1,
+        ),  # fmt: skip
+    ]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, columns]),
+         helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, rows]),
+         helper.make_tensor_value_info("embedded", TensorProto.FLOAT, [1, 3, columns])],
+        initialisers,
+    )  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    onnx.save(model, str(path), save_as_external_data=True, location="model.onnx.data", size_threshold=1024)
+
+
+def test_a_tied_embedding_reads_lm_head_s_4bit_weights_where_they_lie(tmp_path):
+    """The builder's graph for a tied embedding is refused by ONNX Runtime (flat scales) and would
+    copy lm_head's weights (the Reshape, folded); after `finish_graph` the embedding reads views
+    of lm_head's own bytes and gives its rows' values."""
+    import onnx
+    import onnxruntime
+
+    torch.manual_seed(0)
+    weight = torch.randn(200, 128)
+    _tied_model(tmp_path / "model.onnx", weight)
+    with pytest.raises(Exception, match="rank"):
+        onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    size = (tmp_path / "model.onnx.data").stat().st_size
+
+    assert gguf_int4.finish_graph(tmp_path / "model.onnx") == 1
+    model = onnx.load(str(tmp_path / "model.onnx"), load_external_data=False)
+    assert [n.op_type for n in model.graph.node] == ["MatMulNBits", "GatherBlockQuantized"]
+    assert all(len(n.input) == 3 for n in model.graph.node), "no zero points"
+    where = {t.name: {e.key: e.value for e in t.external_data} for t in model.graph.initializer}
+    gather = model.graph.node[1]
+    assert where[gather.input[0]]["offset"] == where["lm_head.qweight"]["offset"]
+    assert where[gather.input[2]]["offset"] == where["lm_head.scales"]["offset"]
+    assert (tmp_path / "model.onnx.data").stat().st_size == size, "the same bytes, nothing written twice"
+
+    ids = np.array([[0, 199, 57]], np.int64)
+    h = np.random.default_rng(0).standard_normal((1, 128)).astype(np.float32)
+    logits, embedded = onnxruntime.InferenceSession(str(tmp_path / "model.onnx")).run(
+        None, {"h": h, "ids": ids}
+    )
+    values = gguf_int4.dequantised(*gguf_int4.quantise(weight)).numpy()
+    assert np.allclose(embedded[0], values[ids[0]], atol=1e-6)
+    reference = h @ values.T
+    assert np.allclose(logits, reference, rtol=0.05, atol=0.05 * np.abs(reference).max())  # int8 activations
+
+
+def _f32_gguf(matrices: dict[str, np.ndarray]) -> tuple[np.ndarray, list[gguf_int4.Tensor]]:
+    """A GGUF's tensor bytes and table, every tensor F32 (ggml type 0)."""
+    table, start = [], 0
+    for name, matrix in matrices.items():
+        table.append(gguf_int4.Tensor(name, matrix.shape, 0, start, matrix.size * 4))
+        start += matrix.size * 4
+    blob = np.concatenate(
+        [np.frombuffer(m.astype(np.float32).tobytes(), np.uint8) for m in matrices.values()]
+    )
+    return blob, table
+
+
+def test_an_embedding_written_twice_in_two_precisions_is_one_matrix_and_two_trained_ones_are_two():
+    rng = np.random.default_rng(0)
+    output = rng.standard_normal((300, 64))
+    coarser = output + rng.standard_normal(output.shape) * 0.05  # as llama.cpp's Q4_K beside its Q6_K
+    assert gguf_int4.tied_embeddings(
+        *_f32_gguf({"token_embd.weight": coarser, "output.weight": output}), rows=128
+    )
+    other = rng.standard_normal(output.shape)
+    assert not gguf_int4.tied_embeddings(
+        *_f32_gguf({"token_embd.weight": other, "output.weight": output}), rows=128
+    )
+    assert gguf_int4.tied_embeddings(*_f32_gguf({"token_embd.weight": output})), "no output: tied"
 
 
 def test_the_small_packaged_model_imports_as_transformers_reads_its_gguf():
@@ -130,6 +243,8 @@ def test_the_small_packaged_model_imports_as_transformers_reads_its_gguf():
     graph = onnx.load(str(ours / "model.onnx"), load_external_data=False).graph
     matmuls = [n for n in graph.node if n.op_type == "MatMulNBits"]
     assert matmuls and all(len(n.input) == 3 for n in matmuls)
+    embedding = next(n for n in graph.node if n.op_type == "GatherBlockQuantized")
+    assert embedding.input[0].startswith("lm_head."), "Qwen2.5 ties its embedding: stored once"
 
 
 def test_a_packaged_model_whose_checksum_differs_is_not_built(tmp_path, monkeypatch):
