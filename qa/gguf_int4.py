@@ -244,9 +244,10 @@ def tied_embeddings(blob: np.ndarray, table: list[Tensor], rows: int = 2048) -> 
 
 
 def _rows(blob: np.ndarray, info: Tensor, rows: int | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """A matrix's float32 values a few rows at a time, (first row, end row, values): pieces of
-    about PIECE weights stay in the CPU's caches and reuse memory, where whole matrices (up to
-    930 MB for lm_head) would fault in fresh pages for every step of the arithmetic."""
+    """A matrix's float32 values a few rows at a time, (first row, end row, values): `rows` at a
+    time, or by default pieces of about PIECE weights, which stay in the CPU's caches and reuse
+    memory, where whole matrices (up to 930 MB for lm_head) would fault in fresh pages for every
+    step of the arithmetic."""
     from gguf.constants import GGML_QUANT_SIZES
 
     total, columns = info.shape
