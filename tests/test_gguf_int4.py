@@ -1,6 +1,7 @@
 """A packaged GGUF into the CPU runtime's 4-bit model without a float copy: the quantiser against
 ONNX Runtime's own, the zero points removed from a real MatMulNBits graph without changing
-its output, and the small packaged model's import against transformers' own GGUF loader."""
+its output, a tied embedding reading lm_head's weights where they lie, and the small packaged
+model's import against transformers' own GGUF loader."""
 
 from __future__ import annotations
 
@@ -55,25 +56,33 @@ def test_gguf_names_become_hugging_face_names_and_an_unknown_one_is_refused():
         gguf_int4.hf_name("blk.1.ssm_conv1d.weight")
 
 
-def _matmul_nbits_model(path, weight: torch.Tensor, with_zero_points: bool):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+def _matmul_nbits(weight: torch.Tensor, x: str, y: str, with_zero_points: bool) -> tuple[list, object]:
+    """`weight` as a MatMulNBits node from `x` to `y` (its initialisers codes, scales and, all
+    ZERO_POINT, zero_points) and those initialisers."""
+    from onnx import helper, numpy_helper
 
     rows, columns = weight.shape  # MatMulNBits: N = rows (outputs), K = columns (inputs)
     codes, scales = gguf_int4.quantise(weight)
     blocks = columns // gguf_int4.GROUP
-    inputs = ["x", "codes", "scales"]
     initialisers = [
         numpy_helper.from_array(codes.numpy().reshape(rows, blocks, gguf_int4.GROUP // 2), "codes"),
         numpy_helper.from_array(scales.numpy().reshape(-1), "scales"),
     ]
     if with_zero_points:
-        inputs.append("zero_points")
         initialisers.append(
             numpy_helper.from_array(np.full(rows * ((blocks + 1) // 2), 0x88, np.uint8), "zero_points")
         )
-    node = helper.make_node("MatMulNBits", inputs, ["y"], domain="com.microsoft", K=columns, N=rows,
-                            bits=4, block_size=gguf_int4.GROUP, accuracy_level=4)  # fmt: skip
+    node = helper.make_node("MatMulNBits", [x, *(t.name for t in initialisers)], [y], domain="com.microsoft",
+                            K=columns, N=rows, bits=4, block_size=gguf_int4.GROUP, accuracy_level=4)  # fmt: skip
+    return initialisers, node
+
+
+def _matmul_nbits_model(path, weight: torch.Tensor, with_zero_points: bool):
+    import onnx
+    from onnx import TensorProto, helper
+
+    rows, columns = weight.shape
+    initialisers, node = _matmul_nbits(weight, "x", "y", with_zero_points)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, columns])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, rows])], initialisers)  # fmt: skip
     model = helper.make_model(
@@ -109,36 +118,21 @@ def _tied_model(path, weight: torch.Tensor) -> None:
     from onnx import TensorProto, helper, numpy_helper
 
     rows, columns = weight.shape
-    codes, scales = gguf_int4.quantise(weight)
-    blocks = columns // gguf_int4.GROUP
-    initialisers = [
-        numpy_helper.from_array(codes.numpy().reshape(rows, blocks, gguf_int4.GROUP // 2), "lm_head.qweight"),
-        numpy_helper.from_array(scales.numpy().reshape(-1), "lm_head.scales"),
-        numpy_helper.from_array(np.full(rows * ((blocks + 1) // 2), 0x88, np.uint8), "lm_head.qzeros"),
-        numpy_helper.from_array(np.array([rows, columns // 2], np.int64), "shape"),
-    ]
+    initialisers, lm_head = _matmul_nbits(weight, "h", "logits", with_zero_points=True)
+    initialisers.append(numpy_helper.from_array(np.array([rows, columns // 2], np.int64), "shape"))
     nodes = [
-        helper.make_node(
-            "MatMulNBits",
-            ["h", "lm_head.qweight", "lm_head.scales", "lm_head.qzeros"],
-            ["logits"],
-            domain="com.microsoft",
-            K=columns,
-            N=rows,
-            bits=4,
-            block_size=gguf_int4.GROUP,
-        ),  # fmt: skip
-        helper.make_node("Reshape", ["lm_head.qweight", "shape"], ["reshaped"]),
+        lm_head,
+        helper.make_node("Reshape", ["codes", "shape"], ["reshaped"]),
         helper.make_node(
             "GatherBlockQuantized",
-            ["reshaped", "ids", "lm_head.scales", "lm_head.qzeros"],
+            ["reshaped", "ids", "scales", "zero_points"],
             ["embedded"],
             domain="com.microsoft",
             bits=4,
             block_size=gguf_int4.GROUP,
             gather_axis=0,
             quantize_axis=1,
-        ),  # fmt: skip
+        ),
     ]
     graph = helper.make_graph(
         nodes, "g",
@@ -174,8 +168,8 @@ def test_a_tied_embedding_reads_lm_head_s_4bit_weights_where_they_lie(tmp_path):
     assert all(len(n.input) == 3 for n in model.graph.node), "no zero points"
     where = {t.name: {e.key: e.value for e in t.external_data} for t in model.graph.initializer}
     gather = model.graph.node[1]
-    assert where[gather.input[0]]["offset"] == where["lm_head.qweight"]["offset"]
-    assert where[gather.input[2]]["offset"] == where["lm_head.scales"]["offset"]
+    assert where[gather.input[0]]["offset"] == where["codes"]["offset"]
+    assert where[gather.input[2]]["offset"] == where["scales"]["offset"]
     assert (tmp_path / "model.onnx.data").stat().st_size == size, "the same bytes, nothing written twice"
 
     ids = np.array([[0, 199, 57]], np.int64)
