@@ -161,12 +161,14 @@ def build(
                 return report
             if not (keep or fresh):
                 raise _nothing_readable(config.docs)
-            embedding = _embedding(config, embedder, cluster, model_fingerprint)
-            _check_room(config, embedding.model)
+            embedding = _embedding(config, embedder, cluster, model_fingerprint, fresh)
             if report.rebuilt_because:
                 log(f"Re-embedding everything: {report.rebuilt_because}")
             report.unchanged = len(keep)
-            indexed = _write(config, embedding, live, keep, fresh, report, progress, log)
+            try:
+                indexed = _write(config, embedding, live, keep, fresh, report, progress, log)
+            finally:
+                embedding.close()
         finally:
             live.close()
         _record_uploads(library, report, indexed)
@@ -175,18 +177,26 @@ def build(
 
 
 def _embedding(config: Config, embedder: Embedder | None, cluster: Cluster | None,
-               model_fingerprint: str) -> Embedding:  # fmt: skip
-    """Where the documents are embedded: on the cluster, or here (the model loaded if need be)."""
+               model_fingerprint: str, fresh: list[Pending]) -> Embedding:  # fmt: skip
+    """Where the documents are embedded: on the cluster (already embedding `fresh`), or here (the
+    model loaded if need be)."""
     if cluster is None:
-        return LocalEmbedding(
+        local = LocalEmbedding(
             config, embedder or Embedder.load(config.embedding_model, config.device, config.dtype)
         )
-    embedding = cluster.embedding(config)
-    if embedding.model.fingerprint != model_fingerprint:
-        raise ConfigError(
-            f"the Ray workers' copy of {config.embedding_model} differs from this machine's "
-            f"({embedding.model.fingerprint}, not {model_fingerprint}): install the same docqa on both"
-        )
+        _check_room(config, local.model)
+        return local
+    embedding = cluster.embedding(config, fresh)
+    try:
+        if embedding.model.fingerprint != model_fingerprint:
+            raise ConfigError(
+                f"the Ray workers' copy of {config.embedding_model} differs from this machine's "
+                f"({embedding.model.fingerprint}, not {model_fingerprint}): install the same docqa on both"
+            )
+        _check_room(config, embedding.model)
+    except ConfigError:
+        embedding.close()
+        raise
     return embedding
 
 

@@ -86,6 +86,10 @@ class Embedding(Protocol):
         """Encodes a large segment's vectors in shards where the embedding runs (compressed.py)."""
         ...
 
+    def close(self) -> None:
+        """Stops what runs for it, whether or not its results were all read."""
+        ...
+
 
 class LocalEmbedding:
     """In this process: read ahead `embed_window` chunks, then embed them together."""
@@ -94,6 +98,9 @@ class LocalEmbedding:
         self.config, self.embedder = config, embedder
         self.model, self.seconds = Description.of(embedder), 0.0
         self.shard_map = local_map
+
+    def close(self) -> None:
+        pass
 
     def __call__(self, fresh: list[Pending], progress: Progress) -> Iterator[Embedded | Skipped]:
         window: list[tuple[Document, list[Span]]] = []

@@ -2,14 +2,17 @@
 Reading and chunking run in Ray tasks, embedding in a pool of actors that each load the model
 once, a GPU each where the cluster has them. (Without GPUs both steps ask for one CPU, and Ray
 Data fuses them: each actor reads and chunks what it embeds, and no document is copied between
-processes.) The builder still decides what is new or changed, and consumes the results in the
-documents' order through the same Ingest and SegmentWriter as on one machine, so the index it
-commits is the same; a failure leaves the previous one as it was.
+processes.) The first embedding actor describes the model it loaded with its first results, so
+no other worker loads the model only to describe it. The builder still decides what is new or
+changed, and consumes the results in the documents' order through the same Ingest and
+SegmentWriter as on one machine, so the index it commits is the same; a failure leaves the
+previous one as it was.
 
 Imported only for `--ray`, so docqa runs without Ray installed."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -17,7 +20,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict
 
 import numpy as np
@@ -94,29 +97,43 @@ class Cluster:
         if self.started:
             ray.shutdown()
 
-    def embedding(self, config: Config) -> RayEmbedding:
-        """The pipeline for `config`, after one worker has loaded the model and described it."""
+    def embedding(self, config: Config, fresh: list[Pending]) -> RayEmbedding:
+        """The pipeline for `config`, started on `fresh`: returns once the first embedding actor
+        has loaded the model and described it with its first results (with nothing to embed, a
+        task describes the model). `close` it if its results are not read."""
         gpus = 1 if self.gpus and (config.device is None or config.device.startswith("cuda")) else 0
-        try:
-            model = ray.get(ray.remote(num_gpus=gpus)(describe).remote(config))
-        except RayError as e:
-            raise _failed(e) from None
-        return RayEmbedding(config, model, self.actors, gpus, self.threads)
+        return RayEmbedding(config, fresh, self.actors, gpus, self.threads)
 
 
 class RayEmbedding:
     """Documents -> chunks (Ray tasks) -> vectors (an actor pool), yielded in the order given."""
 
-    def __init__(self, config: Config, model: Description, actors: int, gpus: int, threads: int = 1) -> None:
-        self.config, self.model, self.actors, self.gpus, self.threads = config, model, actors, gpus, threads
+    def __init__(self, config: Config, fresh: list[Pending], actors: int, gpus: int, threads: int) -> None:
+        self.config, self.fresh, self.actors, self.gpus, self.threads = config, fresh, actors, gpus, threads
         self.seconds = 0.0
-
-    def __call__(self, fresh: list[Pending], progress: Progress) -> Iterator[Embedded | Skipped]:
-        if not fresh:
-            return
+        self._pipeline: Generator[dict, None, None] | None = None
+        self._rows: Iterator[dict] = iter(())
         started = time.perf_counter()
         try:
-            for i, row in enumerate(self._dataset(fresh).iter_rows()):
+            if fresh:
+                self._pipeline = iter(self._dataset(fresh).iter_rows())
+                first = next(self._pipeline)
+                self._rows = itertools.chain([first], self._pipeline)
+                self.model = Description(**json.loads(first["model"]))
+            else:
+                self.model = ray.get(ray.remote(num_gpus=gpus)(describe).remote(config))
+        except RayError as e:
+            self.close()
+            raise _failed(e) from None
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def __call__(self, fresh: list[Pending], progress: Progress) -> Iterator[Embedded | Skipped]:
+        if fresh is not self.fresh:
+            raise ValueError("a RayEmbedding embeds the documents it was started on")
+        started = time.perf_counter()
+        try:
+            for i, row in enumerate(self._rows):
                 if row["i"] != i:  # preserve_order keeps them in order; the segment's rows depend on it
                     raise ClusterError(f"the Ray pipeline returned document {row['i']} before {i}")
                 yield _result(fresh[i], row, self.model.dim, progress)
@@ -124,23 +141,15 @@ class RayEmbedding:
             raise _failed(e) from None
         finally:
             self.seconds += time.perf_counter() - started
+            self.close()
+
+    def close(self) -> None:
+        """Stop the pipeline (its actors end with it) where its results will not all be read."""
+        if self._pipeline is not None:
+            self._pipeline.close()
 
     def shard_map(self, encode: Encode, trained: bytes, shards: Iterable[np.ndarray]) -> list[bytes]:
-        """A large segment's IVF-PQ codes, a Ray task per shard (a few in flight at once, so the
-        object store holds a few shards, not every vector), results in the shards' order."""
-        task = ray.remote(num_cpus=1)(encode)
-        out: list[bytes] = []
-        try:
-            model = ray.put(trained)
-            running = []
-            for shard in shards:
-                running.append(task.remote(model, shard))
-                if len(running) > self.actors:
-                    out.append(ray.get(running.pop(0)))
-            out += ray.get(running)
-        except RayError as e:
-            raise _failed(e) from None
-        return out
+        return shard_map(encode, trained, shards, in_flight=self.actors + 1)
 
     def _dataset(self, fresh: list[Pending]) -> ray.data.Dataset:
         items = [{"i": i, "pending": json.dumps(asdict(p))} for i, p in enumerate(fresh)]
@@ -164,6 +173,24 @@ class RayEmbedding:
         return ds
 
 
+def shard_map(encode: Encode, trained: bytes, shards: Iterable[np.ndarray], in_flight: int) -> list[bytes]:
+    """A large segment's IVF-PQ codes, a Ray task per shard (`in_flight` at once, so the object
+    store holds a few shards, not every vector), results in the shards' order."""
+    task = ray.remote(num_cpus=1)(encode)
+    out: list[bytes] = []
+    try:
+        model = ray.put(trained)
+        running = []
+        for shard in shards:
+            running.append(task.remote(model, shard))
+            if len(running) >= in_flight:
+                out.append(ray.get(running.pop(0)))
+        out += ray.get(running)
+    except RayError as e:
+        raise _failed(e) from None
+    return out
+
+
 def _result(item: Pending, row: dict, dim: int, progress: Progress) -> Embedded | Skipped:
     if row["skipped"]:
         progress.read(0)
@@ -176,13 +203,18 @@ def _result(item: Pending, row: dict, dim: int, progress: Progress) -> Embedded 
 
 
 def describe(config: Config) -> Description:
-    """Runs on a worker: load the model as the embedding actors will, and check that its bare
-    tokenizer (what chunking loads elsewhere) cuts text as the model does."""
+    """Runs on a worker: load the model as the embedding actors do, and describe it."""
+    return Description.of(_load(config))
+
+
+def _load(config: Config) -> Embedder:
+    """The embedding model, after checking that its bare tokenizer (what chunking loads where the
+    model is not) cuts text as the model does."""
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
     if Tokenizer.load(config.embedding_model)(_SAMPLE) != embedder.tokenize(_SAMPLE):
         raise ConfigError(f"{config.embedding_model}'s tokenizer loads differently without the model; "
                           "index without --ray")  # fmt: skip
-    return Description.of(embedder)
+    return embedder
 
 
 def _read_and_chunk(batch: dict[str, np.ndarray], config: Config) -> dict[str, np.ndarray]:
@@ -205,11 +237,13 @@ def _read_and_chunk(batch: dict[str, np.ndarray], config: Config) -> dict[str, n
 
 
 class _Embed:
-    """An embedding actor: loads the model once, then embeds batches of chunked documents."""
+    """An embedding actor: loads the model once, then embeds batches of chunked documents, each
+    row with the model's description."""
 
     def __init__(self, config: Config, threads: int) -> None:
         torch.set_num_threads(threads)
-        self.embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
+        self.embedder = _load(config)
+        self.model = json.dumps(asdict(Description.of(self.embedder)))
         self.batch_size = config.batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -220,7 +254,8 @@ class _Embed:
             out.append(vectors[row : row + len(ts)].tobytes())
             row += len(ts)
         rest = {k: v for k, v in batch.items() if k != "passages"}
-        return {**rest, "vectors": np.array(out, dtype=object)}
+        model = np.array([self.model] * len(out), dtype=object)
+        return {**rest, "vectors": np.array(out, dtype=object), "model": model}
 
 
 def _reachable(address: str) -> None:

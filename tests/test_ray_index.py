@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,51 @@ def test_an_embedding_actor_killed_mid_build_is_replaced_and_the_index_is_whole(
     assert verify(tmp_path / "ray", minilm, sample=8).ok
 
 
+def test_only_the_embedding_actors_load_the_model_and_a_build_that_only_removes_still_describes_it(
+    ray_cluster, minilm, tmp_path
+):
+    """The first actor describes the model with its first results: no worker loads it just to
+    describe it (Ray names a task's process after its function while it runs)."""
+    docs = corpus(tmp_path / "docs", notes=2)
+    seen: dict[str, set[int]] = {"describe": set(), "_Embed": set()}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for name in seen:
+                seen[name] |= ray_workers(name)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        first = build(Config(docs=docs, index_dir=tmp_path / "ray"), progress=False, cluster=ray_cluster)
+    finally:
+        done.set()
+        watcher.join()
+    assert first.added == 9 and seen["_Embed"] and not seen["describe"]
+    (docs / "notes/harvest-1.txt").unlink()  # nothing to embed: a task describes the model
+    removed = build(Config(docs=docs, index_dir=tmp_path / "ray"), progress=False, cluster=ray_cluster)
+    assert (removed.removed, removed.embedded, removed.documents) == (1, 0, 8)
+    assert verify(tmp_path / "ray", minilm, sample=8).ok
+
+
+def test_a_build_refused_once_its_actors_have_started_stops_them_and_writes_nothing(
+    ray_cluster, tmp_path, monkeypatch
+):
+    import embeddings.builder
+
+    monkeypatch.setattr(embeddings.builder, "fingerprint", lambda folder: "0123456789abcdef")
+    docs = corpus(tmp_path / "docs", notes=2)
+    with pytest.raises(ConfigError, match="the Ray workers' copy of .* differs from this machine's"):
+        build(Config(docs=docs, index_dir=tmp_path / "ray"), progress=False, cluster=ray_cluster)
+    assert not (tmp_path / "ray" / "CURRENT").exists()
+    deadline = time.monotonic() + 30
+    while embedding_actors() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not embedding_actors(), "the pipeline's actors ended with the refused build"
+
+
 def docqa(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([*DOCQA, *args], capture_output=True, text=True, cwd=ROOT, timeout=300, **kwargs)
 
@@ -257,12 +303,29 @@ def test_an_address_that_is_not_host_and_port_says_what_one_looks_like():
         _reachable("seeds")  # `docqa index --ray seeds`: the folder taken for an address
 
 
-def test_an_error_on_a_worker_reaches_the_user_as_its_message(ray_cluster):
-    def fail(batch):
+class _Unloadable:
+    """An actor whose model cannot load, as an embedding actor's would fail."""
+
+    def __init__(self) -> None:
         raise ConfigError("the model is missing on this worker: run make setup there")
 
+    def __call__(self, batch: dict) -> dict:
+        return batch
+
+
+def _fail(batch: dict) -> dict:
+    raise ConfigError("the model is missing on this worker: run make setup there")
+
+
+@pytest.mark.parametrize("where", ["task", "actor starting"])
+def test_an_error_on_a_worker_reaches_the_user_as_its_message(ray_cluster, where):
+    items = ray.data.from_items([{"a": 1}])
+    if where == "task":
+        ds = items.map_batches(_fail)
+    else:
+        ds = items.map_batches(_Unloadable, compute=ray.data.ActorPoolStrategy(size=1))
     with pytest.raises(RayError) as raised:
-        list(ray.data.from_items([{"a": 1}]).map_batches(fail).iter_rows())
+        list(ds.iter_rows())
     error = _failed(raised.value)
     assert isinstance(error, ClusterError)
     assert "the model is missing on this worker: run make setup there" in str(error)
@@ -274,7 +337,7 @@ def test_a_large_segment_is_encoded_in_shards_by_ray_tasks_as_on_one_machine(ray
     in order, the same index as the shards encoded here."""
     from bench.query import clustered_vectors
     from embeddings import compressed
-    from embeddings.ray_build import RayEmbedding
+    from embeddings.ray_build import shard_map
     from embeddings.vectors import Vectors
 
     vectors = clustered_vectors(12_000, 64, np.random.default_rng(5), clusters=200)
@@ -291,7 +354,6 @@ def test_a_large_segment_is_encoded_in_shards_by_ray_tasks_as_on_one_machine(ray
 
     here = flat.settle(compress_above=10_000)
     monkeypatch.setattr(compressed, "encode", on_a_worker)
-    on_ray = RayEmbedding(Config(), None, actors=2, gpus=0)
-    sharded = Vectors(compressed.build(flat.index, on_ray.shard_map))
+    sharded = Vectors(compressed.build(flat.index, partial(shard_map, in_flight=3)))
     assert tasks == [], "every shard was encoded by a Ray task in a worker, none in this process"
     assert np.array_equal(sharded.search(queries, 10)[1], here.search(queries, 10)[1])
