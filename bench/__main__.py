@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if "ray" in stages:
         print("bench: the same build on a local Ray cluster ...", file=sys.stderr)
         single = results.get("index_build") or indexing.throughput(corpus, args.work, config, embedder)
-        results["index_ray"] = indexing.on_ray(corpus, args.work, config, single["docqa_seconds"])
+        results["index_ray"] = indexing.on_ray(corpus, args.work, single["docqa_seconds"])
     if "query" in stages:
         print("bench: retrieval latency ...", file=sys.stderr)
         scifact = args.work / "bench-build"

@@ -1,8 +1,8 @@
 """`docqa index --ray`: new and changed documents -> chunks -> vectors as a Ray Data pipeline.
 Reading and chunking run in Ray tasks, embedding in a pool of actors that each load the model
-once, a GPU each where the cluster has them. (Without GPUs both steps ask for one CPU, and Ray
-Data fuses them: each actor reads and chunks what it embeds, and no document is copied between
-processes.) The first embedding actor describes the model it loaded with its first results, so
+once, a GPU each where the cluster has them. (Without GPUs, where the actors take every CPU,
+Ray Data fuses both steps: each actor reads and chunks what it embeds, and no document is copied
+between processes.) The first embedding actor describes the model it loaded with its first results, so
 no other worker loads the model only to describe it. The builder still decides what is new or
 changed, and consumes the results in the documents' order through the same Ingest and
 SegmentWriter as on one machine, so the index it commits is the same; a failure leaves the
@@ -102,14 +102,18 @@ class Cluster:
         has loaded the model and described it with its first results (with nothing to embed, a
         task describes the model). `close` it if its results are not read."""
         gpus = 1 if self.gpus and (config.device is None or config.device.startswith("cuda")) else 0
-        return RayEmbedding(config, fresh, self.actors, gpus, self.threads)
+        return RayEmbedding(
+            config, fresh, self.actors, gpus, self.threads, spare_cpus=self.cpus > self.actors
+        )
 
 
 class RayEmbedding:
     """Documents -> chunks (Ray tasks) -> vectors (an actor pool), yielded in the order given."""
 
-    def __init__(self, config: Config, fresh: list[Pending], actors: int, gpus: int, threads: int) -> None:
+    def __init__(self, config: Config, fresh: list[Pending], actors: int, gpus: int, threads: int,
+                 spare_cpus: bool = False) -> None:  # fmt: skip
         self.config, self.fresh, self.actors, self.gpus, self.threads = config, fresh, actors, gpus, threads
+        self.spare_cpus = spare_cpus  # CPUs the actors leave free
         self.seconds = 0.0
         self._pipeline: Generator[dict, None, None] | None = None
         self._rows: Iterator[dict] = iter(())
@@ -156,8 +160,13 @@ class RayEmbedding:
         # Blocks of DOCS_PER_TASK documents, and at least one for each actor.
         blocks = min(len(items), max(self.actors, math.ceil(len(items) / DOCS_PER_TASK)))
         ds = ray.data.from_items(items, override_num_blocks=blocks)
+        # Where the actors leave CPUs free, reading and chunking run in tasks there, beside the
+        # embedding. Otherwise Ray Data fuses both steps into the actors, as tasks would find no
+        # CPU. (It does not fuse a step whose remote arguments a function gives, so one that
+        # gives none is passed.)
+        spare = {"ray_remote_args_fn": dict} if not self.gpus and self.spare_cpus else {}
         ds = ds.map_batches(_read_and_chunk, batch_size=None, batch_format="numpy",
-                            fn_kwargs={"config": self.config})  # fmt: skip
+                            fn_kwargs={"config": self.config}, **spare)  # fmt: skip
         ds = ds.map_batches(
             _Embed,
             fn_constructor_kwargs={"config": self.config, "threads": self.threads},
