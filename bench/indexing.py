@@ -144,7 +144,6 @@ _MEASURE = """
 import gc, json, sys
 from pathlib import Path
 from bench.indexing import Resident
-from embeddings import store
 from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.embedder import Embedder, SentenceEmbedder

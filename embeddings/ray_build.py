@@ -2,9 +2,9 @@
 Reading and chunking run in Ray tasks, embedding in a pool of actors that each load the model
 once, a GPU each where the cluster has them. (Without GPUs, where the actors take every CPU,
 Ray Data fuses both steps: each actor reads and chunks what it embeds, and no document is copied
-between processes.) The first embedding actor describes the model it loaded with its first results, so
-no other worker loads the model only to describe it. The builder still decides what is new or
-changed, and consumes the results in the documents' order through the same Ingest and
+between processes.) The first embedding actor describes the model it loaded with its first
+results, so no other worker loads the model only to describe it. The builder still decides what
+is new or changed, and consumes the results in the documents' order through the same Ingest and
 SegmentWriter as on one machine, so the index it commits is the same; a failure leaves the
 previous one as it was.
 
