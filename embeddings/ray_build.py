@@ -102,9 +102,8 @@ class Cluster:
         has loaded the model and described it with its first results (with nothing to embed, a
         task describes the model). `close` it if its results are not read."""
         gpus = 1 if self.gpus and (config.device is None or config.device.startswith("cuda")) else 0
-        return RayEmbedding(
-            config, fresh, self.actors, gpus, self.threads, spare_cpus=self.cpus > self.actors
-        )
+        free = ray.available_resources().get("CPU", 0)  # not those other work holds (Serve replicas)
+        return RayEmbedding(config, fresh, self.actors, gpus, self.threads, spare_cpus=free > self.actors)
 
 
 class RayEmbedding:

@@ -230,6 +230,33 @@ def test_a_build_refused_once_its_actors_have_started_stops_them_and_writes_noth
     assert not embedding_actors(), "the pipeline's actors ended with the refused build"
 
 
+class _Holder:
+    """Other work on the cluster that holds CPUs for as long as it lives (a Serve replica, say)."""
+
+    def ping(self) -> bool:
+        return True
+
+
+def test_a_build_beside_other_work_that_holds_cpus_still_finishes(ray_cluster, tmp_path):
+    """Reading and chunking get tasks of their own only on CPUs that are free, not on CPUs the
+    cluster has but other work holds: there they would wait for ever."""
+    holder = ray.remote(num_cpus=ray.cluster_resources()["CPU"] - ray_cluster.actors)(_Holder).remote()
+    ray.get(holder.ping.remote())
+    try:
+        docs, result = corpus(tmp_path / "docs", notes=2), {}
+        config = Config(docs=docs, index_dir=tmp_path / "ray")
+        thread = threading.Thread(
+            target=lambda: result.update(report=build(config, progress=False, cluster=ray_cluster)),
+            daemon=True,
+        )
+        thread.start()
+        thread.join(240)
+        assert not thread.is_alive(), "the build waited for CPUs that other work holds"
+        assert result["report"].added == 9
+    finally:
+        ray.kill(holder)
+
+
 def docqa(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([*DOCQA, *args], capture_output=True, text=True, cwd=ROOT, timeout=300, **kwargs)
 
