@@ -185,7 +185,10 @@ def on_ray(corpus: Path, work: Path, in_process_seconds: float, actors: tuple[in
     machine: each a command timed from start to exit, so both load the model (the one-machine
     build in its own process, the Ray build in its actors). Taken in turns, `rounds` times, as the
     machine is noisy; a one-document build on the cluster first, untimed. Also against the
-    in-process build above (`in_process_seconds`: the model already loaded, no command)."""
+    in-process build above (`in_process_seconds`: the model already loaded, no command). Ends with
+    `ray stop`, which stops every Ray cluster on this machine."""
+    from embeddings.ray_build import actor_threads  # Ray only where this section runs
+
     ray = [str(Path(sys.executable).parent / "ray")]
     cpus = os.cpu_count() or 1
     started = subprocess.run([*ray, "start", "--head", f"--num-cpus={cpus}", "--include-dashboard=false",
@@ -214,7 +217,7 @@ def on_ray(corpus: Path, work: Path, in_process_seconds: float, actors: tuple[in
     for name, seconds in runs.items():
         n = int(name.split()[1]) if name.startswith("ray") else 0
         median = statistics.median(seconds)
-        rows.append({"build": name, "actors": n, "threads_per_actor": cpus // n if n else cpus,
+        rows.append({"build": name, "actors": n, "threads_per_actor": actor_threads({"CPU": cpus}, n) if n else cpus,
                      "chunks": chunks[name], "seconds": seconds, "median_seconds": round(median, 1),
                      "vs_one_machine": round(median / single, 3),
                      "vs_in_process": round(median / in_process_seconds, 3)})  # fmt: skip

@@ -330,18 +330,21 @@ def test_an_address_that_is_not_host_and_port_says_what_one_looks_like():
         _reachable("seeds")  # `docqa index --ray seeds`: the folder taken for an address
 
 
+MISSING = "the model is missing on this worker: run make setup there"
+
+
 class _Unloadable:
     """An actor whose model cannot load, as an embedding actor's would fail."""
 
     def __init__(self) -> None:
-        raise ConfigError("the model is missing on this worker: run make setup there")
+        raise ConfigError(MISSING)
 
     def __call__(self, batch: dict) -> dict:
         return batch
 
 
 def _fail(batch: dict) -> dict:
-    raise ConfigError("the model is missing on this worker: run make setup there")
+    raise ConfigError(MISSING)
 
 
 @pytest.mark.parametrize("where", ["task", "actor starting"])
@@ -355,7 +358,7 @@ def test_an_error_on_a_worker_reaches_the_user_as_its_message(ray_cluster, where
         list(ds.iter_rows())
     error = _failed(raised.value)
     assert isinstance(error, ClusterError)
-    assert "the model is missing on this worker: run make setup there" in str(error)
+    assert MISSING in str(error)
     assert "the index was left as it was" in str(error)
 
 
