@@ -45,7 +45,7 @@ FULL = {
     "xquad": {"answerable": 30, "on_topic": 20, "off_topic": 20},
     "news": {"answerable": 20, "on_topic": 10, "off_topic": 10},
     "news_articles": None,
-    "followups": 20,  # pairs of the report half (about 25 there), 4 model calls each
+    "followups": None,  # every pair of the report half (25 there), 4-6 model calls each
     "gate_questions": None,
     "injection": ["report", "honest"],
     "injection_cases": None,

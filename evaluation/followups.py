@@ -196,6 +196,7 @@ def run(
         "difference": round(conversation - alone, 4),
         "rewrite_names_it": round(named, 4),
         "rewrite_fell_back": round(sum(r["rewrite_fell_back"] for r in records) / n, 4),
+        "choice_asked": round(sum(bool(r["choose_reply"]) for r in records) / n, 4),
         "rewrites_refused": dict(Counter(r["rewrite_refused"] for r in records if r["rewrite_refused"])),
         "records": records,
         "seconds": round(time.perf_counter() - started, 1),
@@ -223,6 +224,7 @@ def _ask(assistant: Assistant, pair: Pair) -> dict:
         "rewrite_reply": reply,
         "rewrite_refused": refused,
         "resolve_reply": chat.last_resolve,
+        "choose_reply": chat.last_choice,
         "conversation": {"right": right(followup), "text": followup.text, "abstained": followup.abstained},
         "alone": {"right": right(alone), "text": alone.text, "abstained": alone.abstained},
     }

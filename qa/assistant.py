@@ -19,10 +19,13 @@ from qa.conversation import (
     RESOLVE_TOKENS,
     REWRITE_TOKENS,
     Turn,
+    choose_messages,
     exchange,
     fitting,
     history_block,
+    names_said,
     pronoun,
+    read_choice,
     read_referent,
     read_rewrite,
     recent,
@@ -85,18 +88,20 @@ class AnswerStream:
 class Conversation:
     """A thread of questions to one Assistant. A follow-up is rewritten from the recent turns into
     a question that stands alone (one short model call; the first question is asked as it is;
-    a second where the rewrite kept a pronoun, asking what it stands for), retrieval searches with
+    a second where the rewrite kept a pronoun, asking what it stands for, and where that reply is
+    not taken a third, asking which of the names said it stands for), retrieval searches with
     the rewrite, and, while the rewrite still refers back, the answer prompt shows the recent
     turns' questions and checked answers. `turns` holds every finished turn; `last_rewrite` the
     model's reply to the latest rewrite prompt and why it was refused ("" when it was taken),
-    `last_resolve` its reply to the latest pronoun ("" when none was asked). Not for two threads
-    at once."""
+    `last_resolve` its reply to the latest pronoun and `last_choice` to the latest choice of names
+    ("" when none was asked). Not for two threads at once."""
 
     def __init__(self, assistant: Assistant, turns: list[Turn] | None = None) -> None:
         self.assistant = assistant
         self.turns: list[Turn] = list(turns or [])
         self.last_rewrite: tuple[str, str] = ("", "")
         self.last_resolve = ""
+        self.last_choice = ""
 
     def ask(self, question: str, scope: Scope | None = None) -> Answer:
         """The checked answer to `question` in the light of the conversation so far."""
@@ -139,7 +144,7 @@ class Conversation:
         `pairs` (the question as asked when the rewrite fails its checks), then any pronoun it
         kept resolved."""
         generator = self.assistant.generator
-        self.last_resolve = ""
+        self.last_resolve = self.last_choice = ""
         reply = generator.generate(rewrite_messages(question, pairs), REWRITE_TOKENS)
         rewritten, refused = read_rewrite(reply, question, pairs)
         self.last_rewrite = (reply, refused)
@@ -152,14 +157,22 @@ class Conversation:
         return self._resolve(rewritten or question, pairs)
 
     def _resolve(self, question: str, pairs: list[tuple[str, str]]) -> str:
-        """The model call where a rewrite kept a pronoun: what it stands for, put in its place when
-        the conversation holds that name word for word."""
+        """The model calls where a rewrite kept a pronoun: what it stands for, put in its place when
+        the conversation holds that name word for word and the question does not, or else the
+        one of the conversation's names that the model chooses."""
         word = pronoun(question)
         if word is None:
             return question
-        reply = self.assistant.generator.generate(resolve_messages(question, word, pairs), RESOLVE_TOKENS)
+        generator = self.assistant.generator
+        reply = generator.generate(resolve_messages(question, word, pairs), RESOLVE_TOKENS)
         self.last_resolve = reply
-        name = read_referent(reply, pairs)
+        name = read_referent(reply, pairs, question)
+        names = names_said(question, pairs) if name is None else []
+        if names:  # not taken: the model chooses among the names the conversation said
+            self.last_choice = generator.generate(
+                choose_messages(question, word, pairs, names), RESOLVE_TOKENS
+            )
+            name = read_choice(self.last_choice, names)
         if name is None:
             return question
         with suppress(QuestionError):  # too long now, say: the question as it was

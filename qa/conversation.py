@@ -7,8 +7,10 @@ governor?") and retrieval searches with the rewrite; a rewrite that fails a chec
 longer than the question, an answer or a refusal rather than a question, a question that has
 lost the words asked or names something no turn named) gives way to the question as asked. Where
 what is kept still holds a pronoun, the generator is asked what that one word stands for, and a
-name that the conversation holds word for word takes its place. Earlier turns reach the model as
-their questions and checked answers only: a withdrawn draft never does."""
+name that the conversation holds word for word (and the question itself does not) takes its
+place; where that reply is not taken, the generator chooses among the names the turns said.
+Earlier turns reach the model as their questions and checked answers only: a withdrawn draft
+never does."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from qa.answer import Answer
 from qa.citations import is_refusal
 from qa.export import answer_from_dict
 from qa.guard import defuse, neutralise
-from qa.words import content, norm
+from qa.words import STOP, content, norm
 
 Messages = list[dict[str, str]]
 CountText = Callable[[str], int]  # tokens of a piece of prompt text
@@ -165,17 +167,107 @@ def resolve_messages(question: str, word: str, pairs: list[tuple[str, str]]) -> 
     ]
 
 
-def read_referent(reply: str, pairs: list[tuple[str, str]]) -> str | None:
+def read_referent(reply: str, pairs: list[tuple[str, str]], question: str) -> str | None:
     """The name in the generator's `reply` to resolve_messages, or None unless the conversation
-    `pairs` holds it word for word (so it is never something the model made up) and it is a
-    name rather than another pronoun or a sentence."""
-    line = next((x for x in reply.strip().splitlines() if x.strip()), "")
-    line = re.sub(r"^\W*(?:\w+\s*){1,3}:\s*", "", line)  # "Answer:", "It stands for:" ...
-    name = " ".join(line.strip().strip(_QUOTES).rstrip(".").strip().split())
-    said = " ".join(" ".join(q.split()) + " " + " ".join(a.split()) for q, a in pairs).lower()
+    `pairs` holds it word for word (so it is never something the model made up), it is a name
+    rather than another pronoun or a sentence, and the latest `question` does not name it itself
+    (in "Whose wall stands around it?", "it" is not the wall)."""
+    name = _reply_line(reply)
+    said = " ".join(" ".join(q.split()) + " " + " ".join(a.split()) for q, a in _naming(pairs))
     if not name or len(name) > 80 or name.lower() in _REFERENCES or is_refusal(name):
         return None
-    return name if re.search(rf"(?<!\w){re.escape(name.lower())}(?!\w)", said) else None
+    return name if _holds(said, name) and not _holds(question, _bare(name)) else None
+
+
+# A run of capitalised words, "of", "the" and the like allowed between them: "Ismail Khan",
+# "the Bank of England" (as "Bank of England"), "Pons Aelius".
+_NAMES = re.compile(
+    r"[A-Z][\w.’'-]*(?:\s+(?:(?:of|the|de|du|la|von|van|der|al|bin|on|for|and)\s+)*[A-Z][\w.’'-]*)*"
+)
+MOST_NAMES = 6  # offered to choose from
+
+
+def names_said(question: str, pairs: list[tuple[str, str]]) -> list[str]:
+    """The names the conversation `pairs` holds that the latest `question` does not, the latest
+    turn's first (its question, then its answer), at most MOST_NAMES: what a pronoun in
+    `question` may stand for. A capitalised word that only opens a sentence ("What", "The") is
+    not a name."""
+    out: list[str] = []
+    for q, a in reversed(_naming(pairs)):
+        for text in (q, a):
+            for found in _NAMES.findall(" ".join(text.split())):
+                words = found.split()
+                while words and words[0].lower() in STOP:  # "What Columbia President" -> "Columbia President"
+                    words.pop(0)
+                name = re.sub(r"['’]s$", "", " ".join(words)).rstrip(".")
+                if (name and name.lower() not in _REFERENCES and not _holds(question, name)
+                        and name.lower() not in {n.lower() for n in out}):  # fmt: skip
+                    out.append(name)
+    return out[:MOST_NAMES]
+
+
+CHOOSE_SYSTEM = """You say which of the listed names a word of the user's latest question stands for, from the conversation before it.
+Reply with one name from the list, exactly as the list writes it, or with "none" if it stands for none of them. Never answer the question."""
+_CHOOSE_EXAMPLE = (
+    "Conversation:\nQuestion: Who founded the Acme Rowing Club?\nAnswer: Maria Lopez founded the Acme Rowing "
+    "Club in 1921.\n\nLatest question: How many members did it have in 1930?\nNames: Acme Rowing Club; Maria Lopez\n"
+    'Which of the names does "it" stand for?',
+    "Acme Rowing Club",
+)
+
+
+def choose_messages(question: str, word: str, pairs: list[tuple[str, str]], names: list[str]) -> Messages:
+    """The prompt that asks the generator which of `names` (names_said) `word` of `question`
+    stands for: asked where the model's own answer to resolve_messages was not taken. A choice
+    among the conversation's names is a narrower question still, and its reply cannot be a name
+    no turn said."""
+    user = (
+        f"Conversation:\n{_conversation(pairs)}\n\nLatest question: {' '.join(defuse(question).split())}\n"
+        f'Names: {"; ".join(defuse(n) for n in names)}\nWhich of the names does "{word}" stand for?'
+    )
+    return [
+        {"role": "system", "content": CHOOSE_SYSTEM},
+        {"role": "user", "content": _CHOOSE_EXAMPLE[0]},
+        {"role": "assistant", "content": _CHOOSE_EXAMPLE[1]},
+        {"role": "user", "content": user},
+    ]
+
+
+def read_choice(reply: str, names: list[str]) -> str | None:
+    """The one of `names` that the generator's `reply` to choose_messages gives: the name as its
+    line writes it, or else the longest name the line holds; None for "none" or anything else."""
+    line = _reply_line(reply)
+    exact = next((n for n in names if n.lower() == _bare(line).lower() or n.lower() == line.lower()), None)
+    if exact is not None:
+        return exact
+    held = sorted((n for n in names if _holds(line, n)), key=len, reverse=True)
+    return held[0] if held else None
+
+
+def _naming(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`pairs` with the answers that declined emptied: "the documents" of "The documents do not
+    contain the answer" is nothing a later question refers to."""
+    return [(q, "" if is_refusal(a) else a) for q, a in pairs]
+
+
+def _reply_line(reply: str) -> str:
+    """The first line of a one-name reply, without a label ("Answer:"), quotes or a full stop."""
+    line = next((x for x in reply.strip().splitlines() if x.strip()), "")
+    line = re.sub(r"^\W*(?:\w+\s*){1,3}:\s*", "", line)  # "Answer:", "It stands for:" ...
+    return " ".join(line.strip().strip(_QUOTES).rstrip(".").strip().split())
+
+
+def _bare(name: str) -> str:
+    """`name` without a leading "the": "the wall" is named by "Whose wall ...?" too."""
+    return re.sub(r"^the\s+", "", name, flags=re.IGNORECASE)
+
+
+def _holds(text: str, name: str) -> bool:
+    """Whether `text` holds `name` as whole words, whatever the case."""
+    return (
+        bool(name)
+        and re.search(rf"(?<!\w){re.escape(name.lower())}(?!\w)", " ".join(text.split()).lower()) is not None
+    )
 
 
 def substitute(question: str, word: str, name: str) -> str:

@@ -15,10 +15,14 @@ from qa import Conversation, Turn
 from qa.answer import NOT_IN_DOCUMENTS, abstention
 from qa.assistant import Assistant
 from qa.conversation import (
+    MOST_NAMES,
+    choose_messages,
     exchange,
     fitting,
     history_block,
+    names_said,
     pronoun,
+    read_choice,
     read_referent,
     read_rewrite,
     recent,
@@ -158,9 +162,11 @@ def reply(messages) -> str:
     if user.startswith("Conversation:") and 'What does "' in user:  # what a kept pronoun stands for
         latest = user.split("Latest question: ")[1]
         return "Ismail Khan" if "born" in latest else "Maria Lopez" if "retire" in latest else "it"
+    if user.startswith("Conversation:") and "Which of the names does" in user:  # a choice among them
+        return "Ismail Khan" if "die" in user.split("Latest question: ")[1] else "none"
     if user.startswith("Conversation:"):  # the rewrite prompt
         latest = user.split("Latest question: ")[1]
-        if "born" in latest or "retire" in latest:
+        if "born" in latest or "retire" in latest or "die" in latest:
             return latest  # the question repeated, pronoun and all
         return "Where was Ismail Khan governor?" if "Where was he governor?" in user else "What was it?"
     if "Question: Where was Ismail Khan governor?" in user:
@@ -335,7 +341,60 @@ def test_a_pronoun_is_found_and_a_name_takes_its_place_in_the_form_it_needs():
     ],
 )
 def test_only_a_name_the_conversation_holds_word_for_word_is_taken(reply, name):
-    assert read_referent(reply, KHAN) == name
+    assert read_referent(reply, KHAN, "Where was he born?") == name
+
+
+def test_a_pronoun_does_not_stand_for_what_its_own_question_names_or_for_a_refusal():
+    question = "Who chaired the meeting after it?"
+    assert read_referent("the meeting", KHAN, question) is None
+    assert read_referent("Meeting", KHAN, question) is None
+    assert read_referent("Ismail Khan", KHAN, question) == "Ismail Khan"
+    declined = [("How many boards are in India?", NOT_IN_DOCUMENTS)]
+    assert read_referent("the documents", declined, "Who runs them?") is None
+    assert read_referent("India", declined, "Who runs them?") == "India"
+    assert names_said("Who runs them?", declined) == ["India"]
+
+
+def test_the_names_a_pronoun_may_stand_for_are_those_said_the_latest_turn_first():
+    pairs = [
+        ("Who founded the Acme Rowing Club?", "Maria Lopez founded it in Bristol."),
+        (
+            "What was the first settlement in what became Newcastle?",
+            "Pons Aelius was, as the Romans named it.",
+        ),
+    ]
+    assert names_said("Whose wall stands around it?", pairs) == [
+        "Newcastle", "Pons Aelius", "Romans", "Acme Rowing Club", "Maria Lopez", "Bristol",
+    ], "sentence openers such as What and Who are not names"  # fmt: skip
+    assert "Newcastle" not in names_said("How old is Newcastle's wall?", pairs), "the question names it"
+    assert (
+        len(names_said("Who was it?", pairs * 5 + [("Who were A B, C D, E F and G H?", "I J.")]))
+        == MOST_NAMES
+    )
+    assert names_said("Who was it?", [("what was it?", "it was nothing.")]) == []
+
+
+@pytest.mark.parametrize(
+    "reply, name",
+    [
+        ("Newcastle", "Newcastle"),
+        ('"newcastle."', "Newcastle"),
+        ("Answer: the Pons Aelius", "Pons Aelius"),
+        ("It stands for Pons Aelius, the settlement.", "Pons Aelius"),
+        ("none", None),
+        ("the wall", None),
+        ("", None),
+    ],
+)
+def test_a_choice_is_one_of_the_names_offered(reply, name):
+    assert read_choice(reply, ["Newcastle", "Pons Aelius"]) == name
+
+
+def test_the_choice_prompt_lists_the_names_and_asks_about_one_word():
+    messages = choose_messages("Where was he born?", "he", KHAN, ["Ismail Khan"])
+    user = messages[-1]["content"]
+    assert user.index("Who mediated the meeting?") < user.index("Latest question: Where was he born?")
+    assert user.endswith('Names: Ismail Khan\nWhich of the names does "he" stand for?')
 
 
 def test_the_pronoun_prompt_quotes_the_turns_and_asks_about_one_word():
@@ -352,8 +411,12 @@ def test_a_rewrite_that_keeps_the_pronoun_gets_the_name_the_model_says_it_stands
     assert answer.standalone == "Where was Ismail Khan born?" and chat.last_resolve == "Ismail Khan"
     assert searched[-1] == "Where was Ismail Khan born?"
     assert "Earlier in this conversation" not in assistant.generator.prompts[-1][-1]["content"]
-    answer = chat.ask("When did he retire?")  # asked, the fake names someone no turn named
+    answer = chat.ask("When did he retire?")  # asked, the fake names someone no turn named ...
     assert answer.standalone == "When did he retire?" and chat.last_resolve == "Maria Lopez"
+    assert chat.last_choice == "none", "... and, offered the names said, chooses none"
     assert searched[-1].endswith("When did he retire?") and searched[-1] != "When did he retire?"
+    answer = chat.ask("When did he die?")  # asked, the fake says "it"; offered the names, it chooses
+    assert chat.last_resolve == "it" and answer.standalone == "When did Ismail Khan die?"
+    assert "Names: Ismail Khan" in assistant.generator.prompts[-2][-1]["content"]
     chat.ask("Where was he governor?")  # the rewrite names him: nothing more is asked
-    assert chat.last_resolve == ""
+    assert chat.last_resolve == "" and chat.last_choice == ""
