@@ -258,8 +258,8 @@ def _followups(f: dict, goals: list, _: str) -> list[str]:
         "",
     ]
     if "choice_asked" in f:
-        lines[-1:-1] = [f"Where the model's answer to what the pronoun stands for was not taken, it chose among the "
-                        f"names the first turn said: in {f['choice_asked']:.3f} of follow-ups.", ""]  # fmt: skip
+        lines[-1:-1] = ["", f"Where the model's answer to what the pronoun stands for was not taken, it chose among "
+                        f"the names the first turn said: in {f['choice_asked']:.3f} of follow-ups."]  # fmt: skip
     gap = f["alone"] - f["conversation"]
     goals.append((f"follow-ups in a conversation within {GOALS['followup_gap']:.2f} of the same questions alone",
                   f"{f['conversation']:.3f} against {f['alone']:.3f}", gap <= GOALS["followup_gap"] + 1e-9))  # fmt: skip
