@@ -155,16 +155,7 @@ def resolve_messages(question: str, word: str, pairs: list[tuple[str, str]]) -> 
     narrower question that the small models answer far more often. (`python -m evaluation --only
     followups`, the default model: what the pronoun stood for was named in 10 of the report
     half's 20 follow-ups before this step, 14 with it; tried on the calibration half first.)"""
-    user = (
-        f"Conversation:\n{_conversation(pairs)}\n\nLatest question: {' '.join(defuse(question).split())}\n"
-        f'What does "{word}" stand for?'
-    )
-    return [
-        {"role": "system", "content": RESOLVE_SYSTEM},
-        {"role": "user", "content": _RESOLVE_EXAMPLE[0]},
-        {"role": "assistant", "content": _RESOLVE_EXAMPLE[1]},
-        {"role": "user", "content": user},
-    ]
+    return _about_a_word(RESOLVE_SYSTEM, _RESOLVE_EXAMPLE, question, pairs, f'What does "{word}" stand for?')
 
 
 def read_referent(reply: str, pairs: list[tuple[str, str]], question: str) -> str | None:
@@ -221,14 +212,20 @@ def choose_messages(question: str, word: str, pairs: list[tuple[str, str]], name
     stands for: asked where the model's own answer to resolve_messages was not taken. A choice
     among the conversation's names is a narrower question still, and its reply cannot be a name
     no turn said."""
-    user = (
-        f"Conversation:\n{_conversation(pairs)}\n\nLatest question: {' '.join(defuse(question).split())}\n"
-        f'Names: {"; ".join(defuse(n) for n in names)}\nWhich of the names does "{word}" stand for?'
-    )
+    ask = f'Names: {"; ".join(defuse(n) for n in names)}\nWhich of the names does "{word}" stand for?'
+    return _about_a_word(CHOOSE_SYSTEM, _CHOOSE_EXAMPLE, question, pairs, ask)
+
+
+def _about_a_word(
+    system: str, example: tuple[str, str], question: str, pairs: list[tuple[str, str]], ask: str
+) -> Messages:
+    """A prompt about one word of `question`: the instructions, one worked example, then the
+    conversation, the question and what is asked about the word."""
+    user = f"Conversation:\n{_conversation(pairs)}\n\nLatest question: {' '.join(defuse(question).split())}\n{ask}"
     return [
-        {"role": "system", "content": CHOOSE_SYSTEM},
-        {"role": "user", "content": _CHOOSE_EXAMPLE[0]},
-        {"role": "assistant", "content": _CHOOSE_EXAMPLE[1]},
+        {"role": "system", "content": system},
+        {"role": "user", "content": example[0]},
+        {"role": "assistant", "content": example[1]},
         {"role": "user", "content": user},
     ]
 
