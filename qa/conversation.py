@@ -183,7 +183,7 @@ def names_said(question: str, pairs: list[tuple[str, str]]) -> list[str]:
     turn's first (its question, then its answer), at most MOST_NAMES: what a pronoun in
     `question` may stand for. A capitalised word that only opens a sentence ("What", "The") is
     not a name."""
-    out: list[str] = []
+    out: dict[str, str] = {}  # lower case -> as first said
     for q, a in reversed(_naming(pairs)):
         for text in (q, a):
             for found in _NAMES.findall(" ".join(text.split())):
@@ -191,10 +191,9 @@ def names_said(question: str, pairs: list[tuple[str, str]]) -> list[str]:
                 while words and words[0].lower() in STOP:  # "What Columbia President" -> "Columbia President"
                     words.pop(0)
                 name = re.sub(r"['’]s$", "", " ".join(words)).rstrip(".")
-                if (name and name.lower() not in _REFERENCES and not _holds(question, name)
-                        and name.lower() not in {n.lower() for n in out}):  # fmt: skip
-                    out.append(name)
-    return out[:MOST_NAMES]
+                if name and name.lower() not in _REFERENCES and not _holds(question, name):
+                    out.setdefault(name.lower(), name)
+    return list(out.values())[:MOST_NAMES]
 
 
 CHOOSE_SYSTEM = """You say which of the listed names a word of the user's latest question stands for, from the conversation before it.
