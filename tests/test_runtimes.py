@@ -139,6 +139,38 @@ def test_questions_asked_together_reuse_one_another_s_beginnings_and_answer_as_i
     assert together.tokens_read == sum(map(len, prompts)) - expected
 
 
+def test_a_cache_written_in_place_grows_and_loses_rows_without_changing_any_answer(small, monkeypatch):
+    monkeypatch.setattr(ort, "ROOM", 3)  # the decoding cache must grow every few steps
+    folder = models.int4(models.SMALL)
+    prompts = [
+        small.tokenizer(small.render(messages(q, ARTICLE[: 120 + 90 * i])), add_special_tokens=False)[
+            "input_ids"
+        ]
+        for i, q in enumerate(QUESTIONS)
+    ]  # rows of different lengths
+
+    def decode(batch: ort.OrtBatch, keys: list[int], leaves: dict[int, int]) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {k: [] for k in keys}
+        while any(len(out[k]) < leaves.get(k, 20) for k in keys):
+            for key, token in batch.step().items():
+                out[key].append(token)
+                if len(out[key]) == leaves.get(key):
+                    batch.leave(key)  # a reader who goes away mid-answer
+        return out
+
+    alone = []
+    for p in prompts:
+        batch = ort.load(folder, capacity=4, prompt_chunk=256)
+        batch.join(0, p)
+        alone.append(decode(batch, [0], {})[0])
+    together = ort.load(folder, capacity=4, prompt_chunk=256)
+    for key, p in enumerate(prompts):
+        together.join(key, p)
+    answers = decode(together, [0, 1, 2], {1: 6})
+    assert answers[0][:20] == alone[0] and answers[2][:20] == alone[2] and answers[1] == alone[1][:6]
+    assert len(together._rows) == 2 and together._kv[0].shape[2] >= max(map(len, prompts)) + 20
+
+
 def test_a_reader_who_stops_early_does_not_hold_up_the_next_question(small):
     kept = small.stream(messages("Summarise the passage in ten sentences."), 200)
     next(kept)  # kept, never closed

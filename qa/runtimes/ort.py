@@ -8,8 +8,11 @@ bound by reading the weights: 4-bit weights read a quarter of what float16 would
 docqa drives the ONNX graph itself rather than through a generation loop so that sequences of
 different lengths decode in one batch: each row of the KV cache is right-padded and the
 attention mask tells the attention kernel (GroupQueryAttention) how long each row is, which
-also gives each row its own rotary positions. While some sequences decode, a newcomer's prompt
-is read in chunks, between which the others keep decoding.
+also gives each row its own rotary positions. The decoding rows' cache is one buffer per layer,
+with room to grow, bound as both the step's past and its present: the kernel writes each new
+token's keys and values in place instead of copying the whole cache into a new one every step.
+While some sequences decode, a newcomer's prompt is read in chunks, between which the others keep
+decoding.
 
 Reading the prompt is most of an answer's time on a CPU, and prompts share their beginnings:
 every answer prompt opens with the same instructions, and two questions about the same passages
@@ -32,6 +35,7 @@ import numpy as np
 
 # The builder's options; changing them changes the cached model's key (see qa/models.py).
 BUILD_OPTIONS = ("prune_lm_head=true", "op_types_to_quantize=MatMul/Gather", "accuracy_level=4")
+ROOM = 128  # positions of room the decoding cache is given to grow into, each time it must grow
 
 
 def threads() -> int:
@@ -65,7 +69,10 @@ class OrtBatch:
     _last_prompt: tuple[list[int], list[np.ndarray]] | None = None  # tokens and their KV cache
     _sequences: dict[object, _Sequence] = field(default_factory=dict)
     _rows: list[object] = field(default_factory=list)  # decoding sequences, in KV row order
-    _kv: list[np.ndarray] = field(default_factory=list)  # [rows, kv_heads, longest, head_size] per input
+    # The decoding rows' cache: [rows, kv_heads, room, head_size] per input, written in place by
+    # each step (a row's first `length` positions are its cache), and the same as ONNX values.
+    _kv: list[np.ndarray] = field(default_factory=list)
+    _bound: list[object] = field(default_factory=list)
     _prompt_turn: bool = True
 
     def __post_init__(self) -> None:
@@ -106,7 +113,9 @@ class OrtBatch:
             self._rows.pop(row)
             keep = [i for i in range(len(self._rows) + 1) if i != row]
             longest = max((self._sequences[k].length for k in self._rows), default=0)
-            self._kv = [kv[keep, :, :longest] for kv in self._kv] if self._rows else []
+            self._hold(
+                [np.ascontiguousarray(kv[keep, :, : longest + ROOM]) for kv in self._kv] if self._rows else []
+            )
 
     def step(self) -> dict[object, int]:
         reading = [k for k, s in self._sequences.items() if s.pending]
@@ -138,12 +147,14 @@ class OrtBatch:
 
     def _decode(self) -> dict[object, int]:
         sequences = [self._sequences[k] for k in self._rows]
-        longest = self._kv[0].shape[2]
+        longest = max(s.length for s in sequences)
+        if longest + 1 > self._kv[0].shape[2]:  # no room for this step's token: grow
+            self._hold([_pad(kv, longest + ROOM) for kv in self._kv])
         mask = np.zeros((len(sequences), longest + 1), dtype=np.int64)
         for row, s in enumerate(sequences):
             mask[row, : s.length + 1] = 1  # the cache so far and the token fed now
         tokens = np.array([[s.last] for s in sequences], dtype=np.int64)
-        logits, self._kv = self._run(tokens, mask, self._kv)
+        logits = self._step_in_place(tokens, mask)
         out = {}
         for key, s, row in zip(self._rows, sequences, logits, strict=True):
             s.length += 1
@@ -152,14 +163,35 @@ class OrtBatch:
         return out
 
     def _add_row(self, key: object, kv: list[np.ndarray]) -> None:
-        if not self._rows:
-            self._rows, self._kv = [key], kv
-            return
-        longest = max(self._kv[0].shape[2], kv[0].shape[2])
-        self._kv = [
-            np.concatenate([_pad(a, longest), _pad(b, longest)]) for a, b in zip(self._kv, kv, strict=True)
-        ]
+        """Start decoding `key` from its prompt's cache `kv` (copied: that cache is also kept as the
+        last prompt's, and the decoding cache is written in place)."""
+        room = max(self._kv[0].shape[2] if self._rows else 0, kv[0].shape[2] + ROOM)
+        if self._rows:
+            kv = [np.concatenate([_pad(a, room), _pad(b, room)]) for a, b in zip(self._kv, kv, strict=True)]
+        else:
+            kv = [_pad(b, room) for b in kv]  # a new array: `room` is longer than the prompt
+        self._hold(kv)
         self._rows.append(key)
+
+    def _hold(self, kv: list[np.ndarray]) -> None:
+        """Make `kv` the decoding rows' cache, bound as ONNX values over the same memory."""
+        from onnxruntime import OrtValue
+
+        self._kv = kv
+        self._bound = [OrtValue.ortvalue_from_numpy(a) for a in kv]
+
+    def _step_in_place(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One decoding step of every row: the cache is both the past and the present, so the
+        attention kernel writes each row's new keys and values at its length, in place."""
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", tokens)  # the arrays stay alive until the run returns
+        binding.bind_cpu_input("attention_mask", mask)
+        for past, present, value in zip(self._past, self._present, self._bound, strict=True):
+            binding.bind_ortvalue_input(past, value)
+            binding.bind_ortvalue_output(present, value)
+        binding.bind_output("logits")
+        self.session.run_with_iobinding(binding)
+        return binding.get_outputs()[-1].numpy()[:, -1]
 
     def _run(
         self, tokens: np.ndarray, mask: np.ndarray, past: list[np.ndarray]
