@@ -61,7 +61,9 @@ def support(sentence: str, passage: str, question: str = "", title: str = "") ->
         text = passage[start:end]
         score = _share(counted, text)
         seen = vocabulary(text)
-        missing = tuple(sorted(k for k in keys if k not in seen and not (k in given and k in anywhere)))
+        missing = tuple(
+            sorted(k for k in keys if not named(k, seen) and not (k in given and named(k, anywhere)))
+        )
         rank = (score - 0.25 * len(missing), -(end - start))
         if best is None or rank > best[0]:
             best = (rank, Support(round(score, 3), start, end, missing))
@@ -75,6 +77,19 @@ def support(sentence: str, passage: str, question: str = "", title: str = "") ->
                 start, end, score = a[0], b[1], pair
     window = passage[start:end]
     return Support(round(score, 3), start, end, anchor.missing, _contradicts(sentence, window, question))
+
+
+def named(key: str, seen: set[str]) -> bool:
+    """Whether the words `seen` hold the key word `key`, a name in any of its forms: "Afghan" is
+    in "Afghanistan", "Israeli" in "Israel" (one word begins with the other, the shorter of at
+    least 6 letters, so "Iran" and "Ira" stay apart)."""
+    if key in seen:
+        return True
+    if not key.isalpha():
+        return False  # numbers and dates must be there as they are
+    return any(
+        min(len(key), len(w)) >= 6 and (w.startswith(key) or key.startswith(w)) for w in seen if w.isalpha()
+    )
 
 
 def _share(counted: list[str], text: str) -> float:

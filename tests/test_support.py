@@ -23,6 +23,16 @@ def test_sentences_the_article_states_are_supported(sentence):
     assert support(sentence, ARTICLE).holds(T), support(sentence, ARTICLE)
 
 
+def test_a_name_in_another_of_its_forms_is_still_the_name_the_passage_says():
+    # The article says "Afghanistan National Resistance Front"; the 1.5B model wrote "Afghan".
+    said = "The Afghan National Resistance Front leader Ahmad Massoud met Amir Khan Muttaqi in Iran."
+    assert support(said, ARTICLE).holds(T), support(said, ARTICLE)
+    assert support("The wheat went to Pakistani traders.", "The wheat went to traders in Pakistan.").holds(T)
+    # Short names and numbers are not stretched: "Ira" is not "Iran", "50" is not "500".
+    assert "ira" in support("The traders met Ira.", "The traders met Iran.").missing
+    assert "50" in support("They sent 50 tonnes.", "They sent 500 tonnes.").missing
+
+
 @pytest.mark.parametrize(
     ("sentence", "problem"),
     [
