@@ -61,8 +61,8 @@ class Config:
     # Every sentence must be supported, or the answer is withdrawn. Chosen by `make eval` on the
     # calibration half of the contradiction set (even-numbered XQuAD articles): the lowest
     # threshold within a point of the most contradictions flagged with at most 5% of supported
-    # sentences flagged: 0.60 (94.7% of contradictions and 0.35% of supported sentences flagged
-    # there; 96.8% and 0.26% on the report half). (Before: 0.5 for a citation and `min_support`
+    # sentences flagged: 0.60 (94.5% of contradictions and 0.35% of supported sentences flagged
+    # there; 96.7% and 0.26% on the report half). (Before: 0.5 for a citation and `min_support`
     # 0.30 for the answer, both word overlap with the whole passage, the answer's the mean over
     # its sentences.)
     support_threshold: float = 0.60
