@@ -62,7 +62,7 @@ def support(sentence: str, passage: str, question: str = "", title: str = "") ->
         score = _share(counted, text)
         seen = vocabulary(text)
         missing = tuple(
-            sorted(k for k in keys if not named(k, seen) and not (k in given and named(k, anywhere)))
+            sorted(k for k in keys if not _named(k, seen) and not (k in given and _named(k, anywhere)))
         )
         rank = (score - 0.25 * len(missing), -(end - start))
         if best is None or rank > best[0]:
@@ -79,7 +79,7 @@ def support(sentence: str, passage: str, question: str = "", title: str = "") ->
     return Support(round(score, 3), start, end, anchor.missing, _contradicts(sentence, window, question))
 
 
-def named(key: str, seen: set[str]) -> bool:
+def _named(key: str, seen: set[str]) -> bool:
     """Whether the words `seen` hold the key word `key`, a name in any of its forms: "Afghan" is
     in "Afghanistan", "Israeli" in "Israel" (one word begins with the other, the shorter of at
     least 6 letters, so "Iran" and "Ira" stay apart)."""
