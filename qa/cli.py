@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import logging
@@ -11,6 +12,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 from embeddings.config import Config
 from embeddings.errors import DocqaError
@@ -414,11 +416,27 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"docqa: serving the web UI on {url} and the OpenAI API on {url}/v1 (models load in the "
           f"background{where}{keyed})", file=sys.stderr)  # fmt: skip
     service = Service(config, ray=ray)
+    code = 0
     try:
         serve(service.start(watch=args.docs is not None), args.host, args.port, args.api_key)
+    except SystemExit as stop:  # SIGTERM, as systemd or docker stops it (qa/web.py)
+        code = stop.code if isinstance(stop.code, int) else 0
+    except KeyboardInterrupt:
+        print("docqa serve: interrupted", file=sys.stderr)
+        code = 130
     finally:
         service.stop()
-    return 0
+    _leave(code)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit now, once the exit handlers have run (they remove the page's downloads): a model may
+    still be loading, or an index building, in a background thread, and tearing the interpreter
+    down around one can abort the process (SIGABRT) or hang it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def _ray_serve(args: argparse.Namespace):

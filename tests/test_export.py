@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from qa import models
 from qa.answer import NOT_IN_DOCUMENTS, Answer, Citation, abstention
 from qa.export import answer_from_dict, to_markdown
@@ -83,7 +85,10 @@ def test_downloads_hold_passages_so_they_stay_an_hour_in_the_page_s_own_folder_a
     assert not folder.exists(), "the page's downloads go with it"
 
 
-def test_a_server_stopped_as_systemd_or_docker_stops_it_leaves_no_downloads_behind(tmp_path):
+@pytest.mark.parametrize("after", [0, 3], ids=["at once", "while its models load"])
+def test_a_server_stopped_as_systemd_or_docker_stops_it_leaves_no_downloads_behind(tmp_path, after):
+    """Stopped 3 s after it listens, the server is still loading its models (and building the
+    index) in the background; tearing the interpreter down around that thread aborted it (rc -6)."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     port = free_port()
@@ -97,6 +102,7 @@ def test_a_server_stopped_as_systemd_or_docker_stops_it_leaves_no_downloads_behi
         while not list(temp.glob("docqa-export-*")) or not _listening(port):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:]
             time.sleep(0.5)
+        time.sleep(after)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, "a stop asked for is not a failure"
     finally:
