@@ -168,8 +168,8 @@ def asking(assistant: Assistant, users: int = 4) -> dict:
 def prompt_reuse(assistant: Assistant, rounds: int = 2) -> dict:
     """The sample article's questions asked one after another with the CPU runtime's kept
     key/value cache used and not, in alternating rounds: seconds per answer and prompt tokens
-    read. Each round starts from the warm-up question, so the first question shares with it what
-    any two answer prompts about the same passages share: everything up to the question."""
+    read. Each round starts from the warm-up question, so the first question shares with it only
+    what any answer prompt shares (instructions, passages that rank first for both)."""
     batch = assistant.generator.scheduler.batch
     if not hasattr(batch, "reuse_from"):
         return {"skipped": f"the {assistant.generator.runtime} runtime keeps no prompt cache"}

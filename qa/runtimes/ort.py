@@ -15,11 +15,10 @@ While some sequences decode, a newcomer's prompt is read in chunks, between whic
 decoding.
 
 Reading the prompt is most of an answer's time on a CPU, and prompts share their beginnings:
-every answer prompt opens with the same instructions, and two questions about the same passages
-share everything up to the question (qa/prompt.py shows passages in reading order). The
-key/value cache of the last prompt read is kept, and a prompt that begins with the same tokens as
-it, or as one decoding now, starts from that part of its cache (a position's keys and values
-depend only on the tokens up to it) and reads only the rest.
+every answer prompt opens with the same instructions, a follow-up or a question asked again
+repeats more. The key/value cache of the last prompt read is kept, and a prompt that begins
+with the same tokens as it, or as one decoding now, starts from that part of its cache (a
+position's keys and values depend only on the tokens up to it) and reads only the rest.
 """
 
 from __future__ import annotations
