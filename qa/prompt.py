@@ -67,9 +67,9 @@ def answer_messages(question: str, passages: list[Passage], history: str = "") -
 def fit(
     question: str, passages: list[Passage], budget: int, count: Count, history: str = ""
 ) -> tuple[Messages, list[Passage]]:
-    """The prompt with as many passages, best first, as fit in `budget` tokens, shown in reading
-    order; a first passage too long to fit whole is cut short rather than left out. `history`
-    (earlier turns, already fitted to their own share of the budget) comes with it."""
+    """The prompt with as many passages, best first, as fit in `budget` tokens; a first passage
+    too long to fit whole is cut short rather than left out. `history` (earlier turns, already
+    fitted to their own share of the budget) comes with it."""
     chosen: list[Passage] = []
     for passage in passages:
         if count(answer_messages(question, [*chosen, passage], history)) <= budget:
@@ -78,7 +78,6 @@ def fit(
             cut = _cut_to_fit(question, passage, budget, count, history)
             if cut is not None:
                 chosen.append(cut)
-    chosen = reading_order(chosen)
     messages = answer_messages(question, chosen, history)
     if count(messages) > budget:
         raise QuestionError(
@@ -86,17 +85,6 @@ def fit(
             "or raise the context budget (--context-tokens, Config.context_tokens)"
         )
     return messages, chosen
-
-
-def reading_order(passages: list[Passage]) -> list[Passage]:
-    """Passages (best first) as the prompt shows them: the documents in the order of their best
-    passage, the passages of one document in its own order. A document reads as it was written,
-    and questions about the same documents get the same prompt up to the question, which the
-    generator then reads only once (qa/runtimes/ort.py keeps the last prompt's cache)."""
-    rank: dict[str, int] = {}
-    for passage in passages:
-        rank.setdefault(passage.doc_id, len(rank))
-    return sorted(passages, key=lambda p: (rank[p.doc_id], p.start))
 
 
 def _cut_to_fit(question: str, passage: Passage, budget: int, count: Count, history: str) -> Passage | None:

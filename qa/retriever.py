@@ -50,26 +50,24 @@ def fuse(rankings: list[list[int]], weights: list[float], k: int = 60) -> list[t
 
 
 def trim(chunks: list[tuple[Chunk, float]]) -> list[Passage]:
-    """Chunks as passages, best first, with the text that an earlier chunk of the same document
-    (earlier in the document, whatever their ranks) also holds cut away (chunks overlap), so no
-    sentence is shown to the model twice. Where the overlap goes does not depend on the ranks, so
-    the same chunks always make the same passages: prompts that show them share their
-    beginnings, and the generator reads a shared beginning only once (qa/runtimes/ort.py)."""
-    kept: dict[int, tuple[int, int]] = {}  # chunk's place in `chunks` -> the span it keeps
-    reached: dict[str, int] = {}  # per document, the end of the text kept so far, in its order
-    for i in sorted(range(len(chunks)), key=lambda i: (chunks[i][0].doc_id, chunks[i][0].start)):
-        chunk = chunks[i][0]
-        start = max(chunk.start, reached.get(chunk.doc_id, chunk.start))
-        reached[chunk.doc_id] = max(chunk.end, reached.get(chunk.doc_id, chunk.end))
-        kept[i] = (start, chunk.end)
+    """Chunks as passages, best first, with the text a better-ranked chunk of the same document
+    already holds cut away (chunks overlap), so no sentence is shown to the model twice."""
     passages: list[Passage] = []
-    for i, (chunk, score) in enumerate(chunks):
-        start, end = kept[i]
-        text = chunk.text[start - chunk.start : end - chunk.start]
-        if not text.strip():
+    for chunk, score in chunks:
+        start, end = chunk.start, chunk.end
+        for p in passages:
+            if p.doc_id != chunk.doc_id or p.end <= start or end <= p.start:
+                continue
+            if p.start <= start:
+                start = max(start, p.end)
+            else:
+                end = min(end, p.start)
+        if end - start < 1 or not chunk.text[start - chunk.start : end - chunk.start].strip():
             continue
+        text = chunk.text[start - chunk.start : end - chunk.start]
         lead = len(text) - len(text.lstrip())
-        passages.append(_passage(chunk, start + lead, text.strip(), score))
+        text = text.strip()
+        passages.append(_passage(chunk, start + lead, text, score))
     return passages
 
 
