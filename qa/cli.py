@@ -399,7 +399,7 @@ def _progress(done: int, total: int) -> None:
     print(f"\rsummarising: {done}/{total} parts", end="", file=sys.stderr, flush=True)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace) -> NoReturn:
     from qa.access import check_binding
     from qa.service import Service
     from qa.web import serve
