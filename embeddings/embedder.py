@@ -134,17 +134,36 @@ class Tokenizer:
         if not texts:
             return []
         with self._lock:
-            enc = self._tokenizer(
-                list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
-            )
-        return [[tuple(o) for o in offsets] for offsets in enc["offset_mapping"]]
+            offsets = self._offsets(list(texts))
+        return [[tuple(o) for o in each] for each in offsets]
+
+    def _offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        enc = self._tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return enc["offset_mapping"]
+
+
+class _BareTokenizer(Tokenizer):
+    """The Rust tokenizer of a model's tokenizer.json alone, as transformers runs it for the
+    chunker (no truncation, no padding): it loads neither transformers nor torch, so a process
+    that only chunks starts in a second, not five."""
+
+    def _offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        return [e.offsets for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
 
 
 @cache
 def _tokenizer(name: str) -> Tokenizer:
+    folder = locate(name)
+    if (folder / "tokenizer.json").is_file():
+        from tokenizers import Tokenizer as RustTokenizer
+
+        rust = RustTokenizer.from_file(str(folder / "tokenizer.json"))
+        rust.no_truncation()
+        rust.no_padding()
+        return _BareTokenizer(rust)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(locate(name)))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"embedding model {name!r} has no fast tokenizer; docqa needs one for offsets")
     return Tokenizer(tokenizer)

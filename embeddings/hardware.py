@@ -1,19 +1,25 @@
-"""Which device and dtype the models run on when the user does not say."""
+"""Which device and dtype the models run on when the user does not say. Torch is imported where a
+device or dtype is picked, not with this module: processes that only read and chunk (a Ray
+build's tasks, its driver) never load it."""
 
 from __future__ import annotations
 
 import platform
 from functools import cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from embeddings.errors import ConfigError
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+if TYPE_CHECKING:
+    import torch
+
+_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def pick_device(device: str | None) -> str:
+    import torch
+
     if device:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
@@ -56,10 +62,12 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def pick_dtype(device: str, dtype: str | None) -> torch.dtype:
+    import torch
+
     if dtype:
         if dtype not in _DTYPES:
             raise ConfigError(f"dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
-        return _DTYPES[dtype]
+        return getattr(torch, dtype)
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if device == "cpu" and cpu_has_fast_bf16() else torch.float32

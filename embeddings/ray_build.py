@@ -24,7 +24,6 @@ from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict
 
 import numpy as np
-import torch
 
 from embeddings.chunker import Span
 from embeddings.compressed import Encode
@@ -249,6 +248,8 @@ class _Embed:
     row with the model's description."""
 
     def __init__(self, config: Config, threads: int) -> None:
+        import torch  # here, not with the module: the driver and the chunking tasks never load it
+
         torch.set_num_threads(threads)
         self.embedder = _load(config)
         self.model = json.dumps(asdict(Description.of(self.embedder)))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from embeddings.embedder import Embedder, SentenceEmbedder
+from embeddings.embedder import Embedder, SentenceEmbedder, Tokenizer
 from tests.fakes import FakeEmbedder, check_contract
 
 
@@ -93,3 +96,28 @@ def test_what_users_catch_and_configure_comes_from_the_packages_they_import():
                      "IndexCorrupt", "IndexBusy"):  # fmt: skip
             assert getattr(package, name) is getattr(errors, name) and name in package.__all__
     assert embeddings.Embedder is embeddings.embedder.Embedder and "UnreadableDocument" in embeddings.__all__
+
+
+def test_chunking_without_the_model_cuts_text_as_the_model_does(minilm):
+    # A Ray build's chunking tasks and a Ray server's front end cut text with the bare tokenizer;
+    # the index must hold the same chunks as one machine's, past the tokenizer file's own
+    # 128-token truncation too.
+    article = next(Path("seeds").glob("*.txt")).read_text()
+    texts = [article, "Ismail Khan — naïve café ÉCOLE 東京 😀 l'été\tx\n\ny", "ﬁne ＡＢＣ ①", " "]
+    bare = Tokenizer.load("all-MiniLM-L6-v2")
+    assert bare(texts) == minilm.tokenize(texts)
+    assert len(bare([article])[0]) > 128
+
+
+def test_processes_that_only_chunk_load_no_torch():
+    # Each of a Ray build's chunking tasks would spend seconds importing torch on the CPUs the
+    # embedding actor is loading the model on.
+    code = (
+        "import sys\n"
+        "from embeddings.embedder import Tokenizer\n"
+        "from qa import cli\n"
+        "Tokenizer.load('all-MiniLM-L6-v2')(['Some text to chunk.'])\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
