@@ -106,3 +106,14 @@ def test_only_a_whole_bench_run_writes_to_reports():
     assert destination(argparse.Namespace(out=None, only=None)) == Path("reports")
     assert destination(argparse.Namespace(out=None, only=["grow"])) == Path("test-artifacts/bench")
     assert destination(argparse.Namespace(out=Path("/tmp/x"), only=["grow"])) == Path("/tmp/x")
+
+
+def test_a_build_commands_start_up_is_read_from_its_own_progress_bar(tmp_path: Path):
+    """The Ray section splits each `docqa index` command at its first vectors: a progress bar
+    that the parser no longer reads would put the split at the command's end."""
+    from bench.indexing import _docqa_index
+
+    command = _docqa_index(Path("seeds"), tmp_path / "index", [])
+    assert command.chunks > 0
+    assert 0 < command.first_vectors < command.seconds
+    assert command.rate >= 0
