@@ -43,11 +43,11 @@ except ImportError:
     ) from None
 
 DOCS_PER_TASK = 16  # documents read and chunked by one Ray task
-# The chunker, loaded without the model, must cut text exactly as the model's own tokenizer.
 _ERROR_LINE = re.compile(
     r"^(?:[\w.]+\.)?\w+(?:Error|Exception|Document|Missing|Mismatch|Corrupt|Busy): (.+)$", re.M
 )
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The chunker, loaded without the model, must cut text exactly as the model's own tokenizer.
 _SAMPLE = ["Ismail Khan mediated the talks in Tehran on 10 January 2022 — without result.", "naïve café"]
 
 
