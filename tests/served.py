@@ -5,6 +5,7 @@ Debian's Chromium for the browser tests, never a downloaded browser."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -35,9 +36,17 @@ def require_chromium() -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port above Ray's worker ports (10002-19999) and below the kernel's ephemeral ones
+    (32768 up): a port the kernel hands out for port 0 can be taken by one of Ray's processes,
+    which bind port 0, before the server binds it ("Address already in use")."""
+    for port in random.sample(range(20000, 32000), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 def gradio_ready(url: str) -> bool:
