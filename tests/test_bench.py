@@ -14,6 +14,7 @@ from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.index import Index
 from embeddings.verify import verify
+from tests.conftest import ROOT
 from tests.fakes import FakeEmbedder
 
 
@@ -113,7 +114,7 @@ def test_a_build_commands_start_up_is_read_from_its_own_progress_bar(tmp_path: P
     that the parser no longer reads would put the split at the command's end."""
     from bench.indexing import _docqa_index
 
-    command = _docqa_index(Path("seeds"), tmp_path / "index", [])
+    command = _docqa_index(ROOT / "seeds", tmp_path / "index", [])
     assert command.chunks > 0
     assert 0 < command.first_vectors < command.seconds
     assert command.rate >= 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from embeddings.embedder import Embedder, SentenceEmbedder, Tokenizer
+from tests.conftest import ROOT
 from tests.fakes import FakeEmbedder, check_contract
 
 
@@ -102,7 +102,7 @@ def test_chunking_without_the_model_cuts_text_as_the_model_does(minilm):
     # A Ray build's chunking tasks and a Ray server's front end cut text with the bare tokenizer;
     # the index must hold the same chunks as one machine's, past the tokenizer file's own
     # 128-token truncation too.
-    article = next(Path("seeds").glob("*.txt")).read_text()
+    article = next((ROOT / "seeds").glob("*.txt")).read_text()
     texts = [article, "Ismail Khan — naïve café ÉCOLE 東京 😀 l'été\tx\n\ny", "ﬁne ＡＢＣ ①", " "]
     bare = Tokenizer.load("all-MiniLM-L6-v2")
     assert bare(texts) == minilm.tokenize(texts)
@@ -119,5 +119,5 @@ def test_processes_that_only_chunk_load_no_torch():
         "Tokenizer.load('all-MiniLM-L6-v2')(['Some text to chunk.'])\n"
         "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert done.stdout.strip() == "[]"
