@@ -69,12 +69,7 @@ def fit(
 ) -> tuple[Messages, list[Passage]]:
     """The prompt with as many passages, best first, as fit in `budget` tokens; a first passage
     too long to fit whole is cut short rather than left out. `history` (earlier turns, already
-    fitted to their own share of the budget) comes with it.
-
-    The chosen passages are shown (and numbered) in reading order, by document and by place in
-    it, not by rank: questions answered from the same passages then share their prompt up to the
-    question, and the runtime reads that shared beginning once (runtimes/ort.py); a document's
-    neighbouring passages also read on from one another."""
+    fitted to their own share of the budget) comes with it."""
     chosen: list[Passage] = []
     for passage in passages:
         if count(answer_messages(question, [*chosen, passage], history)) <= budget:
@@ -83,7 +78,6 @@ def fit(
             cut = _cut_to_fit(question, passage, budget, count, history)
             if cut is not None:
                 chosen.append(cut)
-    chosen.sort(key=lambda p: (p.doc_id, p.start))
     messages = answer_messages(question, chosen, history)
     if count(messages) > budget:
         raise QuestionError(

@@ -50,31 +50,25 @@ def fuse(rankings: list[list[int]], weights: list[float], k: int = 60) -> list[t
 
 
 def trim(chunks: list[tuple[Chunk, float]]) -> list[Passage]:
-    """Chunks as passages, best first, with the text they share cut away (chunks overlap), so no
-    sentence is shown to the model twice. The shared text stays with the chunk that comes first in
-    the document, whatever their ranks: the same chunks always make the same passages, so that
-    questions answered from them share their prompt (prompt.fit)."""
-    kept: dict[int, tuple[int, int]] = {}  # chunk position in `chunks` -> its passage's span
-    reached: dict[str, int] = {}  # doc_id -> the end of the text already given to a passage
-    in_reading_order = sorted(range(len(chunks)), key=lambda i: _place(chunks[i][0]))
-    for i in in_reading_order:
-        chunk = chunks[i][0]
-        start = max(chunk.start, reached.get(chunk.doc_id, chunk.start))
-        if chunk.end > start and chunk.text[start - chunk.start :].strip():
-            kept[i] = (start, chunk.end)
-            reached[chunk.doc_id] = chunk.end
-    passages = []
-    for i, (chunk, score) in enumerate(chunks):
-        if i in kept:
-            start, end = kept[i]
-            text = chunk.text[start - chunk.start : end - chunk.start]
-            lead = len(text) - len(text.lstrip())
-            passages.append(_passage(chunk, start + lead, text.strip(), score))
+    """Chunks as passages, best first, with the text a better-ranked chunk of the same document
+    already holds cut away (chunks overlap), so no sentence is shown to the model twice."""
+    passages: list[Passage] = []
+    for chunk, score in chunks:
+        start, end = chunk.start, chunk.end
+        for p in passages:
+            if p.doc_id != chunk.doc_id or p.end <= start or end <= p.start:
+                continue
+            if p.start <= start:
+                start = max(start, p.end)
+            else:
+                end = min(end, p.start)
+        if end - start < 1 or not chunk.text[start - chunk.start : end - chunk.start].strip():
+            continue
+        text = chunk.text[start - chunk.start : end - chunk.start]
+        lead = len(text) - len(text.lstrip())
+        text = text.strip()
+        passages.append(_passage(chunk, start + lead, text, score))
     return passages
-
-
-def _place(chunk: Chunk) -> tuple[str, int, int]:
-    return chunk.doc_id, chunk.start, -chunk.end  # of two chunks that start together, the longer first
 
 
 def _passage(chunk: Chunk, start: int, text: str, score: float) -> Passage:

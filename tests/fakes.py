@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,25 +66,6 @@ class FakeGenerator:
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> str:
         return "".join(self.stream(messages, max_new_tokens))
-
-
-def citing(reply: str) -> Callable[[list[dict[str, str]]], str]:
-    """A reply for FakeGenerator, cited as a careful model cites: each sentence's "[1]" becomes the
-    number of the prompt's document that shares the most words with the sentence."""
-
-    def write(messages: list[dict[str, str]]) -> str:
-        user = messages[-1]["content"]
-        blocks = re.findall(r"Document \[(\d+)\]\n(.*?)(?=\n\nDocument \[|\n\nQuestion:)", user, re.S)
-        if not blocks:
-            return reply
-
-        def best(sentence: str) -> str:
-            words = set(_WORD.findall(sentence.lower()))
-            return max(blocks, key=lambda b: len(words & set(_WORD.findall(b[1].lower()))))[0]
-
-        return re.sub(r"([^.\]]+\.)\s*\[1\]", lambda m: f"{m.group(1)} [{best(m.group(1))}]", reply)
-
-    return write
 
 
 def write_docs(folder: Path, texts: dict[str, str]) -> Path:

@@ -11,7 +11,7 @@ from embeddings.pages import join_pages, page_label
 from qa.assistant import Assistant
 from qa.cli import _print_sources
 from qa.render import sources_html
-from tests.fakes import FakeEmbedder, FakeGenerator, citing
+from tests.fakes import FakeEmbedder, FakeGenerator
 from tests.office_files import pptx_file
 from tests.pdfs import paged_pdf
 from tests.test_readers import write
@@ -45,7 +45,7 @@ def ask(tmp_path: Path, files: dict[str, bytes], question: str) -> Assistant:
     )
     embedder = FakeEmbedder()
     build(config, embedder, progress=False, log=lambda m: None)
-    generator = FakeGenerator(citing("The barley harvest in Kettleby doubled. [1]"))
+    generator = FakeGenerator(lambda messages: "The barley harvest in Kettleby doubled. [1]")
     return Assistant.open(config=config, generator=generator, embedder=embedder).ask(question)
 
 
