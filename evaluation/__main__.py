@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=Path("../shared/eval"), help="folder of the evaluation sets"
     )
     parser.add_argument("--out", type=Path, default=None,
-                        help="report folder (default: reports/; smoke or --only: test-artifacts/eval)")  # fmt: skip
+                        help="report folder (default: reports/; smoke, --only or a calibration half asked: test-artifacts/eval)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path(".eval-work"), help="indexes built for the run")
     parser.add_argument("--smoke", action="store_true", help="tiny samples and the small model")
     parser.add_argument(
@@ -89,11 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         "--followups-from", choices=["report", "calibration"], default="report",
         help="the half whose follow-up pairs are asked: calibration to try a change, report (the default) to score it",
     )  # fmt: skip
+    parser.add_argument(
+        "--answers-from", choices=["report", "calibration"], default="report",
+        help="the half whose questions the model answers in the xquad and news stages: calibration to try a change, report (the default) to score it",
+    )  # fmt: skip
     parser.add_argument("--only", nargs="*", choices=STAGES, default=None)
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
-    # Only a whole run writes to reports/, so every report there is what one command wrote.
-    partial = args.smoke or args.only
+    # Only a whole run scored on the report half writes to reports/, so every report there is what
+    # one command wrote.
+    partial = args.smoke or args.only or "calibration" in (args.answers_from, args.followups_from)
     out = args.out or (
         Path("test-artifacts/eval-smoke" if args.smoke else "test-artifacts/eval")
         if partial
@@ -165,7 +170,7 @@ def _stage(
         index = Index.open(settings.index_dir, embedder)
         reference = _reference(config, generator, args.reference) if stage == "xquad" else None
         out = answers.run(stage, index, generator, settings, calibration, report_half, sizes[stage], args.seed,
-                          checks, reference=reference)  # fmt: skip
+                          checks, sizes["gate_questions"], reference, args.answers_from)  # fmt: skip
         return out | {"corpus": info}
     if stage == "followups":
         corpus, calibration, report_half, _ = answers.xquad_corpus(

@@ -93,19 +93,27 @@ def declined_rates(evidence: dict, rel: float, lex: float) -> dict[str, float]:
 
 def run(name: str, index: Index, generator: Generator, config: Config, calibration: dict, report: dict,
         sizes: dict[str, int], seed: int, checks: Checks, gate_questions: int | None = None,
-        reference: Generator | None = None) -> dict:  # fmt: skip
+        reference: Generator | None = None, asked_from: str = "report") -> dict:  # fmt: skip
     """`calibration` and `report`: group -> questions of each half. Thresholds: the gate is
     chosen here on the calibration half (on `gate_questions` of each group, every one when
-    None); `checks` come from their own stages."""
+    None); `checks` come from their own stages. The model answers a sample of the report half,
+    or of the calibration half (`asked_from`) to try a change without looking at the report half."""
     started = time.perf_counter()
     assistant = Assistant(index, generator, config)
-    sample = {g: random.Random(seed).sample(qs, min(sizes[g], len(qs))) for g, qs in report.items()}
+    asked = calibration if asked_from == "calibration" else report
+    sample = {g: random.Random(seed).sample(qs, min(sizes[g], len(qs))) for g, qs in asked.items()}
     if gate_questions:
         pick = random.Random(seed + 1)
-        calibration = {g: pick.sample(qs, min(gate_questions, len(qs))) for g, qs in calibration.items()}
-        report = {g: list({q.id: q for q in [*sample[g], *pick.sample(qs, min(gate_questions, len(qs)))]}.values())
-                  for g, qs in report.items()}  # fmt: skip
+
+        def thinned(half: dict, keep: dict) -> dict:
+            """`keep` (the sample, when asked from `half`) and `gate_questions` more of each group."""
+            return {g: list({q.id: q for q in [*keep.get(g, []), *pick.sample(qs, min(gate_questions, len(qs)))]}.values())
+                    for g, qs in half.items()}  # fmt: skip
+
+        calibration = thinned(calibration, sample if asked is calibration else {})
+        report = thinned(report, sample if asked is report else {})
     evidence = [_evidence(assistant, half) for half in (calibration, report)]
+    asked_evidence = evidence[0] if asked_from == "calibration" else evidence[1]
     chosen = gate(evidence[0])
     rules = {
         "calibrated": (chosen["min_relevance"], chosen["min_lexical"], checks),
@@ -116,7 +124,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
     jobs = [(g, q) for g, qs in sample.items() for q in qs]
     with ThreadPoolExecutor(config.generator_batch) as pool:
         asking = pool.map(
-            lambda job: _ask(assistant, job[1], job[0], evidence[1][job[0]][job[1].id], rules), jobs
+            lambda job: _ask(assistant, job[1], job[0], asked_evidence[job[0]][job[1].id], rules), jobs
         )
         records = list(tqdm(asking, total=len(jobs), desc=name, unit="question"))
     scores = {rule: outcome_scores(records, rule) for rule in rules}
@@ -135,6 +143,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
     return {
         "questions": {g: [len(calibration[g]), len(report[g])] for g in GROUPS},
         "sampled": {g: len(qs) for g, qs in sample.items()},
+        "asked_from": asked_from,
         "gate": {
             **chosen,
             "calibration_half": declined_rates(evidence[0], chosen["min_relevance"], chosen["min_lexical"]),

@@ -148,7 +148,7 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
         f"## Answers and refusals: {title} through `ask`",
         "",
         f"Corpus: {x['corpus']}. Questions (calibration half, report half): {x['questions']}; the model answered "
-        f"a sample of the report half: {x['sampled']}.",
+        f"a sample of the {x.get('asked_from', 'report')} half: {x['sampled']}.",
         "",
         f"Relevance gate chosen on the calibration half's retrieval evidence (every question, no model): decline "
         f"when the dense similarity < {g['min_relevance']} and the BM25 evidence < {g['min_lexical']}.",

@@ -175,3 +175,34 @@ def test_a_name_that_qualifies_a_noun_is_not_replaced():
     assert names("What area of the Amazon forest burned?") == []
     assert names("What did Mote think of the Yuan?") == ["Mote", "the Yuan"]
     assert names("Who leads The Islamic State?") == ["The Islamic State"]
+
+
+@pytest.mark.parametrize("half", ["report", "calibration"])
+def test_the_model_answers_questions_of_the_half_asked_for_and_the_gate_is_chosen_on_calibration(
+    tmp_path, half
+):
+    from embeddings.builder import build
+    from embeddings.config import Config
+    from embeddings.index import Index
+    from evaluation.answers import run
+    from evaluation.data import Question
+    from qa.answer import Checks
+    from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
+
+    docs = write_docs(tmp_path / "docs", {"p.txt": "Ismail Khan mediated the meeting in Tehran."})
+    config = Config(docs=docs, index_dir=tmp_path / "index")
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    index = Index.open(config.index_dir, FakeEmbedder())
+
+    def questions(prefix: str) -> dict:
+        return {g: [Question(f"{prefix}-{g}-{i}", f"Who mediated the meeting in Tehran {prefix} {i}?", ("Ismail Khan",), "p", "a")
+                    for i in range(3)] for g in ("answerable", "on_topic", "off_topic")}  # fmt: skip
+
+    generator = FakeGenerator("Ismail Khan mediated the meeting in Tehran. [1]")
+    sizes = {"answerable": 2, "on_topic": 1, "off_topic": 1}
+    out = run("xquad", index, generator, config, questions("cal"), questions("rep"), sizes, 13,
+              Checks(0.6, 0.16), asked_from=half)  # fmt: skip
+    asked = {r["id"].split("-")[0] for r in out["records"]}
+    assert asked == {"cal" if half == "calibration" else "rep"} and len(out["records"]) == 4
+    assert out["asked_from"] == half and len(generator.prompts) == 4
+    assert out["scores"]["calibrated"]["answerable"]["right"] == 1.0
