@@ -100,20 +100,14 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
     or of the calibration half (`asked_from`) to try a change without looking at the report half."""
     started = time.perf_counter()
     assistant = Assistant(index, generator, config)
-    asked = calibration if asked_from == "calibration" else report
-    sample = {g: random.Random(seed).sample(qs, min(sizes[g], len(qs))) for g, qs in asked.items()}
-    if gate_questions:
+    halves = [calibration, report]
+    asked = 0 if asked_from == "calibration" else 1
+    sample = {g: random.Random(seed).sample(qs, min(sizes[g], len(qs))) for g, qs in halves[asked].items()}
+    if gate_questions:  # each half thinned to `gate_questions` of each group, the sample kept
         pick = random.Random(seed + 1)
-
-        def thinned(half: dict, keep: dict) -> dict:
-            """`keep` (the sample, when asked from `half`) and `gate_questions` more of each group."""
-            return {g: list({q.id: q for q in [*keep.get(g, []), *pick.sample(qs, min(gate_questions, len(qs)))]}.values())
-                    for g, qs in half.items()}  # fmt: skip
-
-        calibration = thinned(calibration, sample if asked is calibration else {})
-        report = thinned(report, sample if asked is report else {})
-    evidence = [_evidence(assistant, half) for half in (calibration, report)]
-    asked_evidence = evidence[0] if asked_from == "calibration" else evidence[1]
+        halves = [{g: list({q.id: q for q in [*(sample[g] if i == asked else []), *pick.sample(qs, min(gate_questions, len(qs)))]}.values())
+                   for g, qs in half.items()} for i, half in enumerate(halves)]  # fmt: skip
+    evidence = [_evidence(assistant, half) for half in halves]
     chosen = gate(evidence[0])
     rules = {
         "calibrated": (chosen["min_relevance"], chosen["min_lexical"], checks),
@@ -124,7 +118,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
     jobs = [(g, q) for g, qs in sample.items() for q in qs]
     with ThreadPoolExecutor(config.generator_batch) as pool:
         asking = pool.map(
-            lambda job: _ask(assistant, job[1], job[0], asked_evidence[job[0]][job[1].id], rules), jobs
+            lambda job: _ask(assistant, job[1], job[0], evidence[asked][job[0]][job[1].id], rules), jobs
         )
         records = list(tqdm(asking, total=len(jobs), desc=name, unit="question"))
     scores = {rule: outcome_scores(records, rule) for rule in rules}
@@ -141,7 +135,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
         compared = {"runtime": reference.runtime, "dtype": reference.dtype,
                     "of": {"runtime": generator.runtime, "dtype": generator.dtype}}  # fmt: skip
     return {
-        "questions": {g: [len(calibration[g]), len(report[g])] for g in GROUPS},
+        "questions": {g: [len(halves[0][g]), len(halves[1][g])] for g in GROUPS},
         "sampled": {g: len(qs) for g, qs in sample.items()},
         "asked_from": asked_from,
         "gate": {

@@ -178,9 +178,7 @@ def test_a_name_that_qualifies_a_noun_is_not_replaced():
 
 
 @pytest.mark.parametrize("half", ["report", "calibration"])
-def test_the_model_answers_questions_of_the_half_asked_for_and_the_gate_is_chosen_on_calibration(
-    tmp_path, half
-):
+def test_the_model_answers_questions_of_the_half_asked_for(tmp_path, half):
     from embeddings.builder import build
     from embeddings.config import Config
     from embeddings.index import Index
