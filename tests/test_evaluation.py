@@ -204,3 +204,31 @@ def test_the_model_answers_questions_of_the_half_asked_for(tmp_path, half):
     assert asked == {"cal" if half == "calibration" else "rep"} and len(out["records"]) == 4
     assert out["asked_from"] == half and len(generator.prompts) == 4
     assert out["scores"]["calibrated"]["answerable"]["right"] == 1.0
+
+
+def test_only_a_whole_run_of_the_shipped_settings_on_the_report_half_writes_the_reports():
+    import argparse
+
+    from evaluation.__main__ import report_folder, setting_changes
+
+    def args(**kw) -> argparse.Namespace:
+        base = {"smoke": False, "only": None, "answers_from": "report", "followups_from": "report"}
+        return argparse.Namespace(**(base | kw))
+
+    assert str(report_folder(args(), {})) == "reports"
+    assert str(report_folder(args(), setting_changes(["top_k=3"]))) == "test-artifacts/eval"
+    assert str(report_folder(args(answers_from="calibration"), {})) == "test-artifacts/eval"
+    assert str(report_folder(args(only=["xquad"]), {})) == "test-artifacts/eval"
+    assert str(report_folder(args(smoke=True), {})) == "test-artifacts/eval-smoke"
+
+
+def test_a_setting_changed_for_a_run_takes_the_type_of_its_default():
+    from embeddings.errors import ConfigError
+    from evaluation.__main__ import setting_changes
+
+    assert setting_changes(["top_k=3", "min_relevance=0.4", "runtime=onnx-int4"]) == {
+        "top_k": 3, "min_relevance": 0.4, "runtime": "onnx-int4"
+    }  # fmt: skip
+    for wrong in (["top_k"], ["no_such_setting=1"], ["top_k=three"]):
+        with pytest.raises(ConfigError, match="--set"):
+            setting_changes(wrong)
