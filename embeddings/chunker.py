@@ -13,8 +13,15 @@ from dataclasses import dataclass
 # Token offsets (start, end) of each text in a batch, special tokens left out.
 Tokenize = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
 
+# A full stop after an initial ("John W. Weeks", "U.S. Army", "e.g.") or a title ("Dr.", "St.")
+# does not end a sentence: split there, a name would be quoted to the model on two lines and an
+# answer's citation mark put inside it ("The John W. [1] Weeks Bridge").
+NOT_AFTER_ABBREVIATION = (
+    r"(?<!\b[A-Z]\.)(?<!\b[a-z]\.[a-z]\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|Mt|vs)\.)(?<!\b(?:Mrs|Rev|Gen|Col)\.)"
+    r"(?<!\bProf\.)"
+)
 # A unit ends after sentence punctuation (and any closing quotes) or at a line break.
-_UNIT_END = re.compile(r"(?<=[.!?…])([\"'”’)\]]*)\s+|\n+")
+_UNIT_END = re.compile(rf"(?<=[.!?…]){NOT_AFTER_ABBREVIATION}([\"'”’)\]]*)\s+|\n+")
 # No tokenizer makes fewer than one token per this many characters in practice; units
 # longer than it are cut at spaces before tokenizing so one huge line cannot flood memory.
 _CHARS_PER_TOKEN_BOUND = 16

@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from embeddings.chunker import NOT_AFTER_ABBREVIATION
+
 _MARK = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _LEADING_MARKS = re.compile(r"(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
+_SENTENCE_END = re.compile(rf"(?<=[.!?]){NOT_AFTER_ABBREVIATION}\s+(?=\S)|\n+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SOURCES = r"(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))"
 _REFUSAL = re.compile(

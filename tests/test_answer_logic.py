@@ -99,6 +99,22 @@ def test_interpret_checks_each_citation_and_keeps_only_marks_that_hold():
     assert answer.citations[0].doc_id == "a.txt" and answer.citations[0].start == 0
 
 
+def test_an_initial_or_a_title_in_a_name_does_not_end_the_sentence_or_take_a_mark():
+    given = [
+        passage("The John W. Weeks Bridge, opened by Dr. Hale, joins the campuses across the Charles River.")
+    ]
+    reply = "The John W. Weeks Bridge joins the campuses, opened by Dr. Hale. [1]"
+    answer = interpret("Which bridge joins the campuses?", reply, given, "m", CHECKS)
+    assert not answer.abstained
+    assert answer.text == reply
+    assert len(answer.citations) == 1 and answer.citations[0].supported
+    quoted = answer_messages("Which bridge?", given)[1]["content"]
+    assert (
+        "> The John W. Weeks Bridge, opened by Dr. Hale, joins the campuses across the Charles River."
+        in quoted
+    )
+
+
 def test_a_sentence_cited_wrongly_gets_the_passage_that_holds_it():
     given = [passage("India sent 50,000 tonnes of wheat."), passage("Talks in Tehran.", "b.txt")]
     answer = interpret("How much wheat?", "India sent 50,000 tonnes of wheat. [2]", given, "m", CHECKS)

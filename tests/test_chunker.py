@@ -111,3 +111,11 @@ def test_the_title_goes_before_the_chunk_cut_to_its_token_budget():
     )
     assert with_title("One two three four five", "Body.", tokenize, 3) == "One two three\nBody."
     assert with_title("Any title", "Body.", tokenize, 0) == "Body."
+
+
+def test_a_full_stop_after_an_initial_or_a_title_is_not_a_sentence_end():
+    text = "Dr. Hale crossed the John W. Weeks Bridge into the U.S. Army base, e.g. at night. Then he left."
+    assert [text[a:b] for a, b in sentences(text)] == [
+        "Dr. Hale crossed the John W. Weeks Bridge into the U.S. Army base, e.g. at night.",
+        "Then he left.",
+    ]
