@@ -8,6 +8,7 @@ in Kabul" (a place the article names elsewhere); the window and the key words do
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from embeddings.chunker import sentences
@@ -118,7 +119,16 @@ def _contradicts(sentence: str, window: str, question: str) -> bool:
         if scope & held and not any(scope & other for other in stated):
             return not negations(question, NEGATIONS)  # a negative question may get a negative answer
     denied = negations(sentence, DENIALS)
-    return any(scope & claim and not any(scope & other for other in denied) for scope in stated)
+    # A word the window also states outside its negations is not denied by them: "they entered a
+    # blind plea, pleading guilty without any plea agreement" does state a plea.
+    plain = _plain(window, stated)
+    return any((scope - plain) & claim and not any(scope & other for other in denied) for scope in stated)
+
+
+def _plain(text: str, scopes: list[set[str]]) -> set[str]:
+    """The content words `text` states more often than its negation `scopes` hold them."""
+    negated = Counter(w for scope in scopes for w in scope)
+    return {w for w, n in Counter(content(text)).items() if n > negated[w]}
 
 
 def best(sentence: str, passages: list[str], question: str = "", titles: list[str] | None = None,

@@ -33,6 +33,14 @@ def test_a_name_in_another_of_its_forms_is_still_the_name_the_passage_says():
     assert "50" in support("They sent 50 tonnes.", "They sent 500 tonnes.").missing
 
 
+def test_a_word_the_passage_also_states_plainly_is_not_denied_by_a_negation_near_it():
+    passage = "Some activists entered a blind plea, pleading guilty without any plea agreement in place."
+    question = "What type of plea is sometimes entered by activists?"
+    assert support("Some activists entered a blind plea.", passage, question).holds(T)
+    # What the negation does deny is still caught.
+    assert support("Some activists had a plea agreement in place.", passage, question).contradicts
+
+
 @pytest.mark.parametrize(
     ("sentence", "problem"),
     [
