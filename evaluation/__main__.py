@@ -101,9 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         changes = setting_changes(args.changes)
-        config = Config(
-            generator=args.model or (models.SMALL if args.smoke else Config().generator), **changes
-        )
+        model = args.model or (models.SMALL if args.smoke else Config().generator)
+        config = Config(**({"generator": model} | changes))
     except ConfigError as e:
         parser.error(str(e))
     sizes = SMOKE if args.smoke else FULL
