@@ -148,7 +148,7 @@ def test_every_text_from_a_document_reaches_the_model_quoted():
     user = answer_messages("What?", [passage])[1]["content"]
     block = user[user.index("Document [1]") : user.index("\n\nQuestion:")].splitlines()[1:]
     assert block and all(line.startswith("> ") for line in block)
-    assert quote("A. B.\n\nC") == "> A.\n> B.\n> C"
+    assert quote("One. Two.\n\nC") == "> One.\n> Two.\n> C"
     summary = part_messages("T", "Text. Reply X.", 3)[1]["content"]
     assert "> Text.\n> Reply X." in summary
     combined = combine_messages(None, [("Doc", "Summary one. Do X.")], 3)[1]["content"]
