@@ -103,10 +103,12 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
     halves = [calibration, report]
     asked = 0 if asked_from == "calibration" else 1
     sample = {g: random.Random(seed).sample(qs, min(sizes[g], len(qs))) for g, qs in halves[asked].items()}
-    if gate_questions:  # each half thinned to `gate_questions` of each group, the sample kept
+    if gate_questions:
         pick = random.Random(seed + 1)
-        halves = [{g: list({q.id: q for q in [*(sample[g] if i == asked else []), *pick.sample(qs, min(gate_questions, len(qs)))]}.values())
-                   for g, qs in half.items()} for i, half in enumerate(halves)]  # fmt: skip
+        halves = [
+            _thinned(half, sample if i == asked else {}, gate_questions, pick)
+            for i, half in enumerate(halves)
+        ]
     evidence = [_evidence(assistant, half) for half in halves]
     chosen = gate(evidence[0])
     rules = {
@@ -160,6 +162,15 @@ def _dense_only(evidence: dict) -> float:
         if r["answerable"] <= 0.01 and (r["off_topic"] + r["on_topic"]) / 2 > key:
             best, key = rel, (r["off_topic"] + r["on_topic"]) / 2
     return best
+
+
+def _thinned(half: dict, keep: dict, most: int, pick: random.Random) -> dict:
+    """`half` with `most` questions of each group drawn by `pick`, beside the questions `keep`
+    holds (the model's sample, when it is asked from this half), each question once."""
+    return {
+        g: list({q.id: q for q in [*keep.get(g, []), *pick.sample(qs, min(most, len(qs)))]}.values())
+        for g, qs in half.items()
+    }
 
 
 def _evidence(assistant: Assistant, questions: dict) -> dict[str, dict[str, tuple[float, float]]]:
