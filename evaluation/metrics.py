@@ -53,7 +53,20 @@ def f1(prediction: str, golds: Sequence[str]) -> float:
 
 
 def contained(prediction: str, golds: Sequence[str]) -> float:
-    return float(any(normalize_answer(g) in normalize_answer(prediction) for g in golds))
+    """Whether the prediction holds a gold answer, normalised as SQuAD does, or with dashes read
+    as spaces: "black and yellow" holds "black-and-yellow" (SQuAD's normalisation would join the
+    gold's words into "blackandyellow")."""
+    return float(
+        any(
+            normalize_answer(g) in normalize_answer(prediction)
+            or _dashes_apart(g) in _dashes_apart(prediction)
+            for g in golds
+        )
+    )
+
+
+def _dashes_apart(text: str) -> str:
+    return normalize_answer("".join(" " if unicodedata.category(ch) == "Pd" else ch for ch in text))
 
 
 def auc(negatives: Sequence[float], positives: Sequence[float]) -> float:

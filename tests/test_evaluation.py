@@ -27,6 +27,9 @@ def test_squad_answer_scores():
     # XQuAD writes ranges with an en dash, the model with a hyphen: the same answer
     assert contained("There are 100-150 species of Ctenophores. [1]", ["100\u2013150"]) == 1.0
     assert contained("About 100 or 150 species. [1]", ["100\u2013150"]) == 0.0
+    # ... and a gold answer's hyphens may be the model's spaces: still the same answer
+    assert contained("The 2001 ABC logo featured black and yellow colors. [1]", ["black-and-yellow"]) == 1.0
+    assert contained("The 2001 ABC logo was yellow. [1]", ["black-and-yellow"]) == 0.0
 
 
 def test_auc_counts_how_often_positives_outscore_negatives():
