@@ -34,6 +34,10 @@ _VERB_AFTER = frozenset(
     ["did", "does", "do", "can", "could", "would", "will", "should", "has", "have", "had"]
 )
 _PLACE_AFTER = frozenset(["in", "at", "from", "near", "around", "within", "into", "across"])
+# Words that make a name part of a longer noun ("southern California"): a pronoun cannot stand
+# for the name alone there ("the lone MLS team of southern it").
+_MODIFIERS = frozenset(["northern", "southern", "eastern", "western", "central", "upper", "lower", "greater",
+                        "ancient", "modern", "medieval", "early", "late", "colonial", "imperial"])  # fmt: skip
 _NOT_AFTER = frozenset(["a", "an", "this", "that", "these", "those"])  # "a Lama": not one thing named
 _SUBJECT_AFTER = frozenset(
     [
@@ -120,8 +124,10 @@ def with_pronoun(question: str, name: str, kind: str) -> str | None:
 
 def names(question: str) -> list[str]:
     """The capitalised spans of `question` (with a leading "the") that stand for a thing by
-    themselves: not the opening word, not after "a" or "this", and not a name that qualifies the
-    noun after it ("the Amazon forest"), unless that word is the verb after "did" or "has"."""
+    themselves: not the opening word, not after "a", "this" or a word that makes it part of a
+    longer noun ("southern California"), not a part of a longer name joined by "on" or "for"
+    ("the European Convention on Human Rights"), and not a name that qualifies the noun after
+    it ("the Amazon forest"), unless that word is the verb after "did" or "has"."""
     out = []
     for m in _SPAN.finditer(question):
         span, start = re.sub(r"['’]s$", "", m.group(0)), m.start()
@@ -134,8 +140,12 @@ def names(question: str) -> list[str]:
         after = question[m.end() :].split()
         following = re.sub(r"\W+$", "", after[0]) if after else ""
         qualifies = following[:1].islower() and following not in STOP
-        if before and before[-1].lower() in _NOT_AFTER:
+        if before and before[-1].lower() in _NOT_AFTER | _MODIFIERS:
             continue
+        if re.match(r"\s+(?:on|for)\s+[A-Z]", question[m.end() :]) or re.search(
+            r"[A-Z][\w.-]*\s+(?:on|for)\s+(?:the\s+)?$", question[:start]
+        ):
+            continue  # "the European Convention on Human Rights": a part of a longer name
         if qualifies and not (before and before[-1].lower() in _VERB_AFTER and not span.startswith("the ")):
             continue
         if question[m.end() : m.end() + 1] not in ("", " ", "?", ",", ".", ";", ":", "!", ")"):

@@ -178,6 +178,10 @@ def test_a_name_that_qualifies_a_noun_is_not_replaced():
     assert names("What area of the Amazon forest burned?") == []
     assert names("What did Mote think of the Yuan?") == ["Mote", "the Yuan"]
     assert names("Who leads The Islamic State?") == ["The Islamic State"]
+    # a pronoun cannot take the place of a part of a longer name: "southern it", "it on Human Rights"
+    assert names("What is the lone MLS team that belongs to southern California?") == []
+    assert names("When was the European Convention on Human Rights established?") == []
+    assert names("When did Britain subscribe to the Agreement on Social Policy?") == ["Britain"]
 
 
 @pytest.mark.parametrize("half", ["report", "calibration"])
