@@ -48,7 +48,7 @@ class Answer:
     abstained: bool
     citations: list[Citation]
     passages: list[Passage]  # what the model read, or the nearest passages when it abstained
-    timings: dict[str, float]  # seconds: retrieve, generate, total
+    timings: dict[str, float]  # seconds: retrieve, generate (first_token of it), total
     model: str
     reason: str | None = None  # why docqa abstained
     raw: str = field(default="", repr=False)  # the model's reply before any check

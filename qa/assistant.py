@@ -265,8 +265,10 @@ class Assistant:
         messages, shown = fit(question, found.passages, self.config.context_tokens, self.count, history)
         generating = time.perf_counter()
         raw = []
+        first = 0.0  # until the first piece: the prompt read (and any wait for a place in the batch)
         with closing(self.generator.stream(messages, self.config.answer_tokens)) as replies:
             for piece in replies:  # closing this stream early closes the model's too
+                first = first or time.perf_counter() - generating
                 raw.append(piece)
                 yield piece
         generated = time.perf_counter() - generating
@@ -274,7 +276,7 @@ class Assistant:
         answer = interpret(question, "".join(raw), shown, model, checks)
         if answer.abstained:
             answer.passages = found.passages
-        answer.timings = _timings(found.seconds, generated, started)
+        answer.timings = _timings(found.seconds, generated, started, first)
         answer.runtime = runtime(self.generator)
         done(answer)
 
@@ -314,6 +316,7 @@ def runtime(generator: Generator) -> str:
     return f"{generator.runtime} ({generator.dtype}, {generator.device})"
 
 
-def _timings(retrieve: float, generate: float, started: float) -> dict[str, float]:
+def _timings(retrieve: float, generate: float, started: float, first_token: float = 0.0) -> dict[str, float]:
     total = time.perf_counter() - started
-    return {"retrieve": round(retrieve, 3), "generate": round(generate, 3), "total": round(total, 3)}
+    return {"retrieve": round(retrieve, 3), "generate": round(generate, 3),
+            "first_token": round(first_token, 3), "total": round(total, 3)}  # fmt: skip

@@ -370,9 +370,10 @@ def _print_sources(answer) -> None:
             f"  [{c.number}] {c.title} ({c.doc_id}{page}, chars {c.start}-{c.end}; {mark}, {c.support:.0%}{how}{why})"
         )
     t = answer.timings
+    first = f" (first token after {t['first_token']:.1f} s)" if t.get("first_token") else ""
     print(
-        f"({t['total']:.1f} s: retrieve {t['retrieve']:.2f} s, generate {t['generate']:.1f} s; {answer.model}, "
-        f"{answer.runtime})"
+        f"({t['total']:.1f} s: retrieve {t['retrieve']:.2f} s, generate {t['generate']:.1f} s{first}; "
+        f"{answer.model}, {answer.runtime})"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -193,8 +194,22 @@ def test_an_answer_streams_then_carries_citations_and_timings(index):
         index.document_text("talks.txt")[answer.citations[0].start : answer.citations[0].end]
         == answer.citations[0].text
     )
-    assert set(answer.timings) == {"retrieve", "generate", "total"}
+    assert set(answer.timings) == {"retrieve", "generate", "first_token", "total"}
     assert answer.to_dict()["citations"][0]["support"] == answer.citations[0].support
+
+
+def test_the_wait_for_the_first_token_is_timed_apart_from_the_decoding_after_it(index):
+    class Slow(FakeGenerator):  # reads its prompt for 0.2 s, then writes a word every 0.05 s
+        def stream(self, messages, max_new_tokens):
+            time.sleep(0.2)
+            for piece in super().stream(messages, max_new_tokens):
+                yield piece
+                time.sleep(0.05)
+
+    a = Assistant(index, Slow("The meeting was mediated by Ismail Khan. [1]"),
+                  Config(index_dir=index.folder.parent, min_relevance=0.0))  # fmt: skip
+    t = a.ask("Who mediated the meeting in Tehran?").timings
+    assert 0.2 <= t["first_token"] < t["generate"] - 0.3 < t["total"], t
 
 
 def test_nothing_relevant_enough_abstains_without_asking_the_model(index):
