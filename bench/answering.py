@@ -127,37 +127,48 @@ def transformers_speed(config: Config, prompt: list[int], new_tokens: int) -> di
 
 def asking(assistant: Assistant, users: int = 4) -> dict:
     """Seconds per answer on the sample article with the models loaded: one asker, then
-    `users` askers at once (each asks every question once in the one-asker run)."""
+    `users` askers at once (each asks every question once in the one-asker run). Beside each,
+    the wait for the first token (on a CPU, mostly reading the prompt) and the prompt tokens the
+    runtime read per answer, where it counts them: what the askers cannot share."""
+    batch = assistant.generator.scheduler.batch if hasattr(assistant.generator, "scheduler") else None
+    read = lambda: getattr(batch, "tokens_read", 0)  # noqa: E731
     assistant.ask(WARM_UP)
-    started = time.perf_counter()
+    started, before = time.perf_counter(), read()
     alone = []
     for q in QUESTIONS:
         t = time.perf_counter()
         answer = assistant.ask(q)
-        alone.append({"question": q, "seconds": round(time.perf_counter() - t, 2), "answer": answer.text})
-    one_user = time.perf_counter() - started
+        alone.append({"question": q, "seconds": round(time.perf_counter() - t, 2),
+                      "first_token": answer.timings.get("first_token", 0.0), "answer": answer.text})  # fmt: skip
+    one_user, read_alone = time.perf_counter() - started, read() - before
     seconds: list[float] = []
+    firsts: list[float] = []
 
     def ask(q: str) -> None:
         t = time.perf_counter()
-        assistant.ask(q)
+        answer = assistant.ask(q)
         seconds.append(time.perf_counter() - t)
+        firsts.append(answer.timings.get("first_token", 0.0))
 
-    started = time.perf_counter()
+    started, before = time.perf_counter(), read()
     askers = [threading.Thread(target=ask, args=(QUESTIONS[i % len(QUESTIONS)],)) for i in range(users)]
     for t in askers:
         t.start()
     for t in askers:
         t.join()
-    together = time.perf_counter() - started
+    together, read_together = time.perf_counter() - started, read() - before
     rate_alone = len(QUESTIONS) / one_user * 60
     rate_together = users / together * 60
     return {
         "alone": alone,
         "median_seconds_alone": round(float(np.median([a["seconds"] for a in alone])), 2),
+        "median_first_token_alone": round(float(np.median([a["first_token"] for a in alone])), 2),
+        "prompt_tokens_read_alone": round(read_alone / len(QUESTIONS)),
         "goal_seconds": "<= 5",
         "users": users,
         "seconds_each_together": [round(s, 1) for s in sorted(seconds)],
+        "first_token_each_together": [round(s, 1) for s in sorted(firsts)],
+        "prompt_tokens_read_together": round(read_together / users),
         "answers_per_minute_alone": round(rate_alone, 2),
         "answers_per_minute_together": round(rate_together, 2),
         "ratio": round(rate_together / rate_alone, 2),

@@ -185,20 +185,7 @@ def _answers(r: dict) -> list[str]:
     elif first:
         lines += [f"First use failed: {first['failed']}", ""]
     if ask:
-        lines += [
-            "### Asking about the sample article (models loaded, `Assistant.ask`)",
-            "",
-            "| question | seconds | answer |",
-            "|---|---|---|",
-            *[f"| {q['question']} | {q['seconds']} | {q['answer']} |" for q in ask["alone"]],
-            "",
-            f"Median {ask['median_seconds_alone']} s per answer ({ask['goal_seconds']}: "
-            f"{_ok(ask['median_seconds_alone'], ask['goal_seconds'])}). {ask['users']} askers at once: "
-            f"{ask['answers_per_minute_together']} answers per minute against {ask['answers_per_minute_alone']} for "
-            f"one asker, {ask['ratio']}x ({ask['goal_ratio']}: {_ok(ask['ratio'], ask['goal_ratio'])}); seconds "
-            f"each: {', '.join(map(str, ask['seconds_each_together']))}.",
-            "",
-        ]
+        lines += asking(ask)
     reuse = r.get("prompt_reuse")
     if reuse and "skipped" not in reuse:
         whole, reused = reuse["read whole"], reuse["shared beginning reused"]
@@ -210,6 +197,40 @@ def _answers(r: dict) -> list[str]:
             "",
         ]
     return lines
+
+
+def asking(ask: dict) -> list[str]:
+    """The sample article's questions asked by one asker and by several at once (bench.answering.
+    asking), and where their time went: the wait for the first token (the prompt read) and the
+    prompt tokens read per answer, which askers at once cannot share."""
+    lines = [
+        "### Asking about the sample article (models loaded, `Assistant.ask`)",
+        "",
+        "| question | seconds | first token after | answer |",
+        "|---|---|---|---|",
+        *[
+            f"| {q['question']} | {q['seconds']} | {q.get('first_token', '?')} | {q['answer']} |"
+            for q in ask["alone"]
+        ],
+        "",
+        f"Median {ask['median_seconds_alone']} s per answer ({ask['goal_seconds']}: "
+        f"{_ok(ask['median_seconds_alone'], ask['goal_seconds'])}). {ask['users']} askers at once: "
+        f"{ask['answers_per_minute_together']} answers per minute against {ask['answers_per_minute_alone']} for "
+        f"one asker, {ask['ratio']}x ({ask['goal_ratio']}: {_ok(ask['ratio'], ask['goal_ratio'])}); seconds "
+        f"each: {', '.join(map(str, ask['seconds_each_together']))}.",
+        "",
+    ]
+    share = ask["median_first_token_alone"] / max(ask["median_seconds_alone"], 1e-9)
+    return lines + [
+        f"The wait for the first token (reading the prompt): median {ask['median_first_token_alone']} s of the "
+        f"{ask['median_seconds_alone']} s alone ({share:.0%}), {ask['prompt_tokens_read_alone']} prompt tokens read "
+        "per answer; "
+        f"with {ask['users']} askers at once each waited {', '.join(map(str, ask['first_token_each_together']))} s "
+        f"for its first token and {ask['prompt_tokens_read_together']} prompt tokens were read per answer. A "
+        "decoding step serves every asker at once, but each prompt is read on its own: where reading the prompt "
+        "is most of an answer, askers at once gain little.",
+        "",
+    ]
 
 
 def _gpu(g: dict) -> list[str]:

@@ -118,3 +118,25 @@ def test_a_build_commands_start_up_is_read_from_its_own_progress_bar(tmp_path: P
     assert command.chunks > 0
     assert 0 < command.first_vectors < command.seconds
     assert command.rate >= 0
+
+
+def test_answer_times_are_split_at_the_first_token_alone_and_with_askers_at_once(minilm, tmp_path: Path):
+    """The answering section says where an answer's time went, with the real small model: the
+    wait for each first token and the prompt tokens read, alone and with askers at once."""
+    from bench import report
+    from bench.answering import QUESTIONS, asking
+    from qa import models
+    from qa.assistant import Assistant
+    from tests.conftest import ROOT
+
+    config = Config(
+        docs=ROOT / "seeds", index_dir=tmp_path / "index", generator=models.SMALL, answer_tokens=16
+    )
+    build(config, minilm, progress=False, log=lambda m: None)
+    out = asking(Assistant.open(config=config, embedder=minilm), users=2)
+    assert all(0 < a["first_token"] < a["seconds"] for a in out["alone"]), out["alone"]
+    assert len(out["first_token_each_together"]) == 2 and min(out["first_token_each_together"]) > 0
+    assert out["prompt_tokens_read_alone"] > 0 and out["prompt_tokens_read_together"] > 0
+    text = "\n".join(report.asking(out))
+    assert f"| {QUESTIONS[0]} | {out['alone'][0]['seconds']} | {out['alone'][0]['first_token']} |" in text
+    assert f"{out['prompt_tokens_read_alone']} prompt tokens read per answer" in text
