@@ -7,7 +7,7 @@ import pytest
 from evaluation.answers import gate, outcome_scores, split
 from evaluation.contradictions import _contradictions, _paraphrases
 from evaluation.data import MissingData, Paragraph, detokenize, require
-from evaluation.metrics import auc, contained, exact_match, f1, ndcg_at_k, recall_at_k
+from evaluation.metrics import auc, contained, exact_match, f1, interval, ndcg_at_k, recall_at_k
 from evaluation.report import _runtimes
 
 
@@ -30,6 +30,26 @@ def test_squad_answer_scores():
     # ... and a gold answer's hyphens may be the model's spaces: still the same answer
     assert contained("The 2001 ABC logo featured black and yellow colors. [1]", ["black-and-yellow"]) == 1.0
     assert contained("The 2001 ABC logo was yellow. [1]", ["black-and-yellow"]) == 0.0
+
+
+def test_a_goal_read_on_a_small_sample_says_when_its_interval_cannot_tell():
+    from evaluation.report import _row
+
+    low, high = interval(0.667, 30)
+    assert round(low, 2) == 0.49 and round(high, 2) == 0.81, "Wilson's 95% interval of 20 of 30"
+    assert interval(0.0, 20)[0] == 0.0 and interval(1.0, 20)[1] == 1.0 and interval(0.5, 0) == (0.0, 1.0)
+    assert interval(0.5, 1000)[1] - interval(0.5, 1000)[0] < interval(0.5, 30)[1] - interval(0.5, 30)[0]
+    unsure = _row("right >= 0.80", "0.667", False, (0.667, 30, 0.80))
+    assert (
+        unsure
+        == "| right >= 0.80 | 0.667 (95%: 0.49-0.81 of 30) | **not met**; the interval holds the goal |"
+    )
+    assert _row("right >= 0.80", "0.400", False, (0.4, 30, 0.80)).endswith("| **not met** |"), (
+        "0.80 is outside"
+    )
+    both = _row("off >= 0.97 at <= 0.05", "1.000 at 0.133", False, (1.0, 20, 0.97), (0.133, 300, 0.05))
+    assert "0.84-1.00 of 20; 0.10-0.18 of 300" in both and "holds the goal" in both, "either part may hold it"
+    assert _row("nDCG >= 0.75", "0.724", False) == "| nDCG >= 0.75 | 0.724 | **not met** |"
 
 
 def test_auc_counts_how_often_positives_outscore_negatives():
