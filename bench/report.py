@@ -208,10 +208,7 @@ def asking(ask: dict) -> list[str]:
         "",
         "| question | seconds | first token after | answer |",
         "|---|---|---|---|",
-        *[
-            f"| {q['question']} | {q['seconds']} | {q.get('first_token', '?')} | {q['answer']} |"
-            for q in ask["alone"]
-        ],
+        *[f"| {q['question']} | {q['seconds']} | {q['first_token']} | {q['answer']} |" for q in ask["alone"]],
         "",
         f"Median {ask['median_seconds_alone']} s per answer ({ask['goal_seconds']}: "
         f"{_ok(ask['median_seconds_alone'], ask['goal_seconds'])}). {ask['users']} askers at once: "
@@ -224,8 +221,7 @@ def asking(ask: dict) -> list[str]:
     return lines + [
         f"The wait for the first token (reading the prompt): median {ask['median_first_token_alone']} s of the "
         f"{ask['median_seconds_alone']} s alone ({share:.0%}), {ask['prompt_tokens_read_alone']} prompt tokens read "
-        "per answer; "
-        f"with {ask['users']} askers at once each waited {', '.join(map(str, ask['first_token_each_together']))} s "
+        f"per answer; with {ask['users']} askers at once each waited {', '.join(map(str, ask['first_token_each_together']))} s "
         f"for its first token and {ask['prompt_tokens_read_together']} prompt tokens were read per answer. A "
         "decoding step serves every asker at once, but each prompt is read on its own: where reading the prompt "
         "is most of an answer, askers at once gain little.",
