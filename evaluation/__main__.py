@@ -182,7 +182,7 @@ def _stage(
     if stage == "contradictions":
         return contradictions.run(args.data, args.seed, limit=sizes["contradictions"])
     if stage == "asked":
-        return asked.run(args.data)
+        return asked.run(args.data, embedder)
     if stage in ("xquad", "news"):
         if stage == "xquad":
             corpus, calibration, report_half, info = answers.xquad_corpus(
@@ -198,6 +198,7 @@ def _stage(
         checks = Checks(
             results.get("contradictions", {}).get("threshold", config.support_threshold),
             results.get("asked", {}).get("threshold", config.min_grounding),
+            results.get("asked", {}).get("weight", config.grounding_similarity),
         )
         index = Index.open(settings.index_dir, embedder)
         reference = _reference(config, generator, args.reference) if stage == "xquad" else None
@@ -218,6 +219,7 @@ def _stage(
             min_lexical=gate.get("min_lexical", config.min_lexical),
             support_threshold=results.get("contradictions", {}).get("threshold", config.support_threshold),
             min_grounding=results.get("asked", {}).get("threshold", config.min_grounding),
+            grounding_similarity=results.get("asked", {}).get("weight", config.grounding_similarity),
         )
         assistant = Assistant(Index.open(settings.index_dir, embedder), generator, settings)
         paragraphs, _ = data.xquad(args.data)

@@ -114,7 +114,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
     rules = {
         "calibrated": (chosen["min_relevance"], chosen["min_lexical"], checks),
         "as configured": (config.min_relevance, config.min_lexical,
-                          Checks(config.support_threshold, config.min_grounding)),
+                          Checks(config.support_threshold, config.min_grounding, config.grounding_similarity)),
     }  # fmt: skip
     # Asked as several users would ask: the generator decodes up to generator_batch together.
     jobs = [(g, q) for g, qs in sample.items() for q in qs]
@@ -124,8 +124,8 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
         )
         records = list(tqdm(asking, total=len(jobs), desc=name, unit="question"))
     scores = {rule: outcome_scores(records, rule) for rule in rules}
-    thresholds = {k: {"min_relevance": r, "min_lexical": x, "support": c.support, "grounding": c.grounding}
-                  for k, (r, x, c) in rules.items()}  # fmt: skip
+    thresholds = {k: {"min_relevance": r, "min_lexical": x, "support": c.support, "grounding": c.grounding,
+                      "similarity": c.similarity} for k, (r, x, c) in rules.items()}  # fmt: skip
     compared = {}
     if reference is not None:
         other = Assistant(index, reference, config)
@@ -205,7 +205,11 @@ def _ask(
     record.update(raw=raw, seconds=round(time.perf_counter() - started, 2),
                   passages=[p.doc_id for p in shown], prompt_tokens=count(messages))  # fmt: skip
     for k, (_, _, checks) in rules.items():
-        answer = interpret(q.text, raw, shown, assistant.generator.name, checks) if passes[k] else None
+        answer = (
+            interpret(q.text, raw, shown, assistant.generator.name, checks, assistant.similarity)
+            if passes[k]
+            else None
+        )
         if answer is None:
             answer = abstention(q.text, shown, "retrieval", assistant.generator.name)
             outcome = "declined: retrieval"
@@ -233,7 +237,7 @@ def _ask_reference(assistant: Assistant, record: dict, rule: tuple[float, float,
     started = time.perf_counter()
     raw = assistant.generator.generate(messages, assistant.config.answer_tokens)
     record["reference_seconds"] = round(time.perf_counter() - started, 2)
-    answer = interpret(record["question"], raw, shown, assistant.generator.name, checks)
+    answer = interpret(record["question"], raw, shown, assistant.generator.name, checks, assistant.similarity)
     if answer.abstained:
         outcome = "declined: model" if not answer.withdrawn else f"declined: {_kind(answer.reason or '')}"
     else:

@@ -3,21 +3,28 @@ each question, the sentence of its paragraph that holds the gold answer (an answ
 sentence of another paragraph of the same article that shares the most words with the question
 and does not hold the gold answer (a fluent sentence about something else, the typical
 confident wrong answer). Each is checked as `ask` checks a reply: against the passage text
-around it and the article's title. The threshold is chosen on one half of the articles and the
-rates reported on the other."""
+around it and the article's title, the question's terms it holds and its closeness in meaning to
+the question. The weight of that closeness and the threshold are chosen on one half of the
+articles and the rates reported on the other."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from embeddings.chunker import sentences
+from embeddings.embedder import Embedder
 from evaluation import data
 from qa.question import Relevance, relevance
 from qa.support import around
 from qa.words import content
 
-GRID = [round(0.01 * i, 2) for i in range(101)]
+WEIGHTS = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # what closeness in meaning counts beside the terms held
+
+
+def grid(weight: float) -> list[float]:
+    """The thresholds tried at `weight`: every hundredth up to the highest grounding possible."""
+    return [round(0.01 * i, 2) for i in range(int(100 * (1 + weight)) + 1)]
 
 
 @dataclass(frozen=True)
@@ -77,21 +84,47 @@ def score(cases: list[Case], checks: list[Relevance], threshold: float) -> dict:
     }
 
 
-def run(folder: Path, budget: float = 0.03) -> dict:
-    """Choose the grounding threshold on the calibration half: the one that declines the most
-    sentences about something else while declining at most `budget` of the gold sentences."""
+def run(folder: Path, embedder: Embedder, budget: float = 0.03) -> dict:
+    """Choose the weight of closeness in meaning and the grounding threshold on the calibration
+    half: the pair that declines the most sentences about something else while declining at most
+    `budget` of the gold sentences. The terms alone (weight 0) are reported beside it."""
     cases = build(folder)
     halves = data.halves(sorted({c.article for c in cases}))
     parts = [[c for c in cases if halves[c.article] == h] for h in (0, 1)]
-    checks = [[relevance(c.question, c.sentence, c.context) for c in part] for part in parts]
-    curve = [{"threshold": t, **score(parts[0], checks[0], t)} for t in GRID]
+    closeness = [_closeness(embedder, part) for part in parts]
+    checks = [
+        [relevance(c.question, c.sentence, c.context, near) for c, near in zip(part, close, strict=True)]
+        for part, close in zip(parts, closeness, strict=True)
+    ]
+    by_weight = {w: _chosen(parts, [[replace(r, weight=w) for r in half] for half in checks], w, budget)
+                 for w in WEIGHTS}  # fmt: skip
+    weight = max(WEIGHTS, key=lambda w: (by_weight[w]["calibration_half"]["elsewhere_declined"], -w))
+    return {
+        **by_weight[weight],
+        "weight": weight,
+        "budget": budget,
+        "chosen_on": "calibration half (even-numbered XQuAD articles)",
+        "terms_alone": by_weight[0.0] | {"weight": 0.0},
+        "weights": {str(w): {k: by_weight[w][k] for k in ("threshold", "calibration_half")} for w in WEIGHTS},
+    }
+
+
+def _chosen(parts: list[list[Case]], checks: list[list[Relevance]], weight: float, budget: float) -> dict:
+    curve = [{"threshold": t, **score(parts[0], checks[0], t)} for t in grid(weight)]
     within = [p for p in curve if p["answers_declined"] <= budget] or curve[:1]
     chosen = max(within, key=lambda p: (p["elsewhere_declined"], -p["threshold"]))["threshold"]
     return {
         "threshold": chosen,
-        "budget": budget,
-        "chosen_on": "calibration half (even-numbered XQuAD articles)",
         "calibration_half": score(parts[0], checks[0], chosen),
         "report_half": score(parts[1], checks[1], chosen),
         "curve": curve[::5],
     }
+
+
+def _closeness(embedder: Embedder, cases: list[Case]) -> list[float]:
+    """Each case's question against its context: the cosine `ask` computes (Assistant.similarity)."""
+    if not cases:
+        return []
+    questions = embedder.embed([c.question for c in cases])
+    contexts = embedder.embed([c.context for c in cases])
+    return [float(q @ k) for q, k in zip(questions, contexts, strict=True)]

@@ -143,15 +143,29 @@ def _asked(a: dict, goals: list, _: str) -> list[str]:
         "",
         "Built from XQuAD with no model: the sentence that holds each gold answer, and the sentence of another "
         "paragraph of the same article that shares the most words with the question (a fluent sentence about "
-        f"something else). Grounding threshold {a['threshold']} chosen on the {a['chosen_on']} (at most "
-        f"{a['budget']:.0%} of gold sentences declined).",
+        "something else). Each is scored by the share of the question's terms its passage text holds plus a "
+        f"weight times that text's closeness in meaning to the question. Weight {a.get('weight', 0.0)} and "
+        f"threshold {a['threshold']} chosen on the {a['chosen_on']} (the most sentences about something else "
+        f"declined with at most {a['budget']:.0%} of gold sentences declined); the terms alone (weight 0) beside it.",
         "",
-        "| half | gold sentences | declined | sentences about something else | declined |",
-        "|---|---|---|---|---|",
+        "| check | half | gold sentences | declined | sentences about something else | declined |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += _by_half(a, lambda h: [h["answers"], f"{h['answers_declined']:.3f}", h["elsewhere"],
-                                    f"{h['elsewhere_declined']:.3f}"])  # fmt: skip
+    rows = [(f"weight {a.get('weight', 0.0)}, threshold {a['threshold']}", a)]
+    if "terms_alone" in a:
+        rows.append((f"terms alone, threshold {a['terms_alone']['threshold']}", a["terms_alone"]))
+    for name, figures in rows:
+        lines += [f"| {name} |{row[1:]}" for row in _by_half(figures, _check_cells)]
     return [*lines, ""]
+
+
+def _check_cells(half: dict) -> list:
+    return [
+        half["answers"],
+        f"{half['answers_declined']:.3f}",
+        half["elsewhere"],
+        f"{half['elsewhere_declined']:.3f}",
+    ]
 
 
 def _by_half(figures: dict, cells: Callable[[dict], list]) -> list[str]:
@@ -188,7 +202,7 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
         a, on, off = s.get("answerable", {}), s.get("on_topic", {}), s.get("off_topic", {})
         lines.append(
             f"| {names.get(rule, rule)} | relevance {t['min_relevance']}, lexical {t['min_lexical']}, support {t['support']}, "
-            f"grounding {t['grounding']} | {a.get('right', 0):.3f} / {a.get('declined', 0):.3f} / "
+            f"grounding {t['grounding']} (closeness weight {t.get('similarity', 0)}) | {a.get('right', 0):.3f} / {a.get('declined', 0):.3f} / "
             f"{a.get('confident_wrong', 0):.3f} | {on.get('declined', 0):.3f} | {off.get('declined', 0):.3f} | "
             f"{s['all']['confident_wrong']:.3f} |"
         )

@@ -4,6 +4,7 @@ not answer the question asked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from qa.citations import drop_unknown, is_refusal, sentences, set_marks
@@ -14,13 +15,17 @@ from qa.words import content
 
 NOT_IN_DOCUMENTS = "The documents do not contain the answer to this question."
 
+Similarity = Callable[[str, str], float]  # two texts -> their cosine similarity in meaning
+
 
 @dataclass(frozen=True)
 class Checks:
-    """The thresholds an answer must pass (Config.support_threshold, Config.min_grounding)."""
+    """The thresholds an answer must pass (Config.support_threshold, Config.min_grounding,
+    Config.grounding_similarity)."""
 
     support: float  # share of a sentence's content words its passage's window must hold
-    grounding: float  # share of the question's terms the passages around the answer must hold
+    grounding: float  # how far the passages around the answer must be about the question ...
+    similarity: float = 0.0  # ... counting their closeness in meaning to it at this weight
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Answer:
     reason: str | None = None  # why docqa abstained
     raw: str = field(default="", repr=False)  # the model's reply before any check
     support: float = 0.0  # the weakest sentence's support (0 for one whose key words or negation fail)
-    grounding: float = 0.0  # share of the question's terms the passages around the answer hold
+    grounding: float = 0.0  # how far the passages around the answer are about the question (Checks)
     withdrawn: bool = False  # the model wrote an answer (streamed as it came) that docqa withdrew
     runtime: str = ""  # how the model ran: runtime, precision, device (qa/generator.py)
     standalone: str | None = None  # in a conversation: the question as retrieval searched it (rewritten)
@@ -67,10 +72,14 @@ def abstention(question: str, passages: list[Passage], reason: str, model: str, 
     return Answer(question, NOT_IN_DOCUMENTS, True, [], passages, {}, model, reason, raw, withdrawn=withdrawn)
 
 
-def interpret(question: str, raw: str, passages: list[Passage], model: str, checks: Checks) -> Answer:
+def interpret(question: str, raw: str, passages: list[Passage], model: str, checks: Checks,
+              similar: Similarity | None = None) -> Answer:  # fmt: skip
     """A model reply -> an Answer with checked citations; an abstention if the model said it does
     not know, if a sentence of the answer is not held by any passage, or if the answer does not
-    answer the question."""
+    answer the question. `similar`: how close two texts are in meaning (the index's embedder),
+    read where `checks.similarity` weighs it."""
+    if checks.similarity and similar is None:
+        raise ValueError("checks that weigh closeness in meaning need `similar` to measure it")
     if is_refusal(raw):
         return abstention(question, passages, "the model found no answer in the passages", model, raw)
     text = drop_unknown(raw.strip(), len(passages))
@@ -102,7 +111,9 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         if not found.holds(checks.support) and failing is None:
             failing = (claim, found)
         context += [around(texts[n - 1], found.start, found.end), titles[n - 1]]
-    verdict = relevance(question, " ".join(claims), "\n".join(context))
+    around_answer = "\n".join(context)
+    closeness = similar(question, around_answer) if similar is not None and checks.similarity else 0.0
+    verdict = relevance(question, " ".join(claims), around_answer, closeness, checks.similarity)
     answer = Answer(question, text, False, citations, passages, {}, model, None, raw, round(weakest, 3),
                     verdict.grounding)  # fmt: skip
     if failing is not None:  # the reason never repeats the withdrawn sentence or its words

@@ -272,8 +272,9 @@ class Assistant:
                 raw.append(piece)
                 yield piece
         generated = time.perf_counter() - generating
-        checks = Checks(self.config.support_threshold, self.config.min_grounding)
-        answer = interpret(question, "".join(raw), shown, model, checks)
+        c = self.config
+        checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity)
+        answer = interpret(question, "".join(raw), shown, model, checks, self.similarity)
         if answer.abstained:
             answer.passages = found.passages
         answer.timings = _timings(found.seconds, generated, started, first)
@@ -283,6 +284,11 @@ class Assistant:
     def count(self, messages: list[dict[str, str]]) -> int:
         """Tokens of the prompt `messages` as the generator reads it."""
         return self.generator.count(self.generator.render(messages))
+
+    def similarity(self, text: str, other: str) -> float:
+        """How close two texts are in meaning: the cosine of their vectors by the index's embedder."""
+        first, second = self.index.embedder.embed([text, other])
+        return float(first @ second)
 
     def relevant(self, found: Retrieval) -> bool:
         """The relevance gate: dense or lexical evidence that some passage is about the question."""

@@ -154,10 +154,18 @@ _ORDINAL_WORD = re.compile(r"^\w+(?:teenth|tieth|ieth)$")
 
 @dataclass(frozen=True)
 class Relevance:
-    grounding: float  # share of the question's terms the answer's passages hold around it
+    held: float  # share of the question's terms (key words double) the answer's passages hold around it
     new: bool  # the answer says something the question does not
     kind: str | None  # what the question asks for ("number", "date", "time"), None: anything
     kind_found: bool
+    closeness: float = 0.0  # the question's cosine similarity to that passage text (the index's embedder)
+    weight: float = 0.0  # what closeness counts beside the terms held (Config.grounding_similarity)
+
+    @property
+    def grounding(self) -> float:
+        """How far the passages around the answer are about the question: the terms they hold,
+        plus their closeness in meaning at its weight."""
+        return round(self.held + self.weight * self.closeness, 3)
 
     def holds(self, threshold: float) -> bool:
         return self.grounding >= threshold and self.new and self.kind_found
@@ -168,7 +176,11 @@ class Relevance:
             return "the answer only repeats the question"
         if not self.kind_found:
             return f"the question asks for a {self.kind} and the answer gives none"
-        return f"the passages it rests on are about something else (they hold {self.grounding:.0%} of the question's terms)"
+        meaning = f", closeness in meaning {self.closeness:.2f}" if self.weight else ""
+        return (
+            "the passages it rests on are about something else (they hold "
+            f"{self.held:.0%} of the question's terms{meaning})"
+        )
 
 
 def kind(question: str) -> str | None:
@@ -188,16 +200,20 @@ def terms(question: str) -> dict[str, float]:
     return {w: 2.0 if w in keys else 1.0 for w in content(question) if w not in ASKING_STEMS}
 
 
-def relevance(question: str, answer: str, context: str) -> Relevance:
+def relevance(
+    question: str, answer: str, context: str, closeness: float = 0.0, weight: float = 0.0
+) -> Relevance:
     """`context`: the passage text the answer rests on (its windows with a sentence either side,
-    and the titles of those passages)."""
+    and the titles of those passages); `closeness`: the question's similarity to it in meaning,
+    counted at `weight` beside the share of the question's terms it holds."""
     wanted = terms(question)
     held = set(content(context))
-    grounding = sum(w for t, w in wanted.items() if t in held) / sum(wanted.values()) if wanted else 1.0
+    share = sum(w for t, w in wanted.items() if t in held) / sum(wanted.values()) if wanted else 1.0
     asked = set(content(question))
     said = [w for w in content(answer) if w not in asked]
     expected = kind(question)
-    return Relevance(round(grounding, 3), bool(said), expected, _gives(expected, answer, asked))
+    found = _gives(expected, answer, asked)
+    return Relevance(round(share, 3), bool(said), expected, found, round(closeness, 3), weight)
 
 
 def _gives(expected: str | None, answer: str, asked: set[str]) -> bool:

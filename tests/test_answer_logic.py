@@ -153,6 +153,33 @@ def test_a_fluent_sentence_about_something_else_is_withdrawn():
     assert answer.abstained and answer.withdrawn and "does not answer the question" in answer.reason
 
 
+def test_the_answer_check_reads_the_embedders_similarity_where_the_settings_weigh_it():
+    text = "The game was delayed for an hour by snow, and the teams played on a frozen field."
+    question, reply = "Which actress signed the anthem for the game?", f"{text} [1]"
+    asked: list[tuple[str, str]] = []
+
+    def similar(closeness: float):
+        def measure(a: str, b: str) -> float:
+            asked.append((a, b))
+            return closeness
+
+        return measure
+
+    terms_alone = Checks(support=0.6, grounding=0.19)
+    assert not interpret(question, reply, [passage(text)], "m", terms_alone, similar(0.0)).abstained
+    assert asked == [], "with no weight on meaning the embedder is not asked"
+    weighed = Checks(support=0.6, grounding=1.59, similarity=4.0)
+    far = interpret(question, reply, [passage(text)], "m", weighed, similar(0.2))
+    assert far.abstained and far.withdrawn and "closeness in meaning 0.20" in far.reason
+    assert asked[0][0] == question and text in asked[0][1], (
+        "the question against the text the answer rests on"
+    )
+    near = interpret(question, reply, [passage(text)], "m", weighed, similar(0.5))
+    assert not near.abstained and near.grounding == pytest.approx(0.25 + 4 * 0.5, abs=0.01)
+    with pytest.raises(ValueError, match="closeness in meaning"):
+        interpret(question, reply, [passage(text)], "m", weighed)  # never silently the terms alone
+
+
 @pytest.mark.parametrize("reply", ["I don't know.", "I don\u2019t know.", "The passages do not say."])
 def test_a_model_that_does_not_know_makes_an_abstention(reply):
     given = [passage("Unrelated.")]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from evaluation.answers import gate, outcome_scores, split
@@ -259,3 +262,40 @@ def test_a_setting_changed_for_a_run_takes_the_type_of_its_default():
     for wrong in (["top_k"], ["no_such_setting=1"], ["top_k=three"]):
         with pytest.raises(ConfigError, match="--set"):
             setting_changes(wrong)
+
+
+def test_the_answer_check_set_chooses_the_weight_of_meaning_on_one_half_and_scores_the_other(monkeypatch):
+    """Sentences about something else that hold as many of the question's terms as the gold ones:
+    only closeness in meaning tells them apart, so a weight above 0 is chosen."""
+    from evaluation import asked
+
+    question = "Who painted the red bridge?"
+    cases = [
+        asked.Case(article, question, f"{who} painted it.", f"The red bridge, {who} painted it.", gold)
+        for article in ("a0", "a1", "a2", "a3")
+        for who, gold in (("Ada", True), ("Bo", False))
+    ]
+    close = {True: 0.6, False: 0.1}
+    closeness = {c.context: close[c.answers] for c in cases}
+
+    class Scripted:
+        def embed(self, texts):  # the question on one axis, each context at its closeness to it
+            return np.array([[1.0, 0.0] if t == question else [closeness[t], (1 - closeness[t] ** 2) ** 0.5]
+                             for t in texts])  # fmt: skip
+
+    monkeypatch.setattr(asked, "build", lambda folder: cases)
+    out = asked.run(Path("unused"), Scripted())
+    alone = out["terms_alone"]
+    assert alone["calibration_half"]["elsewhere_declined"] == 0.0, "the terms alone cannot tell them apart"
+    assert out["weight"] == 1.0, "the smallest weight that separates them on the calibration half"
+    assert (
+        out["calibration_half"]["elsewhere_declined"] == 1.0
+        and out["calibration_half"]["answers_declined"] == 0
+    )
+    assert out["report_half"] == {
+        "answers": 2,
+        "elsewhere": 2,
+        "answers_declined": 0.0,
+        "elsewhere_declined": 1.0,
+    }
+    assert out["chosen_on"].startswith("calibration half")

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from embeddings.config import Config
+from embeddings.index import Index
+from qa.answer import Checks, interpret
+from qa.assistant import Assistant
 from qa.question import kind, relevance
+from qa.retriever import Passage
 from qa.support import best, support
+from tests.fakes import FakeGenerator
 
 ARTICLE = (Path(__file__).resolve().parent.parent / "seeds" / "000_ef5301ee062fc8f6.txt").read_text()
 T = 0.6
@@ -98,3 +104,37 @@ def test_repeating_the_question_is_not_an_answer():
     question = "Who mediated the meeting between Massoud and Muttaqi?"
     verdict = relevance(question, "The meeting between Massoud and Muttaqi was mediated.", ARTICLE)
     assert not verdict.new and "repeats" in verdict.problem
+
+
+@pytest.mark.parametrize(
+    "question, text, kept",
+    [
+        # The passage says it in other words: the terms alone would refuse an answer that is there.
+        ("Who translated the anthem into sign language at the final?",
+         "Before kickoff, the actress Marlee Matlin performed the national song for deaf viewers in ASL.", True),
+        ("Who designed the bridge across the harbour?",
+         "The engineer John Bradfield drew up the plans for the crossing that links the two shores of Sydney's port.",
+         True),
+        # The passage shares some of the question's words and is about something else.
+        ("Which actress signed the anthem for the game?",
+         "The game was delayed for an hour by snow, and the teams played on a frozen field.", False),
+        ("Who led the orchestra at the opening concert?",
+         "The opening of the new motorway was delayed by a strike of the road workers who led the protest.", False),
+    ],
+)  # fmt: skip
+def test_the_passage_texts_closeness_in_meaning_counts_beside_the_terms_it_holds(seed_index, minilm, question,
+                                                                               text, kept):  # fmt: skip
+    """With the real embedder and the shipped settings, where the question's terms alone decide the
+    other way (cases written for this test, apart from the evaluation's)."""
+    config = Config(index_dir=seed_index)
+    assistant = Assistant(Index.open(seed_index, minilm), FakeGenerator(), config)
+    checks = Checks(config.support_threshold, config.min_grounding, config.grounding_similarity)
+    given = [Passage("a.txt", "", 0, len(text), text, 0.5, {})]
+    answer = interpret(question, f"{text} [1]", given, "m", checks, assistant.similarity)
+    assert answer.abstained != kept, answer.reason
+    if not kept:
+        assert "about something else" in answer.reason and "closeness in meaning" in answer.reason
+    alone = relevance(question, text, text)
+    assert alone.holds(0.19) != kept, (
+        "the terms alone (the check before meaning counted) decide the other way"
+    )
