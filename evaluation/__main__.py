@@ -202,8 +202,15 @@ def _stage(
         )
         index = Index.open(settings.index_dir, embedder)
         reference = _reference(config, generator, args.reference) if stage == "xquad" else None
+        # The answer check with the question's terms alone, as chosen beside the weight of meaning.
+        alone = results.get("asked", {}).get("terms_alone")
+        levers = (
+            {"calibrated, terms alone": replace(checks, grounding=alone["threshold"], similarity=0.0)}
+            if alone
+            else {}
+        )
         out = answers.run(stage, index, generator, settings, calibration, report_half, sizes[stage], args.seed,
-                          checks, sizes["gate_questions"], reference, args.answers_from)  # fmt: skip
+                          checks, sizes["gate_questions"], reference, args.answers_from, levers)  # fmt: skip
         return out | {"corpus": info}
     if stage == "followups":
         corpus, calibration, report_half, _ = answers.xquad_corpus(

@@ -93,11 +93,14 @@ def declined_rates(evidence: dict, rel: float, lex: float) -> dict[str, float]:
 
 def run(name: str, index: Index, generator: Generator, config: Config, calibration: dict, report: dict,
         sizes: dict[str, int], seed: int, checks: Checks, gate_questions: int | None = None,
-        reference: Generator | None = None, asked_from: str = "report") -> dict:  # fmt: skip
+        reference: Generator | None = None, asked_from: str = "report",
+        levers: dict[str, Checks] | None = None) -> dict:  # fmt: skip
     """`calibration` and `report`: group -> questions of each half. Thresholds: the gate is
     chosen here on the calibration half (on `gate_questions` of each group, every one when
     None); `checks` come from their own stages. The model answers a sample of the report half,
-    or of the calibration half (`asked_from`) to try a change without looking at the report half."""
+    or of the calibration half (`asked_from`) to try a change without looking at the report half.
+    `levers`: other checks scored on the same replies under the calibrated gate, each its own
+    rule, so a check's part in the outcome is measured beside it."""
     started = time.perf_counter()
     assistant = Assistant(index, generator, config)
     halves = [calibration, report]
@@ -116,6 +119,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
         "as configured": (config.min_relevance, config.min_lexical,
                           Checks(config.support_threshold, config.min_grounding, config.grounding_similarity)),
     }  # fmt: skip
+    rules |= {name: (chosen["min_relevance"], chosen["min_lexical"], c) for name, c in (levers or {}).items()}
     # Asked as several users would ask: the generator decodes up to generator_batch together.
     jobs = [(g, q) for g, qs in sample.items() for q in qs]
     with ThreadPoolExecutor(config.generator_batch) as pool:

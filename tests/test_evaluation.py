@@ -229,11 +229,16 @@ def test_the_model_answers_questions_of_the_half_asked_for(tmp_path, half):
     generator = FakeGenerator("Ismail Khan mediated the meeting in Tehran. [1]")
     sizes = {"answerable": 2, "on_topic": 1, "off_topic": 1}
     out = run("xquad", index, generator, config, questions("cal"), questions("rep"), sizes, 13,
-              Checks(0.6, 0.16), asked_from=half)  # fmt: skip
+              Checks(0.6, 0.16), asked_from=half, levers={"stricter": Checks(0.6, 1.01)})  # fmt: skip
     asked = {r["id"].split("-")[0] for r in out["records"]}
     assert asked == {"cal" if half == "calibration" else "rep"} and len(out["records"]) == 4
     assert out["asked_from"] == half and len(generator.prompts) == 4
     assert out["scores"]["calibrated"]["answerable"]["right"] == 1.0
+    # A lever is scored on the same replies (no more prompts), under its own check.
+    assert (
+        out["scores"]["stricter"]["answerable"]["right"] == 0.0
+        and out["thresholds"]["stricter"]["grounding"] == 1.01
+    )
 
 
 def test_only_a_whole_run_of_the_shipped_settings_on_the_report_half_writes_the_reports():
