@@ -80,6 +80,8 @@ def sentences(answer: str) -> list[CitedSentence]:
 def set_marks(answer: str, sentence: CitedSentence, numbers: list[int]) -> str:
     """The answer with `sentence`'s citation marks replaced by `numbers`, put at its end."""
     body = _MARK.sub("", answer[sentence.start : sentence.end]).rstrip()
+    if sentence.start == 0:  # a reply that opens with its marks ("[2] The meeting ...") opens with its words
+        body = body.lstrip()
     marks = "".join(f"[{n}]" for n in numbers)
     return f"{answer[: sentence.start]}{body}{' ' + marks if marks else ''}{answer[sentence.end :]}"
 

@@ -49,3 +49,9 @@ def test_refusals_are_recognised(reply):
 )  # fmt: skip
 def test_answers_are_not_refusals(reply):
     assert not is_refusal(reply)
+
+
+def test_a_reply_that_opens_with_its_citation_reads_from_its_first_word():
+    answer = drop_unknown("[2] The meeting was mediated by Ismail Khan.", given=3)
+    (sentence,) = sentences(answer)
+    assert set_marks(answer, sentence, [2]) == "The meeting was mediated by Ismail Khan. [2]"
