@@ -53,8 +53,10 @@ def test_the_answer_on_ray_serve_is_the_answer_of_one_machine(served, minilm):
     alone = Assistant.open(config=config, embedder=minilm).ask(QUESTION)
     assert not on_ray.abstained and "Ismail Khan" in on_ray.text, on_ray.text
     assert on_ray.text == alone.text
-    assert [(c.doc_id, c.start, c.end) for c in on_ray.citations] == [
-        (c.doc_id, c.start, c.end) for c in alone.citations
+    # The passages the answer's marks show; a mark the reply also made and the check rejected is
+    # not compared (the same model in another process may open its reply with one, on some CPUs).
+    assert [(c.doc_id, c.start, c.end) for c in on_ray.citations if c.supported] == [
+        (c.doc_id, c.start, c.end) for c in alone.citations if c.supported
     ]
     assert "Ray Serve, 2 replicas" in service.status().runtime
     vectors, tokens = service.embed(["Ismail Khan"])  # the OpenAI embeddings route's path
