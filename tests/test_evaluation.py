@@ -11,7 +11,8 @@ from evaluation.answers import gate, outcome_scores, split
 from evaluation.contradictions import _contradictions, _paraphrases
 from evaluation.data import MissingData, Paragraph, detokenize, require
 from evaluation.metrics import auc, contained, exact_match, f1, interval, ndcg_at_k, recall_at_k
-from evaluation.report import _runtimes
+from evaluation.report import _row, _runtimes
+from evaluation.shortfall import pairs_apart, refusals, right_missed, wrong_replies
 
 
 def test_ndcg_and_recall_match_hand_computed_values():
@@ -132,13 +133,59 @@ def test_the_report_fails_a_runtime_that_loses_more_than_two_points_to_the_refer
         lines = _runtimes(x, goals)
         return goals[0], "\n".join(lines)
 
-    (_, measured, ok), table = goal(scores(0.80, 0.05, 0.70, 0.95), scores(0.81, 0.05, 0.70, 0.95))
-    assert ok and measured == "largest loss 1.0 points"
+    met, table = goal(scores(0.80, 0.05, 0.70, 0.95), scores(0.81, 0.05, 0.70, 0.95))
+    assert met.met and met.measured == "largest loss 1.0 points"
     assert "| gold answer contained | 0.800 | 0.810 | -1.0 |" in table
-    (_, measured, ok), _ = goal(scores(0.90, 0.05, 0.60, 0.95), scores(0.80, 0.05, 0.70, 0.95))
-    assert not ok and measured == "largest loss 10.0 points", "declining fewer on-topic questions is a loss"
-    (_, _, ok), _ = goal(scores(0.80, 0.10, 0.70, 0.95), scores(0.80, 0.05, 0.70, 0.95))
-    assert not ok, "answering fewer answerable questions is a loss"
+    lost, _ = goal(scores(0.90, 0.05, 0.60, 0.95), scores(0.80, 0.05, 0.70, 0.95))
+    assert not lost.met and lost.measured == "largest loss 10.0 points", (
+        "declining fewer on-topic questions is a loss"
+    )
+    fewer, _ = goal(scores(0.80, 0.10, 0.70, 0.95), scores(0.80, 0.05, 0.70, 0.95))
+    assert not fewer.met, "answering fewer answerable questions is a loss"
+
+
+def test_a_goal_not_met_says_where_it_falls_short_from_the_questions_asked():
+    def record(group, raw, outcome="answered", dense=0.6, shown=True):
+        answered = outcome == "answered"
+        return {"group": group, "gold": ["1873"], "paragraph": "p", "passages": ["p"] if shown else ["q"],
+                "raw": raw, "dense": dense, "outcome": {"r": outcome}, "answer": {"r": raw if answered else ""}}  # fmt: skip
+
+    records = [
+        record("answerable", "It opened in 1873. [1]"),
+        record("answerable", "It opened in 1873. [1]", "declined: support check"),  # right, withheld
+        record("answerable", "It opened in 1901. [1]", shown=False),  # wrong, the passage not shown
+        record("answerable", "", "declined: retrieval"),
+        record("on_topic", "Something fluent. [2]", dense=0.2),  # past the gate by BM25 alone
+        record("on_topic", "", "declined: retrieval"),
+        record("off_topic", "", "declined: model"),
+    ]
+    assert right_missed(records, "r") == (
+        "the model's unchecked replies held the gold answer for 2 of 4 (its passage shown for 3, 1 declined by "
+        "the retrieval gate before the model); the checks withheld 1 of those"
+    )
+    assert wrong_replies(records, "r").startswith("2 of 7 replies wrong: 1 to answerable questions (the gold "
+                                                  "passage shown for 0 of them), 1 to on-topic and 0 to off-topic")  # fmt: skip
+    on = refusals(records, "r", "on_topic", min_relevance=0.4)
+    assert on.startswith(
+        "1 of 2 answered, the checks holding the reply: 0 let past the gate by the dense score, 1 by"
+    )
+    assert on.endswith(
+        "2 of 4 answerable questions declined: 1 by the retrieval gate, 1 by the support check"
+    )
+    assert refusals(records, "r", "off_topic", 0.4).startswith("0 of 1 answered; 2 of 4")
+    pair = lambda alone, chat, named: {"alone": {"right": alone}, "conversation": {"right": chat},  # noqa: E731
+                                       "rewrite_names_it": named}  # fmt: skip
+    apart = pairs_apart(
+        [pair(True, False, False), pair(True, False, True), pair(False, True, True), pair(True, True, True)]
+    )
+    assert apart == ("2 of 4 pairs right only alone (1 of them with a rewrite that did not name what the pronoun "
+                     "stands for), 1 right only in the conversation")  # fmt: skip
+    assert _row("right >= 0.80", "0.400", False, why="the model fell short").endswith(
+        "| **not met**; the model fell short |"
+    )
+    assert _row("right >= 0.80", "0.900", True, why="the model fell short").endswith("| met |"), (
+        "said where not met"
+    )
 
 
 def test_the_reference_rule_is_scored_from_its_own_replies():
