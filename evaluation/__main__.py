@@ -199,13 +199,18 @@ def _stage(
             results.get("contradictions", {}).get("threshold", config.support_threshold),
             results.get("asked", {}).get("threshold", config.min_grounding),
             results.get("asked", {}).get("weight", config.grounding_similarity),
+            results.get("asked", {}).get("near", config.term_closeness),
         )
         index = Index.open(settings.index_dir, embedder)
         reference = _reference(config, generator, args.reference) if stage == "xquad" else None
         # The answer check with the question's terms alone, as chosen beside the weight of meaning.
         alone = results.get("asked", {}).get("terms_alone")
         levers = (
-            {"calibrated, terms alone": replace(checks, grounding=alone["threshold"], similarity=0.0)}
+            {
+                "calibrated, terms alone": replace(
+                    checks, grounding=alone["threshold"], similarity=0.0, near=1.0
+                )
+            }
             if alone
             else {}
         )
@@ -227,6 +232,7 @@ def _stage(
             support_threshold=results.get("contradictions", {}).get("threshold", config.support_threshold),
             min_grounding=results.get("asked", {}).get("threshold", config.min_grounding),
             grounding_similarity=results.get("asked", {}).get("weight", config.grounding_similarity),
+            term_closeness=results.get("asked", {}).get("near", config.term_closeness),
         )
         assistant = Assistant(Index.open(settings.index_dir, embedder), generator, settings)
         paragraphs, _ = data.xquad(args.data)

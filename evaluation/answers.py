@@ -117,7 +117,8 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
     rules = {
         "calibrated": (chosen["min_relevance"], chosen["min_lexical"], checks),
         "as configured": (config.min_relevance, config.min_lexical,
-                          Checks(config.support_threshold, config.min_grounding, config.grounding_similarity)),
+                          Checks(config.support_threshold, config.min_grounding, config.grounding_similarity,
+                                 config.term_closeness)),
     }  # fmt: skip
     rules |= {name: (chosen["min_relevance"], chosen["min_lexical"], c) for name, c in (levers or {}).items()}
     # Asked as several users would ask: the generator decodes up to generator_batch together.
@@ -129,7 +130,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
         records = list(tqdm(asking, total=len(jobs), desc=name, unit="question"))
     scores = {rule: outcome_scores(records, rule) for rule in rules}
     thresholds = {k: {"min_relevance": r, "min_lexical": x, "support": c.support, "grounding": c.grounding,
-                      "similarity": c.similarity} for k, (r, x, c) in rules.items()}  # fmt: skip
+                      "similarity": c.similarity, "near": c.near} for k, (r, x, c) in rules.items()}  # fmt: skip
     compared = {}
     if reference is not None:
         other = Assistant(index, reference, config)
@@ -210,7 +211,9 @@ def _ask(
                   passages=[p.doc_id for p in shown], prompt_tokens=count(messages))  # fmt: skip
     for k, (_, _, checks) in rules.items():
         answer = (
-            interpret(q.text, raw, shown, assistant.generator.name, checks, assistant.similarity)
+            interpret(
+                q.text, raw, shown, assistant.generator.name, checks, assistant.similarity, assistant.alike
+            )
             if passes[k]
             else None
         )
@@ -241,7 +244,8 @@ def _ask_reference(assistant: Assistant, record: dict, rule: tuple[float, float,
     started = time.perf_counter()
     raw = assistant.generator.generate(messages, assistant.config.answer_tokens)
     record["reference_seconds"] = round(time.perf_counter() - started, 2)
-    answer = interpret(record["question"], raw, shown, assistant.generator.name, checks, assistant.similarity)
+    answer = interpret(record["question"], raw, shown, assistant.generator.name, checks, assistant.similarity,
+                       assistant.alike)  # fmt: skip
     if answer.abstained:
         outcome = "declined: model" if not answer.withdrawn else f"declined: {_kind(answer.reason or '')}"
     else:

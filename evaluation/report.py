@@ -151,15 +151,20 @@ def _asked(a: dict, goals: list, _: str) -> list[str]:
         "",
         "Built from XQuAD with no model: the sentence that holds each gold answer, and the sentence of another "
         "paragraph of the same article that shares the most words with the question (a fluent sentence about "
-        "something else). Each is scored by the share of the question's terms its passage text holds plus a "
-        f"weight times that text's closeness in meaning to the question. Weight {a.get('weight', 0.0)} and "
-        f"threshold {a['threshold']} chosen on the {a['chosen_on']} (the most sentences about something else "
-        f"declined with at most {a['budget']:.0%} of gold sentences declined); the terms alone (weight 0) beside it.",
+        "something else). Each is scored by the share of the question's terms its passage text holds (a term "
+        "held by the term itself, or by a word at least `near` as close to it in meaning) plus a weight times "
+        f"that text's closeness in meaning to the question. Near {a.get('near', 1.0)}, weight {a.get('weight', 0.0)} "
+        f"and threshold {a['threshold']} chosen on the {a['chosen_on']} (the most sentences about something else "
+        f"declined with at most {a['budget']:.0%} of gold sentences declined); the terms alone (near 1, weight 0) "
+        "and the close words alone (weight 0) beside it.",
         "",
         "| check | half | gold sentences | declined | sentences about something else | declined |",
         "|---|---|---|---|---|---|",
     ]
-    rows = [(f"weight {a.get('weight', 0.0)}, threshold {a['threshold']}", a)]
+    rows = [(f"near {a.get('near', 1.0)}, weight {a.get('weight', 0.0)}, threshold {a['threshold']}", a)]
+    if "close_words" in a:
+        close = a["close_words"]
+        rows.append((f"close words alone: near {close['near']}, threshold {close['threshold']}", close))
     if "terms_alone" in a:
         rows.append((f"terms alone, threshold {a['terms_alone']['threshold']}", a["terms_alone"]))
     for name, figures in rows:
@@ -210,7 +215,7 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
         a, on, off = s.get("answerable", {}), s.get("on_topic", {}), s.get("off_topic", {})
         lines.append(
             f"| {names.get(rule, rule)} | relevance {t['min_relevance']}, lexical {t['min_lexical']}, support {t['support']}, "
-            f"grounding {t['grounding']} (closeness weight {t.get('similarity', 0)}) | {a.get('right', 0):.3f} / {a.get('declined', 0):.3f} / "
+            f"grounding {t['grounding']} (closeness weight {t.get('similarity', 0)}, near {t.get('near', 1.0)}) | {a.get('right', 0):.3f} / {a.get('declined', 0):.3f} / "
             f"{a.get('confident_wrong', 0):.3f} | {on.get('declined', 0):.3f} | {off.get('declined', 0):.3f} | "
             f"{s['all']['confident_wrong']:.3f} |"
         )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from qa.citations import drop_unknown, is_refusal, sentences, set_marks
-from qa.question import relevance
+from qa.question import Alike, relevance
 from qa.retriever import Passage
 from qa.support import Support, around, best, support
 from qa.words import content
@@ -21,11 +21,12 @@ Similarity = Callable[[str, str], float]  # two texts -> their cosine similarity
 @dataclass(frozen=True)
 class Checks:
     """The thresholds an answer must pass (Config.support_threshold, Config.min_grounding,
-    Config.grounding_similarity)."""
+    Config.grounding_similarity, Config.term_closeness)."""
 
     support: float  # share of a sentence's content words its passage's window must hold
     grounding: float  # how far the passages around the answer must be about the question ...
-    similarity: float = 0.0  # ... counting their closeness in meaning to it at this weight
+    similarity: float = 0.0  # ... counting their closeness in meaning to it at this weight ...
+    near: float = 1.0  # ... and a question's term held by a word this close to it (1: itself only)
 
 
 @dataclass(frozen=True)
@@ -73,13 +74,15 @@ def abstention(question: str, passages: list[Passage], reason: str, model: str, 
 
 
 def interpret(question: str, raw: str, passages: list[Passage], model: str, checks: Checks,
-              similar: Similarity | None = None) -> Answer:  # fmt: skip
+              similar: Similarity | None = None, alike: Alike | None = None) -> Answer:  # fmt: skip
     """A model reply -> an Answer with checked citations; an abstention if the model said it does
     not know, if a sentence of the answer is not held by any passage, or if the answer does not
-    answer the question. `similar`: how close two texts are in meaning (the index's embedder),
-    read where `checks.similarity` weighs it."""
+    answer the question. `similar`: how close two texts are in meaning, `alike`: how close words
+    are (both by the index's embedder), read where `checks.similarity` and `checks.near` use them."""
     if checks.similarity and similar is None:
         raise ValueError("checks that weigh closeness in meaning need `similar` to measure it")
+    if checks.near < 1 and alike is None:
+        raise ValueError("checks that hold a term by a word close to it need `alike` to measure it")
     if is_refusal(raw):
         return abstention(question, passages, "the model found no answer in the passages", model, raw)
     text = drop_unknown(raw.strip(), len(passages))
@@ -113,7 +116,9 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         context += [around(texts[n - 1], found.start, found.end), titles[n - 1]]
     around_answer = "\n".join(context)
     closeness = similar(question, around_answer) if similar is not None and checks.similarity else 0.0
-    verdict = relevance(question, " ".join(claims), around_answer, closeness, checks.similarity)
+    verdict = relevance(
+        question, " ".join(claims), around_answer, closeness, checks.similarity, alike, checks.near
+    )
     answer = Answer(question, text, False, citations, passages, {}, model, None, raw, round(weakest, 3),
                     verdict.grounding)  # fmt: skip
     if failing is not None:  # the reason never repeats the withdrawn sentence or its words

@@ -273,8 +273,8 @@ class Assistant:
                 yield piece
         generated = time.perf_counter() - generating
         c = self.config
-        checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity)
-        answer = interpret(question, "".join(raw), shown, model, checks, self.similarity)
+        checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity, c.term_closeness)
+        answer = interpret(question, "".join(raw), shown, model, checks, self.similarity, self.alike)
         if answer.abstained:
             answer.passages = found.passages
         answer.timings = _timings(found.seconds, generated, started, first)
@@ -289,6 +289,12 @@ class Assistant:
         """How close two texts are in meaning: the cosine of their vectors by the index's embedder."""
         first, second = self.index.embedder.embed([text, other])
         return float(first @ second)
+
+    def alike(self, words: list[str], others: list[str]) -> list[float]:
+        """Each of `words`' closeness in meaning to the closest of `others`: the best cosine of
+        their vectors by the index's embedder."""
+        vectors = self.index.embedder.embed([*words, *others])
+        return [float(v) for v in (vectors[: len(words)] @ vectors[len(words) :].T).max(axis=1)]
 
     def relevant(self, found: Retrieval) -> bool:
         """The relevance gate: dense or lexical evidence that some passage is about the question."""

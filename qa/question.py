@@ -11,9 +11,13 @@ asks for a number or a date must get one."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from qa.words import MONTHS, SCALES, content, key_words, number, words
+from qa.words import MONTHS, SCALES, content, key_words, number, surfaces, words
+
+# words, other words -> each word's closeness in meaning to the closest of the others (a cosine)
+Alike = Callable[[list[str], list[str]], list[float]]
 
 # Words a question asks with, which the passage that answers it need not repeat.
 ASKING = frozenset(
@@ -160,6 +164,7 @@ class Relevance:
     kind_found: bool
     closeness: float = 0.0  # the question's cosine similarity to that passage text (the index's embedder)
     weight: float = 0.0  # what closeness counts beside the terms held (Config.grounding_similarity)
+    near: float = 1.0  # a term counts as held by a word this close to it in meaning (1: itself only)
 
     @property
     def grounding(self) -> float:
@@ -177,9 +182,10 @@ class Relevance:
         if not self.kind_found:
             return f"the question asks for a {self.kind} and the answer gives none"
         meaning = f", closeness in meaning {self.closeness:.2f}" if self.weight else ""
+        alike = " or words close to them" if self.near < 1 else ""
         return (
             "the passages it rests on are about something else (they hold "
-            f"{self.held:.0%} of the question's terms{meaning})"
+            f"{self.held:.0%} of the question's terms{alike}{meaning})"
         )
 
 
@@ -201,19 +207,36 @@ def terms(question: str) -> dict[str, float]:
 
 
 def relevance(
-    question: str, answer: str, context: str, closeness: float = 0.0, weight: float = 0.0
+    question: str,
+    answer: str,
+    context: str,
+    closeness: float = 0.0,
+    weight: float = 0.0,
+    alike: Alike | None = None,
+    near: float = 1.0,
 ) -> Relevance:
     """`context`: the passage text the answer rests on (its windows with a sentence either side,
     and the titles of those passages); `closeness`: the question's similarity to it in meaning,
-    counted at `weight` beside the share of the question's terms it holds."""
+    counted at `weight` beside the share of the question's terms it holds. With `near` below 1, a
+    term the text does not hold counts as held where `alike` finds one of its words at least that
+    close to the term in meaning ("Egyptian" for "Egypt", "won" for "win")."""
+    if near < 1 and alike is None:
+        raise ValueError("holding a term by a word close to it needs `alike` to measure closeness")
     wanted = terms(question)
     held = set(content(context))
+    missing = [t for t in wanted if t not in held]
+    if missing and near < 1 and alike is not None:
+        spelled, written = surfaces(question), surfaces(context)
+        close = (
+            alike([spelled[t] for t in missing], list(written.values())) if written else [0.0] * len(missing)
+        )
+        held |= {t for t, c in zip(missing, close, strict=True) if c >= near}
     share = sum(w for t, w in wanted.items() if t in held) / sum(wanted.values()) if wanted else 1.0
     asked = set(content(question))
     said = [w for w in content(answer) if w not in asked]
     expected = kind(question)
     found = _gives(expected, answer, asked)
-    return Relevance(round(share, 3), bool(said), expected, found, round(closeness, 3), weight)
+    return Relevance(round(share, 3), bool(said), expected, found, round(closeness, 3), weight, near)
 
 
 def _gives(expected: str | None, answer: str, asked: set[str]) -> bool:

@@ -287,6 +287,16 @@ def content(text: str) -> list[str]:
     return out
 
 
+def surfaces(text: str) -> dict[str, str]:
+    """Each content word's stem (as `content` gives it) -> the word as `text` first writes it."""
+    out: dict[str, str] = {}
+    for w in words(text):
+        for part in _split_clitic(w):
+            if part not in STOP:
+                out.setdefault(norm(part), part)
+    return out
+
+
 def norm(word: str) -> str:
     """One word as the checks compare it: a number's digits, else its stem."""
     w = word.lower().replace("’", "'")

@@ -9,7 +9,7 @@ import pytest
 
 from embeddings.builder import build
 from embeddings.config import Config
-from embeddings.errors import QuestionError
+from embeddings.errors import ConfigError, QuestionError
 from embeddings.index import Index
 from embeddings.table import Chunk
 from qa.answer import NOT_IN_DOCUMENTS, Checks, interpret
@@ -325,3 +325,34 @@ def test_closing_a_stream_stops_the_model_and_leaves_no_answer(index):
         next(iter(stream))
     assert closed == [True], "the model's stream was closed"
     assert stream.answer is None and list(stream) == []
+
+
+def test_the_answer_check_holds_a_term_by_a_close_word_where_the_settings_allow_it():
+    text = "The leaders met in Cairo, the capital of Egypt, for the summit."
+    question, reply = "Which Egyptian city hosted the summit?", "They met in Cairo [1]."
+    asked: list[tuple[list[str], list[str]]] = []
+
+    def alike(words: list[str], others: list[str]) -> list[float]:
+        asked.append((words, others))
+        return [0.85 if w == "egyptian" else 0.3 for w in words]
+
+    exact = interpret(question, reply, [passage(text)], "m", Checks(support=0.6, grounding=0.5), None, alike)
+    assert exact.abstained and "about something else" in exact.reason and asked == [], (
+        "the term itself only: the embedder is not asked"
+    )
+    close = interpret(
+        question, reply, [passage(text)], "m", Checks(support=0.6, grounding=0.5, near=0.8), None, alike
+    )
+    assert not close.abstained, close.reason
+    assert "egyptian" in asked[0][0] and "egypt" in asked[0][1], (
+        "the question's missing words against the passage's"
+    )
+    closer = interpret(
+        question, reply, [passage(text)], "m", Checks(support=0.6, grounding=0.5, near=0.9), None, alike
+    )
+    assert closer.abstained and "or words close to them" in closer.reason
+    with pytest.raises(ValueError, match="close to it"):
+        interpret(question, reply, [passage(text)], "m", Checks(support=0.6, grounding=0.5, near=0.8))
+    for wrong in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="term_closeness must be above 0 and at most 1"):
+            Config(term_closeness=wrong)

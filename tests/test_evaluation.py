@@ -351,3 +351,29 @@ def test_the_answer_check_set_chooses_the_weight_of_meaning_on_one_half_and_scor
         "elsewhere_declined": 1.0,
     }
     assert out["chosen_on"].startswith("calibration half")
+
+
+def test_the_answer_check_set_chooses_how_close_a_word_must_be_to_hold_a_term(monkeypatch):
+    """Gold sentences that say "Egypt" where the question says "Egyptian", and sentences about
+    something else with the question's other terms: only a close word tells them apart, and the
+    closest setting that does (0.8 of those tried) is chosen, with no weight on closeness."""
+    from evaluation import asked
+
+    question = "Which Egyptian city hosted it?"
+    cases = [
+        asked.Case(article, question, sentence, sentence, gold)
+        for article in ("a0", "a1", "a2", "a3")
+        for sentence, gold in (("Cairo in Egypt hosted it.", True), ("Oslo in Norway hosted it.", False))
+    ]
+
+    class Scripted:
+        def embed(self, texts):  # sentences all alike; "egypt" at 0.85 of "egyptian", other words far
+            words = {"egyptian": [0.0, 1.0, 0.0], "egypt": [0.0, 0.85, 0.527]}
+            return np.array([[1.0, 0.0, 0.0] if " " in t else words.get(t, [0.0, 0.0, 1.0]) for t in texts])
+
+    monkeypatch.setattr(asked, "build", lambda folder: cases)
+    out = asked.run(Path("unused"), Scripted())
+    assert out["terms_alone"]["calibration_half"]["elsewhere_declined"] == 0.0, "the terms alone cannot tell"
+    assert (out["near"], out["weight"]) == (0.8, 0.0)
+    assert out["report_half"]["elsewhere_declined"] == 1.0 and out["report_half"]["answers_declined"] == 0.0
+    assert out["close_words"]["near"] == 0.8

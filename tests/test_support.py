@@ -137,3 +137,18 @@ def test_the_passage_texts_closeness_in_meaning_counts_beside_the_terms_it_holds
         assert "about something else" in answer.reason and "closeness in meaning" in answer.reason
     alone = relevance(question, text, text)
     assert alone.holds(Config().min_grounding) != kept, "the terms alone, as shipped, decide the other way"
+
+
+def test_a_question_term_is_held_by_a_word_of_the_same_meaning_by_the_real_embedder(seed_index, minilm):
+    """ "Egyptian" is not "Egypt" to the stemmer; the index's embedder finds them close (0.85 by
+    MiniLM), and a word about something else is not."""
+    assistant = Assistant(Index.open(seed_index, minilm), FakeGenerator(), Config(index_dir=seed_index))
+    question = "Which Egyptian city hosted the summit?"
+    context = "The leaders met in Cairo, the capital of Egypt, for the summit."
+    exact = relevance(question, "They met in Cairo.", context)
+    close = relevance(question, "They met in Cairo.", context, alike=assistant.alike, near=0.8)
+    assert close.held > exact.held, "egyptian held by Egypt"
+    elsewhere = "The snow delayed the game, and the teams played on a frozen field."
+    assert relevance(question, "It snowed.", elsewhere, alike=assistant.alike, near=0.8).held == 0.0
+    with pytest.raises(ValueError, match="alike"):
+        relevance(question, "They met in Cairo.", context, near=0.8)
