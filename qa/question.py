@@ -118,6 +118,27 @@ _TIME_WORDS = frozenset(
         "whenever",
         "while",
         "once",
+        # the days of the week and the times of a day answer "when" as a date does
+        *(
+            d + s
+            for d in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+            for s in ("", "s")
+        ),
+        "weekend",
+        "weekends",
+        "dawn",
+        "daybreak",
+        "sunrise",
+        "noon",
+        "midday",
+        "dusk",
+        "sunset",
+        "nightfall",
+        "midnight",
+        "tonight",
+        "tomorrow",
+        "hour",
+        "hours",
     ]
 )
 _AMOUNT_WORDS = frozenset(

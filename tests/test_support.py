@@ -100,6 +100,22 @@ def test_a_question_that_asks_for_a_number_needs_one():
     assert not verdict.holds(0.5) and "number" in verdict.problem
 
 
+@pytest.mark.parametrize(
+    "reply, gives",
+    [
+        ("The night ferry leaves at dusk on Thursdays.", True),
+        ("The night ferry leaves on Sunday.", True),
+        ("The night ferry leaves at midnight.", True),
+        ("The night ferry leaves from the north quay.", False),
+    ],
+)
+def test_a_day_of_the_week_or_a_time_of_day_answers_when(reply, gives):
+    question = "When does the night ferry leave?"
+    context = "The night ferry leaves from the north quay at dusk on Thursdays, Sundays and at midnight."
+    assert kind(question) == "time"
+    assert relevance(question, reply, context).kind_found == gives
+
+
 def test_repeating_the_question_is_not_an_answer():
     question = "Who mediated the meeting between Massoud and Muttaqi?"
     verdict = relevance(question, "The meeting between Massoud and Muttaqi was mediated.", ARTICLE)
