@@ -32,9 +32,9 @@ def right_missed(records: list[dict], rule: str) -> str:
 
 def wrong_replies(records: list[dict], rule: str) -> str:
     """The confident wrong replies by the kind of question they answered."""
-    wrong = [r for r in records if r["outcome"][rule] == "answered" and not _right(r, rule)]
     if not records:
         return ""
+    wrong = [r for r in records if r["outcome"][rule] == "answered" and not _right(r, rule)]
     answerable = [r for r in wrong if r["group"] == "answerable"]
     shown = sum(r["paragraph"] in r.get("passages", []) for r in answerable)
     on, off = (sum(r["group"] == g for r in wrong) for g in ("on_topic", "off_topic"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cache
 
 # A word keeps its inner dots, commas and apostrophes: 50,000 / 3.2 / don't / U.S.
@@ -277,23 +278,22 @@ def words(text: str) -> list[str]:
     return [w.lower().replace("’", "'") for w in WORD.findall(text)]
 
 
+def _content_words(text: str) -> Iterator[str]:
+    """The content words of `text` as written (function words left out), in order."""
+    for w in words(text):
+        yield from (part for part in _split_clitic(w) if part not in STOP)
+
+
 def content(text: str) -> list[str]:
     """Stemmed content words (function words left out), numbers normalised, in order."""
-    out = []
-    for w in words(text):
-        for part in _split_clitic(w):
-            if part not in STOP:
-                out.append(norm(part))
-    return out
+    return [norm(w) for w in _content_words(text)]
 
 
 def surfaces(text: str) -> dict[str, str]:
     """Each content word's stem (as `content` gives it) -> the word as `text` first writes it."""
     out: dict[str, str] = {}
-    for w in words(text):
-        for part in _split_clitic(w):
-            if part not in STOP:
-                out.setdefault(norm(part), part)
+    for w in _content_words(text):
+        out.setdefault(norm(w), w)
     return out
 
 
