@@ -420,7 +420,7 @@ def _serve(args: argparse.Namespace) -> NoReturn:
     code = 0
     try:
         serve(service.start(watch=args.docs is not None), args.host, args.port, args.api_key)
-    except SystemExit as stop:  # SIGTERM, as systemd or docker stops it (qa/web.py)
+    except SystemExit as stop:  # uvicorn's own exit (the app did not start)
         code = stop.code if isinstance(stop.code, int) else 0
     except KeyboardInterrupt:
         print("docqa serve: interrupted", file=sys.stderr)

@@ -469,11 +469,6 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str 
     access.check_binding first: this serves whatever it is given."""
     import uvicorn
 
-    # uvicorn shuts down gracefully on SIGTERM, then raises it again: with Python's default handler
-    # the process would die there, leaving the page's downloads (passages of the user's documents)
-    # on disk. Ending as Ctrl-C does lets every cleanup run. (Handlers belong to the main thread.)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminated)
     address = host.strip("[]")  # [::1] as in a URL
     try:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -481,12 +476,34 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str 
     except OSError as e:
         raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e}): is docqa already running "
                           "there? Choose another port with --port") from None  # fmt: skip
+    stop = _Stop()
+    # SIGTERM, as systemd or docker stops a service, ends the server as Ctrl-C does, so that every
+    # cleanup runs (the page's downloads hold passages of the user's documents). Handlers belong to
+    # the main thread; uvicorn puts its own in place while it serves, then raises the signal again.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
     config = uvicorn.Config(app(service, key), log_level="warning", timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[listening])
+    stop.serve(uvicorn.Server(config), listening)
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(0)  # a stop asked for, as systemd or docker asks: not a failure
+class _Stop:
+    """SIGTERM's handler around uvicorn's: it asks the server to stop and never raises, since an
+    exception raised in a signal handler can land in a finaliser (an old event loop's __del__),
+    which swallows it, and the server would serve on."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self.server = None  # the uvicorn.Server, once there is one
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.asked = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+    def serve(self, server, listening: socket.socket) -> None:
+        self.server = server
+        server.should_exit = self.asked  # asked while the app was being built: start, then stop at once
+        server.run(sockets=[listening])
 
 
 ENDPOINTS = ("/ask", "/summarize", "/documents", "/upload", "/retry", "/remove", "/status")

@@ -110,6 +110,42 @@ def test_a_server_stopped_as_systemd_or_docker_stops_it_leaves_no_downloads_behi
     assert not list(temp.glob("docqa-export-*")), "the page's downloads went with the server"
 
 
+# A server whose SIGTERM arrives while a finaliser runs: each old event loop that is collected runs
+# BaseEventLoop.__del__, and a handler that raised there had its exception swallowed.
+_STOPPED_IN_A_FINALISER = """
+import os, signal, sys
+from pathlib import Path
+import qa.web as web
+from embeddings.config import Config
+from qa.service import Service
+from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
+from tests.test_web import DOCS, reply
+
+class Finaliser:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(1000))  # the handler runs here, inside the finaliser
+
+built = web.app
+def app(*args, **kwargs):
+    page = built(*args, **kwargs)
+    Finaliser()  # collected at once: the stop is asked for before the server starts
+    return page
+
+web.app = app
+folder = Path(sys.argv[1])
+config = Config(docs=write_docs(folder / "docs", DOCS), index_dir=folder / "index", chunk_tokens=32, chunk_overlap=4)
+web.serve(Service(config, FakeGenerator(reply), FakeEmbedder()).start(background=False), port=int(sys.argv[2]))
+print("stopped")
+"""
+
+
+def test_a_stop_asked_for_while_a_finaliser_runs_stops_the_server(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", _STOPPED_IN_A_FINALISER, str(tmp_path), str(free_port())],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "stopped", proc.stderr[-2000:]
+
+
 def _listening(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         return True
