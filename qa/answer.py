@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from qa.citations import drop_unknown, is_refusal, sentences, set_marks
 from qa.question import Alike, relevance
 from qa.retriever import Passage
-from qa.support import Support, around, best, support
+from qa.support import Support, around, best, rest, support
 from qa.words import content
 
 NOT_IN_DOCUMENTS = "The documents do not contain the answer to this question."
@@ -113,7 +113,12 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
             weakest = score
         if not found.holds(checks.support) and failing is None:
             failing = (claim, found)
-        context += [around(texts[n - 1], found.start, found.end), titles[n - 1]]
+        window = around(texts[n - 1], found.start, found.end)
+        context += [window, titles[n - 1]]
+        joined = rest(claim, texts, window, question)  # a claim joined from two passage sentences
+        if joined is not None:
+            m, start, end = joined
+            context += [around(texts[m - 1], start, end), titles[m - 1]]
     around_answer = "\n".join(context)
     closeness = similar(question, around_answer) if similar is not None and checks.similarity else 0.0
     verdict = relevance(

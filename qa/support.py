@@ -141,6 +141,23 @@ def best(sentence: str, passages: list[str], question: str = "", titles: list[st
     return n + 1, checks[n]
 
 
+def rest(sentence: str, passages: list[str], window: str, question: str = "") -> tuple[int, int, int] | None:
+    """(1-based number, start, end) of the passage sentence that holds most of the words of
+    `sentence` its `window` lacks: a reply may join two sentences of the passages into one ("the
+    meeting in Iran was futile" from the sentence naming the meeting and the one giving its
+    outcome), and the rest of its claim stands there. None when the window holds every word or no
+    sentence holds any of the rest."""
+    given, held = set(content(question)), set(content(window))
+    lacking = [w for w in content(sentence) if w not in held and w not in given]
+    found: tuple[int, int, int, int] | None = None
+    for n, passage in enumerate(passages, 1):
+        for start, end in sentences(passage):
+            share = len(set(lacking) & set(content(passage[start:end])))
+            if share and (found is None or share > found[0]):
+                found = (share, n, start, end)
+    return found[1:] if found is not None else None
+
+
 def around(passage: str, start: int, end: int) -> str:
     """The window [start, end) of `passage` with one sentence of context either side."""
     spans = sentences(passage)

@@ -153,6 +153,21 @@ def test_a_fluent_sentence_about_something_else_is_withdrawn():
     assert answer.abstained and answer.withdrawn and "does not answer the question" in answer.reason
 
 
+def test_a_reply_that_joins_two_sentences_of_a_passage_is_read_against_both():
+    text = (
+        "The summit of the two leaders opened in Geneva on Monday. Reporters filled the hall. "
+        "The weather stayed cold all week. Crowds gathered outside the gates. "
+        "In the end the talks collapsed and produced no agreement on trade."
+    )
+    reply = "The summit of the two leaders opened in Geneva and produced no agreement on trade. [1]"
+    answer = interpret("What was the outcome on trade?", reply, [passage(text)], "m", CHECKS)
+    assert not answer.abstained, answer.reason
+    assert answer.grounding == pytest.approx(0.5)  # "trade" stands only in the last sentence
+    elsewhere = text.replace("on trade", "on fishing")
+    wrong = interpret("What was the outcome on trade?", reply, [passage(elsewhere)], "m", CHECKS)
+    assert wrong.abstained and wrong.withdrawn
+
+
 def test_the_answer_check_reads_the_embedders_similarity_where_the_settings_weigh_it():
     text = "The game was delayed for an hour by snow, and the teams played on a frozen field."
     question, reply = "Which actress signed the anthem for the game?", f"{text} [1]"
