@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from embeddings.errors import ConfigError, DocqaError
 from embeddings.readers import SUPPORTED
@@ -34,6 +35,9 @@ from qa.render import (
     turn_html,
 )
 from qa.service import MAX_UPLOAD_BYTES, Service
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("docqa.web")
 ALL = "__all__"  # the summarise choice for the whole collection
@@ -493,14 +497,14 @@ class _Stop:
 
     def __init__(self) -> None:
         self.asked = False
-        self.server = None  # the uvicorn.Server, once there is one
+        self.server: uvicorn.Server | None = None  # once there is one
 
     def __call__(self, signum: int, frame: object) -> None:
         self.asked = True
         if self.server is not None:
             self.server.should_exit = True
 
-    def serve(self, server, listening: socket.socket) -> None:
+    def serve(self, server: uvicorn.Server, listening: socket.socket) -> None:
         self.server = server
         server.should_exit = self.asked  # asked while the app was being built: start, then stop at once
         server.run(sockets=[listening])
