@@ -146,14 +146,15 @@ def rest(sentence: str, passages: list[str], window: str, question: str = "") ->
     `sentence` its `window` lacks: a reply may join two sentences of the passages into one ("the
     meeting in Iran was futile" from the sentence naming the meeting and the one giving its
     outcome), and the rest of its claim stands there. None when the window holds every word or no
-    sentence holds any of the rest."""
+    sentence holds two of the rest: one word in common ("match" in a football report's "Match
+    ends") is no sign that the claim was joined from that sentence."""
     given, held = set(content(question)), set(content(window))
     lacking = [w for w in content(sentence) if w not in held and w not in given]
     found: tuple[int, int, int, int] | None = None
     for n, passage in enumerate(passages, 1):
         for start, end in sentences(passage):
             share = len(set(lacking) & set(content(passage[start:end])))
-            if share and (found is None or share > found[0]):
+            if share >= 2 and (found is None or share > found[0]):
                 found = (share, n, start, end)
     return found[1:] if found is not None else None
 

@@ -12,7 +12,7 @@ from qa.answer import Checks, interpret
 from qa.assistant import Assistant
 from qa.question import kind, relevance
 from qa.retriever import Passage
-from qa.support import best, support
+from qa.support import best, rest, support
 from tests.fakes import FakeGenerator
 
 ARTICLE = (Path(__file__).resolve().parent.parent / "seeds" / "000_ef5301ee062fc8f6.txt").read_text()
@@ -168,3 +168,18 @@ def test_a_question_term_is_held_by_a_word_of_the_same_meaning_by_the_real_embed
     assert relevance(question, "It snowed.", elsewhere, alike=assistant.alike, near=0.8).held == 0.0
     with pytest.raises(ValueError, match="alike"):
         relevance(question, "They met in Cairo.", context, near=0.8)
+
+
+def test_the_rest_of_a_joined_reply_is_read_from_a_sentence_that_holds_two_of_its_words_or_more():
+    text = (
+        "The talks between the two leaders opened in Geneva on Monday. Reporters filled the hall. "
+        "The weather stayed cold all week. In the end the talks produced no agreement on trade. "
+        "The match ended in a draw."
+    )
+    reply = "The talks between the two leaders opened in Geneva and produced no agreement, like the match."
+    question = "What came of the talks?"
+    window = text[: text.index("The weather")]
+    joined = rest(reply, [text], window, question)
+    assert joined is not None and text[joined[1] : joined[2]].startswith("In the end the talks produced")
+    alone = "The talks between the two leaders opened in Geneva, like the match."
+    assert rest(alone, [text], window, question) is None, "one word in common is no sign of a joined claim"
