@@ -82,12 +82,17 @@ class Config:
     # grounding_similarity 2.0, min_grounding 1.05: 2.9% and 52%, 2.3% and 60% on the report half
     # (closeness alone, weight 4.0 and 1.59: 2.9% and 46%). On model replies it withdrew wrong
     # answers and no right ones (calibration half: XQuAD as the terms alone, the news-style set
-    # 5% confident and wrong against 7.5%; report half, weight 4.0: XQuAD 8.6% against 11.4%),
-    # but it ships off: it withdraws the default model's right answer to "What was the outcome of
-    # the meeting?" on the sample article ("... Massoud in Iran was unsuccessful and reached no
-    # substantive outcome", 0.986 in all): the reply joins the names of the article's first
-    # sentence with the outcome of a later one, the check reads the window of the first, which
-    # holds "meeting" and not "outcome", and MiniLM puts it at 0.24 from the question.
+    # 5% confident and wrong against 7.5%; report half, weight 4.0: XQuAD 8.6% against 11.4%).
+    # It withdrew the default model's right answer to "What was the outcome of the meeting?" on
+    # the sample article (a reply joining the names of the article's first sentence with the
+    # outcome of a later one was read against the first alone); the check now also reads the
+    # sentence holding the rest of a joined reply (qa/support.py `rest`). Re-measured after that
+    # on the calibration half it ties the terms alone: XQuAD 7.1% confident and wrong in both,
+    # the news-style set 7.5% in both (one more on-topic question declined, one more off-topic
+    # reply let through: `rest` had pulled a football report's "Match ends" lines into its text
+    # through one word; it now needs two, and that reply's text no longer gains them; the rule as
+    # a whole is not yet re-measured since).
+    # It ships off until `make eval` shows it ahead on model replies.
     min_grounding: float = 0.19
     grounding_similarity: float = 0.0
     term_closeness: float = 1.0
