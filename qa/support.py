@@ -149,11 +149,11 @@ def rest(sentence: str, passages: list[str], window: str, question: str = "") ->
     sentence holds two of the rest: one word in common ("match" in a football report's "Match
     ends") is no sign that the claim was joined from that sentence."""
     given, held = set(content(question)), set(content(window))
-    lacking = [w for w in content(sentence) if w not in held and w not in given]
+    lacking = {w for w in content(sentence) if w not in held and w not in given}
     found: tuple[int, int, int, int] | None = None
     for n, passage in enumerate(passages, 1):
         for start, end in sentences(passage):
-            share = len(set(lacking) & set(content(passage[start:end])))
+            share = len(lacking & set(content(passage[start:end])))
             if share >= 2 and (found is None or share > found[0]):
                 found = (share, n, start, end)
     return found[1:] if found is not None else None
