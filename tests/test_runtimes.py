@@ -217,3 +217,5 @@ def test_the_gpu_path_static_cache_compiled_and_batched_runs_on_the_cpu(tmp_path
     alone = [decode(hf.HfBatch(model, pad_id=0, capacity=1), [p])[0] for p in prompts]
     assert [len(t) for t in together] == [8, 8, 8]
     assert together[:2] == alone[:2], "rows of one length decode as they do alone"
+    again = decode(compiled, prompts[::-1])[::-1]  # the same cache and step, rows in another order
+    assert again[:2] == together[:2], "a later batch starts clean on the cache it reuses"

@@ -1,16 +1,20 @@
 """The GPU runtime (and the CPU one on request): a Hugging Face causal LM under PyTorch.
 
 Questions are batched statically: the ones waiting when the batch is empty start together,
-left-padded, in one `generate` call. On a GPU the KV cache is static and the decoding step is
-compiled with torch.compile (CUDA graphs), which is what makes small models fast there: an
-uncompiled step spends its time launching kernels, not computing.
+left-padded. On a GPU the KV cache is static and docqa runs its own greedy loop around one
+compiled decoding step (torch.compile with CUDA graphs) that holds the model, the choice of the
+next token and the move to the next position; around it, a token costs only reading the new
+tokens back. On an H200 that decodes 1.2x as fast as `generate` with its own static cache and
+compiled step (reports/gpu.json), and an uncompiled step spends its time launching kernels, not
+computing. Without a static cache (the CPU path on request) the batch runs in one `generate`.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -20,20 +24,22 @@ _DONE = object()
 
 @dataclass
 class HfBatch:
-    """`decoding.Batch` over `model.generate`, greedy."""
+    """`decoding.Batch` over a transformers causal LM, greedy."""
 
     model: object  # a transformers causal LM
     pad_id: int
     capacity: int = 4
     static_cache: bool = False  # a fixed-size KV cache, needed for compiling the decoding step
-    compile: bool = False
+    compile: bool = False  # the static cache's decoding step, with torch.compile
     cache_tokens: int = 4096  # the static cache's length, fixed so the compiled step is reused
     _joining: dict[object, list[int]] = field(default_factory=dict)
     _rows: list[object] = field(default_factory=list)
     _left: set[int] = field(default_factory=set)  # rows whose reader went away
     _tokens: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _jobs: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    _worker: threading.Thread | None = None  # runs every generate: CUDA graphs live in its thread
+    _worker: threading.Thread | None = None  # runs every batch: CUDA graphs live in its thread
+    _lanes: dict[int, _Lane] = field(default_factory=dict)  # static caches by number of rows
+    _step: Callable | None = None  # the decoding step, compiled on first use
     _running: bool = False
 
     def free(self) -> int:
@@ -77,60 +83,14 @@ class HfBatch:
         self._running, self._rows, self._left = False, [], set()
 
     def _start(self) -> None:
-        from transformers import StoppingCriteria, StoppingCriteriaList
-        from transformers.generation.streamers import BaseStreamer
-
         self._rows, prompts, self._joining = list(self._joining), list(self._joining.values()), {}
-        longest = max(map(len, prompts))
-        device = self.model.device
-        ids = torch.tensor([[self.pad_id] * (longest - len(p)) + p for p in prompts], device=device)
-        mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts], device=device)
         tokens, left = self._tokens, self._left
-
-        class Rows(BaseStreamer):
-            def put(self, value: torch.Tensor) -> None:
-                if value.dim() == 1:  # one new token per row (the prompt arrives first, 2-D)
-                    tokens.put(value.tolist())
-
-            def end(self) -> None:
-                pass
-
-        class Left(StoppingCriteria):  # rows whose reader went away stop; the others go on
-            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-                done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-                if left:
-                    done[list(left)] = True
-                return done
-
-        options: dict = {}
-        if self.static_cache:
-            options.update(cache_implementation="static", max_cache_len=self.cache_tokens)
-        if self.compile:
-            from transformers.generation.configuration_utils import CompileConfig
-
-            on_gpu = self.model.device.type == "cuda"
-            config = CompileConfig(mode="reduce-overhead" if on_gpu else "default")  # CUDA graphs on a GPU
-            config._compile_all_devices = True  # transformers compiles on a GPU only, unless told
-            options["compile_config"] = config
-        else:
-            options["disable_compile"] = True
+        decode = self._decode_static if self.static_cache else self._generate
 
         def run() -> None:
             try:
                 with torch.inference_mode():
-                    self.model.generate(
-                        input_ids=ids,
-                        attention_mask=mask,
-                        streamer=Rows(),
-                        stopping_criteria=StoppingCriteriaList([Left()]),
-                        max_new_tokens=self.cache_tokens - longest if self.static_cache else 4096,
-                        do_sample=False,
-                        temperature=None,
-                        top_p=None,
-                        top_k=None,
-                        pad_token_id=self.pad_id,
-                        **options,
-                    )
+                    decode(prompts, tokens.put, left)
                 tokens.put(_DONE)
             except BaseException as e:  # handed to the scheduler, never lost in this thread
                 tokens.put(e)
@@ -143,10 +103,148 @@ class HfBatch:
         self._running = True
         self._jobs.put(run)
 
+    def _decode_static(self, prompts: list[list[int]], put: Callable, left: set[int]) -> None:
+        """Greedy decoding over the static cache kept for this many rows: the prompts in one
+        forward pass, then one compiled step per token until every reader has gone or the cache
+        is full."""
+        lane = self._lanes.get(len(prompts))
+        if lane is None:
+            lane = self._lanes[len(prompts)] = _Lane.make(self.model, len(prompts), self.cache_tokens)
+        if self._step is None:
+            on_gpu = self.model.device.type == "cuda"
+            mode = "reduce-overhead" if on_gpu else "default"  # CUDA graphs on a GPU
+            self._step = torch.compile(_step, mode=mode, dynamic=False) if self.compile else _step
+        put(lane.prefill(self.model, prompts, self.pad_id).tolist())
+        for _ in range(self.cache_tokens - max(map(len, prompts)) - 1):
+            if len(left) == len(prompts):
+                return
+            if self.compile:
+                torch.compiler.cudagraph_mark_step_begin()
+            put(self._step(self.model, lane.cache, lane.tokens, lane.slot, lane.pads, lane.columns).tolist())
+
+    def _generate(self, prompts: list[list[int]], put: Callable, left: set[int]) -> None:
+        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers.generation.streamers import BaseStreamer
+
+        longest = max(map(len, prompts))
+        device = self.model.device
+        ids = torch.tensor([[self.pad_id] * (longest - len(p)) + p for p in prompts], device=device)
+        mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts], device=device)
+
+        class Rows(BaseStreamer):
+            def put(self, value: torch.Tensor) -> None:
+                if value.dim() == 1:  # one new token per row (the prompt arrives first, 2-D)
+                    put(value.tolist())
+
+            def end(self) -> None:
+                pass
+
+        class Left(StoppingCriteria):  # rows whose reader went away stop; the others go on
+            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+                done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+                if left:
+                    done[list(left)] = True
+                return done
+
+        self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            streamer=Rows(),
+            stopping_criteria=StoppingCriteriaList([Left()]),
+            max_new_tokens=4096,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=self.pad_id,
+            disable_compile=True,
+        )
+
+
+@dataclass
+class _Lane:
+    """The static KV cache and step inputs for one batch size, kept and reused so that the
+    compiled step (and its CUDA graph) sees the same tensors at every question."""
+
+    cache: object  # transformers.StaticCache
+    tokens: torch.Tensor  # [rows, 1] the last token of each row, rewritten by the step
+    slot: torch.Tensor  # [] the cache position the next token is written to
+    pads: torch.Tensor  # [rows] the left padding of each row
+    columns: torch.Tensor  # [cache length] 0, 1, 2, ...
+
+    @classmethod
+    def make(cls, model, rows: int, length: int) -> _Lane:
+        from transformers import StaticCache
+
+        device = model.device
+        lane = cls(
+            StaticCache(config=model.config, max_cache_len=length),
+            torch.zeros((rows, 1), dtype=torch.long, device=device),
+            torch.zeros((), dtype=torch.long, device=device),
+            torch.zeros(rows, dtype=torch.long, device=device),
+            torch.arange(length, device=device),
+        )
+        for buffer in (lane.tokens, lane.slot, lane.pads, lane.columns):
+            torch._dynamo.mark_static_address(buffer)  # rewritten in place, never reallocated
+        return lane
+
+    def prefill(self, model, prompts: list[list[int]], pad_id: int) -> torch.Tensor:
+        """Reads the left-padded prompts into the cache; the first new token of each row."""
+        longest, device = max(map(len, prompts)), model.device
+        self.cache.reset()
+        self.pads.copy_(torch.tensor([longest - len(p) for p in prompts]))
+        self.slot.fill_(longest)
+        ids = torch.tensor([[pad_id] * (longest - len(p)) + p for p in prompts], device=device)
+        rows = torch.arange(longest, device=device)
+        positions = (rows[None, :] - self.pads[:, None]).clamp(min=0)
+        seen = (self.columns[None, None, :] <= rows[None, :, None]) & (
+            self.columns[None, None, :] >= self.pads[:, None, None]
+        )
+        seen |= self.columns[None, None, :] == rows[None, :, None]  # a pad sees itself: no empty row
+        logits = model(
+            input_ids=ids, attention_mask=_additive(seen[:, None], model.dtype), position_ids=positions,
+            cache=self.cache, use_cache=True, logits_to_keep=1,
+        ).logits  # fmt: skip
+        first = logits[:, -1].argmax(-1)
+        self.tokens.copy_(first[:, None])
+        return first
+
+
+def _step(model, cache, tokens: torch.Tensor, slot: torch.Tensor, pads: torch.Tensor, columns: torch.Tensor):
+    """One greedy decoding step for every row: compiled whole, it is a single CUDA graph."""
+    seen = (columns[None, :] >= pads[:, None]) & (columns[None, :] <= slot)
+    logits = model(
+        input_ids=tokens, attention_mask=_additive(seen[:, None, None], model.dtype),
+        position_ids=(slot - pads)[:, None], cache=cache, use_cache=True, logits_to_keep=1,
+    ).logits  # fmt: skip
+    chosen = logits[:, -1].argmax(-1)
+    tokens.copy_(chosen[:, None])
+    slot.add_(1)
+    return chosen
+
+
+def _additive(seen: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A 4-D mask the model adds to its attention scores: 0 where a key is seen, else -inf."""
+    return torch.zeros(seen.shape, dtype=dtype, device=seen.device).masked_fill(~seen, torch.finfo(dtype).min)
+
 
 def _work(jobs: queue.SimpleQueue) -> None:
+    _cuda_graph_state()
     while True:
         jobs.get()()
+
+
+def _cuda_graph_state() -> None:
+    """Gives this thread the state CUDA graph trees keep per thread. Before torch 2.13 only the
+    thread that first imported them had it, and a compiled step replayed in any other thread
+    failed an assertion; this is how the importing thread's state is made."""
+    if not torch.cuda.is_available():
+        return
+    from torch._inductor import cudagraph_trees
+
+    if not hasattr(cudagraph_trees.local, "tree_manager_containers"):
+        cudagraph_trees.local.tree_manager_containers = {}
+        cudagraph_trees.local.tree_manager_locks = defaultdict(threading.Lock)
 
 
 def load(folder, device: str, dtype: torch.dtype):
