@@ -224,7 +224,8 @@ def _step(model, cache, tokens: torch.Tensor, slot: torch.Tensor, pads: torch.Te
 
 
 def _additive(seen: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A 4-D mask the model adds to its attention scores: 0 where a key is seen, else -inf."""
+    """A 4-D mask the model adds to its attention scores: 0 where a key is seen, else the lowest
+    value of `dtype`."""
     return torch.zeros(seen.shape, dtype=dtype, device=seen.device).masked_fill(~seen, torch.finfo(dtype).min)
 
 
