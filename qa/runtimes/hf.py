@@ -128,7 +128,7 @@ class HfBatch:
 
         longest = max(map(len, prompts))
         device = self.model.device
-        ids = torch.tensor([[self.pad_id] * (longest - len(p)) + p for p in prompts], device=device)
+        ids = _left_padded(prompts, self.pad_id, device)
         mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts], device=device)
 
         class Rows(BaseStreamer):
@@ -194,7 +194,7 @@ class _Lane:
         self.cache.reset()
         self.pads.copy_(torch.tensor([longest - len(p) for p in prompts]))
         self.slot.fill_(longest)
-        ids = torch.tensor([[pad_id] * (longest - len(p)) + p for p in prompts], device=device)
+        ids = _left_padded(prompts, pad_id, device)
         rows = torch.arange(longest, device=device)
         positions = (rows[None, :] - self.pads[:, None]).clamp(min=0)
         seen = (self.columns[None, None, :] <= rows[None, :, None]) & (
@@ -221,6 +221,12 @@ def _step(model, cache, tokens: torch.Tensor, slot: torch.Tensor, pads: torch.Te
     tokens.copy_(chosen[:, None])
     slot.add_(1)
     return chosen
+
+
+def _left_padded(prompts: list[list[int]], pad_id: int, device) -> torch.Tensor:
+    """The prompts as one [rows, longest] tensor, each row padded on the left with `pad_id`."""
+    longest = max(map(len, prompts))
+    return torch.tensor([[pad_id] * (longest - len(p)) + p for p in prompts], device=device)
 
 
 def _additive(seen: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
