@@ -262,7 +262,10 @@ class Assistant:
             done(answer)
             yield answer.text
             return
-        messages, shown = fit(question, found.passages, self.config.context_tokens, self.count, history)
+        c = self.config
+        messages, shown = fit(
+            question, found.passages, c.context_tokens, self.count, history, c.passage_order
+        )
         generating = time.perf_counter()
         raw = []
         first = 0.0  # until the first piece: the prompt read (and any wait for a place in the batch)
@@ -272,7 +275,6 @@ class Assistant:
                 raw.append(piece)
                 yield piece
         generated = time.perf_counter() - generating
-        c = self.config
         checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity, c.term_closeness)
         answer = interpret(question, "".join(raw), shown, model, checks, self.similarity, self.alike)
         if answer.abstained:

@@ -64,12 +64,27 @@ def answer_messages(question: str, passages: list[Passage], history: str = "") -
     return [{"role": "system", "content": ANSWER_SYSTEM}, {"role": "user", "content": user}]
 
 
+def reading_order(passages: list[Passage]) -> list[Passage]:
+    """`passages` (best first) grouped by document, the documents in the order of their best
+    passage, each document's passages in the order they stand in it."""
+    rank: dict[str, int] = {}
+    for i, p in enumerate(passages):
+        rank.setdefault(p.doc_id, i)
+    return sorted(passages, key=lambda p: (rank[p.doc_id], p.start))
+
+
 def fit(
-    question: str, passages: list[Passage], budget: int, count: Count, history: str = ""
+    question: str,
+    passages: list[Passage],
+    budget: int,
+    count: Count,
+    history: str = "",
+    order: str = "rank",
 ) -> tuple[Messages, list[Passage]]:
     """The prompt with as many passages, best first, as fit in `budget` tokens; a first passage
     too long to fit whole is cut short rather than left out. `history` (earlier turns, already
-    fitted to their own share of the budget) comes with it."""
+    fitted to their own share of the budget) comes with it. The passages chosen are numbered
+    best first, or with `order` "reading" in `reading_order`."""
     chosen: list[Passage] = []
     for passage in passages:
         if count(answer_messages(question, [*chosen, passage], history)) <= budget:
@@ -78,6 +93,8 @@ def fit(
             cut = _cut_to_fit(question, passage, budget, count, history)
             if cut is not None:
                 chosen.append(cut)
+    if order == "reading":
+        chosen = reading_order(chosen)
     messages = answer_messages(question, chosen, history)
     if count(messages) > budget:
         raise QuestionError(
