@@ -59,6 +59,18 @@ def test_fit_takes_passages_best_first_and_never_overruns_the_budget():
     assert 1 <= len(chosen) < 10
 
 
+def test_in_reading_order_questions_about_the_same_passages_get_prompts_alike_up_to_the_question():
+    a1, a2 = passage("Alpha one.", "a.txt", 0), passage("Alpha two.", "a.txt", 50)
+    b1 = passage("Beta one.", "b.txt", 0)
+    ranked = {"Who?": [a2, b1, a1], "Where?": [a1, b1, a2], "When?": [b1, a2, a1]}
+    read = {q: fit(q, found, 10_000, tokens, order="reading") for q, found in ranked.items()}
+    assert read["Who?"][1] == read["Where?"][1] == [a1, a2, b1], "each document's passages as they stand"
+    assert read["When?"][1] == [b1, a1, a2], "the documents in the order of their best passage"
+    who, where = (read[q][0][1]["content"] for q in ("Who?", "Where?"))
+    assert who.split("Question:")[0] == where.split("Question:")[0] and who != where
+    assert fit("Who?", ranked["Who?"], 10_000, tokens)[1] == [a2, b1, a1], "best first by default"
+
+
 def test_a_first_passage_too_long_for_the_budget_is_cut_not_dropped():
     long = passage("start " + "word " * 500 + "end")
     budget = tokens(answer_messages("Who?", [])) + 60
@@ -280,6 +292,38 @@ def test_a_question_only_bm25_matches_still_reaches_the_model(index):
     answer = a.ask("What is XJ-4471?")
     assert a.generator.prompts, "the code matched by BM25 let the question through"
     assert not answer.abstained and answer.citations[0].doc_id == "parts.txt"
+
+
+def test_in_reading_order_a_document_s_passages_stand_as_in_it_and_citations_follow_them(tmp_path):
+    story = (
+        "The city held a market on Monday. Farmers sold apples, pears and bread to the crowd that came "
+        "early. Rain fell in the afternoon and the stalls closed. Later that week a meeting took place in "
+        "Tehran between two delegations. The meeting in Tehran was mediated by Ismail Khan, who had "
+        "invited both sides. Who mediated the talks was kept quiet at first."
+    )
+    docs = write_docs(tmp_path / "docs", {"story.txt": story})
+    config = Config(docs=docs, index_dir=tmp_path / "index", chunk_tokens=16, chunk_overlap=2)
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    index = Index.open(config.index_dir, FakeEmbedder())
+
+    def cite_the_mediator(messages) -> str:  # a model that cites the block that names him
+        blocks = messages[1]["content"].split("Document [")[1:]
+        number = next(b.split("]")[0] for b in blocks if "Ismail Khan" in b)
+        return f"The meeting was mediated by Ismail Khan. [{number}]"
+
+    answers = {
+        order: assistant(index, cite_the_mediator, min_relevance=0.0, passage_order=order).ask(
+            "Who mediated the meeting in Tehran?"
+        )
+        for order in ("rank", "reading")
+    }
+    starts = {order: [p.start for p in a.passages] for order, a in answers.items()}
+    assert len(starts["rank"]) >= 3 and starts["rank"] != sorted(starts["rank"]), "best first by default"
+    assert starts["reading"] == sorted(starts["rank"]), "the same passages, as they stand in the story"
+    cited = {order: a.citations[0] for order, a in answers.items()}
+    assert cited["rank"].start == cited["reading"].start and "Ismail Khan" in cited["reading"].text
+    assert cited["rank"].number != cited["reading"].number
+    assert all(c.supported and not c.inferred for c in cited.values())
 
 
 def test_every_prompt_fits_the_context_budget(index):
