@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         results["answers"] = answering.generation(assistant, config, args.data, gguf)
         results["asking"] = answering.asking(assistant)
         results["prompt_reuse"] = answering.prompt_reuse(assistant)
+        results["passage_order"] = answering.passage_orders(assistant)
     if "serve" in stages:
         print("bench: serving memory and cold start ...", file=sys.stderr)
         seeds = args.work / "bench-seeds"

@@ -1,6 +1,7 @@
 """Answer speed and memory, each beside a baseline from the same run: docqa's generator against
 llama.cpp on the same model (its GGUF) and against onnxruntime-genai's own loop on the same
-ONNX model; seconds per answer on the sample article with one asker and with four at once;
+ONNX model; seconds per answer on the sample article with one asker and with four at once, and
+with the answer prompt's passages best first and in reading order;
 the first use of the model (from the installed packages to a loaded generator); peak memory
 while serving and the cold start of `docqa serve`."""
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.config import Config
+from embeddings.config import PASSAGE_ORDERS, Config
 from evaluation import data
 from qa.assistant import Assistant
 from qa.generator import LocalGenerator
@@ -203,6 +204,38 @@ def prompt_reuse(assistant: Assistant, rounds: int = 2) -> dict:
                "prompt_tokens_read": int(np.mean(v["tokens"]))} for m, v in modes.items()}  # fmt: skip
     whole, reused = out["read whole"], out["shared beginning reused"]
     out["time_ratio"] = round(reused["mean_seconds"] / whole["mean_seconds"], 3)
+    return out
+
+
+def passage_orders(assistant: Assistant, rounds: int = 2) -> dict:
+    """The sample article's questions asked one after another with the passages in the answer
+    prompt best first ("rank") and in reading order, in alternating rounds, each from the
+    warm-up question: seconds per answer, prompt tokens the runtime read (the rest it took from
+    the kept key/value cache) and the answers, to show whether they changed."""
+    batch = assistant.generator.scheduler.batch if hasattr(assistant.generator, "scheduler") else None
+    read = lambda: getattr(batch, "tokens_read", 0)  # noqa: E731
+    shipped = assistant.config
+    modes = {o: {"seconds": [], "tokens": [], "answers": {}} for o in PASSAGE_ORDERS}
+    try:
+        for _ in range(rounds):
+            for order in PASSAGE_ORDERS:
+                assistant.config = replace(shipped, passage_order=order)
+                assistant.ask(WARM_UP)
+                for q in QUESTIONS:
+                    before, started = read(), time.perf_counter()
+                    answer = assistant.ask(q)
+                    modes[order]["seconds"].append(time.perf_counter() - started)
+                    modes[order]["tokens"].append(read() - before)
+                    modes[order]["answers"][q] = answer.text
+    finally:
+        assistant.config = shipped
+    out: dict = {"shipped": shipped.passage_order}
+    for order, m in modes.items():
+        out[order] = {"median_seconds": round(float(np.median(m["seconds"])), 2),
+                      "mean_seconds": round(float(np.mean(m["seconds"])), 2),
+                      "prompt_tokens_read": int(np.mean(m["tokens"])), "answers": m["answers"]}  # fmt: skip
+    out["time_ratio"] = round(out["reading"]["mean_seconds"] / out["rank"]["mean_seconds"], 3)
+    out["same_answers"] = sum(out["rank"]["answers"][q] == out["reading"]["answers"][q] for q in QUESTIONS)
     return out
 
 

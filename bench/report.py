@@ -196,6 +196,30 @@ def _answers(r: dict) -> list[str]:
             f"prompt tokens read per answer {reused['prompt_tokens_read']} against {whole['prompt_tokens_read']}.",
             "",
         ]
+    order = r.get("passage_order")
+    if order:
+        lines += passage_order(order)
+    return lines
+
+
+def passage_order(order: dict) -> list[str]:
+    """The sample article's questions with the answer prompt's passages best first and in
+    reading order (bench.answering.passage_orders)."""
+    rank, reading = order["rank"], order["reading"]
+    lines = [
+        "The same questions asked in turn with the answer prompt's passages best first and in reading "
+        f"order (alternating rounds, each from the warm-up question; shipped: {order['shipped']}): mean "
+        f"{reading['mean_seconds']} s in reading order against {rank['mean_seconds']} s best first "
+        f"({order['time_ratio']}x), median {reading['median_seconds']} s against {rank['median_seconds']} s; "
+        f"prompt tokens read per answer {reading['prompt_tokens_read']} against {rank['prompt_tokens_read']}; "
+        f"the same answer to {order['same_answers']} of {len(rank['answers'])} questions.",
+        "",
+    ]
+    changed = [q for q, a in rank["answers"].items() if reading["answers"][q] != a]
+    if changed:
+        lines += ["| question | best first | reading order |", "|---|---|---|"]
+        lines += [f"| {q} | {rank['answers'][q]} | {reading['answers'][q]} |" for q in changed]
+        lines.append("")
     return lines
 
 

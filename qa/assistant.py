@@ -248,7 +248,7 @@ class Assistant:
         the reply's pieces as they come, then `done(answer)`. `history`: earlier turns as prompt
         text; `search`: what retrieval searches, when not the question itself."""
         started = time.perf_counter()
-        found = self.retriever(search or question, within)
+        found = self.retriever(search or question, within, self.config.passage_order == "reading")
         model = self.generator.name
         if not found.passages or not self.relevant(found):
             c = self.config

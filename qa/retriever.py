@@ -49,13 +49,19 @@ def fuse(rankings: list[list[int]], weights: list[float], k: int = 60) -> list[t
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
-def trim(chunks: list[tuple[Chunk, float]]) -> list[Passage]:
-    """Chunks as passages, best first, with the text a better-ranked chunk of the same document
-    already holds cut away (chunks overlap), so no sentence is shown to the model twice."""
-    passages: list[Passage] = []
-    for chunk, score in chunks:
+def trim(chunks: list[tuple[Chunk, float]], reading: bool = False) -> list[Passage]:
+    """Chunks as passages, best first, with the text another chunk of the same document already
+    holds cut away (chunks overlap), so no sentence is shown to the model twice. The better-ranked
+    chunk keeps it; with `reading`, the one that comes first in the document, so that questions
+    which find the same chunks are shown the same texts, whichever chunk each ranked first."""
+    order = range(len(chunks))
+    if reading:
+        order = sorted(order, key=lambda i: (chunks[i][0].doc_id, chunks[i][0].start, i))
+    kept: dict[int, Passage] = {}
+    for i in order:
+        chunk, score = chunks[i]
         start, end = chunk.start, chunk.end
-        for p in passages:
+        for p in kept.values():
             if p.doc_id != chunk.doc_id or p.end <= start or end <= p.start:
                 continue
             if p.start <= start:
@@ -66,9 +72,8 @@ def trim(chunks: list[tuple[Chunk, float]]) -> list[Passage]:
             continue
         text = chunk.text[start - chunk.start : end - chunk.start]
         lead = len(text) - len(text.lstrip())
-        text = text.strip()
-        passages.append(_passage(chunk, start + lead, text, score))
-    return passages
+        kept[i] = _passage(chunk, start + lead, text.strip(), score)
+    return [kept[i] for i in sorted(kept)]
 
 
 def _passage(chunk: Chunk, start: int, text: str, score: float) -> Passage:
@@ -84,8 +89,9 @@ class Retriever:
                  weights: tuple[float, float] = (1.0, 1.0)) -> None:  # fmt: skip
         self.index, self.k, self.candidates, self.rrf_k, self.weights = index, k, candidates, rrf_k, weights
 
-    def __call__(self, question: str, within: Selection | None = None) -> Retrieval:
-        """The passages for `question`, from the chunks `within` a scope's selection when one is given."""
+    def __call__(self, question: str, within: Selection | None = None, reading: bool = False) -> Retrieval:
+        """The passages for `question`, from the chunks `within` a scope's selection when one is
+        given; with `reading`, the overlap of two chunks shown with the first (see `trim`)."""
         started = time.perf_counter()
         query = self.index.embedder.embed([question])
         fused, best, lexical = self.rank(question, query, self.candidates, within)
@@ -93,7 +99,7 @@ class Retriever:
         chunks = self.index.table.chunks(rows)  # only the chunks that are shown are read
         # Every passage gets a cosine score, also those only BM25 found.
         cosines = self.index.vectors.get(np.array(rows, dtype=np.int64)) @ query[0] if rows else []
-        passages = trim([(c, float(s)) for c, s in zip(chunks, cosines, strict=True)])
+        passages = trim([(c, float(s)) for c, s in zip(chunks, cosines, strict=True)], reading)
         return Retrieval(passages, best, time.perf_counter() - started, lexical)
 
     def rank(

@@ -100,6 +100,17 @@ def test_trim_cuts_the_overlap_a_better_chunk_already_shows():
     ]
 
 
+def test_trim_for_reading_order_leaves_the_overlap_with_the_chunk_that_comes_first():
+    text = "One. Two. Three. Four."
+    best = Chunk(0, "a", "A", 5, 16, text[5:16], {})  # "Two. Three."
+    worse = Chunk(1, "a", "A", 0, 9, text[0:9], {})  # "One. Two."
+    inside = Chunk(2, "a", "A", 10, 16, text[10:16], {})
+    out = trim([(best, 0.9), (worse, 0.5), (inside, 0.4)], reading=True)
+    assert [(p.text, p.start, p.end) for p in out] == [("Three.", 10, 16), ("One. Two.", 0, 9)], "best first"
+    swapped = trim([(worse, 0.9), (best, 0.5), (inside, 0.4)], reading=True)
+    assert sorted(p.text for p in swapped) == sorted(p.text for p in out), "whichever ranked first"
+
+
 def test_interpret_checks_each_citation_and_keeps_only_marks_that_hold():
     given = [
         passage("The meeting was mediated by Ismail Khan in Tehran."),

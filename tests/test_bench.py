@@ -100,6 +100,35 @@ def test_prompt_reuse_is_measured_against_reading_every_prompt_whole(minilm, tmp
     assert out["time_ratio"] > 0 and assistant.generator.scheduler.batch.reuse_from == kept
 
 
+def test_passages_in_reading_order_are_measured_against_best_first(minilm, tmp_path: Path):
+    """The sample article's questions with the passages in reading order and best first, with the
+    real small model: in reading order its prompts begin alike up to the question, so the runtime
+    reads fewer prompt tokens; the assistant is left with its own setting, and the report says it."""
+    from bench import report
+    from bench.answering import QUESTIONS, passage_orders
+    from qa import models
+    from qa.assistant import Assistant
+    from tests.conftest import ROOT
+
+    config = Config(
+        docs=ROOT / "seeds", index_dir=tmp_path / "index", generator=models.SMALL, answer_tokens=16
+    )
+    build(config, minilm, progress=False, log=lambda m: None)
+    assistant = Assistant.open(config=config, embedder=minilm)
+    out = passage_orders(assistant, rounds=1)
+    rank, reading = out["rank"], out["reading"]
+    assert rank["prompt_tokens_read"] > 100, "best first, the questions' prompts differ in their passages"
+    assert reading["prompt_tokens_read"] < rank["prompt_tokens_read"] / 2, (
+        "in reading order only the question and what follows it is read again"
+    )
+    assert set(reading["answers"]) == set(QUESTIONS) and assistant.config == config
+    text = "\n".join(report.passage_order(out))
+    assert (
+        f"prompt tokens read per answer {reading['prompt_tokens_read']} against {rank['prompt_tokens_read']}"
+        in text
+    )
+
+
 def test_only_a_whole_bench_run_writes_to_reports():
     """reports/bench.md is what one whole run measured, never a partial run's sections."""
     from bench.__main__ import destination
