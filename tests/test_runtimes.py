@@ -4,7 +4,6 @@ with a tiny random-weight model."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 
@@ -98,12 +97,43 @@ def test_a_prompt_that_begins_like_the_last_one_reads_only_the_rest_and_answers_
     alone = [answer(ort.load(folder, capacity=2, prompt_chunk=256), p) for p in prompts]  # nothing to reuse
     shared = ort.load(folder, capacity=2, prompt_chunk=256)
     assert [answer(shared, p) for p in prompts] == alone
-    common = sum(len(os.path.commonprefix([a, b])) for a, b in itertools.pairwise(prompts))
-    assert common > 50 and shared.tokens_reused == common, "each prompt reused the one before's beginning"
+    common = sum(
+        max(len(os.path.commonprefix([p, earlier])) for earlier in prompts[:i])
+        for i, p in enumerate(prompts)
+        if i
+    )
+    assert common > 50 and shared.tokens_reused == common, "each prompt reused the longest beginning kept"
     assert shared.tokens_read == sum(map(len, prompts)) - common
     assert (
         answer(shared, prompts[-1]) == alone[-1] and shared.tokens_read == sum(map(len, prompts)) - common + 1
     )
+
+
+def test_a_prompt_read_in_between_leaves_the_cache_of_the_one_before_it_within_the_kept_tokens(small):
+    """A conversation's turn reads a rewriting prompt between two answer prompts: the second
+    answer prompt still starts from the first's cache, unless the kept tokens cannot hold both."""
+    folder = models.int4(models.SMALL)
+
+    def tokens(chat: list[dict[str, str]]) -> list[int]:
+        return small.tokenizer(small.render(chat), add_special_tokens=False)["input_ids"]
+
+    first, second = tokens(messages(QUESTIONS[0])), tokens(messages(QUESTIONS[1]))
+    between = tokens(
+        [{"role": "system", "content": "Rewrite the question."}, {"role": "user", "content": "Who?"}]
+    )
+    shared = len(os.path.commonprefix([first, second]))
+    assert shared > len(os.path.commonprefix([between, second])) + 50
+    reused = {}
+    for keep in (2048, len(between)):
+        batch = ort.load(folder, capacity=2, prompt_chunk=256)
+        batch.keep_tokens = keep
+        for prompt in (first, between):
+            list(Scheduler(batch).submit(prompt, 4, small.stop))
+        before = batch.tokens_reused
+        list(Scheduler(batch).submit(second, 4, small.stop))
+        reused[keep] = batch.tokens_reused - before
+    assert reused[2048] == shared, "the first answer prompt's beginning, kept across the one between"
+    assert reused[len(between)] < shared, "only the prompt in between was kept"
 
 
 def test_questions_asked_together_reuse_one_another_s_beginnings_and_answer_as_if_alone(small):

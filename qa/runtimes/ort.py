@@ -16,9 +16,11 @@ decoding.
 
 Reading the prompt is most of an answer's time on a CPU, and prompts share their beginnings:
 every answer prompt opens with the same instructions, a follow-up or a question asked again
-repeats more. The key/value cache of the last prompt read is kept, and a prompt that begins
-with the same tokens as it, or as one decoding now, starts from that part of its cache (a
-position's keys and values depend only on the tokens up to it) and reads only the rest.
+repeats more. The key/value caches of the last prompts read are kept (up to `keep_tokens` of
+them: a conversation's turn reads a rewriting prompt between two answer prompts), and a prompt
+that begins with the same tokens as one of them, or as one decoding now, starts from that part
+of its cache (a position's keys and values depend only on the tokens up to it) and reads only
+the rest.
 """
 
 from __future__ import annotations
@@ -63,9 +65,13 @@ class OrtBatch:
     prompt_chunk: int = 256  # prompt tokens read per step while other sequences decode
     prompt_alone: int = 2048  # ... and while none do (bounds the activations' memory)
     reuse_from: int = 16  # a shared beginning shorter than this is read again (not worth a copy)
+    # Prompt tokens whose caches are kept, the newest first (the newest always): 2048 are 117 MB
+    # for the default model (28 layers, 2 key/value heads of 128 floats each for keys and values).
+    keep_tokens: int = 2048
     tokens_read: int = 0  # prompt tokens run through the model so far ...
-    tokens_reused: int = 0  # ... and those taken from the last prompt's KV cache instead
-    _last_prompt: tuple[list[int], list[np.ndarray]] | None = None  # tokens and their KV cache
+    tokens_reused: int = 0  # ... and those taken from a kept prompt's KV cache instead
+    # The prompts read last, oldest first, with their KV caches (never written to: steps make new arrays).
+    _kept: list[tuple[list[int], list[np.ndarray]]] = field(default_factory=list)
     _sequences: dict[object, _Sequence] = field(default_factory=dict)
     _rows: list[object] = field(default_factory=list)  # decoding sequences, in KV row order
     # The decoding rows' cache: [rows, kv_heads, room, head_size] per input, written in place by
@@ -90,10 +96,10 @@ class OrtBatch:
 
     def _start(self, s: _Sequence) -> None:
         """Start `s` (about to be read) from the KV cache of the longest beginning it shares with
-        the last prompt read or a sequence decoding now, when that is long enough; never the whole
+        a kept prompt or a sequence decoding now, when that is long enough; never the whole
         prompt: its last token is read to get the next one. Chosen when its reading begins, not
         when it joined, so that questions asked together reuse one another's."""
-        sources = [self._last_prompt] if self._last_prompt else []
+        sources = list(self._kept)
         for row, key in enumerate(self._rows):
             sources.append((self._sequences[key].prompt, [a[row : row + 1] for a in self._kv]))
         best, kv = 0, None
@@ -138,11 +144,20 @@ class OrtBatch:
         self.tokens_read += len(chunk)
         if s.pending:
             return {}
-        self._last_prompt = (s.prompt, s.kv)  # never written to: steps make new arrays
+        self._keep(s.prompt, s.kv)
         s.last = int(logits[0].argmax())
         self._add_row(key, s.kv)
         s.kv = None
         return {key: s.last}
+
+    def _keep(self, prompt: list[int], kv: list[np.ndarray]) -> None:
+        """Keep `prompt`'s cache with the last ones read, in place of any kept prompt it begins
+        with; the oldest go while they hold more than `keep_tokens`."""
+        kept = [(t, c) for t, c in self._kept if prompt[: len(t)] != t]
+        kept.append((prompt, kv))
+        while len(kept) > 1 and sum(len(t) for t, _ in kept) > self.keep_tokens:
+            kept.pop(0)
+        self._kept = kept
 
     def _decode(self) -> dict[object, int]:
         sequences = [self._sequences[k] for k in self._rows]
@@ -163,7 +178,7 @@ class OrtBatch:
 
     def _add_row(self, key: object, kv: list[np.ndarray]) -> None:
         """Start decoding `key` from its prompt's cache `kv` (copied: that cache is also kept as the
-        last prompt's, and the decoding cache is written in place)."""
+        prompt's own, and the decoding cache is written in place)."""
         room = max(self._kv[0].shape[2] if self._rows else 0, kv[0].shape[2] + ROOM)
         if self._rows:
             kv = [np.concatenate([_pad(a, room), _pad(b, room)]) for a, b in zip(self._kv, kv, strict=True)]
