@@ -32,7 +32,6 @@ from evaluation.metrics import contained, f1
 from qa.answer import Checks, abstention, interpret
 from qa.assistant import Assistant
 from qa.generator import Generator
-from qa.prompt import fit
 
 REL_GRID = [round(0.01 * i, 2) for i in range(71)]
 LEX_GRID = [round(0.05 * i, 2) for i in range(21)] + [1.01]  # 1.01: lexical evidence unused
@@ -203,12 +202,10 @@ def _ask(
             record["outcome"][k], record["answer"][k] = "declined: retrieval", ""
         return record
     started = time.perf_counter()
-    found = assistant.retriever(q.text)
-    count = lambda m: assistant.generator.count(assistant.generator.render(m))  # noqa: E731
-    messages, shown = fit(q.text, found.passages, assistant.config.context_tokens, count)
+    messages, shown = assistant.prompt(q.text, assistant.search(q.text))
     raw = assistant.generator.generate(messages, assistant.config.answer_tokens)
     record.update(raw=raw, seconds=round(time.perf_counter() - started, 2),
-                  passages=[p.doc_id for p in shown], prompt_tokens=count(messages))  # fmt: skip
+                  passages=[p.doc_id for p in shown], prompt_tokens=assistant.count(messages))  # fmt: skip
     for k, (_, _, checks) in rules.items():
         answer = (
             interpret(
@@ -238,9 +235,7 @@ def _ask_reference(assistant: Assistant, record: dict, rule: tuple[float, float,
     if not (record["dense"] >= min_relevance or record["lexical"] >= min_lexical):
         record["outcome"]["reference"], record["answer"]["reference"] = "declined: retrieval", ""
         return
-    found = assistant.retriever(record["question"])
-    count = lambda m: assistant.generator.count(assistant.generator.render(m))  # noqa: E731
-    messages, shown = fit(record["question"], found.passages, assistant.config.context_tokens, count)
+    messages, shown = assistant.prompt(record["question"], assistant.search(record["question"]))
     started = time.perf_counter()
     raw = assistant.generator.generate(messages, assistant.config.answer_tokens)
     record["reference_seconds"] = round(time.perf_counter() - started, 2)

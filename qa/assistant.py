@@ -37,8 +37,8 @@ from qa.conversation import (
 )
 from qa.generator import Generator
 from qa.generator import from_config as load_generator
-from qa.prompt import answer_messages, fit
-from qa.retriever import Retrieval, Retriever
+from qa.prompt import Messages, answer_messages, fit
+from qa.retriever import Passage, Retrieval, Retriever
 from qa.summarize import Summarizer, Summary, SummaryCache
 
 
@@ -248,7 +248,7 @@ class Assistant:
         the reply's pieces as they come, then `done(answer)`. `history`: earlier turns as prompt
         text; `search`: what retrieval searches, when not the question itself."""
         started = time.perf_counter()
-        found = self.retriever(search or question, within, self.config.passage_order == "reading")
+        found = self.search(search or question, within)
         model = self.generator.name
         if not found.passages or not self.relevant(found):
             c = self.config
@@ -262,10 +262,7 @@ class Assistant:
             done(answer)
             yield answer.text
             return
-        c = self.config
-        messages, shown = fit(
-            question, found.passages, c.context_tokens, self.count, history, c.passage_order
-        )
+        messages, shown = self.prompt(question, found, history)
         generating = time.perf_counter()
         raw = []
         first = 0.0  # until the first piece: the prompt read (and any wait for a place in the batch)
@@ -275,6 +272,7 @@ class Assistant:
                 raw.append(piece)
                 yield piece
         generated = time.perf_counter() - generating
+        c = self.config
         checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity, c.term_closeness)
         answer = interpret(question, "".join(raw), shown, model, checks, self.similarity, self.alike)
         if answer.abstained:
@@ -282,6 +280,17 @@ class Assistant:
         answer.timings = _timings(found.seconds, generated, started, first)
         answer.runtime = runtime(self.generator)
         done(answer)
+
+    def search(self, question: str, within: Selection | None = None) -> Retrieval:
+        """The passages retrieval finds for `question` (within a scope's selection when given),
+        best first, their overlaps cut for the configured passage order."""
+        return self.retriever(question, within, self.config.passage_order == "reading")
+
+    def prompt(self, question: str, found: Retrieval, history: str = "") -> tuple[Messages, list[Passage]]:
+        """The answer prompt for `question` from the passages `found`, within the context budget,
+        and the passages it shows, numbered as in it."""
+        c = self.config
+        return fit(question, found.passages, c.context_tokens, self.count, history, c.passage_order)
 
     def count(self, messages: list[dict[str, str]]) -> int:
         """Tokens of the prompt `messages` as the generator reads it."""
