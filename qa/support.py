@@ -147,14 +147,18 @@ def rest(sentence: str, passages: list[str], window: str, question: str = "") ->
     meeting in Iran was futile" from the sentence naming the meeting and the one giving its
     outcome), and the rest of its claim stands there. None when the window holds every word or no
     sentence holds two of the rest: one word in common ("match" in a football report's "Match
-    ends") is no sign that the claim was joined from that sentence."""
+    ends") is no sign that the claim was joined from that sentence. A word the question asks
+    with counts only beside one it does not: a sentence that merely repeats the question's words
+    is no sign either."""
     given, held = set(content(question)), set(content(window))
-    lacking = {w for w in content(sentence) if w not in held and w not in given}
+    lacking = {w for w in content(sentence) if w not in held}
+    own = lacking - given
     found: tuple[int, int, int, int] | None = None
     for n, passage in enumerate(passages, 1):
         for start, end in sentences(passage):
-            share = len(lacking & set(content(passage[start:end])))
-            if share >= 2 and (found is None or share > found[0]):
+            words = set(content(passage[start:end]))
+            share = len(lacking & words)
+            if share >= 2 and own & words and (found is None or share > found[0]):
                 found = (share, n, start, end)
     return found[1:] if found is not None else None
 

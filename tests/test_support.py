@@ -183,3 +183,17 @@ def test_the_rest_of_a_joined_reply_is_read_from_a_sentence_that_holds_two_of_it
     assert joined is not None and text[joined[1] : joined[2]].startswith("In the end the talks produced")
     alone = "The talks between the two leaders opened in Geneva, like the match."
     assert rest(alone, [text], window, question) is None, "one word in common is no sign of a joined claim"
+
+
+def test_the_rest_of_a_joined_reply_may_hold_a_word_of_the_question_beside_one_of_its_own():
+    text = (
+        "Massoud met the minister Muttaqi in Tehran. The talks were mediated by Ismail Khan. "
+        "Several issues were raised, but the meeting remained futile and reached no substantive outcome."
+    )
+    question = "What was the outcome of the meeting?"
+    window = text[: text.index("The talks")]
+    reply = "The meeting between Massoud and Muttaqi in Tehran resulted in no substantive outcome."
+    joined = rest(reply, [text], window, question)
+    assert joined is not None and text[joined[1] : joined[2]].startswith("Several issues")
+    echo = "The meeting between Massoud and Muttaqi in Tehran had an outcome."
+    assert rest(echo, [text], window, question) is None, "the question's words alone are no sign"
