@@ -51,9 +51,10 @@ class Config:
     # documents in the order of their best passage; or "rank", best first. The passages chosen are
     # the same. In reading order, questions about the same documents get prompts that are alike
     # up to the question, which the CPU runtime then reads once (reports/bench.md). On the
-    # calibration half of XQuAD and of the news-style set (`make eval`'s xquad and news stages,
-    # `--set passage_order=reading`), all 110 of the model's replies were the same as best first:
-    # there a document is one paragraph or one short article and rarely gives two passages.
+    # calibration half (`make eval`'s xquad and news stages, 110 replies), against best first:
+    # XQuAD 90.0% of answerable questions answered right against 86.7%, 8.6% of replies
+    # confident and wrong against 7.1% (one more on-topic question answered); the news-style set
+    # 90.0% against 85.0% and 2.5% against 5.0%.
     passage_order: str = "reading"
     answer_tokens: int = 200
     # The relevance gate: docqa says the documents do not hold the answer, without asking the
