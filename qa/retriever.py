@@ -53,7 +53,8 @@ def trim(chunks: list[tuple[Chunk, float]], reading: bool = False) -> list[Passa
     """Chunks as passages, best first, with the text another chunk of the same document already
     holds cut away (chunks overlap), so no sentence is shown to the model twice. The better-ranked
     chunk keeps it; with `reading`, the one that comes first in the document, so that questions
-    which find the same chunks are shown the same texts, whichever chunk each ranked first."""
+    which find the same chunks are shown the same texts, whichever chunk each ranked first (where
+    the context budget then leaves that first chunk out of the prompt, the overlap goes with it)."""
     order = range(len(chunks))
     if reading:
         order = sorted(order, key=lambda i: (chunks[i][0].doc_id, chunks[i][0].start, i))

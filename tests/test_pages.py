@@ -36,6 +36,13 @@ PAGES = [
 ]
 
 
+def cite_the_harvest(messages: list[dict[str, str]]) -> str:
+    """A model's reply that cites the document block telling of the harvest, wherever it stands."""
+    blocks = messages[1]["content"].split("Document [")[1:]
+    number = next(b.split("]")[0] for b in blocks if "Kettleby" in b)
+    return f"The barley harvest in Kettleby doubled. [{number}]"
+
+
 def ask(tmp_path: Path, files: dict[str, bytes], question: str) -> Assistant:
     docs = tmp_path / "docs"
     for name, data in files.items():
@@ -45,7 +52,7 @@ def ask(tmp_path: Path, files: dict[str, bytes], question: str) -> Assistant:
     )
     embedder = FakeEmbedder()
     build(config, embedder, progress=False, log=lambda m: None)
-    generator = FakeGenerator(lambda messages: "The barley harvest in Kettleby doubled. [1]")
+    generator = FakeGenerator(cite_the_harvest)
     return Assistant.open(config=config, generator=generator, embedder=embedder).ask(question)
 
 
