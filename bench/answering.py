@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -131,8 +132,7 @@ def asking(assistant: Assistant, users: int = 4) -> dict:
     `users` askers at once (each asks every question once in the one-asker run). Beside each,
     the wait for the first token (on a CPU, mostly reading the prompt) and the prompt tokens the
     runtime read per answer, where it counts them: what the askers cannot share."""
-    batch = assistant.generator.scheduler.batch if hasattr(assistant.generator, "scheduler") else None
-    read = lambda: getattr(batch, "tokens_read", 0)  # noqa: E731
+    read = _tokens_read(assistant)
     assistant.ask(WARM_UP)
     started, before = time.perf_counter(), read()
     alone = []
@@ -186,22 +186,13 @@ def prompt_reuse(assistant: Assistant, rounds: int = 2) -> dict:
     if not hasattr(batch, "reuse_from"):
         return {"skipped": f"the {assistant.generator.runtime} runtime keeps no prompt cache"}
     kept = batch.reuse_from
-    modes: dict[str, dict[str, list[float]]] = {"read whole": {"seconds": [], "tokens": []},
-                                                 "shared beginning reused": {"seconds": [], "tokens": []}}  # fmt: skip
+    modes = {"read whole": lambda: setattr(batch, "reuse_from", 1 << 62),
+             "shared beginning reused": lambda: setattr(batch, "reuse_from", kept)}  # fmt: skip
     try:
-        for _ in range(rounds):
-            for mode, reuse_from in (("read whole", 1 << 62), ("shared beginning reused", kept)):
-                batch.reuse_from = reuse_from
-                assistant.ask(WARM_UP)
-                for q in QUESTIONS:
-                    read, started = batch.tokens_read, time.perf_counter()
-                    assistant.ask(q)
-                    modes[mode]["seconds"].append(time.perf_counter() - started)
-                    modes[mode]["tokens"].append(batch.tokens_read - read)
+        asked = _in_turn(assistant, modes, rounds)
     finally:
         batch.reuse_from = kept
-    out = {m: {"median_seconds": round(float(np.median(v["seconds"])), 2), "mean_seconds": round(float(np.mean(v["seconds"])), 2),
-               "prompt_tokens_read": int(np.mean(v["tokens"]))} for m, v in modes.items()}  # fmt: skip
+    out = {m: _timed(a) for m, a in asked.items()}
     whole, reused = out["read whole"], out["shared beginning reused"]
     out["time_ratio"] = round(reused["mean_seconds"] / whole["mean_seconds"], 3)
     return out
@@ -212,31 +203,52 @@ def passage_orders(assistant: Assistant, rounds: int = 2) -> dict:
     prompt best first ("rank") and in reading order, in alternating rounds, each from the
     warm-up question: seconds per answer, prompt tokens the runtime read (the rest it took from
     the kept key/value cache) and the answers, to show whether they changed."""
-    batch = assistant.generator.scheduler.batch if hasattr(assistant.generator, "scheduler") else None
-    read = lambda: getattr(batch, "tokens_read", 0)  # noqa: E731
     shipped = assistant.config
-    modes = {o: {"seconds": [], "tokens": [], "answers": {}} for o in PASSAGE_ORDERS}
+
+    def setting(order: str) -> Callable[[], None]:
+        return lambda: setattr(assistant, "config", replace(shipped, passage_order=order))
+
     try:
-        for _ in range(rounds):
-            for order in PASSAGE_ORDERS:
-                assistant.config = replace(shipped, passage_order=order)
-                assistant.ask(WARM_UP)
-                for q in QUESTIONS:
-                    before, started = read(), time.perf_counter()
-                    answer = assistant.ask(q)
-                    modes[order]["seconds"].append(time.perf_counter() - started)
-                    modes[order]["tokens"].append(read() - before)
-                    modes[order]["answers"][q] = answer.text
+        asked = _in_turn(assistant, {o: setting(o) for o in PASSAGE_ORDERS}, rounds)
     finally:
         assistant.config = shipped
     out: dict = {"shipped": shipped.passage_order}
-    for order, m in modes.items():
-        out[order] = {"median_seconds": round(float(np.median(m["seconds"])), 2),
-                      "mean_seconds": round(float(np.mean(m["seconds"])), 2),
-                      "prompt_tokens_read": int(np.mean(m["tokens"])), "answers": m["answers"]}  # fmt: skip
+    out |= {order: {**_timed(a), "answers": a["answers"]} for order, a in asked.items()}
     out["time_ratio"] = round(out["reading"]["mean_seconds"] / out["rank"]["mean_seconds"], 3)
     out["same_answers"] = sum(out["rank"]["answers"][q] == out["reading"]["answers"][q] for q in QUESTIONS)
     return out
+
+
+def _tokens_read(assistant: Assistant) -> Callable[[], int]:
+    """The prompt tokens the generator's runtime has read so far, where it counts them (else 0)."""
+    batch = getattr(getattr(assistant.generator, "scheduler", None), "batch", None)
+    return lambda: getattr(batch, "tokens_read", 0)
+
+
+def _in_turn(assistant: Assistant, modes: dict[str, Callable[[], None]], rounds: int) -> dict[str, dict]:
+    """The sample article's questions asked one after another in each of `modes` (each a function
+    that sets the mode up), in alternating rounds, each round from the warm-up question: every
+    answer's seconds and prompt tokens read, and each question's last answer."""
+    read = _tokens_read(assistant)
+    out: dict[str, dict] = {m: {"seconds": [], "tokens": [], "answers": {}} for m in modes}
+    for _ in range(rounds):
+        for mode, set_up in modes.items():
+            set_up()
+            assistant.ask(WARM_UP)
+            for q in QUESTIONS:
+                before, started = read(), time.perf_counter()
+                answer = assistant.ask(q)
+                out[mode]["seconds"].append(time.perf_counter() - started)
+                out[mode]["tokens"].append(read() - before)
+                out[mode]["answers"][q] = answer.text
+    return out
+
+
+def _timed(asked: dict) -> dict:
+    """Median and mean seconds per answer and mean prompt tokens read, of one mode of `_in_turn`."""
+    return {"median_seconds": round(float(np.median(asked["seconds"])), 2),
+            "mean_seconds": round(float(np.mean(asked["seconds"])), 2),
+            "prompt_tokens_read": int(np.mean(asked["tokens"]))}  # fmt: skip
 
 
 def first_use(config: Config) -> dict:

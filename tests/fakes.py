@@ -68,6 +68,18 @@ class FakeGenerator:
         return "".join(self.stream(messages, max_new_tokens))
 
 
+def citing(words: str, sentence: str):
+    """A FakeGenerator reply: `sentence` citing the prompt's document block that holds `words`,
+    wherever the prompt's passage order puts it."""
+
+    def reply(messages: list[dict[str, str]]) -> str:
+        blocks = messages[1]["content"].split("Document [")[1:]
+        number = next(b.split("]")[0] for b in blocks if words in b)
+        return f"{sentence} [{number}]"
+
+    return reply
+
+
 def write_docs(folder: Path, texts: dict[str, str]) -> Path:
     """A documents folder holding `texts` (file name -> text); returns the folder."""
     folder.mkdir()

@@ -16,7 +16,7 @@ from qa.answer import NOT_IN_DOCUMENTS, Checks, interpret
 from qa.assistant import Assistant
 from qa.prompt import ANSWER_SYSTEM, answer_messages, fit
 from qa.retriever import Passage, fuse, trim
-from tests.fakes import FakeEmbedder, FakeGenerator, write_docs
+from tests.fakes import FakeEmbedder, FakeGenerator, citing, write_docs
 
 GEN = FakeGenerator()
 CHECKS = Checks(support=0.6, grounding=0.5)
@@ -317,11 +317,7 @@ def test_in_reading_order_a_document_s_passages_stand_as_in_it_and_citations_fol
     build(config, FakeEmbedder(), progress=False, log=lambda m: None)
     index = Index.open(config.index_dir, FakeEmbedder())
 
-    def cite_the_mediator(messages) -> str:  # a model that cites the block that names him
-        blocks = messages[1]["content"].split("Document [")[1:]
-        number = next(b.split("]")[0] for b in blocks if "Ismail Khan" in b)
-        return f"The meeting was mediated by Ismail Khan. [{number}]"
-
+    cite_the_mediator = citing("Ismail Khan", "The meeting was mediated by Ismail Khan.")
     answers = {
         order: assistant(index, cite_the_mediator, min_relevance=0.0, passage_order=order).ask(
             "Who mediated the meeting in Tehran?"

@@ -11,7 +11,7 @@ from embeddings.pages import join_pages, page_label
 from qa.assistant import Assistant
 from qa.cli import _print_sources
 from qa.render import sources_html
-from tests.fakes import FakeEmbedder, FakeGenerator
+from tests.fakes import FakeEmbedder, FakeGenerator, citing
 from tests.office_files import pptx_file
 from tests.pdfs import paged_pdf
 from tests.test_readers import write
@@ -36,13 +36,6 @@ PAGES = [
 ]
 
 
-def cite_the_harvest(messages: list[dict[str, str]]) -> str:
-    """A model's reply that cites the document block telling of the harvest, wherever it stands."""
-    blocks = messages[1]["content"].split("Document [")[1:]
-    number = next(b.split("]")[0] for b in blocks if "Kettleby" in b)
-    return f"The barley harvest in Kettleby doubled. [{number}]"
-
-
 def ask(tmp_path: Path, files: dict[str, bytes], question: str) -> Assistant:
     docs = tmp_path / "docs"
     for name, data in files.items():
@@ -52,7 +45,7 @@ def ask(tmp_path: Path, files: dict[str, bytes], question: str) -> Assistant:
     )
     embedder = FakeEmbedder()
     build(config, embedder, progress=False, log=lambda m: None)
-    generator = FakeGenerator(cite_the_harvest)
+    generator = FakeGenerator(citing("Kettleby", "The barley harvest in Kettleby doubled."))
     return Assistant.open(config=config, generator=generator, embedder=embedder).ask(question)
 
 
