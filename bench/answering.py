@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import numpy as np
 from embeddings.config import PASSAGE_ORDERS, Config
 from evaluation import data
 from qa.assistant import Assistant
+from qa.decoding import Scheduler
 from qa.generator import LocalGenerator
 from qa.prompt import fit
 from qa.retriever import Passage
@@ -174,7 +175,51 @@ def asking(assistant: Assistant, users: int = 4) -> dict:
         "answers_per_minute_together": round(rate_together, 2),
         "ratio": round(rate_together / rate_alone, 2),
         "goal_ratio": ">= 2.5",
+        **step_costs(assistant, users),
     }
+
+
+def step_costs(assistant: Assistant, users: int, new_tokens: int = 16, prompt_tokens: int = 128) -> dict:
+    """What the generator's work costs on this machine: a decoding step with 1 to `users`
+    sequences in it (the median time between one sequence's tokens while all of them decode), and
+    reading a prompt, per token (a prompt of `prompt_tokens` that shares no beginning with any
+    other). The premise of askers at once is that a step for several costs about what a step for
+    one does; these say whether it holds here."""
+    scheduler = getattr(assistant.generator, "scheduler", None)
+    if scheduler is None:
+        return {}
+    messages, _ = assistant.prompt(QUESTIONS[0], assistant.search(QUESTIONS[0]))
+    generator = assistant.generator
+    prompt = generator.tokenizer(generator.render(messages), add_special_tokens=False)["input_ids"]
+    steps = {}
+    for rows in sorted({1, 2, users}):
+        times = _token_times(scheduler, prompt, rows, new_tokens)
+        together_from, together_to = max(t[0] for t in times), min(t[-1] for t in times)
+        ticks = [t for t in times[0] if together_from <= t <= together_to]
+        steps[str(rows)] = round(float(np.median(np.diff(ticks))), 4) if len(ticks) > 1 else None
+    fresh = prompt[1:][:prompt_tokens]  # without the first token it begins like no prompt read before
+    started = time.perf_counter()
+    for _ in scheduler.submit(fresh, 1, stop=()):
+        pass
+    per_token = (time.perf_counter() - started) / len(fresh)
+    return {"decode_step_seconds": steps, "prompt_seconds_per_token": round(per_token, 4)}
+
+
+def _token_times(scheduler: Scheduler, prompt: list[int], rows: int, new_tokens: int) -> list[list[float]]:
+    """When each of `rows` requests for `prompt` submitted at once received each of its tokens."""
+    streams = [scheduler.submit(prompt, new_tokens, stop=()) for _ in range(rows)]
+    times: list[list[float]] = [[] for _ in streams]
+
+    def read(stream: Iterable[int], into: list[float]) -> None:
+        for _ in stream:
+            into.append(time.perf_counter())
+
+    readers = [threading.Thread(target=read, args=pair) for pair in zip(streams, times, strict=True)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    return times
 
 
 def prompt_reuse(assistant: Assistant, rounds: int = 2) -> dict:

@@ -250,6 +250,26 @@ def asking(ask: dict) -> list[str]:
         "decoding step serves every asker at once, but each prompt is read on its own: where reading the prompt "
         "is most of an answer, askers at once gain little.",
         "",
+        *_step_costs(ask),
+    ]
+
+
+def _step_costs(ask: dict) -> list[str]:
+    """What a decoding step and a prompt token cost here (bench.answering.step_costs): how much
+    askers at once can save on decoding, where the steps are shared and the prompts are not."""
+    steps = ask.get("decode_step_seconds")
+    users = str(ask["users"])
+    if not steps or not steps.get("1") or not steps.get(users):
+        return []
+    one, shared = steps["1"], steps[users]
+    rows = ", ".join(f"{n} at once {s * 1000:.0f} ms" for n, s in steps.items() if s and n != "1")
+    return [
+        f"What the model's work costs on this CPU: a decoding step for one sequence {one * 1000:.0f} ms, "
+        f"{rows}: a step for {users} costs {shared / one:.2f}x the step for one (the premise of askers at "
+        f"once is that it costs little more), so steps shared by {users} askers decode at most "
+        f"{int(users) * one / shared:.2f}x as fast as one asker's; reading a prompt costs "
+        f"{ask['prompt_seconds_per_token'] * 1000:.1f} ms per token, and prompts are read one at a time.",
+        "",
     ]
 
 

@@ -151,7 +151,8 @@ def test_a_build_commands_start_up_is_read_from_its_own_progress_bar(tmp_path: P
 
 def test_answer_times_are_split_at_the_first_token_alone_and_with_askers_at_once(minilm, tmp_path: Path):
     """The answering section says where an answer's time went, with the real small model: the
-    wait for each first token and the prompt tokens read, alone and with askers at once."""
+    wait for each first token and the prompt tokens read, alone and with askers at once, and what
+    a decoding step and a prompt token cost."""
     from bench import report
     from bench.answering import QUESTIONS, asking
     from qa import models
@@ -169,3 +170,7 @@ def test_answer_times_are_split_at_the_first_token_alone_and_with_askers_at_once
     text = "\n".join(report.asking(out))
     assert f"| {QUESTIONS[0]} | {out['alone'][0]['seconds']} | {out['alone'][0]['first_token']} |" in text
     assert f"{out['prompt_tokens_read_alone']} prompt tokens read per answer" in text
+    # what a decoding step costs with one and two sequences in it, and a prompt token
+    steps = out["decode_step_seconds"]
+    assert set(steps) == {"1", "2"} and all(steps.values()) and out["prompt_seconds_per_token"] > 0
+    assert f"a step for 2 costs {steps['2'] / steps['1']:.2f}x the step for one" in text
