@@ -124,8 +124,14 @@ def refers_back(question: str) -> bool:
     """Whether `question` holds a word that refers to something said before (he, it, there ...).
     One that does not stands alone: it is answered from the documents without the earlier turns,
     which would only take room from the passages and offer the model answers that are not
-    from the documents."""
-    return bool({w.lower() for w in re.findall(r"[\w']+", question)} & _REFERENCES)
+    from the documents. A "that" after a word with content of its own opens a relative clause
+    ("the spinoff that debuted on ABC"), not a reference: after a function word or first it is
+    one ("When did that happen?", "What came of that?")."""
+    words = [w.lower() for w in re.findall(r"[\w']+", question)]
+    return any(
+        w in _REFERENCES and not (w == "that" and i > 0 and words[i - 1] not in STOP)
+        for i, w in enumerate(words)
+    )
 
 
 # Words that stand for a name said before, which a name can take the place of: the subject and

@@ -26,6 +26,7 @@ from qa.conversation import (
     read_referent,
     read_rewrite,
     recent,
+    refers_back,
     resolve_messages,
     rewrite_messages,
     search_text,
@@ -254,6 +255,17 @@ def test_a_long_conversation_keeps_every_prompt_within_the_context_budget(tmp_pa
     answers = [p for p in generator.prompts if not p[-1]["content"].startswith("Conversation:")]
     assert all(generator.count(generator.render(p)) <= 256 for p in answers)
     assert "Earlier in this conversation" in answers[-1][-1]["content"], "some history still fits"
+
+
+def test_a_that_opening_a_relative_clause_does_not_refer_back():
+    """A follow-up that names what it asks about is searched as asked even where it says "that"
+    of a thing it names; "that" standing for something said before still refers back."""
+    spinoff = "What was a Happy Days spinoff that debuted in the 1980s on ABC?"
+    assert search_text(spinoff, KHAN) == spinoff
+    assert not refers_back("Which treaty that ended the war was signed in Paris?")
+    for question in ("When did that happen?", "What came of that?", "Why was that war fought?",
+                     "That was when?", "Where did the talks that he led take place?"):  # fmt: skip
+        assert refers_back(question), question
 
 
 def test_a_follow_up_whose_rewrite_still_refers_back_is_searched_beside_the_question_before():
