@@ -49,7 +49,7 @@ def long_prompt(generator: LocalGenerator, eval_data: Path, tokens: int = 1000) 
     passages = [Passage(p.id, p.article, 0, len(p.text), p.text, 0.5) for p in paragraphs[:12]]
     count = lambda m: generator.count(generator.render(m))  # noqa: E731
     messages, _ = fit(questions[0].text, passages, tokens, count)
-    return generator.tokenizer(generator.render(messages), add_special_tokens=False)["input_ids"]
+    return generator.prompt_ids(messages)
 
 
 def docqa_speed(generator: LocalGenerator, prompt: list[int], new_tokens: int) -> dict:
@@ -180,7 +180,7 @@ def asking(assistant: Assistant, users: int = 4) -> dict:
 
 
 def step_costs(assistant: Assistant, users: int, new_tokens: int = 16, prompt_tokens: int = 128) -> dict:
-    """What the generator's work costs on this machine: a decoding step with 1 to `users`
+    """What the generator's work costs on this machine: a decoding step with 1, 2 and `users`
     sequences in it (the median time between one sequence's tokens while all of them decode), and
     reading a prompt, per token (a prompt of `prompt_tokens` that shares no beginning with any
     other). The premise of askers at once is that a step for several costs about what a step for
@@ -189,8 +189,7 @@ def step_costs(assistant: Assistant, users: int, new_tokens: int = 16, prompt_to
     if scheduler is None:
         return {}
     messages, _ = assistant.prompt(QUESTIONS[0], assistant.search(QUESTIONS[0]))
-    generator = assistant.generator
-    prompt = generator.tokenizer(generator.render(messages), add_special_tokens=False)["input_ids"]
+    prompt = assistant.generator.prompt_ids(messages)
     steps = {}
     for rows in sorted({1, 2, users}):
         times = _token_times(scheduler, prompt, rows, new_tokens)

@@ -73,9 +73,12 @@ class LocalGenerator:
     def render(self, messages: Messages) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    def prompt_ids(self, messages: Messages) -> list[int]:
+        """The token ids the model reads for `messages`: the rendered chat template."""
+        return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+
     def stream(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
-        prompt = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-        tokens = self.scheduler.submit(prompt, max_new_tokens, self.stop)
+        tokens = self.scheduler.submit(self.prompt_ids(messages), max_new_tokens, self.stop)
         made: list[int] = []
         shown = ""
         try:
