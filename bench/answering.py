@@ -2,7 +2,8 @@
 llama.cpp on the same model (its GGUF) and against onnxruntime-genai's own loop on the same
 ONNX model; seconds per answer on the sample article with one asker and with four at once, and
 with the answer prompt's passages best first and in reading order;
-the first use of the model (from the installed packages to a loaded generator); peak memory
+the CPU runtime's worker threads spinning within a step against sleeping; the first use of
+the model (from the installed packages to a loaded generator); peak memory
 while serving and the cold start of `docqa serve`."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from qa.decoding import Scheduler
 from qa.generator import LocalGenerator
 from qa.prompt import fit
 from qa.retriever import Passage
+from qa.runtimes import ort
 from qa.runtimes.ort import threads
 
 QUESTIONS = [
@@ -381,6 +383,44 @@ def generation(
         out["ttft_vs_llama_cpp"] = round(rows["docqa"]["ttft_s"] / llama["ttft_s"], 2)
     out["goals"] = {"decode_vs_llama_cpp": ">= 0.8", "ttft_vs_llama_cpp": "<= 1.2"}
     return out
+
+
+def thread_spinning(
+    generator: LocalGenerator, config: Config, prompt: list[int], rounds: int = 3, new_tokens: int = 64
+) -> dict:
+    """The CPU runtime's worker threads spinning while they wait for the next operator of a step
+    (docqa's setting; they stop when the step ends) against sleeping and being woken, each in a
+    session of its own of `config.generator`'s 4-bit model, in alternating rounds: the decode rate on `prompt`, and
+    the CPU seconds the process used in the second after each decode (threads left spinning
+    would use them, taking the cores from the embedder)."""
+    shipped = generator.scheduler
+    batch = getattr(shipped, "batch", None)
+    if not isinstance(batch, ort.OrtBatch):
+        return {"skipped": f"the {generator.runtime} runtime has no worker threads of its own"}
+    from qa import models
+
+    folder, settings = models.int4(config.generator), {"spinning": True, "sleeping": False}
+    schedulers = {
+        name: Scheduler(ort.load(folder, batch.capacity, batch.prompt_chunk, spinning=spin))
+        for name, spin in settings.items()
+    }
+    out: dict[str, dict[str, list[float]]] = {
+        n: {"decode_tps": [], "cpu_seconds_after": []} for n in settings
+    }
+    try:
+        for _ in range(rounds):
+            for name, scheduler in schedulers.items():
+                generator.scheduler = scheduler
+                docqa_speed(generator, prompt[1:65], 4)  # warm
+                out[name]["decode_tps"].append(docqa_speed(generator, prompt, new_tokens)["decode_tps"])
+                before = time.process_time()
+                time.sleep(1.0)
+                out[name]["cpu_seconds_after"].append(round(time.process_time() - before, 3))
+    finally:
+        generator.scheduler = shipped
+    median = {n: float(np.median(o["decode_tps"])) for n, o in out.items()}
+    return {**out, "median_decode_tps": median, "ratio": round(median["spinning"] / median["sleeping"], 3),
+            "rounds": rounds, "new_tokens": new_tokens, "prompt_tokens": len(prompt)}  # fmt: skip
 
 
 def on_ray_serve(index_dir: Path, config: Config, alone: dict, counts: tuple[int, ...] = (1, 2)) -> dict:

@@ -178,6 +178,7 @@ def _answers(r: dict) -> list[str]:
             f"{a['ttft_vs_llama_cpp']}x ({goals['ttft_vs_llama_cpp']}: {_ok(a['ttft_vs_llama_cpp'], goals['ttft_vs_llama_cpp'])}).",
             "",
         ]
+    lines += spinning(r.get("spinning"))
     if "seconds" in first:
         lines += [f"First use, from the installed packages to a loaded generator (empty model cache): "
                   f"{first['seconds']} s ({first['goal_seconds']}: {_ok(first['seconds'], first['goal_seconds'])}), "
@@ -200,6 +201,25 @@ def _answers(r: dict) -> list[str]:
     if order:
         lines += passage_order(order)
     return lines
+
+
+def spinning(spin: dict | None) -> list[str]:
+    """The CPU runtime's worker threads spinning within a step against sleeping
+    (bench.answering.thread_spinning)."""
+    if not spin or "skipped" in spin:
+        return []
+    on, off = spin["spinning"], spin["sleeping"]
+    tps = lambda o: ", ".join(map(str, o["decode_tps"]))  # noqa: E731
+    cpu = lambda o: max(o["cpu_seconds_after"])  # noqa: E731
+    return [
+        "The runtime's worker threads waiting for the next operator of a step by spinning (docqa's setting; "
+        "they stop when the step ends) against sleeping and being woken, each in a session of its own, "
+        f"{spin['rounds']} alternating rounds of {spin['new_tokens']} tokens on the {spin['prompt_tokens']}-token "
+        f"prompt: decode {tps(on)} tok/s spinning against {tps(off)} sleeping, median {spin['ratio']}x; "
+        f"CPU seconds the process used in the second after a decode, at most {cpu(on)} spinning and "
+        f"{cpu(off)} sleeping.",
+        "",
+    ]
 
 
 def passage_order(order: dict) -> list[str]:

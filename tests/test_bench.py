@@ -174,3 +174,28 @@ def test_answer_times_are_split_at_the_first_token_alone_and_with_askers_at_once
     steps = out["decode_step_seconds"]
     assert set(steps) == {"1", "2"} and all(steps.values()) and out["prompt_seconds_per_token"] > 0
     assert f"a step for 2 costs {steps['2'] / steps['1']:.2f}x the step for one" in text
+
+
+def test_worker_threads_spinning_within_a_step_are_measured_against_sleeping(minilm, tmp_path: Path):
+    """The CPU runtime's thread setting, with the real small model: both settings decode in a
+    session of their own, neither leaves threads busy after a decode, the generator keeps its own
+    runtime, and the report states the ratio it measured."""
+    from bench import report
+    from bench.answering import thread_spinning
+    from qa import models
+    from qa.assistant import Assistant
+    from tests.conftest import ROOT
+
+    config = Config(
+        docs=ROOT / "seeds", index_dir=tmp_path / "index", generator=models.SMALL, answer_tokens=16
+    )
+    build(config, minilm, progress=False, log=lambda m: None)
+    assistant = Assistant.open(config=config, embedder=minilm)
+    shipped = assistant.generator.scheduler
+    messages, _ = assistant.prompt("Who mediated the meeting?", assistant.search("Who mediated the meeting?"))
+    out = thread_spinning(assistant.generator, config, assistant.generator.prompt_ids(messages), 1, 8)
+    assert assistant.generator.scheduler is shipped
+    for setting in ("spinning", "sleeping"):
+        assert out[setting]["decode_tps"][0] > 0
+        assert out[setting]["cpu_seconds_after"][0] < 0.1, "threads stop spinning when a step ends"
+    assert f"median {out['ratio']}x" in "\n".join(report.spinning(out))

@@ -236,16 +236,22 @@ def _heap_trimmer() -> Callable[[], object]:
 _give_back_free_memory = _heap_trimmer()
 
 
-def load(folder: Path, capacity: int, prompt_chunk: int, threads_: int | None = None) -> OrtBatch:
-    """The decoder in `folder` (as the builder wrote it), ready to batch."""
+def load(
+    folder: Path, capacity: int, prompt_chunk: int, threads_: int | None = None, spinning: bool = True
+) -> OrtBatch:
+    """The decoder in `folder` (as the builder wrote it), ready to batch. `spinning`: the worker
+    threads wait for the next operator of a step by spinning, not sleeping (the bench compares)."""
     import onnxruntime as ort
 
     decoder = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads_ or threads()
     options.inter_op_num_threads = 1
-    # Idle worker threads would spin between steps and take the cores from the embedder.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # A step runs hundreds of small operators: workers that sleep between them and are woken for
+    # each decode about 10% slower (bench.answering.thread_spinning). They stop spinning when
+    # the step ends, so between steps and when idle they leave the cores to the embedder.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     # The arena would keep the largest buffers that any prompt length has needed, growing with
     # each new one; without it they go back to malloc (and `_give_back_free_memory` returns them).
     options.enable_cpu_mem_arena = False
