@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             models.join(models.KNOWN[config.generator], gguf)
         results["answers"] = answering.generation(assistant, config, args.data, gguf)
         results["spinning"] = answering.thread_spinning(
-            assistant.generator, config, answering.long_prompt(assistant.generator, args.data)
+            assistant, config, answering.long_prompt(assistant.generator, args.data)
         )
         results["asking"] = answering.asking(assistant)
         results["prompt_reuse"] = answering.prompt_reuse(assistant)

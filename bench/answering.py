@@ -386,13 +386,17 @@ def generation(
 
 
 def thread_spinning(
-    generator: LocalGenerator, config: Config, prompt: list[int], rounds: int = 3, new_tokens: int = 64
-) -> dict:
+    assistant: Assistant, config: Config, prompt: list[int], rounds: int = 3, new_tokens: int = 128,
+    users: int = 4,
+) -> dict:  # fmt: skip
     """The CPU runtime's worker threads spinning while they wait for the next operator of a step
     (docqa's setting; they stop when the step ends) against sleeping and being woken, each in a
-    session of its own of `config.generator`'s 4-bit model, in alternating rounds: the decode rate on `prompt`, and
-    the CPU seconds the process used in the second after each decode (threads left spinning
-    would use them, taking the cores from the embedder)."""
+    session of its own of `config.generator`'s 4-bit model, in alternating rounds: the decode
+    rate on `prompt`; answers per minute to `users` askers at once on the sample article (their
+    questions embedded while others decode: spinning threads hold the cores the embedder wants);
+    and the CPU seconds the process used in the second after each decode (threads left spinning
+    would use them)."""
+    generator = assistant.generator
     shipped = generator.scheduler
     batch = getattr(shipped, "batch", None)
     if not isinstance(batch, ort.OrtBatch):
@@ -404,23 +408,27 @@ def thread_spinning(
         name: Scheduler(ort.load(folder, batch.capacity, batch.prompt_chunk, spinning=spin))
         for name, spin in settings.items()
     }
-    out: dict[str, dict[str, list[float]]] = {
-        n: {"decode_tps": [], "cpu_seconds_after": []} for n in settings
-    }
+    kinds = ("decode_tps", "answers_per_minute_together", "cpu_seconds_after")
+    out: dict[str, dict[str, list[float]]] = {n: {k: [] for k in kinds} for n in settings}
     try:
         for _ in range(rounds):
             for name, scheduler in schedulers.items():
                 generator.scheduler = scheduler
                 docqa_speed(generator, prompt[1:65], 4)  # warm
                 out[name]["decode_tps"].append(docqa_speed(generator, prompt, new_tokens)["decode_tps"])
+                assistant.ask(WARM_UP)
+                out[name]["answers_per_minute_together"].append(
+                    round(users / _together(assistant, users) * 60, 2)
+                )
                 before = time.process_time()
                 time.sleep(1.0)
                 out[name]["cpu_seconds_after"].append(round(time.process_time() - before, 3))
     finally:
         generator.scheduler = shipped
-    median = {n: float(np.median(o["decode_tps"])) for n, o in out.items()}
-    return {**out, "median_decode_tps": median, "ratio": round(median["spinning"] / median["sleeping"], 3),
-            "rounds": rounds, "new_tokens": new_tokens, "prompt_tokens": len(prompt)}  # fmt: skip
+    median = {n: {k: float(np.median(o[k])) for k in kinds[:2]} for n, o in out.items()}
+    ratio = {k: round(median["spinning"][k] / median["sleeping"][k], 3) for k in kinds[:2]}
+    return {**out, "median": median, "ratio": ratio, "rounds": rounds, "new_tokens": new_tokens,
+            "prompt_tokens": len(prompt), "users": users}  # fmt: skip
 
 
 def on_ray_serve(index_dir: Path, config: Config, alone: dict, counts: tuple[int, ...] = (1, 2)) -> dict:

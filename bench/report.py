@@ -208,16 +208,17 @@ def spinning(spin: dict | None) -> list[str]:
     (bench.answering.thread_spinning)."""
     if not spin or "skipped" in spin:
         return []
-    on, off = spin["spinning"], spin["sleeping"]
-    tps = lambda o: ", ".join(map(str, o["decode_tps"]))  # noqa: E731
-    cpu = lambda o: max(o["cpu_seconds_after"])  # noqa: E731
+    on, off, ratio = spin["spinning"], spin["sleeping"], spin["ratio"]
+    each = lambda o, k: ", ".join(map(str, o[k]))  # noqa: E731
     return [
         "The runtime's worker threads waiting for the next operator of a step by spinning (docqa's setting; "
         "they stop when the step ends) against sleeping and being woken, each in a session of its own, "
-        f"{spin['rounds']} alternating rounds of {spin['new_tokens']} tokens on the {spin['prompt_tokens']}-token "
-        f"prompt: decode {tps(on)} tok/s spinning against {tps(off)} sleeping, median {spin['ratio']}x; "
-        f"CPU seconds the process used in the second after a decode, at most {cpu(on)} spinning and "
-        f"{cpu(off)} sleeping.",
+        f"{spin['rounds']} alternating rounds: decoding {spin['new_tokens']} tokens on the "
+        f"{spin['prompt_tokens']}-token prompt {each(on, 'decode_tps')} tok/s spinning against "
+        f"{each(off, 'decode_tps')} sleeping, median {ratio['decode_tps']}x; {spin['users']} askers at once "
+        f"{each(on, 'answers_per_minute_together')} answers/min against {each(off, 'answers_per_minute_together')}, "
+        f"median {ratio['answers_per_minute_together']}x; CPU seconds the process used in the second after a "
+        f"decode, at most {max(on['cpu_seconds_after'])} spinning and {max(off['cpu_seconds_after'])} sleeping.",
         "",
     ]
 

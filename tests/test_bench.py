@@ -193,9 +193,11 @@ def test_worker_threads_spinning_within_a_step_are_measured_against_sleeping(min
     assistant = Assistant.open(config=config, embedder=minilm)
     shipped = assistant.generator.scheduler
     messages, _ = assistant.prompt("Who mediated the meeting?", assistant.search("Who mediated the meeting?"))
-    out = thread_spinning(assistant.generator, config, assistant.generator.prompt_ids(messages), 1, 8)
+    out = thread_spinning(assistant, config, assistant.generator.prompt_ids(messages), 1, 8, users=2)
     assert assistant.generator.scheduler is shipped
     for setting in ("spinning", "sleeping"):
-        assert out[setting]["decode_tps"][0] > 0
+        assert out[setting]["decode_tps"][0] > 0 and out[setting]["answers_per_minute_together"][0] > 0
         assert out[setting]["cpu_seconds_after"][0] < 0.1, "threads stop spinning when a step ends"
-    assert f"median {out['ratio']}x" in "\n".join(report.spinning(out))
+    text = "\n".join(report.spinning(out))
+    assert f"median {out['ratio']['decode_tps']}x; 2 askers at once" in text
+    assert f"median {out['ratio']['answers_per_minute_together']}x" in text
