@@ -42,11 +42,12 @@ class Paragraph:
     text: str
 
 
-def scifact(folder: Path) -> tuple[Path, dict[str, str], dict[str, dict[str, int]]]:
-    """(corpus.jsonl, test queries by id, relevance judgements by query id)."""
-    root = require(folder, "beir-scifact", ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"])
+def scifact(folder: Path, split: str = "test") -> tuple[Path, dict[str, str], dict[str, dict[str, int]]]:
+    """(corpus.jsonl, the split's queries by id, their relevance judgements by query id); the
+    splits are "test" (300 claims) and "train" (809)."""
+    root = require(folder, "beir-scifact", ["corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"])
     qrels: dict[str, dict[str, int]] = {}
-    with (root / "qrels/test.tsv").open() as f:
+    with (root / f"qrels/{split}.tsv").open() as f:
         for row in csv.DictReader(f, delimiter="\t"):
             qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
     queries = {}
