@@ -404,6 +404,8 @@ def thread_spinning(
     from qa import models
 
     folder, settings = models.int4(config.generator), {"spinning": True, "sleeping": False}
+    # Each scheduler's thread keeps its session for the rest of the process (about 1 GB each);
+    # the serving figures are measured in a process of their own.
     schedulers = {
         name: Scheduler(ort.load(folder, batch.capacity, batch.prompt_chunk, spinning=spin))
         for name, spin in settings.items()

@@ -41,7 +41,9 @@ class Config:
     # None: "onnx-int4" on a CPU (4-bit weights under ONNX Runtime), "transformers" on a GPU
     # or when a dtype is asked for. See qa/generator.py.
     runtime: str | None = None
-    generator_batch: int = 4  # questions decoded together; a CPU step costs little more for 4 than 1
+    # Questions decoded together. Where reading the weights bounds a step (a GPU, many cores) a step
+    # for 4 costs little more than for 1; on 2 cores about 1.9x (reports/bench.md, step costs).
+    generator_batch: int = 4
     top_k: int = 5  # passages handed to the model
     candidates: int = 50  # taken from each of dense and BM25 before fusion
     # Reciprocal-rank fusion constant: on SciFact's 809 train claims 20 gives nDCG@10 0.732, 10 0.730,

@@ -114,9 +114,9 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, queries_li
     for split, (ids, qrels) in splits.items():
         ranked: dict[str, list[list[str]]] = {name: [] for name in rankings}
         for qid in tqdm(ids, desc=f"scifact {split} queries", unit="query"):
-            ranked_by = _search(index, embedder, queries[qid])
+            searched = _search(index, embedder, queries[qid])
             for name, rank in rankings.items():
-                ranked[name].append(_documents(rank(ranked_by), doc_of))
+                ranked[name].append(_documents(rank(searched), doc_of))
         for name, lists in ranked.items():
             measured[split][name] = {
                 "ndcg@10": round(sum(ndcg_at_k(r, qrels[q]) for r, q in zip(lists, ids, strict=True)) / len(ids), 4),

@@ -248,7 +248,8 @@ def load(
     options.intra_op_num_threads = threads_ or threads()
     options.inter_op_num_threads = 1
     # A step runs hundreds of small operators: workers that sleep between them and are woken for
-    # each decoded 4-12% slower here, askers at once as fast (bench.answering.thread_spinning).
+    # each decoded 4-12% slower here; askers at once 0.94-0.99x as fast with spinning, within
+    # the machine's noise (bench.answering.thread_spinning).
     # They stop spinning when the step ends, so between steps they leave the cores to the embedder.
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.add_session_config_entry("session.force_spinning_stop", "1")
