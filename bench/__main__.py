@@ -71,18 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         if not (scifact / "CURRENT").exists():
             indexing.throughput(corpus, args.work, config, embedder)
         questions = [queries[q] for q in sorted(queries)]
-        rows = [
-            query.latency(Index.open(scifact, embedder), embedder, questions, config.candidates, config.top_k)
-        ]
+        rows = [query.latency(Index.open(scifact, embedder), embedder, questions, config)]
         recall, compressed = {}, {}
         for size in args.sizes:
             folder = query.synthetic_index(args.work / f"bench-synthetic-{size}", size, embedder)
             index = Index.open(folder, embedder)
-            rows.append(
-                query.latency(
-                    index, embedder, query.synthetic_questions(200), config.candidates, config.top_k
-                )
-            )
+            rows.append(query.latency(index, embedder, query.synthetic_questions(200), config))
             if index.vectors.approximate:
                 probes = query.clustered_vectors(500, embedder.dim, np.random.default_rng(99))
                 recall[f"{size:,} synthetic"] = query.approximate_recall(index.vectors, probes)

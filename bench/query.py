@@ -37,13 +37,12 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def latency(
-    index: Index, embedder: SentenceEmbedder, questions: list[str], candidates: int, top_k: int
-) -> dict:
+def latency(index: Index, embedder: SentenceEmbedder, questions: list[str], config: Config) -> dict:
     """Per-question timings of both paths, interleaved so machine noise hits both alike, each
     first for every other question: the second to search pages of a mapped index that the first
     has just read in (at 1M chunks, a cold search costs ten times a warm one)."""
-    retriever = Retriever(index, top_k, candidates)
+    retriever = Retriever.of(index, config)
+    candidates = config.candidates
     for q in questions[:5]:  # warm caches and the model
         retriever(q)
         embedder.model.encode([q])
@@ -231,7 +230,7 @@ def open_cost(index_dir: Path, embedder: SentenceEmbedder, question: str = "w1 w
     index = Index.open(index_dir, embedder)
     opened, read = time.perf_counter() - started, _bytes_read() - before
     started = time.perf_counter()
-    Retriever(index, 5, 50)(question)
+    Retriever.of(index, Config())(question)
     first = time.perf_counter() - started
     index.close()
     return {"chunks": manifest["counts"]["chunks"], "open_s": round(opened, 3), "first_question_s": round(first, 3),

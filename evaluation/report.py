@@ -110,9 +110,11 @@ def _retrieval(s: dict, goals: list, _: str) -> list[str]:
     ]
     lines += [f"| {name} | {v['ndcg@10']:.3f} | {v['recall@100']:.3f} | {v.get('train ndcg@10', float('nan')):.3f} |"
               for name, v in methods.items()]  # fmt: skip
-    lines += ["", "dense and bm25 are the baselines; hybrid is the fusion `ask` uses (reciprocal rank, k from "
-              "Config); the rows below it are fusion levers measured on the same queries (convex: a weighted sum "
-              "of the two rankings' scores, each scaled to 0-1 per query).", ""]  # fmt: skip
+    asks = s.get("asks_fusion", "reciprocal rank, k from Config")
+    lines += ["", f"dense and bm25 are the baselines; hybrid is the fusion `ask` uses ({asks}); the rows below it "
+              "are fusion levers measured on the same queries, on as many results as `ask` takes unless they name "
+              "a depth (convex: a weighted sum of the two rankings' scores, each scaled to 0-1 over those results).",
+              ""]  # fmt: skip
     ndcg = methods["hybrid"]["ndcg@10"]
     if chosen:
         picked = (f"{chosen} ({methods[chosen]['train ndcg@10']:.3f} on the train queries against the hybrid's "

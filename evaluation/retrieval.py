@@ -23,7 +23,7 @@ from embeddings.embedder import Embedder
 from embeddings.index import Index
 from evaluation import data
 from evaluation.metrics import ndcg_at_k, recall_at_k
-from qa.retriever import fuse
+from qa.retriever import combine
 
 DEPTH = 300  # chunks taken from each ranking, enough for 100 distinct documents
 
@@ -39,45 +39,30 @@ class Searched:
 Fusion = Callable[[Searched], list[int]]
 
 
-def reciprocal_rank(k: int, weights: tuple[float, float] = (1.0, 1.0), depth: int = DEPTH) -> Fusion:
-    """`ask`'s fusion (qa.retriever.fuse) with constant `k`, each ranking cut to `depth`."""
+def fusion(depth: int, fusion: str = "reciprocal-rank", k: int = 20, weights: tuple[float, float] = (1.0, 1.0),
+           dense_share: float = 0.5) -> Fusion:  # fmt: skip
+    """A fusion as `ask`'s retriever does it (qa.retriever.combine), on each ranking's first
+    `depth` results (`ask` takes Config.candidates of each)."""
     return lambda s: [
-        row
-        for row, _ in fuse(
-            [[r for r, _ in s.dense[:depth]], [r for r, _ in s.lexical[:depth]]], list(weights), k
-        )
+        row for row, _ in combine(s.dense[:depth], s.lexical[:depth], depth, fusion, k, weights, dense_share)
     ]
 
 
-def convex(dense_share: float) -> Fusion:
-    """A weighted sum of the two rankings' scores, each scaled to 0-1 over the query's results
-    (a row one ranking did not return scores 0 there)."""
-
-    def fused(s: Searched) -> list[int]:
-        total: dict[int, float] = {}
-        for ranking, weight in ((s.dense, dense_share), (s.lexical, 1 - dense_share)):
-            if not ranking:
-                continue
-            low, high = min(v for _, v in ranking), max(v for _, v in ranking)
-            for row, v in ranking:
-                total[row] = total.get(row, 0.0) + weight * (v - low) / max(high - low, 1e-9)
-        return sorted(total, key=lambda row: (-total[row], row))
-
-    return fused
-
-
-# Fusion levers measured beside the hybrid.
-LEVERS: dict[str, Fusion] = {
-    "rrf k=60": reciprocal_rank(60),
-    "rrf k=10": reciprocal_rank(10),
-    "dense weight 1.5": reciprocal_rank(20, (1.5, 1.0)),
-    "bm25 weight 1.5": reciprocal_rank(20, (1.0, 1.5)),
-    "depth 50": reciprocal_rank(20, depth=50),
-    "depth 100": reciprocal_rank(20, depth=100),
-    "convex, dense 0.3": convex(0.3),
-    "convex, dense 0.5": convex(0.5),
-    "convex, dense 0.7": convex(0.7),
-}
+def levers(depth: int) -> dict[str, Fusion]:
+    """Fusion levers measured beside `ask`'s own: reciprocal rank's constant and weights, and the
+    convex fusion's dense share, on `depth` results of each ranking (as many as `ask` takes),
+    and both fusions again on 50, 100 and 300 (the depth is in the name where it is not `depth`)."""
+    out: dict[str, Fusion] = {}
+    for d in dict.fromkeys((depth, 50, 100, DEPTH)):
+        at = "" if d == depth else f", depth {d}"
+        out |= {f"rrf k={k}{at}": fusion(d, k=k) for k in (10, 20, 60)}
+        out |= {
+            f"convex, dense {share}{at}": fusion(d, "convex", dense_share=share)
+            for share in (0.3, 0.4, 0.5, 0.6, 0.7)
+        }
+    out["dense weight 1.5"] = fusion(depth, weights=(1.5, 1.0))
+    out["bm25 weight 1.5"] = fusion(depth, weights=(1.0, 1.5))
+    return out
 
 
 def _documents(rows: list[int], doc_of: list[str]) -> list[str]:
@@ -107,8 +92,9 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, queries_li
     rankings: dict[str, Fusion] = {
         "dense": lambda s: [r for r, _ in s.dense],
         "bm25": lambda s: [r for r, _ in s.lexical],
-        "hybrid": reciprocal_rank(config.rrf_k),  # `ask`'s fusion, deep enough for recall@100
-        **LEVERS,
+        # `ask`'s fusion as configured, on as many results as it takes (its recall@100 is of those)
+        "hybrid": fusion(config.candidates, config.fusion, config.rrf_k, dense_share=config.dense_share),
+        **levers(config.candidates),
     }
     measured: dict[str, dict[str, dict[str, float]]] = {split: {} for split in splits}
     for split, (ids, qrels) in splits.items():
@@ -134,8 +120,16 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, queries_li
         "index_seconds": round(report.seconds, 1),
         "seconds": round(time.perf_counter() - started, 1),
         "methods": methods,
+        "asks_fusion": asks_fusion(config),
         "chosen_on_train": chosen_on_train(methods),
     }
+
+
+def asks_fusion(config: Config) -> str:
+    """`ask`'s fusion as configured, in words."""
+    how = (f"convex, dense {config.dense_share}" if config.fusion == "convex"
+           else f"reciprocal rank, k {config.rrf_k}")  # fmt: skip
+    return f"{how}, on the first {config.candidates} results of each ranking"
 
 
 def chosen_on_train(methods: dict[str, dict[str, float]]) -> str:

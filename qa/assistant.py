@@ -185,7 +185,7 @@ class Assistant:
         self.index, self.generator = index, generator
         self.config = config or Config(index_dir=index.folder.parent)
         c = self.config
-        self.retriever = Retriever(index, c.top_k, c.candidates, c.rrf_k)
+        self.retriever = Retriever.of(index, c)
         self.summarizer = Summarizer(
             generator,
             index,

@@ -1,5 +1,6 @@
-"""Question -> passages: dense and BM25 results fused by reciprocal rank, the overlap between
-chunks of one document cut away, every passage scored by its cosine similarity to the question."""
+"""Question -> passages: dense and BM25 results fused into one ranking (by reciprocal rank, or
+by their scores scaled and summed), the overlap between chunks of one document cut away, every
+passage scored by its cosine similarity to the question."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from embeddings.config import Config
 from embeddings.index import Index
 from embeddings.pages import PAGE_KEYS, page_label, page_range
 from embeddings.scope import Selection
@@ -49,6 +51,36 @@ def fuse(rankings: list[list[int]], weights: list[float], k: int = 60) -> list[t
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
 
 
+def convex(
+    rankings: list[list[tuple[int, float]]], weights: list[float], depth: int
+) -> list[tuple[int, float]]:
+    """Weighted sum of (row, score) rankings' scores, each scaled to 0-1 over its own results (a
+    row a ranking did not return gets 0 from it): (row, fused score), best first. A ranking that
+    was cut at `depth` is scaled from its last result up; one shorter than `depth` holds every
+    row that scores at all on its side (BM25's hits), so it is scaled from 0 up, and its only or
+    last hit still counts."""
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if not ranking:
+            continue
+        low, high = min(v for _, v in ranking), max(v for _, v in ranking)
+        if len(ranking) < depth:
+            low = min(low, 0.0)
+        for row, v in ranking:
+            fused[row] = fused.get(row, 0.0) + weight * (v - low) / max(high - low, 1e-9)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def combine(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], depth: int,
+            fusion: str = "reciprocal-rank", rrf_k: int = 60, weights: tuple[float, float] = (1.0, 1.0),
+            dense_share: float = 0.5) -> list[tuple[int, float]]:  # fmt: skip
+    """The dense and BM25 (row, score) results (up to `depth` of each), best first, as one ranking
+    by `fusion`: by rank (`rrf_k`, `weights`) or by scaled scores (`dense_share` on the dense side)."""
+    if fusion == "convex":
+        return convex([dense, lexical], [dense_share, 1 - dense_share], depth)
+    return fuse([[r for r, _ in dense], [r for r, _ in lexical]], list(weights), rrf_k)
+
+
 def trim(chunks: list[tuple[Chunk, float]], reading: bool = False) -> list[Passage]:
     """Chunks as passages, best first, with the text another chunk of the same document already
     holds cut away (chunks overlap), so no sentence is shown to the model twice. The better-ranked
@@ -87,8 +119,18 @@ def _passage(chunk: Chunk, start: int, text: str, score: float) -> Passage:
 
 class Retriever:
     def __init__(self, index: Index, k: int = 5, candidates: int = 50, rrf_k: int = 60,
-                 weights: tuple[float, float] = (1.0, 1.0)) -> None:  # fmt: skip
+                 weights: tuple[float, float] = (1.0, 1.0), fusion: str = "reciprocal-rank",
+                 dense_share: float = 0.5) -> None:  # fmt: skip
+        """`weights` weigh the dense and BM25 ranks in reciprocal-rank fusion; `dense_share` the
+        dense scores in convex fusion (BM25's get the rest)."""
         self.index, self.k, self.candidates, self.rrf_k, self.weights = index, k, candidates, rrf_k, weights
+        self.fusion, self.dense_share = fusion, dense_share
+
+    @classmethod
+    def of(cls, index: Index, config: Config) -> Retriever:
+        """The retriever the settings describe (what `ask` searches with)."""
+        c = config
+        return cls(index, c.top_k, c.candidates, c.rrf_k, fusion=c.fusion, dense_share=c.dense_share)
 
     def __call__(self, question: str, within: Selection | None = None, reading: bool = False) -> Retrieval:
         """The passages for `question`, from the chunks `within` a scope's selection when one is
@@ -110,11 +152,11 @@ class Retriever:
         best dense cosine similarity, and the lexical evidence (see Retrieval.lexical); both
         searches filter on `within` before they rank."""
         scores, rows = self.index.vectors.search(query, depth, within)
-        dense = [int(r) for r in rows[0] if r >= 0]
+        dense = [(int(r), float(v)) for r, v in zip(rows[0], scores[0], strict=True) if r >= 0]
         allowed = within.allowed if within is not None else None
         hits = self.index.bm25.search(question, depth, allowed)
-        best = float(scores[0][0]) if dense else 0.0
-        fused = fuse([dense, [row for row, _ in hits]], list(self.weights), self.rrf_k)
+        best = dense[0][1] if dense else 0.0
+        fused = combine(dense, hits, depth, self.fusion, self.rrf_k, self.weights, self.dense_share)
         return fused, best, self.lexical(question, allowed) if hits else 0.0
 
     def lexical(self, question: str, allowed: list[np.ndarray] | None = None) -> float:

@@ -15,7 +15,7 @@ from embeddings.table import Chunk
 from qa.answer import NOT_IN_DOCUMENTS, Checks, interpret
 from qa.assistant import Assistant
 from qa.prompt import ANSWER_SYSTEM, answer_messages, fit
-from qa.retriever import Passage, fuse, trim
+from qa.retriever import Passage, combine, fuse, trim
 from tests.fakes import FakeEmbedder, FakeGenerator, citing, write_docs
 
 GEN = FakeGenerator()
@@ -84,6 +84,49 @@ def test_rrf_rewards_agreement_between_rankings():
     fused = fuse([[1, 2, 3], [3, 4, 1]], [1.0, 1.0], k=60)
     assert [row for row, _ in fused][:2] == [1, 3]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 63)
+
+
+def test_convex_fusion_sums_scaled_scores_so_agreement_wins_and_a_full_share_keeps_one_order():
+    dense, lexical = [(1, 0.9), (2, 0.8), (3, 0.2)], [(2, 12.0), (4, 11.0), (5, 1.0)]
+    fused = combine(dense, lexical, 3, "convex", dense_share=0.5)
+    assert fused[0] == (2, pytest.approx(0.5 * 0.6 / 0.7 + 0.5)), "found by both: first"
+    assert [r for r, _ in combine(dense, lexical, 3, "convex", dense_share=1.0)][:3] == [1, 2, 3]
+    assert [r for r, _ in combine(dense, lexical, 3, "convex", dense_share=0.0)][:2] == [2, 4]
+    assert combine(dense, [], 3, "convex") == [(1, 0.5), (2, pytest.approx(0.5 * 0.6 / 0.7)), (3, 0.0)]
+    assert combine(dense, lexical, 3, rrf_k=60) == fuse([[1, 2, 3], [2, 4, 5]], [1.0, 1.0], 60)
+
+
+def test_a_lone_bm25_hit_counts_in_convex_fusion():
+    """Fewer hits than were asked for are every chunk BM25 matches: a rare code found in one
+    chunk only is scaled from 0, not made the worst of its ranking."""
+    dense = [(1, 0.9), (3, 0.8), (2, 0.7)]
+    fused = combine(dense, [(3, 4.2)], 3, "convex")
+    assert fused[0] == (3, pytest.approx(0.5 * 0.5 + 0.5)), "BM25's only hit, second by dense"
+    assert combine([], [(7, 4.2), (8, 2.1)], 3, "convex") == [(7, 0.5), (8, 0.25)]
+
+
+def test_the_configured_fusion_decides_which_passages_a_question_is_shown(index):
+    """All the weight on one side of a convex fusion shows that side's best chunks; the default
+    reciprocal-rank fusion mixes them."""
+    question = "How much wheat did India give?"
+    query = index.embedder.embed([question])
+    _, rows = index.vectors.search(query, 3)
+    by_bm25 = [row for row, _ in index.bm25.search(question, 3)]
+    shown = {}
+    for name, settings in {"dense": {"dense_share": 1.0}, "bm25": {"dense_share": 0.0}}.items():
+        a = assistant(index, "unused", fusion="convex", top_k=3, **settings)
+        fused, _, _ = a.retriever.rank(question, query, a.retriever.candidates)
+        shown[name] = [row for row, _ in fused[:3]]
+    assert shown["dense"] == [int(r) for r in rows[0]]
+    assert shown["bm25"][: len(by_bm25)] == by_bm25, "BM25's hits first (the rest score 0 there)"
+    assert shown["dense"] != shown["bm25"], "the two sides rank differently here"
+
+
+def test_a_fusion_docqa_does_not_know_is_refused_with_the_ones_it_does():
+    with pytest.raises(ConfigError, match="fusion must be one of reciprocal-rank, convex"):
+        Config(fusion="linear")
+    with pytest.raises(ConfigError, match="dense_share must be between 0 and 1"):
+        Config(fusion="convex", dense_share=1.5)
 
 
 def test_trim_cuts_the_overlap_a_better_chunk_already_shows():
@@ -287,7 +330,7 @@ def test_nothing_relevant_enough_abstains_without_asking_the_model(index):
 
 
 def test_documents_reach_the_model_quoted_and_an_unambiguous_order_never_does(index):
-    a = assistant(index, "Mangoes grow in India. [1]", min_relevance=0.0)
+    a = assistant(index, citing("Mangoes grow", "Mangoes grow in India."), min_relevance=0.0)
     answer = a.ask("Where do mangoes grow?")
     system, user = a.generator.prompts[0]
     # The order opens inject.txt, so it is that document's title as well as its text: neither

@@ -379,28 +379,41 @@ def test_the_answer_check_set_chooses_how_close_a_word_must_be_to_hold_a_term(mo
     assert out["close_words"]["near"] == 0.8
 
 
-def test_a_convex_fusion_ranks_a_row_both_rankings_found_above_one_that_only_one_did():
-    from evaluation.retrieval import Searched, convex, reciprocal_rank
+def test_the_fusions_measured_are_asks_own_on_the_depth_it_takes():
+    """A lever's ranking is what `ask`'s retriever would rank with that setting, each ranking cut
+    to the depth first: a row deeper than the depth is not ranked at all."""
+    from evaluation.retrieval import Searched, fusion, levers
+    from qa.retriever import combine
 
-    searched = Searched(dense=[(1, 0.9), (2, 0.8), (3, 0.2)], lexical=[(2, 12.0), (4, 11.0), (5, 1.0)])
-    assert convex(0.5)(searched)[0] == 2
-    assert convex(1.0)(searched)[:3] == [1, 2, 3], "all weight on dense: the dense order"
-    assert reciprocal_rank(20)(searched)[0] == 2
+    searched = Searched(dense=[(1, 0.9), (2, 0.8), (3, 0.2)], lexical=[(2, 12.0), (4, 11.0), (3, 10.5)])
+    assert fusion(3, "convex")(searched) == [
+        r for r, _ in combine(searched.dense, searched.lexical, 3, "convex")
+    ]
+    assert fusion(3, "convex")(searched)[0] == 2, "found first by one, second by the other"
+    assert 3 in fusion(3)(searched) and 3 not in fusion(2)(searched)
+    assert 3 not in levers(2)["convex, dense 0.5"](searched) and 3 in levers(2)[
+        "convex, dense 0.5, depth 300"
+    ](searched)
+    assert levers(2)["rrf k=60"](searched) == [
+        r for r, _ in combine([(1, 0.9), (2, 0.8)], [(2, 12.0), (4, 11.0)], 2, rrf_k=60)
+    ]
 
 
 def test_the_scifact_fusion_is_reported_as_chosen_on_the_train_queries_not_the_test_ones():
     """A lever best on the test queries but not on train is not the one the report names."""
+    from embeddings.config import Config
     from evaluation.report import _retrieval
-    from evaluation.retrieval import chosen_on_train
+    from evaluation.retrieval import asks_fusion, chosen_on_train
 
     row = lambda test, train: {"ndcg@10": test, "recall@100": 0.9, "train ndcg@10": train}  # noqa: E731
     methods = {"dense": row(0.6, 0.8), "bm25": row(0.6, 0.6), "hybrid": row(0.72, 0.73),
                "rrf k=10": row(0.76, 0.70), "convex": row(0.74, 0.74)}  # fmt: skip
     assert chosen_on_train(methods) == "convex", "not the test's best, nor a baseline alone"
     s = {"queries": 300, "train_queries": 809, "documents": 10, "chunks": 20, "methods": methods,
-         "chosen_on_train": chosen_on_train(methods)}  # fmt: skip
+         "chosen_on_train": chosen_on_train(methods), "asks_fusion": asks_fusion(Config(fusion="convex", candidates=50))}  # fmt: skip
     goals: list = []
     text = "\n".join(_retrieval(s, goals, ""))
+    assert "the fusion `ask` uses (convex, dense 0.5, on the first 50 results of each ranking)" in text
     assert "convex (0.740 on the train queries against the hybrid's 0.730), 0.740 on the test queries" in text
     assert "| rrf k=10 | 0.760 | 0.900 | 0.700 |" in text
     assert not goals[0].met and "the fusion best on the train queries: convex" in goals[0].why
