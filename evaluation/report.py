@@ -116,7 +116,11 @@ def _retrieval(s: dict, goals: list, _: str) -> list[str]:
               "a depth (convex: a weighted sum of the two rankings' scores, each scaled to 0-1 over those results).",
               ""]  # fmt: skip
     ndcg = methods["hybrid"]["ndcg@10"]
-    if chosen:
+    if chosen == "hybrid":
+        train = methods["hybrid"]["train ndcg@10"]
+        why = f"`ask`'s fusion is the best of those measured on the train queries ({train:.3f})"
+        lines += [f"The fusion best on the train queries is the one `ask` uses ({train:.3f} there).", ""]
+    elif chosen:
         picked = (f"{chosen} ({methods[chosen]['train ndcg@10']:.3f} on the train queries against the hybrid's "
                   f"{methods['hybrid']['train ndcg@10']:.3f}), {methods[chosen]['ndcg@10']:.3f} on the test queries")  # fmt: skip
         why = f"the fusion best on the train queries: {picked}"

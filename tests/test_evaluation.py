@@ -417,3 +417,9 @@ def test_the_scifact_fusion_is_reported_as_chosen_on_the_train_queries_not_the_t
     assert "convex (0.740 on the train queries against the hybrid's 0.730), 0.740 on the test queries" in text
     assert "| rrf k=10 | 0.760 | 0.900 | 0.700 |" in text
     assert not goals[0].met and "the fusion best on the train queries: convex" in goals[0].why
+    methods["hybrid"] = row(0.73, 0.75)  # ask's own fusion is the best on train
+    s["chosen_on_train"] = chosen_on_train(methods)
+    goals = []
+    text = "\n".join(_retrieval(s, goals, ""))
+    assert "The fusion best on the train queries is the one `ask` uses (0.750 there)." in text
+    assert "`ask`'s fusion is the best of those measured on the train queries" in goals[0].why
