@@ -109,8 +109,9 @@ class Part:
 class Lexical:
     """BM25 over the live chunks of every segment; rows are the index's."""
 
-    def __init__(self, parts: list[Part]) -> None:
+    def __init__(self, parts: list[Part], k1: float = K1, b: float = B) -> None:
         self.parts = parts
+        self.k1, self.b = k1, b  # Lucene's defaults; other values are levers the eval measures
         self.stemmer = _stemmer()
         live = [p.terms.lengths if p.alive is None else p.terms.lengths[p.alive] for p in parts]
         self.num_docs = sum(len(lengths) for lengths in live)
@@ -136,7 +137,9 @@ class Lexical:
             idf = math.log(1 + (self.num_docs - df + 0.5) / (df + 0.5))
             for i, (part, (rows, counts)) in enumerate(zip(self.parts, found, strict=True)):
                 if len(rows):
-                    norm = K1 * (1 - B + B * np.asarray(part.terms.lengths[rows]) / self.average)
+                    norm = self.k1 * (
+                        1 - self.b + self.b * np.asarray(part.terms.lengths[rows]) / self.average
+                    )
                     if scores[i] is None:
                         scores[i] = np.zeros(len(part.terms.lengths), dtype=np.float32)
                     scores[i][rows] += times * idf * counts / (counts + norm)  # rows are unique per term
@@ -158,7 +161,7 @@ class Lexical:
         total = 0.0
         for term in tokens[0]:
             df = sum(len(self._live(p, *p.terms.postings(term))[0]) for p in self.parts)
-            total += math.log(1 + (self.num_docs - df + 0.5) / (df + 0.5)) / (1 + K1)
+            total += math.log(1 + (self.num_docs - df + 0.5) / (df + 0.5)) / (1 + self.k1)
         return total
 
     @staticmethod

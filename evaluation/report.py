@@ -113,19 +113,23 @@ def _retrieval(s: dict, goals: list, _: str) -> list[str]:
     asks = s.get("asks_fusion", "reciprocal rank, k from Config")
     lines += ["", f"dense and bm25 are the baselines; hybrid is the fusion `ask` uses ({asks}); the rows below it "
               "are fusion levers measured on the same queries, on as many results as `ask` takes unless they name "
-              "a depth (convex: a weighted sum of the two rankings' scores, each scaled to 0-1 over those results).",
+              "a depth (convex: a weighted sum of the two rankings' scores, each scaled to 0-1 over those results). "
+              "A row named `hybrid, ...` is `ask`'s fusion with one of its rankings replaced: BM25 with other "
+              "constants (`ask` uses k1 1.5 and b 0.75), BM25 over each chunk with its title and the chunks beside "
+              "it, or dense search for the question's vector plus the mean of the vectors of the first "
+              f"{s.get('feedback_chunks', 0)} chunks `ask` ranks (feedback).",
               ""]  # fmt: skip
     ndcg = methods["hybrid"]["ndcg@10"]
     if chosen == "hybrid":
         train = methods["hybrid"]["train ndcg@10"]
-        why = f"`ask`'s fusion is the best of those measured on the train queries ({train:.3f})"
-        lines += [f"The fusion best on the train queries is the one `ask` uses ({train:.3f} there).", ""]
+        why = f"`ask`'s ranking is the best of those measured on the train queries ({train:.3f})"
+        lines += [f"The ranking best on the train queries is the one `ask` uses ({train:.3f} there).", ""]
     elif chosen:
         picked = (f"{chosen} ({methods[chosen]['train ndcg@10']:.3f} on the train queries against the hybrid's "
                   f"{methods['hybrid']['train ndcg@10']:.3f}), {methods[chosen]['ndcg@10']:.3f} on the test queries")  # fmt: skip
-        why = f"the fusion best on the train queries: {picked}"
+        why = f"the ranking best on the train queries: {picked}"
         lines += [
-            f"The fusion best on the train queries, the one a change of `ask`'s fusion would ship: {picked}.",
+            f"The ranking best on the train queries, the one a change of `ask`'s retrieval would ship: {picked}.",
             "",
         ]
     else:

@@ -1,7 +1,8 @@
 """SciFact retrieval through docqa's own index: nDCG@10 and recall@100 for the baselines (dense
 alone, BM25 alone) and the hybrid ranking `ask` uses, all measured in the same run, and the
 levers of the fusion (reciprocal rank with other constants, weights and depths; a weighted sum of
-scores). Every ranking is measured on the train claims too: the one best there is the one a
+scores) and of what is fused: BM25's constants, BM25 over each chunk with its neighbours, and the
+question's vector moved toward the passages first found (feedback). Every ranking is measured on the train claims too: the one best there is the one a
 change of fusion would ship, and its test figure is reported as such (a lever picked by its test
 figure would be picked on the set it is reported on). Chunks are ranked; a document ranks where
 its best chunk does."""
@@ -10,22 +11,35 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.index import Index
+from embeddings.lexical import K1, B, Lexical, Part, Terms
 from evaluation import data
 from evaluation.metrics import ndcg_at_k, recall_at_k
 from qa.retriever import combine
 
 DEPTH = 300  # chunks taken from each ranking, enough for 100 distinct documents
+# BM25 with other constants (k1, b) than Lucene's, which `ask` uses
+BM25_LEVERS = {
+    "bm25 k1 0.9": (0.9, B),
+    "bm25 k1 1.2": (1.2, B),
+    "bm25 b 0.5": (K1, 0.5),
+    "bm25 b 1.0": (K1, 1.0),
+}
+NEIGHBOURS = "bm25 with neighbours"  # each chunk's BM25 text: its title, the chunk and the chunks beside it
+FEEDBACK = "dense with feedback"  # the question's vector plus the mean of ask's first FED chunks' vectors
+FED = 3
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,8 @@ class Searched:
 
     dense: list[tuple[int, float]]
     lexical: list[tuple[int, float]]
+    # rankings that stand in for one side in a lever: the BM25 levers for lexical, FEEDBACK for dense
+    sides: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
 Fusion = Callable[[Searched], list[int]]
@@ -65,6 +81,34 @@ def levers(depth: int) -> dict[str, Fusion]:
     return out
 
 
+def side_levers(config: Config) -> dict[str, Fusion]:
+    """`ask`'s fusion as configured with one of its rankings replaced by a lever's: BM25 with
+    other constants or over neighbours (for BM25), the question moved by feedback (for dense)."""
+
+    def swapped(name: str) -> Fusion:
+        def rank(s: Searched) -> list[int]:
+            dense, lexical = (s.sides[name], s.lexical) if name == FEEDBACK else (s.dense, s.sides[name])
+            d = config.candidates
+            fused = combine(
+                dense[:d], lexical[:d], d, config.fusion, config.rrf_k, dense_share=config.dense_share
+            )
+            return [row for row, _ in fused]
+
+        return rank
+
+    return {f"hybrid, {name}": swapped(name) for name in (*BM25_LEVERS, NEIGHBOURS, FEEDBACK)}
+
+
+def neighbour_texts(chunks: list[list[str]], titles: list[str]) -> list[str]:
+    """Each chunk's text for BM25 with its neighbours: its document's title, then the chunk before
+    it, itself and the one after (within its document), for each document's chunks in order."""
+    return [
+        "\n".join([title, *texts[max(i - 1, 0) : i + 2]])
+        for texts, title in zip(chunks, titles, strict=True)
+        for i in range(len(texts))
+    ]
+
+
 def _documents(rows: list[int], doc_of: list[str]) -> list[str]:
     return list(dict.fromkeys(doc_of[r] for r in rows))
 
@@ -86,21 +130,29 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, queries_li
     report = build(index_config, embedder, progress=True)
     index = Index.open(index_config.index_dir, embedder)
     doc_of = [""] * len(index)
+    rows_in_order, chunk_texts, titles = [], [], []
     for d in index.documents():
-        for c in index.document_chunks(d.id):
+        chunks = index.document_chunks(d.id)
+        for c in chunks:
             doc_of[c.row] = d.id
+        rows_in_order += [c.row for c in chunks]
+        chunk_texts.append([c.text for c in chunks])
+        titles.append(d.title)
+    lexicals = {name: Lexical(index.bm25.parts, k1, b) for name, (k1, b) in BM25_LEVERS.items()}
+    lexicals[NEIGHBOURS] = _neighbours(index, rows_in_order, neighbour_texts(chunk_texts, titles), work)
     rankings: dict[str, Fusion] = {
         "dense": lambda s: [r for r, _ in s.dense],
         "bm25": lambda s: [r for r, _ in s.lexical],
         # `ask`'s fusion as configured, on as many results as it takes (its recall@100 is of those)
         "hybrid": fusion(config.candidates, config.fusion, config.rrf_k, dense_share=config.dense_share),
         **levers(config.candidates),
+        **side_levers(config),
     }
     measured: dict[str, dict[str, dict[str, float]]] = {split: {} for split in splits}
     for split, (ids, qrels) in splits.items():
         ranked: dict[str, list[list[str]]] = {name: [] for name in rankings}
         for qid in tqdm(ids, desc=f"scifact {split} queries", unit="query"):
-            searched = _search(index, embedder, queries[qid])
+            searched = _search(index, embedder, queries[qid], lexicals, rankings["hybrid"])
             for name, rank in rankings.items():
                 ranked[name].append(_documents(rank(searched), doc_of))
         for name, lists in ranked.items():
@@ -121,6 +173,7 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, queries_li
         "seconds": round(time.perf_counter() - started, 1),
         "methods": methods,
         "asks_fusion": asks_fusion(config),
+        "feedback_chunks": FED,
         "chosen_on_train": chosen_on_train(methods),
     }
 
@@ -133,16 +186,45 @@ def asks_fusion(config: Config) -> str:
 
 
 def chosen_on_train(methods: dict[str, dict[str, float]]) -> str:
-    """The fusion (not a baseline alone) with the best nDCG@10 on the train queries."""
+    """The fused ranking (not a baseline alone) with the best nDCG@10 on the train queries."""
     return max(
         (name for name in methods if name not in ("dense", "bm25")), key=lambda n: methods[n]["train ndcg@10"]
     )
 
 
-def _search(index: Index, embedder: Embedder, text: str) -> Searched:
-    scores, rows = index.vectors.search(embedder.embed([text]), DEPTH)
-    dense = [(int(r), float(v)) for r, v in zip(rows[0], scores[0], strict=True) if r >= 0]
-    return Searched(dense, [(int(r), float(v)) for r, v in index.bm25.search(text, DEPTH)])
+def _search(
+    index: Index, embedder: Embedder, text: str, lexicals: dict[str, Lexical], asks: Fusion
+) -> Searched:
+    question = embedder.embed([text])
+    searched = Searched(_dense(index, question), _hits(index.bm25.search(text, DEPTH)))
+    sides = {name: _hits(lexical.search(text, DEPTH)) for name, lexical in lexicals.items()}
+    first = asks(searched)[:FED]
+    if first:
+        moved = question[0] + index.vectors.get(np.array(first)).mean(axis=0)
+        sides[FEEDBACK] = _dense(index, (moved / np.linalg.norm(moved))[None, :])
+    else:
+        sides[FEEDBACK] = searched.dense
+    return Searched(searched.dense, searched.lexical, sides)
+
+
+def _dense(index: Index, vectors: np.ndarray) -> list[tuple[int, float]]:
+    scores, rows = index.vectors.search(np.asarray(vectors, dtype=np.float32), DEPTH)
+    return [(int(r), float(v)) for r, v in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+
+def _hits(found: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    return [(int(r), float(v)) for r, v in found]
+
+
+def _neighbours(index: Index, rows: list[int], texts: list[str], work: Path) -> Lexical:
+    """BM25 over `texts` (one per chunk row in `rows`), the index's rows kept."""
+    folder = work / "scifact-neighbours"
+    shutil.rmtree(folder, ignore_errors=True)
+    by_row = [""] * len(index)
+    for row, text in zip(rows, texts, strict=True):
+        by_row[row] = text
+    Terms.write(by_row, folder)
+    return Lexical([Part(Terms.open(folder), 0, None)])
 
 
 def _subset(corpus: Path, keep: set[str], work: Path, seed: int, extra: int = 100) -> Path:

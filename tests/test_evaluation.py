@@ -416,10 +416,48 @@ def test_the_scifact_fusion_is_reported_as_chosen_on_the_train_queries_not_the_t
     assert "the fusion `ask` uses (convex, dense 0.5, on the first 50 results of each ranking)" in text
     assert "convex (0.740 on the train queries against the hybrid's 0.730), 0.740 on the test queries" in text
     assert "| rrf k=10 | 0.760 | 0.900 | 0.700 |" in text
-    assert not goals[0].met and "the fusion best on the train queries: convex" in goals[0].why
+    assert not goals[0].met and "the ranking best on the train queries: convex" in goals[0].why
     methods["hybrid"] = row(0.73, 0.75)  # ask's own fusion is the best on train
     s["chosen_on_train"] = chosen_on_train(methods)
     goals = []
     text = "\n".join(_retrieval(s, goals, ""))
-    assert "The fusion best on the train queries is the one `ask` uses (0.750 there)." in text
-    assert "`ask`'s fusion is the best of those measured on the train queries" in goals[0].why
+    assert "The ranking best on the train queries is the one `ask` uses (0.750 there)." in text
+    assert "`ask`'s ranking is the best of those measured on the train queries" in goals[0].why
+
+
+def test_a_side_lever_is_asks_fusion_with_one_ranking_replaced():
+    """`hybrid, bm25 ...` fuses the dense ranking with the lever's BM25 ranking, `hybrid, dense with
+    feedback` the feedback ranking with BM25, both as `ask` fuses (its fusion, its depth)."""
+    from embeddings.config import Config
+    from evaluation.retrieval import FEEDBACK, NEIGHBOURS, Searched, side_levers
+    from qa.retriever import combine
+
+    dense, lexical, other = [(1, 0.9), (2, 0.8), (3, 0.2)], [(2, 12.0), (4, 11.0)], [(5, 9.0), (3, 8.0)]
+    searched = Searched(dense, lexical, {NEIGHBOURS: other, FEEDBACK: other})
+    config = Config(fusion="convex", candidates=2, top_k=2)
+    levers = side_levers(config)
+    assert levers[f"hybrid, {NEIGHBOURS}"](searched) == [r for r, _ in combine(dense[:2], other, 2, "convex")]
+    assert levers[f"hybrid, {FEEDBACK}"](searched) == [r for r, _ in combine(other, lexical, 2, "convex")]
+    neighbours = levers[f"hybrid, {NEIGHBOURS}"](searched)
+    assert 5 in neighbours and 4 not in neighbours, "the lever's BM25 ranking stands in for ask's"
+
+
+def test_a_chunks_neighbours_for_bm25_stay_inside_its_document():
+    from evaluation.retrieval import neighbour_texts
+
+    texts = neighbour_texts([["a", "b", "c"], ["d"]], ["T", "U"])
+    assert texts == ["T\na\nb", "T\na\nb\nc", "T\nb\nc", "U\nd"]
+
+
+def test_bm25_constants_are_honoured(tmp_path):
+    """b is how much a long chunk is marked down: with b 0 a word counts the same in a short chunk
+    and a long one; with Lucene's 0.75 the short chunk ranks first."""
+    from embeddings.lexical import Lexical, Part, Terms
+
+    Terms.write(["harbour lights", "harbour " + "wheat barley oats rye millet sorghum " * 4], tmp_path / "t")
+    part = Part(Terms.open(tmp_path / "t"), 0, None)
+    flat = dict(Lexical([part], b=0.0).search("harbour", 2))
+    assert flat[0] == pytest.approx(flat[1])
+    lucene = Lexical([part]).search("harbour", 2)
+    assert lucene[0][0] == 0 and lucene[0][1] > lucene[1][1]
+    assert Lexical([part], k1=0.9).ceiling("harbour") > Lexical([part]).ceiling("harbour")
