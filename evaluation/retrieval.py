@@ -1,11 +1,11 @@
 """SciFact retrieval through docqa's own index: nDCG@10 and recall@100 for the baselines (dense
-alone, BM25 alone) and the hybrid ranking `ask` uses, all measured in the same run, and the
-levers of the fusion (reciprocal rank with other constants, weights and depths; a weighted sum of
-scores) and of what is fused: BM25's constants, BM25 over each chunk with its neighbours, and the
-question's vector moved toward the passages first found (feedback). Every ranking is measured on the train claims too: the one best there is the one a
-change of fusion would ship, and its test figure is reported as such (a lever picked by its test
-figure would be picked on the set it is reported on). Chunks are ranked; a document ranks where
-its best chunk does."""
+alone, BM25 alone) and the hybrid ranking `ask` uses, all measured in the same run, and levers:
+of the fusion (reciprocal rank with other constants, weights and depths; a weighted sum of
+scores) and of what is fused (BM25's constants, BM25 over each chunk with its neighbours, the
+question's vector moved toward the chunks first found). Every ranking is measured on the train
+claims too: the one best there is the one a change of retrieval would ship, and its test figure
+is reported as such (a lever picked by its test figure would be picked on the set it is reported
+on). Chunks are ranked; a document ranks where its best chunk does."""
 
 from __future__ import annotations
 
@@ -196,8 +196,8 @@ def _search(
     index: Index, embedder: Embedder, text: str, lexicals: dict[str, Lexical], asks: Fusion
 ) -> Searched:
     question = embedder.embed([text])
-    searched = Searched(_dense(index, question), _hits(index.bm25.search(text, DEPTH)))
-    sides = {name: _hits(lexical.search(text, DEPTH)) for name, lexical in lexicals.items()}
+    searched = Searched(_dense(index, question), index.bm25.search(text, DEPTH))
+    sides = {name: lexical.search(text, DEPTH) for name, lexical in lexicals.items()}
     first = asks(searched)[:FED]
     if first:
         moved = question[0] + index.vectors.get(np.array(first)).mean(axis=0)
@@ -210,10 +210,6 @@ def _search(
 def _dense(index: Index, vectors: np.ndarray) -> list[tuple[int, float]]:
     scores, rows = index.vectors.search(np.asarray(vectors, dtype=np.float32), DEPTH)
     return [(int(r), float(v)) for r, v in zip(rows[0], scores[0], strict=True) if r >= 0]
-
-
-def _hits(found: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    return [(int(r), float(v)) for r, v in found]
 
 
 def _neighbours(index: Index, rows: list[int], texts: list[str], work: Path) -> Lexical:
