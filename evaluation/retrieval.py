@@ -14,7 +14,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -81,20 +81,19 @@ def levers(depth: int) -> dict[str, Fusion]:
     return out
 
 
+def asks(config: Config) -> Fusion:
+    """`ask`'s fusion as configured, on as many results of each ranking as it takes."""
+    return fusion(config.candidates, config.fusion, config.rrf_k, dense_share=config.dense_share)
+
+
 def side_levers(config: Config) -> dict[str, Fusion]:
     """`ask`'s fusion as configured with one of its rankings replaced by a lever's: BM25 with
     other constants or over neighbours (for BM25), the question moved by feedback (for dense)."""
+    fused = asks(config)
 
     def swapped(name: str) -> Fusion:
-        def rank(s: Searched) -> list[int]:
-            dense, lexical = (s.sides[name], s.lexical) if name == FEEDBACK else (s.dense, s.sides[name])
-            d = config.candidates
-            fused = combine(
-                dense[:d], lexical[:d], d, config.fusion, config.rrf_k, dense_share=config.dense_share
-            )
-            return [row for row, _ in fused]
-
-        return rank
+        side = "dense" if name == FEEDBACK else "lexical"
+        return lambda s: fused(replace(s, **{side: s.sides[name]}))
 
     return {f"hybrid, {name}": swapped(name) for name in (*BM25_LEVERS, NEIGHBOURS, FEEDBACK)}
 
@@ -144,7 +143,7 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, queries_li
         "dense": lambda s: [r for r, _ in s.dense],
         "bm25": lambda s: [r for r, _ in s.lexical],
         # `ask`'s fusion as configured, on as many results as it takes (its recall@100 is of those)
-        "hybrid": fusion(config.candidates, config.fusion, config.rrf_k, dense_share=config.dense_share),
+        "hybrid": asks(config),
         **levers(config.candidates),
         **side_levers(config),
     }
