@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=STAGES, default=None)
     parser.add_argument(
         "--set", dest="changes", action="append", default=[], metavar="NAME=VALUE",
-        help="a setting of Config changed for this run (top_k=3), to try it; such a run never writes reports/",
+        help="a setting of Config changed for this run (top_k=5), to try it; such a run never writes reports/",
     )  # fmt: skip
     args = parser.parse_args(argv)
     try:
