@@ -120,17 +120,19 @@ def _passage(chunk: Chunk, start: int, text: str, score: float) -> Passage:
 class Retriever:
     def __init__(self, index: Index, k: int = 5, candidates: int = 50, rrf_k: int = 60,
                  weights: tuple[float, float] = (1.0, 1.0), fusion: str = "reciprocal-rank",
-                 dense_share: float = 0.5) -> None:  # fmt: skip
+                 dense_share: float = 0.5, whole: int = 0) -> None:  # fmt: skip
         """`weights` weigh the dense and BM25 ranks in reciprocal-rank fusion; `dense_share` the
-        dense scores in convex fusion (BM25's get the rest)."""
+        dense scores in convex fusion (BM25's get the rest); `whole`: a document of at most this
+        many chunks that every chosen chunk comes from is shown whole (0: never)."""
         self.index, self.k, self.candidates, self.rrf_k, self.weights = index, k, candidates, rrf_k, weights
-        self.fusion, self.dense_share = fusion, dense_share
+        self.fusion, self.dense_share, self.whole = fusion, dense_share, whole
 
     @classmethod
     def of(cls, index: Index, config: Config) -> Retriever:
         """The retriever the settings describe (what `ask` searches with)."""
         c = config
-        return cls(index, c.top_k, c.candidates, c.rrf_k, fusion=c.fusion, dense_share=c.dense_share)
+        return cls(index, c.top_k, c.candidates, c.rrf_k, fusion=c.fusion, dense_share=c.dense_share,
+                   whole=c.whole_document)  # fmt: skip
 
     def __call__(self, question: str, within: Selection | None = None, reading: bool = False) -> Retrieval:
         """The passages for `question`, from the chunks `within` a scope's selection when one is
@@ -139,11 +141,30 @@ class Retriever:
         query = self.index.embedder.embed([question])
         fused, best, lexical = self.rank(question, query, self.candidates, within)
         rows = [row for row, _ in fused[: self.k]]
-        chunks = self.index.table.chunks(rows)  # only the chunks that are shown are read
+        chosen = self.index.table.chunks(rows)  # only the chunks that are shown are read
+        chunks = chosen + self._rest_of_document(chosen)
         # Every passage gets a cosine score, also those only BM25 found.
+        rows = [c.row for c in chunks]
         cosines = self.index.vectors.get(np.array(rows, dtype=np.int64)) @ query[0] if rows else []
-        passages = trim([(c, float(s)) for c, s in zip(chunks, cosines, strict=True)], reading)
+        scored = [(c, float(s)) for c, s in zip(chunks, cosines, strict=True)]
+        # The chunks chosen by rank first, then the rest of their document, the closest first.
+        scored = scored[: len(chosen)] + sorted(scored[len(chosen) :], key=lambda cs: -cs[1])
+        passages = trim(scored, reading)
         return Retrieval(passages, best, time.perf_counter() - started, lexical)
+
+    def _rest_of_document(self, chosen: list[Chunk]) -> list[Chunk]:
+        """The other chunks of the one document that every chosen chunk comes from, when it has
+        at most `whole` chunks: a short document that holds all a question found is shown whole
+        (small-to-big retrieval), so every question about it gets the same passages."""
+        docs = {c.doc_id for c in chosen}
+        if len(docs) != 1 or self.whole <= 0:
+            return []
+        (doc_id,) = docs
+        info = self.index.table.document(doc_id)
+        if info is None or info.chunks > self.whole:
+            return []
+        rows = {c.row for c in chosen}
+        return [c for c in self.index.table.document_chunks(doc_id) if c.row not in rows]
 
     def rank(
         self, question: str, query: np.ndarray, depth: int, within: Selection | None = None

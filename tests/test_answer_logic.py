@@ -376,6 +376,39 @@ def test_in_reading_order_a_document_s_passages_stand_as_in_it_and_citations_fol
     assert all(c.supported and not c.inferred for c in cited.values())
 
 
+def test_a_short_document_that_holds_every_passage_found_is_shown_whole(tmp_path):
+    """Questions about one short document are shown all of it, so their prompts are alike up to
+    the question (the CPU runtime reads that once); a document longer than `whole_document`
+    chunks, or the setting 0, shows only the passages found."""
+    story = (
+        "The city held a market on Monday. Farmers sold apples, pears and bread to the crowd that came "
+        "early. Rain fell in the afternoon and the stalls closed. Later that week a meeting took place in "
+        "Tehran between two delegations. The meeting in Tehran was mediated by Ismail Khan, who had "
+        "invited both sides. Who mediated the talks was kept quiet at first."
+    )
+    docs = write_docs(tmp_path / "docs", {"story.txt": story})
+    config = Config(docs=docs, index_dir=tmp_path / "index", chunk_tokens=16, chunk_overlap=2)
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    index = Index.open(config.index_dir, FakeEmbedder())
+    chunks = index.document_chunks("story.txt")
+    assert len(chunks) > 2, "more chunks than the 2 passages a question is given"
+    questions = ["Who mediated the meeting in Tehran?", "What did the farmers sell at the market?"]
+
+    def shown(whole: int) -> dict[str, list]:
+        a = assistant(index, "unused", min_relevance=0.0, top_k=2, whole_document=whole)
+        return {q: a.prompt(q, a.search(q)) for q in questions}
+
+    whole = shown(len(chunks))
+    for _, passages in whole.values():
+        assert len(passages) == len(chunks) and passages[0].start == chunks[0].start
+        assert passages[-1].end == chunks[-1].end, "the story from its first word to its last"
+    before = [messages[1]["content"].split("Question:")[0] for messages, _ in whole.values()]
+    assert before[0] == before[1], "the same prompt up to the question"
+    for setting in (len(chunks) - 1, 0):
+        for _, passages in shown(setting).values():
+            assert len(passages) == 2, "only the passages found"
+
+
 def test_every_prompt_fits_the_context_budget(index):
     a = assistant(index, "I don't know.", min_relevance=0.0, context_tokens=256)
     a.ask("Who mediated the meeting in Tehran? " * 5)
