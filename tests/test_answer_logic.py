@@ -348,17 +348,24 @@ def test_a_question_only_bm25_matches_still_reaches_the_model(index):
     assert not answer.abstained and answer.citations[0].doc_id == "parts.txt"
 
 
-def test_in_reading_order_a_document_s_passages_stand_as_in_it_and_citations_follow_them(tmp_path):
-    story = (
-        "The city held a market on Monday. Farmers sold apples, pears and bread to the crowd that came "
-        "early. Rain fell in the afternoon and the stalls closed. Later that week a meeting took place in "
-        "Tehran between two delegations. The meeting in Tehran was mediated by Ismail Khan, who had "
-        "invited both sides. Who mediated the talks was kept quiet at first."
-    )
-    docs = write_docs(tmp_path / "docs", {"story.txt": story})
+STORY = (
+    "The city held a market on Monday. Farmers sold apples, pears and bread to the crowd that came "
+    "early. Rain fell in the afternoon and the stalls closed. Later that week a meeting took place in "
+    "Tehran between two delegations. The meeting in Tehran was mediated by Ismail Khan, who had "
+    "invited both sides. Who mediated the talks was kept quiet at first."
+)
+
+
+def story_index(tmp_path: Path) -> Index:
+    """One short story in small chunks (16 tokens), so a question finds several of them."""
+    docs = write_docs(tmp_path / "docs", {"story.txt": STORY})
     config = Config(docs=docs, index_dir=tmp_path / "index", chunk_tokens=16, chunk_overlap=2)
     build(config, FakeEmbedder(), progress=False, log=lambda m: None)
-    index = Index.open(config.index_dir, FakeEmbedder())
+    return Index.open(config.index_dir, FakeEmbedder())
+
+
+def test_in_reading_order_a_document_s_passages_stand_as_in_it_and_citations_follow_them(tmp_path):
+    index = story_index(tmp_path)
 
     cite_the_mediator = citing("Ismail Khan", "The meeting was mediated by Ismail Khan.")
     answers = {
@@ -380,16 +387,7 @@ def test_a_short_document_that_holds_every_passage_found_is_shown_whole(tmp_path
     """Questions about one short document are shown all of it, so their prompts are alike up to
     the question (the CPU runtime reads that once); a document longer than `whole_document`
     chunks, or the setting 0, shows only the passages found."""
-    story = (
-        "The city held a market on Monday. Farmers sold apples, pears and bread to the crowd that came "
-        "early. Rain fell in the afternoon and the stalls closed. Later that week a meeting took place in "
-        "Tehran between two delegations. The meeting in Tehran was mediated by Ismail Khan, who had "
-        "invited both sides. Who mediated the talks was kept quiet at first."
-    )
-    docs = write_docs(tmp_path / "docs", {"story.txt": story})
-    config = Config(docs=docs, index_dir=tmp_path / "index", chunk_tokens=16, chunk_overlap=2)
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
-    index = Index.open(config.index_dir, FakeEmbedder())
+    index = story_index(tmp_path)
     chunks = index.document_chunks("story.txt")
     assert len(chunks) > 2, "more chunks than the 2 passages a question is given"
     questions = ["Who mediated the meeting in Tehran?", "What did the farmers sell at the market?"]
