@@ -115,70 +115,167 @@ class Lexical:
         self.stemmer = _stemmer()
         live = [p.terms.lengths if p.alive is None else p.terms.lengths[p.alive] for p in parts]
         self.num_docs = sum(len(lengths) for lengths in live)
+        self.size = max((p.base + len(p.terms.lengths) for p in parts), default=0)  # rows, dead ones too
         self.average = float(sum(float(np.sum(x, dtype=np.float64)) for x in live)) / max(self.num_docs, 1)
+
+    def tokens(self, text: str) -> list[str]:
+        """`text`'s words as BM25 indexes them (stemmed, stop words dropped)."""
+        import bm25s
+
+        return bm25s.tokenize([text], stopwords="en", stemmer=self.stemmer, return_ids=False,
+                              show_progress=False)[0]  # fmt: skip
 
     def search(self, query: str, k: int, allowed: list[np.ndarray] | None = None) -> list[tuple[int, float]]:
         """(row, score) of the best chunks, best first; none when no query word is indexed. With
         `allowed` (a boolean mask over each part's rows), only those rows are ranked; scores keep
-        the statistics of the whole live index, so a chunk scores the same in a scope or out."""
-        import bm25s
+        the statistics of the whole live index, so a chunk scores the same in a scope or out.
 
-        if self.num_docs == 0 or self.average == 0:
+        Exact, without scoring every posting (MaxScore): a chunk gets less than `bound` from a
+        term, so the terms are added rarest-first until the k-th best score so far is out of reach
+        of the bounds left; each common term left is then looked up only for the chunks still in
+        reach, fewer with each. A word that most chunks hold costs little more than a rare one."""
+        if self.num_docs == 0 or self.average == 0 or k < 1:
             return []
-        tokens = bm25s.tokenize(
-            [query], stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False
-        )
-        scores: list[np.ndarray | None] = [None] * len(self.parts)
-        for term, times in Counter(tokens[0]).items():  # a repeated query word counts each time
-            found = [self._live(p, *p.terms.postings(term)) for p in self.parts]
-            df = sum(len(rows) for rows, _ in found)
-            if df == 0:
-                continue
-            idf = math.log(1 + (self.num_docs - df + 0.5) / (df + 0.5))
-            for i, (part, (rows, counts)) in enumerate(zip(self.parts, found, strict=True)):
-                if len(rows):
-                    norm = self.k1 * (
-                        1 - self.b + self.b * np.asarray(part.terms.lengths[rows]) / self.average
-                    )
-                    if scores[i] is None:
-                        scores[i] = np.zeros(len(part.terms.lengths), dtype=np.float32)
-                    scores[i][rows] += times * idf * counts / (counts + norm)  # rows are unique per term
-        if allowed is not None:
-            scores = [None if s is None else np.where(a, s, 0) for s, a in zip(scores, allowed, strict=True)]
-        return _best(self.parts, scores, k)
+        terms = sorted(self._terms(self.tokens(query)), key=lambda t: -t.bound)
+        found, rest = Scores.none(), []
+        for n, term in enumerate(terms):
+            found = found.plus(self._score(term, allowed), self.size)
+            rest = terms[n + 1 :]
+            left = sum(t.bound for t in rest)
+            if np.count_nonzero(found.scores > left) >= k:  # a chunk none of these terms holds gets <= left
+                break
+        for n, term in enumerate(rest):  # each looked up for the rows it could still lift into the best k
+            found = found.where(found.scores >= found.kth(k) - sum(t.bound for t in rest[n:]))
+            found = Scores(found.rows, found.scores + self._lookup(term, found.rows))
+        return found.best(k)
 
     def ceiling(self, query: str) -> float:
         """The score of a chunk of average length that holds each query word once: what `search`
         scores are measured against to say how much of the query a chunk holds. A query word that
         no chunk holds counts at its highest weight, so the words of an off-topic question weigh."""
-        import bm25s
-
         if self.num_docs == 0:
             return 0.0
-        tokens = bm25s.tokenize(
-            [query], stopwords="en", stemmer=self.stemmer, return_ids=False, show_progress=False
+        return sum(self._idf(self._df(self._postings(term))) / (1 + self.k1) for term in self.tokens(query))
+
+    def _postings(self, term: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(local rows, counts) of `term` in each part, dead rows included; rows ascending."""
+        return [p.terms.postings(term) for p in self.parts]
+
+    def _df(self, postings: list[tuple[np.ndarray, np.ndarray]]) -> int:
+        return sum(
+            len(rows) if p.alive is None else int(np.count_nonzero(p.alive[rows]))
+            for p, (rows, _) in zip(self.parts, postings, strict=True)
         )
-        total = 0.0
-        for term in tokens[0]:
-            df = sum(len(self._live(p, *p.terms.postings(term))[0]) for p in self.parts)
-            total += math.log(1 + (self.num_docs - df + 0.5) / (df + 0.5)) / (1 + self.k1)
-        return total
 
-    @staticmethod
-    def _live(part: Part, rows: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if part.alive is None:
-            return rows, counts
-        keep = part.alive[rows]
-        return rows[keep], counts[keep]
+    def _idf(self, df: int) -> float:
+        return math.log(1 + (self.num_docs - df + 0.5) / (df + 0.5))
+
+    def _terms(self, tokens: list[str]) -> list[Term]:
+        terms = []
+        for token, times in Counter(tokens).items():  # a repeated query word counts each time
+            postings = self._postings(token)
+            df = self._df(postings)
+            if df:
+                terms.append(Term(postings, times * self._idf(df)))
+        return terms
+
+    def _weights(self, term: Term, part: Part, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """What `term` adds to the score of each of `part`'s `rows` that hold it `counts` times."""
+        lengths = np.asarray(part.terms.lengths)[rows].astype(np.float64)
+        norm = self.k1 * (1 - self.b + self.b * lengths / self.average)
+        return term.bound * counts.astype(np.float64) / (counts + norm)
+
+    def _score(self, term: Term, allowed: list[np.ndarray] | None) -> Scores:
+        """`term`'s share of the score of every live (and allowed) row that holds it."""
+        rows, weights = [], []
+        for i, (part, (local, counts)) in enumerate(zip(self.parts, term.postings, strict=True)):
+            local, counts = np.asarray(local), np.asarray(counts)
+            keep = None if part.alive is None else part.alive[local]
+            if allowed is not None:
+                keep = allowed[i][local] if keep is None else keep & allowed[i][local]
+            if keep is not None:
+                local, counts = local[keep], counts[keep]
+            rows.append(part.base + local.astype(np.int64))
+            weights.append(self._weights(term, part, local, counts))
+        rows, weights = np.concatenate(rows), np.concatenate(weights)
+        if np.any(np.diff(rows) < 0):  # parts out of row order
+            order = np.argsort(rows)
+            rows, weights = rows[order], weights[order]
+        return Scores(rows, weights)
+
+    def _lookup(self, term: Term, rows: np.ndarray) -> np.ndarray:
+        """`term`'s share of the score of each of `rows` (index rows, ascending)."""
+        out = np.zeros(len(rows))
+        for part, (local, counts) in zip(self.parts, term.postings, strict=True):
+            lo, hi = np.searchsorted(rows, [part.base, part.base + len(part.terms.lengths)])
+            if hi == lo or not len(local):
+                continue
+            wanted = rows[lo:hi] - part.base
+            at = np.minimum(np.searchsorted(local, wanted), len(local) - 1)
+            held = np.asarray(local)[at] == wanted
+            if held.any():
+                out[lo:hi][held] = self._weights(term, part, wanted[held], np.asarray(counts)[at[held]])
+        return out
 
 
-def _best(parts: list[Part], scores: list[np.ndarray | None], k: int) -> list[tuple[int, float]]:
-    hits: list[tuple[int, float]] = []
-    for part, s in zip(parts, scores, strict=True):
-        if s is None:
-            continue
-        rows = np.flatnonzero(s > 0)
-        if len(rows) > k:
-            rows = rows[np.argpartition(-s[rows], k - 1)[:k]]
-        hits += [(part.base + int(r), float(s[r])) for r in rows]
-    return sorted(hits, key=lambda h: (-h[1], h[0]))[:k]
+@dataclass(frozen=True)
+class Term:
+    """A query word as search weighs it: its postings in each part, and `bound`, its weight (the
+    repeats times its idf), which no chunk's share from it reaches."""
+
+    postings: list[tuple[np.ndarray, np.ndarray]]
+    bound: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Partial BM25 scores: rows ascending and unique, each with its score so far (> 0)."""
+
+    rows: np.ndarray  # int64
+    scores: np.ndarray  # float64
+
+    @classmethod
+    def none(cls) -> Scores:
+        return cls(np.zeros(0, np.int64), np.zeros(0))
+
+    def plus(self, other: Scores, size: int) -> Scores:
+        """Both summed, row by row; `size` bounds the rows (a dense sum where they are many)."""
+        if not len(self.rows):
+            return other
+        rows = np.concatenate([self.rows, other.rows])
+        weights = np.concatenate([self.scores, other.scores])
+        if len(rows) > size // 16:
+            summed = np.bincount(rows, weights=weights, minlength=size)
+            merged = np.flatnonzero(summed)
+            return Scores(merged, summed[merged])
+        merged, at = np.unique(rows, return_inverse=True)
+        return Scores(merged, np.bincount(at, weights=weights, minlength=len(merged)))
+
+    def where(self, keep: np.ndarray) -> Scores:
+        return Scores(self.rows[keep], self.scores[keep])
+
+    def kth(self, k: int) -> float:
+        """The k-th best score; there are at least k. Counting is cheap and selecting is not, so
+        a threshold is narrowed until a few times k rows reach it, and only those are selected."""
+        s = self.scores
+        low, high = float(s.min()), float(s.max())  # at least k rows score `low` or more
+        for _ in range(24):
+            if np.count_nonzero(s >= low) <= 4 * k:
+                break
+            middle = (low + high) / 2
+            if np.count_nonzero(s >= middle) >= k:
+                low = middle
+            else:
+                high = middle
+        top = s[s >= low]
+        return float(np.partition(top, len(top) - k)[len(top) - k])
+
+    def best(self, k: int) -> list[tuple[int, float]]:
+        """The k best (row, score), best first; of rows that tie with the k-th, the first rows."""
+        keep = np.flatnonzero(self.scores > 0)
+        if len(keep) > k:
+            kth = Scores(self.rows[keep], self.scores[keep]).kth(k)
+            above, tied = keep[self.scores[keep] > kth], keep[self.scores[keep] == kth]
+            keep = np.concatenate([above, tied[: k - len(above)]])
+        hits = [(int(self.rows[i]), float(self.scores[i])) for i in keep]
+        return sorted(hits, key=lambda h: (-h[1], h[0]))
