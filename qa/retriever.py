@@ -178,12 +178,22 @@ class Retriever:
         hits = self.index.bm25.search(question, depth, allowed)
         best = dense[0][1] if dense else 0.0
         fused = combine(dense, hits, depth, self.fusion, self.rrf_k, self.weights, self.dense_share)
-        return fused, best, self.lexical(question, allowed) if hits else 0.0
+        return fused, best, self.lexical(question, allowed, hits) if hits else 0.0
 
-    def lexical(self, question: str, allowed: list[np.ndarray] | None = None) -> float:
+    def lexical(
+        self,
+        question: str,
+        allowed: list[np.ndarray] | None = None,
+        hits: list[tuple[int, float]] | None = None,
+    ) -> float:
         """How much of the question's own terms (not the words it asks with) the best BM25 chunk
-        (among the `allowed` rows, if given) holds, from 0 to 1."""
+        (among the `allowed` rows, if given) holds, from 0 to 1. `hits`: the question's own BM25
+        ranking, which serves where it has no asking words to leave out."""
+        bm25 = self.index.bm25
         terms = " ".join(w for w in words(question) if w not in STOP and w not in ASKING)
-        ceiling = self.index.bm25.ceiling(terms)
-        hits = self.index.bm25.search(terms, 1, allowed) if ceiling > 0 else []
+        ceiling = bm25.ceiling(terms)
+        if ceiling <= 0:
+            return 0.0
+        if hits is None or sorted(bm25.tokens(terms)) != sorted(bm25.tokens(question)):
+            hits = bm25.search(terms, 1, allowed)
         return round(min(hits[0][1] / ceiling, 1.0), 4) if hits else 0.0
