@@ -4,7 +4,9 @@ Lucene's scoring (k1 1.5, b 0.75), as bm25s computes it.
 Each segment keeps term counts, not scores, so a query is scored with the statistics of the
 whole live index (document count, average length, document frequencies): a new segment of one
 document scores like the million chunks beside it, and removed chunks drop out at once. Nothing
-is rebuilt when a segment is added; opening one maps its arrays and reads none of them."""
+is rebuilt when a segment is added; opening one maps its arrays and reads none of them. A query
+reads all the postings of its rare words and, of its common words, only those of the chunks that
+could still rank (`Lexical.search`)."""
 
 from __future__ import annotations
 

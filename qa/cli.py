@@ -136,7 +136,12 @@ def _answer_options(
 ) -> None:
     parser.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
     parser.add_argument("--model", default=_DEFAULTS.generator, help="generator: name, Hub id or folder")
-    parser.add_argument("--k", type=_positive, default=_DEFAULTS.top_k, help="passages given to the model")
+    parser.add_argument(
+        "--k",
+        type=_positive,
+        default=_DEFAULTS.top_k,
+        help="passages given to the model (a short document that holds them all is shown whole)",
+    )
     parser.add_argument("--context-tokens", type=_positive, default=_DEFAULTS.context_tokens)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],

@@ -140,12 +140,12 @@ class Retriever:
         started = time.perf_counter()
         query = self.index.embedder.embed([question])
         fused, best, lexical = self.rank(question, query, self.candidates, within)
-        rows = [row for row, _ in fused[: self.k]]
-        chosen = self.index.table.chunks(rows)  # only the chunks that are shown are read
+        # Only the chunks that are shown are read.
+        chosen = self.index.table.chunks([row for row, _ in fused[: self.k]])
         chunks = chosen + self._rest_of_document(chosen)
         # Every passage gets a cosine score, also those only BM25 found.
-        rows = [c.row for c in chunks]
-        cosines = self.index.vectors.get(np.array(rows, dtype=np.int64)) @ query[0] if rows else []
+        rows = np.array([c.row for c in chunks], dtype=np.int64)
+        cosines = self.index.vectors.get(rows) @ query[0] if len(rows) else []
         scored = [(c, float(s)) for c, s in zip(chunks, cosines, strict=True)]
         # The chunks chosen by rank first, then the rest of their document, the closest first.
         scored = scored[: len(chosen)] + sorted(scored[len(chosen) :], key=lambda cs: -cs[1])
