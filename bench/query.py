@@ -40,7 +40,8 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 def latency(index: Index, embedder: SentenceEmbedder, questions: list[str], config: Config) -> dict:
     """Per-question timings of both paths, interleaved so machine noise hits both alike, each
     first for every other question: the second to search pages of a mapped index that the first
-    has just read in (at 1M chunks, a cold search costs ten times a warm one)."""
+    has just read in (at 1M chunks, a cold search costs ten times a warm one). Beside them, docqa's
+    BM25 search alone (the part of docqa's path that the bare path has nothing like)."""
     retriever = Retriever.of(index, config)
     candidates = config.candidates
     for q in questions[:5]:  # warm caches and the model
@@ -60,9 +61,17 @@ def latency(index: Index, embedder: SentenceEmbedder, questions: list[str], conf
             segment.vectors.index.search(np.asarray(vector, dtype=np.float32), candidates)
         bare.append(time.perf_counter() - started)
 
+    lexical = []
+
+    def bm25(q: str) -> None:
+        started = time.perf_counter()
+        index.bm25.search(q, candidates)
+        lexical.append(time.perf_counter() - started)
+
     for i, q in enumerate(questions):
         for run in (docqa, baseline) if i % 2 == 0 else (baseline, docqa):
             run(q)
+        bm25(q)
     docqa, baseline = percentiles(ours), percentiles(bare)
     return {
         "chunks": len(index),
@@ -70,6 +79,7 @@ def latency(index: Index, embedder: SentenceEmbedder, questions: list[str], conf
         "questions": len(questions),
         "docqa": docqa,
         "bare": baseline,
+        "bm25": percentiles(lexical),
         "ratio_p50": round(docqa["p50_ms"] / baseline["p50_ms"], 3),
         "ratio_p95": round(docqa["p95_ms"] / baseline["p95_ms"], 3),
     }

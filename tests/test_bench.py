@@ -201,3 +201,21 @@ def test_worker_threads_spinning_within_a_step_are_measured_against_sleeping(min
     text = "\n".join(report.spinning(out))
     assert f"median {out['ratio']['decode_tps']}x; 2 askers at once" in text
     assert f"median {out['ratio']['answers_per_minute_together']}x" in text
+
+
+def test_retrieval_latency_is_measured_against_the_bare_search_with_bm25_alone_beside_it(
+    minilm, tmp_path: Path
+):
+    from bench import report
+
+    index_dir = query.synthetic_index(tmp_path / "synthetic", 300, minilm)
+    row = query.latency(Index.open(index_dir, minilm), minilm, query.synthetic_questions(12), Config())
+    assert row["chunks"] == 300 and row["questions"] == 12
+    for side in ("docqa", "bare", "bm25"):
+        assert 0 < row[side]["p50_ms"] <= row[side]["p95_ms"]
+    machine = {"cpu": "cpu", "cores": 2, "bf16": False, "gpu": None, "torch": "2"}
+    run = {"date": "today", "seconds": 60, "command": "python -m bench --only query", "machine": machine,
+           "settings": {}}  # fmt: skip
+    text = report.markdown({"query": {"rows": [row], "approximate_recall": {}}, "run": run}, [])
+    line = next(x for x in text.splitlines() if x.startswith("| 300 |"))
+    assert line.endswith(f"| {row['bm25']['p50_ms']} / {row['bm25']['p95_ms']} ms |")
