@@ -15,7 +15,7 @@ from embeddings.table import Chunk
 from qa.answer import NOT_IN_DOCUMENTS, Checks, interpret
 from qa.assistant import Assistant
 from qa.prompt import ANSWER_SYSTEM, answer_messages, fit
-from qa.retriever import Passage, combine, fuse, trim
+from qa.retriever import Passage, Retriever, combine, fuse, trim
 from tests.fakes import FakeEmbedder, FakeGenerator, citing, write_docs
 
 GEN = FakeGenerator()
@@ -496,3 +496,23 @@ def test_the_answer_check_holds_a_term_by_a_close_word_where_the_settings_allow_
     for wrong in (0.0, 1.5):
         with pytest.raises(ConfigError, match="term_closeness must be above 0 and at most 1"):
             Config(term_closeness=wrong)
+
+
+def test_the_lexical_evidence_is_the_share_of_the_questions_own_terms_however_it_is_found(tmp_path: Path):
+    """A question with no asking words takes its lexical evidence from its own BM25 ranking; one
+    with them ("what", "called") is searched again without them. Either way the figure is what a
+    search for its own terms alone gives: an asking word that a chunk holds adds nothing to it."""
+    docs = write_docs(tmp_path / "docs", {
+        "seal.txt": "The makers have called the seal of the old harbour pump XJ-4471 since the war.",
+        "other.txt": "Rice, barley and oats were carried north by the convoy in the spring.",
+    })  # fmt: skip
+    config = Config(docs=docs, index_dir=tmp_path / "index")
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    index = Index.open(config.index_dir, FakeEmbedder())
+    retriever = Retriever.of(index, config)
+    terms = "seal harbour pump valve"  # no chunk holds "valve"
+    share = round(index.bm25.search(terms, 1)[0][1] / index.bm25.ceiling(terms), 4)
+    assert 0 < share < 1
+    for question in (terms, "What is the seal of the harbour pump valve called?"):
+        _, _, evidence = retriever.rank(question, index.embedder.embed([question]), retriever.candidates)
+        assert evidence == share, question
