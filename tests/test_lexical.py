@@ -22,7 +22,7 @@ def every_chunk_scored(
     texts: list[list[str]], alive: list[np.ndarray], query: list[str], k1: float, b: float
 ):
     """BM25 of `query` over every live chunk, the statistics of all live chunks: {row: score}."""
-    live = [(base, t) for base, ts, a in _rows(texts, alive) for t in [ts] if a]
+    live = [(row, words) for row, words, is_live in _rows(texts, alive) if is_live]
     average, n = sum(len(t) for _, t in live) / len(live), len(live)
     held = [(row, Counter(words), len(words)) for row, words in live]
     df = {word: sum(1 for _, counts, _ in held if counts[word]) for word in set(query)}
