@@ -241,17 +241,23 @@ class Scores:
         return cls(np.zeros(0, np.int64), np.zeros(0))
 
     def plus(self, other: Scores, size: int) -> Scores:
-        """Both summed, row by row; `size` bounds the rows (a dense sum where they are many)."""
+        """Both summed, row by row; `size` bounds the rows. Both are sorted, so a stable sort of
+        the two after one another only merges them; where they are many, marking their rows in
+        arrays of `size` costs less."""
         if not len(self.rows):
             return other
-        rows = np.concatenate([self.rows, other.rows])
-        weights = np.concatenate([self.scores, other.scores])
-        if len(rows) > size // 16:
-            summed = np.bincount(rows, weights=weights, minlength=size)
-            merged = np.flatnonzero(summed)
+        if len(self.rows) + len(other.rows) > size // 8:
+            held, summed = np.zeros(size, bool), np.zeros(size)
+            held[self.rows] = held[other.rows] = True
+            summed[self.rows] = self.scores
+            summed[other.rows] += other.scores  # rows are unique within each
+            merged = np.flatnonzero(held)
             return Scores(merged, summed[merged])
-        merged, at = np.unique(rows, return_inverse=True)
-        return Scores(merged, np.bincount(at, weights=weights, minlength=len(merged)))
+        rows = np.concatenate([self.rows, other.rows])
+        order = np.argsort(rows, kind="stable")
+        rows, weights = rows[order], np.concatenate([self.scores, other.scores])[order]
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        return Scores(rows[starts], np.add.reduceat(weights, starts))
 
     def where(self, keep: np.ndarray) -> Scores:
         return Scores(self.rows[keep], self.scores[keep])
