@@ -100,6 +100,14 @@ class SentenceEmbedder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
+def use_one_core() -> None:
+    """Run the calling thread's model calls on one core. torch keeps the setting per thread
+    (OpenMP's), so the other threads' calls keep every core."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @dataclass(frozen=True)
 class Description:
     """What an index records of the embedding model its vectors come from; what a build on a

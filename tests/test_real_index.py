@@ -48,6 +48,38 @@ def test_the_mediator_passage_comes_first(minilm, seeds_copy, tmp_path):
     assert doc.metadata == {"date": "2022-01-10"}
 
 
+def test_a_question_embedded_beside_bm25_finds_the_same_passages_on_one_core(
+    minilm, seeds_copy, tmp_path, monkeypatch
+):
+    import threading
+
+    import torch
+
+    from qa.retriever import Retriever
+
+    config = Config(docs=seeds_copy, index_dir=tmp_path / "index")
+    build(config, minilm, progress=False)
+    index = Index.open(config.index_dir, minilm)
+    in_turn = Retriever.of(index, config)
+    beside = Retriever.of(index, config)
+    beside.beside = 0  # as in an index of BESIDE rows or more
+    cores: list[tuple[str, int]] = []
+    embed = minilm.embed
+
+    def watched(texts):
+        cores.append((threading.current_thread().name, torch.get_num_threads()))
+        return embed(texts)
+
+    monkeypatch.setattr(minilm, "embed", watched)
+    for question in ("Who mediated the meeting?", "How much wheat did India give?", "xylophone"):
+        cores.clear()
+        a, b = in_turn(question), beside(question)
+        assert a.passages == b.passages and (a.top_score, a.lexical) == (b.top_score, b.lexical), question
+        (asking, asking_cores), (other, other_cores) = cores
+        assert asking == threading.current_thread().name and asking_cores == torch.get_num_threads()
+        assert other != asking and other_cores == 1
+
+
 def docqa(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*DOCQA, *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
 
