@@ -39,15 +39,21 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 def latency(index: Index, embedder: SentenceEmbedder, questions: list[str], config: Config) -> dict:
     """Per-question timings of both paths, interleaved so machine noise hits both alike, each
-    first for every other question: the second to search pages of a mapped index that the first
-    has just read in (at 1M chunks, a cold search costs ten times a warm one). Beside them, docqa's
-    BM25 search alone (the part of docqa's path that the bare path has nothing like)."""
+    first in turn: the second to search pages of a mapped index that the first has just read in
+    (at 1M chunks, a cold search costs ten times a warm one). Beside them, docqa with the question
+    embedded the other way (beside BM25's search where docqa embeds it in turn, and the reverse:
+    `qa.retriever.BESIDE`) and docqa's BM25 search alone (the part of docqa's path that the bare
+    path has nothing like)."""
     retriever = Retriever.of(index, config)
+    beside = index.bm25.size >= retriever.beside  # how docqa embeds questions in this index
+    other = Retriever.of(index, config)
+    other.beside = 2**62 if beside else 0  # the other way
     candidates = config.candidates
     for q in questions[:5]:  # warm caches and the model
         retriever(q)
+        other(q)
         embedder.model.encode([q])
-    ours, bare = [], []
+    ours, bare, theirs, lexical = [], [], [], []
 
     def docqa(q: str) -> None:
         started = time.perf_counter()
@@ -61,15 +67,19 @@ def latency(index: Index, embedder: SentenceEmbedder, questions: list[str], conf
             segment.vectors.index.search(np.asarray(vector, dtype=np.float32), candidates)
         bare.append(time.perf_counter() - started)
 
-    lexical = []
+    def other_way(q: str) -> None:
+        started = time.perf_counter()
+        other(q)
+        theirs.append(time.perf_counter() - started)
 
     def bm25(q: str) -> None:
         started = time.perf_counter()
         index.bm25.search(q, candidates)
         lexical.append(time.perf_counter() - started)
 
+    runs = [docqa, baseline, other_way]
     for i, q in enumerate(questions):
-        for run in (docqa, baseline) if i % 2 == 0 else (baseline, docqa):
+        for run in runs[i % 3 :] + runs[: i % 3]:
             run(q)
         bm25(q)
     docqa, baseline = percentiles(ours), percentiles(bare)
@@ -78,7 +88,9 @@ def latency(index: Index, embedder: SentenceEmbedder, questions: list[str], conf
         "index": "HNSW" if index.vectors.approximate else "exact",
         "questions": len(questions),
         "docqa": docqa,
+        "embedding": "beside BM25" if beside else "in turn",
         "bare": baseline,
+        "other_way": {"embedding": "in turn" if beside else "beside BM25", **percentiles(theirs)},
         "bm25": percentiles(lexical),
         "ratio_p50": round(docqa["p50_ms"] / baseline["p50_ms"], 3),
         "ratio_p95": round(docqa["p95_ms"] / baseline["p95_ms"], 3),
