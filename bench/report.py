@@ -164,19 +164,21 @@ def _answers(r: dict) -> list[str]:
         f"## Answers ({a['model']}: runtime {a['runtime']}, {a['dtype']}, {a['threads']} threads)",
         "",
         f"One docqa answer prompt of {a['prompt_tokens']} tokens (XQuAD paragraphs as passages), "
-        f"{a['new_tokens']} tokens decoded at batch 1, every runtime on the same tokens:",
+        f"{a['new_tokens']} tokens decoded at batch 1, every runtime on the same tokens; docqa, onnxruntime-genai's "
+        f"loop and llama.cpp in {a.get('rounds', 1)} rounds taking turns (medians; each round's decode rate beside):",
         "",
-        "| runtime | weights | time to first token | decode |",
-        "|---|---|---|---|",
+        "| runtime | weights | time to first token | decode | decode, each round |",
+        "|---|---|---|---|---|",
     ]
     weights = {"docqa": f"{a['dtype']} (ONNX, built from the packaged GGUF)", "llama.cpp": "the packaged GGUF (Q4_K_M)",
                "onnxruntime-genai loop": "the same ONNX model as docqa"}  # fmt: skip
     for name, row in a["rows"].items():
         if "skipped" in row:
-            lines.append(f"| {name} | | {row['skipped']} | |")
+            lines.append(f"| {name} | | {row['skipped']} | | |")
             continue
         what = weights.get(name, row.get("dtype", ""))
-        lines.append(f"| {name} | {what} | {row['ttft_s']} s | {row['decode_tps']} tok/s |")
+        each = ", ".join(str(r["decode_tps"]) for r in row.get("rounds", []))
+        lines.append(f"| {name} | {what} | {row['ttft_s']} s | {row['decode_tps']} tok/s | {each} |")
     lines.append("")
     goals = a["goals"]
     if "decode_vs_llama_cpp" in a:

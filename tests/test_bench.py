@@ -222,3 +222,42 @@ def test_retrieval_latency_is_measured_against_the_bare_search_with_bm25_alone_a
     other = row["other_way"]
     assert line.endswith(f"| {row['bm25']['p50_ms']} / {row['bm25']['p95_ms']} ms | "
                          f"{other['p50_ms']} / {other['p95_ms']} ms (beside BM25) |")  # fmt: skip
+
+
+def test_the_runtimes_take_turns_on_prompts_none_has_read_and_the_report_gives_their_medians(monkeypatch):
+    from types import SimpleNamespace
+
+    from bench import answering, report
+    from qa import models
+
+    calls: list[tuple[str, int]] = []
+    rates = iter([99.0, 20.0, 30.0, 25.0, 24.0, 28.0, 27.0, 22.0, 29.0, 26.0])
+
+    def timed(name: str):
+        def run(*args):
+            tokens = next(a for a in args if isinstance(a, list))
+            calls.append((name, len(tokens)))
+            return {"ttft_s": 10.0, "decode_tps": next(rates)}
+
+        return run
+
+    prompt = list(range(100, 1100))
+    monkeypatch.setattr(answering, "long_prompt", lambda generator, data: prompt)
+    monkeypatch.setattr(answering, "docqa_speed", timed("docqa"))
+    monkeypatch.setattr(answering, "onnxruntime_genai_speed", timed("genai"))
+    monkeypatch.setattr(answering, "llama_cpp_speed", timed("llama"))
+    monkeypatch.setattr(
+        answering, "transformers_speed", lambda config, tokens, n: {"ttft_s": 9.0, "decode_tps": 4.0}
+    )
+    monkeypatch.setattr(models, "int4", lambda name: Path("model"))
+    assistant = SimpleNamespace(generator=SimpleNamespace(name="m", runtime="onnx-int4", dtype="int4"))
+    out = answering.generation(assistant, Config(), Path("eval"), Path("m.gguf"), new_tokens=8, rounds=3)
+    assert calls[0] == ("docqa", 64)  # the warm-up, on the prompt's end: it begins no round's prompt
+    assert calls[1:] == [("docqa", 1000), ("genai", 1000), ("llama", 1000), ("llama", 999), ("genai", 999),
+                         ("docqa", 999), ("docqa", 998), ("genai", 998), ("llama", 998)]  # fmt: skip
+    docqa, llama = out["rows"]["docqa"], out["rows"]["llama.cpp"]
+    assert [r["decode_tps"] for r in docqa["rounds"]] == [20.0, 27.0, 22.0] and docqa["decode_tps"] == 22.0
+    assert [r["decode_tps"] for r in llama["rounds"]] == [25.0, 24.0, 26.0] and llama["decode_tps"] == 25.0
+    assert out["decode_vs_llama_cpp"] == round(22.0 / 25.0, 2)
+    text = "\n".join(report._answers({"answers": out}))
+    assert "| 22.0 tok/s | 20.0, 27.0, 22.0 |" in text and "in 3 rounds taking turns" in text
