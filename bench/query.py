@@ -45,7 +45,7 @@ def latency(index: Index, embedder: SentenceEmbedder, questions: list[str], conf
     `qa.retriever.BESIDE`) and docqa's BM25 search alone (the part of docqa's path that the bare
     path has nothing like)."""
     retriever = Retriever.of(index, config)
-    beside = index.bm25.size >= retriever.beside  # how docqa embeds questions in this index
+    beside = retriever.embeds_beside
     other = Retriever.of(index, config)
     other.beside = 2**62 if beside else 0  # the other way
     candidates = config.candidates

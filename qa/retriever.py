@@ -22,10 +22,10 @@ from qa.words import STOP, words
 
 # From this many rows on, a question is embedded and searched densely on a thread of its own, on
 # one core, while BM25 searches on the other. Below, encoding on every core in turn is faster.
-# Synthetic collections on an AMD EPYC with 2 cores, p50 of 200 questions, beside against in
-# turn: 3,000 chunks 12.0 against 9.3 ms; 10,000 14.6 against 14.0; 30,000 17.6 against 19.3;
-# 100,000 26.5 against 32.2; 1,000,000 17.6 against 20.1 (make bench's retrieval table times
-# docqa both ways at its sizes).
+# make bench (reports/bench.md, AMD EPYC, 2 cores), p50 shipped against the other way: 3,318
+# chunks 12.18 in turn against 16.78 beside; 100,000 27.68 beside against 33.11; 1,000,000 17.91
+# against 19.33. Where the two cross, timed with this class on synthetic collections (200
+# questions): 10,000 chunks 14.6 beside against 14.0 in turn; 30,000 17.6 against 19.3.
 BESIDE = 20_000
 
 
@@ -197,7 +197,7 @@ class Retriever:
         """The question's vector and `rank`'s results. In a large index the question is embedded
         and searched densely on a thread that uses one core while BM25 searches on this one."""
         depth = self.candidates
-        if self.index.bm25.size < self.beside:
+        if not self.embeds_beside:
             query = self.index.embedder.embed([question])
             return query, *self.rank(question, query, depth, within)
         dense = _one_core().submit(self._embedded, question, depth, within)
@@ -205,7 +205,14 @@ class Retriever:
         query, found = dense.result()
         return query, *self._fuse(found, *lexical, depth)
 
-    def _embedded(self, question: str, depth: int, within: Selection | None) -> tuple[np.ndarray, list]:
+    @property
+    def embeds_beside(self) -> bool:
+        """Whether questions are embedded beside BM25's search in this index (see BESIDE)."""
+        return self.index.bm25.size >= self.beside
+
+    def _embedded(
+        self, question: str, depth: int, within: Selection | None
+    ) -> tuple[np.ndarray, list[tuple[int, float]]]:
         query = self.index.embedder.embed([question])
         return query, self._dense(query, depth, within)
 
