@@ -2,8 +2,8 @@
 
 The GGUF's quantised blocks are read one tensor at a time (`read_header` finds them without
 decoding the vocabulary; transformers' torch kernels dequantise them, gguf's own numpy ones
-where transformers has none) and quantised again into what the runtime runs: symmetric int4 in blocks of 32
-along each row, one float scale per block, the layout ONNX Runtime's MatMulNBits reads. The
+where transformers has none) and quantised again into what the runtime runs: symmetric int4 in
+blocks of GROUP along each row, one float scale per block, the layout ONNX Runtime's MatMulNBits reads. The
 result is a checkpoint in Olive's quantised format, which onnxruntime-genai's model builder
 turns into the ONNX model as it is, instead of building a float32 graph of the whole model and
 quantising that (about 14 GB and 80 s for the 1.5B model, on top of a bf16 copy).
@@ -31,8 +31,9 @@ import numpy as np
 import torch
 
 from embeddings.errors import DocqaError
+from qa.runtimes.ort import BLOCK
 
-GROUP = 32  # weights per block, each with its own scale (the builder's int4 default too)
+GROUP = BLOCK  # weights per block, each with its own scale (what the builder is told too)
 ZERO_POINT = 8  # the code of 0.0: codes 0..15 stand for -8..7 times the block's scale
 PIECE = 1 << 21  # weights dequantised and quantised at a time
 

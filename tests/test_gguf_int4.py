@@ -16,19 +16,20 @@ from qa import gguf_int4, models
 
 
 def test_int4_codes_stand_for_the_weights_within_a_step():
-    weight = torch.randn(64, 256) * torch.linspace(0.01, 3, 256)
-    weight[5, :32] = 0.0  # a block of zeros stays zeros
+    group = gguf_int4.GROUP
+    weight = torch.randn(64, 8 * group) * torch.linspace(0.01, 3, 8 * group)
+    weight[5, :group] = 0.0  # a block of zeros stays zeros
     codes, scales = gguf_int4.quantise(weight)
-    assert codes.shape == (64, 128) and codes.dtype == torch.uint8 and scales.shape == (64, 8)
+    assert codes.shape == (64, 4 * group) and codes.dtype == torch.uint8 and scales.shape == (64, 8)
     back = gguf_int4.dequantised(codes, scales)
-    step = scales.abs().repeat_interleave(gguf_int4.GROUP, dim=1)
+    step = scales.abs().repeat_interleave(group, dim=1)
     error = (back - weight).abs()
     # Half a step inside the codes' range; up to one step at its far end (7 steps one way, 8 the other).
     assert torch.all(error <= step + 1e-6) and (error <= step / 2 + 1e-6).float().mean() > 0.99
-    assert torch.all(back[5, :32] == 0)
-    blocks = weight.reshape(64, 8, 32)
+    assert torch.all(back[5, :group] == 0)
+    blocks = weight.reshape(64, 8, group)
     largest = blocks.abs().argmax(dim=2, keepdim=True)  # each block's largest weight is exact
-    assert torch.allclose(back.reshape(64, 8, 32).gather(2, largest), blocks.gather(2, largest))
+    assert torch.allclose(back.reshape(64, 8, group).gather(2, largest), blocks.gather(2, largest))
 
 
 def test_int4_codes_are_the_ones_onnx_runtime_would_write():
@@ -156,7 +157,7 @@ def test_a_tied_embedding_reads_lm_head_s_4bit_weights_where_they_lie(tmp_path):
     import onnxruntime
 
     torch.manual_seed(0)
-    weight = torch.randn(200, 128)
+    weight = torch.randn(200, 4 * gguf_int4.GROUP)  # scales big enough to lie in the weights file
     _tied_model(tmp_path / "model.onnx", weight)
     with pytest.raises(Exception, match="rank"):
         onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
@@ -173,7 +174,7 @@ def test_a_tied_embedding_reads_lm_head_s_4bit_weights_where_they_lie(tmp_path):
     assert (tmp_path / "model.onnx.data").stat().st_size == size, "the same bytes, nothing written twice"
 
     ids = np.array([[0, 199, 57]], np.int64)
-    h = np.random.default_rng(0).standard_normal((1, 128)).astype(np.float32)
+    h = np.random.default_rng(0).standard_normal((1, weight.shape[1])).astype(np.float32)
     logits, embedded = onnxruntime.InferenceSession(str(tmp_path / "model.onnx")).run(
         None, {"h": h, "ids": ids}
     )

@@ -1,7 +1,7 @@
 """The CPU runtime: a causal LM with 4-bit weights under ONNX Runtime.
 
 The model is built once from its Hugging Face folder by onnxruntime-genai's model builder
-(weights int4, symmetric, in blocks of 32, multiplied with int8 activations; the embedding
+(weights int4, symmetric, in blocks of BLOCK, multiplied with int8 activations; the embedding
 table 4-bit too; logits only for the last position) and cached. On a CPU, decoding a token is
 bound by reading the weights: 4-bit weights read a quarter of what float16 would.
 
@@ -34,8 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
+# Weights per block, each block with its own float scale. On a CPU a 4-bit matrix-vector product
+# is bound by unpacking and scaling blocks more than by reading bytes: the 1.5B model decodes
+# 1.42x as fast and reads a 944-token prompt 1.38x as fast with blocks of 128 as with blocks of
+# 32 (and 1.2x and 1.06x with 64), for 15% fewer bytes (AMD EPYC, AVX512-VNNI, 2 threads).
+BLOCK = 128
 # The builder's options; changing them changes the cached model's key (see qa/models.py).
-BUILD_OPTIONS = ("prune_lm_head=true", "op_types_to_quantize=MatMul/Gather", "accuracy_level=4")
+BUILD_OPTIONS = (
+    "prune_lm_head=true",
+    "op_types_to_quantize=MatMul/Gather",
+    "accuracy_level=4",
+    f"int4_block_size={BLOCK}",
+)
 ROOM = 128  # positions of room the decoding cache is given to grow into, each time it must grow
 
 
