@@ -37,8 +37,11 @@ GROUP = BLOCK  # weights per block, each with its own scale (what the builder is
 ZERO_POINT = 8  # the code of 0.0: codes 0..15 stand for -8..7 times the block's scale
 PIECE = 1 << 21  # weights dequantised and quantised at a time
 
-# What this module writes; a change to it makes new cached models (see qa/models.py int4).
-FORMAT = f"olive-int4-symmetric-g{GROUP}-v2"
+
+def format_name(group: int = GROUP) -> str:
+    """What this module writes; a change to it makes new cached models (see qa/models.py int4)."""
+    return f"olive-int4-symmetric-g{group}-v2"
+
 
 # GGUF tensor names (llama.cpp's) -> Hugging Face names, for the architectures whose weights
 # llama.cpp stores unpermuted (llama's q and k are permuted for its rotary layout, qwen2's are not).
@@ -153,32 +156,33 @@ def dequantise(raw: np.ndarray, kind: int) -> torch.Tensor:
     return torch.from_numpy(numpy_dequantize(raw, kind).astype(np.float32).reshape(-1))
 
 
-def quantise(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric int4 of a [rows, columns] float matrix, in blocks of GROUP along each row:
+def quantise(weight: torch.Tensor, group: int = GROUP) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int4 of a [rows, columns] float matrix, in blocks of `group` along each row:
     (codes packed two to a byte, low nibble first [rows, columns / 2], scales [rows, blocks]).
     A block's scale maps its largest-magnitude weight to -8, as ONNX Runtime's own quantiser."""
     rows, columns = weight.shape
-    if columns % GROUP:
-        raise DocqaError(f"a weight matrix of {columns} columns does not split into blocks of {GROUP}")
-    blocks = weight.float().reshape(rows, columns // GROUP, GROUP)
+    if columns % group:
+        raise DocqaError(f"a weight matrix of {columns} columns does not split into blocks of {group}")
+    blocks = weight.float().reshape(rows, columns // group, group)
     high, low = blocks.amax(dim=2, keepdim=True), blocks.amin(dim=2, keepdim=True)
     extreme = torch.where(-low > high, low, high)
     scales = extreme / -ZERO_POINT
     inverse = torch.where(extreme == 0, 0.0, -ZERO_POINT / extreme)
     codes = blocks.mul(inverse).round_().add_(ZERO_POINT).clamp_(0, 15).to(torch.uint8)
     pairs = codes.reshape(rows, columns // 2, 2)
-    return pairs[..., 0] | (pairs[..., 1] << 4), scales.reshape(rows, columns // GROUP)
+    return pairs[..., 0] | (pairs[..., 1] << 4), scales.reshape(rows, columns // group)
 
 
 def dequantised(codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """The float matrix `quantise` stands for (what MatMulNBits multiplies with)."""
     low, high = (codes & 0xF).int(), (codes >> 4).int()
     values = torch.stack([low, high], dim=-1).reshape(codes.shape[0], -1) - ZERO_POINT
-    return (values.reshape(scales.shape[0], scales.shape[1], GROUP) * scales[..., None]).reshape(values.shape)
+    group = values.shape[1] // scales.shape[1]
+    return (values.reshape(scales.shape[0], scales.shape[1], group) * scales[..., None]).reshape(values.shape)
 
 
-def checkpoint(gguf: Path, out: Path, chat_template: str) -> int:
-    """Write into `out` the Olive-format 4-bit checkpoint of `gguf` with its config, tokenizer
+def checkpoint(gguf: Path, out: Path, chat_template: str, group: int = GROUP) -> int:
+    """Write into `out` the Olive-format 4-bit checkpoint of `gguf`, in blocks of `group`, with its config, tokenizer
     and generation config, one tensor at a time (progress on stderr). Returns its layer count."""
     from safetensors.torch import save_file
     from tqdm import tqdm
@@ -198,7 +202,7 @@ def checkpoint(gguf: Path, out: Path, chat_template: str) -> int:
         table = [t for t in table if t.name not in ("token_embd.weight", "output.weight")]
         table.append(matrix._replace(name="output.weight"))
     config = _config(metadata, tied)
-    config.quantization_config = {"quant_method": "olive", "bits": 4, "group_size": GROUP}
+    config.quantization_config = {"quant_method": "olive", "bits": 4, "group_size": group}
     config.save_pretrained(out)
     _generation_config(config).save_pretrained(out)
     _tokenizer(gguf, config, chat_template).save_pretrained(out)
@@ -218,10 +222,10 @@ def checkpoint(gguf: Path, out: Path, chat_template: str) -> int:
             continue
         base = name.removesuffix(".weight")
         codes = tensors[f"{base}.qweight"] = torch.empty((rows, columns // 2), dtype=torch.uint8)
-        scales = tensors[f"{base}.scales"] = torch.empty((rows, columns // GROUP))
+        scales = tensors[f"{base}.scales"] = torch.empty((rows, columns // group))
         for first, end, values in _rows(blob, info):
-            codes[first:end], scales[first:end] = quantise(values)
-        groups = columns // GROUP
+            codes[first:end], scales[first:end] = quantise(values, group)
+        groups = columns // group
         tensors[f"{base}.qzeros"] = torch.full(
             (rows, (groups + 1) // 2), ZERO_POINT | ZERO_POINT << 4, dtype=torch.uint8
         )

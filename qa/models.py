@@ -23,6 +23,7 @@ from pathlib import Path
 
 from embeddings.errors import ConfigError, DocqaError
 from embeddings.models import folder_or_hub
+from qa.runtimes.ort import BLOCK, build_options
 
 # Qwen2.5's ChatML template, kept here so a GGUF without one still formats prompts right.
 CHATML = (
@@ -97,23 +98,23 @@ def locate(name: str, report: Report = _stderr) -> Path:
     return folder_or_hub(name, "generator", list(KNOWN))
 
 
-def int4(name: str, report: Report = _stderr) -> Path:
-    """The 4-bit ONNX model of `name`, built once and reused: a packaged model from its GGUF,
-    any other from its Hugging Face folder (`locate(name)`)."""
-    from qa.gguf_int4 import FORMAT
-    from qa.runtimes.ort import BUILD_OPTIONS
+def int4(name: str, report: Report = _stderr, block: int = BLOCK) -> Path:
+    """The 4-bit ONNX model of `name` in blocks of `block` weights, built once and reused: a
+    packaged model from its GGUF, any other from its Hugging Face folder (`locate(name)`)."""
+    from qa.gguf_int4 import format_name
 
+    options = build_options(block)
     if name in KNOWN:
-        identity = [KNOWN[name].sha256, FORMAT, BUILD_OPTIONS, _builder_version()]
+        identity = [KNOWN[name].sha256, format_name(block), options, _builder_version()]
         label = name
     else:
         source = locate(name, report)
-        identity = [str(source.resolve()), _weights_signature(source), BUILD_OPTIONS, _builder_version()]
+        identity = [str(source.resolve()), _weights_signature(source), options, _builder_version()]
         label = re.sub(r"[^\w.-]+", "_", name).strip("_")[-60:]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     folder = cache_root() / "models" / f"{label}-onnx-int4-{key}"
     if not (folder / "COMPLETE").is_file():
-        _in_child("int4", name, str(folder))
+        _in_child("int4", name, str(folder), str(block))
     return folder
 
 
@@ -166,7 +167,7 @@ def converted(model: PackagedModel, report: Report = _stderr) -> Path:
     return _made_once(folder, make, model.name, report)
 
 
-def packaged_int4(model: PackagedModel, folder: Path, report: Report = _stderr) -> Path:
+def packaged_int4(model: PackagedModel, folder: Path, report: Report = _stderr, block: int = BLOCK) -> Path:
     """The 4-bit ONNX model of a packaged model, from its GGUF without a float copy: the GGUF's
     weights quantised tensor by tensor into a checkpoint the model builder takes as it is."""
     from qa import gguf_int4
@@ -179,30 +180,30 @@ def packaged_int4(model: PackagedModel, folder: Path, report: Report = _stderr) 
         join(model, gguf)
         checkpoint.mkdir()
         report(f"Building the 4-bit model of {model.name} for the CPU (once) ...")
-        layers = gguf_int4.checkpoint(gguf, checkpoint, model.chat_template)
+        layers = gguf_int4.checkpoint(gguf, checkpoint, model.chat_template, block)
         gguf.unlink()
-        _build(checkpoint, work, layers)
+        _build(checkpoint, work, layers, block)
         gguf_int4.finish_graph(work / "model.onnx")
         shutil.rmtree(checkpoint)
         (work / "COMPLETE").write_text(
-            json.dumps({"source": model.sha256, "format": gguf_int4.FORMAT}) + "\n"
+            json.dumps({"source": model.sha256, "format": gguf_int4.format_name(block)}) + "\n"
         )
 
     return _made_once(folder, make, model.name, report)
 
 
-def build_int4(source: Path, folder: Path, report: Report = _stderr) -> Path:
+def build_int4(source: Path, folder: Path, report: Report = _stderr, block: int = BLOCK) -> Path:
     """The 4-bit ONNX model of the Hugging Face folder `source`, built by onnxruntime-genai's
     model builder from its float weights."""
-    from qa.runtimes.ort import BUILD_OPTIONS
-
     _need_builder()
     layers = json.loads((source / "config.json").read_text()).get("num_hidden_layers", 0)
 
     def make(work: Path) -> None:
         report(f"Building the 4-bit model of {source.name} for the CPU (once) ...")
-        _build(source, work, layers)
-        (work / "COMPLETE").write_text(json.dumps({"source": str(source), "options": BUILD_OPTIONS}) + "\n")
+        _build(source, work, layers, block)
+        (work / "COMPLETE").write_text(
+            json.dumps({"source": str(source), "options": build_options(block)}) + "\n"
+        )
 
     return _made_once(folder, make, source.name, report)
 
@@ -212,15 +213,13 @@ def _need_builder() -> None:
         raise ConfigError("the CPU runtime needs onnxruntime-genai: pip install onnxruntime-genai onnx-ir")
 
 
-def _build(source: Path, work: Path, layers: int) -> None:
+def _build(source: Path, work: Path, layers: int, block: int) -> None:
     """onnxruntime-genai's model builder, from `source` into `work` (its full log kept there as
     build.log), with the stop tokens it does not copy."""
     from tqdm import tqdm
 
-    from qa.runtimes.ort import BUILD_OPTIONS
-
     command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(work),
-               "-p", "int4", "-e", "cpu", "-c", str(work / "cache"), "--extra_options", *BUILD_OPTIONS]  # fmt: skip
+               "-p", "int4", "-e", "cpu", "-c", str(work / "cache"), "--extra_options", *build_options(block)]  # fmt: skip
     log = (work / "build.log").open("w")
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child, \
             tqdm(total=layers + 2, desc="building int4 model", unit="layer", file=sys.stderr) as bar:  # fmt: skip
@@ -313,14 +312,14 @@ def _convert(gguf: Path, out: Path, model: PackagedModel) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m qa.models bf16 NAME` or `int4 NAME FOLDER`: one conversion, run by `_in_child`."""
+    """`python -m qa.models bf16 NAME` or `int4 NAME FOLDER BLOCK`: one conversion, run by `_in_child`."""
     try:
         if argv[0] == "bf16":
             converted(KNOWN[argv[1]])
         elif argv[1] in KNOWN:
-            packaged_int4(KNOWN[argv[1]], Path(argv[2]))
+            packaged_int4(KNOWN[argv[1]], Path(argv[2]), block=int(argv[3]))
         else:
-            build_int4(locate(argv[1]), Path(argv[2]))
+            build_int4(locate(argv[1]), Path(argv[2]), block=int(argv[3]))
     except DocqaError as e:
         print(json.dumps({"kind": type(e).__name__, "message": str(e)}))
         return 2

@@ -41,13 +41,18 @@ import numpy as np
 # from that of the packaged weights by a KL divergence of 0.023 with blocks of 32, 0.029 with 64
 # and 0.052 with 128: 64 stays near 32's distribution at 1.2x its speed; 128 doubles the divergence.
 BLOCK = 64
-# The builder's options; changing them changes the cached model's key (see qa/models.py).
-BUILD_OPTIONS = (
-    "prune_lm_head=true",
-    "op_types_to_quantize=MatMul/Gather",
-    "accuracy_level=4",
-    f"int4_block_size={BLOCK}",
-)
+
+
+def build_options(block: int = BLOCK) -> tuple[str, ...]:
+    """The builder's options; changing them changes the cached model's key (see qa/models.py)."""
+    return (
+        "prune_lm_head=true",
+        "op_types_to_quantize=MatMul/Gather",
+        "accuracy_level=4",
+        f"int4_block_size={block}",
+    )
+
+
 ROOM = 128  # positions of room the decoding cache is given to grow into, each time it must grow
 
 
