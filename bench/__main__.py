@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import answering, indexing, query, report
+from bench import answering, blocks, indexing, query, report
 from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
@@ -107,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         results["asking"] = answering.asking(assistant)
         results["prompt_reuse"] = answering.prompt_reuse(assistant)
         results["passage_order"] = answering.passage_orders(assistant)
+        print("bench: the 4-bit model's block sizes ...", file=sys.stderr)
+        generator = assistant.generator
+        results["blocks"] = blocks.block_sizes(
+            config.generator,
+            answering.long_prompt(generator, args.data),
+            [answering.long_prompt(generator, args.data, 400, question=q) for q in range(1, 5)],
+        )
     if "serve" in stages:
         print("bench: serving memory and cold start ...", file=sys.stderr)
         seeds = args.work / "bench-seeds"

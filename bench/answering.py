@@ -45,12 +45,15 @@ QUESTIONS = [
 WARM_UP = "Who is Ahmad Massoud?"
 
 
-def long_prompt(generator: LocalGenerator, eval_data: Path, tokens: int = 1000) -> list[int]:
-    """A docqa answer prompt of about `tokens` tokens: XQuAD paragraphs as passages."""
+def long_prompt(
+    generator: LocalGenerator, eval_data: Path, tokens: int = 1000, question: int = 0
+) -> list[int]:
+    """A docqa answer prompt of about `tokens` tokens: XQuAD's `question`th question, and
+    paragraphs as passages."""
     paragraphs, questions = data.xquad(eval_data)
     passages = [Passage(p.id, p.article, 0, len(p.text), p.text, 0.5) for p in paragraphs[:12]]
     count = lambda m: generator.count(generator.render(m))  # noqa: E731
-    messages, _ = fit(questions[0].text, passages, tokens, count)
+    messages, _ = fit(questions[question].text, passages, tokens, count)
     return generator.prompt_ids(messages)
 
 

@@ -210,7 +210,30 @@ def _answers(r: dict) -> list[str]:
     order = r.get("passage_order")
     if order:
         lines += passage_order(order)
+    if "blocks" in r:
+        lines += block_sizes(r["blocks"])
     return lines
+
+
+def block_sizes(b: dict) -> list[str]:
+    """The 4-bit model built with each block size (bench.blocks)."""
+    lines = [
+        f"The 4-bit model of {b['model']} with blocks of {', '.join(str(row['block']) for row in b['rows'])} "
+        f"weights per scale (docqa ships {b['shipped']}): the {b['prompt_tokens']}-token prompt and "
+        f"{b['new_tokens']} tokens decoded in {b['rounds']} rounds taking turns (medians); how far each "
+        "one's next-token distribution is from that of the packaged weights run in float32 by transformers "
+        f"(KL divergence, and how often both pick the same token) along {b['forced_tokens']} tokens of the "
+        f"float model's own answers to {b['faithfulness_prompts']} other XQuAD prompts:",
+        "",
+        "| block | weights | prompt | decode | vs 32: prompt, decode | KL from the float model | same token |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in b["rows"]:
+        shipped = " (shipped)" if row["block"] == b["shipped"] else ""
+        lines.append(f"| {row['block']}{shipped} | {row['weights_mb']} MB | {row['prompt_s']} s | "
+                     f"{row['decode_tps']} tok/s | {row['prompt_vs_32']}x, {row['decode_vs_32']}x | {row['kl']} | "
+                     f"{row['same_token']} |")  # fmt: skip
+    return [*lines, ""]
 
 
 def spinning(spin: dict | None) -> list[str]:

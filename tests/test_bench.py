@@ -261,3 +261,53 @@ def test_the_runtimes_take_turns_on_prompts_none_has_read_and_the_report_gives_t
     assert out["decode_vs_llama_cpp"] == round(22.0 / 25.0, 2)
     text = "\n".join(report._answers({"answers": out}))
     assert "| 22.0 tok/s | 20.0, 27.0, 22.0 |" in text and "in 3 rounds taking turns" in text
+
+
+def test_a_distribution_moved_from_the_float_models_is_measured_by_kl_and_the_tokens_picked():
+    from bench.blocks import divergence
+
+    rng = np.random.default_rng(0)
+    reference = [rng.standard_normal((5, 50)).astype(np.float32) for _ in range(2)]
+    assert divergence(reference, reference) == {"kl": 0.0, "same_token": 1.0}
+    flatter = [r / 2 for r in reference]  # the same choices, less sure of them
+    moved = divergence(reference, flatter)
+    assert moved["kl"] > 0 and moved["same_token"] == 1.0
+    swapped = [r.copy() for r in reference]
+    swapped[0][0] = -swapped[0][0]  # one position's choice turned over
+    assert divergence(reference, swapped)["same_token"] == 0.9
+
+
+def test_each_block_size_is_a_model_of_its_own_timed_and_compared_with_the_float_weights(tmp_path: Path):
+    """The small packaged model through bench.blocks for real: one 4-bit model per block size,
+    each with that size in its graph; the float model's continuation fed back gives logits whose
+    choices are mostly the float model's own; the report shows every size and the shipped one."""
+    import onnx
+
+    from bench import blocks, report
+    from qa import models
+    from qa.generator import load
+    from qa.runtimes import ort
+
+    small = load(models.SMALL, batch=1)
+    question = [{"role": "user", "content": "Name three colours of the rainbow."}]
+    prompt = small.prompt_ids(question)
+    out = blocks.block_sizes(models.SMALL, prompt * 3, [prompt], new_tokens=4, rounds=2, forced=6)
+
+    assert [row["block"] for row in out["rows"]] == list(blocks.SIZES) and out["shipped"] == ort.BLOCK
+    for row in out["rows"]:
+        graph = onnx.load(
+            str(models.int4(models.SMALL, block=row["block"]) / "model.onnx"), load_external_data=False
+        )
+        sizes = {
+            a.i
+            for n in graph.graph.node
+            if n.op_type == "MatMulNBits"
+            for a in n.attribute
+            if a.name == "block_size"
+        }
+        assert sizes == {row["block"]}
+        assert len(row["rounds"]) == 2 and row["decode_tps"] > 0 and row["prompt_s"] > 0
+        assert 0 <= row["kl"] < 1 and row["same_token"] >= 0.5
+    assert out["rows"][0]["weights_mb"] > out["rows"][-1]["weights_mb"], "fewer scales, fewer bytes"
+    text = "\n".join(report.block_sizes(out))
+    assert f"| {ort.BLOCK} (shipped) |" in text and all(f"| {size}" in text for size in blocks.SIZES)
