@@ -3,10 +3,10 @@
 The GGUF's quantised blocks are read one tensor at a time (`read_header` finds them without
 decoding the vocabulary; transformers' torch kernels dequantise them, gguf's own numpy ones
 where transformers has none) and quantised again into what the runtime runs: symmetric int4 in
-blocks of GROUP along each row, one float scale per block, the layout ONNX Runtime's MatMulNBits reads. The
-result is a checkpoint in Olive's quantised format, which onnxruntime-genai's model builder
-turns into the ONNX model as it is, instead of building a float32 graph of the whole model and
-quantising that (about 14 GB and 80 s for the 1.5B model, on top of a bf16 copy).
+blocks of GROUP along each row, one float scale per block, the layout ONNX Runtime's
+MatMulNBits reads. The result is a checkpoint in Olive's quantised format, which
+onnxruntime-genai's model builder turns into the ONNX model as it is, instead of building a
+float32 graph of the whole model and quantising that (about 14 GB and 80 s for the 1.5B model, on top of a bf16 copy).
 
 A matrix the model ties (its embedding, which is also its lm_head) is written once, as lm_head's
 4-bit weights, which the builder's embedding reads: llama.cpp stores it twice, in two precisions,
@@ -182,8 +182,9 @@ def dequantised(codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
 
 
 def checkpoint(gguf: Path, out: Path, chat_template: str, group: int = GROUP) -> int:
-    """Write into `out` the Olive-format 4-bit checkpoint of `gguf`, in blocks of `group`, with its config, tokenizer
-    and generation config, one tensor at a time (progress on stderr). Returns its layer count."""
+    """Write into `out` the Olive-format 4-bit checkpoint of `gguf` in blocks of `group`, with its
+    config, tokenizer and generation config, one tensor at a time (progress on stderr). Returns
+    its layer count."""
     from safetensors.torch import save_file
     from tqdm import tqdm
 

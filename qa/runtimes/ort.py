@@ -3,7 +3,8 @@
 The model is built once from its Hugging Face folder by onnxruntime-genai's model builder
 (weights int4, symmetric, in blocks of BLOCK, multiplied with int8 activations; the embedding
 table 4-bit too; logits only for the last position) and cached. On a CPU, decoding a token is
-bound by reading the weights: 4-bit weights read a quarter of what float16 would.
+bound by reading the weights and unpacking them: 4-bit weights read a quarter of what float16
+would.
 
 docqa drives the ONNX graph itself rather than through a generation loop so that sequences of
 different lengths decode in one batch: each row of the KV cache is right-padded and the
