@@ -36,12 +36,12 @@ from pathlib import Path
 import numpy as np
 
 # Weights per block, each block with its own float scale. A 4-bit matrix-vector product on a CPU
-# is bound by unpacking and scaling blocks more than by reading bytes: against blocks of 32, the
-# 1.5B model decodes 1.2x as fast with blocks of 64 and 1.42x with 128 (AMD EPYC, AVX512-VNNI,
-# 2 threads), but its next-token distribution moves further from the packaged weights' (KL
-# divergence 0.023 with 32, 0.029 with 64, 0.052 with 128), and with 64 make eval answered worse:
-# XQuAD right 0.600 against 0.633, on-topic unanswerable declined 0.750 against 0.850, the news
-# set right 0.550 against 0.650. `make bench` measures all three sizes.
+# is bound by unpacking and scaling blocks as much as by reading bytes: in make bench (AMD EPYC,
+# AVX512-VNNI, 2 threads) the 1.5B model decodes 1.16x as fast with blocks of 64 and 1.31x with
+# 128 as with 32, while its next-token distribution's KL divergence from the packaged weights' is
+# 0.033 with 32 or 64 and 0.071 with 128. With 64, make eval answered worse: XQuAD right 0.600
+# against 0.633, on-topic unanswerable declined 0.750 against 0.850, the news set right 0.550
+# against 0.650 (small sets; not shipped until a larger one says otherwise).
 BLOCK = 32
 
 
