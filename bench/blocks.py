@@ -109,16 +109,13 @@ def _float_logits(name: str, prompts: list[list[int]], forced: int) -> list[tupl
 
 def _int4_logits(folder: Path, prompt: list[int], tokens: list[int]) -> np.ndarray:
     """The 4-bit model's logits after `prompt` and after each of `tokens` but the last, fed in
-    turn through its key/value cache: [len(tokens), vocabulary]."""
+    turn through its key/value cache by the runtime's own prompt-reading call: [len(tokens), vocabulary]."""
     batch = ort.load(folder, capacity=1, prompt_chunk=256)
-    names = [i.name for i in batch.session.get_inputs() if i.name.startswith("past_key_values.")]
-    past = [np.zeros((1, batch.kv_heads, 0, batch.head_size), dtype=np.float32)] * len(names)
-    outputs = ["logits", *(n.replace("past_key_values.", "present.") for n in names)]
+    past = [batch._empty(1)] * len(batch._past)
     feed, length, rows = list(prompt), 0, []
     for token in tokens:
         length += len(feed)
-        inputs = {"input_ids": np.array([feed], np.int64), "attention_mask": np.ones((1, length), np.int64)}
-        logits, *past = batch.session.run(outputs, {**inputs, **dict(zip(names, past, strict=True))})
-        rows.append(logits[0, -1])
+        logits, past = batch._run(np.array([feed], np.int64), np.ones((1, length), np.int64), past)
+        rows.append(logits[0])
         feed = [token]
     return np.stack(rows)

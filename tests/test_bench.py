@@ -277,7 +277,7 @@ def test_a_distribution_moved_from_the_float_models_is_measured_by_kl_and_the_to
     assert divergence(reference, swapped)["same_token"] == 0.9
 
 
-def test_each_block_size_is_a_model_of_its_own_timed_and_compared_with_the_float_weights(tmp_path: Path):
+def test_each_block_size_is_a_model_of_its_own_timed_and_compared_with_the_float_weights():
     """The small packaged model through bench.blocks for real: one 4-bit model per block size,
     each with that size in its graph; the float model's continuation fed back gives logits whose
     choices are mostly the float model's own; the report shows every size and the shipped one."""
