@@ -55,9 +55,6 @@ def test_the_cpu_runtime_keeps_no_arena_sized_for_the_longest_prompt_yet(small):
 
 
 def test_questions_asked_together_get_the_answers_they_get_alone(small):
-    """Decoded together, each row goes through ONNX Runtime's kernel for several rows, which
-    rounds activations to int8 apart from the one-row kernel (with blocks past 32 weights, logits
-    differ by up to about 0.4): a near tie may later turn a word; the answer may not."""
     alone = [small.generate(messages(q), 24) for q in QUESTIONS]
     together: dict[str, str] = {}
     threads = [
@@ -68,9 +65,7 @@ def test_questions_asked_together_get_the_answers_they_get_alone(small):
         t.start()
     for t in threads:
         t.join(300)
-    for question, answer, fact in zip(QUESTIONS, alone, ("Ismail Khan", "Tehran", "wheat"), strict=True):
-        assert fact in answer and fact in together[question]
-        assert together[question].split()[:3] == answer.split()[:3]
+    assert [together[q] for q in QUESTIONS] == alone
 
 
 def test_a_long_prompt_read_in_chunks_is_answered_as_if_read_whole(small):
