@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import answering, blocks, indexing, query, report
+from bench import answering, blocks, indexing, pages, query, report
 from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         results["answers"] = answering.generation(assistant, config, args.data, gguf)
         results["spinning"] = answering.thread_spinning(
             assistant, config, answering.long_prompt(assistant.generator, args.data)
+        )
+        print("bench: the 4-bit model's weights on huge pages ...", file=sys.stderr)
+        results["huge_pages"] = pages.huge_pages(
+            models.int4(config.generator), answering.long_prompt(assistant.generator, args.data)
         )
         results["asking"] = answering.asking(assistant)
         results["prompt_reuse"] = answering.prompt_reuse(assistant)

@@ -29,7 +29,7 @@ def block_sizes(
     timed: dict[int, list[dict]] = {size: [] for size in SIZES}
     for r in range(rounds):
         for size in SIZES if r % 2 == 0 else SIZES[::-1]:
-            timed[size].append(_speed(folders[size], prompt[r:], new_tokens))
+            timed[size].append(speed(folders[size], prompt[r:], new_tokens))
     reference = _float_logits(generator_name, faithfulness_prompts, forced)
     rows = []
     for size in SIZES:
@@ -76,8 +76,12 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def _speed(folder: Path, prompt: list[int], new_tokens: int) -> dict:
-    batch = ort.load(folder, capacity=1, prompt_chunk=256)
+def speed(folder: Path, prompt: list[int], new_tokens: int, huge_pages: bool = True) -> dict:
+    """The seconds to read `prompt` and the decode rate of the 4-bit model in `folder`, in a session
+    of its own, timed once its weights are where they will stay (see qa/runtimes/hugepages.py)."""
+    batch = ort.load(folder, capacity=1, prompt_chunk=256, huge_pages=huge_pages)
+    if batch.moving:
+        batch.moving.join()
     started = time.perf_counter()
     batch.join(0, prompt)
     while not batch.step():
@@ -86,7 +90,8 @@ def _speed(folder: Path, prompt: list[int], new_tokens: int) -> dict:
     for _ in range(new_tokens - 1):
         batch.step()
     done = time.perf_counter()
-    return {"prompt_s": round(first - started, 2), "decode_tps": round((new_tokens - 1) / (done - first), 2)}
+    return {"prompt_s": round(first - started, 2), "decode_tps": round((new_tokens - 1) / (done - first), 2),
+            "huge_pages_mb": round(batch.huge_pages / 2**20)}  # fmt: skip
 
 
 def _float_logits(name: str, prompts: list[list[int]], forced: int) -> list[tuple[list[int], np.ndarray]]:

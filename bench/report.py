@@ -189,6 +189,8 @@ def _answers(r: dict) -> list[str]:
             "",
         ]
     lines += spinning(r.get("spinning"))
+    if "huge_pages" in r:
+        lines += huge_pages(r["huge_pages"])
     if "seconds" in first:
         lines += [f"First use, from the installed packages to a loaded generator (empty model cache): "
                   f"{first['seconds']} s ({first['goal_seconds']}: {_ok(first['seconds'], first['goal_seconds'])}), "
@@ -234,6 +236,22 @@ def block_sizes(b: dict) -> list[str]:
                      f"{row['decode_tps']} tok/s | {row['prompt_vs_32']}x, {row['decode_vs_32']}x | {row['kl']} | "
                      f"{row['same_token']} |")  # fmt: skip
     return [*lines, ""]
+
+
+def huge_pages(h: dict) -> list[str]:
+    """The 4-bit model's weights on huge pages against where ONNX Runtime leaves them (bench.pages)."""
+    on, off = h["median"]["huge pages"], h["median"]["as ONNX Runtime leaves them"]
+    each = lambda name: ", ".join(str(t["decode_tps"]) for t in h["rounds"][name])  # noqa: E731
+    return [
+        f"The 4-bit model's weights moved onto huge pages once its session is made (docqa's setting; "
+        f"{h['huge_pages_mb']} MB moved) against the 4 KiB pages ONNX Runtime leaves them on, each round "
+        f"in two fresh processes taking turns, {len(h['rounds']['huge pages'])} rounds: decoding "
+        f"{h['new_tokens']} tokens on the {h['prompt_tokens']}-token prompt {each('huge pages')} tok/s "
+        f"against {each('as ONNX Runtime leaves them')}, median {on['decode_tps']} against "
+        f"{off['decode_tps']} ({h['decode_ratio']}x); reading the prompt {on['prompt_s']} s against "
+        f"{off['prompt_s']} s ({h['prompt_ratio']}x).",
+        "",
+    ]
 
 
 def spinning(spin: dict | None) -> list[str]:

@@ -311,3 +311,23 @@ def test_each_block_size_is_a_model_of_its_own_timed_and_compared_with_the_float
     assert out["rows"][0]["weights_mb"] > out["rows"][-1]["weights_mb"], "fewer scales, fewer bytes"
     text = "\n".join(report.block_sizes(out))
     assert f"| {ort.BLOCK} (shipped) |" in text and all(f"| {size}" in text for size in blocks.SIZES)
+
+
+def test_huge_pages_are_timed_against_4k_pages_each_in_fresh_processes():
+    """The small packaged model through bench.pages for real: each setting runs in processes of
+    its own, the weights move only where asked, and the report states the ratio it measured."""
+    from bench import pages, report
+    from qa import models
+    from qa.generator import load
+    from tests.test_hugepages import kernel_collapses
+
+    small = load(models.SMALL, batch=1)
+    prompt = small.prompt_ids([{"role": "user", "content": "Name three colours of the rainbow."}])
+    out = pages.huge_pages(models.int4(models.SMALL), prompt * 3, rounds=2, new_tokens=4)
+
+    for name in pages.SETTINGS:
+        assert len(out["rounds"][name]) == 2 and all(t["decode_tps"] > 0 for t in out["rounds"][name])
+    assert all(t["huge_pages_mb"] == 0 for t in out["rounds"]["as ONNX Runtime leaves them"])
+    assert (out["huge_pages_mb"] > 100) == kernel_collapses()
+    text = "\n".join(report.huge_pages(out))
+    assert f"({out['decode_ratio']}x)" in text and f"{out['huge_pages_mb']} MB moved" in text

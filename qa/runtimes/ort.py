@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,8 @@ class OrtBatch:
     keep_tokens: int = 2048
     tokens_read: int = 0  # prompt tokens run through the model so far ...
     tokens_reused: int = 0  # ... and those taken from a kept prompt's KV cache instead
+    huge_pages: int = 0  # bytes of the session's weights moved onto huge pages (qa/runtimes/hugepages.py) ...
+    moving: threading.Thread | None = None  # ... by this thread, while it runs
     # The prompts read last, oldest first, with their KV caches (never written to: steps make new arrays).
     _kept: list[tuple[list[int], list[np.ndarray]]] = field(default_factory=list)
     _sequences: dict[object, _Sequence] = field(default_factory=dict)
@@ -256,11 +259,21 @@ _give_back_free_memory = _heap_trimmer()
 
 
 def load(
-    folder: Path, capacity: int, prompt_chunk: int, threads_: int | None = None, spinning: bool = True
+    folder: Path,
+    capacity: int,
+    prompt_chunk: int,
+    threads_: int | None = None,
+    spinning: bool = True,
+    huge_pages: bool = True,
 ) -> OrtBatch:
     """The decoder in `folder` (as the builder wrote it), ready to batch. `spinning`: the worker
-    threads wait for the next operator of a step by spinning, not sleeping (the bench compares)."""
+    threads wait for the next operator of a step by spinning, not sleeping; `huge_pages`: its
+    weights are moved onto huge pages, in a thread of their own (about 2 s of one core
+    for the default model, while the first prompt is read), not before the session is returned
+    (the bench compares both settings with and without)."""
     import onnxruntime as ort
+
+    from qa.runtimes import hugepages
 
     decoder = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
     options = ort.SessionOptions()
@@ -275,7 +288,17 @@ def load(
     # The arena would keep the largest buffers that any prompt length has needed, growing with
     # each new one; without it they go back to malloc (and `_give_back_free_memory` returns them).
     options.enable_cpu_mem_arena = False
+    before = hugepages.mapped()
     session = ort.InferenceSession(
         str(folder / decoder["filename"]), options, providers=["CPUExecutionProvider"]
     )
-    return OrtBatch(session, decoder["num_key_value_heads"], decoder["head_size"], capacity, prompt_chunk)
+    batch = OrtBatch(session, decoder["num_key_value_heads"], decoder["head_size"], capacity, prompt_chunk)
+    if huge_pages:
+        weights = hugepages.added(before, hugepages.mapped())
+
+        def move() -> None:
+            batch.huge_pages = hugepages.collapse(weights)
+
+        batch.moving = threading.Thread(target=move, name="docqa-huge-pages", daemon=True)
+        batch.moving.start()
+    return batch
