@@ -70,6 +70,8 @@ def mapped() -> list[Range]:
 def collapse(ranges: list[Range]) -> int:
     """Move `ranges` onto huge pages; the bytes moved (the kernel may move part of a range and
     still say it failed, so they are counted, not told; 0 where it cannot)."""
+    if not ranges:
+        return 0
     try:
         madvise = ctypes.CDLL(None, use_errno=True).madvise
     except (OSError, AttributeError):
