@@ -391,6 +391,9 @@ def generation(
         "rounds": rounds,
         "rows": rows,
     }
+    batch = getattr(getattr(generator, "scheduler", None), "batch", None)
+    if isinstance(batch, ort.OrtBatch):  # its weights moved by now (qa/runtimes/hugepages.py)
+        out["huge_pages_mb"] = round(batch.huge_pages / 2**20)
     llama = rows["llama.cpp"]
     if "skipped" not in llama:
         out["decode_vs_llama_cpp"] = round(rows["docqa"]["decode_tps"] / llama["decode_tps"], 2)

@@ -170,7 +170,8 @@ def _answers(r: dict) -> list[str]:
         "| runtime | weights | time to first token | decode | decode, each round |",
         "|---|---|---|---|---|",
     ]
-    weights = {"docqa": f"{a['dtype']} (ONNX, built from the packaged GGUF)", "llama.cpp": "the packaged GGUF (Q4_K_M)",
+    pages = f"; {a['huge_pages_mb']} MB of it on huge pages" if "huge_pages_mb" in a else ""
+    weights = {"docqa": f"{a['dtype']} (ONNX, built from the packaged GGUF{pages})", "llama.cpp": "the packaged GGUF (Q4_K_M)",
                "onnxruntime-genai loop": "the same ONNX model as docqa"}  # fmt: skip
     for name, row in a["rows"].items():
         if "skipped" in row:

@@ -229,6 +229,7 @@ def test_the_runtimes_take_turns_on_prompts_none_has_read_and_the_report_gives_t
 
     from bench import answering, report
     from qa import models
+    from qa.runtimes import ort
 
     calls: list[tuple[str, int]] = []
     rates = iter([99.0, 20.0, 30.0, 25.0, 24.0, 28.0, 27.0, 22.0, 29.0, 26.0])
@@ -250,8 +251,12 @@ def test_the_runtimes_take_turns_on_prompts_none_has_read_and_the_report_gives_t
         answering, "transformers_speed", lambda config, tokens, n: {"ttft_s": 9.0, "decode_tps": 4.0}
     )
     monkeypatch.setattr(models, "int4", lambda name: Path("model"))
-    assistant = SimpleNamespace(generator=SimpleNamespace(name="m", runtime="onnx-int4", dtype="int4"))
-    out = answering.generation(assistant, Config(), Path("eval"), Path("m.gguf"), new_tokens=8, rounds=3)
+    batch = ort.OrtBatch(SimpleNamespace(get_inputs=lambda: []), kv_heads=2, head_size=64, huge_pages=3 << 20)
+    generator = SimpleNamespace(
+        name="m", runtime="onnx-int4", dtype="int4", scheduler=SimpleNamespace(batch=batch)
+    )
+    out = answering.generation(SimpleNamespace(generator=generator), Config(), Path("eval"), Path("m.gguf"),
+                               new_tokens=8, rounds=3)  # fmt: skip
     assert calls[0] == ("docqa", 64)  # the warm-up, on the prompt's end: it begins no round's prompt
     assert calls[1:] == [("docqa", 1000), ("genai", 1000), ("llama", 1000), ("llama", 999), ("genai", 999),
                          ("docqa", 999), ("docqa", 998), ("genai", 998), ("llama", 998)]  # fmt: skip
@@ -261,6 +266,7 @@ def test_the_runtimes_take_turns_on_prompts_none_has_read_and_the_report_gives_t
     assert out["decode_vs_llama_cpp"] == round(22.0 / 25.0, 2)
     text = "\n".join(report._answers({"answers": out}))
     assert "| 22.0 tok/s | 20.0, 27.0, 22.0 |" in text and "in 3 rounds taking turns" in text
+    assert "packaged GGUF; 3 MB of it on huge pages)" in text, "the timed session's weights, where they are"
 
 
 def test_a_distribution_moved_from_the_float_models_is_measured_by_kl_and_the_tokens_picked():
