@@ -6,7 +6,8 @@ where transformers has none) and quantised again into what the runtime runs: sym
 blocks of GROUP along each row, one float scale per block, the layout ONNX Runtime's
 MatMulNBits reads. The result is a checkpoint in Olive's quantised format, which
 onnxruntime-genai's model builder turns into the ONNX model as it is, instead of building a
-float32 graph of the whole model and quantising that (about 14 GB and 80 s for the 1.5B model, on top of a bf16 copy).
+float32 graph of the whole model and quantising that (about 14 GB and 80 s for the 1.5B model,
+on top of a bf16 copy).
 
 A matrix the model ties (its embedding, which is also its lm_head) is written once, as lm_head's
 4-bit weights, which the builder's embedding reads: llama.cpp stores it twice, in two precisions,

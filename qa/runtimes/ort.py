@@ -268,9 +268,9 @@ def load(
 ) -> OrtBatch:
     """The decoder in `folder` (as the builder wrote it), ready to batch. `spinning`: the worker
     threads wait for the next operator of a step by spinning, not sleeping; `huge_pages`: its
-    weights are moved onto huge pages, in a thread of their own (about 2 s of one core
-    for the default model, while the first prompt is read), not before the session is returned
-    (the bench compares both settings with and without)."""
+    weights are moved onto huge pages in a thread of their own (about 2 s of one core for the
+    default model, while the first prompt is read), not before the session is returned (the
+    bench compares both settings with and without)."""
     import onnxruntime as ort
 
     from qa.runtimes import hugepages
@@ -288,7 +288,7 @@ def load(
     # The arena would keep the largest buffers that any prompt length has needed, growing with
     # each new one; without it they go back to malloc (and `_give_back_free_memory` returns them).
     options.enable_cpu_mem_arena = False
-    before = hugepages.mapped()
+    before = hugepages.mapped() if huge_pages else []
     session = ort.InferenceSession(
         str(folder / decoder["filename"]), options, providers=["CPUExecutionProvider"]
     )
