@@ -111,12 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         results["asking"] = answering.asking(assistant)
         results["prompt_reuse"] = answering.prompt_reuse(assistant)
         results["passage_order"] = answering.passage_orders(assistant)
-        print("bench: the 4-bit model's block sizes ...", file=sys.stderr)
+        print("bench: the 4-bit model written other ways ...", file=sys.stderr)
         generator = assistant.generator
         results["blocks"] = blocks.block_sizes(
             config.generator,
             answering.long_prompt(generator, args.data),
-            [answering.long_prompt(generator, args.data, 400, question=q) for q in range(1, 5)],
+            [answering.long_prompt(generator, args.data, 400, question=q) for q in range(1, 13)],
         )
     if "serve" in stages:
         print("bench: serving memory and cold start ...", file=sys.stderr)

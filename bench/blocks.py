@@ -1,7 +1,9 @@
-"""How many weights share a scale in the CPU runtime's 4-bit model (`qa.runtimes.ort.BLOCK`):
-the packaged model built with blocks of 32, 64 and 128 weights, each one's speed at batch 1 in
-rounds taking turns, and how far each one's next-token distribution moves from that of the
-packaged weights themselves (the float model transformers runs), on the same tokens."""
+"""How the CPU runtime's 4-bit model is written (`qa.runtimes.ort.BLOCK`, `qa.gguf_int4`): the
+packaged model built with blocks of 32, 64 and 128 weights, and with blocks of 32 where the
+attention's projections are in 8 bits, each one's speed at batch 1 in rounds taking turns, and
+how far each one's next-token distribution moves from that of the packaged weights themselves
+(the float model transformers runs), on the same tokens, beside the shipped model's prompt by
+prompt."""
 
 from __future__ import annotations
 
@@ -14,40 +16,52 @@ from qa import models
 from qa.runtimes import ort
 
 SIZES = (32, 64, 128)
+QKV = ("q_proj", "k_proj", "v_proj")
+# (weights per block, modules in 8 bits): what is measured, the shipped model first
+VARIANTS = (*((size, ()) for size in SIZES), (ort.BLOCK, QKV), (ort.BLOCK, (*QKV, "o_proj")))
 
 
 def block_sizes(
     generator_name: str, prompt: list[int], faithfulness_prompts: list[list[int]], new_tokens: int = 64,
     rounds: int = 3, forced: int = 24,
 ) -> dict:  # fmt: skip
-    """Per block size: the weights file, the median time to read `prompt` and decode rate over
+    """Per variant: the weights file, the median time to read `prompt` and decode rate over
     `rounds` (taking turns, the order reversed each other round; round r drops the prompt's first
     r tokens so that no model finds it read), and, over `faithfulness_prompts`, the mean KL
     divergence of the next-token distribution from the float model's and how often both pick the
-    same token, along `forced` tokens of the float model's own greedy continuation."""
-    folders = {size: models.int4(generator_name, block=size) for size in SIZES}
-    timed: dict[int, list[dict]] = {size: [] for size in SIZES}
+    same token, along `forced` tokens of the float model's own greedy continuation; beside the
+    shipped model's, prompt by prompt: the mean difference of KL, its standard error, and on how
+    many prompts the variant is the closer."""
+    folders = [models.int4(generator_name, block=size, eight_bit=wide) for size, wide in VARIANTS]
+    timed: list[list[dict]] = [[] for _ in VARIANTS]
+    order = list(range(len(VARIANTS)))
     for r in range(rounds):
-        for size in SIZES if r % 2 == 0 else SIZES[::-1]:
-            timed[size].append(speed(folders[size], prompt[r:], new_tokens))
+        for i in order if r % 2 == 0 else order[::-1]:
+            timed[i].append(speed(folders[i], prompt[r:], new_tokens))
     reference = _float_logits(generator_name, faithfulness_prompts, forced)
     rows = []
-    for size in SIZES:
-        pairs = zip(faithfulness_prompts, reference, strict=True)
-        found = [_int4_logits(folders[size], prompt_, tokens) for prompt_, (tokens, _) in pairs]
-        distance = divergence([logits for _, logits in reference], found)
+    for (size, wide), folder, times in zip(VARIANTS, folders, timed, strict=True):
+        batch = ort.load(folder, capacity=1, prompt_chunk=256, huge_pages=False)
+        found = [
+            _int4_logits(batch, prompt_, tokens)
+            for prompt_, (tokens, _) in zip(faithfulness_prompts, reference, strict=True)
+        ]
+        each = [divergence([logits], [got])["kl"] for (_, logits), got in zip(reference, found, strict=True)]
         rows.append({
             "block": size,
-            "weights_mb": round(sum(f.stat().st_size for f in folders[size].glob("model.onnx*")) / 1e6),
-            "prompt_s": round(float(np.median([t["prompt_s"] for t in timed[size]])), 2),
-            "decode_tps": round(float(np.median([t["decode_tps"] for t in timed[size]])), 2),
-            "rounds": timed[size],
-            **distance,
+            "eight_bit": list(wide),
+            "weights_mb": round(sum(f.stat().st_size for f in folder.glob("model.onnx*")) / 1e6),
+            "prompt_s": round(float(np.median([t["prompt_s"] for t in times])), 2),
+            "decode_tps": round(float(np.median([t["decode_tps"] for t in times])), 2),
+            "rounds": times,
+            **divergence([logits for _, logits in reference], found),
+            "kl_each": each,
         })  # fmt: skip
     base = rows[0]
     for row in rows:
         row["decode_vs_32"] = round(row["decode_tps"] / base["decode_tps"], 2)
         row["prompt_vs_32"] = round(base["prompt_s"] / row["prompt_s"], 2)
+        row.update(paired(base["kl_each"], row["kl_each"]))
     return {
         "model": generator_name,
         "shipped": ort.BLOCK,
@@ -58,6 +72,15 @@ def block_sizes(
         "forced_tokens": forced,
         "rows": rows,
     }
+
+
+def paired(base: list[float], other: list[float]) -> dict:
+    """`other`'s KL against `base`'s on the same prompts: the mean difference, its standard error
+    and the prompts where `other` is the closer to the float model."""
+    difference = np.array(other) - np.array(base)
+    error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else 0.0
+    return {"kl_vs_shipped": round(float(difference.mean()), 4), "kl_vs_shipped_error": round(float(error), 4),
+            "closer": int((difference < 0).sum())}  # fmt: skip
 
 
 def divergence(reference: list[np.ndarray], found: list[np.ndarray]) -> dict:
@@ -105,17 +128,17 @@ def _float_logits(name: str, prompts: list[list[int]], forced: int) -> list[tupl
     with torch.inference_mode():
         for prompt in prompts:
             ids = torch.tensor([prompt])
-            whole = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=forced,
-                                   min_new_tokens=forced, do_sample=False)  # fmt: skip
-            logits = model(whole).logits[0, len(prompt) - 1 : len(prompt) - 1 + forced]
-            out.append((whole[0, len(prompt) :].tolist(), logits.float().numpy()))
+            made = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=forced,
+                                  min_new_tokens=forced, do_sample=False, output_logits=True,
+                                  return_dict_in_generate=True)  # fmt: skip
+            logits = torch.cat(made.logits).float().numpy()
+            out.append((made.sequences[0, len(prompt) :].tolist(), logits))
     return out
 
 
-def _int4_logits(folder: Path, prompt: list[int], tokens: list[int]) -> np.ndarray:
+def _int4_logits(batch: ort.OrtBatch, prompt: list[int], tokens: list[int]) -> np.ndarray:
     """The 4-bit model's logits after `prompt` and after each of `tokens` but the last, fed in
     turn through its key/value cache by the runtime's own prompt-reading call: [len(tokens), vocabulary]."""
-    batch = ort.load(folder, capacity=1, prompt_chunk=256)
     past = [batch._empty(1)] * len(batch._past)
     feed, length, rows = list(prompt), 0, []
     for token in tokens:

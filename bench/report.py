@@ -219,23 +219,32 @@ def _answers(r: dict) -> list[str]:
 
 
 def block_sizes(b: dict) -> list[str]:
-    """The 4-bit model built with each block size (bench.blocks)."""
+    """The 4-bit model written each way (bench.blocks)."""
     lines = [
-        f"The 4-bit model of {b['model']} with blocks of {', '.join(str(row['block']) for row in b['rows'])} "
-        f"weights per scale (docqa ships {b['shipped']}): the {b['prompt_tokens']}-token prompt and "
+        f"The 4-bit model of {b['model']} written each way below (docqa ships blocks of {b['shipped']} "
+        f"weights per scale, every matrix in 4 bits): the {b['prompt_tokens']}-token prompt and "
         f"{b['new_tokens']} tokens decoded in {b['rounds']} rounds taking turns (medians); how far each "
         "one's next-token distribution is from that of the packaged weights run in float32 by transformers "
         f"(KL divergence, and how often both pick the same token) along {b['forced_tokens']} tokens of the "
-        f"float model's own answers to {b['faithfulness_prompts']} other XQuAD prompts:",
+        f"float model's own answers to {b['faithfulness_prompts']} other XQuAD prompts, and the KL beside "
+        "the shipped model's on the same prompts (the mean difference, its standard error, and on how many "
+        "prompts the other is the closer):",
         "",
-        "| block | weights | prompt | decode | vs 32: prompt, decode | KL from the float model | same token |",
-        "|---|---|---|---|---|---|---|",
+        "| weights | file | prompt | decode | vs shipped: prompt, decode | KL from the float model | same token "
+        "| KL vs shipped | closer on |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in b["rows"]:
-        shipped = " (shipped)" if row["block"] == b["shipped"] else ""
-        lines.append(f"| {row['block']}{shipped} | {row['weights_mb']} MB | {row['prompt_s']} s | "
+    for i, row in enumerate(b["rows"]):
+        written = f"blocks of {row['block']}" + (
+            f", {'/'.join(m.removesuffix('_proj') for m in row['eight_bit'])} in 8 bits"
+            if row["eight_bit"]
+            else ""
+        )
+        shipped = " (shipped)" if i == 0 else ""
+        lines.append(f"| {written}{shipped} | {row['weights_mb']} MB | {row['prompt_s']} s | "
                      f"{row['decode_tps']} tok/s | {row['prompt_vs_32']}x, {row['decode_vs_32']}x | {row['kl']} | "
-                     f"{row['same_token']} |")  # fmt: skip
+                     f"{row['same_token']} | {row['kl_vs_shipped']:+} ± {row['kl_vs_shipped_error']} | "
+                     f"{row['closer']} of {b['faithfulness_prompts']} |")  # fmt: skip
     return [*lines, ""]
 
 

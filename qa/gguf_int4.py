@@ -4,7 +4,8 @@ The GGUF's quantised blocks are read one tensor at a time (`read_header` finds t
 decoding the vocabulary; transformers' torch kernels dequantise them, gguf's own numpy ones
 where transformers has none) and quantised again into what the runtime runs: symmetric int4 in
 blocks of GROUP along each row, one float scale per block, the layout ONNX Runtime's
-MatMulNBits reads. The result is a checkpoint in Olive's quantised format, which
+MatMulNBits reads (modules named to `checkpoint` in 8 bits instead, in blocks of the same size,
+which make bench measures against the shipped model). The result is a checkpoint in Olive's quantised format, which
 onnxruntime-genai's model builder turns into the ONNX model as it is, instead of building a
 float32 graph of the whole model and quantising that (about 14 GB and 80 s for the 1.5B model,
 on top of a bf16 copy).
@@ -39,9 +40,9 @@ ZERO_POINT = 8  # the code of 0.0: codes 0..15 stand for -8..7 times the block's
 PIECE = 1 << 21  # weights dequantised and quantised at a time
 
 
-def format_name(group: int = GROUP) -> str:
+def format_name(group: int = GROUP, eight_bit: tuple[str, ...] = ()) -> str:
     """What this module writes; a change to it makes new cached models (see qa/models.py int4)."""
-    return f"olive-int4-symmetric-g{group}-v2"
+    return f"olive-int4-symmetric-g{group}-v2" + "".join(f"+{name}:8" for name in eight_bit)
 
 
 # GGUF tensor names (llama.cpp's) -> Hugging Face names, for the architectures whose weights
@@ -157,34 +158,50 @@ def dequantise(raw: np.ndarray, kind: int) -> torch.Tensor:
     return torch.from_numpy(numpy_dequantize(raw, kind).astype(np.float32).reshape(-1))
 
 
-def quantise(weight: torch.Tensor, group: int = GROUP) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric int4 of a [rows, columns] float matrix, in blocks of `group` along each row:
-    (codes packed two to a byte, low nibble first [rows, columns / 2], scales [rows, blocks]).
-    A block's scale maps its largest-magnitude weight to -8, as ONNX Runtime's own quantiser."""
+def quantise(weight: torch.Tensor, group: int = GROUP, bits: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int4 (or int8) of a [rows, columns] float matrix, in blocks of `group` along each
+    row: (codes [rows, columns / 2] packed two to a byte, low nibble first, or [rows, columns] one
+    to a byte; scales [rows, blocks]). A block's scale maps its largest-magnitude weight to the
+    lowest code (-8 or -128), as ONNX Runtime's own quantiser."""
     rows, columns = weight.shape
     if columns % group:
         raise DocqaError(f"a weight matrix of {columns} columns does not split into blocks of {group}")
+    zero = _zero_point(bits)
     blocks = weight.float().reshape(rows, columns // group, group)
     high, low = blocks.amax(dim=2, keepdim=True), blocks.amin(dim=2, keepdim=True)
     extreme = torch.where(-low > high, low, high)
-    scales = extreme / -ZERO_POINT
-    inverse = torch.where(extreme == 0, 0.0, -ZERO_POINT / extreme)
-    codes = blocks.mul(inverse).round_().add_(ZERO_POINT).clamp_(0, 15).to(torch.uint8)
+    scales = extreme / -zero
+    inverse = torch.where(extreme == 0, 0.0, -zero / extreme)
+    codes = blocks.mul(inverse).round_().add_(zero).clamp_(0, 2 * zero - 1).to(torch.uint8)
+    if bits == 8:
+        return codes.reshape(rows, columns), scales.reshape(rows, columns // group)
     pairs = codes.reshape(rows, columns // 2, 2)
     return pairs[..., 0] | (pairs[..., 1] << 4), scales.reshape(rows, columns // group)
 
 
-def dequantised(codes: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+def dequantised(codes: torch.Tensor, scales: torch.Tensor, bits: int = 4) -> torch.Tensor:
     """The float matrix `quantise` stands for (what MatMulNBits multiplies with)."""
-    low, high = (codes & 0xF).int(), (codes >> 4).int()
-    values = torch.stack([low, high], dim=-1).reshape(codes.shape[0], -1) - ZERO_POINT
-    group = values.shape[1] // scales.shape[1]
-    return (values.reshape(scales.shape[0], scales.shape[1], group) * scales[..., None]).reshape(values.shape)
+    if bits == 4:
+        low, high = (codes & 0xF).int(), (codes >> 4).int()
+        values = torch.stack([low, high], dim=-1).reshape(codes.shape[0], -1) - ZERO_POINT
+    else:
+        values = codes.int() - _zero_point(bits)
+    rows, blocks = scales.shape
+    return (values.reshape(rows, blocks, -1) * scales[..., None]).reshape(values.shape)
 
 
-def checkpoint(gguf: Path, out: Path, chat_template: str, group: int = GROUP) -> int:
+def _zero_point(bits: int) -> int:
+    if bits not in (4, 8):
+        raise DocqaError(f"weights are written in 4 or 8 bits, not {bits}")
+    return 1 << (bits - 1)
+
+
+def checkpoint(
+    gguf: Path, out: Path, chat_template: str, group: int = GROUP, eight_bit: tuple[str, ...] = ()
+) -> int:
     """Write into `out` the Olive-format 4-bit checkpoint of `gguf` in blocks of `group`, with its
-    config, tokenizer and generation config, one tensor at a time (progress on stderr). Returns
+    config, tokenizer and generation config, one tensor at a time (progress on stderr); the
+    modules named in `eight_bit` (in every layer: "q_proj", "o_proj", ...) in 8 bits. Returns
     its layer count."""
     from safetensors.torch import save_file
     from tqdm import tqdm
@@ -204,7 +221,11 @@ def checkpoint(gguf: Path, out: Path, chat_template: str, group: int = GROUP) ->
         table = [t for t in table if t.name not in ("token_embd.weight", "output.weight")]
         table.append(matrix._replace(name="output.weight"))
     config = _config(metadata, tied)
-    config.quantization_config = {"quant_method": "olive", "bits": 4, "group_size": group}
+    wide = {
+        hf_name(t.name).removesuffix(".weight") for t in table if hf_name(t.name).split(".")[-2] in eight_bit
+    }
+    config.quantization_config = {"quant_method": "olive", "bits": 4, "group_size": group,
+                                  "overrides": {name: {"bits": 8, "group_size": group} for name in sorted(wide)}}  # fmt: skip
     config.save_pretrained(out)
     _generation_config(config).save_pretrained(out)
     _tokenizer(gguf, config, chat_template).save_pretrained(out)
@@ -223,13 +244,15 @@ def checkpoint(gguf: Path, out: Path, chat_template: str, group: int = GROUP) ->
                 embedding[first:end] = values
             continue
         base = name.removesuffix(".weight")
-        codes = tensors[f"{base}.qweight"] = torch.empty((rows, columns // 2), dtype=torch.uint8)
+        bits = 8 if base in wide else 4
+        per_byte = 8 // bits
+        codes = tensors[f"{base}.qweight"] = torch.empty((rows, columns // per_byte), dtype=torch.uint8)
         scales = tensors[f"{base}.scales"] = torch.empty((rows, columns // group))
         for first, end, values in _rows(blob, info):
-            codes[first:end], scales[first:end] = quantise(values, group)
-        groups = columns // group
+            codes[first:end], scales[first:end] = quantise(values, group, bits)
+        groups, zero = columns // group, _zero_point(bits)
         tensors[f"{base}.qzeros"] = torch.full(
-            (rows, (groups + 1) // 2), ZERO_POINT | ZERO_POINT << 4, dtype=torch.uint8
+            (rows, -(-groups // per_byte)), zero if bits == 8 else zero | zero << 4, dtype=torch.uint8
         )
     save_file(tensors, str(out / "model.safetensors"))
     return config.num_hidden_layers

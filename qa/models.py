@@ -98,15 +98,18 @@ def locate(name: str, report: Report = _stderr) -> Path:
     return folder_or_hub(name, "generator", list(KNOWN))
 
 
-def int4(name: str, report: Report = _stderr, block: int = BLOCK) -> Path:
+def int4(name: str, report: Report = _stderr, block: int = BLOCK, eight_bit: tuple[str, ...] = ()) -> Path:
     """The 4-bit ONNX model of `name` in blocks of `block` weights, built once and reused: a
-    packaged model from its GGUF, any other from its Hugging Face folder (`locate(name)`)."""
+    packaged model from its GGUF, any other from its Hugging Face folder (`locate(name)`).
+    `eight_bit`: modules of a packaged model written in 8 bits instead ("q_proj", ...)."""
     from qa.gguf_int4 import format_name
 
     options = build_options(block)
     if name in KNOWN:
-        identity = [KNOWN[name].sha256, format_name(block), options, _builder_version()]
+        identity = [KNOWN[name].sha256, format_name(block, eight_bit), options, _builder_version()]
         label = name
+    elif eight_bit:
+        raise ConfigError(f"{name}: only a packaged model's modules can be written in 8 bits")
     else:
         source = locate(name, report)
         identity = [str(source.resolve()), _weights_signature(source), options, _builder_version()]
@@ -114,7 +117,7 @@ def int4(name: str, report: Report = _stderr, block: int = BLOCK) -> Path:
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     folder = cache_root() / "models" / f"{label}-onnx-int4-{key}"
     if not (folder / "COMPLETE").is_file():
-        _in_child("int4", name, str(folder), str(block))
+        _in_child("int4", name, str(folder), str(block), *eight_bit)
     return folder
 
 
@@ -167,9 +170,16 @@ def converted(model: PackagedModel, report: Report = _stderr) -> Path:
     return _made_once(folder, make, model.name, report)
 
 
-def packaged_int4(model: PackagedModel, folder: Path, report: Report = _stderr, block: int = BLOCK) -> Path:
+def packaged_int4(
+    model: PackagedModel,
+    folder: Path,
+    report: Report = _stderr,
+    block: int = BLOCK,
+    eight_bit: tuple[str, ...] = (),
+) -> Path:
     """The 4-bit ONNX model of a packaged model, from its GGUF without a float copy: the GGUF's
-    weights quantised tensor by tensor into a checkpoint the model builder takes as it is."""
+    weights quantised tensor by tensor into a checkpoint the model builder takes as it is (the
+    modules named in `eight_bit` in 8 bits)."""
     from qa import gguf_int4
 
     _need_builder()
@@ -180,13 +190,13 @@ def packaged_int4(model: PackagedModel, folder: Path, report: Report = _stderr, 
         join(model, gguf)
         checkpoint.mkdir()
         report(f"Building the 4-bit model of {model.name} for the CPU (once) ...")
-        layers = gguf_int4.checkpoint(gguf, checkpoint, model.chat_template, block)
+        layers = gguf_int4.checkpoint(gguf, checkpoint, model.chat_template, block, eight_bit)
         gguf.unlink()
         _build(checkpoint, work, layers, block)
         gguf_int4.finish_graph(work / "model.onnx")
         shutil.rmtree(checkpoint)
         (work / "COMPLETE").write_text(
-            json.dumps({"source": model.sha256, "format": gguf_int4.format_name(block)}) + "\n"
+            json.dumps({"source": model.sha256, "format": gguf_int4.format_name(block, eight_bit)}) + "\n"
         )
 
     return _made_once(folder, make, model.name, report)
@@ -312,12 +322,13 @@ def _convert(gguf: Path, out: Path, model: PackagedModel) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m qa.models bf16 NAME` or `int4 NAME FOLDER BLOCK`: one conversion, run by `_in_child`."""
+    """`python -m qa.models bf16 NAME` or `int4 NAME FOLDER BLOCK [MODULE ...]` (the modules in 8
+    bits): one conversion, run by `_in_child`."""
     try:
         if argv[0] == "bf16":
             converted(KNOWN[argv[1]])
         elif argv[1] in KNOWN:
-            packaged_int4(KNOWN[argv[1]], Path(argv[2]), block=int(argv[3]))
+            packaged_int4(KNOWN[argv[1]], Path(argv[2]), block=int(argv[3]), eight_bit=tuple(argv[4:]))
         else:
             build_int4(locate(argv[1]), Path(argv[2]), block=int(argv[3]))
     except DocqaError as e:

@@ -283,10 +283,11 @@ def test_a_distribution_moved_from_the_float_models_is_measured_by_kl_and_the_to
     assert divergence(reference, swapped)["same_token"] == 0.9
 
 
-def test_each_block_size_is_a_model_of_its_own_timed_and_compared_with_the_float_weights():
-    """The small packaged model through bench.blocks for real: one 4-bit model per block size,
-    each with that size in its graph; the float model's continuation fed back gives logits whose
-    choices are mostly the float model's own; the report shows every size and the shipped one."""
+def test_each_way_of_writing_the_weights_is_a_model_of_its_own_timed_and_compared_with_the_float_weights():
+    """The small packaged model through bench.blocks for real: one 4-bit model per variant, each
+    with its block size and its 8-bit modules in its graph; the float model's continuation fed
+    back gives logits whose choices are mostly the float model's own; each variant's KL stands
+    beside the shipped model's prompt by prompt; the report shows every variant and the shipped one."""
     import onnx
 
     from bench import blocks, report
@@ -295,28 +296,49 @@ def test_each_block_size_is_a_model_of_its_own_timed_and_compared_with_the_float
     from qa.runtimes import ort
 
     small = load(models.SMALL, batch=1)
-    question = [{"role": "user", "content": "Name three colours of the rainbow."}]
-    prompt = small.prompt_ids(question)
-    out = blocks.block_sizes(models.SMALL, prompt * 3, [prompt], new_tokens=4, rounds=2, forced=6)
+    asked = ["Name three colours of the rainbow.", "What is the capital of France?"]
+    prompts = [small.prompt_ids([{"role": "user", "content": q}]) for q in asked]
+    out = blocks.block_sizes(models.SMALL, prompts[0] * 3, prompts, new_tokens=4, rounds=2, forced=6)
 
-    assert [row["block"] for row in out["rows"]] == list(blocks.SIZES) and out["shipped"] == ort.BLOCK
+    assert [(row["block"], tuple(row["eight_bit"])) for row in out["rows"]] == list(blocks.VARIANTS)
+    assert out["rows"][0]["block"] == out["shipped"] == ort.BLOCK and not out["rows"][0]["eight_bit"]
     for row in out["rows"]:
         graph = onnx.load(
-            str(models.int4(models.SMALL, block=row["block"]) / "model.onnx"), load_external_data=False
+            str(
+                models.int4(models.SMALL, block=row["block"], eight_bit=tuple(row["eight_bit"]))
+                / "model.onnx"
+            ),
+            load_external_data=False,
         )
-        sizes = {
-            a.i
+        written = {
+            (n.name.split("/")[-2], a["bits"], a["block_size"])
             for n in graph.graph.node
             if n.op_type == "MatMulNBits"
-            for a in n.attribute
-            if a.name == "block_size"
+            for a in [{x.name: x.i for x in n.attribute}]
         }
-        assert sizes == {row["block"]}
+        eight = {name for name, bits, _ in written if bits == 8}
+        assert {size for _, _, size in written} == {row["block"]}
+        assert eight == ({"qkv_proj"} if row["eight_bit"] else set()) | (
+            {"o_proj"} if "o_proj" in row["eight_bit"] else set()
+        )
         assert len(row["rounds"]) == 2 and row["decode_tps"] > 0 and row["prompt_s"] > 0
-        assert 0 <= row["kl"] < 1 and row["same_token"] >= 0.5
-    assert out["rows"][0]["weights_mb"] > out["rows"][-1]["weights_mb"], "fewer scales, fewer bytes"
+        assert 0 <= row["kl"] < 1 and row["same_token"] >= 0.5 and len(row["kl_each"]) == 2
+    assert out["rows"][0]["kl_vs_shipped"] == 0 and out["rows"][0]["closer"] == 0
+    eight_bit = out["rows"][-1]
+    assert eight_bit["weights_mb"] > out["rows"][0]["weights_mb"], "8-bit attention, more bytes"
+    assert out["rows"][1]["weights_mb"] > out["rows"][2]["weights_mb"], "fewer scales, fewer bytes"
     text = "\n".join(report.block_sizes(out))
-    assert f"| {ort.BLOCK} (shipped) |" in text and all(f"| {size}" in text for size in blocks.SIZES)
+    assert f"| blocks of {ort.BLOCK} (shipped) |" in text and "| blocks of 128 |" in text
+    assert f"| blocks of {ort.BLOCK}, q/k/v/o in 8 bits |" in text and "of 2 |" in text
+
+
+def test_a_variant_s_kl_beside_the_shipped_model_s_is_paired_prompt_by_prompt():
+    from bench.blocks import paired
+
+    assert paired([0.04, 0.03, 0.05], [0.02, 0.03, 0.01]) == {
+        "kl_vs_shipped": -0.02, "kl_vs_shipped_error": 0.0115, "closer": 2
+    }  # fmt: skip
+    assert paired([0.04], [0.05])["kl_vs_shipped"] == 0.01
 
 
 def test_huge_pages_are_timed_against_4k_pages_each_in_fresh_processes():

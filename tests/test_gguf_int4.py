@@ -32,6 +32,19 @@ def test_int4_codes_stand_for_the_weights_within_a_step():
     assert torch.allclose(back.reshape(64, 8, group).gather(2, largest), blocks.gather(2, largest))
 
 
+def test_int8_codes_stand_for_the_weights_within_a_step_and_far_closer_than_int4():
+    group = gguf_int4.GROUP
+    weight = torch.randn(16, 4 * group) * torch.linspace(0.01, 3, 4 * group)
+    codes, scales = gguf_int4.quantise(weight, bits=8)
+    assert codes.shape == (16, 4 * group) and codes.dtype == torch.uint8 and scales.shape == (16, 4)
+    back = gguf_int4.dequantised(codes, scales, bits=8)
+    step = scales.abs().repeat_interleave(group, dim=1)
+    error = (back - weight).abs()
+    assert torch.all(error <= step + 1e-6) and (error <= step / 2 + 1e-6).float().mean() > 0.99
+    four_bit = gguf_int4.dequantised(*gguf_int4.quantise(weight))
+    assert (back - weight).square().mean() < (four_bit - weight).square().mean() / 100
+
+
 def test_int4_codes_are_the_ones_onnx_runtime_would_write():
     from onnxruntime.capi._pybind_state import quantize_matmul_4bits
 
@@ -57,33 +70,36 @@ def test_gguf_names_become_hugging_face_names_and_an_unknown_one_is_refused():
         gguf_int4.hf_name("blk.1.ssm_conv1d.weight")
 
 
-def _matmul_nbits(weight: torch.Tensor, x: str, y: str, with_zero_points: bool) -> tuple[list, object]:
+def _matmul_nbits(
+    weight: torch.Tensor, x: str, y: str, with_zero_points: bool, bits: int = 4
+) -> tuple[list, object]:
     """`weight` as a MatMulNBits node from `x` to `y` (its initialisers codes, scales and, all
-    ZERO_POINT, zero_points) and those initialisers."""
+    the code of 0.0, zero_points) and those initialisers."""
     from onnx import helper, numpy_helper
 
     rows, columns = weight.shape  # MatMulNBits: N = rows (outputs), K = columns (inputs)
-    codes, scales = gguf_int4.quantise(weight)
-    blocks = columns // gguf_int4.GROUP
+    codes, scales = gguf_int4.quantise(weight, bits=bits)
+    blocks, per_byte = columns // gguf_int4.GROUP, 8 // bits
     initialisers = [
-        numpy_helper.from_array(codes.numpy().reshape(rows, blocks, gguf_int4.GROUP // 2), "codes"),
+        numpy_helper.from_array(codes.numpy().reshape(rows, blocks, gguf_int4.GROUP // per_byte), "codes"),
         numpy_helper.from_array(scales.numpy().reshape(-1), "scales"),
     ]
     if with_zero_points:
+        zero = 0x88 if bits == 4 else 0x80
         initialisers.append(
-            numpy_helper.from_array(np.full(rows * ((blocks + 1) // 2), 0x88, np.uint8), "zero_points")
+            numpy_helper.from_array(np.full(rows * -(-blocks // per_byte), zero, np.uint8), "zero_points")
         )
     node = helper.make_node("MatMulNBits", [x, *(t.name for t in initialisers)], [y], domain="com.microsoft",
-                            K=columns, N=rows, bits=4, block_size=gguf_int4.GROUP, accuracy_level=4)  # fmt: skip
+                            K=columns, N=rows, bits=bits, block_size=gguf_int4.GROUP, accuracy_level=4)  # fmt: skip
     return initialisers, node
 
 
-def _matmul_nbits_model(path, weight: torch.Tensor, with_zero_points: bool):
+def _matmul_nbits_model(path, weight: torch.Tensor, with_zero_points: bool, bits: int = 4):
     import onnx
     from onnx import TensorProto, helper
 
     rows, columns = weight.shape
-    initialisers, node = _matmul_nbits(weight, "x", "y", with_zero_points)
+    initialisers, node = _matmul_nbits(weight, "x", "y", with_zero_points, bits)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, columns])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, rows])], initialisers)  # fmt: skip
     model = helper.make_model(
@@ -92,14 +108,15 @@ def _matmul_nbits_model(path, weight: torch.Tensor, with_zero_points: bool):
     onnx.save(model, str(path))
 
 
-def test_zero_points_removed_from_the_graph_leave_its_output_as_it_was(tmp_path):
+@pytest.mark.parametrize("bits", [4, 8])
+def test_zero_points_removed_from_the_graph_leave_its_output_as_it_was(tmp_path, bits):
     import onnx
     import onnxruntime
 
     torch.manual_seed(0)
     weight, x = torch.randn(64, 256), np.random.default_rng(0).standard_normal((1, 256)).astype(np.float32)
-    _matmul_nbits_model(tmp_path / "with.onnx", weight, with_zero_points=True)
-    _matmul_nbits_model(tmp_path / "without.onnx", weight, with_zero_points=False)
+    _matmul_nbits_model(tmp_path / "with.onnx", weight, with_zero_points=True, bits=bits)
+    _matmul_nbits_model(tmp_path / "without.onnx", weight, with_zero_points=False, bits=bits)
     expected = onnxruntime.InferenceSession(str(tmp_path / "without.onnx")).run(None, {"x": x})[0]
 
     assert gguf_int4.finish_graph(tmp_path / "with.onnx") == 1
@@ -108,7 +125,12 @@ def test_zero_points_removed_from_the_graph_leave_its_output_as_it_was(tmp_path)
     assert [t.name for t in model.graph.initializer] == ["codes", "scales"]
     got = onnxruntime.InferenceSession(str(tmp_path / "with.onnx")).run(None, {"x": x})[0]
     assert np.array_equal(got, expected)
-    reference = x @ gguf_int4.dequantised(*gguf_int4.quantise(weight)).numpy().T
+    if bits == 8:  # ONNX Runtime reads the zero points written (128) as it reads none
+        _matmul_nbits_model(tmp_path / "kept.onnx", weight, with_zero_points=True, bits=bits)
+        assert np.array_equal(
+            onnxruntime.InferenceSession(str(tmp_path / "kept.onnx")).run(None, {"x": x})[0], expected
+        )
+    reference = x @ gguf_int4.dequantised(*gguf_int4.quantise(weight, bits=bits), bits=bits).numpy().T
     assert np.allclose(got, reference, rtol=0.05, atol=0.05 * np.abs(reference).max())  # int8 activations
 
 
