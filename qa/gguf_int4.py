@@ -4,11 +4,11 @@ The GGUF's quantised blocks are read one tensor at a time (`read_header` finds t
 decoding the vocabulary; transformers' torch kernels dequantise them, gguf's own numpy ones
 where transformers has none) and quantised again into what the runtime runs: symmetric int4 in
 blocks of GROUP along each row, one float scale per block, the layout ONNX Runtime's
-MatMulNBits reads (modules named to `checkpoint` in 8 bits instead, in blocks of the same size,
-which make bench measures against the shipped model). The result is a checkpoint in Olive's quantised format, which
-onnxruntime-genai's model builder turns into the ONNX model as it is, instead of building a
-float32 graph of the whole model and quantising that (about 14 GB and 80 s for the 1.5B model,
-on top of a bf16 copy).
+MatMulNBits reads (the layers' modules named to `checkpoint` in 8 bits instead, in blocks of the
+same size: make bench measures them against the shipped model). The result is a checkpoint in
+Olive's quantised format, which onnxruntime-genai's model builder turns into the ONNX model as
+it is, instead of building a float32 graph of the whole model and quantising that (about 14 GB
+and 80 s for the 1.5B model, on top of a bf16 copy).
 
 A matrix the model ties (its embedding, which is also its lm_head) is written once, as lm_head's
 4-bit weights, which the builder's embedding reads: llama.cpp stores it twice, in two precisions,
@@ -206,6 +206,11 @@ def checkpoint(
     from safetensors.torch import save_file
     from tqdm import tqdm
 
+    projections = {module.split(".")[-1] for module in _LAYER.values() if module.endswith("_proj")}
+    if set(eight_bit) - projections:
+        raise DocqaError(
+            f"only a layer's projections ({', '.join(sorted(projections))}) are written in 8 bits"
+        )
     metadata, table = read_header(gguf)
     architecture = metadata.get("general.architecture")
     if architecture not in ARCHITECTURES:

@@ -45,6 +45,13 @@ def test_int8_codes_stand_for_the_weights_within_a_step_and_far_closer_than_int4
     assert (back - weight).square().mean() < (four_bit - weight).square().mean() / 100
 
 
+def test_only_a_layer_s_projections_are_written_in_8_bits(tmp_path):
+    with pytest.raises(DocqaError, match="only a layer's projections"):  # before the GGUF is read
+        gguf_int4.checkpoint(tmp_path / "absent.gguf", tmp_path, "", eight_bit=("lm_head",))
+    with pytest.raises(DocqaError, match="4 or 8 bits"):
+        gguf_int4.quantise(torch.zeros(2, gguf_int4.GROUP), bits=2)
+
+
 def test_int4_codes_are_the_ones_onnx_runtime_would_write():
     from onnxruntime.capi._pybind_state import quantize_matmul_4bits
 
