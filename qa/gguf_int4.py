@@ -14,10 +14,10 @@ A matrix the model ties (its embedding, which is also its lm_head) is written on
 4-bit weights, which the builder's embedding reads: llama.cpp stores it twice, in two precisions,
 and the builder would quantise the second copy itself in numpy (10 s for Qwen's 150k rows).
 
-Every code is written with the zero point 8, the value MatMulNBits assumes when it has none;
-the builder's fused q/k/v projection wants zero points to concatenate, so they are written
-and then removed from the built graph (`finish_graph`): ONNX Runtime's AVX2 kernel for one
-row of activations is wrong with explicit zero points (onnxruntime issue 29853).
+Every code is written with the zero point 8 (128 in 8 bits), the value MatMulNBits assumes when
+it has none; the builder's fused q/k/v projection wants zero points to concatenate, so they are
+written and then removed from the built graph (`finish_graph`): ONNX Runtime's AVX2 kernel for
+one row of activations is wrong with explicit zero points (onnxruntime issue 29853).
 """
 
 from __future__ import annotations
@@ -226,9 +226,8 @@ def checkpoint(
         table = [t for t in table if t.name not in ("token_embd.weight", "output.weight")]
         table.append(matrix._replace(name="output.weight"))
     config = _config(metadata, tied)
-    wide = {
-        hf_name(t.name).removesuffix(".weight") for t in table if hf_name(t.name).split(".")[-2] in eight_bit
-    }
+    modules = (hf_name(t.name).removesuffix(".weight") for t in table)
+    wide = {module for module in modules if module.split(".")[-1] in eight_bit}
     config.quantization_config = {"quant_method": "olive", "bits": 4, "group_size": group,
                                   "overrides": {name: {"bits": 8, "group_size": group} for name in sorted(wide)}}  # fmt: skip
     config.save_pretrained(out)
@@ -296,13 +295,14 @@ def _rows(blob: np.ndarray, info: Tensor, rows: int | None = None) -> Iterator[t
 
 
 def finish_graph(model_file: Path) -> int:
-    """Two fixes to the builder's graph, in place. The zero points (all ZERO_POINT) go from its
-    MatMulNBits nodes, which then assume ZERO_POINT: the same values, the symmetric kernels; their
-    bytes stay unused in the weights file (under 3% of it). A tied embedding (GatherBlockQuantized)
-    reads lm_head's 4-bit weights and scales through views of the same bytes, shaped as it wants
-    them ([vocabulary, columns / 2] and [vocabulary, blocks]): the builder reshapes the weights in
-    the graph, which ONNX Runtime would fold into a 146 MB copy, and passes the scales flat, as
-    MatMulNBits takes them, which ONNX Runtime refuses. Returns how many zero points were removed."""
+    """Two fixes to the builder's graph, in place. The zero points (all ZERO_POINT, or 128 in 8
+    bits) go from its MatMulNBits nodes, which then assume them: the same values, the symmetric
+    kernels; their bytes stay unused in the weights file (under 3% of it). A tied embedding
+    (GatherBlockQuantized) reads lm_head's 4-bit weights and scales through views of the same
+    bytes, shaped as it wants them ([vocabulary, columns / 2] and [vocabulary, blocks]): the
+    builder reshapes the weights in the graph, which ONNX Runtime would fold into a 146 MB copy,
+    and passes the scales flat, as MatMulNBits takes them, which ONNX Runtime refuses. Returns how
+    many zero points were removed."""
     import onnx
 
     model = onnx.load(str(model_file), load_external_data=False)
