@@ -15,6 +15,7 @@ from qa.runtimes import hugepages, ort
 from tests.test_runtimes import QUESTIONS, messages
 
 MiB = 1 << 20
+HUGE = hugepages.HUGE
 MAPS = """\
 55d0c0000000-55d0c0021000 r--p 00000000 fd:01 1312 /usr/bin/python3.11
 55d0c2000000-55d0c4000000 rw-p 00000000 00:00 0 [heap]
@@ -47,6 +48,25 @@ def test_the_new_ranges_are_what_appeared_trimmed_to_whole_huge_pages():
     ]
 
 
+def test_each_huge_page_is_asked_for_on_its_own_and_those_refused_again():
+    """The kernel gives up on the rest of a range at a page it cannot move: one refusal must not
+    cost the pages after it, and a page refused once (busy, no free huge page yet) is asked again."""
+    asked: list[int] = []
+    busy_once, never = {2 * HUGE}, {3 * HUGE}
+
+    def move(start: int) -> bool:
+        asked.append(start)
+        if start in busy_once:
+            busy_once.discard(start)
+            return False
+        return start not in never
+
+    pages = [i * HUGE for i in range(5)]
+    assert hugepages.refused(pages, move, tries=3, pause=0) == [3 * HUGE]
+    assert asked[:5] == pages, "every page asked for in the first round, past those refused"
+    assert asked.count(2 * HUGE) == 2 and asked.count(3 * HUGE) == 3 and asked.count(4 * HUGE) == 1
+
+
 def kernel_collapses() -> bool:
     """Linux 6.1 or later (MADV_COLLAPSE) with transparent huge pages not turned off."""
     setting = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -77,4 +97,5 @@ def test_the_weights_move_onto_huge_pages_and_every_answer_stays_the_same():
         else:
             assert batch.moving is None and batch.huge_pages == 0
         answers[huge] = [list(Scheduler(batch).submit(p, 16, small.stop)) for p in prompts]
+        del batch  # the next session is made alone, as docqa makes its one
     assert answers[True] == answers[False] and all(answers[True])
