@@ -221,8 +221,8 @@ def _answers(r: dict) -> list[str]:
 def block_sizes(b: dict) -> list[str]:
     """The 4-bit model written each way (bench.blocks)."""
     lines = [
-        f"The 4-bit model of {b['model']} written each way below (docqa ships blocks of {b['shipped']} "
-        f"weights per scale, every matrix in 4 bits): the {b['prompt_tokens']}-token prompt and "
+        f"The 4-bit model of {b['model']} written each way below (docqa ships the first: "
+        f"{written(b['shipped'])}): the {b['prompt_tokens']}-token prompt and "
         f"{b['new_tokens']} tokens decoded in {b['rounds']} rounds taking turns (medians); how far each "
         "one's next-token distribution is from that of the packaged weights run in float32 by transformers "
         f"(KL divergence, and how often both pick the same token) along {b['forced_tokens']} tokens of the "
@@ -235,17 +235,19 @@ def block_sizes(b: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for i, row in enumerate(b["rows"]):
-        written = f"blocks of {row['block']}" + (
-            f", {'/'.join(m.removesuffix('_proj') for m in row['eight_bit'])} in 8 bits"
-            if row["eight_bit"]
-            else ""
-        )
         shipped = " (shipped)" if i == 0 else ""
-        lines.append(f"| {written}{shipped} | {row['weights_mb']} MB | {row['prompt_s']} s | "
-                     f"{row['decode_tps']} tok/s | {row['prompt_vs_32']}x, {row['decode_vs_32']}x | {row['kl']} | "
+        lines.append(f"| {written(row)}{shipped} | {row['weights_mb']} MB | {row['prompt_s']} s | "
+                     f"{row['decode_tps']} tok/s | {row['prompt_vs_shipped']}x, {row['decode_vs_shipped']}x | "
+                     f"{row['kl']} | "
                      f"{row['same_token']} | {row['kl_vs_shipped']:+} ± {row['kl_vs_shipped_error']} | "
                      f"{row['closer']} of {b['faithfulness_prompts']} |")  # fmt: skip
     return [*lines, ""]
+
+
+def written(row: dict) -> str:
+    """How a 4-bit model is written: its block size and the modules in 8 bits."""
+    wide = "/".join(m.removesuffix("_proj") for m in row["eight_bit"])
+    return f"blocks of {row['block']}" + (f", {wide} in 8 bits" if wide else ", every matrix in 4 bits")
 
 
 def huge_pages(h: dict) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from embeddings.errors import ConfigError, DocqaError
 from embeddings.models import folder_or_hub
-from qa.runtimes.ort import BLOCK, build_options
+from qa.runtimes.ort import BLOCK, EIGHT_BIT, build_options
 
 # Qwen2.5's ChatML template, kept here so a GGUF without one still formats prompts right.
 CHATML = (
@@ -98,13 +98,18 @@ def locate(name: str, report: Report = _stderr) -> Path:
     return folder_or_hub(name, "generator", list(KNOWN))
 
 
-def int4(name: str, report: Report = _stderr, block: int = BLOCK, eight_bit: tuple[str, ...] = ()) -> Path:
+def int4(
+    name: str, report: Report = _stderr, block: int = BLOCK, eight_bit: tuple[str, ...] | None = None
+) -> Path:
     """The 4-bit ONNX model of `name` in blocks of `block` weights, built once and reused: a
     packaged model from its GGUF, any other from its Hugging Face folder (`locate(name)`).
-    `eight_bit`: modules of a packaged model written in 8 bits instead ("q_proj", ...)."""
+    `eight_bit`: modules of a packaged model written in 8 bits instead ("q_proj", ...); by
+    default EIGHT_BIT for a packaged model (see qa/runtimes/ort.py), none for another."""
     from qa.gguf_int4 import format_name
 
     options = build_options(block)
+    if eight_bit is None:
+        eight_bit = EIGHT_BIT if name in KNOWN else ()
     if name in KNOWN:
         identity = [KNOWN[name].sha256, format_name(block, eight_bit), options, _builder_version()]
         label = name
@@ -175,7 +180,7 @@ def packaged_int4(
     folder: Path,
     report: Report = _stderr,
     block: int = BLOCK,
-    eight_bit: tuple[str, ...] = (),
+    eight_bit: tuple[str, ...] = EIGHT_BIT,
 ) -> Path:
     """The 4-bit ONNX model of a packaged model, from its GGUF without a float copy: the GGUF's
     weights quantised tensor by tensor into a checkpoint the model builder takes as it is (the

@@ -301,7 +301,9 @@ def test_each_way_of_writing_the_weights_is_a_model_of_its_own_timed_and_compare
     out = blocks.block_sizes(models.SMALL, prompts[0] * 3, prompts, new_tokens=4, rounds=2, forced=6)
 
     assert [(row["block"], tuple(row["eight_bit"])) for row in out["rows"]] == list(blocks.VARIANTS)
-    assert out["rows"][0]["block"] == out["shipped"] == ort.BLOCK and not out["rows"][0]["eight_bit"]
+    assert out["shipped"] == {"block": ort.BLOCK, "eight_bit": list(ort.EIGHT_BIT)}
+    assert out["rows"][0]["block"] == ort.BLOCK and tuple(out["rows"][0]["eight_bit"]) == ort.EIGHT_BIT
+    assert models.int4(models.SMALL) == models.int4(models.SMALL, eight_bit=ort.EIGHT_BIT), "what docqa runs"
     for row in out["rows"]:
         graph = onnx.load(
             str(
@@ -324,11 +326,12 @@ def test_each_way_of_writing_the_weights_is_a_model_of_its_own_timed_and_compare
         assert len(row["rounds"]) == 2 and row["decode_tps"] > 0 and row["prompt_s"] > 0
         assert 0 <= row["kl"] < 1 and row["same_token"] >= 0.5 and len(row["kl_each"]) == 2
     assert out["rows"][0]["kl_vs_shipped"] == 0 and out["rows"][0]["closer"] == 0
-    eight_bit = out["rows"][-1]
-    assert eight_bit["weights_mb"] > out["rows"][0]["weights_mb"], "8-bit attention, more bytes"
-    assert out["rows"][1]["weights_mb"] > out["rows"][2]["weights_mb"], "fewer scales, fewer bytes"
+    sizes = [row["weights_mb"] for row in out["rows"]]
+    assert sizes[-1] > sizes[0] > sizes[1], "more matrices in 8 bits, more bytes"
+    assert sizes[1] > sizes[2] > sizes[3], "fewer scales, fewer bytes"
     text = "\n".join(report.block_sizes(out))
-    assert f"| blocks of {ort.BLOCK} (shipped) |" in text and "| blocks of 128 |" in text
+    assert f"| blocks of {ort.BLOCK}, q/k/v in 8 bits (shipped) |" in text
+    assert "| blocks of 128, every matrix in 4 bits |" in text
     assert f"| blocks of {ort.BLOCK}, q/k/v/o in 8 bits |" in text and "of 2 |" in text
 
 

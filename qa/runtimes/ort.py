@@ -41,11 +41,14 @@ import numpy as np
 # AVX512-VNNI, 2 threads) the 1.5B model decodes 1.16x as fast with blocks of 64 and 1.22x with
 # 128 as with 32, but its next-token distribution moves further from the packaged weights': KL
 # divergence 0.047 with 64 and 0.076 with 128 against 0.033 with 32 (12 prompts; 64 the closer on
-# 4 of them). The attention's q/k/v projections in 8 bits (gguf_int4.checkpoint's `eight_bit`)
-# bring it to 0.024, closer on all 12, at the same speed, with 46 MB more in the file; not shipped
-# yet: `docqa serve` then peaked about 0.09 GB higher, at the edge of its 2.5 GB goal, and make
-# eval has not measured its answers.
+# 4 of them).
 BLOCK = 32
+# A packaged model's layers written in 8 bits instead of 4 (gguf_int4.checkpoint's `eight_bit`).
+# The attention's q/k/v projections are 6% of the weights and a fifth of the 4-bit model's KL
+# from the float model: in 8 bits its KL is 0.024 against 0.033, closer on all 12 prompts, at
+# 1.08x the decode rate in that run (no slower: their matrices are small), with 46 MB more in
+# the file. o_proj as well is 0.022 at 0.94x: not worth its time.
+EIGHT_BIT = ("q_proj", "k_proj", "v_proj")
 
 
 def build_options(block: int = BLOCK) -> tuple[str, ...]:
@@ -85,7 +88,9 @@ class OrtBatch:
     head_size: int
     capacity: int = 4
     prompt_chunk: int = 256  # prompt tokens read per step while other sequences decode
-    prompt_alone: int = 2048  # ... and while none do (bounds the activations' memory)
+    # ... and while none do: its activations are what a step holds most of besides the weights
+    # (chunks of 512 instead of 2048 take 0.06 GB off `docqa serve`'s peak).
+    prompt_alone: int = 512
     reuse_from: int = 16  # a shared beginning shorter than this is read again (not worth a copy)
     # Prompt tokens whose caches are kept, the newest first (the newest always): 2048 are 117 MB
     # for the default model (28 layers, 2 key/value heads of 128 floats each for keys and values).
