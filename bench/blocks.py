@@ -1,9 +1,9 @@
 """How the CPU runtime's 4-bit model is written (`qa.runtimes.ort.BLOCK` and `EIGHT_BIT`,
 `qa.gguf_int4`): the packaged model as shipped, and built with every matrix in 4 bits in blocks
-of 32, 64 and 128, and in blocks of 32 with the attention's q/k/v (and o) projections in 8 bits, each one's speed at batch 1 in rounds taking turns, and
-how far each one's next-token distribution moves from that of the packaged weights themselves
-(the float model transformers runs), on the same tokens, beside the shipped model's prompt by
-prompt."""
+of 32, 64 and 128, and in blocks of 32 with the attention's q/k/v (and o) projections in 8 bits;
+each one's speed at batch 1 in rounds taking turns, and how far each one's next-token
+distribution moves from that of the packaged weights themselves (the float model transformers
+runs), on the same tokens, beside the shipped model's prompt by prompt."""
 
 from __future__ import annotations
 
