@@ -91,7 +91,8 @@ class OrtBatch:
     capacity: int = 4
     prompt_chunk: int = 256  # prompt tokens read per step while other sequences decode
     # ... and while none do (bounds the activations' memory: 512 instead of 2048 took 0.06 GB off
-    # the peak RSS of `docqa serve`)
+    # the peak RSS of `docqa serve` answering a long prompt; make bench's 3 answers on the sample
+    # article peaked at 2.41 GB both ways)
     prompt_alone: int = 512
     reuse_from: int = 16  # a shared beginning shorter than this is read again (not worth a copy)
     # Prompt tokens whose caches are kept, the newest first (the newest always): 2048 are 117 MB
