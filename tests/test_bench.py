@@ -327,12 +327,14 @@ def test_each_way_of_writing_the_weights_is_a_model_of_its_own_timed_and_compare
         assert 0 <= row["kl"] < 1 and row["same_token"] >= 0.5 and len(row["kl_each"]) == 2
     assert out["rows"][0]["kl_vs_shipped"] == 0 and out["rows"][0]["closer"] == 0
     size = {(row["block"], tuple(row["eight_bit"])): row["weights_mb"] for row in out["rows"]}
-    qkv = ("q_proj", "k_proj", "v_proj")
-    assert size[32, (*qkv, "o_proj")] > size[32, qkv] > size[32, ()], "more matrices in 8 bits, more bytes"
+    qkv, b = blocks.QKV, ort.BLOCK
+    assert size[b, (*qkv, "o_proj")] > size[b, qkv] > size[b, ()], "more matrices in 8 bits, more bytes"
     assert size[32, ()] > size[64, ()] > size[128, ()], "fewer scales, fewer bytes"
     text = "\n".join(report.block_sizes(out))
     assert f"| {report.written(out['shipped'])} (shipped) |" in text
-    assert "| blocks of 128, every matrix in 4 bits |" in text and "| blocks of 32, q/k/v in 8 bits |" in text
+    assert (
+        "| blocks of 128, every matrix in 4 bits |" in text and f"| blocks of {b}, q/k/v in 8 bits |" in text
+    )
     assert f"| blocks of {ort.BLOCK}, q/k/v/o in 8 bits |" in text and "of 2 |" in text
 
 
