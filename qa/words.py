@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterator
 from functools import cache
 
+from breame.spelling import get_american_spelling
+
 # A word keeps its inner dots, commas and apostrophes: 50,000 / 3.2 / don't / U.S.
 WORD = re.compile(r"\w+(?:[.,'’]\w+)*", re.UNICODE)
 
@@ -273,9 +275,19 @@ SCALES = frozenset(["hundred", "thousand", "million", "billion", "trillion", "pe
 _ORDINAL_DIGITS = re.compile(r"^(\d+)(?:st|nd|rd|th|s)$")
 
 
+# "5%" and "5 per cent" say "5 percent": the checks read all three as the word "percent".
+_PERCENT = re.compile(r"(?<=\d)\s*%|\bper\s+cent\b", re.IGNORECASE)
+# An acronym written with dots ("U.S.", "U.K.") is the same name without them.
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
+
+
+def _percent_as_word(text: str) -> str:
+    return _PERCENT.sub(" percent", text)
+
+
 def words(text: str) -> list[str]:
     """The words of `text`, lower-cased, in order."""
-    return [w.lower().replace("’", "'") for w in WORD.findall(text)]
+    return [w.lower().replace("’", "'") for w in WORD.findall(_percent_as_word(text))]
 
 
 def _content_words(text: str) -> Iterator[str]:
@@ -298,11 +310,14 @@ def surfaces(text: str) -> dict[str, str]:
 
 
 def norm(word: str) -> str:
-    """One word as the checks compare it: a number's digits, else its stem."""
+    """One word as the checks compare it: a number's digits, else the stem of its American
+    spelling ("metres" and "meters" are one word: a reply may spell it other than its passage)."""
     w = word.lower().replace("’", "'")
     if w.endswith("'s"):
         w = w[:-2]
-    return number(w) or _stem(w)
+    if _DOTTED.fullmatch(w):
+        w = w.replace(".", "")
+    return number(w) or _stem(get_american_spelling(w))
 
 
 def _split_clitic(word: str) -> list[str]:
@@ -333,6 +348,7 @@ def key_words(text: str) -> set[str]:
     """What a claim turns on, normalised as `content` makes them: numbers, scale words, months and
     names (capitalised words that do not open the sentence, and acronyms)."""
     keys: set[str] = set()
+    text = _percent_as_word(text)
     for m in WORD.finditer(text):
         w = m.group()
         lower = w.lower()
@@ -359,7 +375,8 @@ _BREAKS = frozenset(["but", "while", "although", "though", "whereas", "however"]
 def negations(text: str, cues: frozenset[str] = NEGATIONS, width: int = 5) -> list[set[str]]:
     """For each word of `text` that negates, the content words (stemmed) it negates: those among
     the `width` words after it, up to a punctuation mark or a 'but'."""
-    tokens = [t.lower().replace("’", "'") for t in _TOKEN.findall(_NOT_NEGATING.sub(" ", text))]
+    text = _NOT_NEGATING.sub(" ", _percent_as_word(text))
+    tokens = [t.lower().replace("’", "'") for t in _TOKEN.findall(text)]
     out = []
     for i, t in enumerate(tokens):
         if t in cues or t.endswith("n't"):

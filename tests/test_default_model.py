@@ -96,3 +96,17 @@ def test_a_follow_up_with_a_pronoun_is_rewritten_to_name_who_it_means(assistant,
     second = chat.ask("Where was he governor?")
     assert second.standalone == "Where was Ismail Khan governor?"
     assert not second.abstained and "Herat" in second.text, second
+
+
+def test_an_answer_spelled_otherwise_than_its_passage_is_given(minilm, tmp_path):
+    # The model writes "330 meters"; the document says "330 metres": the same words, not a reason
+    # to withdraw the answer.
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "eiffel.md").write_text(
+        "The Eiffel Tower is 330 metres tall. It was completed in 1889 for the World's Fair.\n"
+    )
+    config = Config(docs=tmp_path / "docs", index_dir=tmp_path / "index")
+    build(config, minilm, progress=False)
+    answer = Assistant.open(config=config, embedder=minilm).ask("How tall is the Eiffel Tower?")
+    assert not answer.abstained, (answer.raw, answer.reason)
+    assert "330" in answer.text and answer.citations[0].supported, answer

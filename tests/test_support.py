@@ -39,6 +39,30 @@ def test_a_name_in_another_of_its_forms_is_still_the_name_the_passage_says():
     assert "50" in support("They sent 50 tonnes.", "They sent 500 tonnes.").missing
 
 
+@pytest.mark.parametrize(
+    ("said", "passage"),
+    [("The Eiffel Tower is 330 meters tall.", "The Eiffel Tower is 330 metres tall."),
+     ("Its color was chosen in 1889.", "Its colour was chosen in 1889."),
+     ("Unemployment fell to 5 percent.", "Unemployment fell to 5 per cent in May."),
+     ("Unemployment fell to 5 percent.", "Unemployment fell to 5% in May."),
+     ("Unemployment fell to 5%.", "Unemployment fell to 5 percent in May."),
+     ("They won the U.S. Open.", "They won the US Open.")],
+)  # fmt: skip
+def test_a_fact_written_another_way_is_the_fact_its_passage_states(said, passage):
+    # The 1.5B model writes American spellings: "330 meters" was withdrawn against "330 metres".
+    assert support(said, passage, "How tall is the Eiffel Tower?").holds(T), support(said, passage)
+
+
+@pytest.mark.parametrize(
+    ("said", "passage"),
+    [("The Eiffel Tower is 330 feet tall.", "The Eiffel Tower is 330 metres tall."),
+     ("Unemployment fell to 6 percent.", "Unemployment fell to 5% in May."),
+     ("They won the UK Open.", "They won the U.S. Open.")],
+)  # fmt: skip
+def test_a_fact_written_another_way_still_needs_its_own_number_unit_and_name(said, passage):
+    assert not support(said, passage, "How tall is the Eiffel Tower?").holds(T), support(said, passage)
+
+
 def test_a_word_the_passage_also_states_plainly_is_not_denied_by_a_negation_near_it():
     passage = "Some activists entered a blind plea, pleading guilty without any plea agreement in place."
     question = "What type of plea is sometimes entered by activists?"
