@@ -51,9 +51,18 @@ class _Model:
     def get_embedding_dimension(self) -> int:
         return 4
 
+    device = torch.device("cpu")
+
     def encode(self, texts, **settings):
         self.tokenizer(texts, truncation=True)
         return torch.ones((len(texts), 4))
+
+    def preprocess(self, texts):  # what embedding one text calls instead of `encode`
+        self.tokenizer(texts, truncation=True)
+        return {}
+
+    def __call__(self, features):
+        return {"sentence_embedding": torch.ones((1, 4))}
 
 
 def test_chunking_and_embedding_at_once_never_share_a_tokenizer():
@@ -83,6 +92,16 @@ def test_chunking_and_embedding_at_once_never_share_a_tokenizer():
     vectors = [r for r in results if isinstance(r, np.ndarray)]
     spans = [r for r in results if not isinstance(r, np.ndarray)]
     assert len(vectors) == 1 and spans == [[[(0, 19)]]]
+
+
+def test_a_question_alone_gets_the_vector_sentence_transformers_gives_it(minilm):
+    questions = ["Who mediated the meeting between Massoud and Muttaqi?", "w1 w20 w300", "Tehran"]
+    for q in questions:
+        expected = minilm.model.encode([q], convert_to_tensor=True).float().numpy()[0]
+        assert np.array_equal(minilm.embed([q])[0], expected / np.linalg.norm(expected)), q
+    together = minilm.embed(questions)
+    alone = np.stack([minilm.embed([q])[0] for q in questions])
+    assert np.allclose(together, alone, atol=0.01)
 
 
 def test_what_users_catch_and_configure_comes_from_the_packages_they_import():
