@@ -311,7 +311,8 @@ def surfaces(text: str) -> dict[str, str]:
 
 def norm(word: str) -> str:
     """One word as the checks compare it: a number's digits, else the stem of its American
-    spelling ("metres" and "meters" are one word: a reply may spell it other than its passage)."""
+    spelling, an acronym without its dots. A reply may spell a word other than its passage does:
+    "metres" and "meters", "U.S." and "US" are one word each."""
     w = word.lower().replace("’", "'")
     if w.endswith("'s"):
         w = w[:-2]
