@@ -44,14 +44,13 @@ class _BorrowChecked:
 
 class _Model:
     max_seq_length = 256
+    device = torch.device("cpu")
 
     def __init__(self, tokenizer: _BorrowChecked) -> None:
         self.tokenizer = tokenizer
 
     def get_embedding_dimension(self) -> int:
         return 4
-
-    device = torch.device("cpu")
 
     def encode(self, texts, **settings):
         self.tokenizer(texts, truncation=True)

@@ -50,7 +50,8 @@ def test_a_name_in_another_of_its_forms_is_still_the_name_the_passage_says():
 )  # fmt: skip
 def test_a_fact_written_another_way_is_the_fact_its_passage_states(said, passage):
     # The 1.5B model writes American spellings: "330 meters" was withdrawn against "330 metres".
-    assert support(said, passage, "How tall is the Eiffel Tower?").holds(T), support(said, passage)
+    found = support(said, passage, "How tall is the Eiffel Tower?")
+    assert found.holds(T), found
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,8 @@ def test_a_fact_written_another_way_is_the_fact_its_passage_states(said, passage
      ("They won the UK Open.", "They won the U.S. Open.")],
 )  # fmt: skip
 def test_a_fact_written_another_way_still_needs_its_own_number_unit_and_name(said, passage):
-    assert not support(said, passage, "How tall is the Eiffel Tower?").holds(T), support(said, passage)
+    found = support(said, passage, "How tall is the Eiffel Tower?")
+    assert not found.holds(T), found
 
 
 def test_a_word_the_passage_also_states_plainly_is_not_denied_by_a_negation_near_it():
