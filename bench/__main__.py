@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["asking"] = answering.asking(assistant)
         results["prompt_reuse"] = answering.prompt_reuse(assistant)
+        results["drafting"] = answering.drafting(assistant)
         results["passage_order"] = answering.passage_orders(assistant)
         print("bench: the 4-bit model written other ways ...", file=sys.stderr)
         generator = assistant.generator

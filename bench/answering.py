@@ -57,15 +57,28 @@ def long_prompt(
     return generator.prompt_ids(messages)
 
 
-def docqa_speed(generator: LocalGenerator, prompt: list[int], new_tokens: int) -> dict:
-    """Time to first token and decode rate of docqa's generator (scheduler and runtime)."""
-    started = time.perf_counter()
-    first, count = 0.0, 0
-    for _ in generator.scheduler.submit(prompt, new_tokens, stop=()):
-        first = first or time.perf_counter() - started
-        count += 1
-    total = time.perf_counter() - started
-    return {"ttft_s": round(first, 2), "decode_tps": round((count - 1) / max(total - first, 1e-9), 2)}
+def docqa_speed(
+    generator: LocalGenerator, prompt: list[int], new_tokens: int, draft: int | None = None
+) -> dict:
+    """Time to first token and decode rate of docqa's generator (scheduler and runtime), with
+    the runtime's drafts (qa/drafts.py) as shipped or `draft` tokens of them a step, and the
+    share of the tokens decoded that were drafted."""
+    batch = generator.scheduler.batch
+    shipped, drafted = getattr(batch, "draft", None), getattr(batch, "tokens_drafted", 0)
+    if draft is not None and shipped is not None:
+        batch.draft = draft
+    try:
+        started = time.perf_counter()
+        first, count = 0.0, 0
+        for _ in generator.scheduler.submit(prompt, new_tokens, stop=()):
+            first = first or time.perf_counter() - started
+            count += 1
+        total = time.perf_counter() - started
+    finally:
+        if shipped is not None:
+            batch.draft = shipped
+    return {"ttft_s": round(first, 2), "decode_tps": round((count - 1) / max(total - first, 1e-9), 2),
+            "drafted": round((getattr(batch, "tokens_drafted", 0) - drafted) / max(count, 1), 2)}  # fmt: skip
 
 
 def onnxruntime_genai_speed(folder: Path, prompt: list[int], new_tokens: int) -> dict:
@@ -247,6 +260,31 @@ def prompt_reuse(assistant: Assistant, rounds: int = 2) -> dict:
     return out
 
 
+def drafting(assistant: Assistant, rounds: int = 2) -> dict:
+    """The sample article's questions asked one after another with the CPU runtime's drafts
+    (qa/drafts.py) and one token a step, in alternating rounds, each from the warm-up question:
+    seconds per answer, the tokens decoded as drafted (the warm-up's included), and whether the
+    answers changed."""
+    batch = assistant.generator.scheduler.batch
+    if not hasattr(batch, "draft"):
+        return {"skipped": f"the {assistant.generator.runtime} runtime drafts no tokens"}
+    shipped, before = batch.draft, batch.tokens_drafted
+    modes = {"one token a step": lambda: setattr(batch, "draft", 0),
+             "drafted": lambda: setattr(batch, "draft", shipped)}  # fmt: skip
+    try:
+        asked = _in_turn(assistant, modes, rounds)
+    finally:
+        batch.draft = shipped
+    out: dict = {"draft": shipped}
+    out |= {mode: {**_timed(a), "answers": a["answers"]} for mode, a in asked.items()}
+    out["tokens_drafted"] = batch.tokens_drafted - before
+    out["time_ratio"] = round(out["drafted"]["mean_seconds"] / out["one token a step"]["mean_seconds"], 3)
+    out["same_answers"] = sum(
+        out["drafted"]["answers"][q] == out["one token a step"]["answers"][q] for q in QUESTIONS
+    )
+    return out
+
+
 def passage_orders(assistant: Assistant, rounds: int = 2) -> dict:
     """The sample article's questions asked one after another with the passages in the answer
     prompt best first ("rank") and in reading order, in alternating rounds, each from the
@@ -359,11 +397,12 @@ def serving(index_dir: Path, docs: Path, answers: int = 3) -> dict:
 def generation(
     assistant: Assistant, config: Config, eval_data: Path, gguf: Path, new_tokens: int = 64, rounds: int = 3
 ) -> dict:
-    """Every runtime on one ~1,000-token prompt, `new_tokens` decoded (end tokens ignored). docqa,
-    onnxruntime-genai's loop and llama.cpp take turns for `rounds` rounds, in the reverse order
-    each other round, so that the machine's slower minutes fall on each alike; each figure is the
-    median of its rounds. Round r gives every runtime the prompt without its first r tokens: no
-    runtime finds it read before. transformers, slow, is timed once."""
+    """Every runtime on one ~1,000-token prompt, `new_tokens` decoded (end tokens ignored). docqa
+    (with its drafts, and without them: one token a step), onnxruntime-genai's loop and llama.cpp
+    take turns for `rounds` rounds, in the reverse order each other round, so that the machine's
+    slower minutes fall on each alike; each figure is the median of its rounds. Round r gives
+    every runtime the prompt without its first r tokens (docqa one token a step: without its first
+    `rounds` + r): no runtime finds it read before. transformers, slow, is timed once."""
     from qa import models
 
     generator = assistant.generator
@@ -372,6 +411,8 @@ def generation(
     folder = models.int4(config.generator)
     runs = {
         "docqa": lambda tokens: docqa_speed(generator, tokens, new_tokens),
+        # the prompt without as many tokens again: one that docqa's own turn did not leave read
+        "docqa, one token a step": lambda tokens: docqa_speed(generator, tokens[rounds:], new_tokens, 0),
         "onnxruntime-genai loop": lambda tokens: onnxruntime_genai_speed(folder, tokens, new_tokens),
         "llama.cpp": lambda tokens: llama_cpp_speed(gguf, tokens, new_tokens),
     }
@@ -407,7 +448,8 @@ def _median_row(rounds: list[dict]) -> dict:
     skipped = next((r for r in rounds if "skipped" in r), None)
     if skipped:
         return skipped
-    median = {key: round(float(np.median([r[key] for r in rounds])), 2) for key in ("ttft_s", "decode_tps")}
+    keys = [k for k in ("ttft_s", "decode_tps", "drafted") if all(k in r for r in rounds)]
+    median = {key: round(float(np.median([r[key] for r in rounds])), 2) for key in keys}
     return {**median, "rounds": rounds}
 
 

@@ -105,6 +105,7 @@ def speed(folder: Path, prompt: list[int], new_tokens: int, huge_pages: bool = T
     """The seconds to read `prompt` and the decode rate of the 4-bit model in `folder`, in a session
     of its own, timed once its weights are where they will stay (see qa/runtimes/hugepages.py)."""
     batch = ort.load(folder, capacity=1, prompt_chunk=256, huge_pages=huge_pages)
+    batch.draft = 0  # one token a step: the weights' kernels compared, not how much a draft saves
     if batch.moving:
         batch.moving.join()
     started = time.perf_counter()

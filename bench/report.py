@@ -164,8 +164,9 @@ def _answers(r: dict) -> list[str]:
         f"## Answers ({a['model']}: runtime {a['runtime']}, {a['dtype']}, {a['threads']} threads)",
         "",
         f"One docqa answer prompt of {a['prompt_tokens']} tokens (XQuAD paragraphs as passages), "
-        f"{a['new_tokens']} tokens decoded at batch 1, every runtime on the same tokens; docqa, onnxruntime-genai's "
-        f"loop and llama.cpp in {a.get('rounds', 1)} rounds taking turns (medians; each round's decode rate beside):",
+        f"{a['new_tokens']} tokens decoded at batch 1, every runtime on the same tokens; docqa (as shipped, drafting "
+        f"tokens from the prompt and checking them in one step, and one token a step), onnxruntime-genai's loop and "
+        f"llama.cpp in {a.get('rounds', 1)} rounds taking turns (medians; each round's decode rate beside):",
         "",
         "| runtime | weights | time to first token | decode | decode, each round |",
         "|---|---|---|---|---|",
@@ -177,7 +178,9 @@ def _answers(r: dict) -> list[str]:
         if "skipped" in row:
             lines.append(f"| {name} | | {row['skipped']} | | |")
             continue
-        what = weights.get(name, row.get("dtype", ""))
+        what = weights.get(name.split(",")[0], row.get("dtype", ""))
+        if row.get("drafted"):
+            what += f"; {row['drafted']:.0%} of the tokens drafted (qa/drafts.py)"
         each = ", ".join(str(r["decode_tps"]) for r in row.get("rounds", []))
         lines.append(f"| {name} | {what} | {row['ttft_s']} s | {row['decode_tps']} tok/s | {each} |")
     lines.append("")
@@ -189,6 +192,10 @@ def _answers(r: dict) -> list[str]:
             f"{a['ttft_vs_llama_cpp']}x ({goals['ttft_vs_llama_cpp']}: {_ok(a['ttft_vs_llama_cpp'], goals['ttft_vs_llama_cpp'])}).",
             "",
         ]
+    plain = a["rows"].get("docqa, one token a step", {})
+    if "decode_tps" in plain and "decode_tps" in a["rows"]["docqa"]:
+        lines += [f"docqa's drafts: {a['rows']['docqa']['decode_tps'] / plain['decode_tps']:.2f}x the decode rate "
+                  f"of one token a step.", ""]  # fmt: skip
     lines += spinning(r.get("spinning"))
     if "huge_pages" in r:
         lines += huge_pages(r["huge_pages"])
@@ -210,6 +217,8 @@ def _answers(r: dict) -> list[str]:
             f"prompt tokens read per answer {reused['prompt_tokens_read']} against {whole['prompt_tokens_read']}.",
             "",
         ]
+    if "drafting" in r and "skipped" not in r["drafting"]:
+        lines += drafting(r["drafting"])
     order = r.get("passage_order")
     if order:
         lines += passage_order(order)
@@ -284,6 +293,27 @@ def spinning(spin: dict | None) -> list[str]:
         f"decode, at most {max(on['cpu_seconds_after'])} spinning and {max(off['cpu_seconds_after'])} sleeping.",
         "",
     ]
+
+
+def drafting(d: dict) -> list[str]:
+    """The sample article's questions with the runtime's drafts and one token a step
+    (bench.answering.drafting)."""
+    drafted, one = d["drafted"], d["one token a step"]
+    lines = [
+        f"The same questions asked in turn with the runtime's drafts ({d['draft']} tokens looked up in the "
+        "prompt and checked in one step with the next, while one question decodes alone) and one token a "
+        f"step (alternating rounds, each from the warm-up question): mean {drafted['mean_seconds']} s per answer "
+        f"drafted against {one['mean_seconds']} s ({d['time_ratio']}x), median {drafted['median_seconds']} s "
+        f"against {one['median_seconds']} s; {d['tokens_drafted']} tokens decoded as drafted; the same answer to "
+        f"{d['same_answers']} of {len(drafted['answers'])} questions.",
+        "",
+    ]
+    changed = [q for q, a in one["answers"].items() if drafted["answers"][q] != a]
+    if changed:
+        lines += ["| question | one token a step | drafted |", "|---|---|---|"]
+        lines += [f"| {q} | {one['answers'][q]} | {drafted['answers'][q]} |" for q in changed]
+        lines.append("")
+    return lines
 
 
 def passage_order(order: dict) -> list[str]:

@@ -30,9 +30,10 @@ class Batch(Protocol):
 
     def join(self, key: object, prompt: Sequence[int]) -> None: ...
 
-    def step(self) -> dict[object, int | None]:
+    def step(self) -> dict[object, int | tuple[int, ...] | None]:
         """One unit of work (a prompt chunk or one decoding step): the next token of each
-        sequence that made one, or None for a sequence the runtime ended."""
+        sequence that made one (or its next tokens, where a step made several), or None for a
+        sequence the runtime ended."""
         ...
 
     def leave(self, key: object) -> None: ...
@@ -127,17 +128,18 @@ class Scheduler:
                     request.out.put(e)
                     self._leave(key)
                 continue
-            for key, token in tokens.items():
-                request = self._active.get(key)  # type: ignore[call-overload]
-                if request is None:
-                    continue
-                if token is None or token in request.stop:
-                    self._finish(key)
-                    continue
-                request.out.put(token)
-                request.made += 1
-                if request.made >= request.max_new_tokens:
-                    self._finish(key)
+            for key, made in tokens.items():
+                for token in made if isinstance(made, tuple) else (made,):
+                    request = self._active.get(key)  # type: ignore[call-overload]
+                    if request is None:  # gone, or finished by a token before this one
+                        break
+                    if token is None or token in request.stop:
+                        self._finish(key)
+                        break
+                    request.out.put(token)
+                    request.made += 1
+                    if request.made >= request.max_new_tokens:
+                        self._finish(key)
 
     def _admit(self) -> None:
         with self._lock:

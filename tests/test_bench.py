@@ -100,6 +100,29 @@ def test_prompt_reuse_is_measured_against_reading_every_prompt_whole(minilm, tmp
     assert out["time_ratio"] > 0 and assistant.generator.scheduler.batch.reuse_from == kept
 
 
+def test_drafted_answers_are_measured_against_one_token_a_step(minilm, tmp_path: Path):
+    """The runtime's drafts, on and off, with the real small model: the answers are the same,
+    tokens were drafted, the runtime is left as it was, and the report says it."""
+    from bench import report
+    from bench.answering import QUESTIONS, drafting
+    from qa import models
+    from qa.assistant import Assistant
+    from tests.conftest import ROOT
+
+    config = Config(
+        docs=ROOT / "seeds", index_dir=tmp_path / "index", generator=models.SMALL, answer_tokens=32
+    )
+    build(config, minilm, progress=False, log=lambda m: None)
+    assistant = Assistant.open(config=config, embedder=minilm)
+    shipped = assistant.generator.scheduler.batch.draft
+    out = drafting(assistant, rounds=1)
+    assert out["tokens_drafted"] > 0 and assistant.generator.scheduler.batch.draft == shipped
+    assert out["same_answers"] >= len(QUESTIONS) - 1, out
+    assert out["time_ratio"] > 0
+    text = "\n".join(report.drafting(out))
+    assert f"the same answer to {out['same_answers']} of {len(QUESTIONS)} questions" in text
+
+
 def test_passages_in_reading_order_are_measured_against_best_first(minilm, tmp_path: Path):
     """The sample article's questions with the passages in reading order and best first, with the
     real small model: in reading order its prompts begin alike up to the question, so the runtime
@@ -232,7 +255,7 @@ def test_the_runtimes_take_turns_on_prompts_none_has_read_and_the_report_gives_t
     from qa.runtimes import ort
 
     calls: list[tuple[str, int]] = []
-    rates = iter([99.0, 20.0, 30.0, 25.0, 24.0, 28.0, 27.0, 22.0, 29.0, 26.0])
+    rates = iter([99.0, 20.0, 16.0, 30.0, 25.0, 24.0, 28.0, 17.0, 27.0, 22.0, 18.0, 29.0, 26.0])
 
     def timed(name: str):
         def run(*args):
@@ -258,14 +281,18 @@ def test_the_runtimes_take_turns_on_prompts_none_has_read_and_the_report_gives_t
     out = answering.generation(SimpleNamespace(generator=generator), Config(), Path("eval"), Path("m.gguf"),
                                new_tokens=8, rounds=3)  # fmt: skip
     assert calls[0] == ("docqa", 64)  # the warm-up, on the prompt's end: it begins no round's prompt
-    assert calls[1:] == [("docqa", 1000), ("genai", 1000), ("llama", 1000), ("llama", 999), ("genai", 999),
-                         ("docqa", 999), ("docqa", 998), ("genai", 998), ("llama", 998)]  # fmt: skip
+    assert calls[1:] == [("docqa", 1000), ("docqa", 997), ("genai", 1000), ("llama", 1000),
+                         ("llama", 999), ("genai", 999), ("docqa", 996), ("docqa", 999),
+                         ("docqa", 998), ("docqa", 995), ("genai", 998), ("llama", 998)]  # fmt: skip
+    assert out["rows"]["docqa, one token a step"]["decode_tps"] == 17.0
     docqa, llama = out["rows"]["docqa"], out["rows"]["llama.cpp"]
     assert [r["decode_tps"] for r in docqa["rounds"]] == [20.0, 27.0, 22.0] and docqa["decode_tps"] == 22.0
     assert [r["decode_tps"] for r in llama["rounds"]] == [25.0, 24.0, 26.0] and llama["decode_tps"] == 25.0
     assert out["decode_vs_llama_cpp"] == round(22.0 / 25.0, 2)
     text = "\n".join(report._answers({"answers": out}))
     assert "| 22.0 tok/s | 20.0, 27.0, 22.0 |" in text and "in 3 rounds taking turns" in text
+    assert "| docqa, one token a step | int4 (ONNX" in text and "| 17.0 tok/s | 16.0, 17.0, 18.0 |" in text
+    assert "docqa's drafts: 1.29x the decode rate of one token a step" in text
     assert "packaged GGUF; 3 MB of it on huge pages)" in text, "the timed session's weights, where they are"
 
 

@@ -53,6 +53,24 @@ def test_a_stream_gets_its_tokens_and_stops_at_the_limit_or_a_stop_token():
     assert list(scheduler.submit([10], max_new_tokens=9, stop=[13])) == [11, 12]
 
 
+class DraftingBatch(CountingBatch):
+    """Makes three tokens a step, as a runtime does whose draft the model agreed with."""
+
+    def step(self) -> dict[object, tuple[int, ...]]:
+        made = {}
+        for key, last in self.rows.items():
+            made[key] = (last + 1, last + 2, last + 3)
+            self.rows[key] = last + 3
+        return made
+
+
+def test_tokens_made_in_one_step_reach_the_reader_in_order_up_to_the_limit_or_a_stop_token():
+    scheduler = Scheduler(DraftingBatch())
+    assert list(scheduler.submit([10], max_new_tokens=7, stop=[])) == [11, 12, 13, 14, 15, 16, 17]
+    assert list(scheduler.submit([10], max_new_tokens=9, stop=[15])) == [11, 12, 13, 14]
+    assert list(scheduler.submit([10], max_new_tokens=2, stop=[])) == [11, 12]
+
+
 def test_waiting_requests_are_decoded_in_one_batch():
     batch = CountingBatch(capacity=4)
     batch.gate.clear()  # hold the first step until all four have joined

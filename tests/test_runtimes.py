@@ -84,6 +84,24 @@ def test_a_long_prompt_read_in_chunks_is_answered_as_if_read_whole(small):
     assert answers[0] == answers[1]
 
 
+def test_an_answer_that_copies_its_passage_decodes_several_tokens_a_step_and_the_same_tokens(small):
+    """A lone sequence's next tokens are drafted from its prompt and checked in one step; what
+    it writes is what one token a step writes."""
+    folder = models.int4(models.SMALL)
+    chat = messages("Quote the sentence that says who mediated the meeting, word for word.")
+    prompt = small.tokenizer(small.render(chat), add_special_tokens=False)["input_ids"]
+    answers, drafted = [], []
+    for draft in (0, ort.OrtBatch.draft):
+        batch = ort.load(folder, capacity=2, prompt_chunk=256)
+        assert ort.POSITIONS in [i.name for i in batch.session.get_inputs()], "logits at the positions asked"
+        batch.draft = draft
+        answers.append(list(Scheduler(batch).submit(prompt, 40, small.stop)))
+        drafted.append(batch.tokens_drafted)
+    assert answers[1] == answers[0]
+    assert "Ismail Khan" in small.tokenizer.decode(answers[0])
+    assert drafted[0] == 0 and drafted[1] > len(answers[0]) / 3, drafted
+
+
 def test_a_prompt_that_begins_like_the_last_one_reads_only_the_rest_and_answers_as_if_read_whole(small):
     folder = models.int4(models.SMALL)
 
@@ -145,8 +163,8 @@ def test_questions_asked_together_reuse_one_another_s_beginnings_and_answer_as_i
     def decode(batch: ort.OrtBatch, keys: list[int], steps: int = 40) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {k: [] for k in keys}
         for _ in range(steps):
-            for key, token in batch.step().items():
-                out[key].append(token)
+            for key, made in batch.step().items():  # a lone sequence's step may make several
+                out[key].extend(made if isinstance(made, tuple) else [made])
         return {k: tokens[:8] for k, tokens in out.items()}
 
     alone = []
@@ -182,11 +200,11 @@ def test_a_cache_written_in_place_grows_and_loses_rows_without_changing_any_answ
     def decode(batch: ort.OrtBatch, keys: list[int], leaves: dict[int, int]) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {k: [] for k in keys}
         while any(len(out[k]) < leaves.get(k, 20) for k in keys):
-            for key, token in batch.step().items():
-                out[key].append(token)
+            for key, made in batch.step().items():  # a lone sequence's step may make several
+                out[key].extend(made if isinstance(made, tuple) else [made])
                 if len(out[key]) == leaves.get(key):
                     batch.leave(key)  # a reader who goes away mid-answer
-        return out
+        return {k: tokens[: leaves.get(k, 20)] for k, tokens in out.items()}
 
     alone = []
     for p in prompts:
@@ -198,7 +216,8 @@ def test_a_cache_written_in_place_grows_and_loses_rows_without_changing_any_answ
         together.join(key, p)
     answers = decode(together, [0, 1, 2], {1: 6})
     assert answers[0][:20] == alone[0] and answers[2][:20] == alone[2] and answers[1] == alone[1][:6]
-    assert len(together._rows) == 2 and together._kv[0].shape[2] >= max(map(len, prompts)) + 20
+    # the longest prompt's row has been fed its 19 tokens after the first: the cache grew to hold them
+    assert len(together._rows) == 2 and together._kv[0].shape[2] >= max(map(len, prompts)) + 19
 
 
 def test_a_reader_who_stops_early_does_not_hold_up_the_next_question(small):
