@@ -308,12 +308,7 @@ def drafting(d: dict) -> list[str]:
         f"{d['same_answers']} of {len(drafted['answers'])} questions.",
         "",
     ]
-    changed = [q for q, a in one["answers"].items() if drafted["answers"][q] != a]
-    if changed:
-        lines += ["| question | one token a step | drafted |", "|---|---|---|"]
-        lines += [f"| {q} | {one['answers'][q]} | {drafted['answers'][q]} |" for q in changed]
-        lines.append("")
-    return lines
+    return lines + changed_answers({"one token a step": one["answers"], "drafted": drafted["answers"]})
 
 
 def passage_order(order: dict) -> list[str]:
@@ -329,12 +324,17 @@ def passage_order(order: dict) -> list[str]:
         f"the same answer to {order['same_answers']} of {len(rank['answers'])} questions.",
         "",
     ]
-    changed = [q for q, a in rank["answers"].items() if reading["answers"][q] != a]
-    if changed:
-        lines += ["| question | best first | reading order |", "|---|---|---|"]
-        lines += [f"| {q} | {rank['answers'][q]} | {reading['answers'][q]} |" for q in changed]
-        lines.append("")
-    return lines
+    return lines + changed_answers({"best first": rank["answers"], "reading order": reading["answers"]})
+
+
+def changed_answers(settings: dict[str, dict[str, str]]) -> list[str]:
+    """A table of the questions whose answers differ between two settings (each question: answer)."""
+    (first, a), (second, b) = settings.items()
+    changed = [q for q in a if a[q] != b[q]]
+    if not changed:
+        return []
+    return [f"| question | {first} | {second} |", "|---|---|---|",
+            *[f"| {q} | {a[q]} | {b[q]} |" for q in changed], ""]  # fmt: skip
 
 
 def asking(ask: dict) -> list[str]:

@@ -77,19 +77,25 @@ def test_the_report_shows_the_growth_measurements_against_their_goals(tmp_path: 
     assert "## Adding a document, opening the index" in text and "| 300 |" in text and "<= 2 s: met" in text
 
 
-def test_prompt_reuse_is_measured_against_reading_every_prompt_whole(minilm, tmp_path: Path):
-    """The runtime's kept key/value cache, on and off, with the real small model: the questions
-    read fewer prompt tokens with it, and the runtime is left as it was."""
-    from bench.answering import prompt_reuse
+def sample_assistant(minilm, tmp_path: Path, answer_tokens: int):
+    """The Python API over the sample article's index, answering with the real small model."""
     from qa import models
     from qa.assistant import Assistant
     from tests.conftest import ROOT
 
     config = Config(
-        docs=ROOT / "seeds", index_dir=tmp_path / "index", generator=models.SMALL, answer_tokens=24
+        docs=ROOT / "seeds", index_dir=tmp_path / "index", generator=models.SMALL, answer_tokens=answer_tokens
     )
     build(config, minilm, progress=False, log=lambda m: None)
-    assistant = Assistant.open(config=config, embedder=minilm)
+    return Assistant.open(config=config, embedder=minilm)
+
+
+def test_prompt_reuse_is_measured_against_reading_every_prompt_whole(minilm, tmp_path: Path):
+    """The runtime's kept key/value cache, on and off, with the real small model: the questions
+    read fewer prompt tokens with it, and the runtime is left as it was."""
+    from bench.answering import prompt_reuse
+
+    assistant = sample_assistant(minilm, tmp_path, answer_tokens=24)
     kept = assistant.generator.scheduler.batch.reuse_from
     out = prompt_reuse(assistant, rounds=1)
     whole, reused = out["read whole"], out["shared beginning reused"]
@@ -105,15 +111,8 @@ def test_drafted_answers_are_measured_against_one_token_a_step(minilm, tmp_path:
     tokens were drafted, the runtime is left as it was, and the report says it."""
     from bench import report
     from bench.answering import QUESTIONS, drafting
-    from qa import models
-    from qa.assistant import Assistant
-    from tests.conftest import ROOT
 
-    config = Config(
-        docs=ROOT / "seeds", index_dir=tmp_path / "index", generator=models.SMALL, answer_tokens=32
-    )
-    build(config, minilm, progress=False, log=lambda m: None)
-    assistant = Assistant.open(config=config, embedder=minilm)
+    assistant = sample_assistant(minilm, tmp_path, answer_tokens=32)
     shipped = assistant.generator.scheduler.batch.draft
     out = drafting(assistant, rounds=1)
     assert out["tokens_drafted"] > 0 and assistant.generator.scheduler.batch.draft == shipped
@@ -129,15 +128,9 @@ def test_passages_in_reading_order_are_measured_against_best_first(minilm, tmp_p
     reads fewer prompt tokens; the assistant is left with its own setting, and the report says it."""
     from bench import report
     from bench.answering import QUESTIONS, passage_orders
-    from qa import models
-    from qa.assistant import Assistant
-    from tests.conftest import ROOT
 
-    config = Config(
-        docs=ROOT / "seeds", index_dir=tmp_path / "index", generator=models.SMALL, answer_tokens=16
-    )
-    build(config, minilm, progress=False, log=lambda m: None)
-    assistant = Assistant.open(config=config, embedder=minilm)
+    assistant = sample_assistant(minilm, tmp_path, answer_tokens=16)
+    config = assistant.config
     out = passage_orders(assistant, rounds=1)
     rank, reading = out["rank"], out["reading"]
     assert rank["prompt_tokens_read"] > 100, "best first, the questions' prompts differ in their passages"
