@@ -35,3 +35,14 @@ class Drafts:
             return []
         after = self._after.get(tuple(self.tokens[-self.n :]))
         return [] if after is None else self.tokens[after : after + most]
+
+
+def agreed(draft: list[int], chosen: list[int]) -> list[int]:
+    """The tokens a step made: `chosen[i]` is the model's token after the fed token i (the last
+    token, then the draft), so it holds while the draft before it was the model's own choice."""
+    made = [chosen[0]]
+    for drafted, after in zip(draft, chosen[1:], strict=False):
+        if drafted != made[-1]:
+            break
+        made.append(after)
+    return made

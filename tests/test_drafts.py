@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from qa.drafts import Drafts
-from qa.runtimes.ort import _agreed
+from qa.drafts import Drafts, agreed
 
 
 def drafts(tokens: list[int], n: int = 3) -> Drafts:
@@ -40,7 +39,7 @@ def test_tokens_added_one_by_one_draft_as_added_at_once():
 
 def test_a_step_keeps_the_drafted_tokens_the_model_chose_and_its_own_after_them():
     # fed: the last token, then drafts 8 9 2; chosen: the model's token after each fed token
-    assert _agreed([8, 9, 2], [8, 9, 2, 4]) == [8, 9, 2, 4], "every draft right: one token more"
-    assert _agreed([8, 9, 2], [8, 7, 2, 4]) == [8, 7], "the second draft wrong: the model's own instead"
-    assert _agreed([8, 9, 2], [3, 9, 2, 4]) == [3]
-    assert _agreed([], [3]) == [3]
+    assert agreed([8, 9, 2], [8, 9, 2, 4]) == [8, 9, 2, 4], "every draft right: one token more"
+    assert agreed([8, 9, 2], [8, 7, 2, 4]) == [8, 7], "the second draft wrong: the model's own instead"
+    assert agreed([8, 9, 2], [3, 9, 2, 4]) == [3]
+    assert agreed([], [3]) == [3]

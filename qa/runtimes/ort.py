@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.drafts import Drafts
+from qa.drafts import Drafts, agreed
 
 if TYPE_CHECKING:
     import onnx
@@ -231,7 +231,7 @@ class OrtBatch:
         logits = self._step_in_place(tokens, mask, fed)
         out: dict[object, int | tuple[int, ...]] = {}
         for key, s, rows in zip(self._rows, sequences, logits, strict=True):
-            made = _agreed(draft, [int(r.argmax()) for r in rows])
+            made = agreed(draft, [int(r.argmax()) for r in rows])
             s.length += len(made)  # the cache past them holds rejected drafts: overwritten next
             s.last = made[-1]
             s.drafts.extend(made)
@@ -291,17 +291,6 @@ class OrtBatch:
 
     def _empty(self, rows: int) -> np.ndarray:
         return np.zeros((rows, self.kv_heads, 0, self.head_size), dtype=np.float32)
-
-
-def _agreed(draft: list[int], chosen: list[int]) -> list[int]:
-    """The tokens a step made: `chosen[i]` is the model's token after the fed token i (the last
-    token, then the draft), so it holds while the draft before it was the model's own choice."""
-    made = [chosen[0]]
-    for drafted, after in zip(draft, chosen[1:], strict=False):
-        if drafted != made[-1]:
-            break
-        made.append(after)
-    return made
 
 
 def _pad(kv: np.ndarray, length: int) -> np.ndarray:
