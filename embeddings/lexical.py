@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,10 @@ import numpy as np
 from embeddings.errors import IndexCorrupt
 
 K1, B = 1.5, 0.75
+# A common word's count in every row of a segment (a word in more than an eighth of its rows), one
+# byte a row, kept for the next questions that hold it, up to this many bytes in all: looking it
+# up for the rows still in reach then reads their counts instead of searching its postings.
+KEEP_BYTES = 64 << 20
 _ARRAYS = ("indptr", "rows", "counts", "lengths")
 
 
@@ -119,6 +123,8 @@ class Lexical:
         self.num_docs = sum(len(lengths) for lengths in live)
         self.size = max((p.base + len(p.terms.lengths) for p in parts), default=0)  # rows, dead ones too
         self.average = float(sum(float(np.sum(x, dtype=np.float64)) for x in live)) / max(self.num_docs, 1)
+        self._kept: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()  # see KEEP_BYTES
+        self._keeping = threading.Lock()
 
     def tokens(self, text: str) -> list[str]:
         """`text`'s words as BM25 indexes them (stemmed, stop words dropped)."""
@@ -178,14 +184,20 @@ class Lexical:
             postings = self._postings(token)
             df = self._df(postings)
             if df:
-                terms.append(Term(postings, times * self._idf(df)))
+                terms.append(Term(token, postings, times * self._idf(df)))
         return terms
 
     def _weights(self, term: Term, part: Part, rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """What `term` adds to the score of each of `part`'s `rows` that hold it `counts` times."""
-        lengths = np.asarray(part.terms.lengths)[rows].astype(np.float64)
-        norm = self.k1 * (1 - self.b + self.b * lengths / self.average)
-        return term.bound * counts.astype(np.float64) / (counts + norm)
+        # bound * counts / (counts + k1 (1 - b + b length / average)), in place: the arrays are as
+        # long as a common word's postings
+        counts = counts.astype(np.float64)
+        norm = np.asarray(part.terms.lengths)[rows].astype(np.float64)
+        norm *= self.k1 * self.b / self.average
+        norm += self.k1 * (1 - self.b)
+        norm += counts
+        counts *= term.bound
+        return np.divide(counts, norm, out=counts)
 
     def _score(self, term: Term, allowed: list[np.ndarray] | None) -> Scores:
         """`term`'s share of the score of every live (and allowed) row that holds it."""
@@ -208,16 +220,47 @@ class Lexical:
     def _lookup(self, term: Term, rows: np.ndarray) -> np.ndarray:
         """`term`'s share of the score of each of `rows` (index rows, ascending)."""
         out = np.zeros(len(rows))
-        for part, (local, counts) in zip(self.parts, term.postings, strict=True):
+        for i, (part, (local, counts)) in enumerate(zip(self.parts, term.postings, strict=True)):
             lo, hi = np.searchsorted(rows, [part.base, part.base + len(part.terms.lengths)])
             if hi == lo or not len(local):
                 continue
             wanted = rows[lo:hi] - part.base
-            at = np.minimum(np.searchsorted(local, wanted), len(local) - 1)
-            held = np.asarray(local)[at] == wanted
+            kept = self._counts(term, i) if len(local) * 8 > len(part.terms.lengths) else None
+            if kept is not None:
+                held = kept[wanted] > 0
+                if held.any():
+                    out[lo:hi][held] = self._weights(term, part, wanted[held], kept[wanted[held]])
+                continue
+            at = _positions(np.asarray(local), wanted)
+            held = at >= 0
             if held.any():
                 out[lo:hi][held] = self._weights(term, part, wanted[held], np.asarray(counts)[at[held]])
         return out
+
+    def _counts(self, term: Term, i: int) -> np.ndarray | None:
+        """How many times each row of part `i` holds `term` (0: not at all), one byte a row, kept
+        (see KEEP_BYTES); None where a row holds it more than 255 times."""
+        key = (term.token, i)
+        with self._keeping:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        part, (local, counts) = self.parts[i], term.postings[i]
+        if np.max(counts) > 255:
+            return None
+        every = np.zeros(len(part.terms.lengths), np.uint8)
+        every[local] = counts
+        with self._keeping:
+            self._kept[key] = every
+            while sum(c.nbytes for c in self._kept.values()) > KEEP_BYTES and len(self._kept) > 1:
+                self._kept.popitem(last=False)
+        return every
+
+
+def _positions(held: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each of `wanted` stands in `held` (ascending, unique), -1 where it is not there."""
+    at = np.minimum(np.searchsorted(held, wanted), len(held) - 1)
+    return np.where(held[at] == wanted, at, -1)
 
 
 @dataclass(frozen=True)
@@ -225,6 +268,7 @@ class Term:
     """A query word as search weighs it: its postings in each part, and `bound`, its weight (the
     repeats times its idf), which no chunk's share from it reaches."""
 
+    token: str
     postings: list[tuple[np.ndarray, np.ndarray]]
     bound: float
 
@@ -241,11 +285,22 @@ class Scores:
         return cls(np.zeros(0, np.int64), np.zeros(0))
 
     def plus(self, other: Scores, size: int) -> Scores:
-        """Both summed, row by row; `size` bounds the rows. Both are sorted, so a stable sort of
-        the two after one another only merges them; where they are many, marking their rows in
-        arrays of `size` costs less."""
+        """Both summed, row by row; `size` bounds the rows. The rows of one much smaller than the
+        other are each found in it, or put in place, by a binary search. Otherwise both are
+        sorted, so a stable sort of the two after one another only merges them; where they are
+        many, marking their rows in arrays of `size` costs less."""
         if not len(self.rows):
             return other
+        small, large = sorted((self, other), key=lambda s: len(s.rows))
+        if len(small.rows) * 16 < len(large.rows):  # a few rows into many: found, or put in place
+            at = _positions(large.rows, small.rows)
+            held = at >= 0
+            scores = large.scores.copy()
+            scores[at[held]] += small.scores[held]
+            new = ~held
+            places = np.searchsorted(large.rows, small.rows[new])
+            rows = np.insert(large.rows, places, small.rows[new])
+            return Scores(rows, np.insert(scores, places, small.scores[new]))
         if len(self.rows) + len(other.rows) > size // 8:
             held, summed = np.zeros(size, bool), np.zeros(size)
             held[self.rows] = held[other.rows] = True

@@ -9,7 +9,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from embeddings.lexical import Lexical, Part, Terms
+from embeddings import lexical
+from embeddings.lexical import Lexical, Part, Scores, Terms
 
 
 def zipf_texts(rng: np.random.Generator, n: int, words: int = 30) -> list[str]:
@@ -93,3 +94,34 @@ def test_bm25_ranks_only_the_allowed_chunks_with_every_chunks_statistics(collect
         found = bm25.search(query, 10, allowed)
         assert [s for _, s in found] == pytest.approx(sorted(truth.values(), reverse=True)[:10], rel=1e-5)
         assert {row for row, _ in found} <= rows_allowed
+
+
+def test_bm25_keeps_common_words_counts_within_its_budget_and_returns_the_same(collection, monkeypatch):
+    """A common word's counts are kept for the next questions (lexical.KEEP_BYTES); with room
+    for only one word's, the words evict each other and every result stays exact."""
+    texts, parts = collection
+    alive = [np.ones(len(t), bool) if p.alive is None else p.alive for t, p in zip(texts, parts, strict=True)]
+    monkeypatch.setattr(lexical, "KEEP_BYTES", 1)
+    bm25 = Lexical(parts)
+    queries = zipf_texts(np.random.default_rng(12), 30, words=6)
+    for query in queries + queries:  # the second time, some counts are kept from the first
+        truth = sorted(every_chunk_scored(texts, alive, query.split(), 1.5, 0.75).values(), reverse=True)
+        assert [s for _, s in bm25.search(query, 20)] == pytest.approx(truth[:20], rel=1e-5), query
+        assert len(bm25._kept) <= 1
+    assert bm25._kept, "no common word was looked up: the collection does not test keeping"
+
+
+@pytest.mark.parametrize("size", [1000, 100_000])
+@pytest.mark.parametrize("sizes", [(3, 400), (400, 3), (150, 200), (0, 50)])
+def test_partial_scores_add_up_row_by_row(sizes, size):
+    """Scores.plus sums two sets of partial scores, whether one is much smaller or not, and
+    whether they are many for the rows there are (`size`) or few."""
+    rng = np.random.default_rng(sum(sizes))
+    sets = [np.sort(rng.choice(1000, n, replace=False)) for n in sizes]
+    parts = [Scores(rows.astype(np.int64), rng.random(len(rows)) + 0.1) for rows in sets]
+    summed = parts[0].plus(parts[1], size)
+    truth = Counter()
+    for p in parts:
+        truth.update(dict(zip(p.rows.tolist(), p.scores.tolist(), strict=True)))
+    assert summed.rows.tolist() == sorted(truth)
+    assert summed.scores.tolist() == pytest.approx([truth[r] for r in sorted(truth)])
