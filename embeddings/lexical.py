@@ -141,7 +141,8 @@ class Lexical:
         Exact, without scoring every posting (MaxScore): a chunk gets less than `bound` from a
         term, so the terms are added rarest-first until the k-th best score so far is out of reach
         of the bounds left; each common term left is then looked up only for the chunks still in
-        reach, fewer with each. A word that most chunks hold costs little more than a rare one."""
+        reach, fewer with each (a word in many chunks from the counts kept for it: KEEP_BYTES). A
+        word that most chunks hold costs little more than a rare one."""
         if self.num_docs == 0 or self.average == 0 or k < 1:
             return []
         terms = sorted(self._terms(self.tokens(query)), key=lambda t: -t.bound)
@@ -265,8 +266,8 @@ def _positions(held: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Term:
-    """A query word as search weighs it: its postings in each part, and `bound`, its weight (the
-    repeats times its idf), which no chunk's share from it reaches."""
+    """A query word as search weighs it: the word, its postings in each part, and `bound`, its
+    weight (the repeats times its idf), which no chunk's share from it reaches."""
 
     token: str
     postings: list[tuple[np.ndarray, np.ndarray]]
