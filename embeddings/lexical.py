@@ -294,14 +294,13 @@ class Scores:
             return other
         small, large = sorted((self, other), key=lambda s: len(s.rows))
         if len(small.rows) * 16 < len(large.rows):  # a few rows into many: found, or put in place
-            at = _positions(large.rows, small.rows)
-            held = at >= 0
+            places = np.searchsorted(large.rows, small.rows)  # where each is, or would go
+            held = large.rows[np.minimum(places, len(large.rows) - 1)] == small.rows
             scores = large.scores.copy()
-            scores[at[held]] += small.scores[held]
+            scores[places[held]] += small.scores[held]
             new = ~held
-            places = np.searchsorted(large.rows, small.rows[new])
-            rows = np.insert(large.rows, places, small.rows[new])
-            return Scores(rows, np.insert(scores, places, small.scores[new]))
+            rows = np.insert(large.rows, places[new], small.rows[new])
+            return Scores(rows, np.insert(scores, places[new], small.scores[new]))
         if len(self.rows) + len(other.rows) > size // 8:
             held, summed = np.zeros(size, bool), np.zeros(size)
             held[self.rows] = held[other.rows] = True
