@@ -276,15 +276,37 @@ def _assistant(args: argparse.Namespace, **settings):
     return Assistant.open(config=config)
 
 
+@contextlib.contextmanager
+def _remembering(assistant):
+    """The prompts the last command read are recalled before the block, and those read by now
+    written after it (qa/runtimes/kept_prompts.py): the next question about the same documents
+    reads only what its prompt does not share with them."""
+    from qa.generator import LocalGenerator
+
+    generator = assistant.generator
+    local = isinstance(generator, LocalGenerator)
+    if local:
+        generator.recall()
+    try:
+        yield
+    finally:
+        if local:
+            try:
+                generator.remember()
+            except OSError as e:  # the answer stands; the next question reads its prompt whole
+                print(f"docqa: could not keep the prompts read for the next question: {e}", file=sys.stderr)
+
+
 def _ask(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
     scope = _scope(args)
-    if args.json:
-        print(json.dumps(assistant.ask(args.question, scope).to_dict(), indent=2, ensure_ascii=False))
-        return 0
-    answer = _show(assistant.stream(args.question, scope), args)
-    print(answer.text)
-    _print_sources(answer)
+    with _remembering(assistant):
+        if args.json:
+            print(json.dumps(assistant.ask(args.question, scope).to_dict(), indent=2, ensure_ascii=False))
+            return 0
+        answer = _show(assistant.stream(args.question, scope), args)
+        print(answer.text)
+        _print_sources(answer)
     return 0
 
 
@@ -323,25 +345,30 @@ def _chat(args: argparse.Namespace) -> int:
     if interactive:
         print("Ask about your documents; follow-up questions may say he, it or there. Ctrl-D ends.",
               file=sys.stderr)  # fmt: skip
-    for question in _lines(interactive):
-        if not question.strip():
-            continue
-        try:
-            stream = conversation.stream(question, scope)
-        except QuestionError as e:  # one bad line does not end the conversation
-            print(f"docqa chat: {e}", file=sys.stderr, flush=True)
-            continue
-        if args.json:
-            answer = stream.answer
-            turn = {"question": answer.question, "standalone": answer.standalone, "answer": answer.to_dict()}
-            print(json.dumps(turn, ensure_ascii=False), flush=True)
-            continue
-        answer = _show(stream, args)
-        if answer.standalone != answer.question:
-            print(f"(asked as: {answer.standalone})")
-        print(answer.text)
-        _print_sources(answer)
-        print(flush=True)
+    with _remembering(assistant):
+        for question in _lines(interactive):
+            if not question.strip():
+                continue
+            try:
+                stream = conversation.stream(question, scope)
+            except QuestionError as e:  # one bad line does not end the conversation
+                print(f"docqa chat: {e}", file=sys.stderr, flush=True)
+                continue
+            if args.json:
+                answer = stream.answer
+                turn = {
+                    "question": answer.question,
+                    "standalone": answer.standalone,
+                    "answer": answer.to_dict(),
+                }
+                print(json.dumps(turn, ensure_ascii=False), flush=True)
+                continue
+            answer = _show(stream, args)
+            if answer.standalone != answer.question:
+                print(f"(asked as: {answer.standalone})")
+            print(answer.text)
+            _print_sources(answer)
+            print(flush=True)
     return 0
 
 

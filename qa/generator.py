@@ -60,6 +60,9 @@ class LocalGenerator:
     dtype: str
     runtime: str
     stop: tuple[int, ...]  # token ids that end a reply
+    # Where the runtime's kept prompts are written for the next process to start from (the CPU
+    # runtime's: qa/runtimes/kept_prompts.py); None where the runtime keeps none.
+    prompts: Path | None = None
 
     def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         if not texts:
@@ -95,6 +98,18 @@ class LocalGenerator:
 
     def generate(self, messages: Messages, max_new_tokens: int) -> str:
         return "".join(self.stream(messages, max_new_tokens))
+
+    def recall(self) -> None:
+        """Start from the prompts an earlier process read and remembered: a prompt that begins
+        like one of them reads only the rest. Before the first question."""
+        if self.prompts is not None:
+            self.scheduler.batch.recall(self.prompts)  # an ort.OrtBatch
+
+    def remember(self) -> None:
+        """Write the prompts this process read (the last ones, as the runtime keeps them) for the
+        next process to `recall`, replacing those written before."""
+        if self.prompts is not None:
+            self.scheduler.batch.remember(self.prompts)
 
 
 def pick_runtime(device: str, runtime: str | None, dtype: str | None) -> str:
@@ -140,14 +155,14 @@ def _load(name: str, device: str, dtype: str | None, runtime: str, batch: int) -
 
         folder = models.int4(name)
         engine = ort.load(folder, capacity=batch, prompt_chunk=256)
-        dtype_shown = "int4"
+        dtype_shown, prompts = "int4", models.cache_root() / "prompts" / f"{folder.name}.npz"
     else:
         from embeddings.hardware import dtype_name, pick_dtype
         from qa.runtimes import hf
 
         folder = models.locate(name)
         torch_dtype = pick_dtype(device, dtype)
-        model, dtype_shown = hf.load(folder, device, torch_dtype), dtype_name(torch_dtype)
+        model, dtype_shown, prompts = hf.load(folder, device, torch_dtype), dtype_name(torch_dtype), None
         engine = hf.HfBatch(model, _pad_id(folder), batch, static_cache=device.startswith("cuda"),
                             compile=device.startswith("cuda"))  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -155,7 +170,7 @@ def _load(name: str, device: str, dtype: str | None, runtime: str, batch: int) -
         tokenizer.chat_template = models.KNOWN[name].chat_template
     scheduler = Scheduler(engine, name=f"docqa-{runtime}")
     return LocalGenerator(
-        tokenizer, scheduler, name, device, dtype_shown, runtime, _stop_ids(folder, tokenizer)
+        tokenizer, scheduler, name, device, dtype_shown, runtime, _stop_ids(folder, tokenizer), prompts
     )
 
 

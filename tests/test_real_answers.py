@@ -111,3 +111,30 @@ def test_cli_ask_json_and_bad_input(seed_index):
     assert empty.returncode == 2 and "question is empty" in empty.stderr and "Traceback" not in empty.stderr
     unknown = docqa("summarize", "no-such-doc", *common)
     assert unknown.returncode == 2 and "no document 'no-such-doc'" in unknown.stderr
+
+
+def test_the_next_docqa_ask_reads_only_what_its_prompt_does_not_share_with_the_last_one(seed_index, capsys):
+    """Each `docqa ask` is a process of its own; the next question about the same documents starts
+    from the prompts the last one read, written to the model cache."""
+    from qa import cli, generator
+
+    common = ["--index", str(seed_index), "--model", models.SMALL, "--json"]
+    config = Config(index_dir=seed_index, generator=models.SMALL)
+
+    def ask(question: str) -> tuple[dict, generator.LocalGenerator]:
+        generator._load.cache_clear()  # a new process: nothing read yet
+        assert cli.main(["ask", question, *common]) == 0
+        return json.loads(capsys.readouterr().out), generator.from_config(config)  # the one it used
+
+    generator._load.cache_clear()
+    prompts = generator.from_config(config).prompts
+    assert prompts is not None and prompts.is_relative_to(models.cache_root())
+    prompts.unlink(missing_ok=True)
+    first, used = ask("Who mediated the meeting?")
+    assert prompts.is_file() and used.scheduler.batch.tokens_reused == 0
+    second, used = ask("What did India give?")
+    batch = used.scheduler.batch
+    assert batch.tokens_reused > 100 and batch.tokens_read < batch.tokens_reused, (
+        "the passages were not read again"
+    )
+    assert "wheat" in second["text"].lower() and "Ismail Khan" in first["text"]

@@ -154,6 +154,42 @@ def test_a_prompt_read_in_between_leaves_the_cache_of_the_one_before_it_within_t
     assert reused[len(between)] < shared, "only the prompt in between was kept"
 
 
+def test_prompts_one_process_remembers_the_next_reads_only_where_they_differ(small, tmp_path, capsys):
+    """`docqa ask` is a process per question: the next one starts from the prompts the last one
+    read (written to disk), answers as if it read its prompt whole, and uses no other model's."""
+    folder = models.int4(models.SMALL)
+
+    def tokens(question: str) -> list[int]:
+        return small.tokenizer(small.render(messages(question)), add_special_tokens=False)["input_ids"]
+
+    def answer(batch: ort.OrtBatch, prompt: list[int]) -> list[int]:
+        return list(Scheduler(batch).submit(prompt, 16, small.stop))
+
+    first, second = tokens(QUESTIONS[0]), tokens(QUESTIONS[2])
+    alone = answer(ort.load(folder, capacity=2, prompt_chunk=256), second)
+    path = tmp_path / "prompts.npz"
+    earlier = ort.load(folder, capacity=2, prompt_chunk=256)
+    answer(earlier, first)
+    earlier.remember(path)
+
+    later = ort.load(folder, capacity=2, prompt_chunk=256)
+    later.recall(path)
+    assert answer(later, second) == alone
+    shared = len(os.path.commonprefix([first, second]))
+    assert shared > 50 and later.tokens_reused == shared and later.tokens_read == len(second) - shared
+
+    other = ort.load(folder, capacity=2, prompt_chunk=256)
+    other.identity = "another model's file"
+    other.recall(path)
+    assert answer(other, second) == alone and other.tokens_reused == 0, "another model's caches are not used"
+
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short, as by a full disk
+    broken = ort.load(folder, capacity=2, prompt_chunk=256)
+    broken.recall(path)
+    assert "not using the kept prompts" in capsys.readouterr().err
+    assert answer(broken, second) == alone and broken.tokens_reused == 0
+
+
 def test_questions_asked_together_reuse_one_another_s_beginnings_and_answer_as_if_alone(small):
     folder = models.int4(models.SMALL)
     prompts = [

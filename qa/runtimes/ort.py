@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qa.drafts import Drafts, agreed
+from qa.runtimes import kept_prompts
 
 if TYPE_CHECKING:
     import onnx
@@ -111,6 +112,8 @@ class OrtBatch:
     # the peak RSS of `docqa serve` answering a long prompt; make bench's 3 answers on the sample
     # article peaked at 2.41 GB both ways)
     prompt_alone: int = 512
+    # The model file and runtime version a kept cache was computed by: only theirs are recalled.
+    identity: str = ""
     reuse_from: int = 16  # a shared beginning shorter than this is read again (not worth a copy)
     # Prompt tokens whose caches are kept, the newest first (the newest always): 2048 are 117 MB
     # for the default model (28 layers, 2 key/value heads of 128 floats each for keys and values).
@@ -144,6 +147,16 @@ class OrtBatch:
 
     def free(self) -> int:
         return self.capacity - len(self._sequences)
+
+    def remember(self, path: Path) -> None:
+        """Write the kept prompts' caches to `path` for a later process (qa/runtimes/kept_prompts.py)."""
+        kept_prompts.save(path, list(self._kept), self.identity)
+
+    def recall(self, path: Path) -> None:
+        """Keep the prompts an earlier process wrote to `path` (none where it was another model's)."""
+        recalled = kept_prompts.load(path, self.identity, len(self._past), self.kv_heads, self.head_size)
+        for tokens, kv in recalled:
+            self._keep(tokens, kv)
 
     def join(self, key: object, prompt: Sequence[int]) -> None:
         if not prompt:
@@ -348,6 +361,7 @@ def load(
     before = hugepages.mapped() if huge_pages else []
     session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
     batch = OrtBatch(session, decoder["num_key_value_heads"], decoder["head_size"], capacity, prompt_chunk)
+    batch.identity = f"{folder.resolve() / decoder['filename']} onnxruntime {ort.__version__}"
     if huge_pages:
         weights = hugepages.added(before, hugepages.mapped())
 
