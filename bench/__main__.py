@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         help="SciFact documents to index in the build, memory and Ray sections (all: 5183)",
     )  # fmt: skip
     parser.add_argument(
-        "--only", nargs="*", choices=["index", "ray", "query", "grow", "answer", "serve"], default=None
+        "--only", nargs="*", choices=["index", "ray", "query", "grow", "answer", "cli", "serve"], default=None
     )
     args = parser.parse_args(argv)
-    stages = args.only or ["index", "ray", "query", "grow", "answer", "serve"]
+    stages = args.only or ["index", "ray", "query", "grow", "answer", "cli", "serve"]
     out = destination(args)
     started = time.perf_counter()
     config = Config()
@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             answering.long_prompt(generator, args.data),
             [answering.long_prompt(generator, args.data, 400, question=q) for q in range(1, 13)],
         )
+    if "cli" in stages:
+        print("bench: docqa ask, a process for each question ...", file=sys.stderr)
+        seeds = args.work / "bench-seeds"
+        build(replace(config, docs=ROOT / "seeds", index_dir=seeds), embedder, progress=False)
+        results["command_line"] = answering.command_line(seeds, config)
     if "serve" in stages:
         print("bench: serving memory and cold start ...", file=sys.stderr)
         seeds = args.work / "bench-seeds"

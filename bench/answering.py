@@ -28,7 +28,7 @@ from embeddings.config import PASSAGE_ORDERS, Config
 from evaluation import data
 from qa.assistant import Assistant
 from qa.decoding import Scheduler
-from qa.generator import LocalGenerator
+from qa.generator import LocalGenerator, from_config
 from qa.prompt import fit
 from qa.retriever import Passage
 from qa.runtimes import ort
@@ -353,6 +353,42 @@ def first_use(config: Config) -> dict:
         return {"failed": done.stderr.strip().splitlines()[-1:]}
     peak_kb = int(done.stdout.split()[-1])
     return {"seconds": round(seconds, 1), "goal_seconds": "<= 60", "peak_rss_gb": round(peak_kb / 1e6, 2)}
+
+
+def command_line(index_dir: Path, config: Config, rounds: int = 3) -> dict:
+    """`docqa ask` as a user runs it, a process for each question (models cached, index built):
+    seconds for a question asked after another, where the last command's prompts are recalled
+    (qa/runtimes/kept_prompts.py), against the same question with none to recall, in alternating
+    rounds, and the size of the file they were recalled from."""
+    prompts = from_config(config).prompts
+    if prompts is None:
+        return {"skipped": f"the {config.generator} runtime keeps no prompts"}
+
+    def ask(question: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "qa.cli", "ask", question, "--index", str(index_dir)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        return time.perf_counter() - started
+
+    def alone(question: str) -> float:
+        prompts.unlink(missing_ok=True)
+        return ask(question)
+
+    def after(earlier: str, question: str) -> float:
+        alone(earlier)  # untimed: writes its prompts
+        return ask(question)
+
+    seconds: dict[str, list[float]] = {"recalled": [], "alone": []}
+    size = 0
+    for r in range(rounds):
+        earlier, question = QUESTIONS[r % len(QUESTIONS)], QUESTIONS[(r + 1) % len(QUESTIONS)]
+        for mode in ("recalled", "alone") if r % 2 == 0 else ("alone", "recalled"):
+            seconds[mode].append(after(earlier, question) if mode == "recalled" else alone(question))
+            if mode == "recalled":
+                size = max(size, prompts.stat().st_size)
+    median = {mode: round(float(np.median(values)), 2) for mode, values in seconds.items()}
+    return {"rounds": {m: [round(v, 2) for v in values] for m, values in seconds.items()}, "median_s": median,
+            "speedup": round(median["alone"] / median["recalled"], 2), "file_mb": round(size / 2**20)}  # fmt: skip
 
 
 def _free_port() -> int:

@@ -126,6 +126,8 @@ def markdown(r: dict, plots: list[str]) -> str:
         lines += _growth(r["growth"])
     if "answers" in r:
         lines += _answers(r)
+    if "command_line" in r:
+        lines += _command_line(r["command_line"])
     if "serving" in r:
         s = r["serving"]
         lines += [
@@ -455,3 +457,18 @@ def _plot(r: dict, out: Path) -> list[str]:
     fig.savefig(out / "bench-latency.png", dpi=110)
     plt.close(fig)
     return ["bench-latency.png"]
+
+
+def _command_line(c: dict) -> list[str]:
+    if "skipped" in c:
+        return ["## The command line", "", f"Skipped: {c['skipped']}.", ""]
+    m, rounds = c["median_s"], c["rounds"]
+    return [
+        "## The command line",
+        "",
+        f"`docqa ask` on the sample article, a process for each question (models cached), asked after another "
+        f"question: {m['recalled']} s median, the last command's prompts recalled ({c['file_mb']} MB on disk), "
+        f"against {m['alone']} s with none to recall, {c['speedup']}x ({len(rounds['alone'])} alternating rounds: "
+        f"{', '.join(map(str, rounds['recalled']))} s against {', '.join(map(str, rounds['alone']))} s).",
+        "",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import time
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,34 @@ def test_passages_in_reading_order_are_measured_against_best_first(minilm, tmp_p
         f"prompt tokens read per answer {reading['prompt_tokens_read']} against {rank['prompt_tokens_read']}"
         in text
     )
+
+
+def test_the_command_line_is_timed_after_a_question_whose_prompts_it_recalls_and_with_none(
+    monkeypatch, tmp_path: Path
+):
+    """Each timed `docqa ask` of the recalled kind finds the file the question before it wrote;
+    each of the other kind finds none; the report gives both and their ratio."""
+    from types import SimpleNamespace
+
+    from bench import answering, report
+
+    prompts = tmp_path / "cache" / "prompts.npz"
+    monkeypatch.setattr(answering, "from_config", lambda config: SimpleNamespace(prompts=prompts))
+    asked = []
+
+    def ask(command: list[str], **kwargs) -> None:  # as `docqa ask` does: recall, answer, remember
+        asked.append((command[command.index("ask") + 1], prompts.exists()))
+        prompts.parent.mkdir(exist_ok=True)
+        prompts.write_bytes(b"x" * 2**21)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(answering.subprocess, "run", ask)
+    out = answering.command_line(tmp_path / "index", Config(), rounds=2)
+    q = answering.QUESTIONS
+    assert asked == [(q[0], False), (q[1], True), (q[1], False), (q[2], False), (q[1], False), (q[2], True)]
+    assert [len(out["rounds"][m]) for m in ("recalled", "alone")] == [2, 2] and out["file_mb"] == 2
+    text = "\n".join(report._command_line(out))
+    assert f"{out['speedup']}x" in text and f"{out['median_s']['alone']} s with none to recall" in text
 
 
 def test_only_a_whole_bench_run_writes_to_reports():
