@@ -116,18 +116,19 @@ def combine_messages(title: str | None, summaries: list[tuple[str, str]], senten
 
 def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, list[str], bool]:
     """(the summary's sentences a source holds, those left out, whether any was held), by the
-    support check answers pass (qa/support.py). A last sentence the model was cut off in is left
-    out too. When no sentence is held, the text stays whole and is marked as not supported."""
+    support check answers pass (qa/support.py), the sources' titles given. A last sentence the
+    model was cut off in is left out too. When no sentence is held, the text stays whole and is
+    marked as not supported."""
     said = [text[a:b].strip() for a, b in sentences(text)]
     if len(said) > 1 and not said[-1].rstrip("\"'”’)]").endswith((".", "!", "?", "…")):
         said, cut = said[:-1], [said[-1]]
     else:
         cut = []
     passages, titles = [p.text for p in sources], [p.title for p in sources]
-    held = [
-        bool(passages) and best(s, passages, titles=titles, threshold=threshold)[1].holds(threshold)
-        for s in said
-    ]
+    # A summary names its documents by their titles ('The "Pricing" page lists ...'): their words
+    # are given, as a question's are, so they need only stand in that passage's own title.
+    named = " ".join(titles)
+    held = [bool(passages) and best(s, passages, named, titles, threshold)[1].holds(threshold) for s in said]
     if not any(held):
         return text, [], False
     kept = [s for s, ok in zip(said, held, strict=True) if ok]

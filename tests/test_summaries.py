@@ -147,3 +147,21 @@ def test_a_summary_nothing_bears_out_is_kept_whole_and_marked():
     summary = "The council approved the budget. The vote was close."
     assert check(summary, SOURCES, 0.5) == (summary, [], False)
     assert caveats([], False) == ["The documents do not bear out this summary as written: read it with care."]
+
+
+def test_a_summary_sentence_that_names_its_document_by_title_is_held_by_it():
+    pricing = "Pricing\n\nThe Pro plan costs 30 dollars a month and includes 5 seats."
+    sources = [*SOURCES, Passage("page.html", "Pricing", 0, len(pricing), pricing, 1.0, {})]
+    summary = ('The "Pricing" page says the Pro plan costs 30 dollars a month. '
+               'The "Pricing" page says the Pro plan costs 40 dollars a month. '
+               'The "Talks in Tehran" document says Ismail Khan mediated the meeting. '
+               'The "Pricing" page says Ismail Khan mediated the meeting.')  # fmt: skip
+    text, left_out, supported = check(summary, sources, 0.6)
+    assert supported and text == (
+        'The "Pricing" page says the Pro plan costs 30 dollars a month. '
+        'The "Talks in Tehran" document says Ismail Khan mediated the meeting.'
+    )
+    assert left_out == [
+        'The "Pricing" page says the Pro plan costs 40 dollars a month.',
+        'The "Pricing" page says Ismail Khan mediated the meeting.',
+    ]
