@@ -410,7 +410,7 @@ def _print_sources(answer) -> None:
 
 
 def _summarize(args: argparse.Namespace) -> int:
-    from qa.render import caveats
+    from qa.render import caveats, counted, drawn_from
 
     assistant = _assistant(args, summary_sentences=args.sentences)
     summary = assistant.summarize(args.doc_id, progress=None if args.json else _progress)
@@ -421,9 +421,9 @@ def _summarize(args: argparse.Namespace) -> int:
     for line in caveats(summary.left_out, summary.supported):
         print(line)
     docs = sorted({p.doc_id for p in summary.sources})
-    print(f"Drawn from {len(summary.sources)} passages of {len(docs)} document(s): {', '.join(docs[:10])}")
+    print(f"{drawn_from(summary.sources)}: {', '.join(docs[:10])}")
     print(
-        f"({summary.seconds:.1f} s, {summary.calls} model calls, {summary.cached} from cache; {summary.model})"
+        f"({summary.seconds:.1f} s, {counted(summary.calls, 'model call')}, {summary.cached} from cache; {summary.model})"
     )
     return 0
 

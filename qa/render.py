@@ -154,6 +154,16 @@ def _best_sentence(document: str, start: int, end: int, claim: str) -> tuple[int
     return max(spans, key=lambda span: support(claim, document[span[0] : span[1]]).score)
 
 
+def counted(n: int, noun: str) -> str:
+    """ "1 passage", "2 passages": a count with its noun."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def drawn_from(sources: list[Passage]) -> str:
+    """What a summary drew on: "Drawn from 3 passages of 2 documents"."""
+    return f"Drawn from {counted(len(sources), 'passage')} of {counted(len({p.doc_id for p in sources}), 'document')}"
+
+
 def caveats(left_out: list[str], supported: bool) -> list[str]:
     """What a summary's reader should know about the sentences the documents do not bear out."""
     lines = []
@@ -161,7 +171,7 @@ def caveats(left_out: list[str], supported: bool) -> list[str]:
         lines.append("The documents do not bear out this summary as written: read it with care.")
     if left_out:
         lines.append(
-            f"Left out, {len(left_out)} sentence(s) of the model's summary the documents do not bear out:"
+            f"Left out, {counted(len(left_out), 'sentence')} of the model's summary the documents do not bear out:"
         )
         lines += [f"  - {s}" for s in left_out]
     return lines
@@ -181,6 +191,6 @@ def summary_html(
     return (
         f'<div class="summary"><h4>{html.escape(title)}</h4><p>{html.escape(text)}</p>{warn}'
         f'<p class="note">{html.escape(note)}</p>'
-        f"<details><summary>Drawn from {len(sources)} passages of {len(docs)} document(s)</summary>"
+        f"<details><summary>{html.escape(drawn_from(sources))}</summary>"
         f"<ul>{items}</ul></details></div>"
     )

@@ -28,6 +28,7 @@ from qa.export import answer_from_dict, to_markdown
 from qa.render import (
     answer_html,
     asked_as_html,
+    counted,
     draft_html,
     final_answer_html,
     sources_html,
@@ -202,7 +203,7 @@ class Handlers:
             yield _error(e), {"error": str(e)}
             return
         s = result["summary"]
-        note = f"{s.seconds:.1f} s · {s.calls} model calls, {s.cached} from cache · {s.model}"
+        note = f"{s.seconds:.1f} s · {counted(s.calls, 'model call')}, {s.cached} from cache · {s.model}"
         yield summary_html(s.title, s.text, s.sources, note, s.left_out, s.supported), s.to_dict()
 
     def documents(self) -> tuple[list[list], list[list], list[tuple[str, str]]]:

@@ -11,7 +11,7 @@ from embeddings.config import Config
 from embeddings.errors import QuestionError
 from embeddings.index import Index
 from qa.assistant import Assistant
-from qa.render import caveats
+from qa.render import caveats, drawn_from
 from qa.retriever import Passage
 from qa.summarize import check, pack
 from tests.fakes import FakeEmbedder, FakeGenerator
@@ -165,3 +165,14 @@ def test_a_summary_sentence_that_names_its_document_by_title_is_held_by_it():
         'The "Pricing" page says the Pro plan costs 40 dollars a month.',
         'The "Pricing" page says Ismail Khan mediated the meeting.',
     ]
+
+
+def test_what_a_summary_left_out_and_drew_on_is_counted_in_words_that_agree():
+    assert caveats(["A."], True) == [
+        "Left out, 1 sentence of the model's summary the documents do not bear out:",
+        "  - A.",
+    ]
+    assert caveats(["A.", "B."], True)[0].startswith("Left out, 2 sentences of")
+    assert drawn_from(SOURCES) == "Drawn from 1 passage of 1 document"
+    other = Passage("b.txt", "Other", 0, 5, "Other", 1.0, {})
+    assert drawn_from([*SOURCES, SOURCES[0], other]) == "Drawn from 3 passages of 2 documents"
