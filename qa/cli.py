@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from embeddings.config import Config
 from embeddings.errors import DocqaError
-from qa.generator import RUNTIMES
+from qa.generator import RUNTIMES, remembering
 
 _DEFAULTS = Config()
 RUNTIME_HELP = "default: onnx-int4 (4-bit) on a CPU, transformers on a GPU"
@@ -276,31 +276,10 @@ def _assistant(args: argparse.Namespace, **settings):
     return Assistant.open(config=config)
 
 
-@contextlib.contextmanager
-def _remembering(assistant):
-    """The prompts the last command read are recalled before the block, and those read by now
-    written after it (qa/runtimes/kept_prompts.py): the next question about the same documents
-    reads only what its prompt does not share with them."""
-    from qa.generator import LocalGenerator
-
-    generator = assistant.generator
-    local = isinstance(generator, LocalGenerator)
-    if local:
-        generator.recall()
-    try:
-        yield
-    finally:
-        if local:
-            try:
-                generator.remember()
-            except OSError as e:  # the answer stands; the next question reads its prompt whole
-                print(f"docqa: could not keep the prompts read for the next question: {e}", file=sys.stderr)
-
-
 def _ask(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
     scope = _scope(args)
-    with _remembering(assistant):
+    with remembering(assistant.generator):
         if args.json:
             print(json.dumps(assistant.ask(args.question, scope).to_dict(), indent=2, ensure_ascii=False))
             return 0
@@ -345,7 +324,7 @@ def _chat(args: argparse.Namespace) -> int:
     if interactive:
         print("Ask about your documents; follow-up questions may say he, it or there. Ctrl-D ends.",
               file=sys.stderr)  # fmt: skip
-    with _remembering(assistant):
+    with remembering(assistant.generator):
         for question in _lines(interactive):
             if not question.strip():
                 continue

@@ -9,6 +9,8 @@ Either way one scheduler thread decodes the waiting questions together (qa/decod
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -110,6 +112,24 @@ class LocalGenerator:
         next process to `recall`, replacing those written before."""
         if self.prompts is not None:
             self.scheduler.batch.remember(self.prompts)
+
+
+@contextlib.contextmanager
+def remembering(generator: Generator) -> Iterator[None]:
+    """The prompts the last process read are recalled before the block, and those read by now
+    written after it (qa/runtimes/kept_prompts.py): the next question about the same documents
+    reads only what its prompt does not share with them. Only a LocalGenerator keeps prompts."""
+    local = isinstance(generator, LocalGenerator)
+    if local:
+        generator.recall()
+    try:
+        yield
+    finally:
+        if local:
+            try:
+                generator.remember()
+            except OSError as e:  # the answers stand; the next question reads its prompt whole
+                print(f"docqa: could not keep the prompts read for the next question: {e}", file=sys.stderr)
 
 
 def pick_runtime(device: str, runtime: str | None, dtype: str | None) -> str:

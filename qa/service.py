@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +25,7 @@ from embeddings.table import DocumentInfo
 from embeddings.watch import follow
 from qa.assistant import AnswerStream, Assistant, Conversation, runtime
 from qa.conversation import Turn
-from qa.generator import Generator
+from qa.generator import Generator, remembering
 from qa.generator import from_config as load_generator
 from qa.summarize import Summary
 
@@ -120,6 +120,7 @@ class Service:
         self._state, self._message = "loading", "Starting ..."
         self._index_lock = threading.Lock()  # one index update at a time from this process
         self._watch, self._stop = False, threading.Event()  # watching the folder; set to stop watching
+        self._held = ExitStack()  # what `stop` lets go of: the generator's kept prompts
         self.slots = Slots(MODEL_TURNS * (ray.replicas.most if ray else 1))  # each replica decodes its own
 
     # Start-up
@@ -162,6 +163,9 @@ class Service:
             self._message = f"Loading the generator {self.config.generator} (the first start converts it once, about a minute) ..."
             generator = self._generator or load_generator(self.config)
             self._generator = generator
+            # Start from the prompts the last docqa command or server read; this server's are
+            # written for the next when it stops.
+            self._held.enter_context(remembering(generator))
             self._assistant = Assistant(Index.open(self.config.index_dir, embedder), generator, self.config)
             self._state, self._message = (
                 "ready",
@@ -280,8 +284,10 @@ class Service:
         return report, [u for u in self.library.uploads() if u.status != "indexed"]
 
     def stop(self) -> None:
-        """Stop watching the documents folder; take down the models' Ray deployments, if any."""
+        """Stop watching the documents folder; write the prompts read for the next process; take
+        down the models' Ray deployments, if any."""
         self._stop.set()
+        self._held.close()
         if self._ray is not None:
             self._ray.stop()
 

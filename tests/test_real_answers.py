@@ -138,3 +138,37 @@ def test_the_next_docqa_ask_reads_only_what_its_prompt_does_not_share_with_the_l
         "the passages were not read again"
     )
     assert "wheat" in second["text"].lower() and "Ismail Khan" in first["text"]
+
+
+def test_a_server_starts_from_the_prompts_the_last_one_read_and_writes_its_own_when_it_stops(
+    seed_index, minilm
+):
+    """`docqa serve` recalls the kept prompts when its generator loads and writes its own when it
+    stops, as `docqa ask` does for each question: the first question after a restart reads only
+    what its prompt does not share with those the last server read."""
+    from qa import generator
+    from qa.service import Service
+
+    config = Config(index_dir=seed_index, generator=models.SMALL)
+
+    def serve() -> Service:
+        generator._load.cache_clear()  # a new process: nothing read yet
+        return Service(config, embedder=minilm).start(background=False)
+
+    generator._load.cache_clear()
+    prompts = generator.from_config(config).prompts
+    assert prompts is not None
+    prompts.unlink(missing_ok=True)
+    first = serve()
+    answer = first.assistant.ask("Who mediated the meeting?")
+    assert first.assistant.generator.scheduler.batch.tokens_reused == 0 and not prompts.exists()
+    first.stop()
+    assert prompts.is_file(), "written when the server stops"
+    second = serve()
+    again = second.assistant.ask("What did India give?")
+    batch = second.assistant.generator.scheduler.batch
+    second.stop()
+    assert batch.tokens_reused > 100 and batch.tokens_read < batch.tokens_reused, (
+        "the passages were read again"
+    )
+    assert "Ismail Khan" in answer.text and "wheat" in again.text.lower()
