@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if "serve" in stages:
         print("bench: serving memory and cold start ...", file=sys.stderr)
         seeds = args.work / "bench-seeds"
-        results["serving"] = answering.serving(seeds, ROOT / "seeds")
+        results["serving"] = answering.serving(seeds, ROOT / "seeds", config)
         print("bench: answers per minute on Ray Serve ...", file=sys.stderr)
         if "asking" not in results:  # the one-process figure it stands beside, from this run
             results["asking"] = answering.asking(

@@ -137,6 +137,7 @@ def markdown(r: dict, plots: list[str]) -> str:
             f"of the server after {s['answers']} answers: {s['peak_rss_gb']} GB ({s['goal_rss_gb']}: "
             f"{_ok(s['peak_rss_gb'], s['goal_rss_gb'])}).",
             "",
+            *_restart(s["restart"]),
         ]
     if "serving_ray" in r:
         ray = r["serving_ray"]
@@ -227,6 +228,20 @@ def _answers(r: dict) -> list[str]:
     if "blocks" in r:
         lines += block_sizes(r["blocks"])
     return lines
+
+
+def _restart(r: dict) -> list[str]:
+    """The first question after `docqa serve` restarts, with the prompts it wrote when it stopped
+    and with none (bench.answering.serving)."""
+    if "skipped" in r:
+        return [f"A restart from the prompts the server kept: skipped ({r['skipped']}).", ""]
+    return [
+        f"Stopped as Ctrl-C stops it, the server wrote the prompts it read; started again, it was asked "
+        f'"{r["question"]}" (not asked before) once its models were ready: answered in {r["recalled"]} s, '
+        f"against {r['none']} s in a server started with no kept prompts ({r['ratio']}x); from the start of "
+        f"each to that answer {r['recalled_to_first_answer_s']} s against {r['none_to_first_answer_s']} s.",
+        "",
+    ]
 
 
 def block_sizes(b: dict) -> list[str]:

@@ -146,6 +146,40 @@ def test_passages_in_reading_order_are_measured_against_best_first(minilm, tmp_p
     )
 
 
+def test_a_restarted_server_is_timed_on_a_new_question_with_the_prompts_it_wrote_and_with_none(
+    monkeypatch, tmp_path: Path
+):
+    """The first server starts with no kept prompts and writes them when it stops; the restart
+    finds them and is asked a question the first was not; the server it is compared with finds
+    none; the report gives both and their ratio."""
+    from types import SimpleNamespace
+
+    from bench import answering, report
+
+    prompts = tmp_path / "cache" / "prompts.npz"
+    prompts.parent.mkdir()
+    prompts.write_bytes(b"left by an earlier command")
+    monkeypatch.setattr(answering, "from_config", lambda config: SimpleNamespace(prompts=prompts))
+    started = []
+
+    def serve(index_dir: Path, docs: Path, questions: list[str]) -> dict:  # recall, answer, write
+        started.append((questions, prompts.exists()))
+        prompts.write_bytes(b"kept")
+        first = 4.0 if started[-1][1] else 10.0
+        return {"to_first_answer_s": first + 20, "first_answer_s": first, "peak_rss_gb": 2.3}
+
+    monkeypatch.setattr(answering, "_serve", serve)
+    out = answering.serving(tmp_path / "index", tmp_path / "docs", Config(), answers=3)
+    q = answering.QUESTIONS
+    assert started == [(q[:3], False), ([q[3]], True), ([q[3]], False)]
+    assert out["cold_start_to_first_answer_s"] == 30.0 and out["peak_rss_gb"] == 2.3
+    assert out["restart"]["ratio"] == 2.5 and out["restart"]["question"] == q[3]
+    text = "\n".join(report._restart(out["restart"]))
+    assert "answered in 4.0 s, against 10.0 s in a server started with no kept prompts (2.5x)" in text
+    skipped = report._restart({"skipped": "the transformers runtime keeps no prompts"})
+    assert "skipped (the transformers runtime keeps no prompts)" in skipped[0]
+
+
 def test_the_command_line_is_timed_after_a_question_whose_prompts_it_recalls_and_with_none(
     monkeypatch, tmp_path: Path
 ):
