@@ -155,7 +155,7 @@ def _best_sentence(document: str, start: int, end: int, claim: str) -> tuple[int
 
 
 def counted(n: int, noun: str) -> str:
-    """ "1 passage", "2 passages": a count with its noun."""
+    """A count with its noun: "1 passage", "2 passages"."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 

@@ -128,7 +128,9 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     # A summary names its documents by their titles ('The "Pricing" page lists ...'): their words
     # are given, as a question's are, so they need only stand in that passage's own title.
     named = " ".join(titles)
-    held = [bool(passages) and best(s, passages, named, titles, threshold)[1].holds(threshold) for s in said]
+    held = [
+        bool(passages) and best(s, passages, "", titles, threshold, named)[1].holds(threshold) for s in said
+    ]
     if not any(held):
         return text, [], False
     kept = [s for s, ok in zip(said, held, strict=True) if ok]

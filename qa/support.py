@@ -39,14 +39,15 @@ class Support:
 NONE = Support(0.0, 0, 0)
 
 
-def support(sentence: str, passage: str, question: str = "", title: str = "") -> Support:
+def support(sentence: str, passage: str, question: str = "", title: str = "", named: str = "") -> Support:
     """How well `passage` holds `sentence`. Words the question gives count only where they do
     not carry the claim: they need not be in the window, but a key word the question gives must
-    still be somewhere in the passage or its title."""
+    still be somewhere in the passage or its title. The words of `named` are given the same way
+    (a summary names the documents it draws on by their titles) without being a question."""
     claim = content(sentence)
     if not claim:
         return NONE  # "It was." is no evidence of anything
-    given = set(content(question))
+    given = set(content(question)) | set(content(named))
     counted = [w for w in claim if w not in given] or claim
     keys = key_words(sentence)
     anywhere = vocabulary(passage) | vocabulary(title)
@@ -132,11 +133,11 @@ def _plain(text: str, scopes: list[set[str]]) -> set[str]:
 
 
 def best(sentence: str, passages: list[str], question: str = "", titles: list[str] | None = None,
-         threshold: float = 0.0) -> tuple[int, Support]:  # fmt: skip
+         threshold: float = 0.0, named: str = "") -> tuple[int, Support]:  # fmt: skip
     """(1-based number, support) of the passage that best holds `sentence`: one that holds it at
     `threshold` before any that does not, then the higher score."""
     titles = titles or [""] * len(passages)
-    checks = [support(sentence, p, question, t) for p, t in zip(passages, titles, strict=True)]
+    checks = [support(sentence, p, question, t, named) for p, t in zip(passages, titles, strict=True)]
     n = max(range(len(checks)), key=lambda i: (checks[i].holds(threshold), checks[i].score))
     return n + 1, checks[n]
 

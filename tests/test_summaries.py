@@ -165,6 +165,10 @@ def test_a_summary_sentence_that_names_its_document_by_title_is_held_by_it():
         'The "Pricing" page says the Pro plan costs 40 dollars a month.',
         'The "Pricing" page says Ismail Khan mediated the meeting.',
     ]
+    # A title is not a question: one that says "not" does not let a sentence deny its passage.
+    denied = [Passage("a.txt", "Not a quiet week", 0, len(ARTICLE), ARTICLE, 1.0, {})]
+    summary = "Ahmad Massoud met Amir Khan Muttaqi in Tehran. Ahmad Massoud did not meet Amir Khan Muttaqi in Tehran."
+    assert check(summary, denied, 0.6)[1] == ["Ahmad Massoud did not meet Amir Khan Muttaqi in Tehran."]
 
 
 def test_what_a_summary_left_out_and_drew_on_is_counted_in_words_that_agree():
