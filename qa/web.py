@@ -488,7 +488,25 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
     config = uvicorn.Config(app(service, key), log_level="warning", timeout_graceful_shutdown=5)
-    stop.serve(uvicorn.Server(config), listening)
+    stop.serve(_server(config), listening)
+
+
+def _server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn's server for `config`'s app, which ends the UI's session streams when it shuts
+    down. Each open page (and gradio_client) holds a heartbeat stream that Gradio ends once its
+    app's stop event is set, as Gradio's own launch does on close; left open, each held the
+    shutdown until timeout_graceful_shutdown, which then printed a traceback of cancelled tasks."""
+    import uvicorn
+    from starlette.routing import Mount
+
+    ui = next(route.app for route in config.app.routes if isinstance(route, Mount))  # Gradio, at /
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            ui.stop_event.set()  # in the server's event loop, where the streams wait on it
+            await super().shutdown(sockets)
+
+    return Server(config)
 
 
 class _Stop:

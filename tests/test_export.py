@@ -110,6 +110,32 @@ def test_a_server_stopped_as_systemd_or_docker_stops_it_leaves_no_downloads_behi
     assert not list(temp.glob("docqa-export-*")), "the page's downloads went with the server"
 
 
+def test_a_server_with_a_page_open_stops_at_once_without_a_traceback(tmp_path):
+    """An open page holds a heartbeat stream (gradio_client opens the same one); the server ends
+    it when asked to stop, instead of waiting for it and then printing the cancelled tasks."""
+    from gradio_client import Client
+
+    port = free_port()
+    command = [sys.executable, "-m", "qa.cli", "serve", "--port", str(port), "--index", str(tmp_path / "index"),
+               "--model", models.SMALL]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, client = time.monotonic() + 120, None
+        while client is None:  # its heartbeat stream stays open
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+            with contextlib.suppress(Exception):  # not listening yet, or too busy loading to answer
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            time.sleep(0.5)
+        assert client.predict(api_name="/status")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130, "interrupted"
+        said = proc.stderr.read()
+    finally:
+        proc.kill()
+    assert "graceful shutdown exceeded" not in said and "Traceback" not in said, said[-2000:]
+    assert "docqa serve: interrupted" in said
+
+
 # A server whose SIGTERM arrives while a finaliser runs: each old event loop that is collected runs
 # BaseEventLoop.__del__, and a handler that raised there had its exception swallowed.
 _STOPPED_IN_A_FINALISER = """
