@@ -8,6 +8,7 @@ while serving and the cold start of `docqa serve`."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -436,17 +437,14 @@ def _serve(index_dir: Path, docs: Path, questions: list[str]) -> dict:
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        client = None
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("docqa serve exited before its models were ready")
-            try:
-                client = client or Client(f"http://127.0.0.1:{port}/", verbose=False)
-                if "generator:" in str(client.predict(api_name="/status")):  # the status line once ready
-                    break
-            except Exception:  # not up yet
-                pass
+        client, status = None, ""
+        while "generator:" not in status:  # the status line once the models are ready
+            if proc.poll() is not None or "could not start" in status:
+                raise RuntimeError(f"docqa serve did not start ({status or 'it exited'})")
             time.sleep(0.5)
+            with contextlib.suppress(Exception):  # not up yet
+                client = client or Client(f"http://127.0.0.1:{port}/", verbose=False)
+                status = str(client.predict(api_name="/status"))
         asked = time.perf_counter()
         _, _, answer = client.predict(questions[0], api_name="/ask")
         done = time.perf_counter()
