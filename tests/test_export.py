@@ -127,13 +127,12 @@ def test_a_server_with_a_page_open_stops_at_once_without_a_traceback(tmp_path):
                 client = Client(f"http://127.0.0.1:{port}/", verbose=False)
             time.sleep(0.5)
         assert client.predict(api_name="/status")
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130, "interrupted"
+        proc.send_signal(signal.SIGTERM)  # the same shutdown as Ctrl-C's, wherever SIGINT is ignored
+        assert proc.wait(timeout=60) == 0, "a stop asked for is not a failure"
         said = proc.stderr.read()
     finally:
         proc.kill()
     assert "graceful shutdown exceeded" not in said and "Traceback" not in said, said[-2000:]
-    assert "docqa serve: interrupted" in said
 
 
 # A server whose SIGTERM arrives while a finaliser runs: each old event loop that is collected runs
