@@ -3,6 +3,7 @@ summarise."""
 
 from __future__ import annotations
 
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -48,10 +49,13 @@ class AnswerStream:
     `answer` is the checked answer once the text has been read to its end; reading `answer`
     earlier reads (and generates) the rest first. `close()`, or leaving a `with` block, stops the
     model where it is: a stream closed early has no answer (None). In a conversation,
-    `standalone` is the question as retrieval searches it, once the follow-up is rewritten."""
+    `standalone` is the question as retrieval searches it, once the follow-up is rewritten.
+    `gone` is set by a reader that went away before the first piece came: a stream still waiting
+    for a turn with the model (`Service`) gives up its place."""
 
     def __init__(self, pieces: Callable[[Callable[[Answer], None]], Iterator[str]]) -> None:
         self.standalone: str | None = None
+        self.gone = threading.Event()
         self._answer: Answer | None = None
         self._closed = False
         self._pieces = pieces(self._done)

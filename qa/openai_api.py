@@ -91,8 +91,11 @@ def chat_request(body: object, embedding_model: str) -> ChatRequest:
         value = _get(body, name, (int, float))
         if value is not None and not low <= value <= high:
             raise ApiError(400, f"{name} must be between {low} and {high}, got {value}", name)
-    for name in ("max_tokens", "max_completion_tokens", "seed"):  # checked, then ignored
-        _get(body, name, int)
+    for name in ("max_tokens", "max_completion_tokens"):  # checked, then ignored
+        value = _get(body, name, int)
+        if value is not None and value < 1:
+            raise ApiError(400, f"{name} must be at least 1, got {value}", name)
+    _get(body, "seed", int)
     _get(body, "stream_options", dict)
     for name, kind, refused, why in REFUSED:
         value = _get(body, name, kind)

@@ -2,10 +2,12 @@
 and GET /v1/models. A body is read within a size cap and checked by openai_api; the Service
 answers, with the same turns at the model as the web UI. The blocking work runs on worker threads
 of the API's own, so questions waiting for a turn never hold the threads the web UI needs. A client
-that goes away stops its answer: the model's stream is closed at the next piece."""
+that goes away stops its answer: the model's stream is closed at the next piece, and a question
+still waiting for its turn gives up its place."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -21,7 +23,7 @@ from embeddings.errors import DocqaError, QuestionError
 from qa import openai_api
 from qa.assistant import AnswerStream
 from qa.openai_api import ApiError
-from qa.service import Busy, NotReady, Service
+from qa.service import Busy, Left, NotReady, Service
 
 log = logging.getLogger("docqa.openai")
 MAX_BODY_BYTES = 1_000_000
@@ -51,7 +53,10 @@ def router(service: Service) -> APIRouter:
         stream = await run(_ask, service, asked)  # a scope is read against the index: off the event loop
         reply, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:
-            first = await run(next, stream, None)  # waits for a turn: Busy comes before any header
+            first = await _first(stream, request, run)  # Busy comes before any header
+        except Left:
+            stream.close()
+            return Response(status_code=204)  # nobody to answer
         except BaseException:
             stream.close()
             raise
@@ -75,7 +80,10 @@ def router(service: Service) -> APIRouter:
         body = await _json(request)
         embedder = service.assistant.index.embedder
         asked = openai_api.embeddings_request(body, embedder.name, embedder.dim)
-        vectors, tokens = await run(service.embed, asked.texts)
+        try:
+            vectors, tokens = await run(service.embed, asked.texts)
+        except QuestionError as e:  # a text longer than the model reads
+            raise ApiError(400, str(e), "input") from None
         return JSONResponse(openai_api.embeddings(vectors, tokens, embedder.name, asked.base64))
 
     @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
@@ -104,6 +112,20 @@ def _fine(service: Service, question: str) -> bool:
     except QuestionError:
         return False
     return True
+
+
+async def _first(stream: AnswerStream, request: Request, run) -> str | None:
+    """The stream's first piece, which waits for a turn with the model: a client that goes away
+    meanwhile gives up its place (the stream raises Left) instead of having the model answer no one."""
+    reading = asyncio.ensure_future(run(next, stream, None))
+    try:
+        while not (await asyncio.wait({reading}, timeout=0.5))[0]:
+            if await request.is_disconnected():
+                stream.gone.set()
+        return reading.result()
+    finally:
+        if not reading.done():  # this request was cancelled (the server stops)
+            stream.gone.set()
 
 
 async def _events(stream: AnswerStream, first: str | None, reply: str, created: int, run):

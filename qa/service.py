@@ -48,6 +48,14 @@ class Busy(DocqaError):
     """As many questions are waiting for the model as docqa lets wait."""
 
 
+class Failed(DocqaError):
+    """The models could not start: the message says what to fix; asking again will not help."""
+
+
+class Left(Exception):
+    """The caller went away while its question waited for a turn with the model."""
+
+
 class Slots:
     """The model's turns, shared by every caller of one process (the web UI and the OpenAI API):
     at most `size` answers and summaries at once, and at most `waiting` more waiting for a turn;
@@ -60,9 +68,10 @@ class Slots:
         self._running = self._waiting = 0
 
     @contextmanager
-    def turn(self) -> Iterator[None]:
+    def turn(self, gone: threading.Event | None = None) -> Iterator[None]:
         """Wait for a turn with the model and hold it for the block (Busy at once when the turns
-        are taken and as many callers as may wait are waiting)."""
+        are taken and as many callers as may wait are waiting; Left when `gone` is set while
+        waiting: a caller who went away gives up its place rather than using the model later)."""
         with self._count:
             free = self._turns.acquire(blocking=False)
             if not free and self._waiting >= self.max_waiting:
@@ -70,7 +79,9 @@ class Slots:
             self._waiting += not free
         if not free:
             try:
-                self._turns.acquire()
+                while not self._turns.acquire(timeout=0.2):
+                    if gone is not None and gone.is_set():
+                        raise Left("the caller went away before its turn with the model")
             finally:
                 with self._count:
                     self._waiting -= 1
@@ -181,7 +192,7 @@ class Service:
     def assistant(self) -> Assistant:
         if self._assistant is None:
             if self._state == "failed":
-                raise NotReady(self._message)
+                raise Failed(self._message)
             raise NotReady(f"docqa is still starting: {self._message}")
         return self._assistant
 
@@ -214,7 +225,7 @@ class Service:
 
     def _taking_turns(self, answering: AnswerStream) -> AnswerStream:
         def pieces(done: Callable) -> Iterator[str]:
-            with self.slots.turn(), answering:  # leaving closes the model's stream
+            with self.slots.turn(stream.gone), answering:  # leaving closes the model's stream
                 for piece in answering:
                     stream.standalone = answering.standalone
                     yield piece

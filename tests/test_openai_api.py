@@ -138,6 +138,8 @@ def test_a_scope_docqa_cannot_read_is_a_400_that_names_the_field(scope, param, s
         (ask(stream="yes"), "stream must be true or false, not a string"),
         (ask(n=True), "n must be an integer, not true or false"),
         (ask(max_tokens=1.5), "max_tokens must be an integer, not a number"),
+        (ask(max_tokens=0), "max_tokens must be at least 1, got 0"),
+        (ask(max_completion_tokens=-5), "max_completion_tokens must be at least 1, got -5"),
         (ask(messages="Who mediated?"), "messages must be a non-empty list"),
         (ask(messages=[]), "messages must be a non-empty list"),
         (ask(messages=["Who?"]), "messages[0] must be an object"),

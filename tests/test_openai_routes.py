@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from embeddings.config import Config
+from embeddings.errors import DocqaError
 from qa.answer import NOT_IN_DOCUMENTS
 from qa.service import Service, Slots
 from qa.web import app
@@ -208,6 +209,28 @@ def test_a_client_that_leaves_stops_the_model(tmp_path, serving):
     until(lambda: service.slots.load == (0, 0))
 
 
+def test_a_client_that_leaves_while_waiting_for_its_turn_gives_up_its_place(tmp_path, serving):
+    generator = Paced("The meeting was mediated by Ismail Khan. [1]")
+    service = make_service(tmp_path, generator)
+    service.slots = Slots(1)
+    url = serving(service)
+    generator.open.clear()  # the first question holds the model's only turn
+    first: list[httpx.Response] = []
+    holding = threading.Thread(target=lambda: first.append(httpx.post(url + "/v1/chat/completions", json=chat(),
+                                                                      timeout=60)))  # fmt: skip
+    holding.start()
+    until(lambda: service.slots.load == (1, 0))
+    for stream in (False, True):
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/v1/chat/completions", json=chat(stream=stream), timeout=1.0)
+        until(lambda: service.slots.load == (1, 0))  # its place in the queue is given up
+    generator.open.set()
+    holding.join(60)
+    assert first[0].status_code == 200
+    time.sleep(0.5)  # a question that kept its place would reach the model now
+    assert len(generator.written) == 1, "only the question whose client stayed was answered"
+
+
 def test_the_api_and_the_page_take_turns_at_the_model_together(tmp_path, serving):
     from gradio_client import Client
 
@@ -285,14 +308,27 @@ def test_embeddings_are_the_index_models_and_a_text_too_long_for_it_is_refused(t
     assert made.data[0].embedding == pytest.approx(
         FakeEmbedder().embed(["wheat from India"])[0].tolist(), abs=1e-6
     )
-    with pytest.raises(openai.BadRequestError, match="reads at most 254: split it"):
+    with pytest.raises(openai.BadRequestError, match="reads at most 254: split it") as refused:
         client.embeddings.create(model="fake-embedder", input="word " * 300)
+    assert refused.value.param == "input"
 
 
 def test_before_the_models_load_the_api_says_so(tmp_path, serving):
     url = serving(Service(Config(docs=tmp_path, index_dir=tmp_path / "index")))
     for reply in (httpx.get(url + "/v1/models"), httpx.post(url + "/v1/chat/completions", json=chat())):
         assert reply.status_code == 503 and "still starting" in reply.json()["error"]["message"]
+
+
+def test_models_that_could_not_start_are_an_error_to_fix_not_to_retry(tmp_path, serving):
+    service = Service(
+        Config(docs=tmp_path / "docs", index_dir=tmp_path / "index"), FakeGenerator(""), FakeEmbedder()
+    )
+    with pytest.raises(DocqaError):
+        service.start(background=False)  # an empty folder: nothing to index
+    url = serving(service)
+    for reply in (httpx.get(url + "/v1/models"), httpx.post(url + "/v1/chat/completions", json=chat())):
+        message = reply.json()["error"]["message"]
+        assert reply.status_code == 500 and "could not start" in message and "try again" not in message
 
 
 ROUTES = [
