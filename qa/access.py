@@ -30,6 +30,10 @@ def is_local(host: str) -> bool:
 def check_binding(host: str, key: str | None) -> None:
     """Refuse (ConfigError) to serve on an address other machines reach without a key, or with a
     key short enough to guess."""
+    if key and not key.isascii():  # an HTTP header carries ASCII: clients could not send the key
+        raise ConfigError(
+            f"the API key must be ASCII letters, digits and punctuation; make one with: {MAKE_KEY}"
+        )
     if key and len(key) < MIN_KEY_CHARS:
         raise ConfigError(
             f"the API key is {len(key)} characters long; use at least {MIN_KEY_CHARS}, "

@@ -103,7 +103,7 @@ def _card(number: int | None, p: Passage, cites: list[Citation] | None, document
 
 def asked_as_html(question: str, standalone: str | None) -> str:
     """The question as retrieval searched it, when a follow-up was rewritten; else nothing."""
-    if not standalone or standalone == question:
+    if not standalone or standalone == " ".join(question.split()):  # asked as typed, spaces aside
         return ""
     return f'<p class="note asked-as">Asked as: {html.escape(standalone)}</p>'
 

@@ -96,14 +96,15 @@ class Handlers:
         """The answer as it streams, then with its sources; from `docs` and the dates given, if any."""
         try:
             picked = [docs] if isinstance(docs, str) else docs or []  # one id, as an API caller may send
-            stream = self.service.ask(question, Scope.parse(picked, since=since, until=until))
             shown = ""
-            yield answer_html("…"), "", {}
-            for piece in stream:
-                shown += piece
-                # A draft until checked: API callers see it marked so, and the page says so.
-                yield draft_html(shown), "", {"draft": shown, "checked": False}
-            answer = stream.answer
+            # A page closed mid-answer drops this generator: leaving the block stops the model.
+            with self.service.ask(question, Scope.parse(picked, since=since, until=until)) as stream:
+                yield answer_html("…"), "", {"draft": shown, "checked": False}
+                for piece in stream:
+                    shown += piece
+                    # A draft until checked: API callers see it marked so, and the page says so.
+                    yield draft_html(shown), "", {"draft": shown, "checked": False}
+                answer = stream.answer
             yield (
                 final_answer_html(answer),
                 sources_html(answer, self.service.document_text),
@@ -131,14 +132,16 @@ class Handlers:
         before = self.chat_view(turns)
         said = {"role": "user", "content": html.escape(question)}
         try:
-            stream = self.service.chat(turns, question, Scope.parse(docs or [], since=since, until=until))
-            yield [*before, said, _reply(answer_html("…"))], stored
             draft = ""
-            for piece in stream:
-                draft += piece
-                shown = asked_as_html(question, stream.standalone) + draft_html(draft)
-                yield [*before, said, _reply(shown)], stored
-            answer = stream.answer
+            with self.service.chat(
+                turns, question, Scope.parse(docs or [], since=since, until=until)
+            ) as stream:
+                yield [*before, said, _reply(answer_html("…"))], stored
+                for piece in stream:
+                    draft += piece
+                    shown = asked_as_html(question, stream.standalone) + draft_html(draft)
+                    yield [*before, said, _reply(shown)], stored
+                answer = stream.answer
             turn = Turn(answer.question, answer.standalone or answer.question, answer)
             kept = [t.to_dict() for t in [*turns, turn][-KEPT_TURNS:]]
             yield [*before, said, _reply(turn_html(answer, len(turns), self._text_of))], kept
@@ -410,13 +413,15 @@ def build_ui(service: Service):
         chat_event = dict(fn=chat, inputs=[chat_question, kept, chat_picked, chat_since, chat_until], outputs=[chatbot, kept, chat_question],
                           concurrency_id="model", concurrency_limit=turns, api_visibility="private")  # fmt: skip
         offer_event = dict(fn=offer_chat, inputs=kept, outputs=chat_download, api_visibility="private")
-        chat_button.click(**chat_event).then(**offer_event)
-        chat_question.submit(**chat_event).then(**offer_event)
+        asking = [chat_button.click(**chat_event), chat_question.submit(**chat_event)]
+        for event in asking:
+            event.then(**offer_event)
+        # Starting over stops an answer still coming, which would otherwise bring the old turns back.
         new_chat.click(lambda: ([], [], gr.DownloadButton(visible=False)), outputs=[chatbot, kept, chat_download],
-                       api_visibility="private", concurrency_limit=None)  # fmt: skip
+                       api_visibility="private", concurrency_limit=None, cancels=asking)  # fmt: skip
         # The chat's own clear button starts over too, in the browser's keeping as on the page.
         chatbot.clear(lambda: ([], gr.DownloadButton(visible=False)), outputs=[kept, chat_download],
-                      api_visibility="private", concurrency_limit=None)  # fmt: skip
+                      api_visibility="private", concurrency_limit=None, cancels=asking)  # fmt: skip
         demo.load(lambda stored: (h.chat_view(_turns(stored)), offer_chat(stored)), inputs=kept,
                   outputs=[chatbot, chat_download], api_visibility="private", concurrency_limit=None)  # fmt: skip
         summarize_button.click(h.summarize, inputs=choice, outputs=[summary, summary_json], api_name="summarize",
@@ -474,13 +479,7 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str 
     access.check_binding first: this serves whatever it is given."""
     import uvicorn
 
-    address = host.strip("[]")  # [::1] as in a URL
-    try:
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        listening = socket.create_server((address, port), family=family)
-    except OSError as e:
-        raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e}): is docqa already running "
-                          "there? Choose another port with --port") from None  # fmt: skip
+    listening = listen(host, port)
     stop = _Stop()
     # SIGTERM, as systemd or docker stops a service, ends the server as Ctrl-C does, so that every
     # cleanup runs (the page's downloads hold passages of the user's documents). Handlers belong to
@@ -489,6 +488,19 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str 
         signal.signal(signal.SIGTERM, stop)
     config = uvicorn.Config(app(service, key), log_level="warning", timeout_graceful_shutdown=5)
     stop.serve(_server(config), listening)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The socket docqa serves on: `host` as given ([::1] as in a URL; :: every address, IPv4's
+    too, as uvicorn binds it), or a ConfigError that says what to do."""
+    address = host.strip("[]")
+    try:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        both = address == "::" and socket.has_dualstack_ipv6()
+        return socket.create_server((address, port), family=family, dualstack_ipv6=both)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e}): is docqa already running "
+                          "there? Choose another port with --port") from None  # fmt: skip
 
 
 def _server(config: uvicorn.Config) -> uvicorn.Server:

@@ -4,11 +4,13 @@ real HTTP in test_openai_routes.py and test_openai_client.py)."""
 from __future__ import annotations
 
 import base64
+import socket
 
 import pytest
 
 from embeddings.errors import ConfigError
 from qa.access import check_binding, is_local, presented
+from qa.web import listen
 
 KEY = "k" * 24
 
@@ -33,6 +35,17 @@ def test_any_other_address_refuses_to_start_without_a_key_and_says_how_to_set_on
 def test_a_key_short_enough_to_guess_is_refused():
     with pytest.raises(ConfigError, match="use at least 16"):
         check_binding("0.0.0.0", "secret")
+
+
+def test_a_key_no_http_header_can_carry_is_refused():
+    with pytest.raises(ConfigError, match="must be ASCII"):
+        check_binding("0.0.0.0", "schlüssel-" + "x" * 16)
+
+
+@pytest.mark.skipif(not socket.has_dualstack_ipv6(), reason="this machine has no dual-stack IPv6")
+def test_serving_on_every_ipv6_address_serves_ipv4_clients_too():
+    with listen("::", 0) as listening, socket.create_connection(("127.0.0.1", listening.getsockname()[1]), 5):
+        pass  # refused before: an IPv6-only socket
 
 
 def test_the_key_is_read_from_bearer_or_from_a_browsers_basic_login():

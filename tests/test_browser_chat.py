@@ -1,6 +1,6 @@
 """The Chat tab in Debian's Chromium against the real server with the small model: a question
 and a follow-up, each answer with its own sources; the conversation back after a reload; another
-browser starts with none; New conversation empties it. Screenshots land in test-artifacts/."""
+browser starts with none; New conversation empties it, an answer still coming included. Screenshots land in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -69,5 +69,23 @@ def test_a_conversation_keeps_each_answers_sources_and_survives_a_reload(browser
         page.get_by_role("tab", name="Chat").click()
         time.sleep(2)
         assert page.locator("#chat .turn").count() == 0, "and the emptied conversation stays empty"
+
+        # Starting over while an answer is still coming stops it: the old turns do not come back.
+        chat(page, "Who mediated the meeting between Massoud and Muttaqi?", 1)
+        page.locator("#chat-question textarea").fill("How much wheat did India send?")
+        page.locator("#chat-button").click()
+        page.get_by_text("How much wheat did India send?").first.wait_for(timeout=30_000)
+        page.locator("#new-conversation").click()
+        time.sleep(20)  # time enough for an answer that went on to finish and write its turns back
+        shown = page.locator("#chat").inner_text()
+        assert page.locator("#chat .turn").count() == 0 and "Massoud" not in shown, (
+            "the old turns did not come back"
+        )
+        assert "wheat" not in shown, "the answer that was coming was stopped"
+        page.reload()
+        page.get_by_text("documents ·").first.wait_for(timeout=60_000)
+        page.get_by_role("tab", name="Chat").click()
+        time.sleep(2)
+        assert page.locator("#chat .turn").count() == 0, "and the browser kept no turn of it"
     finally:
         context.close()
