@@ -141,32 +141,39 @@ def build(
         # The folder, then the live generation's tables: one after the other, as both are mostly
         # Python work (at a million chunks, in a thread each they took a third longer).
         with _no_cycle_collection():
-            found = _scan(config.docs, library, Scanned(config.index_dir / "scanned.sqlite"))
+            found = _scan(
+                config.docs, library, Scanned(config.index_dir / "scanned.sqlite"), config.index_dir
+            )
             live, report.rebuilt_because = Live.read(
                 config.index_dir, name, model_fingerprint, _chunker(config)
             )
         try:
-            keep, fresh = _sort(found, live.docs, library.excluded(), report)
+            excluded = library.excluded()
+            keep, fresh = _sort(found, live.docs, excluded, report)
             for s in report.skipped:
                 log(f"skipped {s.source}: {s.reason}")
-            report.removed = len(live.docs) - len(keep) - sum(p.id in live.docs for p in fresh)
+            unchanged = {p.id for p in keep}
+            if folders := tuple(s.source for s in report.skipped if s.folder):
+                # A folder that could not be listed is not one whose files were deleted.
+                unchanged |= live.held_under(folders) - {p.id for p in fresh} - excluded
+            report.removed = len(live.docs) - len(unchanged) - sum(p.id in live.docs for p in fresh)
             legacy = any(e.get("legacy") for e in live.manifest.get("segments", []))
             if live.manifest and not fresh and report.up_to_date and not legacy:
-                report.unchanged = len(keep)
+                report.unchanged = len(unchanged)
                 report.documents = live.manifest["counts"]["documents"]
                 report.chunks = live.manifest["counts"]["chunks"]
                 # A build killed after its commit may not have recorded its uploads: do it now.
                 _record_uploads(library, report, live.docs)
                 report.seconds = time.perf_counter() - started
                 return report
-            if not (keep or fresh):
+            if not (unchanged or fresh):
                 raise _nothing_readable(config.docs)
             embedding = _embedding(config, embedder, cluster, model_fingerprint, fresh)
             if report.rebuilt_because:
                 log(f"Re-embedding everything: {report.rebuilt_because}")
-            report.unchanged = len(keep)
+            report.unchanged = len(unchanged)
             try:
-                indexed = _write(config, embedding, live, keep, fresh, report, progress, log)
+                indexed = _write(config, embedding, live, unchanged, fresh, report, progress, log)
             finally:
                 embedding.close()
         finally:
@@ -200,7 +207,7 @@ def _embedding(config: Config, embedder: Embedder | None, cluster: Cluster | Non
     return embedding
 
 
-def _write(config: Config, embedding: Embedding, live: Live, keep: list[Pending], fresh: list[Pending],
+def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str], fresh: list[Pending],
            report: BuildReport, progress: bool, log: Log) -> set[str]:  # fmt: skip
     """Write the next generation: a segment of what is new or changed, the live segments with
     what is gone deleted, merged where due. Returns the ids of the documents it holds."""
@@ -211,7 +218,6 @@ def _write(config: Config, embedding: Embedding, live: Live, keep: list[Pending]
         ingest(fresh, live.docs)
         settle = partial(Vectors.settle, compress_above=config.compress_above, shard_map=embedding.shard_map)
         new = writer.finish(config.title_tokens > 0, settle)
-        unchanged = {p.id for p in keep}
         segments, files = live.next_segments(
             unchanged, new, workspace, config.title_tokens > 0, embedding.model.dim, settle
         )
@@ -242,10 +248,11 @@ def _check_room(config: Config, model: Description) -> None:
         )
 
 
-def _scan(docs: Path, library: Library, known: Scanned) -> list[Pending | Skipped]:
-    """The folder's documents, then the uploads stored beside the index."""
+def _scan(docs: Path, library: Library, known: Scanned, index_dir: Path) -> list[Pending | Skipped]:
+    """The folder's documents (not those of an index kept inside it), then the uploads stored
+    beside the index."""
     seen: set[str] = set()
-    found = list(scan(docs, seen=seen, known=known))
+    found = list(scan(docs, seen=seen, known=known, skip=index_dir))
     known.save()
     if library.uploads_dir.is_dir():
         found += scan(library.uploads_dir, UPLOAD_PREFIX, library.names(), seen)

@@ -6,6 +6,7 @@ is what chunk offsets point into.
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import re
@@ -17,20 +18,29 @@ from embeddings.pages import PAGE_STARTS, join_pages
 Parsed = tuple[str | None, str, dict[str, object]]  # title (None: derive one), text, metadata
 
 _DATE_LINE = re.compile(r"\A\s*(?:date|published)\s*:?\s*(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
-_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
+_FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM) text, or a reason why this is not a text file."""
-    if b"\x00" in data[:8192]:
+    """UTF-8 (with or without BOM) or UTF-16 (with BOM) text, or a reason why this is not a text file."""
+    if data.startswith(UTF16_BOMS):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise UnreadableDocument(f"not valid UTF-16 (at byte {e.start}); save it as UTF-8") from None
+        if "\x00" in text[:4096]:
+            raise UnreadableDocument("looks like a binary file (it holds NUL characters), not text")
+    elif b"\x00" in data[:8192]:
         raise UnreadableDocument("looks like a binary file (it holds NUL bytes), not text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UnreadableDocument(
-            f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8"
-        ) from None
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise UnreadableDocument(
+                f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8"
+            ) from None
     if not text.strip():
         raise UnreadableDocument("empty: it holds no text")
     return text

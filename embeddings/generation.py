@@ -58,6 +58,15 @@ class Live:
         for segment in self.segments:
             segment.close()
 
+    def held_under(self, folders: tuple[str, ...]) -> set[str]:
+        """The live documents read from files under `folders` (relative paths ending in "/")."""
+        return {
+            doc_id
+            for i, segment in enumerate(self.segments)
+            for doc_id, source in segment.table.sources().items()
+            if source.startswith(folders) and self.docs.get(doc_id, ("", -1))[1] == i
+        }
+
     def next_segments(
         self, keep: set[str], new: dict | None, workspace: Path, with_titles: bool, dim: int, settle: Settle
     ) -> tuple[list[dict], dict]:

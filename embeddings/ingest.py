@@ -150,6 +150,7 @@ class Ingest:
             for result in self.embedding(fresh, progress):
                 if isinstance(result, Skipped):
                     report.skipped.append(result)
+                    report.removed += result.id in indexed  # its old version is not carried over
                     self.log(f"skipped {result.source}: {result.reason}")
                     continue
                 doc, spans, vectors = result

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 from embeddings import formats, office
-from embeddings.errors import UnreadableDocument
-from embeddings.formats import decode, iso_date
+from embeddings.errors import ConfigError, UnreadableDocument
+from embeddings.formats import UTF16_BOMS, decode, iso_date
 
 PARSERS = {**formats.PARSERS, **office.PARSERS}
 SUPPORTED = (*PARSERS, ".jsonl")
@@ -46,16 +46,26 @@ class Pending:
     name: str | None = None  # what the user called the file, when it is stored under another name
 
     def load(self) -> Document:
+        """The document, parsed; UnreadableDocument says why it cannot be (gone since the scan, say)."""
         path = Path(self.path)
-        if self.line_offset is None:
-            title, text, metadata = PARSERS[path.suffix.lower()](path.read_bytes())
-            title = title or (Path(self.name).stem if self.name else _title_from(path))
-            if self.name:
-                metadata = {**metadata, "file": self.name}
-            return Document(self.id, title, text, self.hash, self.source, metadata)
-        with path.open("rb") as f:
-            f.seek(self.line_offset)
-            return _jsonl_document(json.loads(f.readline()), self.hash, self.source)
+        try:
+            if self.line_offset is None:
+                data = path.read_bytes()
+            else:
+                with path.open("rb") as f:
+                    f.seek(self.line_offset)
+                    data = f.readline().strip()
+        except OSError as e:
+            raise UnreadableDocument(f"cannot be read: {e.strerror or e}") from None
+        if self.line_offset is not None:
+            if _sha256(data) != self.hash:  # the line at this offset is no longer the one scanned
+                raise UnreadableDocument("the file changed while it was being indexed; index again")
+            return _jsonl_document(json.loads(data), self.hash, self.source)
+        title, text, metadata = PARSERS[path.suffix.lower()](data)
+        title = title or (Path(self.name).stem if self.name else _title_from(path))
+        if self.name:
+            metadata = {**metadata, "file": self.name}
+        return Document(self.id, title, text, self.hash, self.source, metadata)
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class Skipped:
     source: str
     reason: str
     id: str | None = None  # the document id, where the file gives one
+    folder: bool = False  # a folder that could not be listed: the documents indexed from it are kept
 
 
 def _title_from(path: Path) -> str:
@@ -79,34 +90,42 @@ def scan(
     names: Mapping[str, str] | None = None,
     seen: set[str] | None = None,
     known: Known | None = None,
+    skip: Path | None = None,
 ) -> Iterator[Pending | Skipped]:
-    """Every supported file under `root` (or `root` itself), in a stable order. File ids are
-    `prefix` + the path relative to `root`; `names` maps such a path to the name the user knows
-    the file by; ids already in `seen` are reported as duplicates. `known` has what an earlier
-    scan found in files that have not changed since, so those are not read again."""
-    root = Path(root).absolute()
+    """Every supported file under `root` (or `root` itself), in a stable order, and each file or
+    folder that cannot be read. File ids are `prefix` + the path relative to `root`; `names` maps
+    such a path to the name the user knows the file by; ids already in `seen` are reported as
+    duplicates. `known` has what an earlier scan found in files that have not changed since, so
+    those are not read again. The folder `skip` (an index kept inside `root`) is left out."""
+    root = Path(os.path.abspath(root))
     if not root.exists():
         raise FileNotFoundError(root)
-    files = [(root.name, str(root), None)] if root.is_file() else _walk(str(root), "")
+    problems: list[tuple[str, str, bool]] = []  # path relative to root, why, whether a folder
+    if root.is_file():
+        if os.path.splitext(root.name)[1].lower() not in _SUPPORTED:
+            raise ConfigError(
+                f"{root.name}: docqa reads {' '.join(SUPPORTED)}; give a folder or one of those files"
+            )
+        files = [] if _bad_name(root.name, "", problems) else [(root.name, str(root), None)]
+    else:
+        files = _walk(str(root), "", os.path.abspath(skip) if skip else "", problems)
     seen = set() if seen is None else seen
     names = names or {}
+    for relative, reason, folder in problems:
+        yield Skipped(prefix + relative, reason, folder=folder)
     for relative, where, stat in files:
+        name = names.get(relative)
+        source = name or prefix + relative
         try:
             stat = stat or os.stat(where)  # before the bytes: a change while they are read moves the time
-            if known is not None and (items := known.get(where, stat)) is not None:
+            if known is not None and (items := known.get(where, stat)) is not None and _from(items, source):
                 for item in items:
                     yield _once(item, seen)
                 continue
             data = Path(where).read_bytes()
         except OSError as e:
-            yield Skipped(
-                names.get(relative) or prefix + relative,
-                f"cannot be read: {e.strerror or e}",
-                prefix + relative,
-            )
+            yield Skipped(source, f"cannot be read: {e.strerror or e}", prefix + relative)
             continue
-        name = names.get(relative)
-        source = name or prefix + relative
         if os.path.splitext(where)[1].lower() != ".jsonl":
             items = [Pending(prefix + relative, _sha256(data), source, where, name=name)]
         else:
@@ -125,6 +144,12 @@ class Known(Protocol):
     def put(self, path: str, stat: os.stat_result, items: list[Pending | Skipped]) -> None: ...
 
 
+def _from(items: list[Pending | Skipped], source: str) -> bool:
+    """Whether what a scan recorded for a file was found from the same root as this scan: ids and
+    sources are paths relative to the root (a .jsonl file's are its lines, `source:N`)."""
+    return not items or items[0].source == source or items[0].source.startswith(source + ":")
+
+
 def _once(item: Pending | Skipped, seen: set[str]) -> Pending | Skipped:
     if isinstance(item, Pending):
         if item.id in seen:
@@ -133,23 +158,31 @@ def _once(item: Pending | Skipped, seen: set[str]) -> Pending | Skipped:
     return item
 
 
-def _walk(folder: str, relative: str) -> list[tuple[str, str, os.stat_result | None]]:
+def _walk(
+    folder: str, relative: str, skip: str, problems: list[tuple[str, str, bool]]
+) -> list[tuple[str, str, os.stat_result | None]]:
     """(path relative to the root, path, its stat) of each supported file, in path order; plain
-    strings and scandir, as a large folder is walked at every build. Hidden files and folders
-    are left out."""
+    strings and scandir, as a large folder is walked at every build. Hidden files and folders,
+    and the folder `skip`, are left out; what cannot be read goes into `problems`."""
     found: list[tuple[str, str, os.stat_result | None]] = []
     try:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=_name)
-    except OSError:
+    except OSError as e:
+        if not relative:
+            raise ConfigError(
+                f"cannot read the folder {folder} ({e.strerror or e}): check its permissions"
+            ) from None
+        problems.append((relative, f"cannot be read: {e.strerror or e}", True))
         return found
     for entry in entries:
         name = entry.name
         if name[0] == ".":
             continue
         if entry.is_dir(follow_symlinks=False):
-            found += _walk(entry.path, f"{relative}{name}/")
-        elif name[name.rfind(".") :].lower() in _SUPPORTED:
+            if entry.path != skip and not _bad_name(f"{name}/", relative, problems):
+                found += _walk(entry.path, f"{relative}{name}/", skip, problems)
+        elif name[name.rfind(".") :].lower() in _SUPPORTED and not _bad_name(name, relative, problems):
             try:
                 found.append((relative + name, entry.path, entry.stat()))
             except OSError:
@@ -160,7 +193,24 @@ def _walk(folder: str, relative: str) -> list[tuple[str, str, os.stat_result | N
 _name = operator.attrgetter("name")
 
 
+def _bad_name(name: str, relative: str, problems: list[tuple[str, str, bool]]) -> bool:
+    """Whether `name` is not valid UTF-8 (Python holds such bytes as lone surrogates, which the
+    index cannot store); if so it goes into `problems`, shown with the bytes escaped."""
+    if name.isascii():
+        return False
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        shown = os.fsencode(relative + name).decode(errors="backslashreplace")
+        problems.append((shown, "its name is not valid UTF-8: rename it", False))
+        return True
+    return False
+
+
 def _scan_jsonl(data: bytes, source: str, path: str) -> Iterator[Pending | Skipped]:
+    if data.startswith(UTF16_BOMS):  # lines are found by their b"\n" bytes
+        yield Skipped(source, "UTF-16 text: save it as UTF-8")
+        return
     try:
         decode(data)
     except UnreadableDocument as e:
@@ -198,6 +248,14 @@ def _jsonl_document(record: dict, content_hash: str, source: str) -> Document:
         raise UnreadableDocument(f"document {doc_id!r} has no 'text' string")
     if not isinstance(title, str):
         raise UnreadableDocument(f"document {doc_id!r} has a 'title' that is not a string")
+    for field, value in (("id", doc_id), ("title", title), ("text", text)):
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:  # an escaped lone surrogate ("\udce9") that JSON lets through
+                raise UnreadableDocument(
+                    f"document {doc_id!r} has a {field!r} that is not valid Unicode"
+                ) from None
     metadata = {k: v for k, v in record.items() if k not in {"id", "_id", "title", "text", "metadata"}}
     if isinstance(record.get("metadata"), dict):
         metadata.update(record["metadata"])

@@ -63,9 +63,8 @@ class Scanned:
         gone = self._rows.keys() - self._seen
         if not (self._changed or gone):
             return
-        with contextlib.suppress(
-            sqlite3.DatabaseError, OSError
-        ):  # a record that cannot be kept costs time only
+        # A record that cannot be kept (a path that is not valid UTF-8, say) costs time only.
+        with contextlib.suppress(sqlite3.DatabaseError, OSError, UnicodeEncodeError):
             db = sqlite3.connect(self.path)
             try:
                 db.execute(_SCHEMA)

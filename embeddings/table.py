@@ -178,6 +178,11 @@ class Table:
         with self._lock:
             return dict(self.db.execute("SELECT id, hash FROM documents").fetchall())
 
+    def sources(self) -> dict[str, str]:
+        """Document id -> where it was read from, of every document here."""
+        with self._lock:
+            return dict(self.db.execute("SELECT id, source FROM documents").fetchall())
+
     def documents(self) -> list[DocumentInfo]:
         with self._lock:
             found = self.db.execute(f"{_DOC_SELECT} ORDER BY rowid").fetchall()

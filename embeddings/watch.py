@@ -20,8 +20,9 @@ _SAID = {1: "added", 2: "changed", 3: "removed"}  # watchfiles.Change values
 
 
 class Relevant:
-    """Which changes may change the index: supported files (and folders, which have no suffix:
-    a folder moved away takes its files with it), neither hidden nor inside the index."""
+    """Which changes may change the index: supported files (and folders, whatever their name:
+    a folder moved away takes its files with it), neither hidden nor inside the index. A folder
+    is known by having no suffix or, when it is still there, by being one ("v1.2")."""
 
     def __init__(self, docs: Path, index_dir: Path) -> None:
         self.docs, self.index_dir = str(Path(docs).absolute()), str(Path(index_dir).absolute())
@@ -34,7 +35,7 @@ class Relevant:
             return False
         name = os.path.basename(path)
         suffix = name[name.rfind(".") :].lower() if "." in name else ""
-        return suffix in _SUPPORTED or suffix == ""
+        return suffix in _SUPPORTED or suffix == "" or os.path.isdir(path)
 
 
 def changes(docs: Path, index_dir: Path, stop: threading.Event | None = None) -> Iterator[list[str]]:
@@ -73,6 +74,8 @@ def follow(
             rebuild()
         except DocqaError as e:
             log(f"the index was not updated: {e}")
+        except Exception as e:  # the watch outlives any failed build, as the README says
+            log(f"the index was not updated: {type(e).__name__}: {e}")
         if not started:
             started = True
             ready()

@@ -284,3 +284,92 @@ def test_sigkill_at_random_moments_never_breaks_the_index(tmp_path, fake_embedde
             assert all(text[c.start : c.end] == c.text for c in index.document_chunks(d.id))
         index.close()
     assert killed_mid_build >= 3, "the kills should land while a build is writing"
+
+
+def ids(config: Config, embedder: FakeEmbedder) -> set[str]:
+    index = opened(config, embedder)
+    try:
+        return {d.id for d in index.documents()}
+    finally:
+        index.close()
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_build_goes_on(config, fake_embedder):
+    (config.docs / os.fsdecode(b"caf\xe9.txt")).write_text("A menu of coffees.")
+    (config.docs / os.fsdecode(b"men\xfc")).mkdir()
+    (config.docs / os.fsdecode(b"men\xfc") / "a.txt").write_text("Inside a folder of that kind.")
+    for _ in range(2):  # and the next build too
+        report = run(config, fake_embedder)
+        assert {s.source: s.reason for s in report.skipped} == {
+            "caf\\xe9.txt": "its name is not valid UTF-8: rename it",
+            "men\\xfc/": "its name is not valid UTF-8: rename it",
+        }
+    assert ids(config, fake_embedder) == set(DOCS)
+
+
+def test_a_file_gone_or_changed_after_the_scan_is_skipped_and_the_build_goes_on(
+    config, fake_embedder, monkeypatch
+):
+    from embeddings import builder
+
+    records = [{"id": "a", "text": "Alpha text."}, {"id": "b", "text": "Beta text."}]
+    (config.docs / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    scan_folder = builder._scan
+
+    def scan_then_change(*args):
+        found = scan_folder(*args)
+        (config.docs / "wheat.txt").unlink()
+        (config.docs / "set.jsonl").write_text(json.dumps({"id": "a", "text": "Other text."}) + "\n")
+        return found
+
+    monkeypatch.setattr(builder, "_scan", scan_then_change)
+    report = run(config, fake_embedder)
+    reasons = {s.source: s.reason for s in report.skipped}
+    assert set(reasons) == {"wheat.txt", "set.jsonl:1", "set.jsonl:2"}
+    assert "cannot be read" in reasons["wheat.txt"]
+    assert "changed" in reasons["set.jsonl:1"]
+    assert ids(config, fake_embedder) == {"talks.md", "notes/river.txt"}
+
+
+def test_a_file_of_a_type_docqa_does_not_read_is_refused_before_anything_runs(tmp_path, fake_embedder):
+    for name in ("notes", "report.rtf"):
+        (tmp_path / name).write_text("Some text.")
+        with pytest.raises(ConfigError, match=r"docqa reads \.txt .*\.jsonl"):
+            run(Config(docs=tmp_path / name, index_dir=tmp_path / "index"), fake_embedder)
+    assert fake_embedder.embedded == []
+
+
+def test_an_unreadable_folder_is_reported_and_its_documents_kept(config, fake_embedder, monkeypatch):
+    (config.docs / "notes/set.jsonl").write_text(json.dumps({"id": "j1", "text": "A line of a set."}) + "\n")
+    run(config, fake_embedder)
+    listing = os.scandir
+
+    def denied(path):
+        if str(path).endswith("notes"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    report = run(config, fake_embedder)
+    assert [(s.source, s.reason) for s in report.skipped] == [("notes/", "cannot be read: Permission denied")]
+    assert (report.removed, report.unchanged) == (0, 4)
+    assert ids(config, fake_embedder) == {*DOCS, "j1"}
+
+
+def test_a_document_that_can_no_longer_be_read_counts_as_removed(config, fake_embedder):
+    run(config, fake_embedder)
+    (config.docs / "wheat.txt").write_bytes("caf\xe9".encode("latin-1"))
+    report = run(config, fake_embedder)
+    assert "0 added, 0 changed, 1 removed, 1 skipped, 2 unchanged" in report.summary()
+    assert ids(config, fake_embedder) == {"talks.md", "notes/river.txt"}
+
+
+def test_an_index_folder_inside_the_documents_is_not_indexed_as_documents(config, fake_embedder, tmp_path):
+    from embeddings.library import Library
+
+    inside = Config(docs=config.docs, index_dir=config.docs / "idx", chunk_tokens=16, chunk_overlap=4)
+    (tmp_path / "memo.txt").write_text("An uploaded memo about the harvest.")
+    upload = Library(inside.index_dir).store("memo.txt", tmp_path / "memo.txt", 10**6)
+    report = run(inside, fake_embedder)
+    assert (report.added, report.skipped) == (4, [])
+    assert ids(inside, fake_embedder) == {*DOCS, upload.doc_id}

@@ -156,3 +156,34 @@ def test_a_jsonl_date_is_kept_only_when_it_is_a_date(tmp_path):
     (tmp_path / "docs.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
     dates = {p.id: p.load().metadata.get("date") for p in scan(tmp_path) if isinstance(p, Pending)}
     assert dates == {"a": "2021-03-04", "b": None, "c": None, "d": None, "e": None}
+
+
+def test_markdown_front_matter_with_windows_line_endings(tmp_path):
+    doc = load(tmp_path, "w.md", "---\r\ntitle: Minutes\r\ndate: 2024-05-01\r\n---\r\n# Ignored\r\nBody.")
+    assert (doc.title, doc.metadata["date"]) == ("Minutes", "2024-05-01")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_text_with_a_byte_order_mark_is_read(tmp_path, encoding):
+    bom = {"utf-16": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}[encoding]
+    doc = load(tmp_path, "u.txt", bom + "Café notes\n\nThe talks began.".encode(encoding))
+    assert (doc.title, doc.text) == ("Café notes", "Café notes\n\nThe talks began.")
+
+
+def test_a_utf16_jsonl_file_is_skipped_with_what_to_do(tmp_path):
+    write(tmp_path, "set.jsonl", (json.dumps({"id": "a", "text": "Alpha."}) + "\n").encode("utf-16"))
+    pending, skipped = scanned(tmp_path)
+    assert not pending and skipped == {"set.jsonl": "UTF-16 text: save it as UTF-8"}
+
+
+def test_a_jsonl_line_with_an_escaped_lone_surrogate_is_skipped_with_the_reason(tmp_path):
+    lines = [
+        '{"id": "a", "text": "caf\\udce9"}',
+        '{"id": "b\\ud800", "text": "Beta."}',
+        '{"id": "c", "text": "Gamma."}',
+    ]
+    write(tmp_path, "set.jsonl", "\n".join(lines) + "\n")
+    pending, skipped = scanned(tmp_path)
+    assert set(pending) == {"c"}
+    assert "'text' that is not valid Unicode" in skipped["set.jsonl:1"]
+    assert "'id' that is not valid Unicode" in skipped["set.jsonl:2"]

@@ -253,3 +253,16 @@ def test_a_damaged_record_of_the_last_scan_costs_only_a_fresh_read(config, fake_
     assert (report.added, report.unchanged) == (1, len(DOCS) + len(MORE))
     again = run(config, fake_embedder)
     assert again.up_to_date and again.unchanged == len(DOCS) + len(MORE) + 1
+
+
+def test_ids_follow_the_folder_indexed_now_not_the_one_an_earlier_build_indexed(config, fake_embedder):
+    (config.docs / "river.txt").write_text("A river report at the top of the folder.")
+    an_hour_ago = time.time_ns() - 3_600_000_000_000
+    for path in config.docs.rglob("*.*"):
+        os.utime(path, ns=(an_hour_ago, an_hour_ago))  # old enough for the scan record to be used
+    run(Config(docs=config.docs / "notes", index_dir=config.index_dir, chunk_tokens=16, chunk_overlap=4),
+        fake_embedder)  # fmt: skip
+    report = run(config, fake_embedder)
+    assert report.skipped == []
+    ids = {d.id for d in Index.open(config.index_dir, fake_embedder).documents()}
+    assert ids == {*DOCS, *MORE, "river.txt"}

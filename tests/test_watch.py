@@ -45,6 +45,11 @@ def test_only_changes_that_can_change_the_index_count(tmp_path):
         assert not relevant(None, str(tmp_path / path)), path
 
 
+def test_a_folder_with_a_dot_in_its_name_counts(tmp_path):
+    (tmp_path / "docs/v1.2").mkdir(parents=True)
+    assert Relevant(tmp_path / "docs", tmp_path / "index")(None, str(tmp_path / "docs/v1.2"))
+
+
 @pytest.fixture
 def watched(tmp_path):
     docs = tmp_path / "docs"
@@ -89,6 +94,30 @@ def test_added_changed_removed_and_added_back_files_reach_the_index(watched):
     (docs / "notes/rice.md").write_text("Rice is back.")
     wait_for(lambda: texts(config, embedder).get("notes/rice.md") == "Rice is back.", builds)
     assert set(texts(config, embedder)) == {"talks.txt", "notes/rice.md"}
+
+
+def test_a_build_that_fails_is_reported_and_the_watch_goes_on(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    builds, logs, stop = queue.Queue(), [], threading.Event()
+
+    def rebuild() -> None:
+        builds.put("build")
+        if builds.qsize() == 1:
+            raise FileNotFoundError(2, "No such file or directory", str(docs / "gone.txt"))
+
+    thread = threading.Thread(
+        target=follow, args=(docs, tmp_path / "index", rebuild, logs.append, stop), daemon=True
+    )
+    thread.start()
+    try:
+        wait_for(lambda: builds.qsize() == 1)
+        (docs / "a.txt").write_text("A new file.")
+        wait_for(lambda: builds.qsize() == 2)
+        assert any(m.startswith("the index was not updated: ") and "gone.txt" in m for m in logs), logs
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def test_a_server_given_docs_answers_from_the_index_after_each_change(tmp_path):

@@ -103,7 +103,7 @@ def test_an_upload_name_never_becomes_a_path(service, tmp_path):
 
 def test_a_broken_upload_is_reported_by_name_kept_and_removable(service, tmp_path):
     broken = tmp_path / "broken.txt"
-    broken.write_bytes(b"\xff\xfe bad \x00 bytes")
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00 bad bytes")  # an image named .txt
     message = Handlers(service).upload([str(broken)])
     assert "broken.txt" in message and "could not be read" in message and "binary" in message
     [failed] = service.uploads()
