@@ -1,5 +1,5 @@
-"""The OpenAI-compatible routes of `docqa serve`: POST /v1/chat/completions, POST /v1/embeddings
-and GET /v1/models. A body is read within a size cap and checked by openai_api; the Service
+"""The OpenAI-compatible routes of `docqa serve`: POST /v1/chat/completions, POST /v1/embeddings,
+GET /v1/models and GET /v1/models/{model}. A body is read within a size cap and checked by openai_api; the Service
 answers, with the same turns at the model as the web UI. The blocking work runs on worker threads
 of the API's own, so questions waiting for a turn never hold the threads the web UI needs. A client
 that goes away stops its answer: the model's stream is closed at the next piece, and a question
@@ -27,7 +27,7 @@ from qa.service import Busy, Left, NotReady, Service
 
 log = logging.getLogger("docqa.openai")
 MAX_BODY_BYTES = 1_000_000
-ROUTES = "POST /v1/chat/completions, POST /v1/embeddings and GET /v1/models"
+ROUTES = "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and GET /v1/models/{model}"
 
 
 def router(service: Service) -> APIRouter:
@@ -45,6 +45,16 @@ def router(service: Service) -> APIRouter:
         return JSONResponse(
             openai_api.models(assistant.generator.name, assistant.index.embedder.name, started)
         )
+
+    @api.get("/models/{model:path}")
+    @_errors
+    async def model(model: str) -> Response:
+        assistant = service.assistant
+        served = openai_api.models(assistant.generator.name, assistant.index.embedder.name, started)["data"]
+        if found := [m for m in served if m["id"] == model]:
+            return JSONResponse(found[0])
+        names = " and ".join(m["id"] for m in served)
+        raise ApiError(404, f"docqa serves no model {model!r}: it serves {names}", "model", "model_not_found")
 
     @api.post("/chat/completions")
     @_errors

@@ -127,6 +127,10 @@ def test_streamed_and_whole_replies_through_the_openai_client(tmp_path, serving)
     assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].docqa == whole.docqa | {
         "seconds": chunks[-1].docqa["seconds"]
     }
+    assert [m.id for m in client.models.list()] == ["docqa", "fake-embedder"]
+    assert client.models.retrieve("docqa").owned_by == "docqa"
+    with pytest.raises(openai.NotFoundError, match="serves no model 'gpt-4o'"):
+        client.models.retrieve("gpt-4o")
 
 
 def test_a_question_scoped_in_the_docqa_field_is_asked_of_those_documents_only(tmp_path, serving):
@@ -336,7 +340,7 @@ ROUTES = [
     ("GET", "/gradio_api/file=/etc/passwd"), ("POST", "/gradio_api/upload"), ("POST", "/gradio_api/call/status"),
     ("GET", "/gradio_api/queue/data"), ("GET", "/assets/index.js"), ("GET", "/favicon.ico"), ("GET", "/theme.css"),
     ("GET", "/static/img/logo.svg"), ("GET", "/login"), ("GET", "/no-such-page"), ("GET", "/docs"),
-    ("GET", "/openapi.json"), ("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"),
+    ("GET", "/openapi.json"), ("GET", "/v1/models"), ("GET", "/v1/models/docqa"), ("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"),
     ("OPTIONS", "/v1/models"), ("OPTIONS", "/gradio_api/upload"), ("GET", "/v1"),
 ]  # fmt: skip
 
