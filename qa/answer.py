@@ -5,7 +5,7 @@ not answer the question asked."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from qa.citations import drop_unknown, is_refusal, sentences, set_marks
 from qa.question import Alike, relevance
@@ -45,6 +45,16 @@ class Citation:
     problem: str | None = None  # why the passage does not hold the sentence, beyond its score
     page: int | None = None  # the page (or slide) the passage begins on, where its document has pages
     page_label: str | None = None  # "p. 12", "pp. 12–13", "slide 3"
+    dropped: bool = False  # it does not hold the sentence and another it cites does: its mark was taken out
+
+
+def verdict(cites: list[Citation]) -> str:
+    """What the citations of one passage say of it, in words."""
+    if any(c.supported for c in cites):
+        return "supports the answer"
+    if all(c.dropped for c in cites):
+        return "does not support the sentence the model cited it for (docqa took the mark out)"
+    return "does not support the sentence that cites it"
 
 
 @dataclass
@@ -99,7 +109,7 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         # Every check is reported; the text keeps the marks that hold when any does.
         shown = [c.number for c in checked if c.supported] or [c.number for c in checked]
         text = set_marks(text, s, shown)
-        citations[:0] = checked
+        citations[:0] = [replace(c, dropped=c.number not in shown) for c in checked]
     claims = [s.text for s in cited if content(s.text)]
     if not passages or not claims:
         return abstention(

@@ -373,7 +373,9 @@ def _print_sources(answer) -> None:
         return
     print("\nSources:")
     for c in answer.citations:
-        mark = "supported" if c.supported else "NOT supported"
+        mark = (
+            "supported" if c.supported else "NOT supported" + (" (its mark taken out)" if c.dropped else "")
+        )
         how = ", added by docqa" if c.inferred else ""
         why = f"; {c.problem}" if c.problem else ""
         page = f", {c.page_label}" if c.page_label else ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import fields
 
-from qa.answer import Answer, Citation
+from qa.answer import Answer, Citation, verdict
 from qa.retriever import Passage
 
 
@@ -42,14 +42,12 @@ def _source(number: int | None, p: Passage, cites: list[Citation] | None) -> str
     if p.page_label:
         where.append(p.page_label)
     where.append(f"characters {p.start}–{p.end}")
-    verdict = ""
+    said = ""
     if cites:
-        ok = any(c.supported for c in cites)
-        best = max(c.support for c in cites)
-        verdict = f" · {'supports the answer' if ok else 'does not support the sentence that cites it'} ({best:.0%})"
+        said = f" · {verdict(cites)} ({max(c.support for c in cites):.0%})"
     head = f"**[{number}] {_line(p.title)}**" if number else f"**{_line(p.title)}**"
     quote = "\n".join(f"> {line}" if line.strip() else ">" for line in p.text.strip().split("\n"))
-    return f"\n{head} — {', '.join(where)}{verdict}\n\n{quote}"
+    return f"\n{head} — {', '.join(where)}{said}\n\n{quote}"
 
 
 def _line(text: str) -> str:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 
 from embeddings.chunker import sentences
-from qa.answer import Answer, Citation
+from qa.answer import Answer, Citation, verdict
 from qa.retriever import Passage
 from qa.support import support
 
@@ -83,7 +83,7 @@ def _card(number: int | None, p: Passage, cites: list[Citation] | None, document
     if cites:
         ok = any(c.supported for c in cites)
         best = max(c.support for c in cites)
-        label = "supports the answer" if ok else "does not support the sentence that cites it"
+        label = verdict(cites)
         added = " (added by docqa)" if all(c.inferred for c in cites) else ""
         badge = f'<span class="{"supported" if ok else "unsupported"}">{label} · {best:.0%}{added}</span>'
     # Mark the supporting sentence only where the passage does support the answer.

@@ -15,6 +15,7 @@ from embeddings.table import Chunk
 from qa.answer import NOT_IN_DOCUMENTS, Checks, interpret
 from qa.assistant import Assistant
 from qa.prompt import ANSWER_SYSTEM, answer_messages, fit
+from qa.render import sources_html
 from qa.retriever import Passage, Retriever, combine, fuse, trim
 from tests.fakes import FakeEmbedder, FakeGenerator, citing, write_docs
 
@@ -161,9 +162,16 @@ def test_interpret_checks_each_citation_and_keeps_only_marks_that_hold():
     ]
     answer = interpret("Who mediated?", "Ismail Khan mediated the meeting [1][2][9].", given, "m", CHECKS)
     assert not answer.abstained
-    assert [(c.number, c.supported) for c in answer.citations] == [(1, True), (2, False)]
+    assert [(c.number, c.supported, c.dropped) for c in answer.citations] == [
+        (1, True, False),
+        (2, False, True),
+    ]
     assert answer.text == "Ismail Khan mediated the meeting. [1]"
     assert answer.citations[0].doc_id == "a.txt" and answer.citations[0].start == 0
+    # The page and the download say the dropped mark's passage is not one the answer cites now.
+    sources = sources_html(answer, lambda doc_id: "")
+    assert "does not support the sentence the model cited it for (docqa took the mark out)" in sources
+    assert "does not support the sentence that cites it" not in sources
 
 
 def test_an_initial_or_a_title_in_a_name_does_not_end_the_sentence_or_take_a_mark():
