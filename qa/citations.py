@@ -18,15 +18,25 @@ _LEADING_MARKS = re.compile(r"(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
 _SENTENCE_END = re.compile(rf"(?<=[.!?]){NOT_AFTER_ABBREVIATION}\s+(?=\S)|\n+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SOURCES = r"(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))"
-_REFUSAL = re.compile(
-    r"\b(?:I\s+(?:do\s+not|don'?t|cannot|can'?t|am\s+not\s+able\s+to|am\s+unable\s+to|'m\s+unable\s+to)\s+"
-    r"(?:know|find|answer|tell|say|determine|see)"
-    r"|I(?:\s+a|')m\s+not\s+sure|I\s+(?:do\s+not|don'?t)\s+have\s+(?:enough\s+)?information"
-    rf"|{_SOURCES}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state|answer|give|tell)"
-    rf"|not\s+(?:mentioned|stated|provided|specified|given|found|answered)\s+in\s+(?:the|any\s+of\s+the)\s+{_SOURCES}"
-    r"|(?:there\s+is\s+)?no\s+(?:information|mention|answer)\s+(?:about|on|regarding|of|to|in)"
+_GIVEN = r"(?:\s+(?:provided|given|above|you\s+gave))?"
+# The model declining in so many words: about itself, or about the passages.
+_DECLINES = re.compile(
+    r"\bI\s+(?:do\s+not|don'?t|cannot|can'?t|could\s*(?:not|n't)|am\s+not\s+able\s+to|am\s+unable\s+to"
+    r"|'m\s+unable\s+to|was\s+(?:not\s+able|unable)\s+to)\s+(?:know|find|answer|tell|say|determine|see)"
+    r"|\bI(?:\s+a|')m\s+not\s+sure|\bI\s+(?:do\s+not|don'?t)\s+have\s+(?:enough\s+)?information"
+    rf"|{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state|answer|give|tell)"
+    rf"|\bnone\s+of\s+the\s+{_SOURCES}{_GIVEN}\s+(?:contains?|mentions?|says?|provides?|includes?|specif(?:y|ies)|states?|answers?)"
+    rf"|not\s+(?:mentioned|stated|provided|specified|given|found|answered)\s+in\s+(?:the|any\s+of\s+the)\s+(?:provided\s+|given\s+)?{_SOURCES}"
+    rf"|\bnot\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}",
+    re.IGNORECASE,
+)
+# Words that decline when the model writes them alone, and state a fact when it cites a passage
+# for them ("the cause of the crash cannot be determined [1]").
+_GENERAL = re.compile(
+    r"\b(?:(?:there\s+is\s+)?no\s+(?:information|mention|answer)\s+(?:about|on|regarding|of|to|in)"
     r"|(?:cannot|can'?t)\s+be\s+(?:determined|answered|found)"
-    r"|(?:there\s+is\s+)?not\s+enough\s+information)",
+    r"|(?:there\s+is\s+)?not\s+enough\s+information"
+    r"|no\s+information\s+is\s+(?:given|provided))",
     re.IGNORECASE,
 )
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})
@@ -43,8 +53,14 @@ class CitedSentence:
 def is_refusal(answer: str) -> bool:
     """The model said, in its first sentence, that the passages do not hold the answer (or it
     wrote no words at all, only citation marks)."""
-    words = _MARK.sub("", answer).translate(_APOSTROPHES).strip()
-    return not _WORD.search(words) or bool(_REFUSAL.search(_SENTENCE_END.split(words, maxsplit=1)[0]))
+    said = answer.translate(_APOSTROPHES).strip()
+    words = _MARK.sub("", said)
+    if not _WORD.search(words):
+        return True
+    first = _SENTENCE_END.split(words, maxsplit=1)[0]
+    if _DECLINES.search(first):
+        return True
+    return bool(_GENERAL.search(first)) and not _MARK.search(_SENTENCE_END.split(said, maxsplit=1)[0])
 
 
 def drop_unknown(answer: str, given: int) -> str:

@@ -36,7 +36,10 @@ def test_marks_are_rewritten_at_the_end_of_their_sentence():
      "The passages do not contain this information.", "The documents don\u2019t mention it.",
      "This is not mentioned in the passages.", "", "I cannot find that in the documents.", " [1][2][3]",
      "There is no information about the author in the documents.", "I am unable to determine that.",
-     "That cannot be determined from the passages."],
+     "That cannot be determined from the passages.", "The documents provided do not mention it.",
+     "I couldn\u2019t find that in the passages.", "I was unable to find the answer.",
+     "No information is given about the cost.", "None of the documents mention the cost.",
+     "It is not mentioned in the provided documents.", "The answer is not in the documents."],
 )  # fmt: skip
 def test_refusals_are_recognised(reply):
     assert is_refusal(reply)
@@ -45,7 +48,11 @@ def test_refusals_are_recognised(reply):
 @pytest.mark.parametrize(
     "reply",
     ["Ismail Khan mediated the meeting [1].", "The meeting was futile [2]. I don't know who paid for it.",
-     "No information was released about the talks until January [1]."],
+     "No information was released about the talks until January [1].",
+     # Words that decline when written alone state a fact when a passage is cited for them.
+     "The treaty makes no mention of fishing rights [1].", "The ministry gave no answer to the request [1].",
+     "Investigators said the cause of the crash cannot be determined [1].",
+     "There was not enough information to approve the drug [2]."],
 )  # fmt: skip
 def test_answers_are_not_refusals(reply):
     assert not is_refusal(reply)
