@@ -110,7 +110,8 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         shown = [c.number for c in checked if c.supported] or [c.number for c in checked]
         text = set_marks(text, s, shown)
         citations[:0] = [replace(c, dropped=c.number not in shown) for c in checked]
-    claims = [s.text for s in cited if content(s.text)]
+    # What the answer states: not a line that only leads into a list ("The key points are:").
+    claims = [s.text for s in cited if content(s.text) and not (s.text.endswith(":") and not s.numbers)]
     if not passages or not claims:
         return abstention(
             question, passages, "the reply states nothing the passages could hold", model, raw, True
@@ -141,7 +142,8 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         if found.contradicts:
             why = "the passage says the opposite"
         elif found.missing:
-            why = f"{len(found.missing)} of its key words are not in the passage"
+            n = len(found.missing)
+            why = f"{n} of its key words {'is' if n == 1 else 'are'} not in the passage"
         else:
             why = f"support {found.score:.2f}, below {checks.support:.2f}"
         reason = f"the passages do not hold sentence {claims.index(claim) + 1} of the model's reply ({why})"

@@ -15,7 +15,12 @@ from embeddings.chunker import NOT_AFTER_ABBREVIATION
 
 _MARK = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _LEADING_MARKS = re.compile(r"(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
-_SENTENCE_END = re.compile(rf"(?<=[.!?]){NOT_AFTER_ABBREVIATION}\s+(?=\S)|\n+")
+# A sentence ends at . ! or ? and a space, but not after an abbreviation or a list item's number
+# ("1. The meeting ..."), and at every line break.
+_SENTENCE_END = re.compile(rf"(?m)(?<!^\d\.)(?<!^\d\d\.)(?<=[.!?]){NOT_AFTER_ABBREVIATION}\s+(?=\S)|\n+")
+# Markdown around a sentence: a list item's bullet or number, a heading's hashes, bold or italic.
+_LIST_ITEM = re.compile(r"\A(?:[-*•+]|\d{1,2}[.)]|#{1,6})\s+")
+_EMPHASIS = re.compile(r"\*\*|__")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SOURCES = r"(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))"
 _GIVEN = r"(?:\s+(?:provided|given|above|you\s+gave))?"
@@ -44,7 +49,7 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u20
 
 @dataclass(frozen=True)
 class CitedSentence:
-    text: str  # the sentence without its citation marks
+    text: str  # the sentence without its citation marks and markdown (a list item's bullet, bold)
     numbers: tuple[int, ...]  # passage numbers it cites, 1-based, in order, no repeats
     start: int  # offsets in the answer of the sentence with its marks
     end: int
@@ -87,7 +92,7 @@ def sentences(answer: str) -> list[CitedSentence]:
             numbers = _unique(prev.numbers + _all_numbers(leading.group(0)))
             out[-1] = CitedSentence(prev.text, numbers, prev.start, offset + leading.end())
             part, offset = part[leading.end() :], offset + leading.end()
-        text = " ".join(_MARK.sub("", part).split())
+        text = _LIST_ITEM.sub("", _EMPHASIS.sub("", " ".join(_MARK.sub("", part).split())))
         if text:
             out.append(CitedSentence(text, _all_numbers(part), offset, offset + len(part.rstrip())))
     return out

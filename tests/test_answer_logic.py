@@ -174,6 +174,21 @@ def test_interpret_checks_each_citation_and_keeps_only_marks_that_hold():
     assert "does not support the sentence that cites it" not in sources
 
 
+@pytest.mark.parametrize(
+    "reply",
+    ["The key points are:\n1. Revenue rose 5% in 2020 [1].\n2. Costs fell 2% [1].",
+     "- Overall, revenue rose 5% in 2020 [1].\n- **Costs** fell 2% [1].",
+     "**Answer:** Revenue rose 5% in 2020. [1]"],
+)  # fmt: skip
+def test_an_answer_written_as_a_markdown_list_is_checked_item_by_item(reply):
+    given = [passage("Revenue rose 5% in 2020, the company said. Costs fell 2% over the same year.")]
+    answer = interpret("How did revenue and costs change in 2020?", reply, given, "m", CHECKS)
+    assert not answer.abstained and all(c.supported for c in answer.citations)
+    assert answer.text.count("[1]") == reply.count("[1]"), "the list keeps its marks and its layout"
+    wrong = interpret("How did revenue change?", reply.replace("5%", "9%"), given, "m", CHECKS)
+    assert wrong.abstained and "1 of its key words is not in the passage" in wrong.reason
+
+
 def test_an_initial_or_a_title_in_a_name_does_not_end_the_sentence_or_take_a_mark():
     given = [
         passage("The John W. Weeks Bridge, opened by Dr. Hale, joins the campuses across the Charles River.")
