@@ -92,10 +92,15 @@ def sentences(answer: str) -> list[CitedSentence]:
             numbers = _unique(prev.numbers + _all_numbers(leading.group(0)))
             out[-1] = CitedSentence(prev.text, numbers, prev.start, offset + leading.end())
             part, offset = part[leading.end() :], offset + leading.end()
-        text = _LIST_ITEM.sub("", _EMPHASIS.sub("", " ".join(_MARK.sub("", part).split())))
+        text = plain(part)
         if text:
             out.append(CitedSentence(text, _all_numbers(part), offset, offset + len(part.rstrip())))
     return out
+
+
+def plain(sentence: str) -> str:
+    """A sentence as the claim it makes: without citation marks and markdown, spaces made single."""
+    return _LIST_ITEM.sub("", _EMPHASIS.sub("", " ".join(_MARK.sub("", sentence).split())))
 
 
 def set_marks(answer: str, sentence: CitedSentence, numbers: list[int]) -> str:

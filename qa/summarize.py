@@ -17,6 +17,7 @@ from pathlib import Path
 from embeddings.chunker import chunk_text, sentences
 from embeddings.errors import ConfigError, QuestionError
 from embeddings.index import Index
+from qa.citations import plain
 from qa.generator import Generator
 from qa.guard import defuse, neutralise
 from qa.prompt import SUMMARY_SYSTEM, Messages, quote
@@ -129,7 +130,8 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     # are given, as a question's are, so they need only stand in that passage's own title.
     named = " ".join(titles)
     held = [
-        bool(passages) and best(s, passages, "", titles, threshold, named)[1].holds(threshold) for s in said
+        bool(passages) and best(plain(s), passages, "", titles, threshold, named)[1].holds(threshold)
+        for s in said
     ]
     if not any(held):
         return text, [], False

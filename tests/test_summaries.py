@@ -132,6 +132,13 @@ def test_a_summary_sentence_the_document_does_not_bear_out_is_left_out_and_liste
     assert caveats(left_out, supported)[1] == "  - India sent 80,000 tonnes of rice to Pakistan."
 
 
+def test_a_summary_sentence_with_a_citation_mark_is_checked_by_its_words():
+    summary = "India sent 50,000 tonnes of wheat to Afghanistan [1]. India sent 80,000 tonnes of rice [1]."
+    text, left_out, supported = check(summary, SOURCES, 0.5)
+    assert supported and text == "India sent 50,000 tonnes of wheat to Afghanistan [1]."
+    assert left_out == ["India sent 80,000 tonnes of rice [1]."]
+
+
 def test_a_last_sentence_cut_off_at_the_token_limit_is_left_out():
     text, left_out, supported = check(
         "Massoud met Muttaqi in Tehran. India sent 50,000 tonnes of", SOURCES, 0.5
