@@ -9,6 +9,8 @@ from functools import cache
 
 from breame.spelling import get_american_spelling
 
+from embeddings.chunker import NOT_AFTER_ABBREVIATION
+
 # A word keeps its inner dots, commas and apostrophes: 50,000 / 3.2 / don't / U.S.
 WORD = re.compile(r"\w+(?:[.,'’]\w+)*", re.UNICODE)
 
@@ -365,8 +367,15 @@ def key_words(text: str) -> set[str]:
 
 
 def _opens_sentence(text: str, at: int) -> bool:
+    """Whether the word at `at` opens a sentence: not one after a title or an initial ("Dr. Jones",
+    "John F. Kennedy"), which is a name."""
     before = text[:at].rstrip(" \"'“‘([")
+    if before.endswith(".") and not _SENTENCE_CAN_END.match(before, len(before)):
+        return False
     return not before or before[-1] in ".!?:\n"
+
+
+_SENTENCE_CAN_END = re.compile(NOT_AFTER_ABBREVIATION)
 
 
 _TOKEN = re.compile(r"\w+(?:[.,'’]\w+)*|[,;:.!?]")

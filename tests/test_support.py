@@ -90,6 +90,20 @@ def test_contradictions_are_flagged_with_the_reason(sentence, problem):
     assert problem.lower() in (found.problem or "").lower()
 
 
+@pytest.mark.parametrize(
+    ("sentence", "passage", "name"),
+    [
+        ("Dr. Smith led the study of heart disease.", "Dr. Jones led the study of heart disease in 2019.", "smith"),
+        ("The law was signed by President John F. Kennedy.", "The law was signed by President John F. Johnson.",
+         "kennedi"),
+    ],
+)  # fmt: skip
+def test_a_name_after_a_title_or_an_initial_is_a_name_the_passage_must_hold(sentence, passage, name):
+    found = support(sentence, passage)
+    assert not found.holds(T) and found.missing == (name,)
+    assert support(passage, passage).holds(T)
+
+
 def test_a_sentence_with_no_content_words_is_no_evidence():
     assert support("It was.", ARTICLE).score == 0.0
     assert not support("It was.", ARTICLE).holds(0.0)
