@@ -274,7 +274,8 @@ _ORDINALS = {
     )
 }
 SCALES = frozenset(["hundred", "thousand", "million", "billion", "trillion", "percent"])
-_ORDINAL_DIGITS = re.compile(r"^(\d+)(?:st|nd|rd|th|s)$")
+_ORDINAL_DIGITS = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
+_DECADE = re.compile(r"^\d*0s$")  # "the 1990s", "the 80s": a span of years, not the year 1990
 
 
 # "5%" and "5 per cent" say "5 percent": the checks read all three as the word "percent".
@@ -341,6 +342,8 @@ def number(word: str) -> str | None:
     m = _ORDINAL_DIGITS.match(w)
     if m:
         return m.group(1)
+    if _DECADE.match(w):
+        return w
     plain = w.replace(",", "")
     if plain.replace(".", "", 1).isdigit():
         return plain.rstrip("0").rstrip(".") if "." in plain else plain

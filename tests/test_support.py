@@ -104,6 +104,13 @@ def test_a_name_after_a_title_or_an_initial_is_a_name_the_passage_must_hold(sent
     assert support(passage, passage).holds(T)
 
 
+def test_a_decade_is_not_a_year_in_it():
+    passage = "The firm was founded in the 1990s in Ohio."
+    assert support("The firm was founded in the 1990s.", passage).holds(T)
+    assert support("The firm was founded in 1990.", passage).missing == ("1990",)
+    assert support("The firm was founded in the 1990s.", "The firm was founded in 1990.").missing == ("1990s",)
+
+
 def test_a_sentence_with_no_content_words_is_no_evidence():
     assert support("It was.", ARTICLE).score == 0.0
     assert not support("It was.", ARTICLE).holds(0.0)
