@@ -248,13 +248,13 @@ def _jsonl_document(record: dict, content_hash: str, source: str) -> Document:
         raise UnreadableDocument(f"document {doc_id!r} has no 'text' string")
     if not isinstance(title, str):
         raise UnreadableDocument(f"document {doc_id!r} has a 'title' that is not a string")
-    for field, value in (("id", doc_id), ("title", title), ("text", text)):
+    for name, value in (("id", doc_id), ("title", title), ("text", text)):
         if not value.isascii():
             try:
                 value.encode()
             except UnicodeEncodeError:  # an escaped lone surrogate ("\udce9") that JSON lets through
                 raise UnreadableDocument(
-                    f"document {doc_id!r} has a {field!r} that is not valid Unicode"
+                    f"document {doc_id!r} has a {name!r} that is not valid Unicode"
                 ) from None
     metadata = {k: v for k, v in record.items() if k not in {"id", "_id", "title", "text", "metadata"}}
     if isinstance(record.get("metadata"), dict):

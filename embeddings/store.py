@@ -29,7 +29,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from embeddings.errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
+from embeddings.errors import ConfigError, IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
@@ -38,8 +38,16 @@ _REBUILD = "run `docqa index` (or `make index`) to rebuild it"
 _KEEP = 2  # generations kept: the live one and the one before it
 
 
+def _a_folder(index_dir: Path) -> None:
+    if index_dir.exists() and not index_dir.is_dir():
+        raise ConfigError(
+            f"{index_dir} is a file, not an index folder: give --index a folder (made if missing)"
+        )
+
+
 @contextlib.contextmanager
 def build_lock(index_dir: Path, wait: float = 0) -> Iterator[None]:
+    _a_folder(index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(index_dir / ".lock")
     try:
@@ -66,6 +74,7 @@ def current(index_dir: Path) -> Path | None:
 
 
 def _pointer(index_dir: Path) -> str | None:
+    _a_folder(index_dir)
     try:
         return (index_dir / "CURRENT").read_text().strip()
     except FileNotFoundError:

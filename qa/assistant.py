@@ -43,6 +43,19 @@ from qa.retriever import Passage, Retrieval, Retriever
 from qa.summarize import Summarizer, Summary, SummaryCache
 
 
+def checked(question: str, limit: int) -> str:
+    """The question, cleaned, or a QuestionError that says what is wrong with it (no model needed)."""
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be text, not {type(question).__name__}")
+    if len(question) > limit:
+        raise QuestionError(f"the question is {len(question):,} characters long; the limit is {limit:,}")
+    cleaned = "".join(ch for ch in question if unicodedata.category(ch)[0] != "C" or ch in "\n\t")
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise QuestionError("the question is empty: type a question about your documents")
+    return cleaned
+
+
 class AnswerStream:
     """The answer's text as the model writes it (iterate over the stream), then the checked answer.
 
@@ -214,16 +227,7 @@ class Assistant:
 
     def check(self, question: str) -> str:
         """The question, cleaned, or a QuestionError that says what is wrong with it."""
-        if not isinstance(question, str):
-            raise QuestionError(f"the question must be text, not {type(question).__name__}")
-        limit = self.config.max_question_chars
-        if len(question) > limit:
-            raise QuestionError(f"the question is {len(question):,} characters long; the limit is {limit:,}")
-        cleaned = "".join(ch for ch in question if unicodedata.category(ch)[0] != "C" or ch in "\n\t")
-        cleaned = " ".join(cleaned.split())
-        if not cleaned:
-            raise QuestionError("the question is empty: type a question about your documents")
-        return cleaned
+        return checked(question, self.config.max_question_chars)
 
     def ask(self, question: str, scope: Scope | None = None) -> Answer:
         """The checked answer to `question`, from the documents in `scope` (default: all)."""

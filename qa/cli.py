@@ -22,11 +22,19 @@ _DEFAULTS = Config()
 RUNTIME_HELP = "default: onnx-int4 (4-bit) on a CPU, transformers on a GPU"
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+def _positive(value: str, most: int | None = None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
+    if number < 1 or (most is not None and number > most):
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}" if number < 1 else
+                                         f"must be at most {most}, got {number}")  # fmt: skip
     return number
+
+
+def _port(value: str) -> int:
+    return _positive(value, 65535)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default=_DEFAULTS.generator, help="generator: name, Hub id or folder")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default: localhost only; any other needs an API key)")  # fmt: skip
-    serve.add_argument("--port", type=_positive, default=7860)
+    serve.add_argument("--port", type=_port, default=7860)
     serve.add_argument("--api-key", default=os.environ.get("DOCQA_API_KEY") or None,
                        help="key every request must bring (default: $DOCQA_API_KEY, which, unlike this "
                             "option, does not show in the process list)")  # fmt: skip
@@ -277,8 +285,11 @@ def _assistant(args: argparse.Namespace, **settings):
 
 
 def _ask(args: argparse.Namespace) -> int:
-    assistant = _assistant(args)
+    from qa.assistant import checked
+
+    checked(args.question, _DEFAULTS.max_question_chars)  # before the models load: a typo costs no wait
     scope = _scope(args)
+    assistant = _assistant(args)
     with remembering(assistant.generator):
         if args.json:
             print(json.dumps(assistant.ask(args.question, scope).to_dict(), indent=2, ensure_ascii=False))
@@ -315,8 +326,8 @@ def _show(stream, args: argparse.Namespace):
 def _chat(args: argparse.Namespace) -> int:
     from embeddings.errors import QuestionError
 
+    scope = _scope(args)  # a date that is not one is an error before the models load
     assistant = _assistant(args)
-    scope = _scope(args)
     if scope:
         assistant.within(scope)  # a scope that holds no document is an error before the first question
     conversation = assistant.chat()

@@ -128,3 +128,44 @@ def test_chat_on_a_terminal_prompts_for_each_question_until_end_of_input(monkeyp
     monkeypatch.setattr("builtins.input", fake_input)
     assert list(cli._lines(interactive=True)) == ["Who mediated the meeting?", "Where was he governor?"]
     assert prompts == ["? "] * 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["ask", "   "], "the question is empty"),
+        (["ask", "Who?", "--since", "2024-13-01"], "since must be a date like 2024-05-31"),
+        (["chat", "--until", "May"], "until must be a date like 2024-05-31"),
+    ],
+)
+def test_a_question_or_scope_docqa_cannot_use_is_refused_before_the_models_load(
+    monkeypatch, capsys, argv, says
+):
+    def load(args, **settings):
+        raise AssertionError("the models were loaded before the question was checked")
+
+    monkeypatch.setattr(cli, "_assistant", load)
+    assert cli.main(argv) == 2
+    assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["index", "search", "documents", "check", "ask"])
+def test_an_index_path_that_is_a_file_is_an_error_that_says_so(tmp_path, capsys, command):
+    index = tmp_path / "notes.txt"
+    index.write_text("not an index")
+    argv = {
+        "index": ["index", str(tmp_path)],
+        "search": ["search", "wheat"],
+        "ask": ["ask", "How much wheat?"],
+    }
+    assert cli.main([*argv.get(command, [command]), "--index", str(index)]) == 2
+    assert f"{index} is a file, not an index folder" in capsys.readouterr().err
+    assert index.read_text() == "not an index"
+
+
+@pytest.mark.parametrize(("argv", "says"), [(["serve", "--port", "70000"], "must be at most 65535, got 70000"),
+                                            (["search", "wheat", "--k", "abc"], "must be a whole number, got 'abc'")])  # fmt: skip
+def test_a_number_out_of_range_or_not_a_number_is_a_usage_error(capsys, argv, says):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(argv)
+    assert exit.value.code == 2 and says in capsys.readouterr().err

@@ -108,7 +108,9 @@ def test_a_decade_is_not_a_year_in_it():
     passage = "The firm was founded in the 1990s in Ohio."
     assert support("The firm was founded in the 1990s.", passage).holds(T)
     assert support("The firm was founded in 1990.", passage).missing == ("1990",)
-    assert support("The firm was founded in the 1990s.", "The firm was founded in 1990.").missing == ("1990s",)
+    assert support("The firm was founded in the 1990s.", "The firm was founded in 1990.").missing == (
+        "1990s",
+    )
 
 
 def test_a_sentence_with_no_content_words_is_no_evidence():
