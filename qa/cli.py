@@ -406,10 +406,12 @@ def _summarize(args: argparse.Namespace) -> int:
 
     assistant = _assistant(args, summary_sentences=args.sentences)
     summary = assistant.summarize(args.doc_id, progress=None if args.json else _progress)
+    if sys.stderr.isatty() and not args.json:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)  # the progress line is done
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         return 0
-    print(f"\r{summary.title}\n\n{summary.text}\n")
+    print(f"{summary.title}\n\n{summary.text}\n")
     for line in caveats(summary.left_out, summary.supported):
         print(line)
     docs = sorted({p.doc_id for p in summary.sources})
@@ -421,7 +423,11 @@ def _summarize(args: argparse.Namespace) -> int:
 
 
 def _progress(done: int, total: int) -> None:
-    print(f"\rsummarising: {done}/{total} parts", end="", file=sys.stderr, flush=True)
+    """How far a summary is: one line rewritten on a terminal, a line each in a log."""
+    if sys.stderr.isatty():
+        print(f"\r\033[Ksummarising: {done}/{total} parts", end="", file=sys.stderr, flush=True)
+    else:
+        print(f"summarising: {done}/{total} parts", file=sys.stderr, flush=True)
 
 
 def _serve(args: argparse.Namespace) -> NoReturn:

@@ -169,3 +169,18 @@ def test_a_number_out_of_range_or_not_a_number_is_a_usage_error(capsys, argv, sa
     with pytest.raises(SystemExit) as exit:
         cli.main(argv)
     assert exit.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_a_summary_prints_clean_lines_and_its_progress_ends_its_line(tmp_path, monkeypatch, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
+    config = Config(docs=docs, index_dir=tmp_path / "index")
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    reply = "India sent 50,000 tonnes of wheat to Afghanistan."
+    assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator(reply), config)
+    monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
+    assert cli.main(["summarize", "wheat.txt"]) == 0
+    out, err = capsys.readouterr()
+    assert out.split("\n\n")[1] == reply and "\r" not in out
+    assert err == "summarising: 1/1 parts\n", "in a log, progress is a line of its own"
