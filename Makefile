@@ -17,7 +17,7 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: DOCS=$(DOCS) INDEX=$(INDEX) RAY=$(RAY)"
 
-setup: $(STAMP)  ## create $(VENV) and install docqa with its test tools
+setup: $(STAMP)  ## create .venv/ and install docqa with its test tools
 
 # torch first, pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml

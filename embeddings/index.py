@@ -12,7 +12,7 @@ import numpy as np
 
 from embeddings import store
 from embeddings.embedder import Embedder
-from embeddings.errors import IndexCorrupt, IndexMismatch
+from embeddings.errors import IndexCorrupt, IndexMismatch, QuestionError
 from embeddings.lexical import Lexical, Part
 from embeddings.scope import Scope, Selection
 from embeddings.segment import Segment
@@ -118,6 +118,19 @@ class Index:
             found.update(d for d, k in zip(catalog.ids, keep.tolist(), strict=True) if k)
             allowed.append(keep[catalog.owners] if len(catalog.owners) else np.zeros(0, dtype=bool))
         return Selection(allowed, documents, sorted(scope.doc_ids - found))
+
+    def within(self, scope: Scope) -> Selection:
+        """`select(scope)`, or a QuestionError that says why the scope holds no document."""
+        selection = self.select(scope)
+        if selection.unknown:
+            names = ", ".join(repr(d) for d in selection.unknown)
+            raise QuestionError(f"no document {names} in the index: `docqa documents` lists the ids")
+        if selection.empty:
+            raise QuestionError(
+                f"no indexed document matches the scope ({scope.describe()}): widen it, or leave it out "
+                "to ask all documents"
+            )
+        return selection
 
     def dense(self, query: str, k: int = 10, scope: Scope | None = None) -> list[Hit]:
         """Chunks nearest in meaning (within `scope`); scores are cosine similarities."""

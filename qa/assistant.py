@@ -321,16 +321,7 @@ class Assistant:
 
     def within(self, scope: Scope) -> Selection:
         """The index's chunks in `scope`, or a QuestionError that says why it holds none."""
-        selection = self.index.select(scope)
-        if selection.unknown:
-            names = ", ".join(repr(d) for d in selection.unknown)
-            raise QuestionError(f"no document {names} in the index: `docqa documents` lists the ids")
-        if selection.empty:
-            raise QuestionError(
-                f"no indexed document matches the scope ({scope.describe()}): widen it, or leave it out "
-                "to ask all documents"
-            )
-        return selection
+        return self.index.within(scope)
 
     def summarize(
         self, doc_id: str | None = None, progress: Callable[[int, int], None] | None = None

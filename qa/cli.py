@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     summarize = sub.add_parser("summarize", help="summarise one document, or all of them")
     summarize.add_argument("doc_id", nargs="?", help="a document id (see `docqa documents`); none: all")
     summarize.add_argument("--sentences", type=_positive, default=_DEFAULTS.summary_sentences)
-    _answer_options(summarize)
+    _answer_options(summarize, passages=False)
 
     serve = sub.add_parser("serve", help="serve the web UI (builds the index of DOCS first if there is none)")
     serve.add_argument(
@@ -140,16 +140,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _answer_options(
-    parser: argparse.ArgumentParser, json_help: str = "print the whole result as JSON"
+    parser: argparse.ArgumentParser, json_help: str = "print the whole result as JSON", passages: bool = True
 ) -> None:
     parser.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
     parser.add_argument("--model", default=_DEFAULTS.generator, help="generator: name, Hub id or folder")
-    parser.add_argument(
-        "--k",
-        type=_positive,
-        default=_DEFAULTS.top_k,
-        help="passages given to the model (a short document that holds them all is shown whole)",
-    )
+    if passages:  # a summary reads whole documents, not the passages a search finds
+        parser.add_argument(
+            "--k",
+            type=_positive,
+            default=_DEFAULTS.top_k,
+            help="passages given to the model (a short document that holds them all is shown whole)",
+        )
     parser.add_argument("--context-tokens", type=_positive, default=_DEFAULTS.context_tokens)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
@@ -189,6 +190,8 @@ def _index(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
     )
+    if args.quiet:
+        _no_loading_bars()
     if args.ray is None:
         report = build(config, progress=not args.quiet, wait=args.wait)
     else:
@@ -249,8 +252,8 @@ def _search(args: argparse.Namespace) -> int:
         raise DocqaError("the query is empty: give some words to search for")
     index = Index.open(args.index)
     scope = _scope(args)
-    if scope and index.select(scope).empty:
-        raise DocqaError(f"no indexed document matches the scope ({scope.describe()}): widen it")
+    if scope:
+        index.within(scope)  # a document the index lacks, or a scope that holds none, says so
     search = index.dense if args.method == "dense" else index.lexical
     hits = search(args.query, args.k, scope)
     if args.json:
@@ -270,18 +273,23 @@ def _search(args: argparse.Namespace) -> int:
 def _assistant(args: argparse.Namespace, **settings):
     from qa.assistant import Assistant
 
+    _say("docqa: loading the models ...")
+    _no_loading_bars()
+
     config = Config(
         index_dir=args.index,
         generator=args.model,
-        top_k=args.k,
-        candidates=max(args.k, _DEFAULTS.candidates),
+        top_k=getattr(args, "k", _DEFAULTS.top_k),
+        candidates=max(getattr(args, "k", _DEFAULTS.top_k), _DEFAULTS.candidates),
         context_tokens=args.context_tokens,
         device=args.device,
         dtype=args.dtype,
         runtime=args.runtime,
         **settings,
     )
-    return Assistant.open(config=config)
+    assistant = Assistant.open(config=config)
+    _say("")
+    return assistant
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -304,23 +312,40 @@ def _show(stream, args: argparse.Namespace):
     """Read `stream` to its end and return the checked answer. Only the checked answer reaches
     stdout (the caller prints it): the draft may yet be withdrawn, so while the model writes,
     stderr shows how far it is (or, with --draft, the draft itself, marked as such)."""
-    live = sys.stderr.isatty() or args.draft
+    from qa.render import counted
+
     words = 0
     if args.draft:
         print("draft (unchecked): ", end="", file=sys.stderr, flush=True)
+    else:
+        _say("docqa: searching, then reading the passages ...")
     for piece in stream:
         words += len(piece.split())
         if args.draft:
             print(piece, end="", file=sys.stderr, flush=True)
-        elif live:
-            print(f"\rdocqa: the model is writing ({words} words) ...", end="", file=sys.stderr, flush=True)
+        else:
+            _say(f"docqa: the model is writing ({counted(words, 'word')}) ...")
     answer = stream.answer
     if args.draft:
         verdict = f"withdrawn: {answer.reason}" if answer.withdrawn else "checked"
         print(f"\n[draft {verdict}]", file=sys.stderr, flush=True)
-    elif live:
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    else:
+        _say("")
     return answer
+
+
+def _no_loading_bars() -> None:
+    """transformers' bar for reading a model's weights, which takes a moment and says nothing a
+    user needs (docqa says what it is doing itself)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
+def _say(message: str) -> None:
+    """What docqa is doing, on a terminal: one line, rewritten by the next (empty: cleared)."""
+    if sys.stderr.isatty():
+        print(f"\r\033[K{message}", end="", file=sys.stderr, flush=True)
 
 
 def _chat(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,24 @@ def test_a_summary_prints_clean_lines_and_its_progress_ends_its_line(tmp_path, m
     out, err = capsys.readouterr()
     assert out.split("\n\n")[1] == reply and "\r" not in out
     assert err == "summarising: 1/1 parts\n", "in a log, progress is a line of its own"
+
+
+def test_search_names_a_document_the_index_lacks(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
+    config = Config(docs=docs, index_dir=tmp_path / "index")
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    argv = ["search", "wheat", "--index", str(config.index_dir), "--method", "bm25", "--doc", "rice.txt"]
+    assert cli.main(argv) == 2
+    assert "no document 'rice.txt' in the index: `docqa documents` lists the ids" in capsys.readouterr().err
+
+
+def test_on_a_terminal_stderr_says_what_docqa_is_doing_on_one_line_then_clears_it(ask, capsys, monkeypatch):
+    ask.capsys = capsys
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    out, err = ask("India sent 50,000 tonnes of wheat. [1]")
+    assert "docqa: searching, then reading the passages ..." in err
+    assert "the model is writing (1 word) ..." in err and "(2 words)" in err
+    assert "\n" not in err and err.endswith("\r\033[K"), "one line, rewritten, and cleared at the end"
+    assert out.startswith("India sent 50,000 tonnes of wheat. [1]\n")
