@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from embeddings.chunker import NOT_AFTER_ABBREVIATION
 
-_MARK = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_LEADING_MARKS = re.compile(r"(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
+# A citation mark: [1], [1, 3], [1-3], and the prompt's own label, [Document 1].
+_CITED = r"\[(?:(?:documents?|passages?|sources?)\s+)?(\d+(?:\s*(?:[,;]|[-–]|and)\s*\d+)*)\]"
+_MARK = re.compile(rf"\s*{_CITED}", re.IGNORECASE)
+_LEADING_MARKS = re.compile(rf"(?:\s*{_CITED})+", re.IGNORECASE)
 # A sentence ends at . ! or ? and a space, but not after an abbreviation or a list item's number
 # ("1. The meeting ..."), and at every line break.
 _SENTENCE_END = re.compile(rf"(?m)(?<!^\d\.)(?<!^\d\d\.)(?<=[.!?]){NOT_AFTER_ABBREVIATION}\s+(?=\S)|\n+")
@@ -113,7 +115,12 @@ def set_marks(answer: str, sentence: CitedSentence, numbers: list[int]) -> str:
 
 
 def _numbers(group: str) -> list[int]:
-    return [int(n) for n in re.findall(r"\d+", group)]
+    """The passage numbers a mark's group names: "1, 3" -> 1, 3; "1-3" -> 1, 2, 3."""
+    numbers: list[int] = []
+    for m in re.finditer(r"(\d+)(?:\s*[-–]\s*(\d+))?", group):
+        first, last = int(m.group(1)), int(m.group(2) or m.group(1))
+        numbers += range(first, last + 1) if 0 <= last - first <= 10 else [first, last]
+    return numbers
 
 
 def _all_numbers(text: str) -> tuple[int, ...]:

@@ -18,6 +18,15 @@ def test_grouped_and_repeated_marks_are_read_once_each():
     assert sentences("A fact [1, 3][3].")[0].numbers == (1, 3)
 
 
+def test_a_range_of_passages_or_the_prompts_own_label_is_a_mark_too():
+    found = sentences("Revenue rose [1-3]. Costs fell [Document 2]. Both held [1 and 2].")
+    assert [(s.text, s.numbers) for s in found] == [
+        ("Revenue rose.", (1, 2, 3)),
+        ("Costs fell.", (2,)),
+        ("Both held.", (1, 2)),
+    ]
+
+
 def test_numbers_that_name_no_passage_are_dropped_from_the_text():
     assert drop_unknown("Tehran [1][7]. Kabul [0].", given=3) == "Tehran [1]. Kabul."
     assert sentences(drop_unknown("Tehran [4].", given=3))[0].numbers == ()
