@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from functools import cache
 
@@ -317,11 +318,23 @@ def norm(word: str) -> str:
     spelling, an acronym without its dots. A reply may spell a word other than its passage does:
     "metres" and "meters", "U.S." and "US" are one word each."""
     w = word.lower().replace("’", "'")
+    if not w.isascii():
+        w = _unaccented(w)
     if w.endswith("'s"):
         w = w[:-2]
     if _DOTTED.fullmatch(w):
         w = w.replace(".", "")
     return number(w) or _stem(get_american_spelling(w))
+
+
+def _unaccented(word: str) -> str:
+    """A Latin letter without its accent ("zürich" -> "zurich", "café" -> "cafe"): a reply may
+    write a name as its passage does not. Marks on other scripts' letters stay."""
+    kept: list[str] = []
+    for ch in unicodedata.normalize("NFKD", word):
+        if not (unicodedata.combining(ch) and kept and kept[-1].isascii()):
+            kept.append(ch)
+    return unicodedata.normalize("NFC", "".join(kept))
 
 
 def _split_clitic(word: str) -> list[str]:

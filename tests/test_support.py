@@ -104,6 +104,12 @@ def test_a_name_after_a_title_or_an_initial_is_a_name_the_passage_must_hold(sent
     assert support(passage, passage).holds(T)
 
 
+def test_a_name_written_without_its_accents_is_the_same_name():
+    assert support("The bank is based in Zurich.", "The bank is based in Zürich, Switzerland.").holds(T)
+    assert support("Müller scored twice.", "Thomas Muller scored twice in the final.").holds(T)
+    assert support("The bank is based in Geneva.", "The bank is based in Zürich.").missing == ("geneva",)
+
+
 def test_a_decade_is_not_a_year_in_it():
     passage = "The firm was founded in the 1990s in Ohio."
     assert support("The firm was founded in the 1990s.", passage).holds(T)
