@@ -83,15 +83,26 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
 
 def _named(key: str, seen: set[str]) -> bool:
     """Whether the words `seen` hold the key word `key`, a name in any of its forms: "Afghan" is
-    in "Afghanistan", "Israeli" in "Israel" (one word begins with the other, the shorter of at
-    least 6 letters, so "Iran" and "Ira" stay apart)."""
+    in "Afghanistan", "Pakistani" in "Pakistan" (one word is the other with the ending of a
+    people, a language or a creed, the shorter of at least 6 letters, so "Iran" and "Ira" stay
+    apart, as do "Richard" and "Richardson", "Jackson" and "Jacksonville")."""
     if key in seen:
         return True
     if not key.isalpha():
         return False  # numbers and dates must be there as they are
     return any(
-        min(len(key), len(w)) >= 6 and (w.startswith(key) or key.startswith(w)) for w in seen if w.isalpha()
+        min(len(key), len(w)) >= 6 and _one_form(key, w) for w in seen if w.isalpha() and w[0] == key[0]
     )
+
+
+# What a name's other forms add to it, stemmed: Afghan-istan, Pakistan-i, Canada-n, Palestin-ian,
+# Argentin-a, Napoleon-ic, Christian-ity, Catholic-ism.
+_FORMS = frozenset(["i", "n", "an", "ian", "ni", "ese", "a", "ic", "ity", "ism", "istan", "stan", "ist"])
+
+
+def _one_form(a: str, b: str) -> bool:
+    short, long = sorted((a, b), key=len)
+    return long.startswith(short) and long[len(short) :] in _FORMS
 
 
 def _share(counted: list[str], text: str) -> float:
