@@ -431,8 +431,7 @@ def _summarize(args: argparse.Namespace) -> int:
 
     assistant = _assistant(args, summary_sentences=args.sentences)
     summary = assistant.summarize(args.doc_id, progress=None if args.json else _progress)
-    if sys.stderr.isatty() and not args.json:
-        print("\r\033[K", end="", file=sys.stderr, flush=True)  # the progress line is done
+    _say("")  # the progress line is done
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         return 0

@@ -1,9 +1,9 @@
 """The OpenAI-compatible routes of `docqa serve`: POST /v1/chat/completions, POST /v1/embeddings,
-GET /v1/models and GET /v1/models/{model}. A body is read within a size cap and checked by openai_api; the Service
-answers, with the same turns at the model as the web UI. The blocking work runs on worker threads
-of the API's own, so questions waiting for a turn never hold the threads the web UI needs. A client
-that goes away stops its answer: the model's stream is closed at the next piece, and a question
-still waiting for its turn gives up its place."""
+GET /v1/models and GET /v1/models/{model}. A body is read within a size cap and checked by
+openai_api; the Service answers, with the same turns at the model as the web UI. The blocking work
+runs on worker threads of the API's own, so questions waiting for a turn never hold the threads
+the web UI needs. A client that goes away stops its answer: the model's stream is closed at the
+next piece, and a question still waiting for its turn gives up its place."""
 
 from __future__ import annotations
 
