@@ -20,6 +20,7 @@ Parsed = tuple[str | None, str, dict[str, object]]  # title (None: derive one), 
 _DATE_LINE = re.compile(r"\A\s*(?:date|published)\s*:?\s*(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
 _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_MD_FENCED = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)  # code, whose "# ..." are comments
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -102,7 +103,7 @@ def parse_markdown(data: bytes) -> Parsed:
                 title = value
             elif key == "date" and _valid_date(value):
                 metadata["date"] = value[:10]
-    heading = _MD_HEADING.search(text)
+    heading = _MD_HEADING.search(_MD_FENCED.sub("", text))
     if title is None and heading:
         title = heading.group(1)
     metadata = metadata or _leading_date(text)

@@ -46,6 +46,10 @@ def test_markdown_front_matter_and_heading(tmp_path):
     doc = load(tmp_path, "n.md", "---\ntitle: 'Release notes'\ndate: 2024-05-01\n---\n# Ignored\nBody.")
     assert (doc.title, doc.metadata["date"]) == ("Release notes", "2024-05-01")
     assert load(tmp_path, "m.md", "Intro\n\n# The Heading #\n\ntext").title == "The Heading"
+    fenced = "Setup notes\n\n```bash\n# install deps\npip install docqa\n```\n\n# Installing docqa\n\nRun it."
+    assert load(tmp_path, "c.md", fenced).title == "Installing docqa", (
+        "a comment in a code block is no heading"
+    )
 
 
 def test_html_keeps_visible_text_only(tmp_path):
