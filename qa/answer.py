@@ -73,6 +73,7 @@ class Answer:
     withdrawn: bool = False  # the model wrote an answer (streamed as it came) that docqa withdrew
     runtime: str = ""  # how the model ran: runtime, precision, device (qa/generator.py)
     standalone: str | None = None  # in a conversation: the question as retrieval searched it (rewritten)
+    tokens: dict[str, int] = field(default_factory=dict)  # the answer's model call: prompt, completion
 
     def to_dict(self) -> dict:
         return asdict(self)

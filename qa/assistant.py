@@ -286,6 +286,7 @@ class Assistant:
         if answer.abstained:
             answer.passages = found.passages
         answer.timings = _timings(found.seconds, generated, started, first)
+        answer.tokens = {"prompt": self.count(messages), "completion": self.generator.count("".join(raw))}
         answer.runtime = runtime(self.generator)
         done(answer)
 

@@ -53,6 +53,7 @@ class ChatRequest:
     earlier: list[tuple[str, str]]  # the conversation before it, (role, text): see `turns`
     stream: bool
     scope: Scope | None = None  # the documents asked (docqa.scope); None: all of them
+    usage: bool = False  # stream_options.include_usage: a last chunk with the tokens counted
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def chat_request(body: object, embedding_model: str) -> ChatRequest:
         if value is not None and value < 1:
             raise ApiError(400, f"{name} must be at least 1, got {value}", name)
     _get(body, "seed", int)
-    _get(body, "stream_options", dict)
+    options = _get(body, "stream_options", dict) or {}
+    usage = bool(_get(options, "include_usage", bool, "stream_options.include_usage"))
     for name, kind, refused, why in REFUSED:
         value = _get(body, name, kind)
         if value is not None and refused(value):
@@ -108,7 +110,7 @@ def chat_request(body: object, embedding_model: str) -> ChatRequest:
     scope = _scope(_get(options, "scope", dict, "docqa.scope") or {})
     messages = _messages(body.get("messages"))
     stream = _get(body, "stream", bool) or False
-    return ChatRequest(messages[-1][1], messages[:-1], stream, scope)
+    return ChatRequest(messages[-1][1], messages[:-1], stream, scope, usage)
 
 
 def embeddings_request(body: object, embedding_model: str, dim: int) -> EmbeddingsRequest:
@@ -191,7 +193,19 @@ def completion(answer: Answer, request_id: str, created: int) -> dict:
     message = {"role": "assistant", "content": answer.text, "refusal": None}
     return {"id": request_id, "object": "chat.completion", "created": created, "model": CHAT_MODEL,
             "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-            "docqa": sources(answer)}  # fmt: skip
+            "usage": usage(answer), "docqa": sources(answer)}  # fmt: skip
+
+
+def usage(answer: Answer) -> dict:
+    """The tokens of the answer's model call (none where docqa answered without the model)."""
+    prompt, completion = answer.tokens.get("prompt", 0), answer.tokens.get("completion", 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def usage_chunk(request_id: str, created: int, answer: Answer) -> dict:
+    """The chunk stream_options.include_usage asks for, after the last: no choices, the usage."""
+    return {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": CHAT_MODEL,
+            "choices": [], "usage": usage(answer)}  # fmt: skip
 
 
 def chunk(request_id: str, created: int, delta: dict, answer: Answer | None = None) -> dict:

@@ -71,7 +71,7 @@ def router(service: Service) -> APIRouter:
             stream.close()
             raise
         if asked.stream:
-            events = _events(stream, first, reply, created, run)
+            events = _events(stream, first, reply, created, run, asked.usage)
             return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
                                      background=BackgroundTask(stream.close))  # fmt: skip
         try:
@@ -138,9 +138,10 @@ async def _first(stream: AnswerStream, request: Request, run) -> str | None:
             stream.gone.set()
 
 
-async def _events(stream: AnswerStream, first: str | None, reply: str, created: int, run):
+async def _events(stream: AnswerStream, first: str | None, reply: str, created: int, run, usage: bool):
     """The reply as server-sent events: the model's text piece by piece, then (when docqa's checks
-    withdrew it) a piece that says so, then a last chunk with the docqa field, then [DONE]."""
+    withdrew it) a piece that says so, then a last chunk with the docqa field, then (when asked)
+    the usage, then [DONE]."""
     chunk, event = openai_api.chunk, openai_api.event
     streamed = first or ""
     try:
@@ -152,6 +153,8 @@ async def _events(stream: AnswerStream, first: str | None, reply: str, created: 
         if note := openai_api.withdrawal(streamed, answer):
             yield event(chunk(reply, created, {"content": note}))
         yield event(chunk(reply, created, {}, answer))
+        if usage:
+            yield event(openai_api.usage_chunk(reply, created, answer))
         yield openai_api.DONE
     except Exception as e:  # the headers are sent: the error goes in the stream, as OpenAI's do
         yield event(_failure(e).body)

@@ -127,6 +127,12 @@ def test_streamed_and_whole_replies_through_the_openai_client(tmp_path, serving)
     assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].docqa == whole.docqa | {
         "seconds": chunks[-1].docqa["seconds"]
     }
+    assert whole.usage.completion_tokens > 0 and whole.usage.prompt_tokens > whole.usage.completion_tokens
+    assert whole.usage.total_tokens == whole.usage.prompt_tokens + whole.usage.completion_tokens
+    counted = list(client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}],
+                                                  stream=True, stream_options={"include_usage": True}))  # fmt: skip
+    assert counted[-1].choices == [] and counted[-1].usage == whole.usage
+    assert all(c.usage is None for c in counted[:-1]) and chunks[-1].usage is None, "only when asked"
     assert [m.id for m in client.models.list()] == ["docqa", "fake-embedder"]
     assert client.models.retrieve("docqa").owned_by == "docqa"
     with pytest.raises(openai.NotFoundError, match="serves no model 'gpt-4o'"):
