@@ -52,7 +52,7 @@ test: $(STAMP)  ## lint, then run every test, the default 1.5B model's included 
 test-fast: $(STAMP)  ## the tests without the default generator and the browser
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
 
-eval: $(STAMP)  ## measure retrieval, support and question checks, answers (int4 beside transformers), refusals, follow-ups, injections, summaries (77-84 min on a 2-core AMX Xeon; longer on AVX2-only CPUs); writes reports/eval.*
+eval: $(STAMP)  ## measure retrieval, support and question checks, answers (int4 beside transformers), refusals, follow-ups, injections, summaries (33-84 min on a 2-core AVX512 CPU; longer on AVX2-only ones); writes reports/eval.*
 	$(BIN)/python -m evaluation --data $(EVAL_DATA)
 
 eval-smoke: $(STAMP)  ## the same harness on tiny samples with the small model, contradiction and injection sets included (CI runs it)
