@@ -22,7 +22,13 @@ _ORDERS = re.compile(
             # "ignore all previous instructions", "disregard the system prompt"
             r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}\b(?:previous|prior|above|earlier|preceding|all|your|the\s+system)\s+"
             r"(?:instructions?|prompts?|rules|guidelines|directions|messages?)\b",
-            r"\b(?:system prompt|developer mode|jailbreak(?:ing)?|new instructions for)\b",
+            # the AI's own prompt or mode named in an order, not any text that names them ("The
+            # system prompt is limited to 4,000 tokens", "To enable developer mode, tap ...")
+            r"\b(?:ignore|disregard|forget|override|bypass|reveal|print|show|repeat|output|disclose|leak)\b"
+            r"[^.!?\n]{0,40}\bsystem\s+prompt\b",
+            r"\b(?:instructions?|orders?|messages?)\s+from\s+(?:the\s+|your\s+)?system\s+prompt\b|\bsystem\s+prompt\s*:",
+            r"\b(?:enter|activate|switch\s+(?:to|into)|you\s+are\s+(?:now\s+)?in)\s+(?:developer|dan|god)\s+mode\b",
+            r"\bjailbreak\s+(?:mode|prompt)\b|\byou\s+(?:are|have\s+been)\s+jailbroken\b",
             # words addressed to the AI that reads the text
             rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the|any|all)\s+{_AI}s?\b",
             rf"\b(?:to|for)\s+(?:the|any)\s+{_AI}s?\s+(?:reading|processing|summari[sz]ing|answering)\b",
