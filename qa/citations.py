@@ -100,6 +100,11 @@ def sentences(answer: str) -> list[CitedSentence]:
     return out
 
 
+def is_list_item(line: str) -> bool:
+    """Whether `line` is an item of a markdown list ("- ...", "* ...", "1. ...")."""
+    return bool(_LIST_ITEM.match(line.lstrip())) and not line.lstrip().startswith("#")
+
+
 def plain(sentence: str) -> str:
     """A sentence as the claim it makes: without citation marks and markdown, spaces made single."""
     return _LIST_ITEM.sub("", _EMPHASIS.sub("", " ".join(_MARK.sub("", sentence).split())))

@@ -188,8 +188,9 @@ def summary_html(
     warn = "".join(
         f'<p class="note unsupported">{html.escape(line)}</p>' for line in caveats(left_out or [], supported)
     )
+    body = html.escape(text).replace("\n", "<br>")  # a summary written as a list keeps its lines
     return (
-        f'<div class="summary"><h4>{html.escape(title)}</h4><p>{html.escape(text)}</p>{warn}'
+        f'<div class="summary"><h4>{html.escape(title)}</h4><p>{body}</p>{warn}'
         f'<p class="note">{html.escape(note)}</p>'
         f"<details><summary>{html.escape(drawn_from(sources))}</summary>"
         f"<ul>{items}</ul></details></div>"

@@ -17,7 +17,7 @@ from pathlib import Path
 from embeddings.chunker import chunk_text, sentences
 from embeddings.errors import ConfigError, QuestionError
 from embeddings.index import Index
-from qa.citations import plain
+from qa.citations import is_list_item, plain
 from qa.generator import Generator
 from qa.guard import defuse, neutralise
 from qa.prompt import SUMMARY_SYSTEM, Messages, quote
@@ -121,7 +121,8 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     model was cut off in is left out too. When no sentence is held, the text stays whole and is
     marked as not supported."""
     said = [text[a:b].strip() for a, b in sentences(text)]
-    if len(said) > 1 and not said[-1].rstrip("\"'”’)]").endswith((".", "!", "?", "…")):
+    listed = any(is_list_item(s) for s in said)  # a list's items need no full stop
+    if len(said) > 1 and not listed and not said[-1].rstrip("\"'”’)]").endswith((".", "!", "?", "…")):
         said, cut = said[:-1], [said[-1]]
     else:
         cut = []
@@ -136,7 +137,8 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     if not any(held):
         return text, [], False
     kept = [s for s, ok in zip(said, held, strict=True) if ok]
-    return " ".join(kept), [s for s, ok in zip(said, held, strict=True) if not ok] + cut, True
+    joined = "\n".join(kept) if listed else " ".join(kept)  # a list stays a list
+    return joined, [s for s, ok in zip(said, held, strict=True) if not ok] + cut, True
 
 
 def pack(

@@ -11,7 +11,7 @@ from embeddings.config import Config
 from embeddings.errors import QuestionError
 from embeddings.index import Index
 from qa.assistant import Assistant
-from qa.render import caveats, drawn_from
+from qa.render import caveats, drawn_from, summary_html
 from qa.retriever import Passage
 from qa.summarize import check, pack
 from tests.fakes import FakeEmbedder, FakeGenerator
@@ -137,6 +137,20 @@ def test_a_summary_sentence_with_a_citation_mark_is_checked_by_its_words():
     text, left_out, supported = check(summary, SOURCES, 0.5)
     assert supported and text == "India sent 50,000 tonnes of wheat to Afghanistan [1]."
     assert left_out == ["India sent 80,000 tonnes of rice [1]."]
+
+
+def test_a_summary_written_as_a_list_is_checked_item_by_item_and_stays_a_list():
+    summary = ("- Ahmad Massoud met Amir Khan Muttaqi in Tehran\n- India sent 80,000 tonnes of rice\n"
+               "- India sent 50,000 tonnes of wheat to Afghanistan")  # fmt: skip
+    text, left_out, supported = check(summary, SOURCES, 0.5)
+    assert supported and left_out == ["- India sent 80,000 tonnes of rice"]
+    assert (
+        text
+        == "- Ahmad Massoud met Amir Khan Muttaqi in Tehran\n- India sent 50,000 tonnes of wheat to Afghanistan"
+    )
+    assert "Tehran<br>- India sent 50,000" in summary_html("Talks", text, SOURCES), (
+        "the page shows it as lines"
+    )
 
 
 def test_a_last_sentence_cut_off_at_the_token_limit_is_left_out():
