@@ -84,6 +84,11 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def content_hash(path: Path) -> str:
+    """The hash a file's document is indexed with (DocumentInfo.hash): the same bytes, the same hash."""
+    return _sha256(Path(path).read_bytes())
+
+
 def scan(
     root: Path,
     prefix: str = "",

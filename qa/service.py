@@ -20,6 +20,7 @@ from embeddings.embedder import Embedder
 from embeddings.errors import ConfigError, DocqaError, QuestionError
 from embeddings.index import Index
 from embeddings.library import UPLOAD_PREFIX, Library, Upload
+from embeddings.readers import content_hash
 from embeddings.scope import Scope
 from embeddings.table import DocumentInfo
 from embeddings.watch import follow
@@ -266,9 +267,19 @@ class Service:
         """Store each (name, temporary path) under a generated name, then index them.
         Returns what was stored, what was refused (with reasons), and the build report."""
         stored, refused = [], []
+        # A file whose very bytes are indexed already would only be found twice by every question.
+        listed = self.documents() if self._assistant is not None else []
+        indexed = {d.hash: str(d.metadata.get("file") or d.id) for d in listed}
         for name, path in files:
             try:
-                stored.append(self.library.store(name, Path(path), MAX_UPLOAD_BYTES))
+                small = Path(path).stat().st_size <= MAX_UPLOAD_BYTES  # a larger one is refused below
+                digest = content_hash(Path(path)) if small else ""
+                if digest in indexed:
+                    raise ConfigError(f"{Path(name).name}: the same file is indexed already, as "
+                                      f"{indexed[digest]}; remove that one first to add it again")  # fmt: skip
+                upload = self.library.store(name, Path(path), MAX_UPLOAD_BYTES)
+                stored.append(upload)
+                indexed[digest] = upload.name
             except (ConfigError, OSError) as e:
                 refused.append(str(e))
         report = self.reindex() if stored else None

@@ -92,6 +92,20 @@ def test_an_upload_is_stored_under_a_generated_name_and_indexed(service, tmp_pat
     assert uploads[0][:2] == ["Notes about rice.txt", "indexed"]
 
 
+def test_a_file_whose_content_is_indexed_already_is_refused_by_name(service, tmp_path):
+    first, again = tmp_path / "rice.txt", tmp_path / "rice (1).txt"
+    for path in (first, again):
+        path.write_text("Rice harvests in Bengal doubled this year.")
+    copy = tmp_path / "copy of talks.txt"
+    copy.write_text(DOCS["talks.txt"])
+    assert "added **rice.txt**" in Handlers(service).upload([str(first)])
+    message = Handlers(service).upload([str(again), str(copy)])
+    assert "rice (1).txt: the same file is indexed already, as rice.txt" in message
+    assert "copy of talks.txt: the same file is indexed already, as talks.txt" in message
+    assert [u.name for u in service.uploads()] == ["rice.txt"], "nothing stored twice"
+    assert len(service.documents()) == len(DOCS) + 1
+
+
 def test_an_upload_name_never_becomes_a_path(service, tmp_path):
     upload = tmp_path / "plain.txt"
     upload.write_text("Harmless text about barley.")
