@@ -157,8 +157,7 @@ class Retriever:
         given; with `reading`, the overlap of two chunks shown with the first (see `trim`)."""
         started = time.perf_counter()
         query, fused, best, lexical = self._search(question, within)
-        # Only the chunks that are shown are read.
-        chosen = self.index.table.chunks([row for row, _ in fused[: self.k]])
+        chosen = self._distinct([row for row, _ in fused])
         chunks = chosen + self._rest_of_document(chosen)
         # Every passage gets a cosine score, also those only BM25 found.
         rows = np.array([c.row for c in chunks], dtype=np.int64)
@@ -168,6 +167,23 @@ class Retriever:
         scored = scored[: len(chosen)] + sorted(scored[len(chosen) :], key=lambda cs: -cs[1])
         passages = trim(scored, reading)
         return Retrieval(passages, best, time.perf_counter() - started, lexical)
+
+    def _distinct(self, rows: list[int]) -> list[Chunk]:
+        """The first `k` chunks of `rows` whose texts differ: a text that two documents hold (a copy
+        of a file, a page footer) is shown once, from the better-ranked. Only the chunks that are
+        shown are read, and the next ones only where a text came twice."""
+        chosen: list[Chunk] = []
+        seen: set[str] = set()
+        at = 0
+        while len(chosen) < self.k and at < len(rows):
+            wanted = self.k - len(chosen)
+            for chunk in self.index.table.chunks(rows[at : at + wanted]):
+                text = " ".join(chunk.text.split())
+                if text not in seen:
+                    seen.add(text)
+                    chosen.append(chunk)
+            at += wanted
+        return chosen
 
     def _rest_of_document(self, chosen: list[Chunk]) -> list[Chunk]:
         """The other chunks of the one document that every chosen chunk comes from, when it has

@@ -539,3 +539,16 @@ def test_the_lexical_evidence_is_the_share_of_the_questions_own_terms_however_it
     for question in (terms, "What is the seal of the harbour pump valve called?"):
         _, _, evidence = retriever.rank(question, index.embedder.embed([question]), retriever.candidates)
         assert evidence == share, question
+
+
+def test_a_text_two_documents_hold_is_shown_once_and_the_next_passage_takes_its_place(tmp_path):
+    talks = "The meeting in Tehran was mediated by Ismail Khan."
+    docs = write_docs(tmp_path / "docs", {"talks.txt": talks, "talks (copy).txt": talks,
+                                          "outcome.txt": "The talks in Tehran ended without a result."})  # fmt: skip
+    config = Config(docs=docs, index_dir=tmp_path / "index")
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    index = Index.open(config.index_dir, FakeEmbedder())
+    passages = Retriever(index, k=2)("Who mediated the meeting in Tehran?").passages
+    assert [p.text for p in passages].count(talks) == 1, "the copy is not shown beside its original"
+    assert {p.doc_id for p in passages} & {"talks.txt", "talks (copy).txt"} and len(passages) == 2
+    assert "outcome.txt" in {p.doc_id for p in passages}, "the next passage takes the copy's place"
