@@ -67,7 +67,9 @@ def is_refusal(answer: str) -> bool:
     first = _SENTENCE_END.split(words, maxsplit=1)[0]
     if _DECLINES.search(first):
         return True
-    return bool(_GENERAL.search(first)) and not _MARK.search(_SENTENCE_END.split(said, maxsplit=1)[0])
+    opening, *rest = _SENTENCE_END.split(said, maxsplit=1)
+    cited = _MARK.search(opening) or (rest and _LEADING_MARKS.match(rest[0]))  # "... determined. [1]"
+    return bool(_GENERAL.search(first)) and not cited
 
 
 def drop_unknown(answer: str, given: int) -> str:

@@ -61,6 +61,7 @@ def test_refusals_are_recognised(reply):
      # Words that decline when written alone state a fact when a passage is cited for them.
      "The treaty makes no mention of fishing rights [1].", "The ministry gave no answer to the request [1].",
      "Investigators said the cause of the crash cannot be determined [1].",
+     "Investigators said the cause of the crash cannot be determined. [1] It was a calm night.",
      "There was not enough information to approve the drug [2]."],
 )  # fmt: skip
 def test_answers_are_not_refusals(reply):
