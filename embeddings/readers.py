@@ -201,15 +201,23 @@ _name = operator.attrgetter("name")
 def _bad_name(name: str, relative: str, problems: list[tuple[str, str, bool]]) -> bool:
     """Whether `name` is not valid UTF-8 (Python holds such bytes as lone surrogates, which the
     index cannot store); if so it goes into `problems`, shown with the bytes escaped."""
-    if name.isascii():
+    if _unicode(name):
         return False
-    try:
-        name.encode()
-    except UnicodeEncodeError:
-        shown = os.fsencode(relative + name).decode(errors="backslashreplace")
-        problems.append((shown, "its name is not valid UTF-8: rename it", False))
+    shown = os.fsencode(relative + name).decode(errors="backslashreplace")
+    problems.append((shown, "its name is not valid UTF-8: rename it", False))
+    return True
+
+
+def _unicode(text: str) -> bool:
+    """Whether `text` can be stored: no lone surrogate (how Python holds a name's bytes that are
+    not UTF-8, and what an escaped "\\udce9" in JSON becomes)."""
+    if text.isascii():
         return True
-    return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _scan_jsonl(data: bytes, source: str, path: str) -> Iterator[Pending | Skipped]:
@@ -254,13 +262,8 @@ def _jsonl_document(record: dict, content_hash: str, source: str) -> Document:
     if not isinstance(title, str):
         raise UnreadableDocument(f"document {doc_id!r} has a 'title' that is not a string")
     for name, value in (("id", doc_id), ("title", title), ("text", text)):
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError:  # an escaped lone surrogate ("\udce9") that JSON lets through
-                raise UnreadableDocument(
-                    f"document {doc_id!r} has a {name!r} that is not valid Unicode"
-                ) from None
+        if not _unicode(value):
+            raise UnreadableDocument(f"document {doc_id!r} has a {name!r} that is not valid Unicode")
     metadata = {k: v for k, v in record.items() if k not in {"id", "_id", "title", "text", "metadata"}}
     if isinstance(record.get("metadata"), dict):
         metadata.update(record["metadata"])

@@ -95,7 +95,7 @@ def _named(key: str, seen: set[str]) -> bool:
     )
 
 
-# What a name's other forms add to it, stemmed: Afghan-istan, Pakistan-i, Canada-n, Palestin-ian,
+# What a name's other forms add to it, stemmed: Afghan-istan, Pakistan-i, Palestin-ian,
 # Argentin-a, Napoleon-ic, Christian-ity, Catholic-ism.
 _FORMS = frozenset(["i", "n", "an", "ian", "ni", "ese", "a", "ic", "ity", "ism", "istan", "stan", "ist"])
 
