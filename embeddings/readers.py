@@ -113,7 +113,8 @@ def scan(
             )
         files = [] if _bad_name(root.name, "", problems) else [(root.name, str(root), None)]
     else:
-        files = _walk(str(root), "", os.path.abspath(skip) if skip else "", problems)
+        links = _Links(os.path.realpath(root), os.path.realpath(skip) if skip else "")
+        files = _walk(str(root), "", os.path.abspath(skip) if skip else "", problems, links)
     seen = set() if seen is None else seen
     names = names or {}
     for relative, reason, folder in problems:
@@ -164,11 +165,12 @@ def _once(item: Pending | Skipped, seen: set[str]) -> Pending | Skipped:
 
 
 def _walk(
-    folder: str, relative: str, skip: str, problems: list[tuple[str, str, bool]]
+    folder: str, relative: str, skip: str, problems: list[tuple[str, str, bool]], links: _Links
 ) -> list[tuple[str, str, os.stat_result | None]]:
     """(path relative to the root, path, its stat) of each supported file, in path order; plain
     strings and scandir, as a large folder is walked at every build. Hidden files and folders,
-    and the folder `skip`, are left out; what cannot be read goes into `problems`."""
+    and the folder `skip`, are left out; what cannot be read goes into `problems`. A link is
+    followed unless what it points to is indexed already (see _Links)."""
     found: list[tuple[str, str, os.stat_result | None]] = []
     try:
         with os.scandir(folder) as listing:
@@ -184,9 +186,12 @@ def _walk(
         name = entry.name
         if name[0] == ".":
             continue
-        if entry.is_dir(follow_symlinks=False):
+        if entry.is_symlink() and (why := links.indexed_as(entry, relative)):
+            problems.append((relative + name, why, False))
+            continue
+        if entry.is_dir():
             if entry.path != skip and not _bad_name(f"{name}/", relative, problems):
-                found += _walk(entry.path, f"{relative}{name}/", skip, problems)
+                found += _walk(entry.path, f"{relative}{name}/", skip, problems, links)
         elif name[name.rfind(".") :].lower() in _SUPPORTED and not _bad_name(name, relative, problems):
             try:
                 found.append((relative + name, entry.path, entry.stat()))
@@ -196,6 +201,38 @@ def _walk(
 
 
 _name = operator.attrgetter("name")
+
+
+class _Links:
+    """Where the links met in one scan point. A link to a file or folder that the scan reaches
+    under its own name, or to one an earlier link reached, would index the same documents
+    twice (or walk a folder that links to itself for ever): it is reported, not followed."""
+
+    def __init__(self, root: str, skip: str) -> None:
+        self.root = root  # with every link resolved
+        self.skip = skip
+        self.followed: dict[str, str] = {}  # the real path -> the link's path relative to the root
+
+    def indexed_as(self, entry: os.DirEntry[str], relative: str) -> str | None:
+        """Why the link `entry` is not followed, or None to follow it."""
+        target = os.path.realpath(entry.path)
+        inside = os.path.relpath(target, self.root)
+        if target == self.root or target == self.skip or self.root.startswith(target + os.sep):
+            return "a link to the folder being indexed or one that holds it: it is not followed"
+        if inside != ".." and not inside.startswith(".." + os.sep):
+            hidden = any(part[0] == "." for part in inside.split(os.sep))
+            unsupported = os.path.isfile(target) and _extension(target) not in _SUPPORTED
+            skipped = self.skip and target.startswith(self.skip + os.sep)
+            if not (hidden or unsupported or skipped):
+                return f"a link to {inside.replace(os.sep, '/')}, which is indexed under that name"
+        if target in self.followed:
+            return f"a link to what {self.followed[target]} links to, which is indexed under that name"
+        self.followed[target] = relative + entry.name
+        return None
+
+
+def _extension(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
 
 
 def _bad_name(name: str, relative: str, problems: list[tuple[str, str, bool]]) -> bool:

@@ -191,3 +191,38 @@ def test_a_jsonl_line_with_an_escaped_lone_surrogate_is_skipped_with_the_reason(
     assert set(pending) == {"c"}
     assert "'text' that is not valid Unicode" in skipped["set.jsonl:1"]
     assert "'id' that is not valid Unicode" in skipped["set.jsonl:2"]
+
+
+def test_a_link_to_a_document_already_indexed_is_reported_not_indexed_twice(tmp_path):
+    docs = tmp_path / "docs"
+    write(docs, "a.txt", "Zebras live in Kenya.")
+    write(docs, ".drafts/note.txt", "A hidden draft.")
+    write(docs, "data.raw", "Okapis live in Congo.")
+    (docs / "copy.txt").symlink_to("a.txt")
+    (docs / "sub").mkdir()
+    (docs / "sub" / "again.txt").symlink_to("../a.txt")
+    (docs / "draft.txt").symlink_to(".drafts/note.txt")  # the draft itself is hidden: not indexed
+    (docs / "okapi.txt").symlink_to("data.raw")  # nor is a .raw file
+    pending, skipped = scanned(docs)
+    assert sorted(pending) == ["a.txt", "draft.txt", "okapi.txt"]
+    assert skipped == {
+        "copy.txt": "a link to a.txt, which is indexed under that name",
+        "sub/again.txt": "a link to a.txt, which is indexed under that name",
+    }
+
+
+def test_a_linked_folder_outside_is_indexed_once_and_a_link_back_is_not_followed(tmp_path):
+    docs, elsewhere = tmp_path / "docs", tmp_path / "elsewhere"
+    write(docs, "a.txt", "Zebras live in Kenya.")
+    write(elsewhere, "o.txt", "Okapis live in Congo.")
+    (docs / "shared").symlink_to(elsewhere)
+    (docs / "shared-again").symlink_to(elsewhere)
+    (docs / "loop").symlink_to(docs)
+    (elsewhere / "up").symlink_to(tmp_path)  # holds docs itself
+    pending, skipped = scanned(docs)
+    assert sorted(pending) == ["a.txt", "shared/o.txt"]
+    assert skipped == {
+        "loop": "a link to the folder being indexed or one that holds it: it is not followed",
+        "shared-again": "a link to what shared links to, which is indexed under that name",
+        "shared/up": "a link to the folder being indexed or one that holds it: it is not followed",
+    }
