@@ -167,7 +167,7 @@ def build(
                 report.seconds = time.perf_counter() - started
                 return report
             if not (unchanged or fresh):
-                raise _nothing_readable(config.docs)
+                raise _nothing_readable(config)
             embedding = _embedding(config, embedder, cluster, model_fingerprint, fresh)
             if report.rebuilt_because:
                 log(f"Re-embedding everything: {report.rebuilt_because}")
@@ -224,7 +224,7 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
         report.documents = sum(s["documents"] - len(s["deleted"]) for s in segments)
         report.chunks = sum(s["chunks"] - s["deleted_chunks"] for s in segments)
         if report.chunks == 0:
-            raise _nothing_readable(config.docs)
+            raise _nothing_readable(config)
         manifest = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "counts": {"documents": report.documents, "chunks": report.chunks},
@@ -311,7 +311,8 @@ def _record_uploads(library: Library, report: BuildReport, indexed: Collection[s
     library.mark(results)
 
 
-def _nothing_readable(docs: Path) -> ConfigError:
+def _nothing_readable(config: Config) -> ConfigError:
     return ConfigError(
-        f"no readable documents in {docs} (docqa reads {' '.join(SUPPORTED)}); the index was left as it was"
+        f"no readable documents in {config.docs} (docqa reads {' '.join(SUPPORTED)}); the index was "
+        f"left as it was (if the documents were removed on purpose, delete {config.index_dir} to empty it)"
     )

@@ -195,8 +195,9 @@ def test_no_readable_documents_is_an_error_that_keeps_the_old_index(config, fake
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "bad.txt").write_bytes(b"")
-    with pytest.raises(ConfigError, match="no readable documents"):
+    with pytest.raises(ConfigError, match="no readable documents") as error:
         run(Config(docs=empty, index_dir=config.index_dir, chunk_tokens=16, chunk_overlap=4), fake_embedder)
+    assert f"delete {config.index_dir} to empty it" in str(error.value)
     assert len(opened(config, fake_embedder).documents()) == 3
 
 
