@@ -1,7 +1,7 @@
 """The support check against a contradiction set the harness builds from XQuAD: each sentence
 that holds a gold answer, supported as it stands and in paraphrases (cut to its clause, a
 synonym, a number written otherwise, a lead-in), and contradicted by perturbations (a negation
-added or removed, a number, year or month changed, a name swapped for one from elsewhere or for
+added or removed, a number, year, month or unit changed, a name swapped for one from elsewhere or for
 another name in the same paragraph). Each variant is checked against its paragraph, with its
 question, as `ask` checks an answer sentence. The threshold is chosen on one half of the
 articles and the rates reported on the other."""
@@ -27,6 +27,17 @@ _MONTH = re.compile(
 )
 _NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+(?: [A-Z][a-z]+)*")
 _MONTHS = _MONTH.pattern.strip("\\b()").split("|")
+# A unit after a number, and another of its kind that changes the claim ("20 years" -> "20 months").
+_UNIT_SWAPS = {"years": "months", "year": "month", "months": "years", "month": "year", "days": "weeks",
+               "day": "week", "weeks": "days", "week": "day", "hours": "minutes", "hour": "minute",
+               "minutes": "hours", "minute": "hour", "miles": "kilometres", "mile": "kilometre",
+               "kilometres": "miles", "kilometers": "miles", "km": "miles", "metres": "feet",
+               "meters": "feet", "feet": "metres", "foot": "metre", "pounds": "kilograms",
+               "kilograms": "pounds", "kg": "pounds", "tons": "pounds", "tonnes": "kilograms",
+               "acres": "hectares", "hectares": "acres", "centuries": "decades", "decades": "centuries"}  # fmt: skip
+_UNIT = re.compile(
+    r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten)([ -])(" + "|".join(_UNIT_SWAPS) + r")\b"
+)
 SYNONYMS = {"began": "started", "large": "big", "about": "around", "approximately": "roughly",
             "however": "but", "received": "got", "purchased": "bought", "attempted": "tried",
             "assisted": "helped", "commenced": "began", "constructed": "built", "additional": "more",
@@ -107,6 +118,8 @@ def _contradictions(
         new = value + rng.choice([1, 2, 3, 5, 10]) if 1000 <= value <= 2100 else value * 2 + rng.randint(1, 9)
         out.append(("number" if not 1000 <= value <= 2100 else "year",
                     sentence[: m.start()] + str(new) + sentence[m.end() :]))  # fmt: skip
+    if m := _UNIT.search(sentence):
+        out.append(("unit", sentence[: m.start(3)] + _UNIT_SWAPS[m.group(3)] + sentence[m.end(3) :]))
     if m := _MONTH.search(sentence):
         other = rng.choice([x for x in _MONTHS if x != m.group()])
         out.append(("month", sentence[: m.start()] + other + sentence[m.end() :]))

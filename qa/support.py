@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from embeddings.chunker import sentences
-from qa.words import DENIALS, NEGATIONS, content, key_words, negations, norm, words
+from qa.words import DENIALS, NEGATIONS, as_written, content, key_words, measures, negations, norm, words
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Support:
     score: float  # share of the sentence's content words the window holds; 0 when it has none
     start: int  # the window: character offsets in the passage
     end: int
-    missing: tuple[str, ...] = ()  # key words of the sentence the window lacks
+    missing: tuple[str, ...] = ()  # key words of the sentence the window lacks, as the sentence writes them
     contradicts: bool = False  # the sentence negates what the window states, or the reverse
 
     def holds(self, threshold: float) -> bool:
@@ -78,7 +78,8 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
             if pair > score:
                 start, end, score = a[0], b[1], pair
     window = passage[start:end]
-    return Support(round(score, 3), start, end, anchor.missing, _contradicts(sentence, window, question))
+    missing = as_written(anchor.missing, sentence)
+    return Support(round(score, 3), start, end, missing, _contradicts(sentence, window, question))
 
 
 def _named(key: str, seen: set[str]) -> bool:
@@ -119,7 +120,8 @@ def windows(passage: str) -> list[tuple[int, int]]:
 
 def vocabulary(text: str) -> set[str]:
     """Every word of `text` normalised as `content` normalises it, function words included."""
-    return {norm(w) for w in words(text)}
+    found = words(text)
+    return {norm(w) for w in found} | measures(found)
 
 
 def _contradicts(sentence: str, window: str, question: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 
 from breame.spelling import get_american_spelling
@@ -285,13 +285,36 @@ _PERCENT = re.compile(r"(?<=\d)\s*%|\bper\s+cent\b", re.IGNORECASE)
 _DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")
 
 
-def _percent_as_word(text: str) -> str:
-    return _PERCENT.sub(" percent", text)
+# A unit written onto its number is a word of its own: "20km" says "20 km", "$1.5bn" "$1.5
+# billion", so "30km" is not "20km" and "20 km" is. Ordinals ("2nd") and decades ("1990s") stay.
+_JOINED = re.compile(r"\b(\d+(?:[.,]\d+)*)(?!(?:st|nd|rd|th|s)\b)([a-z]+)\b", re.IGNORECASE)
+# A scale shortened after an amount: "$1.5bn", "3tn"; "m" and "k" only after a currency sign
+# ("$4m", "£50k"), as "400m" and "5k" are as often a distance.
+_SHORT_SCALES = {"bn": "billion", "tn": "trillion", "trn": "trillion"}
+_MONEY_SCALES = {"m": "million", "mn": "million", "k": "thousand"}
+_MONEY = re.compile(r"[$£€¥]\s?\d+(?:[.,]\d+)* ([a-z]+)\b", re.IGNORECASE)
+
+
+def _spelled_out(text: str) -> str:
+    """`text` with a percent sign, a unit written onto its number and a shortened scale spelled
+    as words, so that the checks read one claim written two ways as one."""
+    text = _JOINED.sub(_unit, _PERCENT.sub(" percent", text))
+    return _MONEY.sub(_money, text) if "$" in text or not text.isascii() else text
+
+
+def _unit(m: re.Match[str]) -> str:
+    unit = m.group(2)
+    return f"{m.group(1)} {_SHORT_SCALES.get(unit.lower(), unit)}"
+
+
+def _money(m: re.Match[str]) -> str:
+    scale = _MONEY_SCALES.get(m.group(1).lower())
+    return m.group() if scale is None else m.group()[: m.start(1) - m.start()] + scale
 
 
 def words(text: str) -> list[str]:
     """The words of `text`, lower-cased, in order."""
-    return [w.lower().replace("’", "'") for w in WORD.findall(_percent_as_word(text))]
+    return [w.lower().replace("’", "'") for w in WORD.findall(_spelled_out(text))]
 
 
 def _content_words(text: str) -> Iterator[str]:
@@ -313,6 +336,19 @@ def surfaces(text: str) -> dict[str, str]:
     return out
 
 
+# Units of time, length, mass and area: with the number before it, a key word (see measures). Short
+# forms are read as the unit's name; a one-letter unit ("m": metres or million?) is not one.
+_UNIT_NAMES = {"sec": "second", "secs": "second", "min": "minute", "mins": "minute", "hr": "hour",
+               "hrs": "hour", "yr": "year", "yrs": "year", "mm": "millimeter", "cm": "centimeter",
+               "km": "kilometer", "kms": "kilometer", "ft": "foot", "feet": "foot", "yd": "yard",
+               "mi": "mile", "kg": "kilogram", "kgs": "kilogram", "lb": "pound", "lbs": "pound",
+               "oz": "ounce"}  # fmt: skip
+_UNIT_WORDS = ["second", "minute", "hour", "day", "week", "month", "year", "decade", "century",
+               "millimeter", "centimeter", "meter", "kilometer", "inch", "foot", "yard", "mile",
+               "gram", "kilogram", "ton", "tonne", "pound", "ounce", "acre", "hectare", "liter",
+               "gallon", "mph"]  # fmt: skip
+
+
 def norm(word: str) -> str:
     """One word as the checks compare it: a number's digits, else the stem of its American
     spelling, an acronym without its dots. A reply may spell a word other than its passage does:
@@ -324,7 +360,7 @@ def norm(word: str) -> str:
         w = w[:-2]
     if _DOTTED.fullmatch(w):
         w = w.replace(".", "")
-    return number(w) or _stem(get_american_spelling(w))
+    return number(w) or _stem(get_american_spelling(_UNIT_NAMES.get(w, w)))
 
 
 def _unaccented(word: str) -> str:
@@ -367,7 +403,7 @@ def key_words(text: str) -> set[str]:
     """What a claim turns on, normalised as `content` makes them: numbers, scale words, months and
     names (capitalised words that do not open the sentence, and acronyms)."""
     keys: set[str] = set()
-    text = _percent_as_word(text)
+    text = _spelled_out(text)
     for m in WORD.finditer(text):
         w = m.group()
         lower = w.lower()
@@ -379,7 +415,31 @@ def key_words(text: str) -> set[str]:
             continue
         elif w[0].isupper() and (not _opens_sentence(text, m.start()) or (len(w) > 1 and w.isupper())):
             keys.add(norm(lower))
-    return keys
+    return keys | measures(words(text))
+
+
+def as_written(keys: Iterable[str], text: str) -> tuple[str, ...]:
+    """Key words, as `key_words` gives them, in the form `text` writes them: "Kennedy" for
+    "kennedi", "20 months" for "20 month". What a user reads in a reason is the word they read."""
+    found = [w.removesuffix("'s").removesuffix("’s") for w in WORD.findall(_spelled_out(text))]
+    written: dict[str, str] = {}
+    for before, w in zip(["", *found], found, strict=False):
+        written.setdefault(norm(w), w)
+        for pair in measures([before.lower(), w.lower()]):
+            written.setdefault(pair, f"{before} {w}")
+    out = [written.get(k, k) for k in keys]
+    return tuple(w for w in out if not any(o.startswith(f"{w} ") for o in out))  # "20 months", not "20" too
+
+
+def measures(words: list[str]) -> set[str]:
+    """Each amount with its unit in `words` (as `words` gives them), as one key word: "20 year".
+    A claim turns on the pair: "20 months" is not "20 years", though the passage may say "20
+    kilometres (12 miles)" and so hold both "20" and "mile"."""
+    out = set()
+    for a, b in zip(words, words[1:], strict=False):
+        if (unit := norm(b)) in _UNITS and (amount := number(a)) is not None:
+            out.add(f"{amount} {unit}")
+    return out
 
 
 def _opens_sentence(text: str, at: int) -> bool:
@@ -401,7 +461,7 @@ _BREAKS = frozenset(["but", "while", "although", "though", "whereas", "however"]
 def negations(text: str, cues: frozenset[str] = NEGATIONS, width: int = 5) -> list[set[str]]:
     """For each word of `text` that negates, the content words (stemmed) it negates: those among
     the `width` words after it, up to a punctuation mark or a 'but'."""
-    text = _NOT_NEGATING.sub(" ", _percent_as_word(text))
+    text = _NOT_NEGATING.sub(" ", _spelled_out(text))
     tokens = [t.lower().replace("’", "'") for t in _TOKEN.findall(text)]
     out = []
     for i, t in enumerate(tokens):
@@ -425,3 +485,6 @@ def _stemmer():
     import Stemmer
 
     return Stemmer.Stemmer("english")
+
+
+_UNITS = frozenset(norm(w) for w in _UNIT_WORDS)  # here, once norm's helpers are defined

@@ -35,8 +35,8 @@ def test_a_name_in_another_of_its_forms_is_still_the_name_the_passage_says():
     assert support(said, ARTICLE).holds(T), support(said, ARTICLE)
     assert support("The wheat went to Pakistani traders.", "The wheat went to traders in Pakistan.").holds(T)
     # Short names and numbers are not stretched: "Ira" is not "Iran", "50" is not "500".
-    assert "ira" in support("The traders met Ira.", "The traders met Iran.").missing
-    assert "50" in support("They sent 50 tonnes.", "They sent 500 tonnes.").missing
+    assert "Ira" in support("The traders met Ira.", "The traders met Iran.").missing
+    assert support("They sent 50 tonnes.", "They sent 500 tonnes.").missing == ("50 tonnes",)
     # Nor is a name another name that begins with it.
     assert support(
         "The book was written by Michael Richard.", "The book was written by Michael Richardson."
@@ -84,7 +84,7 @@ def test_a_word_the_passage_also_states_plainly_is_not_denied_by_a_negation_near
         ("Ahmad Massoud did not meet Muttaqi in Tehran.", "opposite"),  # a negation added
         ("The meeting reached a substantive outcome.", "opposite"),  # a negation taken away
         ("Ahmad Massoud met Muttaqi in Tehran in 2019.", "2019"),  # a year added
-        ("India gave 60,000 tonnes of wheat to Afghanistan.", "60000"),  # a number changed
+        ("India gave 60,000 tonnes of wheat to Afghanistan.", "say 60,000 tonnes"),  # a number changed
         ("The meeting was mediated by Hamid Karzai.", "hamid"),  # a name not in the article
         ("The phone call took place on March 8.", "march"),  # a month changed
     ],
@@ -98,9 +98,9 @@ def test_contradictions_are_flagged_with_the_reason(sentence, problem):
 @pytest.mark.parametrize(
     ("sentence", "passage", "name"),
     [
-        ("Dr. Smith led the study of heart disease.", "Dr. Jones led the study of heart disease in 2019.", "smith"),
+        ("Dr. Smith led the study of heart disease.", "Dr. Jones led the study of heart disease in 2019.", "Smith"),
         ("The law was signed by President John F. Kennedy.", "The law was signed by President John F. Johnson.",
-         "kennedi"),
+         "Kennedy"),
     ],
 )  # fmt: skip
 def test_a_name_after_a_title_or_an_initial_is_a_name_the_passage_must_hold(sentence, passage, name):
@@ -112,7 +112,7 @@ def test_a_name_after_a_title_or_an_initial_is_a_name_the_passage_must_hold(sent
 def test_a_name_written_without_its_accents_is_the_same_name():
     assert support("The bank is based in Zurich.", "The bank is based in Zürich, Switzerland.").holds(T)
     assert support("Müller scored twice.", "Thomas Muller scored twice in the final.").holds(T)
-    assert support("The bank is based in Geneva.", "The bank is based in Zürich.").missing == ("geneva",)
+    assert support("The bank is based in Geneva.", "The bank is based in Zürich.").missing == ("Geneva",)
 
 
 def test_a_decade_is_not_a_year_in_it():
@@ -257,3 +257,47 @@ def test_the_rest_of_a_joined_reply_may_hold_a_word_of_the_question_beside_one_o
     assert joined is not None and text[joined[1] : joined[2]].startswith("Several issues")
     echo = "The meeting between Massoud and Muttaqi in Tehran had an outcome."
     assert rest(echo, [text], window, question) is None, "the question's words alone are no sign"
+
+
+BRIDGE = (
+    "The new bridge is 20km long and cost $1.5bn. The war before it lasted 20 years. "
+    "Its tower is 40 metres (131 feet) high and the second span cost £4m."
+)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "missing"),
+    [
+        ("The bridge is 30km long.", ("30 km",)),  # a number written onto its unit
+        ("The bridge cost $2.5bn.", ("2.5",)),
+        ("The bridge cost $1.5m.", ("million",)),  # the scale, not the amount, changed
+        ("The war lasted 20 months.", ("20 months",)),  # the unit changed
+        ("The tower is 40 feet high.", ("40 feet",)),  # a unit the passage gives another amount
+        ("The second span cost £4bn.", ("billion",)),
+    ],
+)
+def test_an_amount_with_its_unit_is_a_key_word(sentence, missing):
+    found = support(sentence, BRIDGE)
+    assert not found.holds(T) and found.missing == missing
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The bridge is 20 km long.",
+        "The bridge is 20 kilometres long.",
+        "The bridge cost 1.5 billion dollars.",
+        "The war lasted 20 yrs.",
+        "The war lasted twenty years.",
+        "The tower is 131 feet high.",
+        "The second span cost £4 million.",
+    ],
+)
+def test_an_amount_written_another_way_is_the_same_amount(sentence):
+    assert support(sentence, BRIDGE).holds(T), support(sentence, BRIDGE)
+
+
+def test_a_reason_names_the_words_as_the_sentence_writes_them():
+    found = support("The law was signed by John F. Kennedy's aide.", "The law was signed by John F. Johnson.")
+    assert found.missing == ("Kennedy",)
+    assert found.problem == "the passage does not say Kennedy"
