@@ -13,12 +13,15 @@ from dataclasses import dataclass
 # Token offsets (start, end) of each text in a batch, special tokens left out.
 Tokenize = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
 
-# A full stop after an initial ("John W. Weeks", "U.S. Army", "e.g.") or a title ("Dr.", "St.")
-# does not end a sentence: split there, a name would be quoted to the model on two lines and an
-# answer's citation mark put inside it ("The John W. [1] Weeks Bridge").
+# A full stop after an initial ("John W. Weeks", "U.S. Army", "e.g."), a title ("Dr.", "St.",
+# "Gov."), a company's form ("Apple Inc.", "Acme Corp.") or a month ("Jan. 5") does not end a
+# sentence: split there, a name would be quoted to the model on two lines, an answer's citation
+# mark put inside it ("The John W. [1] Weeks Bridge"), and the support check would look for
+# "Apple" and "rose 5%" in two sentences. (Each group is of one length: Python's look-behind.)
 NOT_AFTER_ABBREVIATION = (
-    r"(?<!\b[A-Z]\.)(?<!\b[a-z]\.[a-z]\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|Mt|vs)\.)(?<!\b(?:Mrs|Rev|Gen|Col)\.)"
-    r"(?<!\bProf\.)"
+    r"(?<!\b[A-Z]\.)(?<!\b[a-z]\.[a-z]\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|Mt|vs|Co|Lt)\.)"
+    r"(?<!\b(?:Mrs|Rev|Gen|Col|Gov|Sen|Rep|Sgt|Maj|Inc|Ltd|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\.)"
+    r"(?<!\b(?:Prof|Corp|Capt|Sept)\.)"
 )
 # A unit ends after sentence punctuation (and any closing quotes) or at a line break.
 _UNIT_END = re.compile(rf"(?<=[.!?…]){NOT_AFTER_ABBREVIATION}([\"'”’)\]]*)\s+|\n+")

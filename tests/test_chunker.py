@@ -119,3 +119,11 @@ def test_a_full_stop_after_an_initial_or_a_title_is_not_a_sentence_end():
         "Dr. Hale crossed the John W. Weeks Bridge into the U.S. Army base, e.g. at night.",
         "Then he left.",
     ]
+
+
+def test_a_full_stop_after_a_company_form_or_a_month_is_not_a_sentence_end():
+    text = "Shares of Apple Inc. rose on Jan. 5 when Gov. Hale let Acme Corp. buy it. Then they fell."
+    assert [text[a:b] for a, b in sentences(text)] == [
+        "Shares of Apple Inc. rose on Jan. 5 when Gov. Hale let Acme Corp. buy it.",
+        "Then they fell.",
+    ]

@@ -301,3 +301,10 @@ def test_a_reason_names_the_words_as_the_sentence_writes_them():
     found = support("The law was signed by John F. Kennedy's aide.", "The law was signed by John F. Johnson.")
     assert found.missing == ("Kennedy",)
     assert found.problem == "the passage does not say Kennedy"
+
+
+def test_a_company_form_or_a_month_in_the_passage_does_not_part_a_fact_from_its_subject():
+    passage = "Shares of Apple Inc. rose 5% on Jan. 5 after record profits. Acme Corp. paid $20 million."
+    assert support("Shares of Apple rose 5 percent.", passage).holds(T)
+    assert support("Apple's shares rose on Jan. 5.", passage).holds(T)
+    assert support("Acme paid $20 million.", passage).holds(T)
