@@ -129,9 +129,10 @@ def _contradicts(sentence: str, window: str, question: str) -> bool:
     on one side whose words stand on the other side with no negation of their own."""
     said, stated = negations(sentence, NEGATIONS), negations(window, DENIALS)
     claim, held = set(content(sentence)), set(content(window))
+    asked = negations(question, NEGATIONS)  # "which country did not sign?" gets "France did not sign"
     for scope in said:
-        if scope & held and not any(scope & other for other in stated):
-            return not negations(question, NEGATIONS)  # a negative question may get a negative answer
+        if scope & held and not any(scope & other for other in stated + asked):
+            return True
     denied = negations(sentence, DENIALS)
     # A word the window also states outside its negations is not denied by them: "they entered a
     # blind plea, pleading guilty without any plea agreement" does state a plea.
