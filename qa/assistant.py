@@ -130,7 +130,9 @@ class Conversation:
         a = self.assistant
         asked = a.check(question)  # fail here, before anything is streamed
         within = a.within(scope) if scope else None
-        pairs = [exchange(t) for t in recent(self.turns, a.config.conversation_turns)]
+        earlier = [exchange(t) for t in recent(self.turns, a.config.conversation_turns)]
+        # The rewriting prompts read the turns too: within the history budget, like the answer's
+        pairs = fitting(earlier, a.config.history_tokens, a.generator.count)
 
         def pieces(done: Callable[[Answer], None]) -> Iterator[str]:
             started = time.perf_counter()

@@ -364,13 +364,14 @@ def _chat(args: argparse.Namespace) -> int:
         for question in _lines(interactive):
             if not question.strip():
                 continue
-            try:
+            try:  # the question is checked as it is asked, and against the budget as it is read
                 stream = conversation.stream(question, scope)
+                answer = stream.answer if args.json else _show(stream, args)
             except QuestionError as e:  # one bad line does not end the conversation
-                print(f"docqa chat: {e}", file=sys.stderr, flush=True)
+                _say("")
+                print(f"{chr(10) if args.draft else ''}docqa chat: {e}", file=sys.stderr, flush=True)
                 continue
             if args.json:
-                answer = stream.answer
                 turn = {
                     "question": answer.question,
                     "standalone": answer.standalone,
@@ -378,7 +379,6 @@ def _chat(args: argparse.Namespace) -> int:
                 }
                 print(json.dumps(turn, ensure_ascii=False), flush=True)
                 continue
-            answer = _show(stream, args)
             if answer.standalone != answer.question:
                 print(f"(asked as: {answer.standalone})")
             print(answer.text)

@@ -45,6 +45,7 @@ _LABEL = re.compile(
 )
 _NAME = re.compile(r"\b[A-Z][\w-]*")  # a capitalised word: a name, or the word opening a sentence
 _QUOTES = "\"'“”‘’`*"
+_ASKS = ("?", "？")  # how a question ends, in Latin and in Chinese or Japanese script
 
 
 @dataclass
@@ -88,11 +89,25 @@ def history_block(pairs: list[tuple[str, str]]) -> str:
 
 
 def fitting(pairs: list[tuple[str, str]], budget: int, count: CountText) -> list[tuple[str, str]]:
-    """The most recent pairs whose block fits in `budget` tokens: the oldest are dropped first."""
+    """The most recent pairs whose block fits in `budget` tokens: the oldest are dropped first.
+    The latest pair is what a follow-up most likely refers to: where it alone is too long, its
+    answer is cut to fit (with "…" where it was cut) rather than dropped."""
     kept = list(pairs)
-    while kept and count(history_block(kept)) > budget:
+    while len(kept) > 1 and count(history_block(kept)) > budget:
         kept.pop(0)
-    return kept
+    if not kept or count(history_block(kept)) <= budget:
+        return kept
+    question, answer = kept[0]
+    said = answer.split()
+    low, high = 0, len(said) - 1  # the most words of the answer that fit, found by halving
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count(history_block([(question, " ".join(said[:mid]) + " …")])) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    cut = (question, " ".join(said[:low]) + " …")
+    return [cut] if low > 0 and count(history_block([cut])) <= budget else []
 
 
 def rewrite_messages(question: str, pairs: list[tuple[str, str]]) -> Messages:
@@ -127,12 +142,20 @@ def refers_back(question: str) -> bool:
     from the documents. A "that" after a word with content of its own opens a relative clause
     ("the spinoff that debuted on ABC"), not a reference: after a function word or first it is
     one ("When did that happen?", "What came of that?")."""
-    words = [w.lower() for w in re.findall(r"[\w']+", question)]
+    words = [w.lower() for w in re.findall(r"[\w']+", _EXISTENTIAL.sub(" ", question))]
     return any(
         w in _REFERENCES and not (w == "that" and i > 0 and words[i - 1] not in STOP)
         for i, w in enumerate(words)
     )
 
+
+# "Is there a record of it?", "There were no deaths": a "there" that says something exists does
+# not point to a place said before.
+_EXISTENTIAL = re.compile(
+    r"\b(?:(?:is|are|was|were|be|been)\s+there|there\s+(?:is|are|was|were|'s|be|been))"
+    r"(?=\s+(?:a|an|any|some|no|much|many|more|another|one|enough|\d)\b)",
+    re.IGNORECASE,
+)
 
 # Words that stand for a name said before, which a name can take the place of: the subject and
 # object forms, and the possessive ones (which take the name with 's).
@@ -273,18 +296,36 @@ def _holds(text: str, name: str) -> bool:
 
 
 def substitute(question: str, word: str, name: str) -> str:
-    """`question` with its first `word` (a pronoun) replaced by `name`: "its" becomes "ABC's",
-    a "the" before it is not doubled, and a name that opens the question opens it capitalised."""
+    """`question` with its first `word` (a pronoun) replaced by `name`: "its" becomes "ABC's"
+    (and "her" before a word of content, "her husband"), a "the" before it is not doubled, and a name that opens the question opens it capitalised."""
     at = re.search(rf"\b{re.escape(word)}\b", question)
     if at is None:
         return question
-    form = name + ("'" if name.endswith("s") else "'s") if word.lower() in _POSSESSIVE else name
+    after = re.match(r"\s+([\w'’-]+)", question[at.end() :])
+    possessive = word.lower() in _POSSESSIVE or (  # "her husband", not "gave her the prize"
+        word.lower() == "her" and after is not None and after.group(1).lower() not in STOP
+    )
+    form = name + ("'" if name.endswith("s") else "'s") if possessive else name
     before = question[: at.start()]
     if name.lower().startswith("the ") and re.search(r"\bthe\s+$", before, re.IGNORECASE):
         form = form[4:]
     if not before.strip():
         form = form[:1].upper() + form[1:]
     return before + form + question[at.end() :]
+
+
+def _unquoted(line: str) -> str:
+    """`line` without the quotes or bold marks a model may wrap it in; a quote that belongs to
+    the question ('Who wrote "Hamlet"') stays."""
+    line = line.strip("*` ")  # bold or code marks are never the question's own
+    while len(line) > 1 and line[0] in _QUOTES and line[-1] in _QUOTES:
+        line = line[1:-1].strip()
+    return line
+
+
+def _name_words(pairs: list[tuple[str, str]]) -> set[str]:
+    """The words of the names the conversation said, as `content` reads them."""
+    return {norm(w) for name in names_said("", pairs) for w in content(name)}
 
 
 def _conversation(pairs: list[tuple[str, str]]) -> str:
@@ -301,20 +342,25 @@ def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tup
     (an answer or another question), or one that names something neither the question nor the
     conversation `pairs` names."""
     line = next((x for x in reply.strip().splitlines() if x.strip()), "")
-    line = _LABEL.sub("", line.strip()).strip().strip(_QUOTES).strip()
-    line = " ".join(line.split())
+    line = " ".join(_unquoted(_LABEL.sub("", line.strip()).strip()).split())
     if not line or is_refusal(line):
         return None, "empty or a refusal"
     if len(line) > max(3 * len(question), len(question) + 120):
         return None, "far longer than the question"
-    if question.rstrip().endswith("?") and not line.endswith("?"):
+    if question.rstrip().endswith(_ASKS) and not line.endswith(_ASKS):
         return None, "not a question (a reply to it)"
     if _MARKS.search(line):
         return None, "cites passages (an answer)"
     asked = {norm(w) for w in content(question)}
-    kept = asked & {norm(w) for w in content(line)}
-    if asked and len(kept) < max(1, len(asked) // 2):
+    added = {norm(w) for w in content(line)} - asked
+    if " " not in question.strip() and not question.isascii():  # Chinese, Japanese: no spaces
+        kept = set(question) & set(line)  # the characters asked
+        if len(kept) < len(set(question) - set(_QUOTES + "?？。 ")) // 2:
+            return None, "keeps too few of the words asked"
+    elif asked and len(asked & {norm(w) for w in content(line)}) < max(1, len(asked) // 2):
         return None, "keeps too few of the words asked"
+    if not line.endswith(_ASKS) and added - _name_words(pairs):  # "and his province" -> a statement
+        return None, "adds words that are not names the conversation said (a reply to it)"
     known = set(re.findall(r"[\w-]+", " ".join([question, *(q + " " + a for q, a in pairs)]).lower()))
     unknown = [w for w in _NAME.findall(line[1:]) if w.lower() not in known]  # the opening word aside
     if unknown:

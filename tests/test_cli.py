@@ -206,3 +206,21 @@ def test_on_a_terminal_stderr_says_what_docqa_is_doing_on_one_line_then_clears_i
     assert "the model is writing (1 word) ..." in err and "(2 words)" in err
     assert "\n" not in err and err.endswith("\r\033[K"), "one line, rewritten, and cleared at the end"
     assert out.startswith("India sent 50,000 tonnes of wheat. [1]\n")
+
+
+@pytest.mark.parametrize("flags", [(), ("--json",), ("--draft",)])
+def test_chat_goes_on_after_a_question_too_long_for_the_context_budget(tmp_path, monkeypatch, capsys, flags):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
+    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0, context_tokens=256)
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    generator = FakeGenerator("India sent 50,000 tonnes of wheat. [1]")
+    assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), generator, config)
+    monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
+    too_long = "How much wheat did India send " * 50 + "?"  # under the character limit, over the budget
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{too_long}\nHow much wheat did India send?\n"))
+    assert cli.main(["chat", *flags]) == 0
+    out, err = capsys.readouterr()
+    assert "docqa chat: the question alone needs more than the 256-token context budget" in err
+    assert "50,000 tonnes" in out, "the next question is still answered"

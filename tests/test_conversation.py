@@ -432,3 +432,67 @@ def test_a_rewrite_that_keeps_the_pronoun_gets_the_name_the_model_says_it_stands
     assert "Names: Ismail Khan" in assistant.generator.prompts[-2][-1]["content"]
     chat.ask("Where was he governor?")  # the rewrite names him: nothing more is asked
     assert chat.last_resolve == "" and chat.last_choice == ""
+
+
+def test_a_there_that_says_something_exists_does_not_refer_back():
+    for question in ["Is there a record of the wheat India sent?", "Are there any photos of the dam?",
+                     "There were 5 deaths in Kabul?"]:  # fmt: skip
+        assert not refers_back(question), question
+    for question in ["Who lived there?", "Is there a record of his visit?"]:
+        assert refers_back(question), question
+
+
+def test_her_before_a_word_of_content_takes_the_name_with_s():
+    assert substitute("Who was her husband?", "her", "Maria Lopez") == "Who was Maria Lopez's husband?"
+    assert substitute("Who gave her the prize?", "her", "Maria Lopez") == "Who gave Maria Lopez the prize?"
+    assert substitute("When did he meet her?", "her", "Maria Lopez") == "When did he meet Maria Lopez?"
+
+
+def test_a_rewrite_of_a_question_without_a_question_mark_that_states_something_is_refused():
+    pairs = [("Who mediated the meeting?", "Ismail Khan mediated the meeting in Tehran.")]
+    assert read_rewrite("Ismail Khan was governor of Kabul province.", "and his province", pairs) == (
+        None, "adds words that are not names the conversation said (a reply to it)")  # fmt: skip
+    assert (
+        standalone("And Ismail Khan's province?", "and his province", pairs) == "And Ismail Khan's province?"
+    )
+    assert standalone("Tell me about Ismail Khan's role.", "tell me about his role", pairs) == (
+        "Tell me about Ismail Khan's role.")  # fmt: skip
+
+
+def test_a_rewrite_keeps_a_quote_that_belongs_to_it_and_loses_the_ones_around_it():
+    pairs = [("Who wrote Hamlet?", "Shakespeare wrote Hamlet.")]
+    assert standalone('Who wrote "Hamlet"', 'Who wrote "Hamlet"', pairs) == 'Who wrote "Hamlet"'
+    assert standalone('"When did Shakespeare write it?"', "When did he write it?", pairs) == (
+        "When did Shakespeare write it?")  # fmt: skip
+
+
+def test_a_rewrite_in_a_script_without_spaces_is_checked_by_its_characters():
+    pairs = [("Who mediated the meeting?", "Ismail Khan mediated the meeting.")]
+    assert (
+        standalone("伊斯梅尔·汗在哪里担任总督？", "他在哪里担任总督？", pairs)
+        == "伊斯梅尔·汗在哪里担任总督？"
+    )
+    assert standalone("今天天气好吗？", "他在哪里担任总督？", pairs) is None
+
+
+def test_a_latest_answer_too_long_for_the_budget_is_cut_to_fit_not_dropped():
+    count = len  # a token a character, for the test
+    pairs = [("Who mediated?", "Ismail Khan."), ("Where was he governor?", "He was governor of Herat. " * 40)]
+    kept = fitting(pairs, 200, count)
+    assert len(kept) == 1 and kept[0][0] == "Where was he governor?"
+    assert kept[0][1].startswith("He was governor of Herat.") and kept[0][1].endswith(" …")
+    assert count(history_block(kept)) <= 200
+
+
+def test_the_rewriting_prompts_read_the_turns_within_the_history_budget(assistant):
+    chat = assistant.chat()
+    chat.ask("Who mediated the meeting?")
+    long_answer = "The meeting was mediated by Ismail Khan in Tehran. " * 400  # an API client may send this
+    chat.turns[-1].answer.text = long_answer
+    chat.ask("Where was he governor?")
+    rewriting = [p for p in assistant.generator.prompts if p[-1]["content"].startswith("Conversation:")]
+    budget = assistant.config.history_tokens
+    for prompt in rewriting:
+        conversation = prompt[-1]["content"].split("\n\nLatest question:")[0]
+        assert assistant.generator.count(conversation) <= budget + 10  # the block's own labels aside
+        assert "mediated by Ismail Khan" in conversation, "the latest answer is cut, not dropped"

@@ -313,7 +313,9 @@ def test_a_company_form_or_a_month_in_the_passage_does_not_part_a_fact_from_its_
 def test_a_negative_question_excuses_only_the_negation_it_asks_about():
     passage = "Ahmad Massoud met Muttaqi in Tehran. Spain refused to join the treaty."
     # What the question itself denies may be denied in the answer ...
-    assert support("Spain did not join the treaty.", passage, "Which country did not join the treaty?").holds(T)
+    assert support("Spain did not join the treaty.", passage, "Which country did not join the treaty?").holds(
+        T
+    )
     # ... but another negation still contradicts the passage.
     found = support("Ahmad Massoud did not meet Muttaqi.", passage, "Why did the talks not succeed?")
     assert found.contradicts and not found.holds(T)
