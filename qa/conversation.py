@@ -142,7 +142,8 @@ def refers_back(question: str) -> bool:
     from the documents. A "that" after a word with content of its own opens a relative clause
     ("the spinoff that debuted on ABC"), not a reference: after a function word or first it is
     one ("When did that happen?", "What came of that?")."""
-    words = [w.lower() for w in re.findall(r"[\w']+", _EXISTENTIAL.sub(" ", question))]
+    plain = _DUMMY_IT.sub(" ", _EXISTENTIAL.sub(" ", question))  # "Is there a ...", "Is it true that"
+    words = [w.lower() for w in re.findall(r"[\w']+", plain)]
     return any(
         w in _REFERENCES and not (w == "that" and i > 0 and words[i - 1] not in STOP)
         for i, w in enumerate(words)
@@ -175,7 +176,16 @@ def pronoun(question: str) -> str | None:
     """The first word of `question` that stands for a name said before (he, it, their ...), as
     written; None when it has none. (This, that and there are left: they more often point into
     the question itself, and a place does not take the place of "there".)"""
-    return next((w for w in re.findall(r"[\w']+", question) if w.lower() in _PERSONAL), None)
+    found = re.findall(r"[\w']+", _DUMMY_IT.sub(" ", question))
+    return next((w for w in found if w.lower() in _PERSONAL), None)
+
+
+# "Is it true that he resigned?": an "it" that stands for the clause after it, not a name.
+_DUMMY_IT = re.compile(
+    r"\bit(?:\s+(?:is|was|'s|be|seems|seemed))?\s+(?:true|possible|likely|unlikely|known|correct|clear|"
+    r"said|reported|the\s+case)\b(?:\s+that\b)?",
+    re.IGNORECASE,
+)
 
 
 def resolve_messages(question: str, word: str, pairs: list[tuple[str, str]]) -> Messages:

@@ -496,3 +496,10 @@ def test_the_rewriting_prompts_read_the_turns_within_the_history_budget(assistan
         conversation = prompt[-1]["content"].split("\n\nLatest question:")[0]
         assert assistant.generator.count(conversation) <= budget + 10  # the block's own labels aside
         assert "mediated by Ismail Khan" in conversation, "the latest answer is cut, not dropped"
+
+
+def test_an_it_that_stands_for_the_clause_after_it_is_not_the_pronoun_asked_about():
+    assert pronoun("Is it true that he resigned?") == "he"
+    assert pronoun("When did it open?") == "it"
+    assert not refers_back("Is it true that the dam opened in 1990?")
+    assert refers_back("Is it true that he resigned?")
