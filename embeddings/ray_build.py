@@ -69,22 +69,24 @@ class Cluster:
     def __init__(self, actors: int | None = None, started: bool = False) -> None:
         resources = ray.cluster_resources()
         self.gpus, self.cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 0))
-        self.actors = actors or default_actors(resources)
+        self.actors = actors or default_actors(ray.available_resources())  # what other work leaves
         self.threads = actor_threads(resources, self.actors)
         self.started = started
 
     @classmethod
-    def connect(cls, address: str | None = None, actors: int | None = None) -> Cluster:
+    def connect(cls, address: str | None = None, actors: int | None = None, quiet: bool = False) -> Cluster:
         """The Ray cluster at `address` (HOST:PORT or auto); None: the one this process has
-        joined, or else the one `ray start` runs on this machine, or else a new local one."""
+        joined, or else the one `ray start` runs on this machine, or else a new local one.
+        `quiet`: the workers' own output (their tracebacks, their models' loading bars) stays in
+        Ray's logs; a failure is still reported, in one line."""
         if ray.is_initialized():
             return cls(actors)
         try:
             if address:
                 _reachable(address)
-                ray.init(address=address, logging_level=logging.WARNING)
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=not quiet)
             else:
-                ray.init(include_dashboard=False, logging_level=logging.WARNING)
+                ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=not quiet)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise ClusterError(_cannot_join(address, e)) from None
         return cls(actors, started=True)
@@ -101,8 +103,24 @@ class Cluster:
         has loaded the model and described it with its first results (with nothing to embed, a
         task describes the model). `close` it if its results are not read."""
         gpus = 1 if self.gpus and (config.device is None or config.device.startswith("cuda")) else 0
-        free = ray.available_resources().get("CPU", 0)  # not those other work holds (Serve replicas)
+        available = ray.available_resources()  # not what other work holds (Serve replicas, say)
+        free = available.get("CPU", 0)
+        _check_room(
+            available.get("GPU", 0) if gpus else free, self.actors if fresh else 1, "GPU" if gpus else "CPU"
+        )
         return RayEmbedding(config, fresh, self.actors, gpus, self.threads, spare_cpus=free > self.actors)
+
+
+def _check_room(free: float, actors: int, kind: str) -> None:
+    """Refuse a build whose embedding actors (one `kind` each) cannot all be placed, rather than
+    wait for them without end while other work holds the cluster."""
+    if free < actors:
+        fewer = f"run it with --ray-actors {int(free)}, " if free >= 1 else ""
+        raise ClusterError(
+            f"the build's {actors} embedding actor{'s' if actors > 1 else ''} need a {kind} each and the "
+            f"Ray cluster has {free:g} free (other work holds the rest): {fewer}wait for that work to "
+            "end, or add nodes; the index was left as it was"
+        )
 
 
 class RayEmbedding:
@@ -293,6 +311,12 @@ def _cannot_join(address: str | None, e: Exception) -> str:
     return why
 
 
+def error_line(report: str, last: bool = False) -> str | None:
+    """The message of the first (or `last`) error a Ray report names: the worker's own words."""
+    named = _ERROR_LINE.findall(_ANSI.sub("", report))
+    return (named[-1] if last else named[0]) if named else None
+
+
 def _failed(e: RayError) -> DocqaError:
     """A worker's own docqa error as it is, where Ray kept it; anything else as a build that failed
     on the cluster, with the first error Ray's report names (a worker's message is in its text)."""
@@ -300,7 +324,6 @@ def _failed(e: RayError) -> DocqaError:
     if isinstance(cause, DocqaError):
         return cause
     text = _ANSI.sub("", str(e))
-    named = _ERROR_LINE.findall(text)
-    first = named[0] if named else next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = error_line(text) or next((line.strip() for line in text.splitlines() if line.strip()), "")
     return ClusterError(f"the build failed on the Ray cluster: {first or type(e).__name__}; "
                         "the index was left as it was")  # fmt: skip

@@ -207,7 +207,7 @@ def _build_on_ray(config: Config, args: argparse.Namespace):
     from embeddings.ray_build import Cluster  # says how to install Ray where it is missing
 
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # the build's own bars say how far it is
-    with Cluster.connect(args.ray or None, args.ray_actors) as cluster:
+    with Cluster.connect(args.ray or None, args.ray_actors, quiet=args.quiet) as cluster:
         return build(config, progress=not args.quiet, wait=args.wait, cluster=cluster)
 
 

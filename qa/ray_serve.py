@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -30,11 +32,11 @@ import numpy as np
 from embeddings.config import Config
 from embeddings.embedder import Description, Embedder, Tokenizer
 from embeddings.errors import ClusterError, ConfigError, DocqaError
-from embeddings.ray_build import Cluster, describe
 from qa.generator import Messages
 from qa.generator import from_config as load_generator
 
 try:
+    import ray
     from ray import serve
     from ray.exceptions import RayError, RayTaskError
     from ray.serve.exceptions import RayServeException
@@ -43,7 +45,11 @@ except ImportError:
         "`docqa serve --ray` needs Ray Serve: pip install 'docqa[ray]' (in a checkout: pip install -e '.[ray]')"
     ) from None
 
-APP = "docqa"
+from embeddings.ray_build import Cluster, describe, error_line  # noqa: E402 (after the check that Ray is there)
+
+# Each server deploys under a name of its own: two servers on one cluster neither replace nor
+# take down each other's models.
+APP = f"docqa-{socket.gethostname()}-{os.getpid()}"
 EMBEDDER_CPUS = 0.5  # questions and upload batches: small next to the generator
 GENERATOR_CPUS = 1.0  # logical CPUs a generator replica reserves (its ONNX Runtime uses the node's cores)
 _END = object()
@@ -245,7 +251,7 @@ class RayServe:
         if self.cluster is None:
             self.cluster = Cluster.connect(self.address)
             try:
-                _check_room(self.cluster.cpus, self.replicas)
+                _check_room(ray.available_resources().get("CPU", 0.0), self.cluster.cpus, self.replicas)
             except ClusterError:
                 self.stop()
                 raise
@@ -263,8 +269,10 @@ class RayServe:
             serve.run(app, name=APP, route_prefix=None, logging_config=quiet)
             embedder = ServedEmbedder(serve.get_deployment_handle("EmbedderReplica", APP))
             generator = ServedGenerator(serve.get_deployment_handle("GeneratorReplica", APP), self.replicas)
-        except _LOST as e:
-            raise ClusterError(f"the models could not be deployed on Ray Serve: {_first_line(e)}") from None
+        except (*_LOST, RuntimeError) as e:  # serve.run: RuntimeError where a replica cannot start
+            raise ClusterError(
+                f"the models could not be deployed on Ray Serve: {_why_not_deployed(e)}"
+            ) from None
         return embedder, generator
 
     def stop(self) -> None:
@@ -294,13 +302,25 @@ class _Models:
         return "docqa models"
 
 
-def _check_room(cpus: float, replicas: Replicas) -> None:
-    """Refuse a deployment that could never be placed, rather than wait for it without end."""
+def _why_not_deployed(e: Exception) -> str:
+    """What stopped a replica from starting, as its constructor raised it (a device torch does
+    not see, say): Serve's own error says only that the deployment failed."""
+    with contextlib.suppress(Exception):  # the status is a better message where Serve has one
+        for deployment in serve.status().applications[APP].deployments.values():
+            if said := error_line(deployment.message or "", last=True):
+                return said
+    return _first_line(e)
+
+
+def _check_room(free: float, cpus: float, replicas: Replicas) -> None:
+    """Refuse a deployment that cannot be placed on the `free` of the cluster's `cpus` (other
+    work holds the rest), rather than wait for it without end."""
     needed = EMBEDDER_CPUS + GENERATOR_CPUS * replicas.least
-    if needed > cpus:
+    if needed > free:
+        has = f"{cpus:g}" if free >= cpus else f"{free:g} free (other work holds the rest of its {cpus:g})"
         raise ClusterError(
             f"{replicas.least} generator replica{'s' if replicas.least > 1 else ''} and the embedder need "
-            f"{needed:g} CPUs; the Ray cluster has {cpus:g}: ask for fewer replicas, or add nodes (a local "
+            f"{needed:g} CPUs; the Ray cluster has {has}: ask for fewer replicas, or add nodes (a local "
             "cluster can be started with more: `ray start --head --num-cpus N`)"
         )
 
@@ -326,9 +346,16 @@ def _wait_or_give_up(e: Exception, deadline: float) -> None:
 
 
 def _raise_own_error(e: Exception) -> None:
-    """A replica's own docqa error (a prompt too long, say) reaches the user as it is."""
-    if isinstance(e, RayTaskError) and isinstance(e.cause, DocqaError):
-        raise e.cause from None
+    """A replica's own error reaches the user at once: docqa's as it is (a prompt too long, say),
+    any other its model raised (out of memory, say) with its message. Only a replica lost, or
+    not there yet, is worth asking again."""
+    if not isinstance(e, RayTaskError):
+        return
+    cause = e.cause
+    if isinstance(cause, DocqaError):
+        raise cause from None
+    if cause is not None and not isinstance(cause, _LOST):
+        raise ClusterError(f"the model replica failed: {type(cause).__name__}: {cause}") from None
 
 
 def _first_line(e: Exception) -> str:

@@ -387,3 +387,33 @@ def test_a_large_segment_is_encoded_in_shards_by_ray_tasks_as_on_one_machine(ray
     sharded = Vectors(compressed.build(flat.index, partial(shard_map, in_flight=3)))
     assert tasks == [], "every shard was encoded by a Ray task in a worker, none in this process"
     assert np.array_equal(sharded.search(queries, 10)[1], here.search(queries, 10)[1])
+
+
+def test_a_build_whose_actors_the_free_cpus_cannot_hold_is_refused_rather_than_waited_for(
+    ray_cluster, tmp_path
+):
+    @ray.remote(num_cpus=3.5)
+    class Holder:  # other work on the cluster: a Serve replica, another build
+        def ready(self) -> bool:
+            return True
+
+    holder = Holder.remote()
+    ray.get(holder.ready.remote())
+    config = Config(docs=corpus(tmp_path / "docs", notes=2), index_dir=tmp_path / "index")
+    try:
+        with pytest.raises(ClusterError) as refused:
+            build(config, progress=False, cluster=ray_cluster)
+    finally:
+        ray.kill(holder)
+    assert "2 embedding actors need a CPU each and the Ray cluster has 0.5 free" in str(refused.value)
+    assert not (tmp_path / "index").exists() or not list((tmp_path / "index").glob("gen-*")), (
+        "no index written"
+    )
+
+
+def test_serve_without_ray_says_to_install_ray_serve():
+    code = "import sys; sys.modules['ray'] = None; from qa.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", code, "serve", "--ray"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "`docqa serve --ray` needs Ray Serve" in result.stderr

@@ -14,12 +14,22 @@ from pathlib import Path
 import psutil
 import pytest
 from gradio_client import Client
+from ray import serve
 
 from embeddings.config import Config
 from embeddings.errors import ClusterError, ConfigError
 from qa import models
 from qa.assistant import Assistant
-from qa.ray_serve import RayServe, ReplicaLost, Replicas, ServedEmbedder, ServedGenerator, _check_room
+from qa.ray_serve import (
+    APP,
+    RayServe,
+    ReplicaLost,
+    Replicas,
+    ServedEmbedder,
+    ServedGenerator,
+    _check_room,
+    _why_not_deployed,
+)
 from qa.service import Service
 from tests.conftest import SEEDS, ray_workers
 from tests.served import docqa_serve
@@ -134,9 +144,12 @@ def test_replicas_are_a_number_or_autoscaling_bounds():
 
 
 def test_replicas_the_cluster_cannot_hold_are_refused_rather_than_waited_for():
-    _check_room(4.0, Replicas(2, 4))  # the lower bound must fit; the rest scale as nodes allow
-    with pytest.raises(ClusterError, match="need 3.5 CPUs; the Ray cluster has 2"):
-        _check_room(2.0, Replicas(3, 3))
+    _check_room(4.0, 4.0, Replicas(2, 4))  # the lower bound must fit; the rest scale as nodes allow
+    with pytest.raises(ClusterError, match="need 3.5 CPUs; the Ray cluster has 2: ask for fewer"):
+        _check_room(2.0, 2.0, Replicas(3, 3))
+    # CPUs that other work holds are not there to be had: Ray would wait for them without end
+    with pytest.raises(ClusterError, match="has 1 free \\(other work holds the rest of its 4\\)"):
+        _check_room(1.0, 4.0, Replicas(1, 1))
 
 
 def test_serve_options_for_ray_fail_fast_with_what_to_do():
@@ -149,3 +162,62 @@ def test_serve_options_for_ray_fail_fast_with_what_to_do():
     nowhere = docqa("--ray", "127.0.0.1:9")
     assert nowhere.returncode == 2 and "no Ray cluster answers at 127.0.0.1:9" in nowhere.stderr
     assert "Traceback" not in nowhere.stderr
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+class _Broken:
+    """A replica whose model raises what a real one may (a prompt past its cache, out of memory)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def describe(self) -> dict[str, str]:
+        return {"name": "broken", "device": "cpu", "dtype": "float32", "runtime": "broken"}
+
+    def render(self, messages) -> str:
+        self.calls += 1
+        raise ValueError("the prompt (5000 tokens) does not fit the 4096-token cache")
+
+    async def stream(self, messages, max_new_tokens):
+        self.calls += 1
+        raise ValueError("the prompt (5000 tokens) does not fit the 4096-token cache")
+        yield ""
+
+    def made(self) -> int:
+        return self.calls
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0})
+class _CannotStart:
+    def __init__(self) -> None:
+        raise ConfigError("device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu")
+
+
+def test_an_error_a_replica_raises_reaches_the_caller_at_once_with_its_message(ray_cluster):
+    serve.start(proxy_location="Disabled")
+    serve.run(_Broken.bind(), name="broken", route_prefix=None)
+    try:
+        handle = serve.get_deployment_handle("_Broken", "broken")
+        generator = ServedGenerator(handle, Replicas(1, 1))
+        with pytest.raises(ClusterError, match="ValueError: the prompt \\(5000 tokens\\) does not fit"):
+            generator.render([{"role": "user", "content": "hi"}])
+        with pytest.raises(ClusterError, match="ValueError: the prompt \\(5000 tokens\\) does not fit"):
+            generator.generate([{"role": "user", "content": "hi"}], 8)
+        assert handle.made.remote().result() == 2, (
+            "each asked once: the replica was not lost, so not asked again"
+        )
+    finally:
+        serve.delete("broken")
+
+
+def test_a_replica_that_cannot_start_says_why(ray_cluster):
+    serve.start(proxy_location="Disabled")
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            serve.run(_CannotStart.bind(), name=APP, route_prefix=None)
+        assert (
+            _why_not_deployed(failed.value)
+            == "device 'cuda' asked for, but torch sees no CUDA GPU; use --device cpu"
+        )
+    finally:
+        serve.delete(APP)
