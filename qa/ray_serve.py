@@ -82,14 +82,18 @@ class Replicas:
             )
         return replicas
 
-    def options(self, batch: int) -> dict:
-        """The generator deployment's replica settings; each replica takes up to `batch` questions."""
+    def options(self, batch: int, gpu: bool = False) -> dict:
+        """The generator deployment's replica settings; each replica takes up to `batch` questions
+        and, with `gpu`, holds a GPU of its own (Ray then places it on a node that has one free,
+        and shows it only that one)."""
+        actor = {"ray_actor_options": {"num_cpus": GENERATOR_CPUS, "num_gpus": 1}} if gpu else {}
         if self.least == self.most:
-            return {"num_replicas": self.least, "max_ongoing_requests": batch}
+            return {"num_replicas": self.least, "max_ongoing_requests": batch, **actor}
         return {
             "autoscaling_config": {"min_replicas": self.least, "max_replicas": self.most,
                                    "target_ongoing_requests": batch},
             "max_ongoing_requests": batch,
+            **actor,
         }  # fmt: skip
 
 
@@ -260,8 +264,15 @@ class RayServe:
     def deploy(self, config: Config) -> tuple[ServedEmbedder, ServedGenerator]:
         """Deploy both models on the cluster (waiting for their replicas to load them) and return
         the stand-ins the server uses in their place."""
-        self.join()
-        app = _application(config, self.replicas)
+        cluster = self.join()
+        gpu = bool(cluster.gpus) and (config.device is None or config.device.startswith("cuda"))
+        if gpu:
+            try:
+                _check_gpus(ray.available_resources().get("GPU", 0.0), self.replicas)
+            except ClusterError:
+                self.stop()
+                raise
+        app = _application(config, self.replicas, gpu)
         try:
             logging.getLogger("ray.serve").setLevel(logging.WARNING)
             quiet = {"log_level": "WARNING"}
@@ -284,8 +295,8 @@ class RayServe:
             self.cluster = None
 
 
-def _application(config: Config, replicas: Replicas) -> serve.Application:
-    generator = GeneratorReplica.options(**replicas.options(config.generator_batch)).bind(config)
+def _application(config: Config, replicas: Replicas, gpu: bool) -> serve.Application:
+    generator = GeneratorReplica.options(**replicas.options(config.generator_batch, gpu)).bind(config)
     # The embedder is not an ingress of the generator: both are deployed as one application with a
     # small router in front, so `serve.run` waits for every replica of both.
     return _Models.bind(EmbedderReplica.bind(config), generator)
@@ -322,6 +333,16 @@ def _check_room(free: float, cpus: float, replicas: Replicas) -> None:
             f"{replicas.least} generator replica{'s' if replicas.least > 1 else ''} and the embedder need "
             f"{needed:g} CPUs; the Ray cluster has {has}: ask for fewer replicas, or add nodes (a local "
             "cluster can be started with more: `ray start --head --num-cpus N`)"
+        )
+
+
+def _check_gpus(free: float, replicas: Replicas) -> None:
+    """On a cluster with GPUs each generator replica holds one: refuse replicas the free GPUs
+    cannot hold, rather than wait for them (or share one GPU's memory among them)."""
+    if replicas.least > free:
+        raise ClusterError(
+            f"{replicas.least} generator replica{'s' if replicas.least > 1 else ''} need a GPU each; the Ray "
+            f"cluster has {free:g} free: ask for fewer replicas, add GPU nodes, or run them on CPUs (--device cpu)"
         )
 
 

@@ -27,6 +27,7 @@ from qa.ray_serve import (
     Replicas,
     ServedEmbedder,
     ServedGenerator,
+    _check_gpus,
     _check_room,
     _why_not_deployed,
 )
@@ -138,6 +139,9 @@ def test_replicas_are_a_number_or_autoscaling_bounds():
         "max_ongoing_requests": 4,
     }
     assert Replicas.parse("3").options(4) == {"num_replicas": 3, "max_ongoing_requests": 4}
+    # On a cluster with GPUs each replica holds one, so Ray places it where one is free
+    assert Replicas.parse("1:4").options(4, gpu=True)["ray_actor_options"] == {"num_cpus": 1.0, "num_gpus": 1}
+    assert Replicas.parse("3").options(4, gpu=True)["ray_actor_options"]["num_gpus"] == 1
     for bad in ("0", "4:2", "two", "1:"):
         with pytest.raises(ConfigError, match="--replicas"):
             Replicas.parse(bad)
@@ -147,6 +151,9 @@ def test_replicas_the_cluster_cannot_hold_are_refused_rather_than_waited_for():
     _check_room(4.0, 4.0, Replicas(2, 4))  # the lower bound must fit; the rest scale as nodes allow
     with pytest.raises(ClusterError, match="need 3.5 CPUs; the Ray cluster has 2: ask for fewer"):
         _check_room(2.0, 2.0, Replicas(3, 3))
+    _check_gpus(2.0, Replicas(2, 4))
+    with pytest.raises(ClusterError, match="need a GPU each; the Ray cluster has 1 free"):
+        _check_gpus(1.0, Replicas(2, 2))
     # CPUs that other work holds are not there to be had: Ray would wait for them without end
     with pytest.raises(ClusterError, match="has 1 free \\(other work holds the rest of its 4\\)"):
         _check_room(1.0, 4.0, Replicas(1, 1))
