@@ -293,12 +293,27 @@ def _reachable(address: str) -> None:
     if not host or not port.isdigit():
         raise ConfigError(f"Ray address {address!r} is not HOST:PORT (like 10.0.0.5:6379) or auto")
     try:
-        socket.create_connection((host, int(port)), timeout=5).close()
+        probe = socket.create_connection((host, int(port)), timeout=5)
     except OSError as e:
         raise ClusterError(
             f"no Ray cluster answers at {address} ({e.strerror or e}): start one there with "
             "`ray start --head`, or leave out the address to start one on this machine"
         ) from None
+    with probe:  # Ray's cluster (its GCS) speaks gRPC; anything else there (Ray's dashboard, say)
+        try:  # would leave Ray retrying without end
+            probe.sendall(_HTTP2_PREFACE)
+            probe.settimeout(2)
+            reply = probe.recv(16)
+        except OSError:
+            reply = b""  # no word either way: Ray will say
+    if reply and reply[3:4] != b"\x04":  # gRPC's first words are an HTTP/2 SETTINGS frame
+        raise ClusterError(
+            f"something other than a Ray cluster answers at {address} (a web server, say): give the "
+            "address `ray start --head` printed (port 6379 unless it was given another; 8265 is Ray's dashboard)"
+        )
+
+
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # how a gRPC client opens a connection
 
 
 def _cannot_join(address: str | None, e: Exception) -> str:

@@ -417,3 +417,20 @@ def test_serve_without_ray_says_to_install_ray_serve():
                             cwd=ROOT, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "`docqa serve --ray` needs Ray Serve" in result.stderr
+
+
+def test_an_address_where_something_else_answers_is_a_clear_error(tmp_path, ray_cluster):
+    import http.server
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        docs = corpus(tmp_path / "docs", notes=0)
+        result = docqa("index", str(docs), "--index", str(tmp_path / "index"), "--ray",
+                       f"127.0.0.1:{web.server_address[1]}")  # fmt: skip
+    finally:
+        web.shutdown()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "something other than a Ray cluster answers at 127.0.0.1:" in result.stderr
+    assert not (tmp_path / "index").exists()
+    _reachable(ray.get_runtime_context().gcs_address)  # a cluster's own address passes
