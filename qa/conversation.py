@@ -307,7 +307,8 @@ def _holds(text: str, name: str) -> bool:
 
 def substitute(question: str, word: str, name: str) -> str:
     """`question` with its first `word` (a pronoun) replaced by `name`: "its" becomes "ABC's"
-    (and "her" before a word of content, "her husband"), a "the" before it is not doubled, and a name that opens the question opens it capitalised."""
+    (and "her" before a word of content, "her husband"), a "the" before it is not doubled, and a
+    name that opens the question opens it capitalised."""
     at = re.search(rf"\b{re.escape(word)}\b", question)
     if at is None:
         return question
@@ -349,8 +350,10 @@ def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tup
     """(the rewritten question in the generator's `reply`, "") or (None, why it is refused):
     empty, more than three times as long as the question (and 120 characters over it), a refusal
     or a statement where a question was asked, a question that keeps too few of the words asked
-    (an answer or another question), or one that names something neither the question nor the
-    conversation `pairs` names."""
+    (an answer or another question; in a script without spaces, too few of its characters), a
+    reply that is no question and adds words other than the names the conversation said (for a
+    question typed without "?": "and his province" is not "Ismail Khan was governor of Kabul"),
+    or one that names something neither the question nor the conversation `pairs` names."""
     line = next((x for x in reply.strip().splitlines() if x.strip()), "")
     line = " ".join(_unquoted(_LABEL.sub("", line.strip()).strip()).split())
     if not line or is_refusal(line):
@@ -364,8 +367,8 @@ def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tup
     asked = {norm(w) for w in content(question)}
     added = {norm(w) for w in content(line)} - asked
     if " " not in question.strip() and not question.isascii():  # Chinese, Japanese: no spaces
-        kept = set(question) & set(line)  # the characters asked
-        if len(kept) < len(set(question) - set(_QUOTES + "?？。 ")) // 2:
+        characters = set(question) - set(_QUOTES + "?？。 ")  # the characters asked
+        if len(characters & set(line)) < len(characters) // 2:
             return None, "keeps too few of the words asked"
     elif asked and len(asked & {norm(w) for w in content(line)}) < max(1, len(asked) // 2):
         return None, "keeps too few of the words asked"

@@ -329,10 +329,16 @@ def _check_room(free: float, cpus: float, replicas: Replicas) -> None:
     needed = EMBEDDER_CPUS + GENERATOR_CPUS * replicas.least
     if needed > free:
         has = f"{cpus:g}" if free >= cpus else f"{free:g} free (other work holds the rest of its {cpus:g})"
+        held = (
+            ""
+            if free >= cpus
+            else "; `serve status` shows what is deployed (a docqa server that was "
+            "killed leaves its models there until `serve shutdown`)"
+        )
         raise ClusterError(
             f"{replicas.least} generator replica{'s' if replicas.least > 1 else ''} and the embedder need "
             f"{needed:g} CPUs; the Ray cluster has {has}: ask for fewer replicas, or add nodes (a local "
-            "cluster can be started with more: `ray start --head --num-cpus N`)"
+            f"cluster can be started with more: `ray start --head --num-cpus N`){held}"
         )
 
 
