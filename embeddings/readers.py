@@ -107,7 +107,7 @@ def scan(
         raise FileNotFoundError(root)
     problems: list[tuple[str, str, bool]] = []  # path relative to root, why, whether a folder
     if root.is_file():
-        if os.path.splitext(root.name)[1].lower() not in _SUPPORTED:
+        if _extension(root.name) not in _SUPPORTED:
             raise ConfigError(
                 f"{root.name}: docqa reads {' '.join(SUPPORTED)}; give a folder or one of those files"
             )
@@ -132,7 +132,7 @@ def scan(
         except OSError as e:
             yield Skipped(source, f"cannot be read: {e.strerror or e}", prefix + relative)
             continue
-        if os.path.splitext(where)[1].lower() != ".jsonl":
+        if _extension(where) != ".jsonl":
             items = [Pending(prefix + relative, _sha256(data), source, where, name=name)]
         else:
             items = list(_scan_jsonl(data, source, where))

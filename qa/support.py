@@ -78,7 +78,7 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
             if pair > score:
                 start, end, score = a[0], b[1], pair
     window = passage[start:end]
-    missing = as_written(anchor.missing, sentence)
+    missing = as_written(anchor.missing, sentence) if anchor.missing else ()  # most often none
     return Support(round(score, 3), start, end, missing, _contradicts(sentence, window, question))
 
 
