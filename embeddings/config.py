@@ -86,7 +86,7 @@ class Config:
     # whole run in reading order) XQuAD right 66.7% as in the best-first report before it, confident
     # and wrong 12.9% against 10.0%; the news-style set 65.0% both, 15.0% against 12.5%.
     passage_order: str = "reading"
-    answer_tokens: int = 200
+    answer_tokens: int = 200  # the longest answer the model may write; a longer one is cut there
     # The relevance gate: docqa says the documents do not hold the answer, without asking the
     # model, when the best chunk's cosine similarity is below `min_relevance` AND the best BM25
     # chunk holds less than `min_lexical` of the question (Retrieval.lexical), so a question that
@@ -188,6 +188,8 @@ class Config:
             raise ConfigError(
                 f"passage_order must be one of {', '.join(PASSAGE_ORDERS)}, got {self.passage_order!r}"
             )
+        if self.answer_tokens < 1:
+            raise ConfigError(f"answer_tokens must be at least 1, got {self.answer_tokens}")
         if self.context_tokens < 256:
             raise ConfigError(f"context_tokens must be at least 256, got {self.context_tokens}")
         if self.conversation_turns < 0 or self.history_tokens < 0:

@@ -74,6 +74,7 @@ class Answer:
     runtime: str = ""  # how the model ran: runtime, precision, device (qa/generator.py)
     standalone: str | None = None  # in a conversation: the question as retrieval searched it (rewritten)
     tokens: dict[str, int] = field(default_factory=dict)  # the answer's model call: prompt, completion
+    cut: bool = False  # the model's reply reached answer_tokens and was cut there, maybe mid-sentence
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -289,6 +289,7 @@ class Assistant:
             answer.passages = found.passages
         answer.timings = _timings(found.seconds, generated, started, first)
         answer.tokens = {"prompt": self.count(messages), "completion": self.generator.count("".join(raw))}
+        answer.cut = not answer.abstained and answer.tokens["completion"] >= c.answer_tokens
         answer.runtime = runtime(self.generator)
         done(answer)
 

@@ -151,6 +151,8 @@ def _answer_options(
             default=_DEFAULTS.top_k,
             help="passages given to the model (a short document that holds them all is shown whole)",
         )
+        parser.add_argument("--answer-tokens", type=lambda v: _positive(v, 2048), default=_DEFAULTS.answer_tokens,
+                            help="the longest answer the model may write, in tokens; a longer one is cut there")  # fmt: skip
     parser.add_argument("--context-tokens", type=_positive, default=_DEFAULTS.context_tokens)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
@@ -282,6 +284,7 @@ def _assistant(args: argparse.Namespace, **settings):
         top_k=getattr(args, "k", _DEFAULTS.top_k),
         candidates=max(getattr(args, "k", _DEFAULTS.top_k), _DEFAULTS.candidates),
         context_tokens=args.context_tokens,
+        answer_tokens=getattr(args, "answer_tokens", _DEFAULTS.answer_tokens),
         device=args.device,
         dtype=args.dtype,
         runtime=args.runtime,
@@ -401,6 +404,10 @@ def _lines(interactive: bool):
 
 
 def _print_sources(answer) -> None:
+    if answer.cut:
+        print(
+            f"(the answer was cut at the limit of {answer.tokens['completion']} tokens; --answer-tokens raises it)"
+        )
     if answer.abstained:
         print(f"({answer.reason})\nNearest passages:")
         for p in answer.passages[:3]:

@@ -176,6 +176,7 @@ def sources(answer: Answer) -> dict:
         "abstained": answer.abstained,
         "reason": answer.reason,
         "withdrawn": answer.withdrawn,
+        "cut": answer.cut,  # the model's reply stopped at docqa's answer_tokens
         "standalone": answer.standalone,  # a follow-up as retrieval searched it (rewritten); None alone
         "citations": [asdict(c) for c in answer.citations],
         "passages": [_passage(n, p) for n, p in enumerate(answer.passages, 1)],
@@ -192,8 +193,14 @@ def _passage(number: int, p: Passage) -> dict:
 def completion(answer: Answer, request_id: str, created: int) -> dict:
     message = {"role": "assistant", "content": answer.text, "refusal": None}
     return {"id": request_id, "object": "chat.completion", "created": created, "model": CHAT_MODEL,
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish(answer), "logprobs": None}],
             "usage": usage(answer), "docqa": sources(answer)}  # fmt: skip
+
+
+def finish(answer: Answer) -> str:
+    """Why the reply ended, as OpenAI says it: "length" where the model's reply reached docqa's
+    answer_tokens and was cut there, "stop" otherwise (it ended, or docqa answered without it)."""
+    return "length" if answer.cut else "stop"
 
 
 def usage(answer: Answer) -> dict:
@@ -210,9 +217,8 @@ def usage_chunk(request_id: str, created: int, answer: Answer) -> dict:
 
 def chunk(request_id: str, created: int, delta: dict, answer: Answer | None = None) -> dict:
     """One streamed piece; the last one (with `answer`) ends the reply and carries the docqa field."""
-    finish = None if answer is None else "stop"
     out = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": CHAT_MODEL,
-           "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}  # fmt: skip
+           "choices": [{"index": 0, "delta": delta, "finish_reason": None if answer is None else finish(answer), "logprobs": None}]}  # fmt: skip
     if answer is not None:
         out["docqa"] = sources(answer)
     return out

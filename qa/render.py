@@ -49,6 +49,8 @@ def final_answer_html(answer: Answer, anchor: str = "source") -> str:
         return answer_html(answer.text, set(), answer.reason or "")
     t = answer.timings
     note = f"{t.get('total', 0):.1f} s · {answer.model}"
+    if answer.cut:
+        note += " · cut at the answer's token limit"
     return answer_html(answer.text, {c.number for c in answer.citations}, note, anchor)
 
 

@@ -165,7 +165,8 @@ def test_an_index_path_that_is_a_file_is_an_error_that_says_so(tmp_path, capsys,
 
 
 @pytest.mark.parametrize(("argv", "says"), [(["serve", "--port", "70000"], "must be at most 65535, got 70000"),
-                                            (["search", "wheat", "--k", "abc"], "must be a whole number, got 'abc'")])  # fmt: skip
+                                            (["search", "wheat", "--k", "abc"], "must be a whole number, got 'abc'"),
+                                            (["ask", "Why?", "--answer-tokens", "0"], "must be 1 or more, got 0")])  # fmt: skip
 def test_a_number_out_of_range_or_not_a_number_is_a_usage_error(capsys, argv, says):
     with pytest.raises(SystemExit) as exit:
         cli.main(argv)
@@ -185,6 +186,27 @@ def test_a_summary_prints_clean_lines_and_its_progress_ends_its_line(tmp_path, m
     out, err = capsys.readouterr()
     assert out.split("\n\n")[1] == reply and "\r" not in out
     assert err == "summarising: 1/1 parts\n", "in a log, progress is a line of its own"
+
+
+def test_an_answer_cut_at_the_token_limit_says_so_and_how_to_raise_it(tmp_path, monkeypatch, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
+    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0, answer_tokens=12)
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    reply = "India sent 50,000 tonnes of wheat to Afghanistan through Iran. [1] " * 3
+    assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator(reply), config)
+    monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
+    assert cli.main(["ask", "How much wheat did India send?"]) == 0
+    out, _ = capsys.readouterr()
+    assert (
+        out.startswith("India sent 50,000 tonnes") and "cut at the limit" in out and "--answer-tokens" in out
+    )
+    assert cli.main(["ask", "How much wheat did India send?", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cut"] is True
+    assistant.generator = FakeGenerator("India sent 50,000 tonnes. [1]")  # 10 tokens
+    assert cli.main(["ask", "How much wheat did India send?"]) == 0
+    assert "cut at the limit" not in capsys.readouterr().out
 
 
 def test_search_names_a_document_the_index_lacks(tmp_path, capsys):

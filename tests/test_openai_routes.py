@@ -124,6 +124,7 @@ def test_streamed_and_whole_replies_through_the_openai_client(tmp_path, serving)
                                                  stream=True))  # fmt: skip
     pieces = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
     assert len(pieces) > 3 and "".join(pieces) == whole.choices[0].message.content
+    assert whole.choices[0].finish_reason == "stop" and not whole.docqa["cut"]
     assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].docqa == whole.docqa | {
         "seconds": chunks[-1].docqa["seconds"]
     }
@@ -137,6 +138,18 @@ def test_streamed_and_whole_replies_through_the_openai_client(tmp_path, serving)
     assert client.models.retrieve("docqa").owned_by == "docqa"
     with pytest.raises(openai.NotFoundError, match="serves no model 'gpt-4o'"):
         client.models.retrieve("gpt-4o")
+
+
+def test_an_answer_cut_at_the_token_limit_ends_for_length_as_openai_says_it(tmp_path, serving):
+    service = make_service(tmp_path, FakeGenerator(LONG), answer_tokens=8)
+    client = openai.OpenAI(base_url=serving(service) + "/v1", api_key="unused")
+    whole = client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}])
+    assert whole.choices[0].finish_reason == "length" and whole.docqa["cut"] and not whole.docqa["abstained"]
+    assert whole.choices[0].message.content.startswith("The meeting was mediated by")
+    assert whole.usage.completion_tokens >= 8
+    chunks = list(client.chat.completions.create(model="docqa", messages=[{"role": "user", "content": QUESTION}],
+                                                 stream=True))  # fmt: skip
+    assert chunks[-1].choices[0].finish_reason == "length" and chunks[-1].docqa["cut"]
 
 
 def test_a_question_scoped_in_the_docqa_field_is_asked_of_those_documents_only(tmp_path, serving):
