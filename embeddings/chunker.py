@@ -23,8 +23,11 @@ NOT_AFTER_ABBREVIATION = (
     r"(?<!\b(?:Mrs|Rev|Gen|Col|Gov|Sen|Rep|Sgt|Maj|Inc|Ltd|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\.)"
     r"(?<!\b(?:Prof|Corp|Capt|Sept)\.)"
 )
-# A unit ends after sentence punctuation (and any closing quotes) or at a line break.
-_UNIT_END = re.compile(rf"(?<=[.!?…]){NOT_AFTER_ABBREVIATION}([\"'”’)\]]*)\s+|\n+")
+# A unit ends after sentence punctuation (and any closing quotes) or at a line break. Chinese
+# and Japanese full stops need no space after them.
+_UNIT_END = re.compile(
+    rf"(?<=[.!?…]){NOT_AFTER_ABBREVIATION}([\"'”’)\]]*)\s+|(?<=[。！？])(?![。！？])([」』”’）)]*)\s*|\n+"
+)
 # No tokenizer makes fewer than one token per this many characters in practice; units
 # longer than it are cut at spaces before tokenizing so one huge line cannot flood memory.
 _CHARS_PER_TOKEN_BOUND = 16
@@ -41,7 +44,8 @@ def sentences(text: str) -> list[tuple[int, int]]:
     """Character spans of sentences and lines, whitespace trimmed."""
     spans, start = [], 0
     for m in _UNIT_END.finditer(text):
-        spans.append((start, m.start() + len(m.group(1) or "")))  # closing quotes stay with the sentence
+        quotes = m.group(1) or m.group(2) or ""  # closing quotes stay with the sentence
+        spans.append((start, m.start() + len(quotes)))
         start = m.end()
     spans.append((start, len(text)))
     return [_trim(text, s, e) for s, e in spans if text[s:e].strip()]

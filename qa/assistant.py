@@ -328,13 +328,17 @@ class Assistant:
         return self.index.within(scope)
 
     def summarize(
-        self, doc_id: str | None = None, progress: Callable[[int, int], None] | None = None
+        self,
+        doc_id: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> Summary:
-        """A summary of one document, or of the whole collection when `doc_id` is None."""
+        """A summary of one document, or of the whole collection when `doc_id` is None; setting
+        `stop` (the caller went away) stops it at once (Stopped)."""
         sentences = self.config.summary_sentences
         if doc_id is None:
-            return self.summarizer.collection(sentences, progress)
-        return self.summarizer.document(doc_id, sentences, progress)
+            return self.summarizer.collection(sentences, progress, stop)
+        return self.summarizer.document(doc_id, sentences, progress, stop)
 
 
 def runtime(generator: Generator) -> str:

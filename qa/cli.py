@@ -98,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     _answer_options(chat, "print one JSON object per turn, a line each")
     _scope_options(chat)
 
-    summarize = sub.add_parser("summarize", help="summarise one document, or all of them")
+    summarize = sub.add_parser(
+        "summarize", aliases=["summarise"], help="summarise one document, or all of them"
+    )
     summarize.add_argument("doc_id", nargs="?", help="a document id (see `docqa documents`); none: all")
     summarize.add_argument("--sentences", type=_positive, default=_DEFAULTS.summary_sentences)
     _answer_options(summarize, passages=False)
@@ -446,7 +448,8 @@ def _summarize(args: argparse.Namespace) -> int:
     for line in caveats(summary.left_out, summary.supported):
         print(line)
     docs = sorted({p.doc_id for p in summary.sources})
-    print(f"{drawn_from(summary.sources)}: {', '.join(docs[:10])}")
+    more = f" and {len(docs) - 10} more" if len(docs) > 10 else ""
+    print(f"{drawn_from(summary.sources)}: {', '.join(docs[:10])}{more}")
     print(
         f"({summary.seconds:.1f} s, {counted(summary.calls, 'model call')}, {summary.cached} from cache; {summary.model})"
     )
@@ -567,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         "ask": _ask,
         "chat": _chat,
         "summarize": _summarize,
+        "summarise": _summarize,
         "documents": _documents,
         "check": _check,
         "serve": _serve,

@@ -235,10 +235,17 @@ class Service:
         stream = AnswerStream(pieces)
         return stream
 
-    def summarize(self, doc_id: str | None, progress: Callable[[int, int], None] | None = None) -> Summary:
+    def summarize(
+        self,
+        doc_id: str | None,
+        progress: Callable[[int, int], None] | None = None,
+        gone: threading.Event | None = None,
+    ) -> Summary:
+        """A summary (see Assistant.summarize) in its turn with the model. A caller that goes away
+        (sets `gone`) gives up its place (Left) or stops the model at once (Stopped)."""
         assistant = self.assistant
-        with self.slots.turn():
-            return assistant.summarize(doc_id, progress)
+        with self.slots.turn(gone):
+            return assistant.summarize(doc_id, progress, gone)
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
         """Vectors of `texts` by the index's embedding model, and the tokens of each. A text longer

@@ -11,11 +11,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from embeddings.chunker import chunk_text, sentences
-from embeddings.errors import ConfigError, QuestionError
+from embeddings.errors import ConfigError, DocqaError, QuestionError
 from embeddings.index import Index
 from qa.citations import is_list_item, plain
 from qa.generator import Generator
@@ -28,6 +29,14 @@ log = logging.getLogger("docqa.summaries")
 
 PROMPT_VERSION = 2  # bump when the prompts change, so cached summaries are not reused
 Progress = Callable[[int, int], None]  # (model calls done, calls planned so far)
+
+
+class Stopped(Exception):
+    """The caller went away: the summary stopped at once, its finished parts kept in the cache."""
+
+
+class NoSummary(DocqaError):
+    """The model wrote nothing for a summary."""
 
 
 @dataclass
@@ -46,7 +55,12 @@ class Summary:
     supported: bool = True
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The summary as JSON: each source by its document and place in it, not its text (a
+        collection's sources are the whole collection)."""
+        out = asdict(self)
+        for source in out["sources"]:
+            del source["text"]
+        return out
 
 
 class SummaryCache:
@@ -96,15 +110,21 @@ def part_messages(title: str, text: str, sentences: int, part: tuple[int, int] |
     return [{"role": "system", "content": SUMMARY_SYSTEM}, {"role": "user", "content": user}]
 
 
-def combine_messages(title: str | None, summaries: list[tuple[str, str]], sentences: int) -> Messages:
-    """Merge summaries of parts of one document (title given) or of documents (title None)."""
+def combine_messages(
+    title: str | None, summaries: list[tuple[str, str]], sentences: int, documents: int = 0
+) -> Messages:
+    """Merge summaries of parts of one document (title given) or of a collection's `documents`
+    (title None): of each document, or, in a large collection, of groups of them."""
     if title is not None:
         title = " ".join(neutralise(title).split())
         intro = (f'These are summaries of consecutive parts of the document "{title}". Combine them into '
                  f"one summary of the whole document in at most {sentences} sentences.")  # fmt: skip
     else:
-        intro = (f"These are summaries of the {len(summaries)} documents of a collection. Write one summary "
-                 f"of the whole collection in at most {sentences} sentences.")  # fmt: skip
+        documents = documents or len(summaries)
+        what = (f"the {documents} documents" if documents == len(summaries) else
+                f"{len(summaries)} groups of the {documents} documents")  # fmt: skip
+        intro = (f"These are summaries of {what} of a collection. Write one summary of the whole collection "
+                 f"in at most {sentences} sentences.")  # fmt: skip
     # Summaries are made from documents, so they are quoted like documents.
     body = "\n\n".join(
         f"{' '.join(neutralise(label).split())}, quoted:\n{quote(text)}" for label, text in summaries
@@ -122,7 +142,7 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     marked as not supported."""
     said = [text[a:b].strip() for a, b in sentences(text)]
     listed = any(is_list_item(s) for s in said)  # a list's items need no full stop
-    if len(said) > 1 and not listed and not said[-1].rstrip("\"'”’)]").endswith((".", "!", "?", "…")):
+    if len(said) > 1 and not listed and not said[-1].rstrip("\"'”’)]」』）").endswith(ENDS):
         said, cut = said[:-1], [said[-1]]
     else:
         cut = []
@@ -139,6 +159,9 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     kept = [s for s, ok in zip(said, held, strict=True) if ok]
     joined = "\n".join(kept) if listed else " ".join(kept)  # a list stays a list
     return joined, [s for s, ok in zip(said, held, strict=True) if not ok] + cut, True
+
+
+ENDS = (".", "!", "?", "…", "。", "！", "？")  # what a finished sentence ends with
 
 
 def pack(
@@ -158,6 +181,7 @@ class _Run:
     """Counters of one summarisation, so concurrent ones do not mix."""
 
     progress: Progress | None
+    stop: threading.Event | None = None  # set when the caller goes away
     expected: int = 0
     calls: int = 0
     cached: int = 0
@@ -171,18 +195,28 @@ class Summarizer:
         self.generator, self.index, self.cache, self.budget = generator, index, cache, budget
         self.threshold = threshold  # Config.support_threshold: what a summary sentence must pass
 
-    def document(self, doc_id: str, sentences: int, progress: Progress | None = None) -> Summary:
+    def document(
+        self,
+        doc_id: str,
+        sentences: int,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+    ) -> Summary:
+        """A summary of one document; Stopped as soon as `stop` is set (the caller went away)."""
         info, text = self.index.document(doc_id), self.index.document_text(doc_id)
         if info is None or text is None:
             raise QuestionError(f"no document {doc_id!r} in the index; `docqa documents` lists the ids")
-        run = _Run(progress, started=time.perf_counter())
+        run = _Run(progress, stop, started=time.perf_counter())
         sections = self._sections(info.title, doc_id, text, info.metadata, sentences)
         run.expected = len(sections) + (len(sections) > 1)
         summary = self._document(info.title, sections, sentences, run)
         return self._done(doc_id, info.title, summary, sections, run)
 
-    def collection(self, sentences: int, progress: Progress | None = None) -> Summary:
-        run = _Run(progress, started=time.perf_counter())
+    def collection(
+        self, sentences: int, progress: Progress | None = None, stop: threading.Event | None = None
+    ) -> Summary:
+        """A summary of every document; Stopped as soon as `stop` is set (the caller went away)."""
+        run = _Run(progress, stop, started=time.perf_counter())
         plan = [
             (info.title, self._sections(info.title, info.id, self.index.document_text(info.id) or "",
                                         info.metadata, sentences))
@@ -220,22 +254,49 @@ class Summarizer:
         return self._combine(title, parts, sentences, run)
 
     def _combine(self, title: str | None, summaries: list[tuple[str, str]], sentences: int, run: _Run) -> str:
-        """Summaries of summaries until one remains; each call stays within the budget."""
-        fits = lambda group: self._tokens(combine_messages(title, group, sentences)) <= self.budget  # noqa: E731
+        """Summaries of summaries until one remains; each call stays within the budget. A summary
+        the model left empty is left out."""
+        for label, text in summaries:
+            if not text:
+                log.warning("the model wrote no summary of %s; the summary goes on without it", label)
+        summaries = [(label, text) for label, text in summaries if text]
+        if not summaries:
+            return ""
+        documents = len(summaries)  # of the collection's documents, when title is None
+        message = lambda group: combine_messages(title, group, sentences, documents)  # noqa: E731
+        fits = lambda group: self._tokens(message(group)) <= self.budget  # noqa: E731
+        summaries = [self._fitted(title, s, sentences, fits) for s in summaries]
         while len(summaries) > 1:
             groups = pack(summaries, fits)
             if len(groups) == len(summaries):  # not even two fit one prompt: a round would never end
                 summaries = self._shorten(title, summaries, sentences, fits)
                 groups = pack(summaries, fits)
             if len(groups) == 1:
-                return self._call(combine_messages(title, groups[0], sentences), sentences, run)
-            run.expected += 1  # one more level of combining than planned
+                return self._call(message(groups[0]), sentences, run)
+            run.expected += len(groups)  # a round more than planned: a call per group
             label = "Part" if title else "Group"
             summaries = [
-                (f"{label} {i}", self._call(combine_messages(title, g, sentences), sentences, run))
-                for i, g in enumerate(groups, 1)
+                (f"{label} {i}", self._call(message(g), sentences, run)) for i, g in enumerate(groups, 1)
             ]
         return summaries[0][1]
+
+    def _fitted(
+        self, title: str | None, summary: tuple[str, str], sentences: int, fits: Callable
+    ) -> tuple[str, str]:
+        """The summary, cut where the budget ends when it does not fit a combining prompt alone."""
+        label, text = summary
+        if fits([summary]):
+            return summary
+        room = self.budget - self._tokens(combine_messages(title, [(label, "")], sentences))
+        while room > 0:
+            cut = (label, self._first_tokens(text, room))
+            if fits([cut]):
+                return cut
+            room -= max(1, room // 8)
+        raise ConfigError(
+            f"the context budget ({self.budget} tokens) leaves no room to combine summaries: raise the "
+            f"context budget (--context-tokens)"
+        )
 
     def _shorten(
         self, title: str | None, summaries: list[tuple[str, str]], sentences: int, fits: Callable
@@ -258,11 +319,16 @@ class Summarizer:
         return text if len(offsets) <= tokens else text[: offsets[tokens - 1][1]]
 
     def _call(self, messages: Messages, sentences: int, run: _Run) -> str:
+        """The model's summary for `messages`, from the cache when it was asked before. An empty
+        reply is not kept (asked again, it is asked of the model)."""
+        if run.stop is not None and run.stop.is_set():
+            raise Stopped("the summary was stopped: its caller went away")
         key = hashlib.sha256(json.dumps([PROMPT_VERSION, self.generator.name, messages]).encode()).hexdigest()
         text = self.cache.get(key)
         if text is None:
-            text = self.generator.generate(messages, max_new_tokens=48 * sentences + 16).strip()
-            self.cache.put(key, text)
+            text = self._generate(messages, 48 * sentences + 16, run.stop).strip()
+            if text:
+                self.cache.put(key, text)
         else:
             run.cached += 1
         run.calls += 1
@@ -270,10 +336,24 @@ class Summarizer:
             run.progress(run.calls, max(run.expected, run.calls))
         return text
 
+    def _generate(self, messages: Messages, max_new_tokens: int, stop: threading.Event | None) -> str:
+        """The model's reply; Stopped, the model's stream closed, as soon as `stop` is set."""
+        pieces = []
+        with closing(self.generator.stream(messages, max_new_tokens)) as replies:
+            for piece in replies:
+                if stop is not None and stop.is_set():
+                    raise Stopped("the summary was stopped: its caller went away")
+                pieces.append(piece)
+        return "".join(pieces)
+
     def _tokens(self, messages: Messages) -> int:
         return self.generator.count(self.generator.render(messages))
 
     def _done(self, doc_id: str | None, title: str, text: str, sources: list[Passage], run: _Run) -> Summary:
+        if not text:
+            raise NoSummary(
+                f"the model wrote no summary of {title!r}: ask again with another --sentences or --model"
+            )
         text, left_out, supported = check(text, sources, self.threshold)
         seconds = round(time.perf_counter() - run.started, 3)
         return Summary(doc_id, title, text, sources, run.calls, run.cached, seconds, self.generator.name,

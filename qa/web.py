@@ -35,7 +35,8 @@ from qa.render import (
     summary_html,
     turn_html,
 )
-from qa.service import MAX_UPLOAD_BYTES, Service
+from qa.service import MAX_UPLOAD_BYTES, Left, Service
+from qa.summarize import Stopped
 
 if TYPE_CHECKING:
     import uvicorn
@@ -187,18 +188,25 @@ class Handlers:
         updates: queue.Queue = queue.Queue()
         result: dict = {}
 
+        gone = threading.Event()  # the page went away: the summary stops (see Service.summarize)
+
         def run() -> None:
             try:
-                result["summary"] = self.service.summarize(doc_id, lambda d, t: updates.put((d, t)))
+                result["summary"] = self.service.summarize(doc_id, lambda d, t: updates.put((d, t)), gone)
+            except (Left, Stopped):  # no one to tell
+                pass
             except Exception as e:  # handed to the page below
                 result["error"] = e
             updates.put(None)
 
         threading.Thread(target=run, daemon=True).start()
-        yield '<p class="note">Summarising …</p>', {}
-        while (update := updates.get()) is not None:
-            done, total = update
-            yield f'<p class="note">Summarising: {done} of about {total} parts done …</p>', {}
+        try:
+            yield '<p class="note">Summarising …</p>', {}
+            while (update := updates.get()) is not None:
+                done, total = update
+                yield f'<p class="note">Summarising: {done} of about {total} parts done …</p>', {}
+        finally:  # also when the page goes away and its stream is closed
+            gone.set()
         if "error" in result:
             e = result["error"]
             if not isinstance(e, DocqaError):

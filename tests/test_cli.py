@@ -188,6 +188,21 @@ def test_a_summary_prints_clean_lines_and_its_progress_ends_its_line(tmp_path, m
     assert err == "summarising: 1/1 parts\n", "in a log, progress is a line of its own"
 
 
+def test_summarise_as_the_page_spells_it_lists_every_document_it_drew_on(tmp_path, monkeypatch, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"report{i:02}.txt").write_text(f"Report {i} says the wheat harvest rose by {i} percent.")
+    config = Config(docs=docs, index_dir=tmp_path / "index")
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    reply = "The wheat harvest rose."
+    assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator(reply), config)
+    monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
+    assert cli.main(["summarise"]) == 0
+    out = capsys.readouterr().out
+    assert "report00.txt, report01.txt" in out and "report09.txt and 2 more" in out
+
+
 def test_an_answer_cut_at_the_token_limit_says_so_and_how_to_raise_it(tmp_path, monkeypatch, capsys):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from embeddings.index import Index
 from qa.assistant import Assistant
 from qa.render import caveats, drawn_from, summary_html
 from qa.retriever import Passage
-from qa.summarize import check, pack
+from qa.summarize import NoSummary, Stopped, check, pack
 from tests.fakes import FakeEmbedder, FakeGenerator
 
 LONG = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(300))
@@ -111,6 +112,105 @@ def test_summaries_too_long_to_combine_two_at_a_time_are_cut_and_the_summary_end
     assert summary.text.startswith("Point")
     assert all(a.generator.count(a.generator.render(m)) <= 400 for m in calls)
     assert "Combine them" in calls[-1][-1]["content"]
+
+
+def test_progress_counts_every_round_of_combining_and_reaches_its_total_only_at_the_end(tmp_path):
+    many = {f"doc{i:02}.txt": f"Report {i} says the harvest rose by {i} percent." for i in range(30)}
+    a = make(tmp_path, many, budget=300)
+    done = []
+    summary = a.summarize(None, progress=lambda d, t: done.append((d, t)))
+    assert summary.calls == len(a.generator.prompts) == done[-1][0] == done[-1][1]
+    assert "groups of the 30 documents" in a.generator.prompts[-1][-1]["content"], "grouped in rounds"
+    assert all(d < t for d, t in done[:-1]), "never done before the last call"
+
+
+def test_a_collection_combined_in_groups_is_told_how_many_documents_it_holds(tmp_path):
+    many = {f"doc{i:02}.txt": f"Report {i} says the harvest rose by {i} percent." for i in range(30)}
+    a = make(tmp_path, many, budget=300)
+    a.summarize(None)
+    intros = [
+        m[-1]["content"].split("\n")[0] for m in a.generator.prompts if "of a collection" in m[-1]["content"]
+    ]
+    assert len(intros) > 1 and all("of the 30 documents of a collection" in i for i in intros)
+    assert "Group 1, quoted" in a.generator.prompts[-1][-1]["content"]
+
+
+def test_a_summary_too_long_for_a_combining_prompt_alone_is_cut_to_fit(tmp_path):
+    a = make(
+        tmp_path, {**DOCS, "more.txt": "The river flooded the valley. The town was rebuilt."}, budget=300
+    )
+    asked = []
+
+    def reply(messages):
+        asked.append(messages)
+        if "long.txt" in messages[-1]["content"] or "Sentence number" in messages[-1]["content"]:
+            return " ".join(f"Point {i} is made at length here." for i in range(80))  # over the budget alone
+        return "A short summary."
+
+    a.generator.reply = reply
+    summary = a.summarize(None)
+    assert summary.text
+    assert all(a.generator.count(a.generator.render(m)) <= 300 for m in asked)
+
+
+def test_a_summary_stops_at_once_when_its_caller_goes_away_and_keeps_the_parts_done(tmp_path):
+    a = make(tmp_path, DOCS)
+    stop, pieces = threading.Event(), []
+
+    def reply(messages):
+        if len(a.generator.prompts) == 2:
+            stop.set()  # the caller leaves while the second part is written
+        return "Part summary. " * 20
+
+    a.generator.reply = reply
+    stream = a.generator.stream
+
+    def counted(messages, max_new_tokens):
+        for piece in stream(messages, max_new_tokens):
+            pieces.append(piece)
+            yield piece
+
+    a.generator.stream = counted
+    with pytest.raises(Stopped):
+        a.summarize("long.txt", stop=stop)
+    assert len(a.generator.prompts) == 2 and len(pieces) == 41, (
+        "the second part stopped after its first piece"
+    )
+    a.generator.reply = lambda m: "Part summary."
+    summary = a.summarize("long.txt")
+    assert summary.cached == 1, "the part done before the caller left is not asked again"
+
+
+def test_an_empty_reply_is_not_kept_and_a_summary_of_nothing_is_an_error(tmp_path):
+    a = make(tmp_path, DOCS)
+    a.generator.reply = ""
+    with pytest.raises(NoSummary, match="the model wrote no summary"):
+        a.summarize("short.txt")
+    a.generator.reply = "The council approved the budget."
+    summary = a.summarize("short.txt")
+    assert summary.text == "The council approved the budget." and summary.cached == 0
+
+
+def test_a_collection_goes_on_without_a_document_the_model_wrote_nothing_for(tmp_path):
+    a = make(tmp_path, {**DOCS, "more.txt": "The river flooded the valley."})
+    a.generator.reply = lambda m: "" if "river" in m[-1]["content"] else "The council approved the budget."
+    summary = a.summarize(None)
+    last = a.generator.prompts[-1][-1]["content"]
+    assert summary.text and "the 2 documents" in last and '"more", quoted' not in last
+
+
+def test_a_summary_as_json_names_its_sources_without_their_text(tmp_path):
+    data = make(tmp_path, DOCS).summarize(None).to_dict()
+    assert {s["doc_id"] for s in data["sources"]} == set(DOCS)
+    assert all("text" not in s and s["end"] > s["start"] for s in data["sources"])
+
+
+def test_a_chinese_or_japanese_summary_keeps_its_last_sentence():
+    text = "北京是中国的首都。上海是中国最大的城市。"
+    sources = [Passage("zh.txt", "城市", 0, len(text), text, 1.0, {})]
+    for written in (text, "北京是中国的首都。\n上海是中国最大的城市。"):
+        kept, left_out, supported = check(written, sources, 0.5)
+        assert supported and left_out == [] and "上海是中国最大的城市。" in kept
 
 
 ARTICLE = (

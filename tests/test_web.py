@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,27 @@ def test_summarise_reports_progress_then_the_summary(service):
     assert any("Summarising" in html for html, _ in updates[:-1])
     html, data = updates[-1]
     assert "A short summary" in html and data["doc_id"] is None
+
+
+def test_a_page_that_leaves_stops_its_summary_and_frees_the_model(service):
+    written, going = [], threading.Event()
+
+    def slow(messages, max_new_tokens):
+        for word in ["Word "] * 500:
+            going.set()
+            time.sleep(0.01)
+            written.append(word)
+            yield word
+
+    service.assistant.generator.stream = slow
+    updates = Handlers(service).summarize("talks.txt")
+    next(updates)  # "Summarising …"
+    assert going.wait(10)
+    updates.close()  # the page went away
+    deadline = time.monotonic() + 10
+    while service.slots.load != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service.slots.load == (0, 0) and len(written) < 100, "the model stopped with the page"
 
 
 def test_an_upload_is_stored_under_a_generated_name_and_indexed(service, tmp_path):
