@@ -41,15 +41,33 @@ class Relevant:
 def changes(docs: Path, index_dir: Path, stop: threading.Event | None = None) -> Iterator[list[str]]:
     """Each settled batch of changes under `docs` that may change the index, as lines such as
     "added notes/a.pdf", until `stop` is set (Ctrl-C raises KeyboardInterrupt as usual). An empty
-    batch now and then says the watch is running and nothing changed."""
+    batch now and then says the watch is running and nothing changed. Linked folders are watched
+    too: one linked while watching starts the watch afresh, which then hands on a batch of its
+    own, so that what changed while it started is indexed too."""
     from watchfiles import watch
 
     root = Path(docs).absolute()
-    for batch in watch(root, watch_filter=Relevant(root, index_dir), debounce=LONGEST_MS, step=QUIET_MS,
-                       stop_event=stop, rust_timeout=IDLE_MS, yield_on_timeout=True):  # fmt: skip
-        yield sorted(
-            f"{_SAID.get(int(change), 'changed')} {os.path.relpath(path, root)}" for change, path in batch
-        )
+    restarted: list[str] = []
+    while True:
+        linked: list[str] = []
+        for batch in watch(root, watch_filter=Relevant(root, index_dir), debounce=LONGEST_MS, step=QUIET_MS,
+                           stop_event=stop, rust_timeout=IDLE_MS, yield_on_timeout=True):  # fmt: skip
+            yield restarted + sorted(
+                f"{_SAID.get(int(change), 'changed')} {os.path.relpath(path, root)}" for change, path in batch
+            )
+            restarted = []
+            linked = [path for change, path in batch if int(change) == 1 and _linked_folder(path)]
+            if linked:  # a running watch does not follow a link made after it started
+                break
+        if not linked:  # stopped
+            return
+        restarted = [
+            f"the linked folder {os.path.relpath(path, root)}, now watched" for path in sorted(linked)
+        ]
+
+
+def _linked_folder(path: str) -> bool:
+    return os.path.islink(path) and os.path.isdir(path)
 
 
 def follow(

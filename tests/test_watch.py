@@ -96,6 +96,20 @@ def test_added_changed_removed_and_added_back_files_reach_the_index(watched):
     assert set(texts(config, embedder)) == {"talks.txt", "notes/rice.md"}
 
 
+def test_a_folder_outside_linked_while_watching_is_watched_from_then_on(watched, tmp_path):
+    docs, config, embedder, builds, logs = watched
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "rice.md").write_text("Rice harvests in Bengal doubled.")
+    (docs / "linked").symlink_to(outside, target_is_directory=True)
+    wait_for(lambda: "linked/rice.md" in texts(config, embedder), builds)
+    wait_for(lambda: any("the linked folder linked, now watched" in m for m in logs))
+    (outside / "rice.md").write_text("Rice harvests in Bengal tripled.")
+    wait_for(
+        lambda: texts(config, embedder).get("linked/rice.md") == "Rice harvests in Bengal tripled.", builds
+    )
+
+
 def test_a_build_that_fails_is_reported_and_the_watch_goes_on(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
