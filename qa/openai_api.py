@@ -26,7 +26,7 @@ from qa.conversation import Turn
 from qa.retriever import Passage
 
 CHAT_MODEL = "docqa"  # the one chat model: answers from the indexed documents
-MAX_EMBEDDING_INPUTS = 256
+MAX_EMBEDDING_INPUTS = 2048  # as OpenAI takes
 WITHDRAWN = "\n\n[docqa withdrew this answer: "  # what a streamed reply adds when its text is withdrawn
 ROLES = ("system", "developer", "user", "assistant")
 SAMPLING = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
@@ -108,7 +108,7 @@ def chat_request(body: object, embedding_model: str) -> ChatRequest:
         raise ApiError(400, f"docqa has no option docqa.{unknown[0]}: its one option is docqa.scope (leave out "
                        f"docqa.{unknown[0]})", f"docqa.{unknown[0]}")  # fmt: skip
     scope = _scope(_get(options, "scope", dict, "docqa.scope") or {})
-    messages = _messages(body.get("messages"))
+    messages = _joined([m for m in _messages(body.get("messages")) if m[0] in ("user", "assistant")])
     stream = _get(body, "stream", bool) or False
     return ChatRequest(messages[-1][1], messages[:-1], stream, scope, usage)
 
@@ -334,6 +334,17 @@ def _messages(value: object) -> list[tuple[str, str]]:
         out.append((role, _text(message.get("content"), where)))
     if out[-1][0] != "user" or not out[-1][1].strip():
         raise ApiError(400, "the last message must be the user's question, with text in it", "messages")
+    return out
+
+
+def _joined(messages: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Messages of one role in a row (a user's context, then the question) as one message."""
+    out: list[tuple[str, str]] = []
+    for role, text in messages:
+        if out and out[-1][0] == role:
+            out[-1] = (role, f"{out[-1][1]}\n\n{text}".strip())
+        else:
+            out.append((role, text))
     return out
 
 

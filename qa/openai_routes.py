@@ -27,6 +27,8 @@ from qa.service import Busy, Left, NotReady, Service
 
 log = logging.getLogger("docqa.openai")
 MAX_BODY_BYTES = 1_000_000
+MAX_EMBEDDINGS_BODY_BYTES = 16_000_000  # 2,048 texts of the embedding model's longest
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 ROUTES = "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and GET /v1/models/{model}"
 
 
@@ -38,7 +40,7 @@ def router(service: Service) -> APIRouter:
     async def run(fn, *args):
         return await anyio.to_thread.run_sync(fn, *args, limiter=threads)
 
-    @api.get("/models")
+    @api.api_route("/models", methods=["GET", "HEAD"])
     @_errors
     async def models() -> Response:
         assistant = service.assistant
@@ -46,7 +48,7 @@ def router(service: Service) -> APIRouter:
             openai_api.models(assistant.generator.name, assistant.index.embedder.name, started)
         )
 
-    @api.get("/models/{model:path}")
+    @api.api_route("/models/{model:path}", methods=["GET", "HEAD"])
     @_errors
     async def model(model: str) -> Response:
         assistant = service.assistant
@@ -87,7 +89,7 @@ def router(service: Service) -> APIRouter:
     @api.post("/embeddings")
     @_errors
     async def embeddings(request: Request) -> Response:
-        body = await _json(request)
+        body = await _json(request, MAX_EMBEDDINGS_BODY_BYTES)
         embedder = service.assistant.index.embedder
         asked = openai_api.embeddings_request(body, embedder.name, embedder.dim)
         try:
@@ -96,9 +98,11 @@ def router(service: Service) -> APIRouter:
             raise ApiError(400, str(e), "input") from None
         return JSONResponse(openai_api.embeddings(vectors, tokens, embedder.name, asked.base64))
 
-    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    async def unknown(request: Request, path: str) -> Response:
-        return _error(ApiError(404, f"docqa has no route {request.method} /v1/{path}; it serves {ROUTES}"))
+    @api.api_route("", methods=METHODS, include_in_schema=False)
+    @api.api_route("/{path:path}", methods=METHODS, include_in_schema=False)
+    async def unknown(request: Request, path: str = "") -> Response:
+        where = f"/v1/{path}" if path else "/v1"
+        return _error(ApiError(404, f"docqa has no route {request.method} {where}; it serves {ROUTES}"))
 
     return api
 
@@ -171,9 +175,15 @@ def _errors(endpoint):
             return await endpoint(*args, **kwargs)
         except Exception as e:
             error = _failure(e)
-            return _error(error, {"Retry-After": "5"} if error.status == 429 else None)
+            return _error(error, _AFTER.get(error.status))
 
     return answered
+
+
+# What a client is told to do after an error: 429 and 503 (busy, loading) pass, so ask again
+# after a while; a 500 is docqa's to fix (the message says how), so asking again only repeats it
+# (the openai clients retry a 500 unless told not to).
+_AFTER = {429: {"Retry-After": "5"}, 503: {"Retry-After": "10"}, 500: {"x-should-retry": "false"}}
 
 
 def _failure(e: Exception) -> ApiError:
@@ -192,19 +202,22 @@ def _failure(e: Exception) -> ApiError:
 
 
 def _error(error: ApiError, headers: dict | None = None) -> Response:
-    return JSONResponse(error.body, status_code=error.status, headers=headers)
+    """The error as JSON, non-ASCII escaped: a name the client sent may hold a lone surrogate."""
+    return Response(
+        json.dumps(error.body), status_code=error.status, headers=headers, media_type="application/json"
+    )
 
 
-async def _json(request: Request) -> object:
-    """The request body as JSON, read no further than MAX_BODY_BYTES."""
-    too_big = ApiError(413, f"the request body is over {MAX_BODY_BYTES:,} bytes; send less at a time")
+async def _json(request: Request, limit: int = MAX_BODY_BYTES) -> object:
+    """The request body as JSON, read no further than `limit` bytes."""
+    too_big = ApiError(413, f"the request body is over {limit:,} bytes; send less at a time")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         raise too_big
     body = bytearray()
     async for part in request.stream():
         body += part
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > limit:
             raise too_big
     try:
         return json.loads(body)

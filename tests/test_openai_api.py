@@ -47,8 +47,7 @@ def test_the_last_user_message_is_the_question_and_the_rest_is_kept_as_the_conve
                                                       {"type": "text", "text": "the meeting?"}]}])  # fmt: skip
     asked = chat_request(body, EMBEDDER)
     assert asked.question == "Who mediated\nthe meeting?" and not asked.stream
-    assert asked.earlier == [
-        ("system", "Be brief."),
+    assert asked.earlier == [  # a system message does not change docqa's prompt
         ("user", "Who met?"),
         ("assistant", "Massoud and Muttaqi. [1]"),
     ]
@@ -69,6 +68,19 @@ def test_earlier_messages_become_the_conversations_turns_and_a_withdrawn_draft_n
     assert second.question == "Where did they go?"
     assert second.answer.abstained and "Paris" not in second.answer.text
     assert openai_api.turns([("user", "Only a question")]) == []
+
+
+def test_user_messages_in_a_row_are_read_as_one_so_none_is_lost():
+    context = {"role": "user", "content": "We are talking about the Tehran talks."}
+    asked = chat_request(
+        ask(messages=[{"role": "system", "content": "Be brief."}, context, QUESTION]), EMBEDDER
+    )
+    assert asked.question == "We are talking about the Tehran talks.\n\nWho mediated the meeting?"
+    assert asked.earlier == []
+    later = chat_request(ask(messages=[context, QUESTION, {"role": "assistant", "content": "Ismail Khan. [1]"},
+                                       {"role": "user", "content": "Where was he governor?"}]), EMBEDDER)  # fmt: skip
+    [turn] = openai_api.turns(later.earlier)
+    assert turn.question.startswith("We are talking") and turn.question.endswith("Who mediated the meeting?")
 
 
 def test_sampling_options_and_length_caps_are_accepted_and_ignored():
@@ -225,7 +237,7 @@ def test_embeddings_as_floats_or_as_the_base64_the_openai_client_asks_for():
         ({"model": EMBEDDER, "input": []}, "non-empty list of texts"),
         ({"model": EMBEDDER, "input": ["fine", ""]}, "input[1] must be a text that is not empty"),
         ({"model": EMBEDDER, "input": ["a \ud800 b"]}, "input[0] is not valid Unicode"),
-        ({"model": EMBEDDER, "input": ["x"] * 257}, "send at most 256"),
+        ({"model": EMBEDDER, "input": ["x"] * 2049}, "send at most 2048"),
         ({"model": EMBEDDER, "input": "x", "dimensions": 128}, "makes 384-dimensional vectors"),
         ({"model": EMBEDDER, "input": "x", "encoding_format": "int8"}, "float or base64"),
         ({"model": "docqa", "input": "x"}, "/v1/chat/completions"),

@@ -5,6 +5,7 @@ that are too big or broken, and the key on every route."""
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import threading
 import time
@@ -316,11 +317,18 @@ def test_bodies_too_big_broken_or_mistyped_get_openai_errors_and_the_server_goes
         (post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "x"}), 404, "fake-embedder"),
         (post("/v1/completions", json={"model": "docqa", "prompt": "hi"}), 404, "it serves POST /v1/chat"),
         (httpx.get(url + "/v1/chat/completions"), 404, "it serves POST /v1/chat/completions"),
+        (httpx.get(url + "/v1"), 404, "no route GET /v1; it serves"),
+        (post("/v1/chat/completions", content=json.dumps(chat(docqa={"x\ud800": 1}))), 400, "no option docqa.x"),
+        (post("/v1/embeddings", content=b"x" * 1_100_000), 400, "not valid JSON"),  # under its own cap
+        (post("/v1/embeddings", content=b"x" * 16_100_000), 413, "over 16,000,000 bytes"),
     ]  # fmt: skip
     for reply, status, says in cases:
         assert reply.status_code == status, reply.text
         assert says in reply.json()["error"]["message"]
     assert httpx.get(url + "/v1/models").json()["data"][0]["id"] == "docqa"
+    assert (
+        httpx.head(url + "/v1/models").status_code == httpx.head(url + "/v1/models/docqa").status_code == 200
+    )
 
 
 def test_embeddings_are_the_index_models_and_a_text_too_long_for_it_is_refused(tmp_path, serving):
@@ -340,6 +348,7 @@ def test_before_the_models_load_the_api_says_so(tmp_path, serving):
     url = serving(Service(Config(docs=tmp_path, index_dir=tmp_path / "index")))
     for reply in (httpx.get(url + "/v1/models"), httpx.post(url + "/v1/chat/completions", json=chat())):
         assert reply.status_code == 503 and "still starting" in reply.json()["error"]["message"]
+        assert reply.headers["retry-after"] == "10"
 
 
 def test_models_that_could_not_start_are_an_error_to_fix_not_to_retry(tmp_path, serving):
@@ -352,6 +361,17 @@ def test_models_that_could_not_start_are_an_error_to_fix_not_to_retry(tmp_path, 
     for reply in (httpx.get(url + "/v1/models"), httpx.post(url + "/v1/chat/completions", json=chat())):
         message = reply.json()["error"]["message"]
         assert reply.status_code == 500 and "could not start" in message and "try again" not in message
+        assert reply.headers["x-should-retry"] == "false"
+    asked = []
+
+    def counting(request: httpx.Request) -> None:
+        asked.append(request)
+
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", http_client=httpx.Client(
+        event_hooks={"request": [counting]}))  # fmt: skip
+    with pytest.raises(openai.InternalServerError, match="could not start"):
+        client.models.list()
+    assert len(asked) == 1, "the openai client does not ask again"
 
 
 ROUTES = [
