@@ -8,7 +8,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -149,7 +149,7 @@ def build(
             )
         try:
             excluded = library.excluded()
-            keep, fresh = _sort(found, live.docs, excluded, report)
+            keep, fresh = _sort(found, live, excluded, report)
             for s in report.skipped:
                 log(f"skipped {s.source}: {s.reason}")
             unchanged = {p.id for p in keep}
@@ -284,19 +284,29 @@ def _no_cycle_collection() -> Iterator[None]:
                     gc.enable()
 
 
-def _sort(found: list[Pending | Skipped], live: Mapping[str, tuple[str, int]], excluded: Collection[str],
+def _sort(found: list[Pending | Skipped], live: Live, excluded: Collection[str],
           report: BuildReport) -> tuple[list[Pending], list[Pending]]:  # fmt: skip
     """The documents found that the live index holds as they are, and those new or changed; the
-    skipped files go into `report`. One pass: at a million chunks, every pass over the folder counts."""
+    skipped files go into `report`. One pass: at a million chunks, every pass over the folder counts.
+    A .jsonl record moved to another file, same id and content, is changed: its source (what a
+    scope's folder matches) is the new file's."""
     keep: list[Pending] = []
     fresh: list[Pending] = []
     for item in found:
         if isinstance(item, Skipped):
             report.skipped.append(item)
         elif item.id not in excluded:
-            old = live.get(item.id)
-            (keep if old is not None and old[0] == item.hash else fresh).append(item)
+            old = live.docs.get(item.id)
+            same = old is not None and old[0] == item.hash
+            if same and item.line_offset is not None:  # a record: is it still in the same file?
+                same = _file(live.sources().get(item.id, "")) == _file(item.source)
+            (keep if same else fresh).append(item)
     return keep, fresh
+
+
+def _file(record_source: str) -> str:
+    """The file of a .jsonl record's source, `file:line`."""
+    return record_source.rpartition(":")[0]
 
 
 def _record_uploads(library: Library, report: BuildReport, indexed: Collection[str]) -> None:

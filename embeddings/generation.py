@@ -20,6 +20,7 @@ class Live:
     manifest: dict = field(default_factory=dict)
     segments: list[Segment] = field(default_factory=list)
     docs: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (content hash, segment)
+    _sources: dict[str, str] | None = field(default=None, repr=False)  # id -> source, read when first asked
 
     @classmethod
     def read(cls, index_dir: Path, model: str, fingerprint: str, chunker: dict) -> tuple[Live, str | None]:
@@ -60,12 +61,18 @@ class Live:
 
     def held_under(self, folders: tuple[str, ...]) -> set[str]:
         """The live documents read from files under `folders` (relative paths ending in "/")."""
-        return {
-            doc_id
-            for i, segment in enumerate(self.segments)
-            for doc_id, source in segment.table.sources().items()
-            if source.startswith(folders) and self.docs.get(doc_id, ("", -1))[1] == i
-        }
+        return {doc_id for doc_id, source in self.sources().items() if source.startswith(folders)}
+
+    def sources(self) -> dict[str, str]:
+        """Where each live document was read from (a .jsonl record's: `file:line`)."""
+        if self._sources is None:
+            self._sources = {
+                doc_id: source
+                for i, segment in enumerate(self.segments)
+                for doc_id, source in segment.table.sources().items()
+                if self.docs.get(doc_id, ("", -1))[1] == i
+            }
+        return self._sources
 
     def next_segments(
         self, keep: set[str], new: dict | None, workspace: Path, with_titles: bool, dim: int, settle: Settle

@@ -1,8 +1,10 @@
 """What the last scan of a documents folder found in each file, kept beside the index
 (INDEX/scanned.sqlite): a build of a large folder then reads the size and time of each file that
-has not changed, not its bytes. A file is read again when its size or time differs from the ones
+has not changed, not its bytes. A file is read again when its size or times differ from the ones
 recorded, or when it had changed so shortly before it was scanned that a second change within the
-same clock tick would not have moved its time."""
+same clock tick would not have moved its time. The times are two: when its content was last
+written (which a copy that keeps times, `cp -p` or `rsync -a`, sets back) and when the file last
+changed at all (which nothing can set back)."""
 
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ from pathlib import Path
 from embeddings.readers import Pending, Skipped
 
 _SAME_TICK_NS = 2_000_000_000  # wider than any file system's time resolution
-_SCHEMA = """CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL,
-mtime_ns INTEGER NOT NULL, scanned_ns INTEGER NOT NULL, items TEXT NOT NULL)"""
-Row = tuple[str, int, int, int, str]  # path, size, mtime_ns, scanned_ns, what was found
+_SCHEMA = """CREATE TABLE IF NOT EXISTS scanned (path TEXT PRIMARY KEY, size INTEGER NOT NULL,
+mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, scanned_ns INTEGER NOT NULL, items TEXT NOT NULL)"""
+Row = tuple[str, int, int, int, int, str]  # path, size, mtime_ns, ctime_ns, scanned_ns, what was found
 
 
 class Scanned:
@@ -34,7 +36,8 @@ class Scanned:
             db = sqlite3.connect(self.path)
             try:
                 db.execute(_SCHEMA)
-                self._rows = {r[0]: r for r in db.execute("SELECT * FROM files")}
+                db.execute("DROP TABLE IF EXISTS files")  # an earlier record, without ctime_ns
+                self._rows = {r[0]: r for r in db.execute("SELECT * FROM scanned")}
             finally:
                 db.close()
         except sqlite3.DatabaseError:  # only a record of what was read: damaged, it is read afresh
@@ -47,16 +50,17 @@ class Scanned:
         row = self._rows.get(path)
         if (
             row is None
-            or row[1] != stat.st_size
-            or row[2] != stat.st_mtime_ns
-            or row[2] >= row[3] - _SAME_TICK_NS
+            or row[1:4] != (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+            or row[2] >= row[4] - _SAME_TICK_NS
         ):
             return None
-        return _decode(row[4], path)
+        return _decode(row[5], path)
 
     def put(self, path: str, stat: os.stat_result, items: list[Pending | Skipped]) -> None:
         self._seen.add(path)
-        self._changed[path] = (path, stat.st_size, stat.st_mtime_ns, time.time_ns(), _encode(items))
+        self._changed[path] = (
+            path, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, time.time_ns(), _encode(items)
+        )  # fmt: skip
 
     def save(self) -> None:
         """Record this scan: the files read afresh, and none of the files no longer there."""
@@ -68,8 +72,10 @@ class Scanned:
             db = sqlite3.connect(self.path)
             try:
                 db.execute(_SCHEMA)
-                db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", self._changed.values())
-                db.executemany("DELETE FROM files WHERE path = ?", [(k,) for k in gone])
+                db.executemany(
+                    "INSERT OR REPLACE INTO scanned VALUES (?, ?, ?, ?, ?, ?)", self._changed.values()
+                )
+                db.executemany("DELETE FROM scanned WHERE path = ?", [(k,) for k in gone])
                 db.commit()
             finally:
                 db.close()

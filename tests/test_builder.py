@@ -92,6 +92,39 @@ def test_changes_embed_only_new_and_changed_documents(config, fake_embedder):
     assert len(index) == sum(d.chunks for d in index.documents())
 
 
+def test_a_file_replaced_by_one_of_the_same_size_and_time_is_read_again(config, fake_embedder):
+    path = config.docs / "wheat.txt"
+    an_hour_ago = time.time_ns() - 3_600_000_000_000  # long enough ago for its time to be trusted
+    os.utime(path, ns=(an_hour_ago, an_hour_ago))
+    run(config, fake_embedder)
+    kept = path.stat()
+    path.write_text(DOCS["wheat.txt"].replace("wheat", "flour"))  # as `cp -p` or `rsync -a` would copy it
+    os.utime(path, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (kept.st_size, kept.st_mtime_ns)
+    report = run(config, FakeEmbedder())
+    assert (
+        report.changed == 1
+        and opened(config, fake_embedder).lexical("flour", 1)[0].chunk.doc_id == "wheat.txt"
+    )
+
+
+def test_records_moved_to_a_file_in_another_folder_are_found_under_it(config, fake_embedder):
+    records = [
+        {"id": "r1", "title": "Rice", "text": "Rice harvests doubled."},
+        {"id": "r2", "text": "Tea prices fell."},
+    ]
+    (config.docs / "team-a").mkdir()
+    (config.docs / "team-a/set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    run(config, fake_embedder)
+    (config.docs / "team-b").mkdir()
+    (config.docs / "team-a/set.jsonl").rename(config.docs / "team-b/set.jsonl")
+    report = run(config, FakeEmbedder())
+    assert report.changed == 2 and not report.up_to_date
+    sources = {d.id: d.source for d in opened(config, fake_embedder).documents()}
+    assert (sources["r1"], sources["r2"]) == ("team-b/set.jsonl:1", "team-b/set.jsonl:2")
+    assert run(config, FakeEmbedder()).up_to_date, "and then they are unchanged"
+
+
 def test_another_embedding_model_re_embeds_everything_and_says_why(config, fake_embedder):
     run(config, fake_embedder)
     other, logs = FakeEmbedder(name="other-model"), []
