@@ -8,7 +8,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -149,13 +149,16 @@ def build(
             )
         try:
             excluded = library.excluded()
-            keep, fresh = _sort(found, live, excluded, report)
+            keep, fresh, left_out = _sort(found, live, excluded, report)
             for s in report.skipped:
                 log(f"skipped {s.source}: {s.reason}")
+            for doc_id in left_out:
+                log(f"left out {doc_id}: removed from the index by hand; it is indexed again once it changes")
+            library.include({p.id for p in fresh})  # any left out before has changed since
             unchanged = {p.id for p in keep}
             if folders := tuple(s.source for s in report.skipped if s.folder):
                 # A folder that could not be listed is not one whose files were deleted.
-                unchanged |= live.held_under(folders) - {p.id for p in fresh} - excluded
+                unchanged |= live.held_under(folders) - {p.id for p in fresh} - excluded.keys()
             report.removed = len(live.docs) - len(unchanged) - sum(p.id in live.docs for p in fresh)
             legacy = any(e.get("legacy") for e in live.manifest.get("segments", []))
             if live.manifest and not fresh and report.up_to_date and not legacy:
@@ -284,24 +287,28 @@ def _no_cycle_collection() -> Iterator[None]:
                     gc.enable()
 
 
-def _sort(found: list[Pending | Skipped], live: Live, excluded: Collection[str],
-          report: BuildReport) -> tuple[list[Pending], list[Pending]]:  # fmt: skip
-    """The documents found that the live index holds as they are, and those new or changed; the
-    skipped files go into `report`. One pass: at a million chunks, every pass over the folder counts.
-    A .jsonl record moved to another file, same id and content, is changed: its source (what a
-    scope's folder matches) is the new file's."""
+def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str | None],
+          report: BuildReport) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
+    """The documents found that the live index holds as they are, those new or changed, and those
+    left out by hand (as they were when left out: one written anew since is new); the skipped files
+    go into `report`. One pass: at a million chunks, every pass over the folder counts. A .jsonl
+    record moved to another file, same id and content, is changed: its source (what a scope's folder
+    matches) is the new file's."""
     keep: list[Pending] = []
     fresh: list[Pending] = []
+    left_out: list[str] = []
     for item in found:
         if isinstance(item, Skipped):
             report.skipped.append(item)
-        elif item.id not in excluded:
+        elif item.id in excluded and excluded[item.id] in (None, item.hash):
+            left_out.append(item.id)
+        else:
             old = live.docs.get(item.id)
             same = old is not None and old[0] == item.hash
             if same and item.line_offset is not None:  # a record: is it still in the same file?
                 same = _file(live.sources().get(item.id, "")) == _file(item.source)
             (keep if same else fresh).append(item)
-    return keep, fresh
+    return keep, fresh, left_out
 
 
 def _file(record_source: str) -> str:

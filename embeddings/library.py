@@ -9,6 +9,7 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,12 +114,23 @@ class Library:
             self._write(self._registry, registry)
 
     # Documents of the folder left out of the index
-    def excluded(self) -> set[str]:
-        return set(self._read(self._excluded, []))
+    def excluded(self) -> dict[str, str | None]:
+        """Each document left out -> the hash of the content that was left out: written anew
+        (another hash), the document is indexed again. (None: left out by an earlier docqa, which
+        kept no hash: for good.)"""
+        kept = self._read(self._excluded, {})
+        return dict.fromkeys(kept) if isinstance(kept, list) else kept
 
-    def exclude(self, doc_id: str) -> None:
+    def exclude(self, doc_id: str, content_hash: str) -> None:
         with self._lock:
-            self._write(self._excluded, sorted(self.excluded() | {doc_id}))
+            self._write(self._excluded, {**self.excluded(), doc_id: content_hash})
+
+    def include(self, doc_ids: Collection[str]) -> None:
+        """Lift the exclusion of `doc_ids` (their content changed since)."""
+        with self._lock:
+            excluded = self.excluded()
+            if any(d in excluded for d in doc_ids):
+                self._write(self._excluded, {d: h for d, h in excluded.items() if d not in doc_ids})
 
     def _read(self, path: Path, empty):
         try:

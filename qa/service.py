@@ -296,10 +296,10 @@ class Service:
         """Take a document out of the index: an upload is deleted, a folder document excluded."""
         if doc_id.startswith(UPLOAD_PREFIX):
             self.library.delete(doc_id.removeprefix(UPLOAD_PREFIX))
-        elif self.assistant.index.document(doc_id) is None:
+        elif (info := self.assistant.index.document(doc_id)) is None:
             raise ConfigError(f"no document {doc_id!r} in the index")
         else:
-            self.library.exclude(doc_id)
+            self.library.exclude(doc_id, info.hash)
         return self.reindex()
 
     def forget_upload(self, stored: str) -> BuildReport:

@@ -176,10 +176,24 @@ def test_an_unsupported_type_is_refused_and_nothing_is_stored(service, tmp_path)
     )
 
 
-def test_removing_a_folder_document_keeps_it_out_of_later_builds(service):
+def test_removing_a_folder_document_keeps_it_out_of_later_builds_until_it_changes(service):
     assert "Removed" in Handlers(service).remove("wheat.txt")
     assert [r[4] for r in Handlers(service).documents()[0]] == ["talks.txt"]
-    build(service.config, FakeEmbedder(), progress=False, log=lambda m: None)  # as `make index` would
+    said: list[str] = []
+    build(service.config, FakeEmbedder(), progress=False, log=said.append)  # as `make index` would
+    assert "left out wheat.txt: removed from the index by hand; it is indexed again once it changes" in said
+    service.reindex()
+    assert [d.id for d in service.documents()] == ["talks.txt"]
+    (service.config.docs / "wheat.txt").write_text("India sent 60,000 tonnes of wheat.")  # written anew
+    service.reindex()
+    assert sorted(d.id for d in service.documents()) == ["talks.txt", "wheat.txt"]
+    (service.config.docs / "wheat.txt").write_text(DOCS["wheat.txt"])  # and back: it was not removed
+    service.reindex()
+    assert "wheat.txt" in [d.id for d in service.documents()]
+
+
+def test_documents_removed_by_an_earlier_docqa_stay_out(service):
+    (service.config.index_dir / "excluded.json").write_text('["wheat.txt"]')  # as docqa kept them before
     service.reindex()
     assert [d.id for d in service.documents()] == ["talks.txt"]
 
