@@ -228,9 +228,16 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
         report.chunks = sum(s["chunks"] - s["deleted_chunks"] for s in segments)
         if report.chunks == 0:
             raise _nothing_readable(config)
+        hashes = {p.id: p.hash for p in fresh}
         manifest = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "counts": {"documents": report.documents, "chunks": report.chunks},
+            # The documents that could not be read, as they were: (content hash, why), by id.
+            "unreadable": {
+                s.id: [hashes.get(s.id) or live.manifest["unreadable"][s.id][0], s.reason]
+                for s in report.skipped
+                if s.id in hashes or s.id in live.manifest.get("unreadable", {})
+            },
             "segments": segments,
             "files": files,
             **settings(config, embedding.model),
@@ -291,17 +298,21 @@ def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str
           report: BuildReport) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
     """The documents found that the live index holds as they are, those new or changed, and those
     left out by hand (as they were when left out: one written anew since is new); the skipped files
-    go into `report`. One pass: at a million chunks, every pass over the folder counts. A .jsonl
+    go into `report`, with the documents that the last build could not read and that are as they
+    were then (read again, they would fail again, after the embedding model was loaded for them). One pass: at a million chunks, every pass over the folder counts. A .jsonl
     record moved to another file, same id and content, is changed: its source (what a scope's folder
     matches) is the new file's."""
     keep: list[Pending] = []
     fresh: list[Pending] = []
     left_out: list[str] = []
+    unreadable = live.manifest.get("unreadable", {})
     for item in found:
         if isinstance(item, Skipped):
             report.skipped.append(item)
         elif item.id in excluded and excluded[item.id] in (None, item.hash):
             left_out.append(item.id)
+        elif (failed := unreadable.get(item.id)) and failed[0] == item.hash:  # as it was: it fails again
+            report.skipped.append(Skipped(item.source, failed[1], item.id))
         else:
             old = live.docs.get(item.id)
             same = old is not None and old[0] == item.hash

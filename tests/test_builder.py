@@ -173,6 +173,22 @@ def test_unreadable_files_are_reported_counted_and_skipped(config, fake_embedder
     assert report.documents == 3
 
 
+def test_a_file_that_could_not_be_read_is_not_read_again_until_it_changes(config, fake_embedder):
+    (config.docs / "empty.txt").write_text("")
+    (config.docs / "broken.pdf").write_bytes(b"%PDF-1.4 cut short")
+    run(config, fake_embedder)
+    before = store.current(config.index_dir)
+    again, said = FakeEmbedder(), []
+    report = run(config, again, said)
+    assert report.up_to_date and store.current(config.index_dir) == before, "no new generation"
+    assert {s.source for s in report.skipped} == {"empty.txt", "broken.pdf"}
+    assert "skipped empty.txt: empty: it holds no text" in said, "still said at each build"
+    (config.docs / "empty.txt").write_text("A new school opened in Herat.")
+    report = run(config, FakeEmbedder())
+    assert report.added == 1 and [s.source for s in report.skipped] == ["broken.pdf"]
+    assert opened(config, fake_embedder).lexical("school Herat", 1)[0].chunk.doc_id == "empty.txt"
+
+
 def test_a_crash_mid_build_leaves_the_previous_index(config, fake_embedder):
     run(config, fake_embedder)
     (config.docs / "wheat.txt").write_text("Completely new text about rice.")
