@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from embeddings import store
 from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.index import Index
@@ -108,6 +109,56 @@ def test_a_folder_outside_linked_while_watching_is_watched_from_then_on(watched,
     wait_for(
         lambda: texts(config, embedder).get("linked/rice.md") == "Rice harvests in Bengal tripled.", builds
     )
+
+
+def test_a_folder_with_a_dot_in_its_name_moved_away_leaves_the_index(watched, tmp_path):
+    docs, config, embedder, builds, logs = watched
+    (docs / "v1.2").mkdir()
+    (docs / "v1.2/notes.txt").write_text("Release notes for version one point two.")
+    wait_for(lambda: "v1.2/notes.txt" in texts(config, embedder), builds)
+    (docs / "v1.2").rename(tmp_path / "v1.2")
+    wait_for(lambda: "v1.2/notes.txt" not in texts(config, embedder), builds)
+
+
+def test_a_change_made_while_another_build_holds_the_index_is_indexed_once_it_is_done(watched):
+    docs, config, embedder, builds, logs = watched
+    with store.build_lock(config.index_dir):
+        (docs / "talks.txt").write_text("The meeting in Tehran ended early.")
+        wait_for(lambda: any("another docqa build" in m and "trying again" in m for m in logs))
+    wait_for(lambda: texts(config, embedder)["talks.txt"] == "The meeting in Tehran ended early.", builds)
+
+
+def test_a_documents_folder_replaced_while_watched_is_watched_anew(watched, tmp_path):
+    docs, config, embedder, builds, logs = watched
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "talks.txt").write_text("The talks moved to Doha.")
+    docs.rename(tmp_path / "old")
+    fresh.rename(docs)
+    wait_for(lambda: texts(config, embedder).get("talks.txt") == "The talks moved to Doha.", builds)
+    wait_for(lambda: any("replaced" in m for m in logs))
+    (docs / "wheat.txt").write_text("India sent wheat.")
+    wait_for(lambda: "wheat.txt" in texts(config, embedder), builds)
+
+
+def test_a_single_watched_file_saved_by_renaming_over_it_is_indexed_each_time(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Monday: the council met.")
+    config = Config(docs=notes, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4)
+    embedder, builds, stop = FakeEmbedder(), queue.Queue(), threading.Event()
+    rebuild = lambda: builds.put(build(config, embedder, progress=False, log=lambda m: None))  # noqa: E731
+    thread = threading.Thread(target=follow, args=(notes, config.index_dir, rebuild, lambda m: None, stop),
+                              daemon=True)  # fmt: skip
+    thread.start()
+    try:
+        wait_for(lambda: not builds.empty())
+        for day in ("Tuesday", "Wednesday"):  # as an editor saves: a new file, renamed over the old
+            (tmp_path / "notes.txt.tmp").write_text(f"{day}: the council met.")
+            os.replace(tmp_path / "notes.txt.tmp", notes)
+            wait_for(lambda day=day: texts(config, embedder).get("notes.txt", "").startswith(day), builds)
+    finally:
+        stop.set()
+        thread.join(30)
 
 
 def test_a_build_that_fails_is_reported_and_the_watch_goes_on(tmp_path):
