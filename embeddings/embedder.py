@@ -8,13 +8,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from embeddings.errors import ConfigError
 from embeddings.hardware import dtype_name, pick_device, pick_dtype
-from embeddings.models import fingerprint, locate
+from embeddings.models import KNOWN, fingerprint, locate
 
 
 @runtime_checkable
@@ -69,7 +70,10 @@ class SentenceEmbedder:
 
     @classmethod
     def load(cls, name: str, device: str | None = None, dtype: str | None = None) -> SentenceEmbedder:
-        """The model `name` (catalogue name, Hub id or folder), loaded once per process."""
+        """The model `name` (catalogue name, Hub id or folder), loaded once per process. A folder
+        is known by its absolute path: the index records the name, and is opened from anywhere."""
+        if name not in KNOWN and Path(name).is_dir():
+            name = str(Path(name).absolute())
         return _load(name, pick_device(device), dtype)
 
     @property

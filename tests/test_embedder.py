@@ -103,6 +103,26 @@ def test_a_question_alone_gets_the_vector_sentence_transformers_gives_it(minilm)
     assert np.allclose(together, alone, atol=0.01)
 
 
+def test_an_index_built_with_a_model_folder_given_by_a_relative_path_opens_from_anywhere(
+    tmp_path, monkeypatch
+):
+    from embeddings.builder import build
+    from embeddings.config import Config
+    from embeddings.index import Index
+    from embeddings.models import locate
+
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work/mymodel").symlink_to(locate("all-MiniLM-L6-v2"), target_is_directory=True)
+    (tmp_path / "work/docs").mkdir()
+    (tmp_path / "work/docs/wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan.")
+    monkeypatch.chdir(tmp_path / "work")
+    build(Config(docs="docs", index_dir="idx", embedding_model="mymodel"), progress=False, log=lambda m: None)
+    monkeypatch.chdir(tmp_path)  # elsewhere: "mymodel" names nothing here
+    index = Index.open(tmp_path / "work/idx")
+    assert index.embedder.name == str(tmp_path / "work/mymodel")
+    assert index.dense("wheat sent by India", 1)[0].chunk.doc_id == "wheat.txt"
+
+
 def test_what_users_catch_and_configure_comes_from_the_packages_they_import():
     import embeddings
     import qa
