@@ -48,6 +48,23 @@ def check_binding(host: str, key: str | None) -> None:
         )
 
 
+def check_origins(origins: list[str], key: str | None) -> None:
+    """Refuse (ConfigError) a browser origin that is not one (`scheme://host[:port]`), and `*`
+    (every web page) without a key: any page the user opened could then read their documents."""
+    for origin in origins:
+        if origin == "*":
+            if not key:
+                raise ConfigError(
+                    "--cors '*' lets every web page the user opens call docqa and read the documents: "
+                    "name the pages' origins (--cors http://localhost:3000), or serve with an API key"
+                )
+            continue
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise ConfigError(f"--cors {origin!r} is not an origin: give scheme://host[:port], such as "
+                              "http://localhost:3000, with no path")  # fmt: skip
+
+
 def presented(authorization: str) -> str | None:
     """The key in an Authorization header: `Bearer KEY`, or Basic with the key as the password."""
     scheme, _, value = authorization.strip().partition(" ")

@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=os.environ.get("DOCQA_API_KEY") or None,
                        help="key every request must bring (default: $DOCQA_API_KEY, which, unlike this "
                             "option, does not show in the process list)")  # fmt: skip
+    serve.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
+                       help="a web page's origin allowed to call docqa from a browser, such as "
+                            "http://localhost:3000 (repeatable; * for any, with an API key only)")  # fmt: skip
     serve.add_argument("--device", default=None)
     serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     serve.add_argument("--runtime", default=None, choices=list(RUNTIMES), help=RUNTIME_HELP)
@@ -465,11 +468,12 @@ def _progress(done: int, total: int) -> None:
 
 
 def _serve(args: argparse.Namespace) -> NoReturn:
-    from qa.access import check_binding
+    from qa.access import check_binding, check_origins
     from qa.service import Service
     from qa.web import serve
 
     check_binding(args.host, args.api_key)
+    check_origins(args.cors, args.api_key)
     config = Config(
         docs=args.docs or _DEFAULTS.docs, index_dir=args.index, generator=args.model, device=args.device,
         dtype=args.dtype, runtime=args.runtime,
@@ -483,7 +487,7 @@ def _serve(args: argparse.Namespace) -> NoReturn:
     service = Service(config, ray=ray)
     code = 0
     try:
-        serve(service.start(watch=args.docs is not None), args.host, args.port, args.api_key)
+        serve(service.start(watch=args.docs is not None), args.host, args.port, args.api_key, args.cors)
     except SystemExit as stop:  # uvicorn's own exit (the app did not start)
         code = stop.code if isinstance(stop.code, int) else 0
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -452,9 +452,10 @@ def build_ui(service: Service):
     return demo
 
 
-def app(service: Service, key: str | None = None):
+def app(service: Service, key: str | None = None, origins: Sequence[str] = ()):
     """Everything `docqa serve` answers on one port: the OpenAI-compatible API under /v1 and the
-    web UI with its Gradio API and files, all behind `key` when there is one."""
+    web UI with its Gradio API and files, all behind `key` when there is one. Web pages from
+    `origins` may call it from a browser (CORS; check them with access.check_origins)."""
     demo = build_ui(service)
     import gradio as gr
     from fastapi import FastAPI
@@ -479,10 +480,16 @@ def app(service: Service, key: str | None = None):
     )
     if key:
         root.add_middleware(KeyGuard, key=key)
+    if origins:  # outside the key guard: a browser asks before it sends a key, and sends none then
+        from fastapi.middleware.cors import CORSMiddleware
+
+        root.add_middleware(CORSMiddleware, allow_origins=list(origins), allow_methods=["GET", "POST"],
+                            allow_headers=["Authorization", "Content-Type"], max_age=600)  # fmt: skip
     return root
 
 
-def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str | None = None) -> None:
+def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str | None = None,
+          origins: Sequence[str] = ()) -> None:  # fmt: skip
     """Serve until interrupted (localhost only unless told otherwise; never a public link). Call
     access.check_binding first: this serves whatever it is given."""
     import uvicorn
@@ -494,7 +501,7 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 7860, key: str 
     # the main thread; uvicorn puts its own in place while it serves, then raises the signal again.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
-    config = uvicorn.Config(app(service, key), log_level="warning", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app(service, key, origins), log_level="warning", timeout_graceful_shutdown=5)
     stop.serve(_server(config), listening)
 
 

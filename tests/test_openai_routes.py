@@ -93,8 +93,8 @@ class Running:
 def serving() -> Iterator:
     started: list[Running] = []
 
-    def start(service: Service, key: str | None = None) -> str:
-        started.append(Running(app(service, key)))
+    def start(service: Service, key: str | None = None, origins: tuple[str, ...] = ()) -> str:
+        started.append(Running(app(service, key, origins)))
         return started[-1].url
 
     yield start
@@ -382,6 +382,42 @@ ROUTES = [
     ("GET", "/openapi.json"), ("GET", "/v1/models"), ("GET", "/v1/models/docqa"), ("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings"),
     ("OPTIONS", "/v1/models"), ("OPTIONS", "/gradio_api/upload"), ("GET", "/v1"),
 ]  # fmt: skip
+
+
+def test_a_web_page_of_an_origin_allowed_calls_the_api_from_a_browser_and_no_other_does(tmp_path, serving):
+    page = "http://localhost:3000"
+    url = serving(make_service(tmp_path, FakeGenerator("The meeting was mediated by Ismail Khan. [1]")), KEY,
+                  (page,))  # fmt: skip
+    asks = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    preflight = httpx.options(url + "/v1/chat/completions", headers={"Origin": page, **asks})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == page
+    keyed = {"Authorization": f"Bearer {KEY}"}
+    reply = httpx.post(
+        url + "/v1/chat/completions", json=chat(), headers={"Origin": page, **keyed}, timeout=60
+    )
+    assert reply.status_code == 200 and reply.headers["access-control-allow-origin"] == page
+    assert reply.json()["docqa"]["citations"][0]["doc_id"] == "talks.txt"
+    other = {"Origin": "http://elsewhere.example"}
+    assert httpx.options(url + "/v1/chat/completions", headers={**other, **asks}).status_code == 400
+    reply = httpx.post(url + "/v1/chat/completions", json=chat(), headers={**other, **keyed}, timeout=60)
+    assert "access-control-allow-origin" not in reply.headers, "the browser keeps the reply from that page"
+    assert httpx.post(url + "/v1/chat/completions", json=chat(), headers={"Origin": page}).status_code == 401
+
+
+def test_origins_that_are_not_one_or_every_page_without_a_key_are_refused():
+    from qa.access import check_origins
+
+    with pytest.raises(DocqaError, match="every web page the user opens"):
+        check_origins(["*"], None)
+    with pytest.raises(DocqaError, match="is not an origin: give scheme://host"):
+        check_origins(["localhost:3000"], KEY)
+    with pytest.raises(DocqaError, match="with no path"):
+        check_origins(["http://localhost:3000/chat"], KEY)
+    check_origins(["*"], KEY)
+    check_origins(["http://localhost:3000", "https://chat.example.org"], None)
 
 
 def test_with_a_key_no_route_answers_without_it(tmp_path, serving):
