@@ -79,7 +79,8 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
                 start, end, score = a[0], b[1], pair
     window = passage[start:end]
     missing = as_written(anchor.missing, sentence) if anchor.missing else ()  # most often none
-    return Support(round(score, 3), start, end, missing, _contradicts(sentence, window, question))
+    contradicts = _contradicts(sentence, window, question) or _opposes(sentence, window)
+    return Support(round(score, 3), start, end, missing, contradicts)
 
 
 def _named(key: str, seen: set[str]) -> bool:
@@ -87,7 +88,7 @@ def _named(key: str, seen: set[str]) -> bool:
     in "Afghanistan", "Pakistani" in "Pakistan" (one word is the other with the ending of a
     people, a language or a creed, the shorter of at least 6 letters, so "Iran" and "Ira" stay
     apart, as do "Richard" and "Richardson", "Jackson" and "Jacksonville")."""
-    if key in seen:
+    if key in seen or not _SAME_PLACE.get(key, set()).isdisjoint(seen):
         return True
     if not key.isalpha():
         return False  # numbers and dates must be there as they are
@@ -99,6 +100,32 @@ def _named(key: str, seen: set[str]) -> bool:
 # What a name's other forms add to it, stemmed: Afghan-istan, Pakistan-i, Palestin-ian,
 # Argentin-a, Napoleon-ic, Christian-ity, Catholic-ism.
 _FORMS = frozenset(["i", "n", "an", "ian", "ni", "ese", "a", "ic", "ity", "ism", "istan", "stan", "ist"])
+
+
+# A country and its people's adjective where neither is the other with an ending of _FORMS.
+_PEOPLES = [
+    "china chinese", "japan japanese", "france french", "spain spanish", "britain british uk", "england english",
+    "israel israeli", "iraq iraqi", "iran iranian", "italy italian", "canada canadian", "mexico mexican",
+    "sweden swedish", "turkey turkish", "poland polish", "egypt egyptian", "greece greek",
+    "switzerland swiss", "netherlands holland dutch", "usa america american", "korea korean",
+    "india indian", "syria syrian", "denmark danish", "norway norwegian", "finland finnish",
+    "ireland irish", "scotland scottish", "wales welsh", "portugal portuguese", "belgium belgian",
+    "austria austrian", "hungary hungarian", "cuba cuban", "vietnam vietnamese", "thailand thai",
+    "philippines filipino", "australia australian", "argentina argentine argentinian", "chile chilean",
+    "peru peruvian", "colombia colombian", "venezuela venezuelan", "lebanon lebanese", "jordan jordanian",
+    "yemen yemeni", "qatar qatari", "ethiopia ethiopian", "somalia somali", "sudan sudanese", "libya libyan",
+    "morocco moroccan", "algeria algerian", "tunisia tunisian", "indonesia indonesian", "malaysia malaysian",
+    "czechia czech", "slovakia slovak", "serbia serbian serb", "croatia croatian croat", "romania romanian",
+    "bulgaria bulgarian", "iceland icelandic", "nepal nepali nepalese", "bangladesh bangladeshi",
+    "taiwan taiwanese", "mongolia mongolian", "kenya kenyan", "ghana ghanaian", "europe european",
+    "africa african", "asia asian", "arabia arab arabic", "germany german", "russia russian",
+    "ukraine ukrainian", "brazil brazilian", "nigeria nigerian", "afghanistan afghan",
+]  # fmt: skip
+_SAME_PLACE = {
+    norm(word): {norm(w) for w in names.split()} - {norm(word)}
+    for names in _PEOPLES
+    for word in names.split()
+}
 
 
 def _one_form(a: str, b: str) -> bool:
@@ -138,6 +165,27 @@ def _contradicts(sentence: str, window: str, question: str) -> bool:
     # blind plea, pleading guilty without any plea agreement" does state a plea.
     plain = _plain(window, stated)
     return any((scope - plain) & claim and not any(scope & other for other in denied) for scope in stated)
+
+
+# Words whose claim is the other's reversed: "rose" where the window says "fell" only.
+_OPPOSITES = [
+    ("before", "after"), ("increase increased increases increasing", "decrease decreased decreases decreasing"),
+    ("rise rose risen rises rising", "fall fell fallen falls falling"), ("more", "less fewer"),
+    ("higher highest", "lower lowest"), ("larger largest bigger biggest", "smaller smallest"),
+    ("longer longest", "shorter shortest"), ("win won wins winning", "lose lost loses losing"),
+    ("victory", "defeat"), ("gain gained gains", "loss lost losses"), ("legal", "illegal"),
+    ("above", "below"), ("north northern", "south southern"), ("east eastern", "west western"),
+    ("maximum", "minimum"), ("earlier earliest", "later latest"), ("approved", "rejected"),
+]  # fmt: skip
+_OPPOSED = [({norm(w) for w in a.split()}, {norm(w) for w in b.split()}) for a, b in _OPPOSITES]
+_OPPOSED += [(b, a) for a, b in _OPPOSED]
+
+
+def _opposes(sentence: str, window: str) -> bool:
+    """The sentence says one of a pair of opposites ("rose", "before") where the window says only
+    the other ("fell", "after")."""
+    said, held = {norm(w) for w in words(sentence)}, {norm(w) for w in words(window)}
+    return any(said & a and not said & b and held & b and not held & a for a, b in _OPPOSED)
 
 
 def _plain(text: str, scopes: list[set[str]]) -> set[str]:

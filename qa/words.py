@@ -270,8 +270,22 @@ _ORDINALS = {
             "tenth",
             "eleventh",
             "twelfth",
+            "thirteenth",
+            "fourteenth",
+            "fifteenth",
+            "sixteenth",
+            "seventeenth",
+            "eighteenth",
+            "nineteenth",
+            "twentieth",
         ],
         1,
+    )
+}
+_ORDINALS |= {
+    w: str(10 * i)
+    for i, w in enumerate(
+        ["thirtieth", "fortieth", "fiftieth", "sixtieth", "seventieth", "eightieth", "ninetieth"], 3
     )
 }
 SCALES = frozenset(["hundred", "thousand", "million", "billion", "trillion", "percent"])
@@ -297,9 +311,32 @@ _MONEY = re.compile(r"[$£€¥]\s?\d+(?:[.,]\d+)* ([a-z]+)\b", re.IGNORECASE)
 
 def _spelled_out(text: str) -> str:
     """`text` with a percent sign, a unit written onto its number and a shortened scale spelled
-    as words, so that the checks read one claim written two ways as one."""
+    as words, a number of two words ("twenty-five", "twenty-first") in digits and a country's
+    or union's name as its acronym, so that the checks read one claim written two ways as one."""
     text = _JOINED.sub(_unit, _PERCENT.sub(" percent", text))
+    text = _TENS_AND_ONES.sub(_tens_and_ones, text)
+    text = _ACRONYMS.sub(lambda m: _ACRONYM_OF[" ".join(m.group().lower().split())], text)
+    text = _US.sub("USA", text)
     return _MONEY.sub(_money, text) if "$" in text or not text.isascii() else text
+
+
+_TENS = {w: int(n) for w, n in _NUMBER_WORDS.items() if int(n) >= 20}
+_ONES = {w: int(n) for w, n in _NUMBER_WORDS.items() if 1 <= int(n) <= 9}
+_ONES_ORDINAL = {w: int(n) for w, n in _ORDINALS.items() if 1 <= int(n) <= 9}
+_TENS_AND_ONES = re.compile(
+    rf"\b({'|'.join(_TENS)})[- ]({'|'.join([*_ONES, *_ONES_ORDINAL])})\b", re.IGNORECASE
+)
+# Names written out that a reply may give as their acronym, or the reverse.
+_ACRONYM_OF = {"united states": "USA", "united kingdom": "UK", "european union": "EU", "united nations": "UN"}
+_US = re.compile(r"\bU\.S\.(?:A\.)?|\bUSA?\b")  # all "USA": "us" is a function word
+_ACRONYMS = re.compile(r"\b(?:United\s+States|United\s+Kingdom|European\s+Union|United\s+Nations)\b")
+
+
+def _tens_and_ones(m: re.Match[str]) -> str:
+    tens, ones = m.group(1).lower(), m.group(2).lower()
+    if ones in _ONES:
+        return str(_TENS[tens] + _ONES[ones])
+    return f"{_TENS[tens] + _ONES_ORDINAL[ones]}th"
 
 
 def _unit(m: re.Match[str]) -> str:
@@ -360,17 +397,35 @@ def norm(word: str) -> str:
         w = w[:-2]
     if _DOTTED.fullmatch(w):
         w = w.replace(".", "")
-    return number(w) or _stem(get_american_spelling(_UNIT_NAMES.get(w, w)))
+    return number(w) or _stem(get_american_spelling(_UNIT_NAMES.get(w, _MONTH_NAMES.get(w, w))))
+
+
+def _unit_stem(word: str) -> str:
+    """A unit word as `measures` compares it: "seconds" and "second" are one unit (which `norm`
+    reads as the ordinal, 2)."""
+    w = word.lower()
+    return _stem(get_american_spelling(_UNIT_NAMES.get(w, w)))
 
 
 def _unaccented(word: str) -> str:
-    """A Latin letter without its accent ("zürich" -> "zurich", "café" -> "cafe"): a reply may
-    write a name as its passage does not. Marks on other scripts' letters stay."""
+    """A Latin letter without its accent ("zürich" -> "zurich", "café" -> "cafe", "wałęsa" ->
+    "walesa"): a reply may write a name as its passage does not. Marks on other scripts' letters
+    stay."""
     kept: list[str] = []
-    for ch in unicodedata.normalize("NFKD", word):
+    for ch in unicodedata.normalize("NFKD", word.translate(_UNDECOMPOSED)):
         if not (unicodedata.combining(ch) and kept and kept[-1].isascii()):
             kept.append(ch)
     return unicodedata.normalize("NFC", "".join(kept))
+
+
+# Latin letters that Unicode does not split into a letter and an accent.
+_UNDECOMPOSED = str.maketrans(
+    {"ł": "l", "ø": "o", "đ": "d", "ð": "d", "æ": "ae", "œ": "oe", "ß": "ss", "þ": "th"}
+)
+# A month as the news shortens it ("Jan. 5", "Sept. 11"): the month.
+_MONTH_NAMES = {"jan": "january", "feb": "february", "mar": "march", "apr": "april", "jun": "june",
+                "jul": "july", "aug": "august", "sep": "september", "sept": "september", "oct": "october",
+                "nov": "november", "dec": "december"}  # fmt: skip
 
 
 def _split_clitic(word: str) -> list[str]:
@@ -400,8 +455,9 @@ def number(word: str) -> str | None:
 
 
 def key_words(text: str) -> set[str]:
-    """What a claim turns on, normalised as `content` makes them: numbers, scale words, months and
-    names (capitalised words that do not open the sentence, and acronyms)."""
+    """What a claim turns on, normalised as `content` makes them: numbers (ordinals but "first",
+    which is as often "at first"), scale words, months, acronyms (also one spelled as a function
+    word: US, WHO) and names (capitalised words that do not open the sentence)."""
     keys: set[str] = set()
     text = _spelled_out(text)
     for m in WORD.finditer(text):
@@ -409,13 +465,25 @@ def key_words(text: str) -> set[str]:
         lower = w.lower()
         if any(ch.isdigit() for ch in w) and number(w) is not None:
             keys.add(norm(w))
-        elif lower in _NUMBER_WORDS or lower in SCALES or (lower in MONTHS and w[0].isupper()):
-            keys.add(norm(lower))
-        elif lower in STOP or lower in NEGATIONS:
-            continue
-        elif w[0].isupper() and (not _opens_sentence(text, m.start()) or (len(w) > 1 and w.isupper())):
+        elif _is_key(w, lower) or (
+            lower not in STOP
+            and lower not in NEGATIONS
+            and w[0].isupper()
+            and not _opens_sentence(text, m.start())
+        ):
             keys.add(norm(lower))
     return keys | measures(words(text))
+
+
+def _is_key(w: str, lower: str) -> bool:
+    """Whether a word is a key word whatever its place: a number word, a scale, a month, an acronym."""
+    return (
+        lower in _NUMBER_WORDS
+        or lower in SCALES
+        or (lower in MONTHS and w[0].isupper())
+        or (lower in _ORDINALS and lower != "first")
+        or (len(w) > 1 and w.isupper() and w.isalpha())
+    )
 
 
 def as_written(keys: Iterable[str], text: str) -> tuple[str, ...]:
@@ -432,13 +500,23 @@ def as_written(keys: Iterable[str], text: str) -> tuple[str, ...]:
 
 
 def measures(words: list[str]) -> set[str]:
-    """Each amount with its unit in `words` (as `words` gives them), as one key word: "20 year".
-    A claim turns on the pair: "20 months" is not "20 years", though the passage may say "20
-    kilometres (12 miles)" and so hold both "20" and "mile"."""
+    """Each amount with its unit in `words` (as `words` gives them), as one key word: "20 year";
+    and each day with its month: "5 januari", from "5 January" and "January 5". A claim turns on
+    the pair: "20 months" is not "20 years", though the passage may say "20 kilometres (12
+    miles)" and so hold both "20" and "mile"; nor is "12 January" the "5 January" of a passage
+    that also names 12 March."""
     out = set()
     for a, b in zip(words, words[1:], strict=False):
-        if (unit := norm(b)) in _UNITS and (amount := number(a)) is not None:
+        if (unit := _unit_stem(b)) in _UNITS and (amount := number(a)) is not None:
             out.add(f"{amount} {unit}")
+        for day, month in ((a, b), (b, a)):
+            if (
+                (m := _MONTH_NAMES.get(month, month)) in MONTHS
+                and (d := number(day))
+                and d.isdigit()
+                and 1 <= int(d) <= 31
+            ):
+                out.add(f"{d} {norm(m)}")
     return out
 
 
@@ -455,7 +533,7 @@ _SENTENCE_CAN_END = re.compile(NOT_AFTER_ABBREVIATION)
 
 
 _TOKEN = re.compile(r"\w+(?:[.,'’]\w+)*|[,;:.!?]")
-_BREAKS = frozenset(["but", "while", "although", "though", "whereas", "however"])
+_BREAKS = frozenset(["but", "while", "although", "though", "whereas", "however", "instead"])
 
 
 def negations(text: str, cues: frozenset[str] = NEGATIONS, width: int = 5) -> list[set[str]]:
@@ -487,4 +565,4 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-_UNITS = frozenset(norm(w) for w in _UNIT_WORDS)  # here, once norm's helpers are defined
+_UNITS = frozenset(_unit_stem(w) for w in _UNIT_WORDS)  # here, once norm's helpers are defined

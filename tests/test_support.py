@@ -319,3 +319,45 @@ def test_a_negative_question_excuses_only_the_negation_it_asks_about():
     # ... but another negation still contradicts the passage.
     found = support("Ahmad Massoud did not meet Muttaqi.", passage, "Why did the talks not succeed?")
     assert found.contradicts and not found.holds(T)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "passage", "problem"),
+    [
+        ("The US imposed tariffs on steel in 2018.", "China imposed tariffs on steel in 2018.", "does not say USA"),
+        ("The WHO declared a pandemic in March 2020.", "The CDC declared a pandemic in March 2020.", "say WHO"),
+        ("The record fell by 30 seconds in 2012.", "The record fell by 30 minutes in 2012.", "say 30 seconds"),
+        ("She finished third in the race.", "She finished second in the race.", "does not say third"),
+        ("The treaty was signed on 12 January 2020.",
+         "The treaty was signed on 5 January 2020, and took effect on 12 March.", "does not say 12 January"),
+        ("The treaty was signed after the war.", "The treaty was signed before the war.", "says the opposite"),
+        ("Sales decreased by 12 percent in 2020.", "Sales increased by 12 percent in 2020.", "says the opposite"),
+        ("Prices fell sharply in 2020.", "Prices rose sharply in 2020.", "says the opposite"),
+        ("The Chinese government approved the plan.", "The Japanese government approved the plan.", "say Chinese"),
+    ],
+)  # fmt: skip
+def test_an_acronym_an_ordinal_a_unit_a_day_or_an_opposite_that_differs_is_flagged(
+    sentence, passage, problem
+):
+    check = support(sentence, passage)
+    assert not check.holds(T) and problem in (check.problem or ""), check
+
+
+@pytest.mark.parametrize(
+    ("sentence", "passage"),
+    [
+        ("The U.S. imposed tariffs on steel.", "The United States imposed tariffs on steel."),
+        ("The United States imposed tariffs on steel.", "The US imposed tariffs on steel."),
+        ("The Chinese government approved the plan in 2019.", "The government of China approved the plan in 2019."),
+        ("The Dutch government approved the plan.", "The government of the Netherlands approved the plan."),
+        ("The treaty was signed on January 5, 2020.", "The treaty was signed on 5 January 2020."),
+        ("The treaty was signed on 5 January 2020.", "The treaty was signed on Jan. 5, 2020."),
+        ("25 people died in the fire.", "Twenty-five people died in the fire."),
+        ("It happened in the 19th century.", "It happened in the nineteenth century."),
+        ("Lech Walesa led the strike.", "Lech Wałęsa led the strike."),
+        ("The minister sent a deputy to Brussels.", "The minister did not attend and instead sent a deputy to Brussels."),
+        ("Prices rose in 2020.", "Prices rose in 2020 after they fell in 2019."),
+    ],
+)  # fmt: skip
+def test_a_fact_written_with_the_other_form_of_a_name_number_or_date_is_held(sentence, passage):
+    assert support(sentence, passage).holds(T), support(sentence, passage)
