@@ -531,7 +531,9 @@ def _documents(args: argparse.Namespace) -> int:
         return 0
     for d in docs:
         date = d.metadata.get("date", "")
-        print(f"{d.id}\t{d.title}\t{date}\t{d.chunks} chunks\tindexed {d.indexed_at}")
+        print(
+            f"{d.id}\t{d.title}\t{date}\t{d.chunks} chunk{'' if d.chunks == 1 else 's'}\tindexed {d.indexed_at}"
+        )
     return 0
 
 

@@ -275,7 +275,7 @@ class Handlers:
             return f"**{html.escape(s.message)}**"
         busy = f" · answering {s.working}, {s.waiting} waiting" if s.working or s.waiting else ""
         return (
-            f"{s.documents} documents · {s.chunks} chunks · embeddings: {s.embedding_model} · "
+            f"{counted(s.documents, 'document')} · {counted(s.chunks, 'chunk')} · embeddings: {s.embedding_model} · "
             f"generator: {s.generator_model} · {s.runtime}{busy}"
         )
 

@@ -36,7 +36,7 @@ def browser():
 def page(browser, server, request):
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     page.goto(server)
-    page.get_by_text("documents ·").first.wait_for(timeout=60_000)
+    page.get_by_text("· embeddings:").first.wait_for(timeout=60_000)
     yield page
     if getattr(request.node, "failed", False):
         shot(page, f"failed-{request.node.name}")

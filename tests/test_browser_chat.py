@@ -29,7 +29,7 @@ def open_chat(browser, url: str):  # noqa: F811
     context = browser.new_context(viewport={"width": 1200, "height": 1100})
     page = context.new_page()
     page.goto(url)
-    page.get_by_text("documents ·").first.wait_for(timeout=60_000)
+    page.get_by_text("· embeddings:").first.wait_for(timeout=60_000)
     page.get_by_role("tab", name="Chat").click()
     return context, page
 
@@ -46,7 +46,7 @@ def test_a_conversation_keeps_each_answers_sources_and_survives_a_reload(browser
         shot(page, "chat")
 
         page.reload()
-        page.get_by_text("documents ·").first.wait_for(timeout=60_000)
+        page.get_by_text("· embeddings:").first.wait_for(timeout=60_000)
         page.get_by_role("tab", name="Chat").click()
         page.locator("#chat .turn").nth(1).wait_for(timeout=30_000)
         assert page.locator("#chat .turn").count() == 2, "the conversation is back after a reload"
@@ -65,7 +65,7 @@ def test_a_conversation_keeps_each_answers_sources_and_survives_a_reload(browser
             assert time.monotonic() < deadline, "New conversation did not empty the chat"
             time.sleep(0.1)
         page.reload()
-        page.get_by_text("documents ·").first.wait_for(timeout=60_000)
+        page.get_by_text("· embeddings:").first.wait_for(timeout=60_000)
         page.get_by_role("tab", name="Chat").click()
         time.sleep(2)
         assert page.locator("#chat .turn").count() == 0, "and the emptied conversation stays empty"
@@ -83,7 +83,7 @@ def test_a_conversation_keeps_each_answers_sources_and_survives_a_reload(browser
         )
         assert "wheat" not in shown, "the answer that was coming was stopped"
         page.reload()
-        page.get_by_text("documents ·").first.wait_for(timeout=60_000)
+        page.get_by_text("· embeddings:").first.wait_for(timeout=60_000)
         page.get_by_role("tab", name="Chat").click()
         time.sleep(2)
         assert page.locator("#chat .turn").count() == 0, "and the browser kept no turn of it"

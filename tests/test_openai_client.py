@@ -147,7 +147,7 @@ def test_a_browser_asks_for_the_key_and_then_works(server):
         context = browser.new_context(http_credentials={"username": "me", "password": KEY})
         page = context.new_page()
         page.goto(server)
-        page.get_by_text("documents ·").first.wait_for(timeout=60_000)
+        page.get_by_text("· embeddings:").first.wait_for(timeout=60_000)
         ask_in_page(page, QUESTION)
         assert ARTICLE in page.locator("#sources .source").first.inner_text()
         shot(page, "answer-with-key")
