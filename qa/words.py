@@ -186,6 +186,37 @@ NEGATIONS = frozenset(
         "cannot",
         "without",
     ]
+) | frozenset(  # in German, French, Spanish, Portuguese, Italian and Dutch documents and answers
+    [
+        "nicht",
+        "kein",
+        "keine",
+        "keinen",
+        "keinem",
+        "keiner",
+        "keines",
+        "nie",
+        "niemals",
+        "ne",
+        "pas",
+        "jamais",
+        "aucun",
+        "aucune",
+        "nunca",
+        "jamás",
+        "ningún",
+        "ninguna",
+        "ninguno",
+        "não",
+        "nenhum",
+        "nenhuma",
+        "nessun",
+        "nessuno",
+        "nessuna",
+        "niet",
+        "geen",
+        "nooit",
+    ]
 )
 # In a passage these also deny what follows them ("failed to reach").
 DENIALS = NEGATIONS | frozenset(

@@ -361,3 +361,17 @@ def test_an_acronym_an_ordinal_a_unit_a_day_or_an_opposite_that_differs_is_flagg
 )  # fmt: skip
 def test_a_fact_written_with_the_other_form_of_a_name_number_or_date_is_held(sentence, passage):
     assert support(sentence, passage).holds(T), support(sentence, passage)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "passage"),
+    [
+        ("Der Minister hat den Vertrag unterzeichnet.", "Der Minister hat den Vertrag nicht unterzeichnet."),
+        ("Le ministre a signé le traité.", "Le ministre n'a pas signé le traité."),
+        ("El ministro firmó el tratado.", "El ministro nunca firmó el tratado."),
+        ("O ministro assinou o tratado.", "O ministro não assinou o tratado."),
+        ("De minister heeft het verdrag getekend.", "De minister heeft het verdrag niet getekend."),
+    ],
+)
+def test_a_negation_in_another_language_is_read_as_one(sentence, passage):
+    assert support(sentence, passage).contradicts and not support(sentence, sentence).contradicts
