@@ -71,7 +71,7 @@ class Server:
                 raise RuntimeError(f"docqa serve exited: see {self.log.name}")
             with contextlib.suppress(Exception):  # not listening yet
                 status = Client(self.url, headers=self.headers, verbose=False).predict(api_name="/status")
-                if "documents" in status:
+                if "embeddings:" in status:
                     return time.perf_counter() - started
                 if "could not start" in status:
                     raise RuntimeError(status)

@@ -53,7 +53,7 @@ def gradio_ready(url: str) -> bool:
     """The web UI answers and its index is open."""
     from gradio_client import Client
 
-    return "documents" in Client(url, verbose=False).predict(api_name="/status")
+    return "embeddings:" in Client(url, verbose=False).predict(api_name="/status")
 
 
 @contextmanager
