@@ -136,6 +136,7 @@ def build(
     with store.build_lock(config.index_dir, wait):
         report = BuildReport()
         library = Library(config.index_dir)
+        library.uploads()  # a registry that cannot be read is an error before anything is written
         for stored in library.recover():
             log(f"found upload {stored} stored before an interruption; indexing it now")
         # The folder, then the live generation's tables: one after the other, as both are mostly

@@ -133,18 +133,29 @@ class Library:
                 self._write(self._excluded, {d: h for d, h in excluded.items() if d not in doc_ids})
 
     def _read(self, path: Path, empty):
+        """The JSON file at `path` (`empty` when there is none); a ConfigError when it is not
+        what docqa writes there."""
         try:
-            return json.loads(path.read_text())
+            value = json.loads(path.read_text())
         except FileNotFoundError:
             return empty
         except ValueError as e:
             raise ConfigError(f"{path} is damaged ({e}); delete it to start afresh") from None
+        registry = path == self._registry
+        if not isinstance(value, dict | list) or (registry and not _a_registry(value)):
+            raise ConfigError(f"{path} is not the list docqa keeps there; delete it to start afresh")
+        return value
 
     def _write(self, path: Path, value) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(value, indent=1, ensure_ascii=False))
         os.replace(tmp, path)
+
+
+def _a_registry(value: object) -> bool:
+    """Whether `value` is the uploads registry as docqa writes it: stored name -> its fields."""
+    return isinstance(value, dict) and all(isinstance(v, dict) and "stored" in v for v in value.values())
 
 
 def _now() -> str:

@@ -45,13 +45,40 @@ def _a_folder(index_dir: Path) -> None:
         )
 
 
+# What docqa writes in an index folder besides its generations (gen-...) and builds (tmp-...):
+# a folder that holds none of them is another program's, and a build must not write there.
+_OURS = frozenset([".lock", "CURRENT", "CURRENT.tmp", SEGMENTS, "scanned.sqlite", "summaries.sqlite", "uploads",
+                   "uploads.json", "excluded.json"])  # fmt: skip
+
+
+def _ours(index_dir: Path) -> None:
+    """Refuse (ConfigError) a folder that holds files but no index of docqa's: a build would
+    write its own CURRENT over another program's, or take its files for uploads."""
+    try:
+        names = [e.name for e in os.scandir(index_dir)]
+    except FileNotFoundError:
+        return
+    if names and not any(n in _OURS and n != "CURRENT" or n.startswith(("gen-", "tmp-")) for n in names):
+        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+        raise ConfigError(
+            f"{index_dir} holds files that are not a docqa index ({shown}); give --index a new or empty "
+            "folder, where docqa keeps its index"
+        )
+
+
 @contextlib.contextmanager
 def build_lock(index_dir: Path, wait: float = 0) -> Iterator[None]:
     _a_folder(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(index_dir / ".lock")
     try:
+        _ours(index_dir)
+        index_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(index_dir / ".lock")
         lock.acquire(timeout=wait)
+    except PermissionError as e:
+        raise ConfigError(
+            f"cannot write the index in {index_dir} ({e.strerror}): check its permissions, or give --index "
+            "another folder"
+        ) from None
     except Timeout:
         raise IndexBusy(
             f"another docqa build is updating {index_dir} right now; wait for it to finish, then run again"
@@ -79,6 +106,10 @@ def _pointer(index_dir: Path) -> str | None:
         return (index_dir / "CURRENT").read_text().strip()
     except FileNotFoundError:
         return None
+    except PermissionError as e:
+        raise ConfigError(
+            f"cannot read the index in {index_dir} ({e.strerror}): check its permissions"
+        ) from None
 
 
 def read_manifest(folder: Path) -> dict:

@@ -423,3 +423,38 @@ def test_an_index_folder_inside_the_documents_is_not_indexed_as_documents(config
     report = run(inside, fake_embedder)
     assert (report.added, report.skipped) == (4, [])
     assert ids(inside, fake_embedder) == {*DOCS, upload.doc_id}
+
+
+def test_a_folder_of_another_program_is_never_written_as_the_index(tmp_path, fake_embedder):
+    docs = make_docs(tmp_path / "docs")
+    other = tmp_path / "leveldb"
+    other.mkdir()
+    (other / "CURRENT").write_text("MANIFEST-000005\n")
+    (other / "LOG").write_text("log")
+    with pytest.raises(
+        ConfigError, match=r"holds files that are not a docqa index \(CURRENT, LOG\); give --index a new"
+    ):
+        run(Config(docs=docs, index_dir=other), fake_embedder)
+    assert sorted(p.name for p in other.iterdir()) == ["CURRENT", "LOG"]
+    assert (other / "CURRENT").read_text() == "MANIFEST-000005\n"
+
+
+def test_an_uploads_registry_docqa_did_not_write_is_an_error_before_the_index_changes(config, fake_embedder):
+    run(config, fake_embedder)
+    before = store.current(config.index_dir)
+    (config.docs / "new.txt").write_text("A new school opened in Herat.")
+    (config.index_dir / "uploads.json").write_text("[]")
+    with pytest.raises(ConfigError, match="uploads.json is not the list docqa keeps there; delete it"):
+        run(config, fake_embedder)
+    assert store.current(config.index_dir) == before
+
+
+def test_an_index_folder_docqa_may_not_write_is_an_error_that_says_so(config, fake_embedder, monkeypatch):
+    def refused(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    with pytest.raises(
+        ConfigError, match=r"cannot write the index in .* \(Permission denied\): check its perm"
+    ):
+        run(config, fake_embedder)
