@@ -18,6 +18,7 @@ from typing import Protocol
 from embeddings import formats, office
 from embeddings.errors import ConfigError, UnreadableDocument
 from embeddings.formats import UTF16_BOMS, decode, iso_date
+from embeddings.pages import PAGE_KEYS
 
 PARSERS = {**formats.PARSERS, **office.PARSERS}
 SUPPORTED = (*PARSERS, ".jsonl")
@@ -60,7 +61,7 @@ class Pending:
         if self.line_offset is not None:
             if _sha256(data) != self.hash:  # the line at this offset is no longer the one scanned
                 raise UnreadableDocument("the file changed while it was being indexed; index again")
-            return _jsonl_document(json.loads(data), self.hash, self.source)
+            return _jsonl_document(_json_line(data), self.hash, self.source)
         title, text, metadata = PARSERS[path.suffix.lower()](data)
         title = title or (Path(self.name).stem if self.name else _title_from(path))
         if self.name:
@@ -273,13 +274,20 @@ def _scan_jsonl(data: bytes, source: str, path: str) -> Iterator[Pending | Skipp
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = _json_line(line)
             doc_id = _jsonl_id(record)
             _jsonl_document(record, "", source)  # validate types now, not halfway through a build
-        except (ValueError, UnreadableDocument) as e:
-            yield Skipped(where, str(e) if isinstance(e, UnreadableDocument) else f"not JSON: {e}")
+        except (ValueError, UnreadableDocument, RecursionError) as e:
+            why = "nested too deeply to read" if isinstance(e, RecursionError) else f"not JSON: {e}"
+            yield Skipped(where, str(e) if isinstance(e, UnreadableDocument) else why)
             continue
         yield Pending(doc_id, _sha256(line.strip()), where, path, start)
+
+
+def _json_line(line: bytes) -> object:
+    """One line of a .jsonl file as JSON, NaN and Infinity (which Python writes by default, and
+    JSON does not have) read as null."""
+    return json.loads(line, parse_constant=lambda name: None)
 
 
 def _jsonl_id(record: object) -> str:
@@ -304,6 +312,7 @@ def _jsonl_document(record: dict, content_hash: str, source: str) -> Document:
     metadata = {k: v for k, v in record.items() if k not in {"id", "_id", "title", "text", "metadata"}}
     if isinstance(record.get("metadata"), dict):
         metadata.update(record["metadata"])
+    metadata = {k: v for k, v in metadata.items() if k not in PAGE_KEYS}  # docqa's own, for pages it reads
     date = iso_date(metadata.pop("date", None))
     if date:
         metadata["date"] = date

@@ -226,3 +226,19 @@ def test_a_linked_folder_outside_is_indexed_once_and_a_link_back_is_not_followed
         "shared-again": "a link to what shared links to, which is indexed under that name",
         "shared/up": "a link to the folder being indexed or one that holds it: it is not followed",
     }
+
+
+def test_jsonl_lines_with_nan_deep_nesting_or_docqas_own_page_keys_are_read_or_skipped_with_a_reason(
+    tmp_path,
+):
+    lines = [
+        '{"id": "r1", "text": "Wheat prices rose.", "rating": NaN, "score": Infinity}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"id": "r3", "text": "Rice prices fell.", "page_starts": ["x", "y"]}',
+    ]
+    write(tmp_path, "set.jsonl", "\n".join(lines) + "\n")
+    pending, skipped = scanned(tmp_path)
+    assert skipped == {"set.jsonl:2": "nested too deeply to read"}
+    first, third = pending["r1"].load(), pending["r3"].load()
+    assert first.metadata == {"rating": None, "score": None}, "JSON has no NaN: read as null"
+    assert "page_starts" not in third.metadata
