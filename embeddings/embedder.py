@@ -201,9 +201,12 @@ def _load(name: str, device: str, dtype: str | None) -> SentenceEmbedder:
     folder = locate(name)
     torch_dtype = pick_dtype(device, dtype)
     # safetensors only: a weights file is never unpickled, whatever folder or Hub id is given.
-    model = SentenceTransformer(
-        str(folder), device=device, model_kwargs={"dtype": torch_dtype, "use_safetensors": True}
-    )
+    try:
+        model = SentenceTransformer(
+            str(folder), device=device, model_kwargs={"dtype": torch_dtype, "use_safetensors": True}
+        )
+    except (OSError, ValueError) as e:  # a folder that holds no model, or none in safetensors
+        raise ConfigError(f"embedding model {name!r} cannot be loaded from {folder}: {e}") from None
     if not getattr(model.tokenizer, "is_fast", False):
         raise ConfigError(f"embedding model {name!r} has no fast tokenizer; docqa needs one for offsets")
     model.encode(["settle the tokenizer's settings"], show_progress_bar=False)  # before threads share it

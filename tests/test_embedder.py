@@ -159,3 +159,12 @@ def test_processes_that_only_chunk_load_no_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_device_or_model_folder_that_is_not_one_is_an_error_that_says_what_to_give(tmp_path):
+    from embeddings.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown device 'gpu': use cpu, cuda or cuda:N"):
+        Embedder.load("all-MiniLM-L6-v2", "gpu")
+    with pytest.raises(ConfigError, match=f"embedding model '{tmp_path}' cannot be loaded from {tmp_path}"):
+        Embedder.load(str(tmp_path))
