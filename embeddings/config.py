@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from embeddings.errors import ConfigError
@@ -196,3 +197,19 @@ class Config:
             raise ConfigError("conversation_turns and history_tokens must be 0 or more")
         if not 1 <= self.summary_sentences <= 20:
             raise ConfigError(f"summary_sentences must be between 1 and 20, got {self.summary_sentences}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a number, got {value}")
+        if self.title_tokens < 0 or self.rrf_k < 1 or self.max_question_chars < 1:
+            raise ConfigError(
+                f"title_tokens must be 0 or more, rrf_k and max_question_chars 1 or more; got "
+                f"{self.title_tokens}, {self.rrf_k}, {self.max_question_chars}"
+            )
+        if not 0 <= self.support_threshold <= 1 or not -1 <= self.min_relevance <= 1:
+            raise ConfigError(
+                f"support_threshold must be between 0 and 1 and min_relevance (a cosine) between -1 and "
+                f"1; got {self.support_threshold}, {self.min_relevance}"
+            )
+        if min(self.min_lexical, self.min_grounding, self.grounding_similarity) < 0:
+            raise ConfigError("min_lexical, min_grounding and grounding_similarity must be 0 or more")

@@ -24,7 +24,9 @@ def pick_device(device: str | None) -> str:
         try:
             torch.device(device)
         except RuntimeError:
-            raise ConfigError(f"unknown device {device!r}: use cpu, cuda or cuda:N (the GPU's number)") from None
+            raise ConfigError(
+                f"unknown device {device!r}: use cpu, cuda or cuda:N (the GPU's number)"
+            ) from None
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
         return device

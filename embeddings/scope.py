@@ -28,6 +28,13 @@ class Scope:
     formats: frozenset[str] = frozenset()  # file types: "pdf", "docx"
 
     def __post_init__(self) -> None:
+        for name in ("doc_ids", "formats"):
+            if isinstance(getattr(self, name), str):
+                raise QuestionError(
+                    f"{name} must be a set of them, not one text: {name}={{{getattr(self, name)!r}}}"
+                )
+        object.__setattr__(self, "since", _date(self.since, "since"))  # also one given as text
+        object.__setattr__(self, "until", _date(self.until, "until"))
         object.__setattr__(self, "doc_ids", frozenset(self.doc_ids))
         under = posixpath.normpath((self.under or ".").replace("\\", "/").strip()).strip("/")
         object.__setattr__(self, "under", None if under in ("", ".") else under)  # "." is the whole folder
@@ -94,6 +101,8 @@ def _date(value: str | date | None, name: str) -> date | None:
     if not value:
         return None
     try:
+        if len(value) > 10 and value[10] not in "T ":  # a date, or the date of a date and time
+            raise ValueError(value)
         return date.fromisoformat(value[:10])
     except ValueError:
         raise QuestionError(f"{name} must be a date like 2024-05-31, not {value!r}") from None

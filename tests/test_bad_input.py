@@ -4,15 +4,20 @@ document or are refused with a reason."""
 from __future__ import annotations
 
 import json
+import re
 import tempfile
+from datetime import date
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from embeddings.chunker import chunk_text
-from embeddings.errors import UnreadableDocument
+from embeddings.config import Config
+from embeddings.errors import ConfigError, QuestionError, UnreadableDocument
 from embeddings.readers import SUPPORTED, Pending, Skipped, scan
+from embeddings.scope import Scope
 from tests.fakes import FakeEmbedder
 from tests.pdfs import text_pdf
 
@@ -83,3 +88,35 @@ def test_crafted_hard_cases():
     for name, data in cases.items():
         outcomes = read_all(name, data)
         assert outcomes, name
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"title_tokens": -10}, "title_tokens must be 0 or more"),
+        ({"rrf_k": -1}, "rrf_k and max_question_chars 1 or more"),
+        ({"max_question_chars": 0}, "rrf_k and max_question_chars 1 or more"),
+        ({"support_threshold": -1}, "support_threshold must be between 0 and 1"),
+        ({"min_relevance": 5.0}, "min_relevance (a cosine) between -1 and 1"),
+        ({"min_lexical": -1}, "min_lexical, min_grounding and grounding_similarity must be 0 or more"),
+        ({"min_grounding": float("nan")}, "min_grounding must be a number, got nan"),
+    ],
+)
+def test_settings_out_of_range_are_refused_when_made_not_when_used(settings, says):
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        Config(**settings)
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"doc_ids": "b.txt"}, "doc_ids must be a set of them, not one text: doc_ids={'b.txt'}"),
+        ({"formats": "pdf"}, "formats must be a set of them"),
+        ({"since": "2024-01-01junk"}, "since must be a date like 2024-05-31, not '2024-01-01junk'"),
+        ({"until": "soon"}, "until must be a date like 2024-05-31"),
+    ],
+)
+def test_a_scope_made_with_the_wrong_kind_of_value_says_what_to_give(fields, says):
+    with pytest.raises(QuestionError, match=re.escape(says)):
+        Scope(**fields)
+    assert Scope(since="2024-01-01").since == date(2024, 1, 1), "a date as text is read as the date"
