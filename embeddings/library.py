@@ -55,7 +55,7 @@ class Library:
         size = source.stat().st_size
         if size > max_bytes:
             raise ConfigError(
-                f"{display}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB upload limit"
+                f"{display}: {size:,} bytes is over the upload limit of {max_bytes:,} bytes ({max_bytes / 1e6:.0f} MB)"
             )
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         stored = f"{uuid.uuid4().hex}{ext}"

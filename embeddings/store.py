@@ -48,7 +48,7 @@ def _a_folder(index_dir: Path) -> None:
 # What docqa writes in an index folder besides its generations (gen-...) and builds (tmp-...):
 # a folder that holds none of them is another program's, and a build must not write there.
 _OURS = frozenset([".lock", "CURRENT", "CURRENT.tmp", SEGMENTS, "scanned.sqlite", "summaries.sqlite", "uploads",
-                   "uploads.json", "excluded.json"])  # fmt: skip
+                   "uploads.json", "excluded.json", "browser-secret"])  # fmt: skip
 
 
 def _ours(index_dir: Path) -> None:

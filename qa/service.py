@@ -275,7 +275,7 @@ class Service:
         Returns what was stored, what was refused (with reasons), and the build report."""
         stored, refused = [], []
         # A file whose very bytes are indexed already would only be found twice by every question.
-        listed = self.documents() if self._assistant is not None else []
+        listed = self.documents()  # and NotReady before anything is stored, while docqa starts
         indexed = {d.hash: str(d.metadata.get("file") or d.id) for d in listed}
         for name, path in files:
             try:
@@ -293,17 +293,21 @@ class Service:
         return stored, refused, report
 
     def remove(self, doc_id: str) -> BuildReport:
-        """Take a document out of the index: an upload is deleted, a folder document excluded."""
+        """Take a document out of the index: an upload is deleted, a folder document excluded.
+        NotReady, with nothing changed, while docqa starts."""
+        assistant = self.assistant
         if doc_id.startswith(UPLOAD_PREFIX):
             self.library.delete(doc_id.removeprefix(UPLOAD_PREFIX))
-        elif (info := self.assistant.index.document(doc_id)) is None:
+        elif (info := assistant.index.document(doc_id)) is None:
             raise ConfigError(f"no document {doc_id!r} in the index")
         else:
             self.library.exclude(doc_id, info.hash)
         return self.reindex()
 
     def forget_upload(self, stored: str) -> BuildReport:
-        """Remove an upload that never made it into the index."""
+        """Remove an upload that never made it into the index (NotReady, with nothing changed,
+        while docqa starts)."""
+        self.assistant  # noqa: B018 (raises NotReady)
         self.library.delete(stored)
         return self.reindex()
 

@@ -9,6 +9,7 @@ import html
 import logging
 import os
 import queue
+import secrets
 import shutil
 import signal
 import socket
@@ -342,6 +343,7 @@ def build_ui(service: Service):
                                                       elem_id="chat-download")  # fmt: skip
                 with gr.Row():  # the scope of the next question: leave empty to ask every document
                     chat_picked = gr.Dropdown(label="Only these documents", choices=[], multiselect=True, scale=3,
+                                              allow_custom_value=True,  # one removed since is reported, not dropped
                                               elem_id="chat-scope-docs")  # fmt: skip
                     chat_since = gr.DateTime(label="Dated from", include_time=False, type="string",
                                              elem_id="chat-since")  # fmt: skip
@@ -370,15 +372,18 @@ def build_ui(service: Service):
                 remove_button = gr.Button("Remove from index", variant="stop", elem_id="remove-button")
                 remove_report = gr.Markdown()
 
-        def refresh():
+        def refresh(summarising: str | None = ALL, removing: str | None = None):
+            """The page's lists as the index has them, each choice kept while it is still one (a
+            picked scope is kept even then: a question asked of a document gone says so)."""
             rows, upload_rows, choices = h.documents()
             failed = [
                 (f"{r[0]} (upload, {r[1]})", f"stored:{r[4]}") for r in upload_rows if r[1] != "indexed"
             ]
+            summarisable, removable_now = [("All documents", ALL), *choices], choices + failed
             return (
                 h.status(), rows, upload_rows,
-                gr.Dropdown(choices=[("All documents", ALL), *choices], value=ALL),
-                gr.Dropdown(choices=choices + failed, value=None),
+                gr.Dropdown(choices=summarisable, value=_kept(summarising, summarisable, ALL)),
+                gr.Dropdown(choices=removable_now, value=_kept(removing, removable_now, None)),
                 gr.Dropdown(choices=choices),
                 gr.Dropdown(choices=choices),
             )  # fmt: skip
@@ -387,13 +392,14 @@ def build_ui(service: Service):
 
         seen = gr.State("")  # the service's version this page shows: refreshed only when it moves on
 
-        def tick(last: str):
+        def tick(last: str, summarising: str | None, removing: str | None):
             now = service.version()
-            return (*(gr.skip() for _ in listing), last) if now == last else (*refresh(), now)
+            if now == last:  # the status alone, for how busy the model is
+                return h.status(), *(gr.skip() for _ in listing[1:]), last
+            return (*refresh(summarising, removing), now)
 
-        timer.tick(
-            tick, inputs=seen, outputs=[*listing, seen], api_visibility="private", concurrency_limit=None
-        )
+        timer.tick(tick, inputs=[seen, choice, removable], outputs=[*listing, seen], api_visibility="private",
+                   concurrency_limit=None)  # fmt: skip
         demo.load(refresh, outputs=listing, api_visibility="private", concurrency_limit=None)
 
         # The model's turns (service.slots) are shared with the OpenAI API; the queue shows a
@@ -409,7 +415,9 @@ def build_ui(service: Service):
         question.submit(**hide).then(**ask_event, api_visibility="private").then(**offer)
         # Each browser keeps its own conversation (encrypted in its localStorage), so a reload
         # brings it back and users never see each other's; the server keeps none.
-        kept = gr.BrowserState([], storage_key="docqa-conversation")
+        kept = gr.BrowserState(
+            [], storage_key="docqa-conversation", secret=_browser_secret(service.config.index_dir)
+        )
 
         def chat(question: str, stored, docs, since, until):
             for view, turns in h.chat(question, stored, docs, since, until):
@@ -435,21 +443,44 @@ def build_ui(service: Service):
         summarize_button.click(h.summarize, inputs=choice, outputs=[summary, summary_json], api_name="summarize",
                                concurrency_id="model", concurrency_limit=turns)  # fmt: skip
 
-        def upload(paths, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (how Gradio asks for it)
+        def upload(paths, summarising, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (how Gradio asks for it)
             progress(0, desc="Storing and indexing …")
-            return (h.upload(paths), *refresh())
+            return (h.upload(paths), *refresh(summarising))
 
-        add_button.click(upload, inputs=files, outputs=[upload_report, *listing], api_name="upload",
+        add_button.click(upload, inputs=[files, choice], outputs=[upload_report, *listing], api_name="upload",
                          concurrency_id="index", concurrency_limit=1).then(lambda: None, outputs=files, api_visibility="private")  # fmt: skip
-        retry_button.click(lambda: (h.retry(), *refresh()), outputs=[upload_report, *listing], api_name="retry",
+        retry_button.click(lambda c: (h.retry(), *refresh(c)), inputs=choice, outputs=[upload_report, *listing], api_name="retry",
                            concurrency_id="index", concurrency_limit=1)  # fmt: skip
-        remove_button.click(lambda d: (h.remove(d), *refresh()), inputs=removable, outputs=[remove_report, *listing],
+        remove_button.click(lambda d, c: (h.remove(d), *refresh(c)), inputs=[removable, choice], outputs=[remove_report, *listing],
                             api_name="remove", concurrency_id="index", concurrency_limit=1)  # fmt: skip
         gr.Button(visible=False).click(
             lambda: h.documents()[0], outputs=table, api_name="documents", concurrency_limit=None
         )
         gr.Button(visible=False).click(h.status, outputs=status, api_name="status", concurrency_limit=None)
     return demo
+
+
+def _kept(value: str | None, choices: list[tuple[str, str]], otherwise: str | None) -> str | None:
+    """`value` while it is one of `choices` (label, value), else `otherwise`."""
+    return value if any(value == v for _, v in choices) else otherwise
+
+
+def _browser_secret(index_dir: Path) -> str:
+    """The key the browsers' kept conversations are encrypted with: made once and kept beside the
+    index (readable by its owner only), so a conversation outlives a restart of docqa."""
+    path = Path(index_dir) / "browser-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        # O_EXCL: another process that made it first wins, and both use its secret.
+        with (
+            contextlib.suppress(FileExistsError),
+            os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f,
+        ):
+            f.write(secret)
+        return path.read_text().strip()
 
 
 def app(service: Service, key: str | None = None, origins: Sequence[str] = ()):

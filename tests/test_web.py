@@ -10,7 +10,7 @@ import pytest
 
 from embeddings.builder import build
 from embeddings.config import Config
-from embeddings.errors import IndexBusy
+from embeddings.errors import ConfigError, IndexBusy
 from embeddings.library import UPLOAD_PREFIX
 from qa.render import answer_html, highlight
 from qa.service import Service
@@ -216,3 +216,34 @@ def test_highlight_escapes_and_marks_the_supporting_sentence():
 def test_answer_links_only_known_citations():
     out = answer_html("A [1] and B [2] <script>", numbers={1})
     assert 'href="#source-1"' in out and 'href="#source-2"' not in out and "<script>" not in out
+
+
+def test_while_the_models_load_uploads_and_removals_change_nothing_and_say_why(tmp_path):
+    waiting = Service(Config(docs=tmp_path / "docs", index_dir=tmp_path / "index"))
+    upload = tmp_path / "rice.txt"
+    upload.write_text("Rice harvests in Bengal doubled this year.")
+    assert "still starting" in Handlers(waiting).upload([str(upload)])
+    assert waiting.library.uploads() == [] and not (tmp_path / "index/uploads").exists()
+    assert "still starting" in Handlers(waiting).remove("stored:0123.txt")
+
+
+def test_a_page_keeps_what_it_picked_while_that_is_still_there_and_its_conversations_key_across_restarts(
+    tmp_path,
+):
+    from qa.web import _browser_secret, _kept
+
+    choices = [("All documents", "__all__"), ("Talks", "talks.txt")]
+    assert _kept("talks.txt", choices, "__all__") == "talks.txt"
+    assert _kept("gone.txt", choices, "__all__") == "__all__"
+    first = _browser_secret(tmp_path / "index")
+    assert _browser_secret(tmp_path / "index") == first and len(first) >= 32, "the same key after a restart"
+    assert (tmp_path / "index/browser-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_upload_over_the_limit_says_its_size_and_the_limit_in_bytes(tmp_path):
+    from embeddings.library import Library
+
+    big = tmp_path / "big.txt"
+    big.write_text("x" * 1001)
+    with pytest.raises(ConfigError, match=r"big.txt: 1,001 bytes is over the upload limit of 1,000 bytes"):
+        Library(tmp_path / "index").store("big.txt", big, 1000)
