@@ -53,6 +53,8 @@ def checked(question: str, limit: int) -> str:
     cleaned = " ".join(cleaned.split())
     if not cleaned:
         raise QuestionError("the question is empty: type a question about your documents")
+    if not any(ch.isalnum() for ch in cleaned):
+        raise QuestionError(f"the question {cleaned!r} has no words: type a question about your documents")
     return cleaned
 
 

@@ -33,6 +33,16 @@ def _positive(value: str, most: int | None = None) -> int:
     return number
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {value}")
+    return seconds
+
+
 def _port(value: str) -> int:
     return _positive(value, 65535)
 
@@ -63,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     index.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU when present)")
     index.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
-    index.add_argument("--wait", type=float, default=0, help="seconds to wait for another build to finish")
+    index.add_argument("--wait", type=_seconds, default=0, help="seconds to wait for another build to finish")
     index.add_argument("--quiet", action="store_true", help="no progress bars")
     index.add_argument("--watch", action="store_true", help="then keep the index up to date as files change")
     index.add_argument(
@@ -136,7 +146,8 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check that the index agrees with itself (vectors, chunks, BM25)")
     check.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
-    check.add_argument("--sample", type=int, default=16, help="chunks to embed again and compare (0: none)")
+    check.add_argument("--sample", type=lambda v: _positive(v) if v.strip() != "0" else 0, default=16,
+                       help="chunks to embed again and compare (0: none)")  # fmt: skip
 
     documents = sub.add_parser("documents", help="list the indexed documents")
     documents.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)

@@ -135,6 +135,7 @@ def test_chat_on_a_terminal_prompts_for_each_question_until_end_of_input(monkeyp
     ("argv", "says"),
     [
         (["ask", "   "], "the question is empty"),
+        (["ask", "?!?..."], "has no words: type a question"),
         (["ask", "Who?", "--since", "2024-13-01"], "since must be a date like 2024-05-31"),
         (["chat", "--until", "May"], "until must be a date like 2024-05-31"),
     ],
@@ -166,7 +167,9 @@ def test_an_index_path_that_is_a_file_is_an_error_that_says_so(tmp_path, capsys,
 
 @pytest.mark.parametrize(("argv", "says"), [(["serve", "--port", "70000"], "must be at most 65535, got 70000"),
                                             (["search", "wheat", "--k", "abc"], "must be a whole number, got 'abc'"),
-                                            (["ask", "Why?", "--answer-tokens", "0"], "must be 1 or more, got 0")])  # fmt: skip
+                                            (["ask", "Why?", "--answer-tokens", "0"], "must be 1 or more, got 0"),
+                                            (["index", "--wait", "nan"], "must be 0 or more seconds, got nan"),
+                                            (["check", "--sample", "-5"], "must be 1 or more, got -5")])  # fmt: skip
 def test_a_number_out_of_range_or_not_a_number_is_a_usage_error(capsys, argv, says):
     with pytest.raises(SystemExit) as exit:
         cli.main(argv)
