@@ -443,15 +443,16 @@ def build_ui(service: Service):
         summarize_button.click(h.summarize, inputs=choice, outputs=[summary, summary_json], api_name="summarize",
                                concurrency_id="model", concurrency_limit=turns)  # fmt: skip
 
-        def upload(paths, summarising, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (how Gradio asks for it)
+        # The named endpoints take what they always took (API callers pass only that).
+        def upload(paths, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (how Gradio asks for it)
             progress(0, desc="Storing and indexing …")
-            return (h.upload(paths), *refresh(summarising))
+            return (h.upload(paths), *refresh())
 
-        add_button.click(upload, inputs=[files, choice], outputs=[upload_report, *listing], api_name="upload",
+        add_button.click(upload, inputs=files, outputs=[upload_report, *listing], api_name="upload",
                          concurrency_id="index", concurrency_limit=1).then(lambda: None, outputs=files, api_visibility="private")  # fmt: skip
-        retry_button.click(lambda c: (h.retry(), *refresh(c)), inputs=choice, outputs=[upload_report, *listing], api_name="retry",
+        retry_button.click(lambda: (h.retry(), *refresh()), outputs=[upload_report, *listing], api_name="retry",
                            concurrency_id="index", concurrency_limit=1)  # fmt: skip
-        remove_button.click(lambda d, c: (h.remove(d), *refresh(c)), inputs=[removable, choice], outputs=[remove_report, *listing],
+        remove_button.click(lambda d: (h.remove(d), *refresh()), inputs=removable, outputs=[remove_report, *listing],
                             api_name="remove", concurrency_id="index", concurrency_limit=1)  # fmt: skip
         gr.Button(visible=False).click(
             lambda: h.documents()[0], outputs=table, api_name="documents", concurrency_limit=None
