@@ -230,14 +230,15 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
         if report.chunks == 0:
             raise _nothing_readable(config)
         hashes = {p.id: p.hash for p in fresh}
+        earlier = live.manifest.get("unreadable", {})
         manifest = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "counts": {"documents": report.documents, "chunks": report.chunks},
             # The documents that could not be read, as they were: (content hash, why), by id.
             "unreadable": {
-                s.id: [hashes.get(s.id) or live.manifest["unreadable"][s.id][0], s.reason]
+                s.id: [hashes.get(s.id) or earlier[s.id][0], s.reason]
                 for s in report.skipped
-                if s.id in hashes or s.id in live.manifest.get("unreadable", {})
+                if s.id in hashes or s.id in earlier
             },
             "segments": segments,
             "files": files,
@@ -298,11 +299,12 @@ def _no_cycle_collection() -> Iterator[None]:
 def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str | None],
           report: BuildReport) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
     """The documents found that the live index holds as they are, those new or changed, and those
-    left out by hand (as they were when left out: one written anew since is new); the skipped files
-    go into `report`, with the documents that the last build could not read and that are as they
-    were then (read again, they would fail again, after the embedding model was loaded for them). One pass: at a million chunks, every pass over the folder counts. A .jsonl
-    record moved to another file, same id and content, is changed: its source (what a scope's folder
-    matches) is the new file's."""
+    left out by hand (as they were when left out: one written anew since is new). The skipped files
+    go into `report`, with the documents the last build could not read that are as they were then
+    (read again, they would fail again, after the embedding model was loaded for them). A .jsonl
+    record moved to another file, same id and content, is changed: its source (what a scope's
+    folder matches) is the new file's. One pass: at a million chunks, every pass over the folder
+    counts."""
     keep: list[Pending] = []
     fresh: list[Pending] = []
     left_out: list[str] = []
