@@ -1,8 +1,8 @@
 """The support check against a contradiction set the harness builds from XQuAD: each sentence
 that holds a gold answer, supported as it stands and in paraphrases (cut to its clause, a
 synonym, a number written otherwise, a lead-in), and contradicted by perturbations (a negation
-added or removed, a number, year, month or unit changed, a name swapped for one from elsewhere or for
-another name in the same paragraph). Each variant is checked against its paragraph, with its
+added or removed, a hedge dropped ("possibly 25" made "25"), a number, year, month or unit changed, a
+name swapped for one from elsewhere or for another name in the same paragraph). Each variant is checked against its paragraph, with its
 question, as `ask` checks an answer sentence. The threshold is chosen on one half of the
 articles and the rates reported on the other."""
 
@@ -20,6 +20,7 @@ from qa.support import Support, support
 GRID = [round(0.05 * i, 2) for i in range(21)]
 _AUX = re.compile(r"\b(is|are|was|were|has|have|had|can|could|will|would|should|may|might|must|does|did)\b")
 _NEGATION = re.compile(r"\b(not|never)\s+|n't\b")
+_HEDGE = re.compile(r"\b(?:probably|possibly|perhaps|reportedly|allegedly|presumably),?\s+")
 _PAST = re.compile(r"\b([a-z]{3,}ed)\b")
 _NUMBER = re.compile(r"\b\d[\d,]*\b")
 _MONTH = re.compile(
@@ -111,6 +112,8 @@ def _contradictions(
         out.append(("negation added", sentence[: m.end()] + " not" + sentence[m.end() :]))
     elif m := _PAST.search(sentence):
         out.append(("negation added", sentence[: m.start()] + "never " + sentence[m.start() :]))
+    if m := _HEDGE.search(sentence):
+        out.append(("hedge dropped", sentence[: m.start()] + sentence[m.end() :]))
     numbers = [m for m in _NUMBER.finditer(sentence) if m.group().replace(",", "").isdigit()]
     if numbers:
         m = rng.choice(numbers)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from qa.citations import drop_unknown, is_refusal, sentences, set_marks
 from qa.question import Alike, relevance
 from qa.retriever import Passage
-from qa.support import Support, around, best, rest, support
+from qa.support import HEDGED, Support, around, best, rest, support
 from qa.words import content
 
 NOT_IN_DOCUMENTS = "The documents do not contain the answer to this question."
@@ -146,6 +146,8 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         elif found.missing:
             n = len(found.missing)
             why = f"{n} of its key words {'is' if n == 1 else 'are'} not in the passage"
+        elif found.hedged:
+            why = HEDGED
         else:
             why = f"support {found.score:.2f}, below {checks.support:.2f}"
         reason = f"the passages do not hold sentence {claims.index(claim) + 1} of the model's reply ({why})"

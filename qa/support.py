@@ -12,7 +12,18 @@ from collections import Counter
 from dataclasses import dataclass
 
 from embeddings.chunker import sentences
-from qa.words import DENIALS, NEGATIONS, as_written, content, key_words, measures, negations, norm, words
+from qa.words import (
+    DENIALS,
+    HEDGES,
+    NEGATIONS,
+    as_written,
+    content,
+    key_words,
+    measures,
+    negations,
+    norm,
+    words,
+)
 
 
 @dataclass(frozen=True)
@@ -22,9 +33,13 @@ class Support:
     end: int
     missing: tuple[str, ...] = ()  # key words of the sentence the window lacks, as the sentence writes them
     contradicts: bool = False  # the sentence negates what the window states, or the reverse
+    hedged: bool = False  # the sentence states as fact what the window says only may be so
 
     def holds(self, threshold: float) -> bool:
-        return self.score > 0 and self.score >= threshold and not self.missing and not self.contradicts
+        return (
+            self.score > 0 and self.score >= threshold and not self.missing and not self.contradicts
+            and not self.hedged
+        )  # fmt: skip
 
     @property
     def problem(self) -> str | None:
@@ -33,10 +48,13 @@ class Support:
             return "the passage says the opposite"
         if self.missing:
             return f"the passage does not say {', '.join(self.missing)}"
+        if self.hedged:
+            return HEDGED
         return None
 
 
 NONE = Support(0.0, 0, 0)
+HEDGED = "the passage says only that it may be so"
 
 
 def support(sentence: str, passage: str, question: str = "", title: str = "", named: str = "") -> Support:
@@ -80,7 +98,7 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     window = passage[start:end]
     missing = as_written(anchor.missing, sentence) if anchor.missing else ()  # most often none
     contradicts = _contradicts(sentence, window, question) or _opposes(sentence, window)
-    return Support(round(score, 3), start, end, missing, contradicts)
+    return Support(round(score, 3), start, end, missing, contradicts, _hedged(sentence, window, question))
 
 
 def _named(key: str, seen: set[str]) -> bool:
@@ -179,6 +197,17 @@ _OPPOSITES = [
 ]  # fmt: skip
 _OPPOSED = [({norm(w) for w in a.split()}, {norm(w) for w in b.split()}) for a, b in _OPPOSITES]
 _OPPOSED += [(b, a) for a, b in _OPPOSED]
+
+
+def _hedged(sentence: str, window: str, question: str) -> bool:
+    """The window says only that the sentence's claim may be so ("the fire may have been caused
+    by faulty wiring") and the sentence states it ("faulty wiring caused the fire"). A sentence or
+    question with a hedge of its own ("what may have caused it?") keeps the claim a possibility."""
+    hedges = negations(window, HEDGES)
+    if not hedges or negations(sentence, HEDGES) or negations(question, HEDGES):
+        return False
+    plain, claim = _plain(window, hedges), set(content(sentence))
+    return any((scope - plain) & claim for scope in hedges)
 
 
 def _opposes(sentence: str, window: str) -> bool:

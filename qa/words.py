@@ -236,6 +236,13 @@ DENIALS = NEGATIONS | frozenset(
     ]
 )
 _NOT_NEGATING = re.compile(r"\bnot\s+(?:only|just|merely)\b|\bno\s+doubt\b", re.IGNORECASE)
+# Words that make what follows them a possibility: "may have been caused", "reportedly fled".
+# Not "could" (as often the past of "can"), nor "alleged" and "suspected", whose scope is a noun
+# ("the suspected gunman"); "May" with a capital is the month.
+HEDGES = frozenset(
+    ["may", "might", "perhaps", "possibly", "probably", "likely", "unlikely", "allegedly", "reportedly",
+     "presumably"]
+)  # fmt: skip
 
 MONTHS = frozenset(
     [
@@ -338,17 +345,33 @@ _JOINED = re.compile(r"\b(\d+(?:[.,]\d+)*)(?!(?:st|nd|rd|th|s)\b)([a-z]+)\b", re
 _SHORT_SCALES = {"bn": "billion", "tn": "trillion", "trn": "trillion"}
 _MONEY_SCALES = {"m": "million", "mn": "million", "k": "thousand"}
 _MONEY = re.compile(r"[$£€¥]\s?\d+(?:[.,]\d+)* ([a-z]+)\b", re.IGNORECASE)
+# A currency's sign or code before an amount is its name after it: "$5 million" and "US$5m" say
+# "5 million dollars", "EUR 20" says "20 euros". A currency's name is a key word: a reply in
+# dollars is not borne out by a passage in euros.
+_PRICED = re.compile(
+    r"(?:\b(?:US|A|C|HK|NZ))?([$£€¥]|\b(?:USD|EUR|GBP|JPY)\b)\s?"
+    r"(\d+(?:[.,]\d+)*(?:\s(?:hundred|thousand|million|billion|trillion)\b)?)"
+)
+_CURRENCY_OF = {"$": "dollars", "£": "pounds", "€": "euros", "¥": "yen", "USD": "dollars", "EUR": "euros",
+                "GBP": "pounds", "JPY": "yen"}  # fmt: skip
+CURRENCIES = frozenset(
+    ["dollar", "dollars", "euro", "euros", "pound", "pounds", "yen", "yuan", "rupee", "rupees", "franc", "francs",
+     "peso", "pesos", "ruble", "rubles", "rouble", "roubles", "lira", "rand", "krona", "krone"]
+)  # fmt: skip
 
 
 def _spelled_out(text: str) -> str:
     """`text` with a percent sign, a unit written onto its number and a shortened scale spelled
     as words, a number of two words ("twenty-five", "twenty-first") in digits and a country's
-    or union's name as its acronym, so that the checks read one claim written two ways as one."""
+    or union's name as its acronym and a currency's sign as its name, so that the checks read
+    one claim written two ways as one."""
     text = _JOINED.sub(_unit, _PERCENT.sub(" percent", text))
     text = _TENS_AND_ONES.sub(_tens_and_ones, text)
     text = _ACRONYMS.sub(lambda m: _ACRONYM_OF[" ".join(m.group().lower().split())], text)
-    text = _US.sub("USA", text)
-    return _MONEY.sub(_money, text) if "$" in text or not text.isascii() else text
+    if "$" in text or not text.isascii():
+        text = _MONEY.sub(_money, text)
+    text = _PRICED.sub(lambda m: f"{m.group(2)} {_CURRENCY_OF[m.group(1)]}", text)
+    return _US.sub("USA", text)
 
 
 _TENS = {w: int(n) for w, n in _NUMBER_WORDS.items() if int(n) >= 20}
@@ -507,10 +530,12 @@ def key_words(text: str) -> set[str]:
 
 
 def _is_key(w: str, lower: str) -> bool:
-    """Whether a word is a key word whatever its place: a number word, a scale, a month, an acronym."""
+    """Whether a word is a key word whatever its place: a number word, a scale, a currency, a
+    month, an acronym."""
     return (
         lower in _NUMBER_WORDS
         or lower in SCALES
+        or lower in CURRENCIES
         or (lower in MONTHS and w[0].isupper())
         or (lower in _ORDINALS and lower != "first")
         or (len(w) > 1 and w.isupper() and w.isalpha())
@@ -568,13 +593,15 @@ _BREAKS = frozenset(["but", "while", "although", "though", "whereas", "however",
 
 
 def negations(text: str, cues: frozenset[str] = NEGATIONS, width: int = 5) -> list[set[str]]:
-    """For each word of `text` that negates, the content words (stemmed) it negates: those among
-    the `width` words after it, up to a punctuation mark or a 'but'."""
+    """For each word of `text` that negates (or, given HEDGES, hedges), the content words
+    (stemmed) it negates: those among the `width` words after it, up to a punctuation mark or a
+    'but'."""
     text = _NOT_NEGATING.sub(" ", _spelled_out(text))
-    tokens = [t.lower().replace("’", "'") for t in _TOKEN.findall(text)]
+    written = _TOKEN.findall(text)
+    tokens = [t.lower().replace("’", "'") for t in written]
     out = []
     for i, t in enumerate(tokens):
-        if t in cues or t.endswith("n't"):
+        if (t in cues and written[i] != "May") or (t.endswith("n't") and "n't" in cues):
             negated: set[str] = set()
             for w in tokens[i + 1 : i + 1 + width]:
                 if w in _BREAKS or not w[0].isalnum():

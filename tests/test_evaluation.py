@@ -212,6 +212,9 @@ def test_the_contradiction_set_perturbs_what_a_sentence_turns_on():
     )
     kinds = dict(_paraphrases(sentence, "1066"))
     assert kinds["verbatim"] == sentence and kinds["lead-in"].startswith("According to the passage")
+    hedged = "In 1466, perhaps 40,000 people died of the plague in Paris."
+    dropped = dict(_contradictions(hedged, hedged, [], __import__("random").Random(1)))["hedge dropped"]
+    assert dropped == "In 1466, 40,000 people died of the plague in Paris."
 
 
 def test_a_missing_set_names_what_is_missing(tmp_path):
