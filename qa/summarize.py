@@ -284,19 +284,11 @@ class Summarizer:
         self, title: str | None, summary: tuple[str, str], sentences: int, fits: Callable
     ) -> tuple[str, str]:
         """The summary, cut where the budget ends when it does not fit a combining prompt alone."""
-        label, text = summary
         if fits([summary]):
             return summary
-        room = self.budget - self._tokens(combine_messages(title, [(label, "")], sentences))
-        while room > 0:
-            cut = (label, self._first_tokens(text, room))
-            if fits([cut]):
-                return cut
-            room -= max(1, room // 8)
-        raise ConfigError(
-            f"the context budget ({self.budget} tokens) leaves no room to combine summaries: raise the "
-            f"context budget (--context-tokens)"
-        )
+        room = self.budget - self._tokens(combine_messages(title, [(summary[0], "")], sentences))
+        advice = "to combine summaries: raise the context budget (--context-tokens)"
+        return self._cut([summary], room, fits, advice)[0]
 
     def _shorten(
         self, title: str | None, summaries: list[tuple[str, str]], sentences: int, fits: Callable
@@ -304,15 +296,22 @@ class Summarizer:
         """Each summary cut to its share of one prompt, so that the first two fit together."""
         empty = combine_messages(title, [(label, "") for label, _ in summaries[:2]], sentences)
         share = (self.budget - self._tokens(empty)) // 2
-        while share > 0:
-            cut = [(label, self._first_tokens(text, share)) for label, text in summaries]
-            if fits(cut[:2]):
-                return cut
-            share -= max(1, share // 8)
-        raise ConfigError(
-            f"the context budget ({self.budget} tokens) leaves no room to combine summaries of "
-            f"{sentences} sentences: ask for fewer sentences or raise the context budget (--context-tokens)"
+        advice = (
+            f"to combine summaries of {sentences} sentences: ask for fewer sentences or raise the context "
+            f"budget (--context-tokens)"
         )
+        return self._cut(summaries, share, lambda cut: fits(cut[:2]), advice)
+
+    def _cut(
+        self, summaries: list[tuple[str, str]], room: int, fits: Callable, advice: str
+    ) -> list[tuple[str, str]]:
+        """Each summary cut to its first `room` tokens, `room` shrinking until `fits` the cuts."""
+        while room > 0:
+            cut = [(label, self._first_tokens(text, room)) for label, text in summaries]
+            if fits(cut):
+                return cut
+            room -= max(1, room // 8)
+        raise ConfigError(f"the context budget ({self.budget} tokens) leaves no room {advice}")
 
     def _first_tokens(self, text: str, tokens: int) -> str:
         offsets = self.generator.tokenize([text])[0]
