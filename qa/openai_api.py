@@ -8,12 +8,15 @@ that would change what a reply is (n > 1, tools, stop sequences, JSON output, lo
 audio) are refused with a 400 that says so. Unknown top-level fields are ignored, as many clients
 send their own; unknown fields inside `docqa` are refused. `docqa.scope` asks the question of some
 documents only, with the fields of embeddings.scope.Scope. The messages before the last are the
-conversation: a follow-up is asked in it as docqa's own conversations ask one (qa/conversation.py)."""
+conversation: a follow-up is asked in it as docqa's own conversations ask one (qa/conversation.py),
+its earlier follow-ups read as docqa rewrote them where this server answered them."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -145,22 +148,35 @@ def embeddings_request(body: object, embedding_model: str, dim: int) -> Embeddin
     return EmbeddingsRequest(texts, encoding == "base64")
 
 
-def turns(earlier: list[tuple[str, str]]) -> list[Turn]:
+def turns(
+    earlier: list[tuple[str, str]], rewritten: Callable[[str], str | None] = lambda key: None
+) -> list[Turn]:
     """The conversation before the question as docqa's turns: each user message with the assistant's
-    reply after it. System and developer messages are dropped: docqa's prompt is its own. A reply
-    that docqa withdrew (see `withdrawal`) comes back as the abstention it ended with: the draft
-    before it never reaches the next prompt."""
+    reply after it, and the question as docqa searched it where `rewritten` knows it by the
+    conversation's key up to that reply (see `keys`); else as asked. System and developer messages
+    are dropped: docqa's prompt is its own. A reply that docqa withdrew (see `withdrawal`) comes
+    back as the abstention it ended with: the draft before it never reaches the next prompt."""
     out: list[Turn] = []
     question = None
-    for role, text in earlier:
+    for (role, text), key in zip(earlier, keys(earlier), strict=True):
         if role == "user":
             question = text
         elif role == "assistant" and question is not None:
             withdrawn = WITHDRAWN.strip() in text  # as streamed, or as a client kept it
             said = NOT_IN_DOCUMENTS if withdrawn else text.strip()
             answer = Answer(question, said, withdrawn or is_refusal(said), [], [], {}, CHAT_MODEL)
-            out.append(Turn(question, question, answer))
+            out.append(Turn(question, rewritten(key) or question, answer))
             question = None
+    return out
+
+
+def keys(messages: list[tuple[str, str]]) -> list[str]:
+    """For each message, a key of the conversation up to and with it: two conversations share a
+    key only where they are the same, word for word (spacing aside), up to there."""
+    digest, out = hashlib.sha256(), []
+    for role, text in messages:
+        digest.update(json.dumps([role, " ".join(text.split())]).encode())
+        out.append(digest.copy().hexdigest())
     return out
 
 

@@ -11,8 +11,10 @@ import asyncio
 import functools
 import json
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 
 import anyio
 from fastapi import APIRouter, Request
@@ -21,6 +23,7 @@ from starlette.background import BackgroundTask
 
 from embeddings.errors import DocqaError, QuestionError
 from qa import openai_api
+from qa.answer import Answer
 from qa.assistant import AnswerStream
 from qa.openai_api import ApiError
 from qa.service import Busy, Left, NotReady, Service
@@ -32,10 +35,38 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 ROUTES = "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and GET /v1/models/{model}"
 
 
+class Rewrites:
+    """The follow-ups this server rewrote, by the key of the conversation up to and with the reply
+    it gave (openai_api.keys). A client sends the conversation back as it was asked ("Where was he
+    governor?"): without them the next follow-up would read that turn as asked, not as docqa
+    searched it ("Where was Ismail Khan governor?"). Past `most`, the oldest are forgotten."""
+
+    def __init__(self, most: int = 2048) -> None:
+        self.most = most
+        self._kept: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, asked: openai_api.ChatRequest, reply: str, answer: Answer) -> None:
+        """The rewrite of `asked`'s question, under the conversation with the `reply` as sent."""
+        if not answer.standalone or answer.standalone == asked.question:
+            return
+        key = openai_api.keys([*asked.earlier, ("user", asked.question), ("assistant", reply)])[-1]
+        with self._lock:
+            self._kept[key] = answer.standalone
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.most:
+                self._kept.popitem(last=False)
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._kept.get(key)
+
+
 def router(service: Service) -> APIRouter:
     api = APIRouter(prefix="/v1")
     threads = anyio.CapacityLimiter(service.slots.size + service.slots.max_waiting + 2)
     started = int(time.time())
+    rewrites = Rewrites()
 
     async def run(fn, *args):
         return await anyio.to_thread.run_sync(fn, *args, limiter=threads)
@@ -62,7 +93,9 @@ def router(service: Service) -> APIRouter:
     @_errors
     async def chat(request: Request) -> Response:
         asked = openai_api.chat_request(await _json(request), service.assistant.index.embedder.name)
-        stream = await run(_ask, service, asked)  # a scope is read against the index: off the event loop
+        stream = await run(
+            _ask, service, asked, rewrites
+        )  # a scope is read against the index: off the event loop
         reply, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:
             first = await _first(stream, request, run)  # Busy comes before any header
@@ -73,7 +106,7 @@ def router(service: Service) -> APIRouter:
             stream.close()
             raise
         if asked.stream:
-            events = _events(stream, first, reply, created, run, asked.usage)
+            events = _events(stream, first, reply, created, run, asked, rewrites)
             return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
                                      background=BackgroundTask(stream.close))  # fmt: skip
         try:
@@ -82,6 +115,7 @@ def router(service: Service) -> APIRouter:
                 if await request.is_disconnected():
                     return Response(status_code=204)  # nobody to answer; the finally stops the model
                 piece = await run(next, stream, None)
+            rewrites.keep(asked, stream.answer.text, stream.answer)
             return JSONResponse(openai_api.completion(stream.answer, reply, created))
         finally:
             stream.close()
@@ -107,12 +141,12 @@ def router(service: Service) -> APIRouter:
     return api
 
 
-def _ask(service: Service, asked: openai_api.ChatRequest) -> AnswerStream:
+def _ask(service: Service, asked: openai_api.ChatRequest, rewrites: Rewrites) -> AnswerStream:
     """The answer's stream (checked now, read later), asked in the conversation of the earlier
-    messages if any; or a 400 naming what docqa cannot ask: the question, or a scope that holds no
-    document or names one the index lacks."""
+    messages if any (their follow-ups as this server rewrote them); or a 400 naming what docqa
+    cannot ask: the question, or a scope that holds no document or names one the index lacks."""
     try:
-        if conversation := openai_api.turns(asked.earlier):
+        if conversation := openai_api.turns(asked.earlier, rewrites.get):
             return service.chat(conversation, asked.question, asked.scope)
         return service.ask(asked.question, asked.scope)
     except QuestionError as e:
@@ -142,7 +176,8 @@ async def _first(stream: AnswerStream, request: Request, run) -> str | None:
             stream.gone.set()
 
 
-async def _events(stream: AnswerStream, first: str | None, reply: str, created: int, run, usage: bool):
+async def _events(stream: AnswerStream, first: str | None, reply: str, created: int, run,
+                  asked: openai_api.ChatRequest, rewrites: Rewrites):  # fmt: skip
     """The reply as server-sent events: the model's text piece by piece, then (when docqa's checks
     withdrew it) a piece that says so, then a last chunk with the docqa field, then (when asked)
     the usage, then [DONE]."""
@@ -154,10 +189,12 @@ async def _events(stream: AnswerStream, first: str | None, reply: str, created: 
             streamed += piece
             yield event(chunk(reply, created, {"content": piece}))
         answer = stream.answer
-        if note := openai_api.withdrawal(streamed, answer):
+        note = openai_api.withdrawal(streamed, answer)
+        if note:
             yield event(chunk(reply, created, {"content": note}))
+        rewrites.keep(asked, streamed + note, answer)
         yield event(chunk(reply, created, {}, answer))
-        if usage:
+        if asked.usage:
             yield event(openai_api.usage_chunk(reply, created, answer))
         yield openai_api.DONE
     except Exception as e:  # the headers are sent: the error goes in the stream, as OpenAI's do

@@ -203,6 +203,37 @@ def test_earlier_messages_are_the_conversation_a_follow_up_is_asked_in(tmp_path,
     assert alone.docqa["standalone"] is None, "a question alone is not rewritten"
 
 
+def test_an_earlier_follow_up_this_server_rewrote_reads_as_rewritten_in_the_next_one(tmp_path, serving):
+    def reply(messages) -> str:
+        user = messages[-1]["content"]
+        if user.startswith("Conversation:"):  # the rewrite prompt: "he" named
+            return user.rsplit("Latest question: ", 1)[1].replace(" he ", " Ismail Khan ")
+        return "The meeting in Tehran was mediated by Ismail Khan. [1]"
+
+    generator = FakeGenerator(reply)
+    client = openai.OpenAI(base_url=serving(make_service(tmp_path, generator)) + "/v1", api_key="unused")
+    for stream in (False, True):
+        messages = [
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": "Ismail Khan. [1]"},
+        ]
+        for follow_up in ("Where did he mediate the meeting?", "Did the talks he mediated end?"):
+            messages.append({"role": "user", "content": follow_up})
+            answer = client.chat.completions.create(model="docqa", messages=messages, stream=stream)
+            said = (
+                "".join(c.choices[0].delta.content or "" for c in answer)
+                if stream
+                else answer.choices[0].message.content
+            )
+            messages.append({"role": "assistant", "content": said})
+        rewrite = generator.prompts[-2][-1]["content"]
+        assert "Question: Where did Ismail Khan mediate the meeting?" in rewrite, "as docqa searched it"
+        assert "Question: Where did he mediate the meeting?" not in rewrite
+    messages[-3]["content"] += " (kept by the client otherwise)"  # not the reply this server gave
+    client.chat.completions.create(model="docqa", messages=messages[:-1])
+    assert "Question: Where did he mediate the meeting?" in generator.prompts[-2][-1]["content"], "as asked"
+
+
 def test_a_streamed_answer_docqa_withdraws_ends_with_a_piece_that_says_so(tmp_path, serving):
     service = make_service(tmp_path, FakeGenerator("I don't know."))
     client = openai.OpenAI(base_url=serving(service) + "/v1", api_key="unused")
