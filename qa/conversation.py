@@ -90,24 +90,42 @@ def history_block(pairs: list[tuple[str, str]]) -> str:
 
 def fitting(pairs: list[tuple[str, str]], budget: int, count: CountText) -> list[tuple[str, str]]:
     """The most recent pairs whose block fits in `budget` tokens: the oldest are dropped first.
-    The latest pair is what a follow-up most likely refers to: where it alone is too long, its
-    answer is cut to fit (with "…" where it was cut) rather than dropped."""
+    The latest pair is what a follow-up most likely refers to: where it alone is too long, it is
+    cut to fit (with "…" where it was cut) rather than dropped: its question to its last words
+    within half the budget (where what was asked stands), then its answer to its first words."""
     kept = list(pairs)
     while len(kept) > 1 and count(history_block(kept)) > budget:
         kept.pop(0)
     if not kept or count(history_block(kept)) <= budget:
         return kept
     question, answer = kept[0]
+    if count(history_block([(question, "…")])) > budget // 2:
+        asked = question.split()
+        n = _most(
+            len(asked), lambda k: count(history_block([("… " + " ".join(asked[-k:]), "…")])) <= budget // 2
+        )
+        if n == 0:
+            return []
+        question = "… " + " ".join(asked[-n:])
     said = answer.split()
-    low, high = 0, len(said) - 1  # the most words of the answer that fit, found by halving
+    n = _most(
+        len(said) - 1, lambda k: count(history_block([(question, " ".join(said[:k]) + " …")])) <= budget
+    )
+    cut = (question, " ".join(said[:n]) + " …")
+    return [cut] if count(history_block([cut])) <= budget else []
+
+
+def _most(most: int, fits: Callable[[int], bool]) -> int:
+    """The largest k from 1 to `most` for which `fits(k)` (true up to some k, false after it),
+    found by halving; 0 when none."""
+    low, high = 0, most
     while low < high:
         mid = (low + high + 1) // 2
-        if count(history_block([(question, " ".join(said[:mid]) + " …")])) <= budget:
+        if fits(mid):
             low = mid
         else:
             high = mid - 1
-    cut = (question, " ".join(said[:low]) + " …")
-    return [cut] if low > 0 and count(history_block([cut])) <= budget else []
+    return low
 
 
 def rewrite_messages(question: str, pairs: list[tuple[str, str]]) -> Messages:
@@ -180,10 +198,13 @@ def pronoun(question: str) -> str | None:
     return next((w for w in found if w.lower() in _PERSONAL), None)
 
 
-# "Is it true that he resigned?": an "it" that stands for the clause after it, not a name.
+# "Is it true that he resigned?", "Is it known when he died?", "Is it possible to ...": an "it"
+# that stands for a claim or the clause after it, not a name. ("What is it known for?", "What
+# was it said to cost?" and "Is it likely to pass?" do stand for one.)
 _DUMMY_IT = re.compile(
-    r"\bit(?:\s+(?:is|was|'s|be|seems|seemed))?\s+(?:true|possible|likely|unlikely|known|correct|clear|"
-    r"said|reported|the\s+case)\b(?:\s+that\b)?",
+    r"\bit(?:\s+(?:is|was|'s|be|seems|seemed))?\s+(?:(?:true|correct|the\s+case)\b(?:\s+that\b)?"
+    r"|(?:possible|clear)\s+(?:to|that|whether|if|when|where|why|how|who|what)\b"
+    r"|(?:likely|unlikely|known|said|reported)\s+(?:that|whether|if|when|where|why|how|who|what)\b)",
     re.IGNORECASE,
 )
 
@@ -306,10 +327,13 @@ def _holds(text: str, name: str) -> bool:
 
 
 def substitute(question: str, word: str, name: str) -> str:
-    """`question` with its first `word` (a pronoun) replaced by `name`: "its" becomes "ABC's"
-    (and "her" before a word of content, "her husband"), a "the" before it is not doubled, and a
-    name that opens the question opens it capitalised."""
-    at = re.search(rf"\b{re.escape(word)}\b", question)
+    """`question` with its first `word` (a pronoun, as `pronoun` finds it: not the "it" of "is it
+    true that") replaced by `name`: "its" becomes "ABC's" (and "her" before a word of content,
+    "her husband"), a "the" before it is not doubled, and a name that opens the question opens it
+    capitalised."""
+    dummies = [m.span() for m in _DUMMY_IT.finditer(question)]
+    found = re.finditer(rf"\b{re.escape(word)}\b", question)
+    at = next((m for m in found if not any(s <= m.start() < e for s, e in dummies)), None)
     if at is None:
         return question
     after = re.match(r"\s+([\w'’-]+)", question[at.end() :])

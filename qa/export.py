@@ -17,7 +17,10 @@ def to_markdown(pairs: Sequence[tuple[str, Answer]], title: str = "Answers from 
 
 
 def _section(question: str, answer: Answer) -> str:
-    lines = [f"## {_line(question)}", "", answer.text.strip()]
+    lines = [f"## {_line(question)}", ""]
+    if answer.standalone and answer.standalone != question:  # a follow-up, as docqa searched it
+        lines += [f"*Asked as: {_line(answer.standalone)}*", ""]
+    lines.append(answer.text.strip())
     if answer.abstained:
         if answer.reason:
             lines += ["", f"*Why: {answer.reason}.*"]

@@ -154,8 +154,12 @@ class Handlers:
             yield [*before, said, _reply(_error(RuntimeError(f"something went wrong: {e}")))], stored
 
     def chat_view(self, turns: list[Turn]) -> list[dict]:
-        """The chat's messages for a conversation's turns."""
+        """The chat's messages for a conversation's turns, after a note where earlier turns were
+        let go (a browser keeps the latest KEPT_TURNS)."""
         view = []
+        if len(turns) >= KEPT_TURNS:
+            view.append(_reply(f'<div class="note">This conversation keeps its latest {KEPT_TURNS} turns: earlier '
+                               "ones are let go as it goes on.</div>"))  # fmt: skip
         for i, t in enumerate(turns):
             view += [
                 {"role": "user", "content": html.escape(t.question)},

@@ -139,6 +139,14 @@ def test_the_oldest_turns_are_dropped_first_to_fit_the_budget():
     assert recent([turn(str(i), "x") for i in range(5)], 3)[0].question == "2"
 
 
+def test_a_latest_question_too_long_for_the_budget_keeps_its_end_and_its_answer_begins():
+    question = "Here is a long pasted report about wheat. " * 60 + "Who sent the wheat?"
+    count = FakeGenerator().count
+    [(asked, said)] = fitting([(question, "India sent 50,000 tonnes of wheat through Iran.")], 100, count)
+    assert asked.startswith("… ") and asked.endswith("Who sent the wheat?") and said.startswith("India sent")
+    assert count(history_block([(asked, said)])) <= 100
+
+
 def test_the_answer_prompt_puts_earlier_turns_before_the_documents():
     user = answer_messages("Where was Ismail Khan governor?", [], history_block(KHAN))[-1]["content"]
     assert (
@@ -503,3 +511,23 @@ def test_an_it_that_stands_for_the_clause_after_it_is_not_the_pronoun_asked_abou
     assert pronoun("When did it open?") == "it"
     assert not refers_back("Is it true that the dam opened in 1990?")
     assert refers_back("Is it true that he resigned?")
+    assert not refers_back("Is it known when the dam opened?") and not refers_back(
+        "Is it possible to visit the dam?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "rewritten"),
+    [
+        ("What is it known for?", "What is Herat known for?"),
+        ("What was it said to cost?", "What was Herat said to cost?"),
+        (
+            "Is it true that it was mediated by Ismail Khan?",
+            "Is it true that Herat was mediated by Ismail Khan?",
+        ),
+    ],
+)
+def test_an_it_that_stands_for_a_name_is_the_one_the_name_takes_the_place_of(question, rewritten):
+    word = pronoun(question)
+    assert word == "it" and refers_back(question)
+    assert substitute(question, word, "Herat") == rewritten

@@ -103,13 +103,18 @@ def test_a_bad_question_or_kept_data_is_a_message_not_a_crash(handlers):
 
 def test_the_browser_keeps_the_latest_turns_and_the_conversation_downloads_as_markdown(handlers):
     _, kept = list(handlers.chat("Who mediated the meeting in Tehran?", []))[-1]
+    _, kept = list(handlers.chat("Where was he governor?", kept))[-1]
     path = handlers.export_chat(kept)
     text = Path(path).read_text()
     assert text.startswith("# Conversation with docqa") and "## Who mediated the meeting in Tehran?" in text
+    assert "## Where was he governor?\n\n*Asked as: Where was Ismail Khan governor?*" in text
+    assert text.count("Asked as") == 1, "a question asked alone is asked as it is"
     assert handlers.export_chat([]) is None
-    many = kept * (KEPT_TURNS + 3)
-    _, kept = list(handlers.chat("How much wheat did India send?", many))[-1]
+    assert "let go" not in str(handlers.chat_view(_kept(kept)))
+    many = kept[:1] * (KEPT_TURNS + 3)
+    view, kept = list(handlers.chat("How much wheat did India send?", many))[-1]
     assert len(kept) == KEPT_TURNS and kept[-1]["question"] == "How much wheat did India send?"
+    assert "keeps its latest 20 turns" in view[0]["content"], "the page says earlier turns are let go"
 
 
 def _kept(stored):
