@@ -40,8 +40,8 @@ class Config:
 
     # Answering: a catalogue name (see qa/models.py), a Hugging Face id or a local folder.
     generator: str = "qwen2.5-coder-1.5b-instruct"
-    # None: "onnx-int4" on a CPU (4-bit weights under ONNX Runtime), "transformers" on a GPU
-    # or when a dtype is asked for. See qa/generator.py.
+    # None: "onnx-int4" on a CPU (4-bit weights under ONNX Runtime), "transformers" on a GPU;
+    # `dtype` does not choose it. See qa/generator.py.
     runtime: str | None = None
     # Questions decoded together. Where reading the weights bounds a step (a GPU, many cores) a step
     # for 4 costs little more than for 1; on 2 cores about 1.9x (reports/bench.md, step costs).

@@ -18,7 +18,7 @@ def machine() -> dict:
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "flags": cpu_features(),
         "bf16": cpu_has_fast_bf16(),
-        "runtime": pick_runtime(pick_device(None), None, None),
+        "runtime": pick_runtime(pick_device(None), None),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -20,6 +20,7 @@ from qa.generator import RUNTIMES, remembering
 
 _DEFAULTS = Config()
 RUNTIME_HELP = "default: onnx-int4 (4-bit) on a CPU, transformers on a GPU"
+DTYPE_HELP = "the embedding model's precision, and the generator's on the transformers runtime"
 
 
 def _positive(value: str, most: int | None = None) -> int:
@@ -132,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="a web page's origin allowed to call docqa from a browser, such as "
                             "http://localhost:3000 (repeatable; * for any, with an API key only)")  # fmt: skip
     serve.add_argument("--device", default=None)
-    serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    serve.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help=DTYPE_HELP)
     serve.add_argument("--runtime", default=None, choices=list(RUNTIMES), help=RUNTIME_HELP)
     serve.add_argument(
         "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
@@ -171,8 +172,7 @@ def _answer_options(
                             help="the longest answer the model may write, in tokens; a longer one is cut there")  # fmt: skip
     parser.add_argument("--context-tokens", type=_positive, default=_DEFAULTS.context_tokens)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
-    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
-                        help="run the model as it is in this precision (transformers runtime)")  # fmt: skip
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help=DTYPE_HELP)
     parser.add_argument("--runtime", default=None, choices=list(RUNTIMES), help=RUNTIME_HELP)
     parser.add_argument("--json", action="store_true", help=json_help)
 

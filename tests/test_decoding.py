@@ -120,14 +120,21 @@ def test_an_error_reaches_its_reader_and_the_scheduler_goes_on():
 
 
 def test_the_runtime_is_chosen_from_the_device_unless_told():
-    assert pick_runtime("cpu", None, None) == "onnx-int4"
-    assert pick_runtime("cuda", None, None) == "transformers"
-    assert pick_runtime("cpu", None, "bfloat16") == "transformers"
-    assert pick_runtime("cpu", "transformers", None) == "transformers"
+    assert pick_runtime("cpu", None) == "onnx-int4"
+    assert pick_runtime("cuda", None) == "transformers"
+    assert pick_runtime("cpu", "transformers") == "transformers"
     with pytest.raises(ConfigError, match="runs on the CPU"):
-        pick_runtime("cuda:0", "onnx-int4", None)
+        pick_runtime("cuda:0", "onnx-int4")
     with pytest.raises(ConfigError, match="not one of"):
-        pick_runtime("cpu", "llama", None)
+        pick_runtime("cpu", "llama")
+
+
+def test_a_dtype_asked_for_keeps_a_cpu_generator_on_int4(monkeypatch):
+    from qa import generator
+
+    monkeypatch.setattr(generator, "_load", lambda name, device, dtype, runtime, batch: (runtime, dtype))
+    assert generator.load("qwen2.5-0.5b-instruct", "cpu", "float32") == ("onnx-int4", "float32")
+    assert generator.load("qwen2.5-0.5b-instruct", "cpu", "float32", "transformers")[0] == "transformers"
 
 
 @pytest.mark.parametrize("runtime", [FakeGenerator, LocalGenerator])
