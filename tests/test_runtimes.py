@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from embeddings.errors import ConfigError
 from qa import models
 from qa.decoding import Scheduler
 from qa.generator import load
@@ -254,6 +255,21 @@ def test_a_cache_written_in_place_grows_and_loses_rows_without_changing_any_answ
     assert answers[0][:20] == alone[0] and answers[2][:20] == alone[2] and answers[1] == alone[1][:6]
     # the longest prompt's row has been fed its 19 tokens after the first: the cache grew to hold them
     assert len(together._rows) == 2 and together._kv[0].shape[2] >= max(map(len, prompts)) + 19
+
+
+def test_a_prompt_past_the_models_positions_fails_alone_and_an_answer_ends_at_the_last_one(
+    small, monkeypatch
+):
+    asked = messages(QUESTIONS[0])
+    read = len(small.prompt_ids(asked))
+    monkeypatch.setattr(small.scheduler.batch, "context", read + 6)  # room for a few tokens only
+    answering = small.stream(asked, 30)
+    said = next(answering)  # decoding now
+    with pytest.raises(ConfigError, match="reads at most"):
+        small.generate(messages(QUESTIONS[0], ARTICLE * 2), 10)  # refused: its reader alone
+    said += "".join(answering)
+    assert 0 < len(small.tokenizer(said, add_special_tokens=False)["input_ids"]) <= 7, said
+    assert small.generate(asked, 3), "the batch goes on"
 
 
 def test_a_reader_who_stops_early_does_not_hold_up_the_next_question(small):

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from embeddings.errors import ConfigError
 from qa.drafts import Drafts, agreed
 from qa.runtimes import kept_prompts
 
@@ -108,6 +109,9 @@ class OrtBatch:
     head_size: int
     capacity: int = 4
     prompt_chunk: int = 256  # prompt tokens read per step while other sequences decode
+    context: int = (
+        32768  # the positions the model reads (genai_config's context_length): a prompt and its answer
+    )
     # ... and while none do (bounds the activations' memory: 512 instead of 2048 took 0.06 GB off
     # the peak RSS of `docqa serve` answering a long prompt; make bench's 3 answers on the sample
     # article peaked at 2.41 GB both ways)
@@ -159,8 +163,15 @@ class OrtBatch:
             self._keep(tokens, kv)
 
     def join(self, key: object, prompt: Sequence[int]) -> None:
+        """Take `prompt` to read, or refuse it (its reader alone: the others decode on) where the
+        model cannot read it."""
         if not prompt:
             raise ValueError("an empty prompt cannot be decoded")
+        if len(prompt) >= self.context:
+            raise ConfigError(
+                f"the prompt is {len(prompt):,} tokens and the model reads at most {self.context:,}, its "
+                f"answer included: lower the context budget (--context-tokens)"
+            )
         tokens = list(prompt)  # `pending` is sliced, never changed in place: one list serves both
         self._sequences[key] = _Sequence(tokens, prompt=tokens)
 
@@ -230,11 +241,14 @@ class OrtBatch:
             kept.pop(0)
         self._kept = kept
 
-    def _decode(self) -> dict[object, int | tuple[int, ...]]:
+    def _decode(self) -> dict[object, int | tuple[int, ...] | None]:
         sequences = [self._sequences[k] for k in self._rows]
-        draft = self._draft(sequences)
-        fed = 1 + len(draft)
+        ended = {k: None for k, s in zip(self._rows, sequences, strict=True) if s.length >= self.context}
+        if ended:  # an answer that reached the model's last position ends there
+            return ended
         longest = max(s.length for s in sequences)
+        draft = self._draft(sequences)[: self.context - longest - 1]
+        fed = 1 + len(draft)
         if longest + fed > self._kv[0].shape[2]:  # no room for this step's tokens: grow
             self._hold([_pad(kv, longest + fed + ROOM) for kv in self._kv])
         mask = np.zeros((len(sequences), longest + fed), dtype=np.int64)
@@ -342,7 +356,8 @@ def load(
 
     from qa.runtimes import hugepages
 
-    decoder = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]
+    model = json.loads((folder / "genai_config.json").read_text())["model"]
+    decoder = model["decoder"]
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads_ or threads()
     options.inter_op_num_threads = 1
@@ -360,7 +375,8 @@ def load(
     graph = logits_where_asked(onnx.load(folder / decoder["filename"], load_external_data=False))
     before = hugepages.mapped() if huge_pages else []
     session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    batch = OrtBatch(session, decoder["num_key_value_heads"], decoder["head_size"], capacity, prompt_chunk)
+    batch = OrtBatch(session, decoder["num_key_value_heads"], decoder["head_size"], capacity, prompt_chunk,
+                     model["context_length"])  # fmt: skip
     batch.identity = f"{folder.resolve() / decoder['filename']} onnxruntime {ort.__version__}"
     if huge_pages:
         weights = hugepages.added(before, hugepages.mapped())
