@@ -8,6 +8,7 @@ server, and write into a temporary folder renamed into place when complete."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import importlib.util
 import json
@@ -20,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 from embeddings.errors import ConfigError, DocqaError
 from embeddings.models import folder_or_hub
@@ -117,7 +120,7 @@ def int4(
         raise ConfigError(f"{name}: only a packaged model's modules can be written in 8 bits")
     else:
         source = locate(name, report)
-        identity = [str(source.resolve()), _weights_signature(source), options, _builder_version()]
+        identity = [str(source.resolve()), _files_signature(source), options, _builder_version()]
         label = re.sub(r"[^\w.-]+", "_", name).strip("_")[-60:]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     folder = cache_root() / "models" / f"{label}-onnx-int4-{key}"
@@ -130,9 +133,10 @@ def _bf16_folder(model: PackagedModel) -> Path:
     return cache_root() / "models" / f"{model.name}-{model.sha256[:12]}"
 
 
-def _weights_signature(folder: Path) -> list:
-    """Names, sizes and times of the weight and config files: a changed model builds anew."""
-    files = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".json"} and p.is_file())
+def _files_signature(folder: Path) -> list:
+    """Names, sizes and times of the model's files (weights, config, tokenizer, chat template):
+    a model changed in any of them builds anew (the built folder carries its own tokenizer)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     return [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in files]
 
 
@@ -256,25 +260,36 @@ def _build(source: Path, work: Path, layers: int, block: int) -> None:
 
 def _made_once(folder: Path, make: Callable[[Path], None], name: str, report: Report) -> Path:
     """`folder`, made by `make` in a temporary folder beside it that is renamed into place when
-    complete; an interrupted conversion leaves nothing behind."""
+    complete. One process makes it at a time: another waits for it, then finds it made. What an
+    interrupted conversion left (a killed process cannot clean up) is removed by the next one."""
     if (folder / "COMPLETE").is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    work = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    lock = FileLock(folder.parent / f".{folder.name}.lock")
     try:
-        started = time.perf_counter()
-        make(work)
-        if folder.exists():  # another process finished first; its copy is as good
-            shutil.rmtree(work)
-        else:
+        lock.acquire(timeout=0)
+    except Timeout:
+        report(f"another docqa process is converting {name}; waiting for it ...")
+        lock.acquire()
+    with lock:
+        if (folder / "COMPLETE").is_file():  # made while this process waited
+            return folder
+        for left in folder.parent.glob(
+            f".{glob.escape(folder.name)}.*.tmp"
+        ):  # no one else's: the lock is ours
+            shutil.rmtree(left, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder (no COMPLETE)
+        work = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+        work.mkdir()
+        try:
+            started = time.perf_counter()
+            make(work)
             os.replace(work, folder)
-        report(
-            f"{name} is ready in {folder} ({time.perf_counter() - started:.0f} s; later loads take seconds)"
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            report(
+                f"{name} is ready in {folder} ({time.perf_counter() - started:.0f} s; later loads take seconds)"
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return folder
 
 

@@ -6,6 +6,8 @@ model's import against transformers' own GGUF loader."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -278,7 +280,32 @@ def test_a_packaged_model_whose_checksum_differs_is_not_built(tmp_path, monkeypa
     )
     with pytest.raises(DocqaError, match="does not match its known checksum"):
         models.packaged_int4(tampered, tmp_path / "models" / "tampered-int4", report=lambda m: None)
-    assert not list((tmp_path / "models").iterdir()), "nothing half-built is left behind"
+    left = [p.name for p in (tmp_path / "models").iterdir() if p.suffix != ".lock"]  # the lock file stays
+    assert not left, "nothing half-built is left behind"
+
+
+def test_one_process_converts_at_a_time_and_the_next_removes_what_a_killed_one_left(tmp_path):
+    folder = tmp_path / "models" / "tiny-onnx-int4-0123"
+    killed = tmp_path / "models" / f".{folder.name}.4242.tmp"  # a conversion killed midway
+    killed.mkdir(parents=True)
+    (killed / "model.onnx.data").write_bytes(b"half")
+    made, said = [], []
+
+    def make(work):
+        made.append(work)
+        time.sleep(0.5)  # long enough for the other thread to find the conversion running
+        (work / "COMPLETE").write_text("done\n")
+
+    threads = [
+        threading.Thread(target=models._made_once, args=(folder, make, "tiny", said.append)) for _ in "ab"
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(made) == 1 and (folder / "COMPLETE").is_file(), "converted once"
+    assert any("waiting for it" in m for m in said), "the second says why it waits"
+    assert not killed.exists(), "the killed conversion's folder is gone"
 
 
 def test_the_header_reader_finds_every_tensor_where_gguf_s_own_reader_does(tmp_path):
@@ -321,3 +348,12 @@ def test_weights_quantised_a_few_rows_at_a_time_are_those_of_whole_matrices(tmp_
     whole, pieces = written
     assert whole.keys() == pieces.keys() and len(whole) > 100
     assert all(torch.equal(whole[name], pieces[name]) for name in whole)
+
+
+def test_a_model_folder_changed_in_its_tokenizer_or_chat_template_is_converted_anew(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    template = tmp_path / "chat_template.jinja"
+    template.write_text("{{ messages }}")
+    before = models._files_signature(tmp_path)
+    template.write_text("{{ messages }} edited")
+    assert models._files_signature(tmp_path) != before
