@@ -12,11 +12,14 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from embeddings.config import Config
-from embeddings.errors import DocqaError
+from embeddings.errors import DocqaError, QuestionError
 from qa.generator import RUNTIMES, remembering
+
+if TYPE_CHECKING:
+    from embeddings.scope import Scope
 
 _DEFAULTS = Config()
 RUNTIME_HELP = "default: onnx-int4 (4-bit) on a CPU, transformers on a GPU"
@@ -263,6 +266,23 @@ def _watch(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _holds(index_dir: Path, scope: Scope | None, doc_id: str | None = None) -> None:
+    """A QuestionError, before the models load, where the index lacks the document `doc_id` or
+    holds none in `scope`: a typo costs no wait."""
+    from embeddings.index import Index
+
+    if not scope and doc_id is None:
+        return
+    index = Index.open(index_dir)
+    try:
+        if scope:
+            index.within(scope)
+        if doc_id is not None and index.document(doc_id) is None:
+            raise QuestionError(f"no document {doc_id!r} in the index; `docqa documents` lists the ids")
+    finally:
+        index.close()
+
+
 def _search(args: argparse.Namespace) -> int:
     from embeddings.index import Index
 
@@ -316,6 +336,7 @@ def _ask(args: argparse.Namespace) -> int:
 
     checked(args.question, _DEFAULTS.max_question_chars)  # before the models load: a typo costs no wait
     scope = _scope(args)
+    _holds(args.index, scope)
     assistant = _assistant(args)
     with remembering(assistant.generator):
         if args.json:
@@ -368,12 +389,9 @@ def _say(message: str) -> None:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from embeddings.errors import QuestionError
-
     scope = _scope(args)  # a date that is not one is an error before the models load
+    _holds(args.index, scope)
     assistant = _assistant(args)
-    if scope:
-        assistant.within(scope)  # a scope that holds no document is an error before the first question
     conversation = assistant.chat()
     interactive = sys.stdin.isatty()
     if interactive:
@@ -452,6 +470,7 @@ def _print_sources(answer) -> None:
 def _summarize(args: argparse.Namespace) -> int:
     from qa.render import caveats, counted, drawn_from
 
+    _holds(args.index, None, args.doc_id)
     assistant = _assistant(args, summary_sentences=args.sentences)
     summary = assistant.summarize(args.doc_id, progress=None if args.json else _progress)
     _say("")  # the progress line is done
@@ -549,10 +568,14 @@ def _documents(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from embeddings.errors import IndexCorrupt, IndexMismatch
     from embeddings.index import Index
     from embeddings.verify import verify
 
-    embedder = Index.open(args.index).embedder if args.sample > 0 else None
+    embedder = None
+    if args.sample > 0:
+        with contextlib.suppress(IndexCorrupt, IndexMismatch):  # damaged: verify says how, as a problem
+            embedder = Index.open(args.index).embedder
     verdict = verify(args.index, embedder, args.sample)
     for problem in verdict.problems:
         print(f"problem: {problem}")

@@ -151,6 +151,48 @@ def test_a_question_or_scope_docqa_cannot_use_is_refused_before_the_models_load(
     assert says in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["ask", "Who sent wheat?", "--doc", "typo.txt"], "no document 'typo.txt'"),
+        (["chat", "--doc", "typo.txt"], "no document 'typo.txt'"),
+        (["ask", "Who sent wheat?", "--since", "2031-01-01"], "no indexed document matches the scope"),
+        (["summarize", "typo.txt"], "no document 'typo.txt'"),
+    ],
+)
+def test_a_document_or_scope_the_index_lacks_is_refused_before_the_models_load(
+    tmp_path, monkeypatch, capsys, argv, says
+):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
+    config = Config(docs=docs, index_dir=tmp_path / "index")
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+
+    def load(args, **settings):
+        raise AssertionError("the models were loaded before the scope was checked")
+
+    monkeypatch.setattr(cli, "_assistant", load)
+    assert cli.main([*argv, "--index", str(config.index_dir)]) == 2
+    assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sample", [[], ["--sample", "0"]])
+def test_check_reports_a_damaged_index_as_a_problem_whatever_it_samples(tmp_path, capsys, sample):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
+    config = Config(docs=docs, index_dir=tmp_path / "index")
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    [counts] = config.index_dir.rglob("counts.npy")
+    damaged = bytearray(counts.read_bytes())
+    damaged[-1] ^= 0xFF
+    counts.write_bytes(bytes(damaged))
+    assert cli.main(["check", "--index", str(config.index_dir), *sample]) == 1, "1: the index is damaged"
+    out, err = capsys.readouterr()
+    assert "problem: the index does not load" in out and "is damaged" in out and "after deleting it" in err
+
+
 @pytest.mark.parametrize("command", ["index", "search", "documents", "check", "ask"])
 def test_an_index_path_that_is_a_file_is_an_error_that_says_so(tmp_path, capsys, command):
     index = tmp_path / "notes.txt"
@@ -185,7 +227,7 @@ def test_a_summary_prints_clean_lines_and_its_progress_ends_its_line(tmp_path, m
     reply = "India sent 50,000 tonnes of wheat to Afghanistan."
     assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator(reply), config)
     monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
-    assert cli.main(["summarize", "wheat.txt"]) == 0
+    assert cli.main(["summarize", "wheat.txt", "--index", str(config.index_dir)]) == 0
     out, err = capsys.readouterr()
     assert out.split("\n\n")[1] == reply and "\r" not in out
     assert err == "summarising: 1/1 parts\n", "in a log, progress is a line of its own"
