@@ -223,9 +223,15 @@ class Assistant:
         generator: Generator | None = None,
         embedder: Embedder | None = None,
     ) -> Assistant:
-        """Open the index at `index_dir` (default: config.index_dir) with the configured models."""
+        """Open the index at `index_dir` (default: config.index_dir) with the configured models:
+        the embedding model that made its vectors, on config.device in config.dtype, unless
+        `embedder` is given."""
         config = config or Config()
         index = Index.open(index_dir if index_dir is not None else config.index_dir, embedder)
+        if embedder is None:
+            index = index.reopen(
+                Embedder.load(index.manifest["embedding"]["model"], config.device, config.dtype)
+            )
         generator = generator or load_generator(config)
         return cls(index, generator, config)
 

@@ -177,6 +177,38 @@ def test_a_document_or_scope_the_index_lacks_is_refused_before_the_models_load(
     assert says in capsys.readouterr().err
 
 
+def test_ask_loads_the_embedding_model_on_the_device_and_in_the_precision_asked_for(
+    tmp_path, monkeypatch, capsys
+):
+    from embeddings.embedder import Embedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
+    config = Config(docs=docs, index_dir=tmp_path / "index")
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    loaded = []
+
+    def load(name, device=None, dtype=None):
+        loaded.append((name, device, dtype))
+        return FakeEmbedder()
+
+    monkeypatch.setattr(Embedder, "load", staticmethod(load))
+    monkeypatch.setattr("qa.assistant.load_generator", lambda config: FakeGenerator("India sent wheat. [1]"))
+    argv = [
+        "ask",
+        "Who sent wheat?",
+        "--index",
+        str(config.index_dir),
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+    ]
+    assert cli.main(argv) == 0
+    assert loaded == [(FakeEmbedder().name, "cpu", "float32")]
+
+
 @pytest.mark.parametrize("sample", [[], ["--sample", "0"]])
 def test_check_reports_a_damaged_index_as_a_problem_whatever_it_samples(tmp_path, capsys, sample):
     docs = tmp_path / "docs"
