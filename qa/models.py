@@ -95,7 +95,7 @@ def locate(name: str, report: Report = _stderr) -> Path:
     if name in KNOWN:
         model = KNOWN[name]
         folder = _bf16_folder(model)
-        if not (folder / "COMPLETE").is_file():
+        if not _made(folder):
             _in_child("bf16", name)
         return folder
     return folder_or_hub(name, "generator", list(KNOWN))
@@ -124,7 +124,7 @@ def int4(
         label = re.sub(r"[^\w.-]+", "_", name).strip("_")[-60:]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     folder = cache_root() / "models" / f"{label}-onnx-int4-{key}"
-    if not (folder / "COMPLETE").is_file():
+    if not _made(folder):
         _in_child("int4", name, str(folder), str(block), *eight_bit)
     return folder
 
@@ -262,7 +262,7 @@ def _made_once(folder: Path, make: Callable[[Path], None], name: str, report: Re
     """`folder`, made by `make` in a temporary folder beside it that is renamed into place when
     complete. One process makes it at a time: another waits for it, then finds it made. What an
     interrupted conversion left (a killed process cannot clean up) is removed by the next one."""
-    if (folder / "COMPLETE").is_file():
+    if _made(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(folder.parent / f".{folder.name}.lock")
@@ -272,18 +272,22 @@ def _made_once(folder: Path, make: Callable[[Path], None], name: str, report: Re
         report(f"another docqa process is converting {name}; waiting for it ...")
         lock.acquire()
     with lock:
-        if (folder / "COMPLETE").is_file():  # made while this process waited
+        if _made(folder, report):  # made while this process waited
             return folder
         for left in folder.parent.glob(
             f".{glob.escape(folder.name)}.*.tmp"
         ):  # no one else's: the lock is ours
             shutil.rmtree(left, ignore_errors=True)
-        shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder (no COMPLETE)
+        shutil.rmtree(folder, ignore_errors=True)  # an incomplete or damaged folder
         work = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
         work.mkdir()
         try:
             started = time.perf_counter()
             make(work)
+            sizes = {
+                str(p.relative_to(work)): p.stat().st_size for p in sorted(work.rglob("*")) if p.is_file()
+            }
+            (work / SIZES).write_text(json.dumps(sizes, indent=1) + "\n")
             os.replace(work, folder)
             report(
                 f"{name} is ready in {folder} ({time.perf_counter() - started:.0f} s; later loads take seconds)"
@@ -291,6 +295,30 @@ def _made_once(folder: Path, make: Callable[[Path], None], name: str, report: Re
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return folder
+
+
+SIZES = "SIZES.json"  # each file of a converted model with its size, written when it is made
+
+
+def _made(folder: Path, report: Report | None = None) -> bool:
+    """Whether `folder` was made whole and still is: every file it had when made, at its size. A
+    damaged one (a file cut short by a full disk, deleted by hand) is made again, not loaded."""
+    if not (folder / "COMPLETE").is_file():
+        return False
+    try:
+        sizes = json.loads((folder / SIZES).read_text())
+    except FileNotFoundError:
+        return True  # made before sizes were kept
+    except ValueError:
+        sizes = {SIZES: -1}
+    damaged = [
+        n for n, size in sizes.items() if not (folder / n).is_file() or (folder / n).stat().st_size != size
+    ]
+    if damaged and report is not None:
+        report(
+            f"the converted model in {folder} is damaged ({', '.join(damaged[:3])} changed); converting it again"
+        )
+    return not damaged
 
 
 def _part_path(module: str, relative: str, model: PackagedModel) -> Path:

@@ -357,3 +357,21 @@ def test_a_model_folder_changed_in_its_tokenizer_or_chat_template_is_converted_a
     before = models._files_signature(tmp_path)
     template.write_text("{{ messages }} edited")
     assert models._files_signature(tmp_path) != before
+
+
+def test_a_converted_model_damaged_since_is_converted_again_not_loaded(tmp_path):
+    folder, made, said = tmp_path / "models" / "tiny-onnx-int4-0123", [], []
+
+    def make(work):
+        made.append(work)
+        (work / "model.onnx.data").write_bytes(b"weights" * 100)
+        (work / "COMPLETE").write_text("done\n")
+
+    models._made_once(folder, make, "tiny", said.append)
+    models._made_once(folder, make, "tiny", said.append)
+    assert len(made) == 1, "a whole one is reused"
+    with (folder / "model.onnx.data").open("r+b") as data:
+        data.truncate(100)  # cut short (a full disk, a copy that stopped)
+    models._made_once(folder, make, "tiny", said.append)
+    assert len(made) == 2 and (folder / "model.onnx.data").stat().st_size == 700
+    assert any("is damaged (model.onnx.data changed); converting it again" in m for m in said)
