@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from embeddings.errors import ConfigError
+
 _DONE = object()
 
 
@@ -38,7 +40,9 @@ class HfBatch:
     _tokens: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _jobs: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _worker: threading.Thread | None = None  # runs every batch: CUDA graphs live in its thread
-    _lanes: dict[int, _Lane] = field(default_factory=dict)  # static caches by number of rows
+    _lanes: dict[int, _Lane] = field(
+        default_factory=dict
+    )  # static caches by number of rows, least recent first
     _step: Callable | None = None  # the decoding step, compiled on first use
     _running: bool = False
 
@@ -50,8 +54,9 @@ class HfBatch:
         if not prompt:
             raise ValueError("an empty prompt cannot be decoded")
         if len(prompt) >= self.cache_tokens and self.static_cache:
-            raise ValueError(
-                f"the prompt ({len(prompt)} tokens) does not fit the {self.cache_tokens}-token cache"
+            raise ConfigError(
+                f"the prompt is {len(prompt):,} tokens and the GPU's key/value cache holds {self.cache_tokens:,}, "
+                f"its answer included: lower the context budget (--context-tokens)"
             )
         self._joining[key] = list(prompt)
 
@@ -107,9 +112,11 @@ class HfBatch:
         """Greedy decoding over the static cache kept for this many rows: the prompts in one
         forward pass, then one compiled step per token until every reader has gone or the cache
         is full."""
-        lane = self._lanes.get(len(prompts))
-        if lane is None:
-            lane = self._lanes[len(prompts)] = _Lane.make(self.model, len(prompts), self.cache_tokens)
+        rows = len(prompts)
+        lane = self._lanes.pop(rows, None) or _Lane.make(self.model, rows, self.cache_tokens)
+        self._lanes[rows] = lane  # the latest used last
+        while sum(self._lanes) > 2 * self.capacity:  # the caches kept hold at most twice a full batch
+            self._lanes.pop(next(iter(self._lanes)))
         if self._step is None:
             on_gpu = self.model.device.type == "cuda"
             mode = "reduce-overhead" if on_gpu else "default"  # CUDA graphs on a GPU
