@@ -93,9 +93,8 @@ def router(service: Service) -> APIRouter:
     @_errors
     async def chat(request: Request) -> Response:
         asked = openai_api.chat_request(await _json(request), service.assistant.index.embedder.name)
-        stream = await run(
-            _ask, service, asked, rewrites
-        )  # a scope is read against the index: off the event loop
+        # A scope is read against the index: off the event loop.
+        stream = await run(_ask, service, asked, rewrites)
         reply, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         try:
             first = await _first(stream, request, run)  # Busy comes before any header
