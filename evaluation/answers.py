@@ -144,6 +144,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
         "questions": {g: [len(halves[0][g]), len(halves[1][g])] for g in GROUPS},
         "sampled": {g: len(qs) for g, qs in sample.items()},
         "asked_from": asked_from,
+        "asked_together": config.generator_batch,
         "gate": {
             **chosen,
             "calibration_half": declined_rates(evidence[0], chosen["min_relevance"], chosen["min_lexical"]),
@@ -282,6 +283,8 @@ def outcome_scores(records: list[dict], rule: str) -> dict:
             )
             out[g]["gold_passage_cited"] = round(sum(r["paragraph"] in r.get(cited, []) for r in rs) / n, 4)
             out[g]["model_declined"] = round(declined.count("declined: model") / n, 4)
+            # What retrieval and the model gave before any check: the unchecked reply holds the gold answer.
+            out[g]["contained"] = round(sum(contained(r.get(raw) or "", r["gold"]) for r in rs) / n, 4)
             # The cost of declining: questions declined although the model's unchecked reply held
             # the gold answer (the rest of the declined replies were wrong ones caught).
             withheld = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,8 @@ def detokenize(text: str) -> str:
     return text.strip()
 
 
-def halves(articles: list[str]) -> dict[str, int]:
+def halves(articles: Iterable[str]) -> dict[str, int]:
     """Each article's half: 0 (calibration) for the even-numbered ones in sorted order, 1 (report)
-    for the others. Every threshold is chosen on half 0 and reported on half 1."""
-    return {a: i % 2 for i, a in enumerate(sorted(articles))}
+    for the others, each article counted once however often it is named. Every threshold is
+    chosen on half 0 and reported on half 1."""
+    return {a: i % 2 for i, a in enumerate(sorted(set(articles)))}

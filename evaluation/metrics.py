@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import re
 import string
 import unicodedata
@@ -77,6 +78,20 @@ def interval(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_interval(
+    a: Sequence[bool], b: Sequence[bool], rounds: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """The 95% interval of mean(a) - mean(b), where a[i] and b[i] are two outcomes of case i (one
+    question asked two ways): the cases drawn again with replacement `rounds` times, a fixed seed
+    making it the same each run. 25 pairs apart in 1 give about -0.12 to 0.00."""
+    n = len(a)
+    if n == 0:
+        return -1.0, 1.0
+    draw = random.Random(seed)
+    gaps = sorted(sum(a[i] - b[i] for i in (draw.randrange(n) for _ in range(n))) / n for _ in range(rounds))
+    return gaps[int(0.025 * rounds)], gaps[int(0.975 * rounds) - 1]
 
 
 def auc(negatives: Sequence[float], positives: Sequence[float]) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from evaluation.machine import describe
-from evaluation.metrics import interval
+from evaluation.metrics import contained, interval, paired_interval
 from evaluation.shortfall import pairs_apart, refusals, right_missed, wrong_replies
 
 GOALS = {
@@ -91,7 +91,9 @@ def markdown(r: dict) -> str:
         table = [_row(g.goal, g.measured, g.met, *g.samples, why=g.why) for g in goals]
         lines[head:head] = ["## Goals", "", "| goal | measured | |", "|---|---|---|", *table, "",
                             "A rate's 95% interval (Wilson) says where it may lie given how many cases measured it; "
-                            "where the interval holds the goal, this sample cannot tell whether the goal is met.", ""]  # fmt: skip
+                            "a difference between two ways of asking the same questions gets a paired one (the "
+                            "questions drawn again with replacement, 2,000 times); where the interval holds the "
+                            "goal, this sample cannot tell whether the goal is met.", ""]  # fmt: skip
     lines += [
         "",
         f"Sample sizes: `{json.dumps(run['sizes'])}`. Settings: `{json.dumps(run['settings'])}`.",
@@ -112,11 +114,12 @@ def _retrieval(s: dict, goals: list, _: str) -> list[str]:
               for name, v in methods.items()]  # fmt: skip
     asks = s.get("asks_fusion", "reciprocal rank, k from Config")
     lines += ["", f"dense and bm25 are the baselines; hybrid is the fusion `ask` uses ({asks}); the rows below it "
-              "are fusion levers measured on the same queries, on as many results as `ask` takes unless they name "
+              "are fusion levers measured on the same queries (`ask`'s own setting is the hybrid row, not repeated), on "
+              "as many results as `ask` takes unless they name "
               "a depth (convex: a weighted sum of the two rankings' scores, each scaled to 0-1 over those results). "
               "A row named `hybrid, ...` is `ask`'s fusion with one of its rankings replaced: BM25 with other "
-              "constants (`ask` uses k1 1.5 and b 0.75), BM25 over each chunk with its title and the chunks beside "
-              "it, or dense search for the question's vector plus the mean of the vectors of the first "
+              f"constants (`ask` uses k1 {s['bm25']['k1']} and b {s['bm25']['b']}), BM25 over each chunk with its "
+              "title and the chunks beside it, or dense search for the question's vector plus the mean of the vectors of the first "
               f"{s.get('feedback_chunks', 0)} chunks `ask` ranks (feedback).",
               ""]  # fmt: skip
     ndcg = methods["hybrid"]["ndcg@10"]
@@ -144,10 +147,12 @@ def _contradictions(c: dict, goals: list, _: str) -> list[str]:
     lines = [
         "## Support check: the contradiction set",
         "",
-        f"Built from XQuAD: each sentence that holds a gold answer, supported (verbatim and paraphrased) and "
-        f"contradicted (perturbed). Threshold {c['threshold']} chosen on the {c['chosen_on']}.",
+        f"Built from XQuAD: each sentence that holds a gold answer, supported (paraphrased) and contradicted "
+        f"(perturbed). Threshold {c['threshold']} chosen on the {c['chosen_on']}. The supported rate is the "
+        "paraphrases' (clause, synonym, number written otherwise); the sentence as written (verbatim, and after "
+        "a lead-in) is listed by kind as a sanity check, not counted: no threshold flags the passage's own words.",
         "",
-        "| half | contradictions | flagged | supported sentences | flagged |",
+        "| half | contradictions | flagged | supported paraphrases | flagged |",
         "|---|---|---|---|---|",
     ]
     lines += _by_half(c, lambda h: [h["contradictions"], f"{h['contradictions_flagged']:.3f}", h["supported"],
@@ -159,7 +164,7 @@ def _contradictions(c: dict, goals: list, _: str) -> list[str]:
         rep["contradictions_flagged"] >= GOALS["contradictions_flagged"]
         and rep["supported_flagged"] <= GOALS["supported_flagged"]
     )
-    goals.append(Goal("contradictions flagged >= 0.90 at <= 0.05 of supported sentences flagged",
+    goals.append(Goal("contradictions flagged >= 0.90 at <= 0.05 of supported paraphrases flagged",
                       f"{rep['contradictions_flagged']:.3f} at {rep['supported_flagged']:.3f}", ok,
                       ((rep["contradictions_flagged"], rep["contradictions"], GOALS["contradictions_flagged"]),
                        (rep["supported_flagged"], rep["supported"], GOALS["supported_flagged"]))))  # fmt: skip
@@ -248,7 +253,8 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
         f"cited {a.get('gold_passage_cited', 0):.3f}; the model itself declined {a.get('model_declined', 0):.3f}; "
         f"declined although the model's unchecked reply held the gold answer {a.get('declined_right', 0):.3f} "
         f"(of {a.get('declined', 0):.3f} declined). "
-        f"{s['seconds_per_model_answer']:.1f} s per model answer (up to 4 asked together).", ""]  # fmt: skip
+        f"{s['seconds_per_model_answer']:.1f} s per model answer (up to {x.get('asked_together', '?')} asked "
+        "together).", ""]  # fmt: skip
     cw, replies = s["all"]["confident_wrong"], s["all"]["questions"]
     records = x.get("records", [])
     goals.append(Goal(f"{title}: confident and wrong <= 0.05 of replies", f"{cw:.3f}", cw <= GOALS["confident_wrong"],
@@ -261,8 +267,9 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
         over = a.get("declined", 0.0)
         off_topic, on_topic = s.get("off_topic", {}), s.get("on_topic", {})
         off, on = off_topic.get("declined", 0.0), on_topic.get("declined", 0.0)
-        goals.append(Goal("XQuAD gold answer contained >= 0.85", f"{right:.3f}", right >= GOALS["xquad_contained"],
-                          ((right, answerable, GOALS["xquad_contained"]),), short))  # fmt: skip
+        held = a.get("contained", 0.0)  # the unchecked reply: what retrieval and the model gave
+        goals.append(Goal("XQuAD gold answer contained >= 0.85 (the model's reply, before the checks)", f"{held:.3f}",
+                          held >= GOALS["xquad_contained"], ((held, answerable, GOALS["xquad_contained"]),), short))  # fmt: skip
         goals.append(Goal("off-topic declined >= 0.97 at <= 0.05 answerable declined", f"{off:.3f} at {over:.3f}",
                           off >= GOALS["off_topic_declined"] and over <= 0.05,
                           ((off, off_topic.get("questions", 0), GOALS["off_topic_declined"]), (over, answerable, 0.05)),
@@ -286,27 +293,47 @@ def _runtimes(x: dict, goals: list) -> list[str]:
         "on-topic declined": lambda s: s.get("on_topic", {}).get("declined", 0.0),
         "off-topic declined": lambda s: s.get("off_topic", {}).get("declined", 0.0),
     }
+    # The same figures question by question: (the group it counts, whether it counts for it).
+    each: dict[str, tuple[str, Callable[[dict, str], bool]]] = {
+        "gold answer contained": ("answerable", lambda r, rule: r["outcome"][rule] == "answered"
+                                  and bool(contained(r["answer"][rule], r["gold"]))),
+        "answerable answered": ("answerable", lambda r, rule: r["outcome"][rule] == "answered"),
+        "on-topic declined": ("on_topic", lambda r, rule: r["outcome"][rule] != "answered"),
+        "off-topic declined": ("off_topic", lambda r, rule: r["outcome"][rule] != "answered"),
+    }  # fmt: skip
     mine, theirs = x["scores"]["calibrated"], x["scores"]["reference"]
     head = f"{ours['runtime']} {ours['dtype']}"
     other = f"{ref['runtime']} {ref['dtype']}"
     lines = [f"Runtimes on the same questions and rule: {head} (docqa's choice here) against {other}.", "",
              f"| figure | {head} | {other} | difference, points |", "|---|---|---|---|"]  # fmt: skip
-    worst = 0.0
+    worst, worst_name = 0.0, ""
     for name, get in pick.items():
         diff = (get(mine) - get(theirs)) * 100
-        worst = min(worst, diff)
+        if diff < worst:
+            worst, worst_name = diff, name
         lines.append(f"| {name} | {get(mine):.3f} | {get(theirs):.3f} | {diff:+.1f} |")
     lines += ["", f"{theirs['seconds_per_model_answer']:.1f} s per model answer under {other} "
               f"(asked after the main pass).", ""]  # fmt: skip
     loss = abs(worst)  # worst <= 0; abs, so that no loss reads 0.0, not -0.0
-    goals.append(Goal(f"XQuAD and refusals under {head} within 2 points of {other}", f"largest loss {loss:.1f} points",
+    measured = f"largest loss {loss:.1f} points"
+    group, counts = each.get(worst_name, ("", lambda r, rule: False))
+    rs = [r for r in x.get("records", []) if r["group"] == group and "reference" in r["outcome"]]
+    if rs:  # how far the sample can tell the largest loss, question by question
+        low, high = paired_interval(
+            [counts(r, "reference") for r in rs], [counts(r, "calibrated") for r in rs]
+        )
+        bound = GOALS["runtime_loss"]
+        unsure = "; the interval holds the goal" if low <= bound <= high else ""
+        measured += f", {worst_name} (95%: {100 * low:.1f} to {100 * high:.1f} points, paired, {len(rs)} questions){unsure}"
+    goals.append(Goal(f"XQuAD and refusals under {head} within 2 points of {other}", measured,
                       loss <= GOALS["runtime_loss"] * 100, why="the figures are in the runtimes table"))  # fmt: skip
     return lines
 
 
 def _followups(f: dict, goals: list, _: str) -> list[str]:
     why = sorted(f.get("rewrites_refused", {}).items())
-    refused = (": " + "; ".join(f"{reason}: {n}" for reason, n in why)) if why else ""
+    refused = sum(n for _, n in why) / max(f["pairs"], 1)
+    reasons = (" (" + "; ".join(f"{reason}: {n}" for reason, n in why) + ")") if why else ""
     lines = [
         "## Follow-up questions: XQuAD pairs in a conversation",
         "",
@@ -321,16 +348,23 @@ def _followups(f: dict, goals: list, _: str) -> list[str]:
         f"| the same question, alone | {f['alone']:.3f} |",
         "",
         f"The rewrite named what the pronoun stands for in {f['rewrite_names_it']:.3f} of follow-ups; the checks "
-        f"refused the rewrite (the follow-up was searched as asked) in {f['rewrite_fell_back']:.3f}{refused}.",
+        f"refused the model's rewrite in {refused:.3f}{reasons}; the follow-up was searched as asked (no rewrite "
+        f"taken, nor a name put for its pronoun) in {f['rewrite_fell_back']:.3f}.",
         "",
     ]
     if "choice_asked" in f:
         lines[-1:-1] = ["", f"Where the model's answer to what the pronoun stands for was not taken, it chose among "
                         f"the names the first turn said: in {f['choice_asked']:.3f} of follow-ups."]  # fmt: skip
     gap = f["alone"] - f["conversation"]
+    records = f.get("records", [])
+    low, high = paired_interval(
+        [r["alone"]["right"] for r in records], [r["conversation"]["right"] for r in records]
+    )
+    unsure = "; the interval holds the goal" if low <= GOALS["followup_gap"] <= high else ""
     goals.append(Goal(f"follow-ups in a conversation within {GOALS['followup_gap']:.2f} of the same questions alone",
-                      f"{f['conversation']:.3f} against {f['alone']:.3f}, {f['pairs']} pairs",
-                      gap <= GOALS["followup_gap"] + 1e-9, why=pairs_apart(f.get("records", []))))  # fmt: skip
+                      f"{f['conversation']:.3f} against {f['alone']:.3f}, {f['pairs']} pairs (95%: alone "
+                      f"{low:+.2f} to {high:+.2f} over the conversation, paired){unsure}",
+                      gap <= GOALS["followup_gap"] + 1e-9, why=pairs_apart(records)))  # fmt: skip
     return lines
 
 
@@ -344,11 +378,14 @@ def _injection(i: dict, goals: list, _: str) -> list[str]:
         "| set | cases | followed | reached the model | answered correctly | declined |",
         "|---|---|---|---|---|---|",
     ]
+    # The honest set holds no order: nothing to follow or to reach the model, so no figure.
+    ordered = lambda name, value: "n/a" if name == "honest" else value  # noqa: E731
     for name, s in i.items():
-        lines.append(f"| {name} | {s['cases']} | {s['followed']:.3f} | {s['reached_the_model']:.3f} | "
-                     f"{s['answered_correctly']:.3f} | {s['abstained']:.3f} |")  # fmt: skip
+        followed, reached = (ordered(name, format(s[k], ".3f")) for k in ("followed", "reached_the_model"))
+        lines.append(f"| {name} | {s['cases']} | {followed} | {reached} | {s['answered_correctly']:.3f} | "
+                     f"{s['abstained']:.3f} |")  # fmt: skip
     lines += ["", "| set | kind | cases | followed | answered correctly |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {k} | {v['cases']} | {v['followed']} | {v['answered_correctly']} |"
+    lines += [f"| {name} | {k} | {v['cases']} | {ordered(name, v['followed'])} | {v['answered_correctly']} |"
               for name, s in i.items() for k, v in s["by_kind"].items()]  # fmt: skip
     lines.append("")
     if rep := i.get("report"):
@@ -373,7 +410,7 @@ def _summaries(r: dict, goals: list, _: str) -> list[str]:
     lines = [
         "## Summaries",
         "",
-        "| set | articles | docqa R1 / R2 / RL | lead baseline R1 / R2 / RL | sentences supported (model / lead) | left out by the check | marked unsupported | s/summary |",
+        "| set | articles | docqa R1 / R2 / RL | lead baseline R1 / R2 / RL | sentences supported (model / references) | left out by the check | marked unsupported | s/summary |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r.items():
@@ -382,11 +419,13 @@ def _summaries(r: dict, goals: list, _: str) -> list[str]:
         lines.append(
             f"| {name} | {s['articles']} | {d['rouge1']:.3f} / {d['rouge2']:.3f} / {d['rougeL']:.3f} | "
             f"{lead_name}: {lead['rouge1']:.3f} / {lead['rouge2']:.3f} / {lead['rougeL']:.3f} | "
-            f"{s['supported_sentences']:.3f} / {s['lead_supported_sentences']:.3f} | "
+            f"{s['supported_sentences']:.3f} / {s['references_supported_sentences']:.3f} | "
             f"{s.get('left_out_sentences', 0):.3f} | {s.get('marked_unsupported', 0):.3f} | {s['seconds_per_summary']:.1f} |"
         )
     return [*lines, "", "ROUGE F1 of the summary users get against the best-matching reference. Support by "
             "qa/support.py's check of every sentence the model wrote, before the summariser's own use of that "
             "check left out the ones it does not hold (share of sentences in 'left out'; 'marked unsupported': "
-            "summaries of which no sentence held, kept whole and marked). The lead sentences are copied from "
-            "the article, so theirs shows the check's own false alarms.", ""]  # fmt: skip
+            "summaries of which no sentence held, kept whole and marked). 'references': the human reference "
+            "summaries' sentences the same check finds in their articles (the mean over each article's "
+            "references): people summarise in other words than the article's, and XSum's references say "
+            "things their articles do not, so this is where the check's strictness shows.", ""]  # fmt: skip

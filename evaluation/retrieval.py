@@ -81,6 +81,11 @@ def levers(depth: int) -> dict[str, Fusion]:
     return out
 
 
+def _own(config: Config) -> str:
+    """The name `levers` gives `ask`'s own fusion as configured."""
+    return f"convex, dense {config.dense_share}" if config.fusion == "convex" else f"rrf k={config.rrf_k}"
+
+
 def asks(config: Config) -> Fusion:
     """`ask`'s fusion as configured, on as many results of each ranking as it takes."""
     return fusion(config.candidates, config.fusion, config.rrf_k, dense_share=config.dense_share)
@@ -144,7 +149,8 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, queries_li
         "bm25": lambda s: [r for r, _ in s.lexical],
         # `ask`'s fusion as configured, on as many results as it takes (its recall@100 is of those)
         "hybrid": asks(config),
-        **levers(config.candidates),
+        # the levers but the one that is `ask`'s own fusion, "hybrid" above
+        **{name: f for name, f in levers(config.candidates).items() if name != _own(config)},
         **side_levers(config),
     }
     measured: dict[str, dict[str, dict[str, float]]] = {split: {} for split in splits}
@@ -172,6 +178,7 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, queries_li
         "seconds": round(time.perf_counter() - started, 1),
         "methods": methods,
         "asks_fusion": asks_fusion(config),
+        "bm25": {"k1": K1, "b": B},
         "feedback_chunks": FED,
         "chosen_on_train": chosen_on_train(methods),
     }

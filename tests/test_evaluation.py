@@ -142,6 +142,19 @@ def test_the_report_fails_a_runtime_that_loses_more_than_two_points_to_the_refer
     )
     fewer, _ = goal(scores(0.80, 0.10, 0.70, 0.95), scores(0.80, 0.05, 0.70, 0.95))
     assert not fewer.met, "answering fewer answerable questions is a loss"
+    # Question by question, 3 of 30 on-topic questions declined by the reference only: the loss
+    # is measured, and how far 30 questions can tell it.
+    records = [{"group": "on_topic", "outcome": {"calibrated": "answered" if i < 3 else "declined: retrieval",
+                                                 "reference": "declined: retrieval"}} for i in range(30)]  # fmt: skip
+    x = {"scores": {"calibrated": scores(0.8, 0.05, 0.9, 0.95), "reference": scores(0.8, 0.05, 1.0, 0.95)},
+         "reference": {"runtime": "transformers", "dtype": "bf16", "of": {"runtime": "onnx-int4", "dtype": "int4"}},
+         "records": records}  # fmt: skip
+    goals: list = []
+    _runtimes(x, goals)
+    assert (
+        "on-topic declined (95%: 0.0 to 20.0 points, paired, 30 questions); the interval holds"
+        in goals[0].measured
+    )
 
 
 def test_a_goal_not_met_says_where_it_falls_short_from_the_questions_asked():
@@ -413,12 +426,14 @@ def test_the_scifact_fusion_is_reported_as_chosen_on_the_train_queries_not_the_t
                "rrf k=10": row(0.76, 0.70), "convex": row(0.74, 0.74)}  # fmt: skip
     assert chosen_on_train(methods) == "convex", "not the test's best, nor a baseline alone"
     s = {"queries": 300, "train_queries": 809, "documents": 10, "chunks": 20, "methods": methods,
-         "chosen_on_train": chosen_on_train(methods), "asks_fusion": asks_fusion(Config(fusion="convex", candidates=50))}  # fmt: skip
+         "chosen_on_train": chosen_on_train(methods), "asks_fusion": asks_fusion(Config(fusion="convex", candidates=50)),
+         "bm25": {"k1": 1.2, "b": 0.7}}  # fmt: skip
     goals: list = []
     text = "\n".join(_retrieval(s, goals, ""))
     assert "the fusion `ask` uses (convex, dense 0.5, on the first 50 results of each ranking)" in text
     assert "convex (0.740 on the train queries against the hybrid's 0.730), 0.740 on the test queries" in text
     assert "| rrf k=10 | 0.760 | 0.900 | 0.700 |" in text
+    assert "(`ask` uses k1 1.2 and b 0.7)" in text, "the run's constants, not typed ones"
     assert not goals[0].met and "the ranking best on the train queries: convex" in goals[0].why
     methods["hybrid"] = row(0.73, 0.75)  # ask's own fusion is the best on train
     s["chosen_on_train"] = chosen_on_train(methods)
@@ -464,3 +479,23 @@ def test_bm25_constants_are_honoured(tmp_path):
     lucene = Lexical([part]).search("harbour", 2)
     assert lucene[0][0] == 0 and lucene[0][1] > lucene[1][1]
     assert Lexical([part], k1=0.9).ceiling("harbour") > Lexical([part]).ceiling("harbour")
+
+
+def test_an_article_named_once_per_paragraph_falls_in_one_half_by_its_place_among_the_articles():
+    from evaluation.data import halves
+
+    assert halves(["A"] * 4 + ["B"] * 4 + ["C"] * 4) == {"A": 0, "B": 1, "C": 0}
+
+
+def test_the_supported_rate_is_the_paraphrases_not_the_sentence_as_written():
+    from evaluation.contradictions import Case, score
+    from qa.support import Support
+
+    cases = [
+        Case("a", "q", "p", s, kind, True)
+        for s, kind in (("s", "verbatim"), ("s", "lead-in"), ("t", "clause"))
+    ]
+    flagged_clause = [Support(1.0, 0, 1), Support(1.0, 0, 1), Support(0.2, 0, 1)]
+    scored = score(cases, flagged_clause, 0.5)
+    assert scored["supported"] == 1 and scored["supported_flagged"] == 1.0
+    assert scored["by_kind"]["verbatim"] == {"cases": 1, "flagged": 0.0}, "still listed, by kind"
