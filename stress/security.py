@@ -155,7 +155,8 @@ def tampered_cache() -> dict:
 def tampered_model() -> dict:
     """A packaged model whose bytes do not hash to the known sha256 is refused, and nothing it
     wrote is left behind. The check gives the conversion a cache folder of its own (DOCQA_CACHE),
-    so that whatever it leaves there, hidden work folders included, is seen."""
+    so that whatever it leaves there, hidden work folders included, is seen (but the empty lock
+    file beside each model's folder, which stays)."""
     failures = []
     with tempfile.TemporaryDirectory() as tmp, _cache_at(Path(tmp)):
         model = replace(models.QWEN_CODER_05B, sha256="0" * 64, name="tampered-model")
@@ -165,8 +166,10 @@ def tampered_model() -> dict:
         except DocqaError as e:
             if "checksum" not in str(e) or "Reinstall" not in str(e):
                 failures.append(f"unclear refusal: {e}")
-        left = sorted(
-            p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*") if not p.is_dir() or any(p.iterdir())
+        left = sorted(  # the empty lock file that lets one process convert at a time is no model's
+            p.relative_to(tmp).as_posix()
+            for p in Path(tmp).rglob("*")
+            if (not p.is_dir() or any(p.iterdir())) and p.suffix != ".lock"
         )
         if [p for p in left if p != "models"]:
             failures.append(f"a refused model left files behind: {left}")
