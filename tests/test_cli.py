@@ -19,14 +19,19 @@ from qa.assistant import Assistant
 from tests.fakes import FakeEmbedder, FakeGenerator
 
 
-@pytest.fixture
-def ask(tmp_path: Path, monkeypatch):
+def wheat_index(tmp_path: Path, **settings) -> Config:
+    """One document about wheat, indexed with the fake embedder in tmp_path/index."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
-    embedder = FakeEmbedder()
-    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0)
-    build(config, embedder, progress=False, log=lambda m: None)
+    config = Config(docs=docs, index_dir=tmp_path / "index", **settings)
+    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    return config
+
+
+@pytest.fixture
+def ask(tmp_path: Path, monkeypatch):
+    config, embedder = wheat_index(tmp_path, min_relevance=0.0), FakeEmbedder()
 
     def run(reply: str, *flags: str) -> tuple[str, str]:
         assistant = Assistant(Index.open(config.index_dir, embedder), FakeGenerator(reply), config)
@@ -40,11 +45,7 @@ def ask(tmp_path: Path, monkeypatch):
 def test_a_question_longer_than_the_context_budget_is_an_error_that_says_what_to_do(
     tmp_path, monkeypatch, capsys
 ):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
-    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0, context_tokens=256)
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    config = wheat_index(tmp_path, min_relevance=0.0, context_tokens=256)
     assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator("Yes. [1]"), config)
     monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
     question = "How much wheat did India send " * 50 + "?"  # under the character limit, over the budget
@@ -163,11 +164,7 @@ def test_a_question_or_scope_docqa_cannot_use_is_refused_before_the_models_load(
 def test_a_document_or_scope_the_index_lacks_is_refused_before_the_models_load(
     tmp_path, monkeypatch, capsys, argv, says
 ):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
-    config = Config(docs=docs, index_dir=tmp_path / "index")
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    config = wheat_index(tmp_path)
 
     def load(args, **settings):
         raise AssertionError("the models were loaded before the scope was checked")
@@ -182,11 +179,7 @@ def test_ask_loads_the_embedding_model_on_the_device_and_in_the_precision_asked_
 ):
     from embeddings.embedder import Embedder
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
-    config = Config(docs=docs, index_dir=tmp_path / "index")
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    config = wheat_index(tmp_path)
     loaded = []
 
     def load(name, device=None, dtype=None):
@@ -211,11 +204,7 @@ def test_ask_loads_the_embedding_model_on_the_device_and_in_the_precision_asked_
 
 @pytest.mark.parametrize("sample", [[], ["--sample", "0"]])
 def test_check_reports_a_damaged_index_as_a_problem_whatever_it_samples(tmp_path, capsys, sample):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
-    config = Config(docs=docs, index_dir=tmp_path / "index")
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    config = wheat_index(tmp_path)
     [counts] = config.index_dir.rglob("counts.npy")
     damaged = bytearray(counts.read_bytes())
     damaged[-1] ^= 0xFF
@@ -251,11 +240,7 @@ def test_a_number_out_of_range_or_not_a_number_is_a_usage_error(capsys, argv, sa
 
 
 def test_a_summary_prints_clean_lines_and_its_progress_ends_its_line(tmp_path, monkeypatch, capsys):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
-    config = Config(docs=docs, index_dir=tmp_path / "index")
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    config = wheat_index(tmp_path)
     reply = "India sent 50,000 tonnes of wheat to Afghanistan."
     assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator(reply), config)
     monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
@@ -281,11 +266,7 @@ def test_summarise_as_the_page_spells_it_lists_every_document_it_drew_on(tmp_pat
 
 
 def test_an_answer_cut_at_the_token_limit_says_so_and_how_to_raise_it(tmp_path, monkeypatch, capsys):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
-    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0, answer_tokens=12)
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    config = wheat_index(tmp_path, min_relevance=0.0, answer_tokens=12)
     reply = "India sent 50,000 tonnes of wheat to Afghanistan through Iran. [1] " * 3
     assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator(reply), config)
     monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
@@ -302,11 +283,7 @@ def test_an_answer_cut_at_the_token_limit_says_so_and_how_to_raise_it(tmp_path, 
 
 
 def test_search_names_a_document_the_index_lacks(tmp_path, capsys):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
-    config = Config(docs=docs, index_dir=tmp_path / "index")
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    config = wheat_index(tmp_path)
     argv = ["search", "wheat", "--index", str(config.index_dir), "--method", "bm25", "--doc", "rice.txt"]
     assert cli.main(argv) == 2
     assert "no document 'rice.txt' in the index: `docqa documents` lists the ids" in capsys.readouterr().err
@@ -324,11 +301,7 @@ def test_on_a_terminal_stderr_says_what_docqa_is_doing_on_one_line_then_clears_i
 
 @pytest.mark.parametrize("flags", [(), ("--json",), ("--draft",)])
 def test_chat_goes_on_after_a_question_too_long_for_the_context_budget(tmp_path, monkeypatch, capsys, flags):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "wheat.txt").write_text("India sent 50,000 tonnes of wheat to Afghanistan through Iran.")
-    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0, context_tokens=256)
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
+    config = wheat_index(tmp_path, min_relevance=0.0, context_tokens=256)
     generator = FakeGenerator("India sent 50,000 tonnes of wheat. [1]")
     assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), generator, config)
     monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
