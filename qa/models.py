@@ -271,12 +271,11 @@ def _made_once(folder: Path, make: Callable[[Path], None], name: str, report: Re
     except Timeout:
         report(f"another docqa process is converting {name}; waiting for it ...")
         lock.acquire()
-    with lock:
+    try:
         if _made(folder, report):  # made while this process waited
             return folder
-        for left in folder.parent.glob(
-            f".{glob.escape(folder.name)}.*.tmp"
-        ):  # no one else's: the lock is ours
+        # The lock is ours, so no one else's work folder is there: any is a killed conversion's.
+        for left in folder.parent.glob(f".{glob.escape(folder.name)}.*.tmp"):
             shutil.rmtree(left, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)  # an incomplete or damaged folder
         work = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
@@ -284,9 +283,8 @@ def _made_once(folder: Path, make: Callable[[Path], None], name: str, report: Re
         try:
             started = time.perf_counter()
             make(work)
-            sizes = {
-                str(p.relative_to(work)): p.stat().st_size for p in sorted(work.rglob("*")) if p.is_file()
-            }
+            files = sorted(p for p in work.rglob("*") if p.is_file())
+            sizes = {str(p.relative_to(work)): p.stat().st_size for p in files}
             (work / SIZES).write_text(json.dumps(sizes, indent=1) + "\n")
             os.replace(work, folder)
             report(
@@ -294,6 +292,8 @@ def _made_once(folder: Path, make: Callable[[Path], None], name: str, report: Re
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    finally:
+        lock.release()
     return folder
 
 
