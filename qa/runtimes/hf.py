@@ -40,9 +40,8 @@ class HfBatch:
     _tokens: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _jobs: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _worker: threading.Thread | None = None  # runs every batch: CUDA graphs live in its thread
-    _lanes: dict[int, _Lane] = field(
-        default_factory=dict
-    )  # static caches by number of rows, least recent first
+    # The static caches by number of rows, the least recently used first.
+    _lanes: dict[int, _Lane] = field(default_factory=dict)
     _step: Callable | None = None  # the decoding step, compiled on first use
     _running: bool = False
 

@@ -109,9 +109,8 @@ class OrtBatch:
     head_size: int
     capacity: int = 4
     prompt_chunk: int = 256  # prompt tokens read per step while other sequences decode
-    context: int = (
-        32768  # the positions the model reads (genai_config's context_length): a prompt and its answer
-    )
+    # The positions the model reads (genai_config's context_length): a prompt and its answer.
+    context: int = 32768
     # ... and while none do (bounds the activations' memory: 512 instead of 2048 took 0.06 GB off
     # the peak RSS of `docqa serve` answering a long prompt; make bench's 3 answers on the sample
     # article peaked at 2.41 GB both ways)
