@@ -234,11 +234,12 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
         manifest = {
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "counts": {"documents": report.documents, "chunks": report.chunks},
-            # The documents that could not be read, as they were: (content hash, why), by id.
+            # The documents read that could not be parsed, as they were: (content hash, why), by id.
+            # One that could not be read at all is tried again at the next build.
             "unreadable": {
                 s.id: [hashes.get(s.id) or earlier[s.id][0], s.reason]
                 for s in report.skipped
-                if s.id in hashes or s.id in earlier
+                if not s.passing and (s.id in hashes or s.id in earlier)
             },
             "segments": segments,
             "files": files,

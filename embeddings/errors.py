@@ -12,7 +12,13 @@ class ConfigError(DocqaError):
 
 
 class UnreadableDocument(DocqaError):
-    """One file cannot be turned into text; the build skips it and says why."""
+    """One file cannot be turned into text; the build skips it and says why. `passing`: the file
+    could not be read at all, or changed while it was (it may read next time); else it was read
+    and cannot be parsed (it fails again until it changes)."""
+
+    def __init__(self, message: str, passing: bool = False) -> None:
+        super().__init__(message)
+        self.passing = passing
 
 
 class IndexMissing(DocqaError):

@@ -109,7 +109,7 @@ class LocalEmbedding:
                 doc, spans = chunk(item, self.embedder.tokenize, self.config)
             except UnreadableDocument as e:
                 progress.read(0)
-                yield Skipped(item.source, str(e), item.id)
+                yield Skipped(item.source, str(e), item.id, passing=e.passing)
                 continue
             progress.read(len(spans))
             window.append((doc, spans))

@@ -22,6 +22,7 @@ import socket
 import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
@@ -156,7 +157,7 @@ class RayEmbedding:
             for i, row in enumerate(self._rows):
                 if row["i"] != i:  # preserve_order keeps them in order; the segment's rows depend on it
                     raise ClusterError(f"the Ray pipeline returned document {row['i']} before {i}")
-                yield _result(fresh[i], row, self.model.dim, progress)
+                yield _result(fresh[i], row, self.model, progress)
         except RayError as e:
             raise _failed(e) from None
         finally:
@@ -216,15 +217,30 @@ def shard_map(encode: Encode, trained: bytes, shards: Iterable[np.ndarray], in_f
     return out
 
 
-def _result(item: Pending, row: dict, dim: int, progress: Progress) -> Embedded | Skipped:
+def _result(item: Pending, row: dict, model: Description, progress: Progress) -> Embedded | Skipped:
+    """One document's row from the pipeline, from an actor whose model must be the first one's:
+    another node's copy that differs would put vectors of another space in the index."""
+    theirs = Description(**json.loads(row["model"]))
+    if (theirs.fingerprint, theirs.dim) != (model.fingerprint, model.dim):
+        raise ClusterError(
+            f"the Ray workers' copies of {model.name} differ ({theirs.fingerprint}, {theirs.dim} dimensions on "
+            f"one node; {model.fingerprint}, {model.dim} on another): install the same docqa on every node; the "
+            "index was left as it was"
+        )
     if row["skipped"]:
+        if row["absent"] and Path(item.path).exists():  # here, but not on the node that read it
+            raise ClusterError(
+                f"a Ray worker found no {item.path}, which this machine indexes: put the documents at the same "
+                "path on every node (and the index folder too: it holds the uploads), or index without --ray; "
+                "the index was left as it was"
+            )
         progress.read(0)
-        return Skipped(item.source, row["skipped"], item.id)
+        return Skipped(item.source, row["skipped"], item.id, passing=bool(row["passing"]))
     doc = Document(**json.loads(row["document"]))
     spans = [Span(*s) for s in json.loads(row["spans"])]
     progress.read(len(spans))
     progress.embedded(len(spans))
-    return doc, spans, np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(spans), dim)
+    return doc, spans, np.frombuffer(row["vectors"], dtype=np.float32).reshape(len(spans), model.dim)
 
 
 def describe(config: Config) -> Description:
@@ -245,14 +261,19 @@ def _load(config: Config) -> Embedder:
 def _read_and_chunk(batch: dict[str, np.ndarray], config: Config) -> dict[str, np.ndarray]:
     """Runs in a Ray task: parse and chunk each document; with its passages, or why it is skipped."""
     tokenize = Tokenizer.load(config.embedding_model)
-    out: dict[str, list] = {"i": [], "document": [], "spans": [], "passages": [], "skipped": []}
+    out: dict[str, list] = {"i": [], "document": [], "spans": [], "passages": [], "skipped": [], "passing": [],
+                            "absent": []}  # fmt: skip
     for i, pending in zip(batch["i"], batch["pending"], strict=True):
         item = Pending(**json.loads(pending))
+        passing = absent = False
         try:
             doc, spans = chunk(item, tokenize, config)
             texts, skipped = passages(doc, spans, tokenize, config.title_tokens), ""
         except UnreadableDocument as e:
-            doc, spans, texts, skipped = None, [], [], str(e)
+            doc, spans, texts, skipped, passing = None, [], [], str(e), e.passing
+            absent = not Path(item.path).exists()  # here, on this node
+        out["passing"].append(passing)
+        out["absent"].append(absent)
         out["i"].append(int(i))
         out["document"].append(json.dumps(asdict(doc), default=str) if doc else "")
         out["spans"].append(json.dumps([[s.start, s.end, s.tokens] for s in spans]))

@@ -57,10 +57,12 @@ class Pending:
                     f.seek(self.line_offset)
                     data = f.readline().strip()
         except OSError as e:
-            raise UnreadableDocument(f"cannot be read: {e.strerror or e}") from None
+            raise UnreadableDocument(f"cannot be read: {e.strerror or e}", passing=True) from None
         if self.line_offset is not None:
             if _sha256(data) != self.hash:  # the line at this offset is no longer the one scanned
-                raise UnreadableDocument("the file changed while it was being indexed; index again")
+                raise UnreadableDocument(
+                    "the file changed while it was being indexed; index again", passing=True
+                )
             return _jsonl_document(_json_line(data), self.hash, self.source)
         title, text, metadata = PARSERS[path.suffix.lower()](data)
         title = title or (Path(self.name).stem if self.name else _title_from(path))
@@ -75,6 +77,7 @@ class Skipped:
     reason: str
     id: str | None = None  # the document id, where the file gives one
     folder: bool = False  # a folder that could not be listed: the documents indexed from it are kept
+    passing: bool = False  # not read at all (UnreadableDocument.passing): not remembered as unreadable
 
 
 def _title_from(path: Path) -> str:

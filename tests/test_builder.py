@@ -189,6 +189,25 @@ def test_a_file_that_could_not_be_read_is_not_read_again_until_it_changes(config
     assert opened(config, fake_embedder).lexical("school Herat", 1)[0].chunk.doc_id == "empty.txt"
 
 
+def test_a_file_that_could_not_be_opened_is_read_again_at_the_next_build(config, fake_embedder, monkeypatch):
+    from embeddings.errors import UnreadableDocument
+    from embeddings.readers import Pending
+
+    (config.docs / "locked.txt").write_text("A new school opened in Herat.")
+    load = Pending.load
+
+    def denied(self):  # as a file on a disk that is gone for now, or not on a Ray node
+        if self.source == "locked.txt":
+            raise UnreadableDocument("cannot be read: Permission denied", passing=True)
+        return load(self)
+
+    monkeypatch.setattr(Pending, "load", denied)
+    assert [s.source for s in run(config, fake_embedder).skipped] == ["locked.txt"]
+    monkeypatch.setattr(Pending, "load", load)
+    report = run(config, FakeEmbedder())
+    assert report.added == 1 and not report.skipped, "not remembered as unreadable"
+
+
 def test_a_crash_mid_build_leaves_the_previous_index(config, fake_embedder):
     run(config, fake_embedder)
     (config.docs / "wheat.txt").write_text("Completely new text about rice.")

@@ -434,3 +434,31 @@ def test_an_address_where_something_else_answers_is_a_clear_error(tmp_path, ray_
     assert "something other than a Ray cluster answers at 127.0.0.1:" in result.stderr
     assert not (tmp_path / "index").exists()
     _reachable(ray.get_runtime_context().gcs_address)  # a cluster's own address passes
+
+
+def _row(model, skipped: str = "", absent: bool = False, passing: bool = False) -> dict:
+    from dataclasses import asdict
+
+    return {"skipped": skipped, "absent": absent, "passing": passing, "model": json.dumps(asdict(model)),
+            "document": "", "spans": "[]", "vectors": b""}  # fmt: skip
+
+
+def test_a_document_a_worker_cannot_find_but_this_machine_can_is_a_cluster_error(tmp_path):
+    from embeddings.embedder import Description
+    from embeddings.ingest import Progress
+    from embeddings.ray_build import _result
+    from embeddings.readers import Pending
+
+    model = Description("all-MiniLM-L6-v2", "abc", "cpu", "float32", 384, 256)
+    here = tmp_path / "wheat.txt"
+    here.write_text("India sent wheat.")
+    item = Pending("wheat.txt", "h", "wheat.txt", str(here))
+    row = _row(model, "cannot be read: No such file or directory", absent=True, passing=True)
+    with pytest.raises(ClusterError, match="put the documents at the same path on every node"):
+        _result(item, row, model, Progress(1, False))
+    gone = Pending("gone.txt", "h", "gone.txt", str(tmp_path / "gone.txt"))  # gone here too: skipped
+    skipped = _result(gone, row, model, Progress(1, False))
+    assert skipped.passing and "No such file" in skipped.reason
+    other = Description("all-MiniLM-L6-v2", "xyz", "cpu", "float32", 384, 256)  # another node's copy
+    with pytest.raises(ClusterError, match="install the same docqa on every node"):
+        _result(item, _row(other, "empty"), model, Progress(1, False))
