@@ -82,16 +82,18 @@ class Replicas:
             )
         return replicas
 
-    def options(self, batch: int, gpu: bool = False) -> dict:
+    def options(self, batch: int, gpu: bool = False, turns: int = 2) -> dict:
         """The generator deployment's replica settings; each replica takes up to `batch` questions
         and, with `gpu`, holds a GPU of its own (Ray then places it on a node that has one free,
-        and shows it only that one)."""
+        and shows it only that one). docqa sends `turns` questions per replica of `most` at once
+        (service.MODEL_TURNS): autoscaling aims at that many a replica, so that a full load asks
+        for `most` replicas (aiming at `batch`, 4, eight questions asked for two of four)."""
         actor = {"ray_actor_options": {"num_cpus": GENERATOR_CPUS, "num_gpus": 1}} if gpu else {}
         if self.least == self.most:
             return {"num_replicas": self.least, "max_ongoing_requests": batch, **actor}
         return {
             "autoscaling_config": {"min_replicas": self.least, "max_replicas": self.most,
-                                   "target_ongoing_requests": batch},
+                                   "target_ongoing_requests": min(batch, turns)},
             "max_ongoing_requests": batch,
             **actor,
         }  # fmt: skip
@@ -296,7 +298,10 @@ class RayServe:
 
 
 def _application(config: Config, replicas: Replicas, gpu: bool) -> serve.Application:
-    generator = GeneratorReplica.options(**replicas.options(config.generator_batch, gpu)).bind(config)
+    from qa.service import MODEL_TURNS
+
+    settings = replicas.options(config.generator_batch, gpu, MODEL_TURNS)
+    generator = GeneratorReplica.options(**settings).bind(config)
     # The embedder is not an ingress of the generator: both are deployed as one application with a
     # small router in front, so `serve.run` waits for every replica of both.
     return _Models.bind(EmbedderReplica.bind(config), generator)

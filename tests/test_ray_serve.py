@@ -134,8 +134,8 @@ def server_pid(url: str) -> int:
 
 def test_replicas_are_a_number_or_autoscaling_bounds():
     assert Replicas.parse("2") == Replicas(2, 2)
-    assert Replicas.parse("1:4").options(4) == {
-        "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 4},
+    assert Replicas.parse("1:4").options(4, turns=2) == {  # docqa sends 2 a replica: 8 at most, 4 replicas
+        "autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 2},
         "max_ongoing_requests": 4,
     }
     assert Replicas.parse("3").options(4) == {"num_replicas": 3, "max_ongoing_requests": 4}
