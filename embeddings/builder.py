@@ -172,6 +172,10 @@ def build(
                 return report
             if not (unchanged or fresh):
                 raise _nothing_readable(config)
+            if cluster is not None and fresh:  # the actors load the model before the first documents
+                log(
+                    f"starting {cluster.actors} embedding actor{'s' * (cluster.actors != 1)} on the Ray cluster ..."
+                )
             embedding = _embedding(config, embedder, cluster, model_fingerprint, fresh)
             if report.rebuilt_because:
                 log(f"Re-embedding everything: {report.rebuilt_because}")

@@ -72,9 +72,7 @@ class SentenceEmbedder:
     def load(cls, name: str, device: str | None = None, dtype: str | None = None) -> SentenceEmbedder:
         """The model `name` (catalogue name, Hub id or folder), loaded once per process. A folder
         is known by its absolute path: the index records the name, and is opened from anywhere."""
-        if name not in KNOWN and Path(name).is_dir():
-            name = str(Path(name).absolute())
-        return _load(name, pick_device(device), dtype)
+        return _load(absolute(name), pick_device(device), dtype)
 
     @property
     def dim(self) -> int:
@@ -123,6 +121,12 @@ def use_one_core() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def absolute(name: str) -> str:
+    """A model's name as an index records it and other machines' workers load it: a folder by its
+    absolute path (the index is opened from anywhere), a catalogue name or Hub id as it is."""
+    return str(Path(name).absolute()) if name not in KNOWN and Path(name).is_dir() else name
 
 
 @dataclass(frozen=True)

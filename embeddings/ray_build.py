@@ -21,7 +21,7 @@ import re
 import socket
 import time
 from collections.abc import Generator, Iterable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from embeddings.chunker import Span
 from embeddings.compressed import Encode
 from embeddings.config import Config
-from embeddings.embedder import Description, Embedder, Tokenizer
+from embeddings.embedder import Description, Embedder, Tokenizer, absolute
 from embeddings.errors import ClusterError, ConfigError, DocqaError, UnreadableDocument
 from embeddings.ingest import Embedded, Progress, chunk, embed_longest_first, passages
 from embeddings.readers import Document, Pending, Skipped
@@ -37,6 +37,7 @@ from embeddings.readers import Document, Pending, Skipped
 try:
     import ray
     import ray.data
+    from ray.data.exceptions import ExecutionTimeoutError
     from ray.exceptions import RayError
 except ImportError:
     raise ConfigError(
@@ -44,6 +45,7 @@ except ImportError:
     ) from None
 
 DOCS_PER_TASK = 16  # documents read and chunked by one Ray task
+NO_PROGRESS_S = 600  # a build on the cluster with no document done for this long has stalled
 _ERROR_LINE = re.compile(
     r"^(?:[\w.]+\.)?\w+(?:Error|Exception|Document|Missing|Mismatch|Corrupt|Busy): (.+)$", re.M
 )
@@ -103,6 +105,7 @@ class Cluster:
         """The pipeline for `config`, started on `fresh`: returns once the first embedding actor
         has loaded the model and described it with its first results (with nothing to embed, a
         task describes the model). `close` it if its results are not read."""
+        config = replace(config, embedding_model=absolute(config.embedding_model))  # as every node finds it
         gpus = 1 if self.gpus and (config.device is None or config.device.startswith("cuda")) else 0
         available = ray.available_resources()  # not what other work holds (Serve replicas, say)
         free = available.get("CPU", 0)
@@ -143,7 +146,7 @@ class RayEmbedding:
                 self.model = Description(**json.loads(first["model"]))
             else:
                 self.model = ray.get(ray.remote(num_gpus=gpus)(describe).remote(config))
-        except RayError as e:
+        except (RayError, ExecutionTimeoutError) as e:
             self.close()
             raise _failed(e) from None
         finally:
@@ -158,7 +161,7 @@ class RayEmbedding:
                 if row["i"] != i:  # preserve_order keeps them in order; the segment's rows depend on it
                     raise ClusterError(f"the Ray pipeline returned document {row['i']} before {i}")
                 yield _result(fresh[i], row, self.model, progress)
-        except RayError as e:
+        except (RayError, ExecutionTimeoutError) as e:
             raise _failed(e) from None
         finally:
             self.seconds += time.perf_counter() - started
@@ -196,6 +199,10 @@ class RayEmbedding:
         )
         ds.context.execution_options.preserve_order = True
         ds.context.enable_progress_bars = False  # the build's own bars count documents and chunks
+        # A node lost with actors on it, and none free to restart them: the documents behind theirs
+        # wait for ever. Reading, chunking and embedding a batch takes seconds, loading the model
+        # on a node at most a minute or two: this long with none done, the build says so and ends.
+        ds.context.execution_no_progress_timeout_s = NO_PROGRESS_S
         return ds
 
 
@@ -353,9 +360,16 @@ def error_line(report: str, last: bool = False) -> str | None:
     return (named[-1] if last else named[0]) if named else None
 
 
-def _failed(e: RayError) -> DocqaError:
-    """A worker's own docqa error as it is, where Ray kept it; anything else as a build that failed
-    on the cluster, with the first error Ray's report names (a worker's message is in its text)."""
+def _failed(e: Exception) -> DocqaError:
+    """A worker's own docqa error as it is, where Ray kept it; a pipeline that stopped making
+    progress as one that says what to look at; anything else as a build that failed on the
+    cluster, with the first error Ray's report names (a worker's message is in its text)."""
+    if isinstance(e, ExecutionTimeoutError):
+        return ClusterError(
+            f"the build on the Ray cluster did nothing for {NO_PROGRESS_S // 60} minutes (a node lost with "
+            "embedding actors on it, and no room to start them again?): see `ray status`, then build again, "
+            "or without --ray; the index was left as it was"
+        )
     cause = getattr(e, "cause", None)
     if isinstance(cause, DocqaError):
         return cause

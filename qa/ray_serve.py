@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -302,9 +302,12 @@ def _application(config: Config, replicas: Replicas, gpu: bool) -> serve.Applica
 
     settings = replicas.options(config.generator_batch, gpu, MODEL_TURNS)
     generator = GeneratorReplica.options(**settings).bind(config)
+    # The embedder reserves no GPU: on a cluster with GPUs it runs on its node's CPUs (a question is
+    # a few milliseconds of MiniLM there), not on a GPU a generator replica holds as its own.
+    embedder = replace(config, device="cpu") if gpu and config.device is None else config
     # The embedder is not an ingress of the generator: both are deployed as one application with a
     # small router in front, so `serve.run` waits for every replica of both.
-    return _Models.bind(EmbedderReplica.bind(config), generator)
+    return _Models.bind(EmbedderReplica.bind(embedder), generator)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0})

@@ -462,3 +462,11 @@ def test_a_document_a_worker_cannot_find_but_this_machine_can_is_a_cluster_error
     other = Description("all-MiniLM-L6-v2", "xyz", "cpu", "float32", 384, 256)  # another node's copy
     with pytest.raises(ClusterError, match="install the same docqa on every node"):
         _result(item, _row(other, "empty"), model, Progress(1, False))
+
+
+def test_a_build_that_stops_making_progress_says_what_to_look_at():
+    from ray.data.exceptions import ExecutionTimeoutError
+
+    error = _failed(ExecutionTimeoutError("no progress for 600 s"))
+    assert isinstance(error, ClusterError) and "see `ray status`" in str(error)
+    assert "the index was left as it was" in str(error)
