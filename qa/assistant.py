@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, suppress
 from pathlib import Path
 
+from embeddings import store
 from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.errors import QuestionError
@@ -227,11 +228,11 @@ class Assistant:
         the embedding model that made its vectors, on config.device in config.dtype, unless
         `embedder` is given."""
         config = config or Config()
-        index = Index.open(index_dir if index_dir is not None else config.index_dir, embedder)
-        if embedder is None:
-            index = index.reopen(
-                Embedder.load(index.manifest["embedding"]["model"], config.device, config.dtype)
-            )
+        folder = Path(index_dir if index_dir is not None else config.index_dir)
+        if embedder is None:  # the model its manifest names, loaded before the index is opened once
+            _, manifest = store.open_current(folder)
+            embedder = Embedder.load(manifest["embedding"]["model"], config.device, config.dtype)
+        index = Index.open(folder, embedder)
         generator = generator or load_generator(config)
         return cls(index, generator, config)
 

@@ -108,11 +108,9 @@ def fitting(pairs: list[tuple[str, str]], budget: int, count: CountText) -> list
             return []
         question = "… " + " ".join(asked[-n:])
     said = answer.split()
-    n = _most(
-        len(said) - 1, lambda k: count(history_block([(question, " ".join(said[:k]) + " …")])) <= budget
-    )
-    cut = (question, " ".join(said[:n]) + " …")
-    return [cut] if count(history_block([cut])) <= budget else []
+    cut = lambda k: (question, " ".join(said[:k]) + (" …" if k < len(said) else ""))  # noqa: E731
+    n = _most(len(said), lambda k: count(history_block([cut(k)])) <= budget)
+    return [cut(n)] if count(history_block([cut(n)])) <= budget else []
 
 
 def _most(most: int, fits: Callable[[int], bool]) -> int:

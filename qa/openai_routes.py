@@ -11,10 +11,8 @@ import asyncio
 import functools
 import json
 import logging
-import threading
 import time
 import uuid
-from collections import OrderedDict
 
 import anyio
 from fastapi import APIRouter, Request
@@ -23,9 +21,9 @@ from starlette.background import BackgroundTask
 
 from embeddings.errors import DocqaError, QuestionError
 from qa import openai_api
-from qa.answer import Answer
 from qa.assistant import AnswerStream
 from qa.openai_api import ApiError
+from qa.rewrites import Rewrites
 from qa.service import Busy, Left, NotReady, Service
 
 log = logging.getLogger("docqa.openai")
@@ -33,33 +31,6 @@ MAX_BODY_BYTES = 1_000_000
 MAX_EMBEDDINGS_BODY_BYTES = 16_000_000  # 2,048 texts of the embedding model's longest
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 ROUTES = "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and GET /v1/models/{model}"
-
-
-class Rewrites:
-    """The follow-ups this server rewrote, by the key of the conversation up to and with the reply
-    it gave (openai_api.keys). A client sends the conversation back as it was asked ("Where was he
-    governor?"): without them the next follow-up would read that turn as asked, not as docqa
-    searched it ("Where was Ismail Khan governor?"). Past `most`, the oldest are forgotten."""
-
-    def __init__(self, most: int = 2048) -> None:
-        self.most = most
-        self._kept: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def keep(self, asked: openai_api.ChatRequest, reply: str, answer: Answer) -> None:
-        """The rewrite of `asked`'s question, under the conversation with the `reply` as sent."""
-        if not answer.standalone or answer.standalone == asked.question:
-            return
-        key = openai_api.keys([*asked.earlier, ("user", asked.question), ("assistant", reply)])[-1]
-        with self._lock:
-            self._kept[key] = answer.standalone
-            self._kept.move_to_end(key)
-            while len(self._kept) > self.most:
-                self._kept.popitem(last=False)
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            return self._kept.get(key)
 
 
 def router(service: Service) -> APIRouter:

@@ -304,7 +304,7 @@ def _application(config: Config, replicas: Replicas, gpu: bool) -> serve.Applica
     generator = GeneratorReplica.options(**settings).bind(config)
     # The embedder reserves no GPU: on a cluster with GPUs it runs on its node's CPUs (a question is
     # a few milliseconds of MiniLM there), not on a GPU a generator replica holds as its own.
-    embedder = replace(config, device="cpu") if gpu and config.device is None else config
+    embedder = replace(config, device="cpu", dtype=None) if gpu and config.device is None else config
     # The embedder is not an ingress of the generator: both are deployed as one application with a
     # small router in front, so `serve.run` waits for every replica of both.
     return _Models.bind(EmbedderReplica.bind(embedder), generator)

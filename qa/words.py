@@ -346,18 +346,24 @@ _SHORT_SCALES = {"bn": "billion", "tn": "trillion", "trn": "trillion"}
 _MONEY_SCALES = {"m": "million", "mn": "million", "k": "thousand"}
 _MONEY = re.compile(r"[$£€¥]\s?\d+(?:[.,]\d+)* ([a-z]+)\b", re.IGNORECASE)
 # A currency's sign or code before an amount is its name after it: "$5 million" and "US$5m" say
-# "5 million dollars", "EUR 20" says "20 euros". A currency's name is a key word: a reply in
-# dollars is not borne out by a passage in euros.
+# "5 million dollars", "C$5m" "5 million Canadian dollars", "EUR 20" "20 euros". A currency's
+# name is a key word: a reply in dollars is not borne out by a passage in euros. (A sign after a
+# letter that names no country, "X$5", is left as written.)
 _PRICED = re.compile(
-    r"(?:\b(?:US|A|C|HK|NZ))?([$£€¥]|\b(?:USD|EUR|GBP|JPY)\b)\s?"
+    r"(?:\b(US|A|C|HK|NZ|S|R)|(?<![A-Za-z]))([$£€¥]|\b(?:USD|EUR|GBP|JPY|CNY)\b)\s?"
     r"(\d+(?:[.,]\d+)*(?:\s(?:hundred|thousand|million|billion|trillion)\b)?)"
 )
 _CURRENCY_OF = {"$": "dollars", "£": "pounds", "€": "euros", "¥": "yen", "USD": "dollars", "EUR": "euros",
-                "GBP": "pounds", "JPY": "yen"}  # fmt: skip
+                "GBP": "pounds", "JPY": "yen", "CNY": "yuan", "US$": "dollars", "A$": "Australian dollars",
+                "C$": "Canadian dollars", "HK$": "Hong Kong dollars", "NZ$": "New Zealand dollars",
+                "S$": "Singapore dollars", "R$": "Brazilian reais"}  # fmt: skip
 CURRENCIES = frozenset(
-    ["dollar", "dollars", "euro", "euros", "pound", "pounds", "yen", "yuan", "rupee", "rupees", "franc", "francs",
-     "peso", "pesos", "ruble", "rubles", "rouble", "roubles", "lira", "rand", "krona", "krone"]
+    ["dollar", "dollars", "euro", "euros", "pound", "pounds", "yen", "yuan", "renminbi", "rupee", "rupees",
+     "franc", "francs", "peso", "pesos", "ruble", "rubles", "rouble", "roubles", "lira", "rand", "krona",
+     "krone", "reais"]
 )  # fmt: skip
+# "¥" is the sign of the yen and of the yuan: the checks read the two names as one word.
+_ONE_SIGN = {"yuan": "yen", "renminbi": "yen"}
 
 
 def _spelled_out(text: str) -> str:
@@ -370,7 +376,7 @@ def _spelled_out(text: str) -> str:
     text = _ACRONYMS.sub(lambda m: _ACRONYM_OF[" ".join(m.group().lower().split())], text)
     if "$" in text or not text.isascii():
         text = _MONEY.sub(_money, text)
-    text = _PRICED.sub(lambda m: f"{m.group(2)} {_CURRENCY_OF[m.group(1)]}", text)
+    text = _PRICED.sub(lambda m: f"{m.group(3)} {_CURRENCY_OF[(m.group(1) or '') + m.group(2)]}", text)
     return _US.sub("USA", text)
 
 
@@ -451,7 +457,8 @@ def norm(word: str) -> str:
         w = w[:-2]
     if _DOTTED.fullmatch(w):
         w = w.replace(".", "")
-    return number(w) or _stem(get_american_spelling(_UNIT_NAMES.get(w, _MONTH_NAMES.get(w, w))))
+    w = _UNIT_NAMES.get(w, _MONTH_NAMES.get(w, _ONE_SIGN.get(w, w)))
+    return number(w) or _stem(get_american_spelling(w))
 
 
 def _unit_stem(word: str) -> str:

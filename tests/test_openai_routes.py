@@ -210,9 +210,11 @@ def test_an_earlier_follow_up_this_server_rewrote_reads_as_rewritten_in_the_next
             return user.rsplit("Latest question: ", 1)[1].replace(" he ", " Ismail Khan ")
         return "The meeting in Tehran was mediated by Ismail Khan. [1]"
 
-    generator = FakeGenerator(reply)
-    client = openai.OpenAI(base_url=serving(make_service(tmp_path, generator)) + "/v1", api_key="unused")
-    for stream in (False, True):
+    for stream in (False, True):  # a server of its own each: the rewrite kept is the one this way kept
+        generator = FakeGenerator(reply)
+        (folder := tmp_path / ("streamed" if stream else "whole")).mkdir()
+        service = make_service(folder, generator)
+        client = openai.OpenAI(base_url=serving(service) + "/v1", api_key="unused")
         messages = [
             {"role": "user", "content": QUESTION},
             {"role": "assistant", "content": "Ismail Khan. [1]"},

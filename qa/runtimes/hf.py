@@ -40,8 +40,7 @@ class HfBatch:
     _tokens: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _jobs: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _worker: threading.Thread | None = None  # runs every batch: CUDA graphs live in its thread
-    # The static caches by number of rows, the least recently used first.
-    _lanes: dict[int, _Lane] = field(default_factory=dict)
+    _lanes: dict[int, _Lane] = field(default_factory=dict)  # static caches by number of rows
     _step: Callable | None = None  # the decoding step, compiled on first use
     _running: bool = False
 
@@ -108,25 +107,29 @@ class HfBatch:
         self._jobs.put(run)
 
     def _decode_static(self, prompts: list[list[int]], put: Callable, left: set[int]) -> None:
-        """Greedy decoding over the static cache kept for this many rows: the prompts in one
+        """Greedy decoding over the static cache kept for this batch's lane: the prompts in one
         forward pass, then one compiled step per token until every reader has gone or the cache
-        is full."""
-        rows = len(prompts)
-        lane = self._lanes.pop(rows, None) or _Lane.make(self.model, rows, self.cache_tokens)
-        self._lanes[rows] = lane  # the latest used last
-        while sum(self._lanes) > 2 * self.capacity:  # the caches kept hold at most twice a full batch
-            self._lanes.pop(next(iter(self._lanes)))
+        is full. A lane's rows are a power of two (or the capacity), the rows past the prompts
+        decoding a pad token for no one: so a GPU keeps about twice a full batch of caches, one
+        lane for 1, 2, 4 ... questions, and each lane's CUDA graph is recorded once."""
+        asked = len(prompts)
+        rows = min(self.capacity, 1 << (asked - 1).bit_length())
+        lane = self._lanes.get(rows)
+        if lane is None:
+            lane = self._lanes[rows] = _Lane.make(self.model, rows, self.cache_tokens)
         if self._step is None:
             on_gpu = self.model.device.type == "cuda"
             mode = "reduce-overhead" if on_gpu else "default"  # CUDA graphs on a GPU
             self._step = torch.compile(_step, mode=mode, dynamic=False) if self.compile else _step
-        put(lane.prefill(self.model, prompts, self.pad_id).tolist())
+        padded = prompts + [[self.pad_id]] * (rows - asked)
+        put(lane.prefill(self.model, padded, self.pad_id)[:asked].tolist())
         for _ in range(self.cache_tokens - max(map(len, prompts)) - 1):
-            if len(left) == len(prompts):
+            if len(left) == asked:
                 return
             if self.compile:
                 torch.compiler.cudagraph_mark_step_begin()
-            put(self._step(self.model, lane.cache, lane.tokens, lane.slot, lane.pads, lane.columns).tolist())
+            made = self._step(self.model, lane.cache, lane.tokens, lane.slot, lane.pads, lane.columns)
+            put(made[:asked].tolist())
 
     def _generate(self, prompts: list[list[int]], put: Callable, left: set[int]) -> None:
         from transformers import StoppingCriteria, StoppingCriteriaList
