@@ -353,6 +353,7 @@ _PRICED = re.compile(
     r"(?:\b(US|A|C|HK|NZ|S|R)|(?<![A-Za-z]))([$£€¥]|\b(?:USD|EUR|GBP|JPY|CNY)\b)\s?"
     r"(\d+(?:[.,]\d+)*(?:\s(?:hundred|thousand|million|billion|trillion)\b)?)"
 )
+_CURRENCY = re.compile(r"[$£€¥]|USD|EUR|GBP|JPY|CNY")
 _CURRENCY_OF = {"$": "dollars", "£": "pounds", "€": "euros", "¥": "yen", "USD": "dollars", "EUR": "euros",
                 "GBP": "pounds", "JPY": "yen", "CNY": "yuan", "US$": "dollars", "A$": "Australian dollars",
                 "C$": "Canadian dollars", "HK$": "Hong Kong dollars", "NZ$": "New Zealand dollars",
@@ -374,9 +375,9 @@ def _spelled_out(text: str) -> str:
     text = _JOINED.sub(_unit, _PERCENT.sub(" percent", text))
     text = _TENS_AND_ONES.sub(_tens_and_ones, text)
     text = _ACRONYMS.sub(lambda m: _ACRONYM_OF[" ".join(m.group().lower().split())], text)
-    if "$" in text or not text.isascii():
+    if _CURRENCY.search(text):  # most texts name no currency: one quick scan, not two
         text = _MONEY.sub(_money, text)
-    text = _PRICED.sub(lambda m: f"{m.group(3)} {_CURRENCY_OF[(m.group(1) or '') + m.group(2)]}", text)
+        text = _PRICED.sub(lambda m: f"{m.group(3)} {_CURRENCY_OF[(m.group(1) or '') + m.group(2)]}", text)
     return _US.sub("USA", text)
 
 
