@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from embeddings.chunker import NOT_AFTER_ABBREVIATION
 
-# A citation mark: [1], [1, 3], [1-3], and the prompt's own label, [Document 1].
-_CITED = r"\[(?:(?:documents?|passages?|sources?)\s+)?(\d+(?:\s*(?:[,;]|[-–]|and)\s*\d+)*)\]"
+# A citation mark: [1], [1, 3], [1-3], and with the prompt's own label or another before any
+# number: [Document 1], [Doc 1, Doc 3].
+_LABEL = r"(?:(?:documents?|docs?|passages?|sources?)\s+)?"
+_CITED = rf"\[{_LABEL}(\d+(?:\s*(?:[,;]|[-–]|and)\s*{_LABEL}\d+)*)\]"
 _MARK = re.compile(rf"\s*{_CITED}", re.IGNORECASE)
 _LEADING_MARKS = re.compile(rf"(?:\s*{_CITED})+", re.IGNORECASE)
 # A sentence ends at . ! or ? and a space, but not after an abbreviation or a list item's number
@@ -24,7 +26,7 @@ _SENTENCE_END = re.compile(rf"(?m)(?<!^\d\.)(?<!^\d\d\.)(?<=[.!?]){NOT_AFTER_ABB
 _LIST_ITEM = re.compile(r"\A(?:[-*•+]|\d{1,2}[.)]|#{1,6})\s+")
 _EMPHASIS = re.compile(r"\*\*|__")
 _WORD = re.compile(r"\w+", re.UNICODE)
-_SOURCES = r"(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))"
+_SOURCES = r"(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))\b"
 _GIVEN = r"(?:\s+(?:provided|given|above|you\s+gave))?"
 # The model declining in so many words: about itself, or about the passages.
 _DECLINES = re.compile(
@@ -34,7 +36,8 @@ _DECLINES = re.compile(
     rf"|{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state|answer|give|tell)"
     rf"|\bnone\s+of\s+the\s+{_SOURCES}{_GIVEN}\s+(?:contains?|mentions?|says?|provides?|includes?|specif(?:y|ies)|states?|answers?)"
     rf"|not\s+(?:mentioned|stated|provided|specified|given|found|answered)\s+in\s+(?:the|any\s+of\s+the)\s+(?:provided\s+|given\s+)?{_SOURCES}"
-    rf"|\bnot\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}",
+    # "not in the text." ends its clause: "not in the source code but ..." is a fact
+    rf"|\bnot\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_GIVEN}(?=\s*(?:[.,;:!?\[]|$))",
     re.IGNORECASE,
 )
 # Words that decline when the model writes them alone, and state a fact when it cites a passage
@@ -46,6 +49,10 @@ _GENERAL = re.compile(
     r"|no\s+information\s+is\s+(?:given|provided))",
     re.IGNORECASE,
 )
+# A quotation inside a sentence: what someone else said ("I don't know who fired"), not the model.
+_QUOTED = re.compile(r'"[^"\n]*"|“[^”\n]*”')
+# Words a refusal may open with before it says so ("Unfortunately, the provided documents ...").
+_OPENING_WORDS = 3
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})
 
 
@@ -65,10 +72,16 @@ def is_refusal(answer: str) -> bool:
     if not _WORD.search(words):
         return True
     first = _SENTENCE_END.split(words, maxsplit=1)[0]
-    if _DECLINES.search(first):
-        return True
+    unquoted = _QUOTED.sub(" ", first)
+    if _WORD.search(unquoted):  # a reply that is all one quotation is the model's own words
+        first = unquoted
     opening, *rest = _SENTENCE_END.split(said, maxsplit=1)
     cited = _MARK.search(opening) or (rest and _LEADING_MARKS.match(rest[0]))  # "... determined. [1]"
+    declines = _DECLINES.search(first)
+    # A sentence that cites a passage declines only where it opens by saying so: "the documents
+    # do not contain a signature [1]" further in states a fact about documents.
+    if declines and (not cited or len(_WORD.findall(first[: declines.start()])) <= _OPENING_WORDS):
+        return True
     return bool(_GENERAL.search(first)) and not cited
 
 

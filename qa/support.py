@@ -187,8 +187,14 @@ def _contradicts(sentence: str, window: str, question: str) -> bool:
 
 # Words whose claim is the other's reversed: "rose" where the window says "fell" only.
 _OPPOSITES = [
-    ("before", "after"), ("increase increased increases increasing", "decrease decreased decreases decreasing"),
-    ("rise rose risen rises rising", "fall fell fallen falls falling"), ("more", "less fewer"),
+    ("before", "after"),
+    # a direction: any word for up against any word for down ("rose" where the passage says "dropped")
+    ("increase increased increases increasing rise rose risen rises rising grow grew grown grows growing "
+     "climb climbed climbs climbing jump jumped jumps surge surged surges soar soared soars",
+     "decrease decreased decreases decreasing fall fell fallen falls falling drop dropped drops dropping "
+     "decline declined declines declining shrink shrank shrunk shrinks shrinking plunge plunged plunges "
+     "slump slumped slumps sink sank sunk sinks tumble tumbled tumbles"),
+    ("more", "less fewer"),
     ("higher highest", "lower lowest"), ("larger largest bigger biggest", "smaller smallest"),
     ("longer longest", "shorter shortest"), ("win won wins winning", "lose lost loses losing"),
     ("victory", "defeat"), ("gain gained gains", "loss lost losses"), ("legal", "illegal"),

@@ -12,8 +12,9 @@ from breame.spelling import get_american_spelling
 
 from embeddings.chunker import NOT_AFTER_ABBREVIATION
 
-# A word keeps its inner dots, commas and apostrophes: 50,000 / 3.2 / don't / U.S.
-WORD = re.compile(r"\w+(?:[.,'’]\w+)*", re.UNICODE)
+# A word keeps its inner dots, commas and apostrophes: 50,000 / 3.2 / don't / U.S.; a number its
+# minus sign (-5, not the 5 of "5-10").
+WORD = re.compile(r"(?:(?<![\w-])-(?=\d))?\w+(?:[.,'’]\w+)*", re.UNICODE)
 
 # Function words: they carry no claim of their own. Wider than BM25's list, which keeps verbs
 # such as "was" and "did" that would otherwise count as evidence.
@@ -367,18 +368,18 @@ CURRENCIES = frozenset(
 _ONE_SIGN = {"yuan": "yen", "renminbi": "yen"}
 
 
-def _spelled_out(text: str) -> str:
+def _spelled_out(text: str, scaled: bool = True) -> str:
     """`text` with a percent sign, a unit written onto its number and a shortened scale spelled
     as words, a number of two words ("twenty-five", "twenty-first") in digits and a country's
     or union's name as its acronym and a currency's sign as its name, so that the checks read
     one claim written two ways as one."""
-    text = _JOINED.sub(_unit, _PERCENT.sub(" percent", text))
+    text = _JOINED.sub(_unit, _PERCENT.sub(" percent", _MINUS.sub("-", text)))
     text = _TENS_AND_ONES.sub(_tens_and_ones, text)
     text = _ACRONYMS.sub(lambda m: _ACRONYM_OF[" ".join(m.group().lower().split())], text)
     if _CURRENCY.search(text):  # most texts name no currency: one quick scan, not two
         text = _MONEY.sub(_money, text)
         text = _PRICED.sub(lambda m: f"{m.group(3)} {_CURRENCY_OF[(m.group(1) or '') + m.group(2)]}", text)
-    return _US.sub("USA", text)
+    return _US.sub("USA", _SCALED.sub(_scaled, text) if scaled else text)
 
 
 _TENS = {w: int(n) for w, n in _NUMBER_WORDS.items() if int(n) >= 20}
@@ -391,6 +392,23 @@ _TENS_AND_ONES = re.compile(
 _ACRONYM_OF = {"united states": "USA", "united kingdom": "UK", "european union": "EU", "united nations": "UN"}
 _US = re.compile(r"\bU\.S\.(?:A\.)?|\bUSA?\b")  # all "USA": "us" is a function word
 _ACRONYMS = re.compile(r"\b(?:United\s+States|United\s+Kingdom|European\s+Union|United\s+Nations)\b")
+
+
+# An amount with its scale in words is the number it makes: "1.5 million" says "1,500,000".
+_SCALED = re.compile(r"\b(\d+(?:[.,]\d+)*) (thousand|million|billion|trillion)\b", re.IGNORECASE)
+_SCALE_ZEROS = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+_MINUS = re.compile(r"\u2212(?=\d)")  # the typographic minus sign
+
+
+def _scaled(m: re.Match[str]) -> str:
+    amount = number(m.group(1))
+    if amount is None:
+        return m.group()
+    whole, _, part = amount.partition(".")
+    zeros = _SCALE_ZEROS[m.group(2).lower()]
+    if len(part) > zeros:
+        return m.group()
+    return str(int(whole + part.ljust(zeros, "0")))
 
 
 def _tens_and_ones(m: re.Match[str]) -> str:
@@ -440,11 +458,12 @@ _UNIT_NAMES = {"sec": "second", "secs": "second", "min": "minute", "mins": "minu
                "hrs": "hour", "yr": "year", "yrs": "year", "mm": "millimeter", "cm": "centimeter",
                "km": "kilometer", "kms": "kilometer", "ft": "foot", "feet": "foot", "yd": "yard",
                "mi": "mile", "kg": "kilogram", "kgs": "kilogram", "lb": "pound", "lbs": "pound",
-               "oz": "ounce"}  # fmt: skip
+               "oz": "ounce", "g": "gram", "mg": "milligram", "mcg": "microgram", "µg": "microgram",
+               "μg": "microgram", "ml": "milliliter"}  # fmt: skip
 _UNIT_WORDS = ["second", "minute", "hour", "day", "week", "month", "year", "decade", "century",
                "millimeter", "centimeter", "meter", "kilometer", "inch", "foot", "yard", "mile",
                "gram", "kilogram", "ton", "tonne", "pound", "ounce", "acre", "hectare", "liter",
-               "gallon", "mph"]  # fmt: skip
+               "gallon", "mph", "milligram", "microgram", "milliliter"]  # fmt: skip
 
 
 def norm(word: str) -> str:
@@ -510,10 +529,16 @@ def number(word: str) -> str | None:
         return m.group(1)
     if _DECADE.match(w):
         return w
-    plain = w.replace(",", "")
+    sign, w = ("-", w[1:]) if w.startswith("-") else ("", w)
+    # A comma groups thousands ("1,500,000") but before one, two or four and more digits, where it
+    # is a decimal point ("1,5 Millionen").
+    plain = w.replace(",", ".") if _DECIMAL_COMMA.fullmatch(w) else w.replace(",", "")
     if plain.replace(".", "", 1).isdigit():
-        return plain.rstrip("0").rstrip(".") if "." in plain else plain
+        return sign + (plain.rstrip("0").rstrip(".") if "." in plain else plain)
     return None
+
+
+_DECIMAL_COMMA = re.compile(r"\d+,(?:\d{1,2}|\d{4,})")
 
 
 def key_words(text: str) -> set[str]:
@@ -554,11 +579,12 @@ def as_written(keys: Iterable[str], text: str) -> tuple[str, ...]:
     """Key words, as `key_words` gives them, in the form `text` writes them: "Kennedy" for
     "kennedi", "20 months" for "20 month". What a user reads in a reason is the word they read."""
     found = [w.removesuffix("'s").removesuffix("’s") for w in WORD.findall(_spelled_out(text))]
-    written: dict[str, str] = {}
+    # an amount with its scale as written: "1.5 billion", not the 1500000000 the checks compare
+    written = {_scaled(m): m.group() for m in _SCALED.finditer(_spelled_out(text, scaled=False))}
     for before, w in zip(["", *found], found, strict=False):
         written.setdefault(norm(w), w)
         for pair in measures([before.lower(), w.lower()]):
-            written.setdefault(pair, f"{before} {w}")
+            written.setdefault(pair, f"{written.get(norm(before), before)} {w}")
     out = [written.get(k, k) for k in keys]
     return tuple(w for w in out if not any(o.startswith(f"{w} ") for o in out))  # "20 months", not "20" too
 
@@ -573,6 +599,12 @@ def measures(words: list[str]) -> set[str]:
     for a, b in zip(words, words[1:], strict=False):
         if (unit := _unit_stem(b)) in _UNITS and (amount := number(a)) is not None:
             out.add(f"{amount} {unit}")
+        elif (half := b.replace(".", "")) in ("am", "pm") and (amount := number(a)) is not None:
+            out.add(f"{amount} {half}")  # "9:30 pm" is not "9:30 am"
+    # a day with its month, next to it or across "of" or "the": "3rd of March", "March the 3rd"
+    across = [(a, b) for a, x, b in zip(words, words[1:], words[2:], strict=False) if x in _DAY_OF]
+    pairs = [*zip(words, words[1:], strict=False), *across]
+    for a, b in pairs:
         for day, month in ((a, b), (b, a)):
             if (
                 (m := _MONTH_NAMES.get(month, month)) in MONTHS
@@ -582,6 +614,9 @@ def measures(words: list[str]) -> set[str]:
             ):
                 out.add(f"{d} {norm(m)}")
     return out
+
+
+_DAY_OF = frozenset(["of", "the"])
 
 
 def _opens_sentence(text: str, at: int) -> bool:

@@ -19,11 +19,14 @@ def test_grouped_and_repeated_marks_are_read_once_each():
 
 
 def test_a_range_of_passages_or_the_prompts_own_label_is_a_mark_too():
-    found = sentences("Revenue rose [1-3]. Costs fell [Document 2]. Both held [1 and 2].")
+    found = sentences(
+        "Revenue rose [1-3]. Costs fell [Document 2]. Both held [1 and 2]. Tax fell [Doc 1, Doc 3]."
+    )
     assert [(s.text, s.numbers) for s in found] == [
         ("Revenue rose.", (1, 2, 3)),
         ("Costs fell.", (2,)),
         ("Both held.", (1, 2)),
+        ("Tax fell.", (1, 3)),
     ]
 
 
@@ -48,7 +51,8 @@ def test_marks_are_rewritten_at_the_end_of_their_sentence():
      "That cannot be determined from the passages.", "The documents provided do not mention it.",
      "I couldn\u2019t find that in the passages.", "I was unable to find the answer.",
      "No information is given about the cost.", "None of the documents mention the cost.",
-     "It is not mentioned in the provided documents.", "The answer is not in the documents."],
+     "It is not mentioned in the provided documents.", "The answer is not in the documents.",
+     '"I don\'t know."', "Unfortunately, the provided documents do not mention the cause [1]."],
 )  # fmt: skip
 def test_refusals_are_recognised(reply):
     assert is_refusal(reply)
@@ -62,7 +66,11 @@ def test_refusals_are_recognised(reply):
      "The treaty makes no mention of fishing rights [1].", "The ministry gave no answer to the request [1].",
      "Investigators said the cause of the crash cannot be determined [1].",
      "Investigators said the cause of the crash cannot be determined. [1] It was a calm night.",
-     "There was not enough information to approve the drug [2]."],
+     "There was not enough information to approve the drug [2].",
+     # Words of a refusal that are a fact about something else, or someone else's words.
+     "The bug was not in the source code but in the build script [1].",
+     'The witness told police, "I don\'t know who fired the shot." [1]',
+     "The appeal was rejected because the documents do not contain a signature [1]."],
 )  # fmt: skip
 def test_answers_are_not_refusals(reply):
     assert not is_refusal(reply)

@@ -269,11 +269,11 @@ BRIDGE = (
     ("sentence", "missing"),
     [
         ("The bridge is 30km long.", ("30 km",)),  # a number written onto its unit
-        ("The bridge cost $2.5bn.", ("2.5",)),
-        ("The bridge cost $1.5m.", ("million",)),  # the scale, not the amount, changed
+        ("The bridge cost $2.5bn.", ("2.5 billion",)),  # an amount with its scale is one number
+        ("The bridge cost $1.5m.", ("1.5 million",)),  # the scale, not the amount, changed
         ("The war lasted 20 months.", ("20 months",)),  # the unit changed
         ("The tower is 40 feet high.", ("40 feet",)),  # a unit the passage gives another amount
-        ("The second span cost £4bn.", ("billion",)),
+        ("The second span cost £4bn.", ("4 billion pounds",)),
     ],
 )
 def test_an_amount_with_its_unit_is_a_key_word(sentence, missing):
@@ -396,3 +396,38 @@ def test_a_question_that_asks_what_may_be_so_gets_the_passages_possibility_state
     passage = "Investigators said the fire may have been caused by faulty wiring."
     assert support("Faulty wiring caused the fire.", passage, "What may have caused the fire?").holds(T)
     assert not support("Faulty wiring caused the fire.", passage, "What caused the fire?").holds(T)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "passage"),
+    [
+        ("Shares rose 4% on Monday.", "Shares dropped 4% on Monday."),  # a direction reversed
+        ("Exports shrank by 4% in 2020.", "Exports grew by 4% in 2020."),
+        ("The project cost 15 million euros.", "The project cost 1,5 million euros."),  # a decimal comma
+        ("The low was 5 degrees.", "The low was -5 degrees."),  # a minus sign
+        ("The low was 5 degrees.", "The low was \u22125 degrees."),
+        ("The office opens at 9:30 am.", "The office opens at 9:30 pm."),
+        ("The patient received 5 g of the drug.", "The patient received 5 mg of the drug."),
+        ("The city had 2.5 million residents.", "The city had 1,500,000 residents."),
+    ],
+)
+def test_a_changed_direction_sign_decimal_time_of_day_or_dose_is_flagged(sentence, passage):
+    assert not support(sentence, passage).holds(T)
+    assert support(passage, passage).holds(T)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "passage"),
+    [
+        ("The city had 1.5 million residents.", "The city had 1,500,000 residents."),
+        ("The grant was $5 million.", "The grant was $5,000,000."),
+        ("The grant was 5,000,000 dollars.", "The grant was $5m."),
+        ("The law took effect on March 3, 2021.", "The law took effect on the 3rd of March, 2021."),
+        ("The law took effect on the 3rd of March, 2021.", "The law took effect on March 3, 2021."),
+        ("Shares rose 4% on Monday.", "Shares climbed 4% on Monday."),
+        ("The office opens at 9:30 p.m.", "The office opens at 9:30 pm."),
+        ("The team scored 5-10 points.", "The team scored 5-10 points."),
+    ],
+)
+def test_an_amount_date_or_direction_written_another_way_is_held(sentence, passage):
+    assert support(sentence, passage).holds(T), support(sentence, passage)
