@@ -113,6 +113,11 @@ class Library:
             del registry[stored]
             self._write(self._registry, registry)
 
+    def version(self) -> str:
+        """Changes whenever an upload is stored, marked or removed, or a document left out: the
+        times its lists were last written."""
+        return " ".join(str(_written(p)) for p in (self._registry, self._excluded))
+
     # Documents of the folder left out of the index
     def excluded(self) -> dict[str, str | None]:
         """Each document left out -> the hash of the content that was left out: written anew
@@ -151,6 +156,13 @@ class Library:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(value, indent=1, ensure_ascii=False))
         os.replace(tmp, path)
+
+
+def _written(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def _a_registry(value: object) -> bool:

@@ -68,14 +68,16 @@ def run(folder: Path, work: Path, config: Config, embedder: Embedder, generator:
         rows = []
         for article in tqdm(sample, desc=f"summaries {name}", unit="article"):
             summary = assistant.summarize(article.id)
-            written = summary.text if not summary.left_out else " ".join([summary.text, *summary.left_out])
+            # what the model wrote: what was kept, what the check left out and a sentence cut short
+            left_out = [*summary.left_out, *([summary.unfinished] if summary.unfinished else [])]
+            written = " ".join([summary.text, *left_out])
             baseline = lead(article.text, length)
             rows.append({
                 "id": article.id, "summary": summary.text, "seconds": summary.seconds, "calls": summary.calls,
                 "rouge": rouge(summary.text, article.references),
                 "lead": rouge(baseline, article.references),
                 "supported": supported_share(written, article.text, config.support_threshold),
-                "left_out": len(summary.left_out), "sentences": len(sentences(written)),
+                "left_out": len(left_out), "sentences": len(sentences(written)),
                 "marked_unsupported": not summary.supported,
                 "references_supported": sum(
                     supported_share(ref, article.text, config.support_threshold) for ref in article.references

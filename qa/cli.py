@@ -478,7 +478,9 @@ def _summarize(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         return 0
     print(f"{summary.title}\n\n{summary.text}\n")
-    for line in caveats(summary.left_out, summary.supported):
+    for line in caveats(
+        summary.left_out, summary.supported, summary.skipped, summary.shortened, summary.unfinished
+    ):
         print(line)
     docs = sorted({p.doc_id for p in summary.sources})
     more = f" and {len(docs) - 10} more" if len(docs) > 10 else ""

@@ -21,6 +21,8 @@ def _section(question: str, answer: Answer) -> str:
     if answer.standalone and answer.standalone != question:  # a follow-up, as docqa searched it
         lines += [f"*Asked as: {_line(answer.standalone)}*", ""]
     lines.append(answer.text.strip())
+    if answer.cut:
+        lines += ["", "*Cut at the answer's token limit: it may end mid-sentence.*"]
     if answer.abstained:
         if answer.reason:
             lines += ["", f"*Why: {answer.reason}.*"]

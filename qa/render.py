@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from embeddings.chunker import sentences
 from qa.answer import Answer, Citation, verdict
@@ -166,8 +166,12 @@ def drawn_from(sources: list[Passage]) -> str:
     return f"Drawn from {counted(len(sources), 'passage')} of {counted(len({p.doc_id for p in sources}), 'document')}"
 
 
-def caveats(left_out: list[str], supported: bool) -> list[str]:
-    """What a summary's reader should know about the sentences the documents do not bear out."""
+def caveats(
+    left_out: list[str], supported: bool, skipped: Sequence[str] = (), shortened: bool = False,
+    unfinished: str = "",
+) -> list[str]:  # fmt: skip
+    """What a summary's reader should know: the sentences the documents do not bear out, the
+    parts the model wrote nothing for, and what was cut (Summary's fields of those names)."""
     lines = []
     if not supported:
         lines.append("The documents do not bear out this summary as written: read it with care.")
@@ -176,19 +180,30 @@ def caveats(left_out: list[str], supported: bool) -> list[str]:
             f"Left out, {counted(len(left_out), 'sentence')} of the model's summary the documents do not bear out:"
         )
         lines += [f"  - {s}" for s in left_out]
+    if skipped:
+        lines.append(f"Not in this summary: the model wrote nothing for {', '.join(skipped)}.")
+    if shortened:
+        lines.append(
+            "Summaries of parts were cut to fit the prompt that combined them: ask for fewer sentences, or "
+            "raise the context budget, to keep them whole."
+        )
+    if unfinished:
+        lines.append(f"Left out, the last sentence, cut at the summary's length limit: {unfinished}")
     return lines
 
 
 def summary_html(
     title: str, text: str, sources: list[Passage], note: str = "", left_out: list[str] | None = None,
-    supported: bool = True,
+    supported: bool = True, skipped: Sequence[str] = (), shortened: bool = False, unfinished: str = "",
 ) -> str:  # fmt: skip
+    """A summary as the page shows it, with its caveats (Summary's fields of those names)."""
     docs: dict[str, str] = {}
     for p in sources:
         docs.setdefault(p.doc_id, p.title)
     items = "".join(f"<li>{html.escape(t)} <code>{html.escape(d)}</code></li>" for d, t in docs.items())
     warn = "".join(
-        f'<p class="note unsupported">{html.escape(line)}</p>' for line in caveats(left_out or [], supported)
+        f'<p class="note unsupported">{html.escape(line)}</p>'
+        for line in caveats(left_out or [], supported, skipped, shortened, unfinished)
     )
     body = html.escape(text).replace("\n", "<br>")  # a summary written as a list keeps its lines
     return (

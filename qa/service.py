@@ -198,9 +198,10 @@ class Service:
         return self._assistant
 
     def version(self) -> str:
-        """Changes whenever what the page shows may have: the start-up state, or a new index."""
+        """Changes whenever what the page shows may have: the start-up state, a new index, or the
+        uploads (one removed rebuilds nothing, yet every page must stop listing it)."""
         index = self._assistant.index.folder.name if self._assistant else ""
-        return f"{self._state} {self._message} {index}"
+        return f"{self._state} {self._message} {index} {self.library.version()}"
 
     def status(self) -> Status:
         if self._assistant is None:

@@ -53,6 +53,11 @@ class Summary:
     # none is borne out, `text` keeps them all and `supported` is False.
     left_out: list[str] = field(default_factory=list)
     supported: bool = True
+    # What is not in the summary though the sources name it: the parts or documents the model
+    # wrote nothing for ('part 3 of "Report"', '"notes.txt"'); their sections are not in `sources`.
+    skipped: list[str] = field(default_factory=list)
+    shortened: bool = False  # summaries of parts were cut to fit the prompt that combined them
+    unfinished: str = ""  # the last sentence, left out: the model reached its length limit in it
 
     def to_dict(self) -> dict:
         """The summary as JSON: each source by its document and place in it, not its text (a
@@ -135,17 +140,23 @@ def combine_messages(
     ]
 
 
+def unfinished(text: str) -> tuple[str, str]:
+    """(the text, "") or, where its last sentence has no end mark, (the text before it, that
+    sentence): for a reply that reached its length limit, the sentence the model was cut off in.
+    A list's items need no full stop, nor does a reply of one sentence lose it."""
+    spans = sentences(text)
+    said = [text[a:b].strip() for a, b in spans]
+    if len(said) < 2 or any(is_list_item(s) for s in said) or said[-1].rstrip("\"'”’)]」』）").endswith(ENDS):
+        return text, ""
+    return text[: spans[-1][0]].rstrip(), said[-1]
+
+
 def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, list[str], bool]:
     """(the summary's sentences a source holds, those left out, whether any was held), by the
-    support check answers pass (qa/support.py), the sources' titles given. A last sentence the
-    model was cut off in is left out too. When no sentence is held, the text stays whole and is
-    marked as not supported."""
+    support check answers pass (qa/support.py), the sources' titles given. When no sentence is
+    held, the text stays whole and is marked as not supported."""
     said = [text[a:b].strip() for a, b in sentences(text)]
-    listed = any(is_list_item(s) for s in said)  # a list's items need no full stop
-    if len(said) > 1 and not listed and not said[-1].rstrip("\"'”’)]」』）").endswith(ENDS):
-        said, cut = said[:-1], [said[-1]]
-    else:
-        cut = []
+    listed = any(is_list_item(s) for s in said)
     passages, titles = [p.text for p in sources], [p.title for p in sources]
     # A summary names its documents by their titles ('The "Pricing" page lists ...'): their words
     # are given, as a question's are, so they need only stand in that passage's own title.
@@ -158,7 +169,7 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
         return text, [], False
     kept = [s for s, ok in zip(said, held, strict=True) if ok]
     joined = "\n".join(kept) if listed else " ".join(kept)  # a list stays a list
-    return joined, [s for s, ok in zip(said, held, strict=True) if not ok] + cut, True
+    return joined, [s for s, ok in zip(said, held, strict=True) if not ok], True
 
 
 ENDS = (".", "!", "?", "…", "。", "！", "？")  # what a finished sentence ends with
@@ -186,6 +197,9 @@ class _Run:
     calls: int = 0
     cached: int = 0
     started: float = 0.0
+    skipped: list[str] = field(default_factory=list)  # what the model wrote nothing for (Summary.skipped)
+    unused: list[Passage] = field(default_factory=list)  # their sections
+    shortened: bool = False
 
 
 class Summarizer:
@@ -205,12 +219,12 @@ class Summarizer:
         """A summary of one document; Stopped as soon as `stop` is set (the caller went away)."""
         info, text = self.index.document(doc_id), self.index.document_text(doc_id)
         if info is None or text is None:
-            raise QuestionError(f"no document {doc_id!r} in the index; `docqa documents` lists the ids")
+            raise QuestionError(f"no document {doc_id!r} in the index (removed since?): pick one it lists")
         run = _Run(progress, stop, started=time.perf_counter())
         sections = self._sections(info.title, doc_id, text, info.metadata, sentences)
         run.expected = len(sections) + (len(sections) > 1)
         summary = self._document(info.title, sections, sentences, run)
-        return self._done(doc_id, info.title, summary, sections, run)
+        return self._done(doc_id, info.title, summary, sections, run, sentences)
 
     def collection(
         self, sentences: int, progress: Progress | None = None, stop: threading.Event | None = None
@@ -223,12 +237,17 @@ class Summarizer:
             for info in self.index.documents()
         ]  # fmt: skip
         run.expected = sum(len(s) + (len(s) > 1) for _, s in plan) + (len(plan) > 1)
-        summaries = [
-            (f'"{title}"', self._document(title, sections, sentences, run)) for title, sections in plan
-        ]
+        summaries = []
+        for title, sections in plan:
+            skipped = len(run.skipped)
+            summaries.append((f'"{title}"', self._document(title, sections, sentences, run)))
+            if not summaries[-1][1]:  # nothing of it: the document, not each of its parts
+                del run.skipped[skipped:]
+                run.skipped.append(f'"{title}" ({sections[0].doc_id})' if sections else f'"{title}"')
+                run.unused += sections
         sources = [p for _, sections in plan for p in sections]
         text = summaries[0][1] if len(summaries) == 1 else self._combine(None, summaries, sentences, run)
-        return self._done(None, "All documents", text, sources, run)
+        return self._done(None, "All documents", text, sources, run, sentences)
 
     def _sections(self, title: str, doc_id: str, text: str, metadata: dict, sentences: int) -> list[Passage]:
         """The document cut on sentence ends into parts that each fit one summary prompt."""
@@ -244,18 +263,18 @@ class Summarizer:
     def _document(self, title: str, sections: list[Passage], sentences: int, run: _Run) -> str:
         if len(sections) == 1:
             return self._call(part_messages(title, sections[0].text, sentences), sentences, run)
-        parts = [
-            (
-                f"Part {i}",
-                self._call(part_messages(title, p.text, sentences, (i, len(sections))), sentences, run),
-            )
-            for i, p in enumerate(sections, 1)
-        ]
+        parts = []
+        for i, p in enumerate(sections, 1):
+            text = self._call(part_messages(title, p.text, sentences, (i, len(sections))), sentences, run)
+            parts.append((f"Part {i}", text))
+            if not text:
+                run.skipped.append(f'part {i} of {len(sections)} of "{title}"')
+                run.unused.append(p)
         return self._combine(title, parts, sentences, run)
 
     def _combine(self, title: str | None, summaries: list[tuple[str, str]], sentences: int, run: _Run) -> str:
         """Summaries of summaries until one remains; each call stays within the budget. A summary
-        the model left empty is left out."""
+        the model left empty is left out (the caller records what it covered in run.skipped)."""
         for label, text in summaries:
             if not text:
                 log.warning("the model wrote no summary of %s; the summary goes on without it", label)
@@ -265,11 +284,13 @@ class Summarizer:
         documents = len(summaries)  # of the collection's documents, when title is None
         message = lambda group: combine_messages(title, group, sentences, documents)  # noqa: E731
         fits = lambda group: self._tokens(message(group)) <= self.budget  # noqa: E731
-        summaries = [self._fitted(title, s, sentences, fits) for s in summaries]
+        fitted = [self._fitted(title, s, sentences, fits) for s in summaries]
+        run.shortened |= fitted != summaries
+        summaries = fitted
         while len(summaries) > 1:
             groups = pack(summaries, fits)
             if len(groups) == len(summaries):  # not even two fit one prompt: a round would never end
-                summaries = self._shorten(title, summaries, sentences, fits)
+                summaries, run.shortened = self._shorten(title, summaries, sentences, fits), True
                 groups = pack(summaries, fits)
             if len(groups) == 1:
                 return self._call(message(groups[0]), sentences, run)
@@ -325,7 +346,7 @@ class Summarizer:
         key = hashlib.sha256(json.dumps([PROMPT_VERSION, self.generator.name, messages]).encode()).hexdigest()
         text = self.cache.get(key)
         if text is None:
-            text = self._generate(messages, 48 * sentences + 16, run.stop).strip()
+            text = self._generate(messages, reply_tokens(sentences), run.stop).strip()
             if text:
                 self.cache.put(key, text)
         else:
@@ -348,12 +369,25 @@ class Summarizer:
     def _tokens(self, messages: Messages) -> int:
         return self.generator.count(self.generator.render(messages))
 
-    def _done(self, doc_id: str | None, title: str, text: str, sources: list[Passage], run: _Run) -> Summary:
+    def _done(
+        self, doc_id: str | None, title: str, text: str, sources: list[Passage], run: _Run, sentences: int
+    ) -> Summary:
         if not text:
             raise NoSummary(
-                f"the model wrote no summary of {title!r}: ask again with another --sentences or --model"
+                f"the model wrote no summary of {title!r}: ask for another number of sentences, or use "
+                "another model"
             )
+        cut = ""
+        if self.generator.count(text) >= reply_tokens(sentences) - 2:  # the reply reached its limit
+            text, cut = unfinished(text)
         text, left_out, supported = check(text, sources, self.threshold)
+        unused = {id(p) for p in run.unused}
+        sources = [p for p in sources if id(p) not in unused]
         seconds = round(time.perf_counter() - run.started, 3)
         return Summary(doc_id, title, text, sources, run.calls, run.cached, seconds, self.generator.name,
-                       left_out, supported)  # fmt: skip
+                       left_out, supported, run.skipped, run.shortened, cut)  # fmt: skip
+
+
+def reply_tokens(sentences: int) -> int:
+    """The longest reply asked for a summary of `sentences` sentences."""
+    return 48 * sentences + 16

@@ -220,7 +220,9 @@ class Handlers:
             return
         s = result["summary"]
         note = f"{s.seconds:.1f} s · {counted(s.calls, 'model call')}, {s.cached} from cache · {s.model}"
-        yield summary_html(s.title, s.text, s.sources, note, s.left_out, s.supported), s.to_dict()
+        page = summary_html(s.title, s.text, s.sources, note, s.left_out, s.supported, s.skipped, s.shortened,
+                            s.unfinished)  # fmt: skip
+        yield page, s.to_dict()
 
     def documents(self) -> tuple[list[list], list[list], list[tuple[str, str]]]:
         """(indexed documents table, uploads table, summarise/remove choices)."""

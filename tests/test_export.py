@@ -43,6 +43,14 @@ def test_an_answer_becomes_markdown_with_its_sources_quoted():
     assert "> The barley harvest in Kettleby\n> doubled this year." in text
 
 
+def test_an_answer_cut_at_its_token_limit_says_so_in_the_file_as_on_the_page():
+    answer = Answer("How did the harvest do?", "The harvest doubled [1] and prices then", False, [CITATION],
+                    [PASSAGE], {}, "qwen", cut=True)  # fmt: skip
+    assert "*Cut at the answer's token limit: it may end mid-sentence.*" in to_markdown([("Q?", answer)])
+    answer.cut = False
+    assert "token limit" not in to_markdown([("Q?", answer)])
+
+
 def test_several_answers_and_an_abstention_in_one_document():
     first = Answer("Q1?", "The harvest doubled. [1]", False, [CITATION], [PASSAGE], {}, "qwen")
     second = abstention("Who won the cup?", [PASSAGE], "no passage is relevant enough", "qwen")

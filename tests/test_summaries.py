@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 from pathlib import Path
 
@@ -23,7 +24,7 @@ DOCS = {"short.txt": "The council approved the budget. The vote was close.", "lo
 
 def make(tmp_path: Path, docs: dict[str, str], budget: int = 400) -> Assistant:
     folder = tmp_path / "docs"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for name, text in docs.items():
         (folder / name).write_text(text)
     embedder = FakeEmbedder()
@@ -86,7 +87,7 @@ def test_the_collection_summary_names_each_document(tmp_path):
 
 
 def test_an_unknown_document_id_is_a_clear_error(tmp_path):
-    with pytest.raises(QuestionError, match="docqa documents"):
+    with pytest.raises(QuestionError, match="no document 'nope.txt' in the index"):
         make(tmp_path, DOCS).summarize("nope.txt")
 
 
@@ -133,6 +134,17 @@ def test_a_collection_combined_in_groups_is_told_how_many_documents_it_holds(tmp
     ]
     assert len(intros) > 1 and all("of the 30 documents of a collection" in i for i in intros)
     assert "Group 1, quoted" in a.generator.prompts[-1][-1]["content"]
+
+
+def test_a_summary_whose_parts_were_cut_to_fit_says_so(tmp_path):
+    a = make(tmp_path / "long", DOCS, budget=400)
+    a.generator.reply = lambda m: " ".join(f"Point {i} of the part." for i in range(60))
+    summary = a.summarize("long.txt")
+    assert summary.shortened
+    assert any("cut to fit" in line for line in caveats([], True, shortened=True))
+    a = make(tmp_path / "short", DOCS, budget=400)
+    a.generator.reply = "The council approved the budget."
+    assert not a.summarize("long.txt").shortened
 
 
 def test_a_summary_too_long_for_a_combining_prompt_alone_is_cut_to_fit(tmp_path):
@@ -191,12 +203,34 @@ def test_an_empty_reply_is_not_kept_and_a_summary_of_nothing_is_an_error(tmp_pat
     assert summary.text == "The council approved the budget." and summary.cached == 0
 
 
-def test_a_collection_goes_on_without_a_document_the_model_wrote_nothing_for(tmp_path):
+def test_a_collection_goes_on_without_a_document_the_model_wrote_nothing_for_and_says_so(tmp_path):
     a = make(tmp_path, {**DOCS, "more.txt": "The river flooded the valley."})
     a.generator.reply = lambda m: "" if "river" in m[-1]["content"] else "The council approved the budget."
     summary = a.summarize(None)
     last = a.generator.prompts[-1][-1]["content"]
     assert summary.text and "the 2 documents" in last and '"more", quoted' not in last
+    river = '"The river flooded the valley." (more.txt)'  # the document's title (its first line) and id
+    assert summary.skipped == [river] and {p.doc_id for p in summary.sources} == {"short.txt", "long.txt"}
+    assert drawn_from(summary.sources) == f"Drawn from {len(summary.sources)} passages of 2 documents"
+    note = f"Not in this summary: the model wrote nothing for {river}."
+    assert html.escape(note) in summary_html(
+        summary.title, summary.text, summary.sources, skipped=summary.skipped
+    )
+
+
+def test_a_part_the_model_wrote_nothing_for_is_named_and_not_counted_as_drawn_on(tmp_path):
+    a = make(tmp_path, DOCS, budget=400)
+    a.generator.reply = lambda m: (
+        "" if "part 2 of" in m[-1]["content"] else "The council approved the budget."
+    )
+    summary = a.summarize("long.txt")
+    parts = len(summary.sources) + 1
+    assert summary.skipped == [f'part 2 of {parts} of "Sentence number 0 talks about topic 0."']
+    part_prompts = [
+        m[-1]["content"] for m in a.generator.prompts if f"of {parts} of the document" in m[-1]["content"]
+    ]
+    second = part_prompts[1].split("quoted:\n", 1)[1]
+    assert all(p.text.split()[:4] != second.removeprefix("> ").split()[:4] for p in summary.sources)
 
 
 def test_a_summary_as_json_names_its_sources_without_their_text(tmp_path):
@@ -253,15 +287,22 @@ def test_a_summary_written_as_a_list_is_checked_item_by_item_and_stays_a_list():
     )
 
 
-def test_a_last_sentence_cut_off_at_the_token_limit_is_left_out():
-    text, left_out, supported = check(
-        "Massoud met Muttaqi in Tehran. India sent 50,000 tonnes of", SOURCES, 0.5
-    )
-    assert (text, left_out, supported) == (
-        "Massoud met Muttaqi in Tehran.",
-        ["India sent 50,000 tonnes of"],
-        True,
-    )
+def test_a_last_sentence_cut_off_at_the_length_limit_is_left_out_and_named_as_cut(tmp_path):
+    a = make(tmp_path, DOCS)
+    a.generator.reply = "The council approved the budget. " + "The vote was very " * 100
+    summary = a.summarize("short.txt")
+    assert summary.text == "The council approved the budget." and summary.left_out == []
+    assert summary.unfinished.startswith("The vote was very") and not summary.unfinished.endswith(".")
+    page = summary_html(summary.title, summary.text, summary.sources, unfinished=summary.unfinished)
+    assert "Left out, the last sentence, cut at the summary&#x27;s length limit: The vote was" in page
+
+
+def test_a_last_sentence_without_a_full_stop_is_kept_when_the_reply_ended_on_its_own(tmp_path):
+    a = make(tmp_path, DOCS)
+    a.generator.reply = "The council approved the budget. The vote was close"
+    summary = a.summarize("short.txt")
+    assert summary.text == "The council approved the budget. The vote was close"
+    assert summary.left_out == [] and summary.unfinished == ""
 
 
 def test_a_summary_nothing_bears_out_is_kept_whole_and_marked():

@@ -145,8 +145,10 @@ def test_a_broken_upload_is_reported_by_name_kept_and_removable(service, tmp_pat
     assert "broken.txt" in message and "could not be read" in message and "binary" in message
     [failed] = service.uploads()
     assert failed.status == "failed" and "binary" in failed.error
+    shown = service.version()  # what another open page last refreshed its lists at
     assert "Removed" in Handlers(service).remove(f"stored:{failed.stored}")
     assert service.uploads() == []
+    assert service.version() != shown, "every open page refreshes its lists: the upload is gone"
 
 
 def test_an_upload_whose_indexing_failed_stays_listed_and_can_be_retried(service, tmp_path, monkeypatch):
