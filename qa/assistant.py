@@ -74,6 +74,7 @@ class AnswerStream:
         self.gone = threading.Event()
         self._answer: Answer | None = None
         self._closed = False
+        self._closing = False  # closed while another thread read it: it closes at its next piece
         self._pieces = pieces(self._done)
 
     def _done(self, answer: Answer) -> None:
@@ -83,7 +84,11 @@ class AnswerStream:
         return self
 
     def __next__(self) -> str:
-        return next(self._pieces)
+        piece = next(self._pieces)
+        if self._closing:
+            self._pieces.close()
+            raise StopIteration
+        return piece
 
     @property
     def answer(self) -> Answer | None:
@@ -93,9 +98,15 @@ class AnswerStream:
         return self._answer
 
     def close(self) -> None:
-        """Stop the model; the text so far stays what was read, and there is no checked answer."""
+        """Stop the model; the text so far stays what was read, and there is no checked answer.
+        From another thread than the one reading (a server stopping), the stream gives up its
+        place if it waits for a turn, and stops at its next piece."""
         if self._answer is None:
             self._closed = True
+        if getattr(self._pieces, "gi_running", False):
+            self._closing = True
+            self.gone.set()
+            return
         self._pieces.close()
 
     def __enter__(self) -> AnswerStream:

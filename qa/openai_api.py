@@ -365,9 +365,10 @@ def _joined(messages: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _text(content: object, where: str) -> str:
-    """A message's content as text: a string, or the text parts of a list of parts."""
+    """A message's content as text: a string, or the text parts of a list of parts; text that is
+    not valid Unicode (a lone surrogate) is refused, as the tokenizer cannot read it."""
     if content is None or isinstance(content, str):
-        return content or ""
+        return _unicode(content or "", where)
     if not isinstance(content, list):
         raise ApiError(400, f"{where}.content must be text or a list of text parts", "messages")
     texts = []
@@ -377,7 +378,17 @@ def _text(content: object, where: str) -> str:
             shown = f"a part of type {kind!r}" if kind else "a part that is not {type: text, text}"
             raise ApiError(400, f"docqa reads text only, and {where} has {shown}", "messages")
         texts.append(part["text"])
-    return "\n".join(texts)
+    return _unicode("\n".join(texts), where)
+
+
+def _unicode(text: str, where: str) -> str:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, f"{where}.content is not valid Unicode (surrogates not allowed)", "messages"
+        ) from None
+    return text
 
 
 _JSON_TYPES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",

@@ -15,6 +15,7 @@ import time
 import uuid
 
 import anyio
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
@@ -29,6 +30,7 @@ from qa.service import Busy, Left, NotReady, Service
 log = logging.getLogger("docqa.openai")
 MAX_BODY_BYTES = 1_000_000
 MAX_EMBEDDINGS_BODY_BYTES = 16_000_000  # 2,048 texts of the embedding model's longest
+EMBEDDING_BATCH = 256  # texts embedded between checks that the client is still there
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 ROUTES = "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and GET /v1/models/{model}"
 
@@ -36,6 +38,9 @@ ROUTES = "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and GET
 def router(service: Service) -> APIRouter:
     api = APIRouter(prefix="/v1")
     threads = anyio.CapacityLimiter(service.slots.size + service.slots.max_waiting + 2)
+    # Embedding keeps the CPU busy by itself: one request at a time, on threads of its own, so
+    # that a flood of embedding requests never holds the threads the questions need.
+    embedding = anyio.CapacityLimiter(1)
     started = int(time.time())
     rewrites = Rewrites()
 
@@ -96,11 +101,20 @@ def router(service: Service) -> APIRouter:
         body = await _json(request, MAX_EMBEDDINGS_BODY_BYTES)
         embedder = service.assistant.index.embedder
         asked = openai_api.embeddings_request(body, embedder.name, embedder.dim)
-        try:
-            vectors, tokens = await run(service.embed, asked.texts)
-        except QuestionError as e:  # a text longer than the model reads
-            raise ApiError(400, str(e), "input") from None
-        return JSONResponse(openai_api.embeddings(vectors, tokens, embedder.name, asked.base64))
+        vectors, tokens = [], []
+        for first in range(0, len(asked.texts), EMBEDDING_BATCH):
+            if await request.is_disconnected():  # nobody to answer (a client that timed out)
+                return Response(status_code=204)
+            texts = asked.texts[first : first + EMBEDDING_BATCH]
+            try:
+                part, counts = await anyio.to_thread.run_sync(service.embed, texts, first, limiter=embedding)
+            except QuestionError as e:  # a text longer than the model reads
+                raise ApiError(400, str(e), "input") from None
+            vectors.append(part)
+            tokens += counts
+        return JSONResponse(
+            openai_api.embeddings(np.concatenate(vectors), tokens, embedder.name, asked.base64)
+        )
 
     @api.api_route("", methods=METHODS, include_in_schema=False)
     @api.api_route("/{path:path}", methods=METHODS, include_in_schema=False)

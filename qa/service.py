@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -59,14 +60,15 @@ class Left(Exception):
 
 class Slots:
     """The model's turns, shared by every caller of one process (the web UI and the OpenAI API):
-    at most `size` answers and summaries at once, and at most `waiting` more waiting for a turn;
-    beyond that a caller is told that docqa is busy rather than left waiting without end."""
+    at most `size` answers and summaries at once, and at most `waiting` more waiting for a turn,
+    served in the order they came; beyond that a caller is told that docqa is busy rather than
+    left waiting without end."""
 
     def __init__(self, size: int, waiting: int = MAX_WAITING) -> None:
         self.size, self.max_waiting = size, waiting
-        self._turns = threading.Semaphore(size)
-        self._count = threading.Lock()  # guards the two counts below
-        self._running = self._waiting = 0
+        self._count = threading.Lock()  # guards the two below
+        self._running = 0  # turns given out, to callers that hold them or are waking to
+        self._queue: deque[threading.Event] = deque()  # the waiting callers, first come first
 
     @contextmanager
     def turn(self, gone: threading.Event | None = None) -> Iterator[None]:
@@ -74,32 +76,51 @@ class Slots:
         are taken and as many callers as may wait are waiting; Left when `gone` is set while
         waiting: a caller who went away gives up its place rather than using the model later)."""
         with self._count:
-            free = self._turns.acquire(blocking=False)
-            if not free and self._waiting >= self.max_waiting:
-                raise Busy(f"docqa is busy: {self._waiting} questions wait for the model; ask again shortly")
-            self._waiting += not free
-        if not free:
+            ticket = None
+            if self._running < self.size and not self._queue:
+                self._running += 1
+            elif len(self._queue) >= self.max_waiting:
+                raise Busy(
+                    f"docqa is busy: {len(self._queue)} questions wait for the model; ask again shortly"
+                )
+            else:
+                ticket = threading.Event()
+                self._queue.append(ticket)
+        if ticket is not None:
             try:
-                while not self._turns.acquire(timeout=0.2):
+                while not ticket.wait(0.2):
                     if gone is not None and gone.is_set():
                         raise Left("the caller went away before its turn with the model")
-            finally:
-                with self._count:
-                    self._waiting -= 1
-        with self._count:
-            self._running += 1
+            except BaseException:
+                self._give_up(ticket)
+                raise
         try:
             yield
         finally:
-            with self._count:
+            self._release()
+
+    def _give_up(self, ticket: threading.Event) -> None:
+        """The caller of `ticket` stops waiting: out of the line, or, where it was given a turn
+        just now, the turn passed on to the next in line."""
+        with self._count:
+            if not ticket.is_set():
+                self._queue.remove(ticket)
+                return
+        self._release()
+
+    def _release(self) -> None:
+        """A turn ends: it goes to the first caller waiting, if any."""
+        with self._count:
+            if self._queue:
+                self._queue.popleft().set()
+            else:
                 self._running -= 1
-            self._turns.release()
 
     @property
     def load(self) -> tuple[int, int]:
         """(answers and summaries the model is working on, those waiting for a turn)."""
         with self._count:
-            return self._running, self._waiting
+            return self._running, len(self._queue)
 
 
 @dataclass(frozen=True)
@@ -248,12 +269,13 @@ class Service:
         with self.slots.turn(gone):
             return assistant.summarize(doc_id, progress, gone)
 
-    def embed(self, texts: list[str]) -> tuple[np.ndarray, list[int]]:
+    def embed(self, texts: list[str], first: int = 0) -> tuple[np.ndarray, list[int]]:
         """Vectors of `texts` by the index's embedding model, and the tokens of each. A text longer
-        than the model reads is refused (QuestionError), never cut short."""
+        than the model reads is refused (QuestionError), never cut short; `first`, the place of
+        texts[0] among all a caller sent, names it as the caller counts."""
         embedder = self.assistant.index.embedder
         tokens = [len(t) for t in embedder.tokenize(texts)]
-        for i, count in enumerate(tokens):
+        for i, count in enumerate(tokens, first):
             if count > embedder.max_tokens:
                 raise QuestionError(
                     f"input[{i}] is {count} tokens long; {embedder.name} reads at most "

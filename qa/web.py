@@ -16,14 +16,15 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from embeddings.errors import ConfigError, DocqaError
 from embeddings.readers import SUPPORTED
 from embeddings.scope import Scope
 from qa.access import KeyGuard
+from qa.assistant import AnswerStream
 from qa.conversation import Turn
 from qa.export import answer_from_dict, to_markdown
 from qa.render import (
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     import uvicorn
 
 log = logging.getLogger("docqa.web")
+T = TypeVar("T")
 ALL = "__all__"  # the summarise choice for the whole collection
 KEPT_TURNS = 20  # a browser keeps the latest turns of its conversation (each with its passages)
 EXPORT_HOURS = 1.0  # a Markdown download is kept this long (it holds passages of the documents)
@@ -101,8 +103,10 @@ class Handlers:
             shown = ""
             # A page closed mid-answer drops this generator: leaving the block stops the model.
             with self.service.ask(question, Scope.parse(picked, since=since, until=until)) as stream:
-                yield answer_html("…"), "", {"draft": shown, "checked": False}
-                for piece in stream:
+                waiting = answer_html("…"), "", {"draft": shown, "checked": False}
+                yield waiting
+                first = yield from _first(stream, waiting)
+                for piece in _then(first, stream):
                     shown += piece
                     # A draft until checked: API callers see it marked so, and the page says so.
                     yield draft_html(shown), "", {"draft": shown, "checked": False}
@@ -138,8 +142,10 @@ class Handlers:
             with self.service.chat(
                 turns, question, Scope.parse(docs or [], since=since, until=until)
             ) as stream:
-                yield [*before, said, _reply(answer_html("…"))], stored
-                for piece in stream:
+                waiting = [*before, said, _reply(answer_html("…"))], stored
+                yield waiting
+                first = yield from _first(stream, waiting)
+                for piece in _then(first, stream):
                     draft += piece
                     shown = asked_as_html(question, stream.standalone) + draft_html(draft)
                     yield [*before, said, _reply(shown)], stored
@@ -289,6 +295,42 @@ class Handlers:
 
 def _reply(content: str) -> dict:
     return {"role": "assistant", "content": content}
+
+
+def _first(stream: AnswerStream, waiting: T) -> Generator[T, None, str | None]:
+    """The stream's first piece, which waits for a turn with the model, read on a thread of its
+    own while the page is shown `waiting` every half second: a page that goes away meanwhile
+    (Gradio closes its handler at the next one) gives up its place instead of having the model
+    answer no one."""
+    read: queue.SimpleQueue = queue.SimpleQueue()
+
+    def first() -> None:
+        try:
+            read.put((next(stream, None), None))
+        except BaseException as e:  # handed to the page's handler, never lost in this thread
+            read.put((None, e))
+
+    threading.Thread(target=first, name="docqa-first-piece", daemon=True).start()
+    try:
+        while True:
+            try:
+                piece, error = read.get(timeout=0.5)
+                break
+            except queue.Empty:
+                yield waiting
+    except GeneratorExit:
+        stream.gone.set()
+        raise
+    if error is not None:
+        raise error
+    return piece
+
+
+def _then(first: str | None, stream: AnswerStream) -> Iterator[str]:
+    """The first piece (None: the stream had none), then the rest of the stream."""
+    if first is not None:
+        yield first
+        yield from stream
 
 
 def _turns(stored: object) -> list[Turn]:

@@ -83,6 +83,15 @@ def test_user_messages_in_a_row_are_read_as_one_so_none_is_lost():
     assert turn.question.startswith("We are talking") and turn.question.endswith("Who mediated the meeting?")
 
 
+def test_a_message_that_is_not_valid_unicode_is_a_400_that_names_it():
+    earlier = {"role": "user", "content": "Who met \ud800 in Tehran?"}
+    answer = {"role": "assistant", "content": "Massoud and Muttaqi. [1]"}
+    error = refused(ask(messages=[earlier, answer, QUESTION]))
+    assert error.param == "messages" and "messages[0].content is not valid Unicode" in error.message
+    parts = {"role": "user", "content": [{"type": "text", "text": "Who \udc00 mediated?"}]}
+    assert "messages[0].content is not valid Unicode" in refused(ask(messages=[parts])).message
+
+
 def test_sampling_options_and_length_caps_are_accepted_and_ignored():
     body = ask(temperature=0.7, top_p=1, presence_penalty=0, frequency_penalty=0.5, max_tokens=50, seed=3, n=1,
                user="me", stream_options={"include_usage": True}, tool_choice="none", tools=[],

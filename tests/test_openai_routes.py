@@ -288,6 +288,29 @@ def test_a_client_that_leaves_while_waiting_for_its_turn_gives_up_its_place(tmp_
     assert len(generator.written) == 1, "only the question whose client stayed was answered"
 
 
+@pytest.mark.parametrize("tab", ["ask", "chat"])
+def test_a_page_that_goes_away_while_waiting_for_its_turn_gives_up_its_place(tmp_path, tab):
+    from qa.web import Handlers
+
+    generator = Paced("The meeting was mediated by Ismail Khan. [1]")
+    service = make_service(tmp_path, generator)
+    service.slots = Slots(1)
+    generator.open.clear()  # the first question holds the model's only turn
+    holder = service.ask(QUESTION)
+    holding = threading.Thread(target=lambda: list(holder))
+    holding.start()
+    until(lambda: service.slots.load == (1, 0))
+    page = Handlers(service).ask(QUESTION) if tab == "ask" else Handlers(service).chat(QUESTION, [])
+    next(page), next(page)  # "…" shown, then again while it waits for its turn
+    assert service.slots.load == (1, 1)
+    page.close()  # the page went away: Gradio closes its handler
+    until(lambda: service.slots.load == (1, 0))
+    generator.open.set()
+    holding.join(60)
+    time.sleep(0.5)  # a question that kept its place would reach the model now
+    assert len(generator.written) == 1, "only the question whose page stayed was answered"
+
+
 def test_the_api_and_the_page_take_turns_at_the_model_together(tmp_path, serving):
     from gradio_client import Client
 
@@ -375,6 +398,30 @@ def test_embeddings_are_the_index_models_and_a_text_too_long_for_it_is_refused(t
     with pytest.raises(openai.BadRequestError, match="reads at most 254: split it") as refused:
         client.embeddings.create(model="fake-embedder", input="word " * 300)
     assert refused.value.param == "input"
+
+
+def test_a_client_that_gives_up_on_many_embeddings_stops_them_and_a_long_text_is_named_by_its_place(
+    tmp_path, serving
+):
+    service = make_service(tmp_path, FakeGenerator())
+    embedder, embedded = service.assistant.index.embedder, []
+    embed = embedder.embed
+
+    def slow(texts):
+        time.sleep(0.2 * len(texts) / 256)  # embedding takes a while, as on a busy CPU
+        embedded.append(len(texts))
+        return embed(texts)
+
+    embedder.embed = slow
+    url = serving(service)
+    texts = [f"text {i}" for i in range(2048)]
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/v1/embeddings", json={"model": "fake-embedder", "input": texts}, timeout=0.5)
+    time.sleep(2.0)  # a server that went on would embed every text meanwhile
+    assert 0 < sum(embedded) < len(texts), "embedding stopped once its client had gone"
+    texts[300] = "word " * 300
+    refused = httpx.post(url + "/v1/embeddings", json={"model": "fake-embedder", "input": texts}, timeout=60)
+    assert refused.status_code == 400 and "input[300] is" in refused.json()["error"]["message"]
 
 
 def test_before_the_models_load_the_api_says_so(tmp_path, serving):

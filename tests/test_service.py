@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.errors import ConfigError
-from qa.service import Service
+from qa.assistant import AnswerStream
+from qa.service import Left, Service, Slots
 from tests.fakes import FakeEmbedder, FakeGenerator
 from tests.test_builder import make_docs
 
@@ -41,3 +44,88 @@ def test_the_server_uses_the_model_and_chunk_settings_the_index_was_built_with(t
     assert set(loaded) == {"fake-special"}
     assert service.assistant.index.segments[0] is before.segments[0], "the segments already open are shared"
     assert service.assistant.ask("Who came to the harvest festival?").passages[0].doc_id.startswith("upload:")
+
+
+def _waiting(slots: Slots, n: int) -> None:
+    while slots.load[1] < n:
+        time.sleep(0.005)
+
+
+def test_questions_waiting_for_the_model_get_their_turns_in_the_order_they_came():
+    slots, served, holding = Slots(1), [], threading.Event()
+
+    def ask(i: int) -> None:
+        with slots.turn():
+            served.append(i)
+            time.sleep(0.25)  # an answer holds the model a while, as those behind it keep waiting
+
+    def hold() -> None:
+        with slots.turn():
+            holding.wait()
+
+    threads = [threading.Thread(target=hold)]
+    threads[0].start()
+    while slots.load[0] < 1:
+        time.sleep(0.005)
+    for i in range(6):
+        threads.append(threading.Thread(target=ask, args=(i,)))
+        threads[-1].start()
+        _waiting(slots, i + 1)  # each in line before the next comes
+    time.sleep(0.3)
+    holding.set()
+    for t in threads:
+        t.join(10)
+    assert served == list(range(6)) and slots.load == (0, 0)
+
+
+def test_a_caller_that_goes_away_while_waiting_gives_its_place_to_the_next():
+    slots, served, holding, gone = Slots(1), [], threading.Event(), threading.Event()
+    left = []
+
+    def ask(i: int, leaving: threading.Event | None = None) -> None:
+        try:
+            with slots.turn(leaving):
+                served.append(i)
+        except Left:
+            left.append(i)
+
+    def hold() -> None:
+        with slots.turn():
+            holding.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    while slots.load[0] < 1:
+        time.sleep(0.005)
+    first, second = threading.Thread(target=ask, args=(1, gone)), threading.Thread(target=ask, args=(2,))
+    first.start()
+    _waiting(slots, 1)
+    second.start()
+    _waiting(slots, 2)
+    gone.set()
+    first.join(10)
+    assert left == [1] and slots.load == (1, 1)
+    holding.set()
+    for t in (second, holder):
+        t.join(10)
+    assert served == [2] and slots.load == (0, 0)
+
+
+def test_a_stream_closed_from_another_thread_while_it_is_read_stops_at_its_next_piece():
+    reading, release = threading.Event(), threading.Event()
+
+    def pieces(done):
+        reading.set()
+        release.wait(5)  # waiting for its turn, or for the model's first word
+        yield "first"
+        yield "second"
+
+    stream, got = AnswerStream(pieces), []
+    reader = threading.Thread(target=lambda: got.extend(stream))
+    reader.start()
+    reading.wait(5)
+    stream.close()  # a server stopping closes the stream its request thread is reading
+    assert stream.gone.is_set(), "a stream still waiting for a turn gives up its place"
+    release.set()
+    reader.join(5)
+    assert got == [] and stream.answer is None
