@@ -28,22 +28,22 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)  ## serve the web UI and the OpenAI API (/v1) on http://127.0.0.1:7860 (indexes DOCS, then follows its changes)
-	$(BIN)/docqa serve --docs $(DOCS) --index $(INDEX) --host $(HOST) --port $(PORT)
+	$(BIN)/docqa serve --docs "$(DOCS)" --index "$(INDEX)" --host $(HOST) --port $(PORT)
 
 index: $(STAMP)  ## build or update the index of DOCS (default seeds/) in INDEX (default .docqa/); RAY=local or RAY=HOST:PORT embeds on a Ray cluster
-	$(BIN)/docqa index $(DOCS) --index $(INDEX) $(if $(RAY),--ray $(filter-out local,$(RAY)))
+	$(BIN)/docqa index "$(DOCS)" --index "$(INDEX)" $(if $(RAY),--ray $(filter-out local,$(RAY)))
 
 search: $(STAMP)  ## search the index: make search Q="who mediated the meeting"
-	$(BIN)/docqa search "$(Q)" --index $(INDEX)
+	$(BIN)/docqa search "$(Q)" --index "$(INDEX)"
 
 ask: $(STAMP)  ## answer a question with sources: make ask Q="who mediated the meeting?"
-	$(BIN)/docqa ask "$(Q)" --index $(INDEX)
+	$(BIN)/docqa ask "$(Q)" --index "$(INDEX)"
 
 summarize: $(STAMP)  ## summarise the whole collection (DOC=id for one document)
-	$(BIN)/docqa summarize $(DOC) --index $(INDEX)
+	$(BIN)/docqa summarize $(if $(DOC),"$(DOC)") --index "$(INDEX)"
 
 check: $(STAMP)  ## check that the index agrees with itself (vectors, chunks, BM25, manifest)
-	$(BIN)/docqa check --index $(INDEX)
+	$(BIN)/docqa check --index "$(INDEX)"
 
 test: $(STAMP)  ## lint, then run every test, the default 1.5B model's included (what CI runs)
 	$(BIN)/ruff check .
@@ -78,4 +78,4 @@ lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:  ## remove the index and caches (keeps the virtual environment)
-	rm -rf $(INDEX) .pytest_cache .ruff_cache
+	rm -rf "$(INDEX)" .pytest_cache .ruff_cache

@@ -22,7 +22,7 @@ from embeddings import store
 from embeddings.config import Config
 from embeddings.embedder import Description, Embedder
 from embeddings.errors import ConfigError, DocqaError
-from embeddings.generation import Live
+from embeddings.generation import LOUD_CHUNKS, Live
 from embeddings.ingest import Embedding, Ingest, LocalEmbedding
 from embeddings.library import UPLOAD_PREFIX, Library
 from embeddings.models import fingerprint, locate
@@ -225,10 +225,13 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
         ingest = Ingest(embedding, writer, report, progress, log)
         ingest(fresh, live.docs)
         settle = partial(Vectors.settle, compress_above=config.compress_above, shard_map=embedding.shard_map)
+        if progress and report.embedded >= LOUD_CHUNKS:  # minutes with the bars done: say what it does
+            log(f"building the search indexes of {_count(report.embedded, 'new chunk')} (BM25, vectors) ...")
         new = writer.finish(config.title_tokens > 0, settle)
         segments, files = live.next_segments(
-            unchanged, new, workspace, config.title_tokens > 0, embedding.model.dim, settle
-        )
+            unchanged, new, workspace, config.title_tokens > 0, embedding.model.dim, settle,
+            log if progress else None,
+        )  # fmt: skip
         report.documents = sum(s["documents"] - len(s["deleted"]) for s in segments)
         report.chunks = sum(s["chunks"] - s["deleted_chunks"] for s in segments)
         if report.chunks == 0:

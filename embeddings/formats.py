@@ -178,6 +178,21 @@ def tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+# The letters a typesetter joins into one glyph ("ﬁ" in "ﬁnancial", as LaTeX and Word write PDFs):
+# searched and embedded as the letters they are.
+_LIGATURES = str.maketrans(
+    {
+        "\ufb00": "ff",
+        "\ufb01": "fi",
+        "\ufb02": "fl",
+        "\ufb03": "ffi",
+        "\ufb04": "ffl",
+        "\ufb05": "st",
+        "\ufb06": "st",
+    }
+)
+
+
 def parse_pdf(data: bytes) -> Parsed:
     from pypdf import PdfReader
 
@@ -186,7 +201,7 @@ def parse_pdf(data: bytes) -> Parsed:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableDocument("the PDF is encrypted; save a copy without a password")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = [(page.extract_text() or "").translate(_LIGATURES) for page in reader.pages]
         info = reader.metadata
     except UnreadableDocument:
         raise

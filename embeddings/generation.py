@@ -4,12 +4,17 @@ they are, which documents are deleted from each, which are merged or rewritten."
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from embeddings import store
 from embeddings.errors import DocqaError
 from embeddings.segment import Segment, SegmentWriter, Settle, plan
+
+# A segment this large takes a while to write (its BM25 data, its HNSW graph past EXACT_LIMIT
+# vectors): a build says so before it starts, as the progress bars are done by then.
+LOUD_CHUNKS = 50_000
 
 
 @dataclass
@@ -75,11 +80,13 @@ class Live:
         return self._sources
 
     def next_segments(
-        self, keep: set[str], new: dict | None, workspace: Path, with_titles: bool, dim: int, settle: Settle
-    ) -> tuple[list[dict], dict]:
+        self, keep: set[str], new: dict | None, workspace: Path, with_titles: bool, dim: int, settle: Settle,
+        log: Callable[[str], None] | None = None,
+    ) -> tuple[list[dict], dict]:  # fmt: skip
         """The next generation's segment entries and the files it carries over: the live segments,
         every document not in `keep` (the unchanged ones) deleted from them, then `new` (written in
-        `workspace`); the groups `plan` picks are merged, each where its first member was."""
+        `workspace`); the groups `plan` picks are merged, each where its first member was (`log`
+        told of a large one, which takes a while)."""
         entries = [dict(e, deleted=list(e["deleted"])) for e in self.manifest.get("segments", [])]
         for doc_id, (_, i) in self.docs.items():
             if doc_id not in keep:
@@ -92,6 +99,9 @@ class Live:
         merged: dict[int, dict | None] = {}  # first position of a group -> its new segment
         try:
             for group in plan(entries):
+                chunks = sum(entries[i]["chunks"] - entries[i]["deleted_chunks"] for i in group)
+                if log is not None and chunks >= LOUD_CHUNKS:
+                    log(f"merging {len(group)} segments of the index ({chunks:,} chunks) ...")
                 writer = SegmentWriter(workspace / store.SEGMENTS / store.new_segment_name(), dim)
                 for i in group:
                     writer.carry(sources[i], set(entries[i]["deleted"]))

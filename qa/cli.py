@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
+import errno
 import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -195,6 +197,15 @@ def _scope(args: argparse.Namespace):
     from embeddings.scope import Scope
 
     return Scope.parse(args.doc, args.under, args.since, args.until, args.format)
+
+
+def _disk_advice(e: OSError | sqlite3.Error) -> str:
+    number = getattr(e, "errno", None)
+    if number == errno.ENOSPC or "disk is full" in str(e):
+        return "free disk space"
+    if number in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "make the folder writable, or give another --index"
+    return "check that the paths given are folders docqa can write to"
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -621,6 +632,11 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except DocqaError as e:
         print(f"docqa {args.command}: {e}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as e:  # the disk: full, read-only, or a path that is not a folder
+        kept = "; the index was left as it was" if args.command == "index" else ""
+        print(f"docqa {args.command}: could not read or write a file ({e}): {_disk_advice(e)}, then run it "
+              f"again{kept}", file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         print(f"docqa {args.command}: interrupted; the index was left as it was", file=sys.stderr)

@@ -311,3 +311,14 @@ def test_chat_goes_on_after_a_question_too_long_for_the_context_budget(tmp_path,
     out, err = capsys.readouterr()
     assert "docqa chat: the question alone needs more than the 256-token context budget" in err
     assert "50,000 tonnes" in out, "the next question is still answered"
+
+
+def test_an_index_folder_docqa_cannot_write_is_an_error_that_says_what_to_do(tmp_path, capsys):
+    (tmp_path / "afile").write_text("not a folder")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Wheat was sent from India.")
+    assert cli.main(["index", str(docs), "--index", str(tmp_path / "afile" / "index"), "--quiet"]) == 2
+    said = capsys.readouterr().err
+    assert "could not read or write a file" in said and "Not a directory" in said
+    assert "check that the paths given are folders docqa can write to" in said and "Traceback" not in said

@@ -76,6 +76,12 @@ def test_pdf_text_and_title(tmp_path):
     assert doc.metadata["pages"] == 1
 
 
+def test_pdf_letters_typeset_as_one_glyph_are_read_as_the_letters_they_are(tmp_path):
+    # Code 0xAE is the "fi" ligature in the font's encoding, as LaTeX and Word write "financial".
+    doc = load(tmp_path, "r.pdf", text_pdf(["The \xaenancial o\xaece re\xaeled the \xaegures."]))
+    assert "The financial ofice refiled the figures." in doc.text and "\ufb01" not in doc.text
+
+
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [

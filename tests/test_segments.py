@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from embeddings import segment, store, vectors
+from embeddings import builder, generation, segment, store, vectors
 from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.errors import IndexMismatch
@@ -266,3 +266,21 @@ def test_ids_follow_the_folder_indexed_now_not_the_one_an_earlier_build_indexed(
     assert report.skipped == []
     ids = {d.id for d in Index.open(config.index_dir, fake_embedder).documents()}
     assert ids == {*DOCS, *MORE, "river.txt"}
+
+
+def test_a_large_build_says_what_it_does_once_its_progress_bars_are_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(builder, "LOUD_CHUNKS", 1)  # as a build of 50,000 chunks and more does
+    monkeypatch.setattr(generation, "LOUD_CHUNKS", 1)
+    docs = tmp_path / "docs"
+    config = Config(docs=make_docs(docs), index_dir=tmp_path / "index", chunk_tokens=16, chunk_overlap=4)
+    said: list[str] = []
+    build(config, FakeEmbedder(), progress=True, log=said.append)
+    assert any(line.startswith("building the search indexes of") for line in said), said
+    for i in range(segment.MERGE_FACTOR):  # small builds, each a segment, until some merge
+        (docs / f"new{i}.txt").write_text(f"Report {i} says the harvest grew.")
+        build(config, FakeEmbedder(), progress=True, log=said.append)
+    assert any(line.startswith("merging ") and "segments of the index" in line for line in said), said
+    quiet: list[str] = []
+    (docs / "last.txt").write_text("The last report.")
+    build(config, FakeEmbedder(), progress=False, log=quiet.append)
+    assert not any("building the search" in line or "merging" in line for line in quiet)
