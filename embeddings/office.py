@@ -69,20 +69,81 @@ def parse_docx(data: bytes) -> Parsed:
 def _docx(data: bytes) -> Parsed:
     import docx
     from docx.table import Table
+    from docx.text.paragraph import Paragraph
 
     document = docx.Document(io.BytesIO(data))
     blocks, heading = [], None
-    for block in document.iter_inner_content():
-        if isinstance(block, Table):
-            blocks.append(_table([[cell.text for cell in _unique(row.cells)] for row in block.rows]))
+    for element in _blocks(document.element.body):
+        if element.tag == _W + "tbl":
+            table = Table(element, document._body)
+            blocks.append(
+                _table([[_cell_text(cell._tc) for cell in _unique(row.cells)] for row in table.rows])
+            )
             continue
-        text = _lines(block.text)
-        style = (block.style.name if block.style is not None else "") or ""
-        if text and heading is None and (style == "Title" or style.startswith("Heading")):
+        text = _lines(_paragraph_text(element))
+        style = Paragraph(element, document._body).style
+        name = (style.name if style is not None else "") or ""
+        if text and heading is None and (name == "Title" or name.startswith("Heading")):
             heading = text
         blocks.append(text)
     props = document.core_properties
     return props.title or heading, "\n\n".join(b for b in blocks if b), _day(props.created or props.modified)
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+# What holds paragraphs and tables without being one: a content control (a form's field, a
+# template's block), a tracked insertion, custom XML. python-docx's own walk skips their text.
+_HOLDERS = frozenset(_W + t for t in ("sdt", "sdtContent", "ins", "customXml", "smartTag"))
+
+
+def _blocks(parent) -> Iterator:
+    """The paragraphs and tables of a body or a table cell, in order, those inside holders too."""
+    for child in parent.iterchildren():
+        if child.tag in (_W + "p", _W + "tbl"):
+            yield child
+        elif child.tag in _HOLDERS:
+            yield from _blocks(child)
+
+
+def _paragraph_text(p) -> str:
+    """A paragraph's text as Word shows it: its runs wherever they stand (in a hyperlink, a
+    tracked insertion, a content control, a text box), tabs and breaks kept; deleted text and a
+    text box's copy for older readers (mc:Fallback) left out."""
+    out: list[str] = []
+    _runs_text(p, out)
+    return "".join(out)
+
+
+_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+
+
+def _runs_text(element, out: list[str]) -> None:
+    for child in element.iterchildren():
+        if child.tag == _W + "t":
+            out.append(child.text or "")
+        elif child.tag == _W + "tab":
+            out.append("\t")
+        elif child.tag in (_W + "br", _W + "cr"):
+            out.append("\n")
+        elif child.tag != _FALLBACK:
+            if child.tag == _W + "p":  # a text box's paragraph, inside this one
+                out.append("\n")
+            _runs_text(child, out)
+
+
+def _cell_text(tc) -> str:
+    """A table cell's text: its paragraphs, and the rows of a table inside it."""
+    parts = []
+    for block in _blocks(tc):
+        if block.tag == _W + "tbl":
+            rows = (
+                " | ".join(_cell_text(c) for c in tr.iterchildren(_W + "tc"))
+                for tr in block.iterchildren(_W + "tr")
+            )
+            parts += rows
+        else:
+            parts.append(_paragraph_text(block))
+    return "\n".join(part for part in parts if part.strip())
 
 
 def _unique(cells: list) -> Iterator:

@@ -26,6 +26,35 @@ def docx_file(title: str | None = "Harvest report", created: datetime | None = d
     return out.getvalue()
 
 
+def docx_with_hidden_places() -> bytes:
+    """A memo whose text stands where python-docx's own walk does not look: a content control, a
+    tracked insertion (beside a tracked deletion), a table inside a table's cell."""
+    import docx
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    document = docx.Document()
+    document.add_heading("Merger memo", 1)
+    document.add_paragraph("Before the control.")
+    document.element.body.insert(2, parse_xml(
+        f"<w:sdt {w}><w:sdtPr/><w:sdtContent><w:p><w:r><w:t>The merger closes on 3 March.</w:t></w:r></w:p>"
+        "</w:sdtContent></w:sdt>"
+    ))  # fmt: skip
+    buyer = document.add_paragraph("The buyer is ")
+    buyer._p.append(
+        parse_xml(f'<w:ins {w} w:id="1" w:author="a"><w:r><w:t>Globex Corporation</w:t></w:r></w:ins>')
+    )
+    buyer._p.append(
+        parse_xml(f'<w:del {w} w:id="2" w:author="a"><w:r><w:delText>Initech</w:delText></w:r></w:del>')
+    )
+    cell = document.add_table(rows=1, cols=1).cell(0, 0)
+    cell.text = "Schedule"
+    cell.add_table(rows=1, cols=1).cell(0, 0).text = "Escrow agent: First National Bank"
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
 def pptx_file(slides: list[tuple[str, str, str]], title: str = "Quarterly review") -> bytes:
     """A deck of (slide title, body, speaker notes) slides."""
     import pptx

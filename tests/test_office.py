@@ -11,7 +11,7 @@ from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.errors import UnreadableDocument
 from embeddings.index import Index
-from tests.office_files import docx_file, epub_file, odt_file, pptx_file
+from tests.office_files import docx_file, docx_with_hidden_places, epub_file, odt_file, pptx_file
 from tests.test_readers import load, scanned, write
 
 
@@ -22,6 +22,13 @@ def test_docx_paragraphs_headings_and_tables_in_order_with_title_and_date(tmp_pa
         "Harvest in the valley\n\nThe barley harvest doubled this year.\n\n"
         "Crop | Tonnes\nBarley | 1,200\n\nRain came late in the spring."
     )
+
+
+def test_docx_text_in_content_controls_tracked_insertions_and_nested_tables_is_read(tmp_path):
+    text = load(tmp_path, "memo.docx", docx_with_hidden_places()).text
+    assert "The merger closes on 3 March." in text
+    assert "The buyer is Globex Corporation" in text and "Initech" not in text  # what was deleted is gone
+    assert "Schedule" in text and "Escrow agent: First National Bank" in text
 
 
 def test_docx_without_a_title_property_is_titled_by_its_first_heading(tmp_path):
