@@ -123,11 +123,18 @@ def scan(
     names = names or {}
     for relative, reason, folder in problems:
         yield Skipped(prefix + relative, reason, folder=folder)
+    reached: dict[tuple[int, int], str] = {}  # each file's (device, inode) -> where it was first found
     for relative, where, stat in files:
         name = names.get(relative)
         source = name or prefix + relative
         try:
             stat = stat or os.stat(where)  # before the bytes: a change while they are read moves the time
+            first = reached.setdefault((stat.st_dev, stat.st_ino), source)
+            if first != source:  # a link (or a hard link) into a folder a link reached already
+                yield Skipped(
+                    source, f"the same file as {first}, which is indexed under that name", passing=True
+                )
+                continue
             if known is not None and (items := known.get(where, stat)) is not None and _from(items, source):
                 for item in items:
                     yield _once(item, seen)

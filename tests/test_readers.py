@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -231,6 +232,23 @@ def test_a_linked_folder_outside_is_indexed_once_and_a_link_back_is_not_followed
         "loop": "a link to the folder being indexed or one that holds it: it is not followed",
         "shared-again": "a link to what shared links to, which is indexed under that name",
         "shared/up": "a link to the folder being indexed or one that holds it: it is not followed",
+    }
+
+
+def test_links_into_a_folder_another_link_reached_or_a_hard_link_index_each_file_once(tmp_path):
+    docs, elsewhere = tmp_path / "docs", tmp_path / "elsewhere"
+    write(elsewhere, "deep/c.txt", "Gamma rays are dangerous.")
+    write(docs, "a.txt", "Zebras live in Kenya.")
+    (docs / "a-link").symlink_to(elsewhere)  # the folder
+    (docs / "b-link").symlink_to(elsewhere / "deep")  # a folder inside it
+    (docs / "z.txt").symlink_to(elsewhere / "deep" / "c.txt")  # a file inside that
+    os.link(docs / "a.txt", docs / "hard.txt")
+    pending, skipped = scanned(docs)
+    assert sorted(pending) == ["a-link/deep/c.txt", "a.txt"]
+    assert skipped == {
+        "b-link/c.txt": "the same file as a-link/deep/c.txt, which is indexed under that name",
+        "hard.txt": "the same file as a.txt, which is indexed under that name",
+        "z.txt": "the same file as a-link/deep/c.txt, which is indexed under that name",
     }
 
 
