@@ -10,11 +10,12 @@ could still rank (`Lexical.search`)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import sqlite3
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ K1, B = 1.5, 0.75
 # byte a row, kept for the next questions that hold it, up to this many bytes in all: looking it
 # up for the rows still in reach then reads their counts instead of searching its postings.
 KEEP_BYTES = 64 << 20
+WRITE_BATCH = 10_000  # texts tokenized at a time when a segment's term counts are written
 _ARRAYS = ("indptr", "rows", "counts", "lengths")
 
 
@@ -57,17 +59,36 @@ class Terms:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
-    def write(texts: Sequence[str], folder: Path) -> None:
-        ids, vocab = words(texts)
-        lengths = np.array([len(t) for t in ids], dtype=np.float32)
-        flat = np.fromiter((t for doc in ids for t in doc), dtype=np.int64, count=int(lengths.sum()))
-        doc = np.repeat(np.arange(len(ids), dtype=np.int64), lengths.astype(np.int64))
-        pairs, counts = np.unique(flat * max(len(ids), 1) + doc, return_counts=True)  # sorted by term, row
-        terms, rows = np.divmod(pairs, max(len(ids), 1))
+    def write(texts: Iterable[str], folder: Path, batch: int = WRITE_BATCH) -> None:
+        """The term counts of `texts` (row i the i-th), read `batch` texts at a time: what is kept
+        meanwhile is an array entry per (term, row) pair, not every text's tokens as Python lists
+        (about eleven times the text's size)."""
+        vocab: dict[str, int] = {}
+        pairs, counts, lengths = [], [], []
+        row = 0
+        texts = iter(texts)
+        while part := list(itertools.islice(texts, batch)):
+            ids, local = words(part)
+            found = np.empty(len(local), dtype=np.int64)  # the part's term ids -> the segment's
+            for term, i in local.items():
+                found[i] = vocab.setdefault(term, len(vocab))
+            sizes = np.array([len(t) for t in ids], dtype=np.int64)
+            flat = found[np.fromiter((t for doc in ids for t in doc), dtype=np.int64, count=int(sizes.sum()))]
+            rows = np.repeat(np.arange(row, row + len(ids), dtype=np.int64), sizes)
+            unique, n = np.unique((flat << 32) | rows, return_counts=True)  # a part's rows are its own
+            pairs.append(unique)
+            counts.append(n.astype(np.float32))
+            lengths.append(sizes.astype(np.float32))
+            row += len(ids)
+        pair = np.concatenate(pairs) if pairs else np.zeros(0, np.int64)
+        order = np.argsort(pair, kind="stable")  # by term, then row
+        pair = pair[order]
+        terms = pair >> 32
         indptr = np.searchsorted(terms, np.arange(len(vocab) + 1)).astype(np.int64)
         folder.mkdir(parents=True)
-        arrays = {"indptr": indptr, "rows": rows.astype(np.int32), "counts": counts.astype(np.float32),
-                  "lengths": lengths}  # fmt: skip
+        arrays = {"indptr": indptr, "rows": (pair & 0xFFFFFFFF).astype(np.int32),
+                  "counts": (np.concatenate(counts) if counts else np.zeros(0, np.float32))[order],
+                  "lengths": np.concatenate(lengths) if lengths else np.zeros(0, np.float32)}  # fmt: skip
         for name, array in arrays.items():
             np.save(folder / f"{name}.npy", array, allow_pickle=False)
         db = sqlite3.connect(folder / "terms.sqlite")

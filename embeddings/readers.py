@@ -6,10 +6,12 @@ documents the index does not already hold, so an unchanged collection is never r
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import operator
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Protocol
 
 from embeddings import formats, office
 from embeddings.errors import ConfigError, UnreadableDocument
-from embeddings.formats import UTF16_BOMS, decode, iso_date
+from embeddings.formats import UTF16_BOMS, iso_date
 from embeddings.pages import PAGE_KEYS
 
 PARSERS = {**formats.PARSERS, **office.PARSERS}
@@ -273,14 +275,12 @@ def _scan_jsonl(data: bytes, source: str, path: str) -> Iterator[Pending | Skipp
         yield Skipped(source, "UTF-16 text: save it as UTF-8")
         return
     try:
-        decode(data)
+        _text_file(data)
     except UnreadableDocument as e:
         yield Skipped(source, str(e))
         return
-    offset = 0
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        where, start = f"{source}:{number}", offset
-        offset += len(line) + 1
+    for number, (start, line) in enumerate(_lines(data), start=1):
+        where = f"{source}:{number}"
         if not line.strip():
             continue
         try:
@@ -292,6 +292,42 @@ def _scan_jsonl(data: bytes, source: str, path: str) -> Iterator[Pending | Skipp
             yield Skipped(where, str(e) if isinstance(e, UnreadableDocument) else why)
             continue
         yield Pending(doc_id, _sha256(line.strip()), where, path, start)
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) of each line of `data`, one at a time: a large file is not held twice."""
+    start = 0
+    while start <= len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        yield start, data[start:end]
+        start = end + 1
+
+
+_SLICE = 1 << 20
+
+
+def _text_file(data: bytes) -> None:
+    """What `decode` checks of a UTF-8 file (not binary, valid UTF-8, not empty), without the
+    decoded text in memory beside the bytes: a slice at a time."""
+    if b"\x00" in data[:8192]:
+        raise UnreadableDocument("looks like a binary file (it holds NUL bytes), not text")
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    view = memoryview(data)
+    for start in range(0, len(data), _SLICE):
+        carried = len(decoder.getstate()[0])  # the end of a character the last slice cut
+        try:
+            decoder.decode(view[start : start + _SLICE], final=start + _SLICE >= len(data))
+        except UnicodeDecodeError as e:
+            at = min(max(start - carried + e.start, 0), len(data) - 1)
+            raise UnreadableDocument(
+                f"not valid UTF-8 (byte 0x{data[at]:02x} at offset {at}); save it as UTF-8"
+            ) from None
+    if not _WRITTEN.search(data):
+        raise UnreadableDocument("empty: it holds no text")
+
+
+_WRITTEN = re.compile(rb"\S")
 
 
 def _json_line(line: bytes) -> object:

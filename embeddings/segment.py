@@ -109,7 +109,7 @@ class SegmentWriter:
             shutil.rmtree(self.folder)
             return None
         settle(self.vectors).save(self.folder / "vectors.faiss")
-        Terms.write(list(self.table.texts(with_titles=with_titles)), self.folder / "terms")
+        Terms.write(self.table.texts(with_titles=with_titles), self.folder / "terms")
         self.table.close()
         return {"name": self.folder.name, "documents": documents, "chunks": chunks, "deleted": [],
                 "deleted_chunks": 0}  # fmt: skip

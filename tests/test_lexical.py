@@ -125,3 +125,18 @@ def test_partial_scores_add_up_row_by_row(sizes, size):
         truth.update(dict(zip(p.rows.tolist(), p.scores.tolist(), strict=True)))
     assert summed.rows.tolist() == sorted(truth)
     assert summed.scores.tolist() == pytest.approx([truth[r] for r in sorted(truth)])
+
+
+def test_term_counts_written_a_few_texts_at_a_time_are_those_written_at_once(tmp_path):
+    texts = [
+        f"Report {i} says the wheat harvest in Herat {'rose' if i % 3 else 'fell'} by {i} percent."
+        for i in range(50)
+    ]
+    texts += ["", "wheat " * 40]
+    Terms.write(texts, tmp_path / "once", batch=1_000)
+    Terms.write(iter(texts), tmp_path / "parts", batch=7)  # a segment's texts stream from its table
+    once, parts = Terms.open(tmp_path / "once"), Terms.open(tmp_path / "parts")
+    assert np.array_equal(once.lengths, parts.lengths) and len(once.rows) == len(parts.rows)
+    for term in ["wheat", "harvest", "herat", "rose", "fell", "report", "17", "missing"]:
+        for a, b in zip(once.postings(term), parts.postings(term), strict=True):
+            assert np.array_equal(a, b), term

@@ -50,9 +50,13 @@ def test_adding_a_document_writes_only_its_own_segment(config, fake_embedder, mo
     before = segment_files(config)
     indexed: list[int] = []
     write = Terms.write
-    monkeypatch.setattr(
-        Terms, "write", lambda texts, folder: (indexed.append(len(texts)), write(texts, folder))
-    )
+
+    def counted(texts, folder):
+        texts = list(texts)
+        indexed.append(len(texts))
+        write(texts, folder)
+
+    monkeypatch.setattr(Terms, "write", counted)
     (config.docs / "new.txt").write_text("A new school opened in Herat in the spring.")
     report = run(config, FakeEmbedder())
     assert (report.added, report.unchanged, report.embedded) == (1, len(DOCS) + len(MORE), 1)
