@@ -113,6 +113,8 @@ def parse_markdown(data: bytes) -> Parsed:
 _BLOCK_TAGS = {
     "p", "div", "br", "li", "ul", "ol", "table", "tr", "td", "th", "h1", "h2", "h3", "h4",
     "h5", "h6", "section", "article", "header", "footer", "blockquote", "pre", "hr", "dt", "dd",
+    "main", "nav", "aside", "figure", "figcaption", "caption", "details", "summary", "address",
+    "dl", "thead", "tbody", "tfoot", "form", "fieldset", "legend", "option",
 }  # fmt: skip
 _INVISIBLE_STYLE = re.compile(
     r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0+(?:\.0+)?(?:px|em|rem|pt|%)?\s*(?:;|$)|opacity\s*:\s*0+(?:\.0+)?\s*(?:;|$)",

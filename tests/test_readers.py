@@ -65,6 +65,15 @@ def test_html_keeps_visible_text_only(tmp_path):
         assert gone not in doc.text
 
 
+def test_html5_blocks_stand_apart_so_their_words_do_not_run_together(tmp_path):
+    html = ("<main><nav>Home</nav><article>Wheat prices rose.</article><aside>Advertisement</aside>"
+            "<figure>A chart<figcaption>Prices in 2023</figcaption></figure></main>")  # fmt: skip
+    text = load(tmp_path, "p.html", html).text
+    assert [line for line in text.splitlines() if line] == [
+        "Home", "Wheat prices rose.", "Advertisement", "A chart", "Prices in 2023"
+    ]  # fmt: skip
+
+
 def test_deeply_nested_html_is_read(tmp_path):
     doc = load(tmp_path, "deep.htm", "<div>" * 3000 + "deep text" + "</div>" * 3000)
     assert doc.text == "deep text"
