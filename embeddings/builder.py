@@ -99,6 +99,17 @@ def _chunker(config: Config) -> dict:
     }
 
 
+def built_from(index_dir: Path) -> Path | None:
+    """The documents folder (or file) the index at `index_dir` was last built from, where its
+    manifest records one (builds before docqa recorded it do not)."""
+    try:
+        folder = store.current(index_dir)
+        docs = store.read_manifest(folder).get("docs") if folder else None
+    except DocqaError:
+        return None
+    return Path(docs) if isinstance(docs, str) else None
+
+
 def as_built(config: Config) -> Config:
     """`config` with the embedding model and chunk settings that the index at `config.index_dir`
     was built with: its manifest, not the caller's defaults, says how it was built. Unchanged
@@ -250,6 +261,7 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
             },
             "segments": segments,
             "files": files,
+            "docs": str(config.docs.resolve()),  # what `docqa serve` rebuilds from when not told
             **settings(config, embedding.model),
         }
         store.commit(config.index_dir, workspace, manifest)

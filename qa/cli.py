@@ -518,7 +518,7 @@ def _serve(args: argparse.Namespace) -> NoReturn:
     check_binding(args.host, args.api_key)
     check_origins(args.cors, args.api_key)
     config = Config(
-        docs=args.docs or _DEFAULTS.docs, index_dir=args.index, generator=args.model, device=args.device,
+        docs=args.docs or _served_docs(args.index), index_dir=args.index, generator=args.model, device=args.device,
         dtype=args.dtype, runtime=args.runtime,
     )  # fmt: skip
     url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
@@ -539,6 +539,19 @@ def _serve(args: argparse.Namespace) -> NoReturn:
     finally:
         service.stop()
     _leave(code)
+
+
+def _served_docs(index_dir: Path) -> Path:
+    """Without --docs: the folder the index was built from (uploads and removals rebuild the
+    index, and a build from another folder would drop its documents), else the default."""
+    from embeddings.builder import built_from
+
+    if (docs := built_from(index_dir)) is not None:
+        return docs
+    if (index_dir / "CURRENT").exists():
+        print(f"docqa serve: {index_dir} does not record the folder it was built from (built by an older "
+              f"docqa); uploads and removals rebuild it from {_DEFAULTS.docs}: give --docs", file=sys.stderr)  # fmt: skip
+    return _DEFAULTS.docs
 
 
 def _leave(code: int) -> NoReturn:

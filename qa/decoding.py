@@ -8,6 +8,7 @@ its request leave at the next step. Nothing here holds a lock while a caller is 
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import queue
@@ -94,8 +95,20 @@ class Scheduler:
         self._keys = itertools.count()  # never reused, unlike id(): a late token finds no one
         self._lock = threading.Lock()  # guards _waiting only; never held while decoding
         self._wake = threading.Event()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        # A process that ends while a step runs (a stream closed early, then the script's end)
+        # would tear the runtime down under it, and ONNX Runtime aborts the process: the step
+        # ends first.
+        atexit.register(self.stop)
+
+    def stop(self, timeout: float = 30) -> None:
+        """End the decoding thread once its step in progress is done (at the process's exit)."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     def submit(self, prompt: Sequence[int], max_new_tokens: int, stop: Sequence[int]) -> TokenStream:
         request = _Request(list(prompt), max_new_tokens, frozenset(stop))
@@ -111,9 +124,11 @@ class Scheduler:
             return len(self._active), len(self._waiting)
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             if not self._active and not self._waiting:
                 self._wake.wait()
+                if self._stopping:
+                    return
             self._wake.clear()
             self._drop_cancelled()
             self._admit()

@@ -416,7 +416,10 @@ def build_ui(service: Service):
                 retry_button = gr.Button(
                     "Retry uploads that were not indexed", size="sm", elem_id="retry-button"
                 )
-                removable = gr.Dropdown(label="Remove a document", choices=[], elem_id="remove-choice")
+                # API callers name ids (the handler checks them), as with the scope pickers.
+                removable = gr.Dropdown(
+                    label="Remove a document", choices=[], elem_id="remove-choice", allow_custom_value=True
+                )
                 remove_button = gr.Button("Remove from index", variant="stop", elem_id="remove-button")
                 remove_report = gr.Markdown()
 

@@ -127,3 +127,10 @@ def test_the_ask_endpoint_takes_a_scope(server):
     assert "text" in unscoped, "the scope is optional"
     _, _, refused = client.predict(QUESTION, ["no-such.pdf"], None, None, api_name="/ask")
     assert "no document 'no-such.pdf' in the index" in refused["error"]
+
+
+def test_the_remove_endpoint_takes_a_document_id(server):
+    from gradio_client import Client
+
+    said = Client(server[0], verbose=False).predict("no-such.txt", api_name="/remove")[0]  # then the lists
+    assert said.startswith("**Not removed:**") and "no-such.txt" in said, "the handler checks the id itself"

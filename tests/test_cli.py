@@ -322,3 +322,19 @@ def test_an_index_folder_docqa_cannot_write_is_an_error_that_says_what_to_do(tmp
     said = capsys.readouterr().err
     assert "could not read or write a file" in said and "Not a directory" in said
     assert "check that the paths given are folders docqa can write to" in said and "Traceback" not in said
+
+
+def test_serve_without_docs_rebuilds_from_the_folder_the_index_was_built_from(tmp_path, capsys, monkeypatch):
+    config = wheat_index(tmp_path)
+    monkeypatch.chdir(tmp_path)  # not where the documents are
+    assert cli._served_docs(config.index_dir) == config.docs.resolve()
+    assert capsys.readouterr().err == ""
+    # An index built by an older docqa records no folder: serve says to give --docs.
+    from embeddings import store
+
+    folder = store.current(config.index_dir)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["docs"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert cli._served_docs(config.index_dir) == Path("seeds")
+    assert "does not record the folder it was built from" in capsys.readouterr().err

@@ -102,6 +102,23 @@ def docqa(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_a_script_that_closes_a_stream_early_and_ends_exits_cleanly(seed_index):
+    """The process ends while the model may be mid-step for the stream it left: the step ends
+    first (ONNX Runtime, torn down under a running step, aborts the process)."""
+    script = f"""
+from embeddings.config import Config
+from qa.assistant import Assistant
+assistant = Assistant.open(config=Config(index_dir={str(seed_index)!r}, generator={models.SMALL!r}))
+with assistant.stream("Summarise the whole meeting in detail.") as stream:
+    print("first piece:", next(stream))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "first piece:" in done.stdout and "terminate called" not in done.stderr
+
+
 def test_cli_ask_json_and_bad_input(seed_index):
     common = ["--index", str(seed_index), "--model", models.SMALL]
     done = docqa("ask", "Who mediated the meeting?", *common, "--json")
