@@ -36,8 +36,8 @@ _DECLINES = re.compile(
     rf"|{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state|answer|give|tell)"
     rf"|\bnone\s+of\s+the\s+{_SOURCES}{_GIVEN}\s+(?:contains?|mentions?|says?|provides?|includes?|specif(?:y|ies)|states?|answers?)"
     rf"|not\s+(?:mentioned|stated|provided|specified|given|found|answered)\s+in\s+(?:the|any\s+of\s+the)\s+(?:provided\s+|given\s+)?{_SOURCES}"
-    # "not in the text." ends its clause: "not in the source code but ..." is a fact
-    rf"|\bnot\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_GIVEN}(?=\s*(?:[.,;:!?\[]|$))",
+    # "not in the text" of the reply, not "not in the source code" or "not in the context of"
+    rf"|\bnot\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}(?!\s+(?:code|files?|folders?|of)\b)",
     re.IGNORECASE,
 )
 # Words that decline when the model writes them alone, and state a fact when it cites a passage
@@ -51,8 +51,13 @@ _GENERAL = re.compile(
 )
 # A quotation inside a sentence: what someone else said ("I don't know who fired"), not the model.
 _QUOTED = re.compile(r'"[^"\n]*"|“[^”\n]*”')
-# Words a refusal may open with before it says so ("Unfortunately, the provided documents ...").
+# Words a refusal may open with before it says so ("Unfortunately, the provided documents ..."),
+# after a lead-in ("I'm sorry, but", "Based on the passages,").
 _OPENING_WORDS = 3
+_LEAD_IN = re.compile(
+    r"\A\W*(?:(?:I'm|I am)\s+sorry|sorry|unfortunately|however|(?:based on|according to)\s[^,]{1,60})\W*(?:but\s+)?",
+    re.IGNORECASE,
+)
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})
 
 
@@ -80,7 +85,8 @@ def is_refusal(answer: str) -> bool:
     declines = _DECLINES.search(first)
     # A sentence that cites a passage declines only where it opens by saying so: "the documents
     # do not contain a signature [1]" further in states a fact about documents.
-    if declines and (not cited or len(_WORD.findall(first[: declines.start()])) <= _OPENING_WORDS):
+    opening_words = _WORD.findall(_LEAD_IN.sub("", first[: declines.start()])) if declines else []
+    if declines and (not cited or len(opening_words) <= _OPENING_WORDS):
         return True
     return bool(_GENERAL.search(first)) and not cited
 

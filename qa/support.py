@@ -16,6 +16,7 @@ from qa.words import (
     DENIALS,
     HEDGES,
     NEGATIONS,
+    amounts,
     as_written,
     content,
     key_words,
@@ -68,6 +69,8 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     given = set(content(question)) | set(content(named))
     counted = [w for w in claim if w not in given] or claim
     keys = key_words(sentence)
+    # "fell 5%" says what "-5%" does: a sentence that says the direction down gives the sign in words
+    falling = not _FALLING.isdisjoint(norm(w) for w in words(sentence))
     anywhere = vocabulary(passage) | vocabulary(title)
     spans = sentences(passage)
     if not spans:
@@ -82,8 +85,12 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
         score = _share(counted, text)
         seen = vocabulary(text)
         missing = tuple(
-            sorted(k for k in keys if not _named(k, seen) and not (k in given and _named(k, anywhere)))
-        )
+            sorted(
+                k for k in keys
+                if not _named(k, seen) and not (k in given and _named(k, anywhere))
+                and not (falling and f"-{k}" in seen)
+            )
+        )  # fmt: skip
         rank = (score - 0.25 * len(missing), -(end - start))
         if best is None or rank > best[0]:
             best = (rank, Support(round(score, 3), start, end, missing))
@@ -152,7 +159,7 @@ def _one_form(a: str, b: str) -> bool:
 
 
 def _share(counted: list[str], text: str) -> float:
-    found = set(content(text))
+    found = set(content(text)) | amounts(words(text))
     return sum(w in found for w in counted) / len(counted)
 
 
@@ -164,9 +171,10 @@ def windows(passage: str) -> list[tuple[int, int]]:
 
 
 def vocabulary(text: str) -> set[str]:
-    """Every word of `text` normalised as `content` normalises it, function words included."""
+    """Every word of `text` normalised as `content` normalises it, function words included, and
+    its amounts written the other way too (see words.amounts)."""
     found = words(text)
-    return {norm(w) for w in found} | measures(found)
+    return {norm(w) for w in found} | measures(found) | amounts(found)
 
 
 def _contradicts(sentence: str, window: str, question: str) -> bool:
@@ -185,15 +193,16 @@ def _contradicts(sentence: str, window: str, question: str) -> bool:
     return any((scope - plain) & claim and not any(scope & other for other in denied) for scope in stated)
 
 
+# Words for a direction: up, and down (compared by their stems). Not "fall", "falls" or "falling",
+# which share the stem of the season ("every fall").
+_UP = ("increase increased increases increasing rise rose risen rises rising grew grown grows growing "
+       "climbed climbing jumped surged soared")  # fmt: skip
+_DOWN = ("decrease decreased decreases decreasing fell fallen dropped dropping declined declining shrank "
+         "shrunk shrinks shrinking plunged plunging slumped sank sunk tumbled")  # fmt: skip
 # Words whose claim is the other's reversed: "rose" where the window says "fell" only.
 _OPPOSITES = [
     ("before", "after"),
-    # a direction: any word for up against any word for down ("rose" where the passage says "dropped")
-    ("increase increased increases increasing rise rose risen rises rising grow grew grown grows growing "
-     "climb climbed climbs climbing jump jumped jumps surge surged surges soar soared soars",
-     "decrease decreased decreases decreasing fall fell fallen falls falling drop dropped drops dropping "
-     "decline declined declines declining shrink shrank shrunk shrinks shrinking plunge plunged plunges "
-     "slump slumped slumps sink sank sunk sinks tumble tumbled tumbles"),
+    (_UP, _DOWN),  # any word for up against any for down: "rose" where the passage says "dropped"
     ("more", "less fewer"),
     ("higher highest", "lower lowest"), ("larger largest bigger biggest", "smaller smallest"),
     ("longer longest", "shorter shortest"), ("win won wins winning", "lose lost loses losing"),
@@ -202,6 +211,7 @@ _OPPOSITES = [
     ("maximum", "minimum"), ("earlier earliest", "later latest"), ("approved", "rejected"),
 ]  # fmt: skip
 _OPPOSED = [({norm(w) for w in a.split()}, {norm(w) for w in b.split()}) for a, b in _OPPOSITES]
+_FALLING = frozenset(norm(w) for w in f"{_DOWN} lost loss losses negative below deficit".split())
 _OPPOSED += [(b, a) for a, b in _OPPOSED]
 
 

@@ -368,7 +368,7 @@ CURRENCIES = frozenset(
 _ONE_SIGN = {"yuan": "yen", "renminbi": "yen"}
 
 
-def _spelled_out(text: str, scaled: bool = True) -> str:
+def _spelled_out(text: str) -> str:
     """`text` with a percent sign, a unit written onto its number and a shortened scale spelled
     as words, a number of two words ("twenty-five", "twenty-first") in digits and a country's
     or union's name as its acronym and a currency's sign as its name, so that the checks read
@@ -379,7 +379,7 @@ def _spelled_out(text: str, scaled: bool = True) -> str:
     if _CURRENCY.search(text):  # most texts name no currency: one quick scan, not two
         text = _MONEY.sub(_money, text)
         text = _PRICED.sub(lambda m: f"{m.group(3)} {_CURRENCY_OF[(m.group(1) or '') + m.group(2)]}", text)
-    return _US.sub("USA", _SCALED.sub(_scaled, text) if scaled else text)
+    return _US.sub("USA", text)
 
 
 _TENS = {w: int(n) for w, n in _NUMBER_WORDS.items() if int(n) >= 20}
@@ -394,21 +394,30 @@ _US = re.compile(r"\bU\.S\.(?:A\.)?|\bUSA?\b")  # all "USA": "us" is a function 
 _ACRONYMS = re.compile(r"\b(?:United\s+States|United\s+Kingdom|European\s+Union|United\s+Nations)\b")
 
 
-# An amount with its scale in words is the number it makes: "1.5 million" says "1,500,000".
-_SCALED = re.compile(r"\b(\d+(?:[.,]\d+)*) (thousand|million|billion|trillion)\b", re.IGNORECASE)
 _SCALE_ZEROS = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
-_MINUS = re.compile(r"\u2212(?=\d)")  # the typographic minus sign
+# The typographic minus sign before a number, and the word: "−5" and "minus 5" say "-5".
+_MINUS = re.compile(r"\u2212(?=\d)|\bminus\s+(?=\d)", re.IGNORECASE)
 
 
-def _scaled(m: re.Match[str]) -> str:
-    amount = number(m.group(1))
-    if amount is None:
-        return m.group()
-    whole, _, part = amount.partition(".")
-    zeros = _SCALE_ZEROS[m.group(2).lower()]
-    if len(part) > zeros:
-        return m.group()
-    return str(int(whole + part.ljust(zeros, "0")))
+def amounts(words: list[str]) -> set[str]:
+    """Each amount of `words` (as `words` gives them) written the other way too, as the checks
+    compare words: "1.5 million" as 1500000, and 1500000 as 1.5 with "million" (or 1500 with
+    "thousand"). A passage holds an answer's amount however either of them writes it."""
+    out: set[str] = set()
+    for a, b in zip(words, words[1:], strict=False):
+        if b in _SCALE_ZEROS and (amount := number(a)) is not None and not amount.startswith("-"):
+            whole, _, part = amount.partition(".")
+            if len(part) <= _SCALE_ZEROS[b]:
+                out.add(str(int(whole + part.ljust(_SCALE_ZEROS[b], "0"))))
+    for w in words:
+        digits = number(w)
+        if digits is None or not digits.isdigit() or len(digits) < 4:
+            continue
+        for scale, zeros in _SCALE_ZEROS.items():
+            lead, rest = digits[:-zeros], digits[-zeros:].rstrip("0")
+            if lead and len(rest) <= 3:
+                out |= {number(f"{lead}.{rest}" if rest else lead) or lead, norm(scale)}
+    return out
 
 
 def _tens_and_ones(m: re.Match[str]) -> str:
@@ -579,12 +588,11 @@ def as_written(keys: Iterable[str], text: str) -> tuple[str, ...]:
     """Key words, as `key_words` gives them, in the form `text` writes them: "Kennedy" for
     "kennedi", "20 months" for "20 month". What a user reads in a reason is the word they read."""
     found = [w.removesuffix("'s").removesuffix("’s") for w in WORD.findall(_spelled_out(text))]
-    # an amount with its scale as written: "1.5 billion", not the 1500000000 the checks compare
-    written = {_scaled(m): m.group() for m in _SCALED.finditer(_spelled_out(text, scaled=False))}
+    written: dict[str, str] = {}
     for before, w in zip(["", *found], found, strict=False):
         written.setdefault(norm(w), w)
         for pair in measures([before.lower(), w.lower()]):
-            written.setdefault(pair, f"{written.get(norm(before), before)} {w}")
+            written.setdefault(pair, f"{before} {w}")
     out = [written.get(k, k) for k in keys]
     return tuple(w for w in out if not any(o.startswith(f"{w} ") for o in out))  # "20 months", not "20" too
 

@@ -52,7 +52,10 @@ def test_marks_are_rewritten_at_the_end_of_their_sentence():
      "I couldn\u2019t find that in the passages.", "I was unable to find the answer.",
      "No information is given about the cost.", "None of the documents mention the cost.",
      "It is not mentioned in the provided documents.", "The answer is not in the documents.",
-     '"I don\'t know."', "Unfortunately, the provided documents do not mention the cause [1]."],
+     '"I don\'t know."', "Unfortunately, the provided documents do not mention the cause [1].",
+     "The answer is not in the documents I was given.", "That is not in the text you provided.",
+     "I'm sorry, but the provided documents do not mention the cause [1].",
+     "Based on the passages, the documents do not mention who signed it [1]."],
 )  # fmt: skip
 def test_refusals_are_recognised(reply):
     assert is_refusal(reply)
@@ -70,7 +73,8 @@ def test_refusals_are_recognised(reply):
      # Words of a refusal that are a fact about something else, or someone else's words.
      "The bug was not in the source code but in the build script [1].",
      'The witness told police, "I don\'t know who fired the shot." [1]',
-     "The appeal was rejected because the documents do not contain a signature [1]."],
+     "The appeal was rejected because the documents do not contain a signature [1].",
+     "The loop variable is not in the context of the closure [1]."],
 )  # fmt: skip
 def test_answers_are_not_refusals(reply):
     assert not is_refusal(reply)

@@ -269,11 +269,11 @@ BRIDGE = (
     ("sentence", "missing"),
     [
         ("The bridge is 30km long.", ("30 km",)),  # a number written onto its unit
-        ("The bridge cost $2.5bn.", ("2.5 billion",)),  # an amount with its scale is one number
-        ("The bridge cost $1.5m.", ("1.5 million",)),  # the scale, not the amount, changed
+        ("The bridge cost $2.5bn.", ("2.5",)),
+        ("The bridge cost $1.5m.", ("million",)),  # the scale, not the amount, changed
         ("The war lasted 20 months.", ("20 months",)),  # the unit changed
         ("The tower is 40 feet high.", ("40 feet",)),  # a unit the passage gives another amount
-        ("The second span cost £4bn.", ("4 billion pounds",)),
+        ("The second span cost £4bn.", ("billion",)),
     ],
 )
 def test_an_amount_with_its_unit_is_a_key_word(sentence, missing):
@@ -425,6 +425,12 @@ def test_a_changed_direction_sign_decimal_time_of_day_or_dose_is_flagged(sentenc
         ("The law took effect on March 3, 2021.", "The law took effect on the 3rd of March, 2021."),
         ("The law took effect on the 3rd of March, 2021.", "The law took effect on March 3, 2021."),
         ("Shares rose 4% on Monday.", "Shares climbed 4% on Monday."),
+        ("Two million people live there.", "2 million people live there."),
+        ("About 1.5m people live there.", "About 1.5 million people live there."),
+        ("The city had 1,500,000 residents.", "The city had 1.5 million residents."),
+        ("Revenue fell 5 percent in 2020.", "Revenue change in 2020: -5%."),  # the sign said in words
+        ("The temperature was minus 5 degrees.", "The temperature was -5 degrees."),
+        ("The festival is held every fall.", "The festival is held every autumn, and attendance has grown."),
         ("The office opens at 9:30 p.m.", "The office opens at 9:30 pm."),
         ("The team scored 5-10 points.", "The team scored 5-10 points."),
     ],
