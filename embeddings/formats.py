@@ -39,8 +39,9 @@ def decode(data: bytes) -> str:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
+            at = e.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
             raise UnreadableDocument(
-                f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8"
+                f"not valid UTF-8 (byte 0x{data[at]:02x} at offset {at}); save it as UTF-8"
             ) from None
     if not text.strip():
         raise UnreadableDocument("empty: it holds no text")

@@ -107,25 +107,35 @@ def _blocks(parent) -> Iterator:
 
 def _paragraph_text(p) -> str:
     """A paragraph's text as Word shows it: its runs wherever they stand (in a hyperlink, a
-    tracked insertion, a content control, a text box), tabs and breaks kept; deleted text and a
-    text box's copy for older readers (mc:Fallback) left out."""
+    tracked insertion, a content control, a text box), tabs, breaks and hyphens kept; what
+    _NOT_SHOWN names left out."""
     out: list[str] = []
     _runs_text(p, out)
     return "".join(out)
 
 
-_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+# What a paragraph holds that is not its text now: a text box's copy for older readers, text a
+# tracked change moved away (its new place holds it) or deleted.
+_NOT_SHOWN = frozenset(
+    ["{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback", _W + "moveFrom", _W + "del"]
+)
+# Characters Word writes as elements of their own.
+_CHARACTERS = {
+    _W + "tab": "\t",
+    _W + "ptab": "\t",
+    _W + "br": "\n",
+    _W + "cr": "\n",
+    _W + "noBreakHyphen": "-",
+}
 
 
 def _runs_text(element, out: list[str]) -> None:
     for child in element.iterchildren():
         if child.tag == _W + "t":
             out.append(child.text or "")
-        elif child.tag == _W + "tab":
-            out.append("\t")
-        elif child.tag in (_W + "br", _W + "cr"):
-            out.append("\n")
-        elif child.tag != _FALLBACK:
+        elif child.tag in _CHARACTERS:
+            out.append(_CHARACTERS[child.tag])
+        elif child.tag not in _NOT_SHOWN:
             if child.tag == _W + "p":  # a text box's paragraph, inside this one
                 out.append("\n")
             _runs_text(child, out)

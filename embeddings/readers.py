@@ -308,13 +308,14 @@ _SLICE = 1 << 20
 
 
 def _text_file(data: bytes) -> None:
-    """What `decode` checks of a UTF-8 file (not binary, valid UTF-8, not empty), without the
-    decoded text in memory beside the bytes: a slice at a time."""
+    """What `decode` checks of a UTF-8 file (not binary, valid UTF-8, not empty, a byte order
+    mark left out), without the decoded text in memory beside the bytes: a slice at a time."""
     if b"\x00" in data[:8192]:
         raise UnreadableDocument("looks like a binary file (it holds NUL bytes), not text")
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
-    for start in range(0, len(data), _SLICE):
+    for start in range(skip, len(data), _SLICE):
         carried = len(decoder.getstate()[0])  # the end of a character the last slice cut
         try:
             decoder.decode(view[start : start + _SLICE], final=start + _SLICE >= len(data))
@@ -323,11 +324,12 @@ def _text_file(data: bytes) -> None:
             raise UnreadableDocument(
                 f"not valid UTF-8 (byte 0x{data[at]:02x} at offset {at}); save it as UTF-8"
             ) from None
-    if not _WRITTEN.search(data):
+    # Text in ASCII is found at once; a file without any is decoded to be sure ("\u3000" is a space).
+    if not _WRITTEN.search(data, skip) and not data[skip:].decode().strip():
         raise UnreadableDocument("empty: it holds no text")
 
 
-_WRITTEN = re.compile(rb"\S")
+_WRITTEN = re.compile(rb"[!-~]")
 
 
 def _json_line(line: bytes) -> object:

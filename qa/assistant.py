@@ -93,7 +93,7 @@ class AnswerStream:
     @property
     def answer(self) -> Answer | None:
         if self._answer is None and not self._closed:
-            for _ in self._pieces:
+            for _ in self:
                 pass
         return self._answer
 
@@ -103,11 +103,11 @@ class AnswerStream:
         place if it waits for a turn, and stops at its next piece."""
         if self._answer is None:
             self._closed = True
-        if getattr(self._pieces, "gi_running", False):
+        try:
+            self._pieces.close()
+        except ValueError:  # "generator already executing": another thread is reading it now
             self._closing = True
             self.gone.set()
-            return
-        self._pieces.close()
 
     def __enter__(self) -> AnswerStream:
         return self

@@ -199,9 +199,31 @@ def _scope(args: argparse.Namespace):
     return Scope.parse(args.doc, args.under, args.since, args.until, args.format)
 
 
+_DISK_ERRORS = frozenset(
+    [
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENOENT,
+    ]
+)
+
+
+def _disk_problem(e: OSError | sqlite3.Error) -> bool:
+    """Whether `e` is the file system refusing docqa (full, read-only, a path that is not a
+    folder), which the user can fix, rather than a fault to show whole."""
+    if isinstance(e, sqlite3.Error):
+        return any(w in str(e) for w in ("disk", "readonly", "unable to open"))
+    return e.errno in _DISK_ERRORS
+
+
 def _disk_advice(e: OSError | sqlite3.Error) -> str:
     number = getattr(e, "errno", None)
-    if number == errno.ENOSPC or "disk is full" in str(e):
+    if number in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(e):
         return "free disk space"
     if number in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "make the folder writable, or give another --index"
@@ -646,7 +668,12 @@ def main(argv: list[str] | None = None) -> int:
     except DocqaError as e:
         print(f"docqa {args.command}: {e}", file=sys.stderr)
         return 2
-    except (OSError, sqlite3.Error) as e:  # the disk: full, read-only, or a path that is not a folder
+    except BrokenPipeError:  # the reader of the output went away (`docqa ask ... | head`)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
+        return 141
+    except (OSError, sqlite3.OperationalError) as e:
+        if not _disk_problem(e):
+            raise
         kept = "; the index was left as it was" if args.command == "index" else ""
         print(f"docqa {args.command}: could not read or write a file ({e}): {_disk_advice(e)}, then run it "
               f"again{kept}", file=sys.stderr)  # fmt: skip

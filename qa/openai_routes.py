@@ -38,9 +38,9 @@ ROUTES = "POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models and GET
 def router(service: Service) -> APIRouter:
     api = APIRouter(prefix="/v1")
     threads = anyio.CapacityLimiter(service.slots.size + service.slots.max_waiting + 2)
-    # Embedding keeps the CPU busy by itself: one request at a time, on threads of its own, so
+    # Embedding keeps the CPU busy by itself: one request at a time, on a thread of its own, so
     # that a flood of embedding requests never holds the threads the questions need.
-    embedding = anyio.CapacityLimiter(1)
+    embedding, embedding_thread = anyio.Lock(), anyio.CapacityLimiter(1)
     started = int(time.time())
     rewrites = Rewrites()
 
@@ -101,17 +101,17 @@ def router(service: Service) -> APIRouter:
         body = await _json(request, MAX_EMBEDDINGS_BODY_BYTES)
         embedder = service.assistant.index.embedder
         asked = openai_api.embeddings_request(body, embedder.name, embedder.dim)
-        vectors, tokens = [], []
-        for first in range(0, len(asked.texts), EMBEDDING_BATCH):
-            if await request.is_disconnected():  # nobody to answer (a client that timed out)
-                return Response(status_code=204)
-            texts = asked.texts[first : first + EMBEDDING_BATCH]
-            try:
-                part, counts = await anyio.to_thread.run_sync(service.embed, texts, first, limiter=embedding)
-            except QuestionError as e:  # a text longer than the model reads
+        vectors = []
+        async with embedding:
+            try:  # every text's length first: a text too long is refused before any is embedded
+                tokens = await anyio.to_thread.run_sync(service.tokens, asked.texts, limiter=embedding_thread)
+            except QuestionError as e:
                 raise ApiError(400, str(e), "input") from None
-            vectors.append(part)
-            tokens += counts
+            for first in range(0, len(asked.texts), EMBEDDING_BATCH):
+                if await request.is_disconnected():  # nobody to answer (a client that timed out)
+                    return Response(status_code=204)
+                texts = asked.texts[first : first + EMBEDDING_BATCH]
+                vectors.append(await anyio.to_thread.run_sync(service.embed, texts, limiter=embedding_thread))
         return JSONResponse(
             openai_api.embeddings(np.concatenate(vectors), tokens, embedder.name, asked.base64)
         )

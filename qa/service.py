@@ -269,19 +269,22 @@ class Service:
         with self.slots.turn(gone):
             return assistant.summarize(doc_id, progress, gone)
 
-    def embed(self, texts: list[str], first: int = 0) -> tuple[np.ndarray, list[int]]:
-        """Vectors of `texts` by the index's embedding model, and the tokens of each. A text longer
-        than the model reads is refused (QuestionError), never cut short; `first`, the place of
-        texts[0] among all a caller sent, names it as the caller counts."""
+    def tokens(self, texts: list[str]) -> list[int]:
+        """Each text's tokens by the index's embedding model; a text longer than the model reads
+        is refused (QuestionError), never cut short."""
         embedder = self.assistant.index.embedder
         tokens = [len(t) for t in embedder.tokenize(texts)]
-        for i, count in enumerate(tokens, first):
+        for i, count in enumerate(tokens):
             if count > embedder.max_tokens:
                 raise QuestionError(
                     f"input[{i}] is {count} tokens long; {embedder.name} reads at most "
                     f"{embedder.max_tokens}: split it into shorter texts"
                 )
-        return embedder.embed(texts), tokens
+        return tokens
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Vectors of `texts` by the index's embedding model (check their length with `tokens`)."""
+        return self.assistant.index.embedder.embed(texts)
 
     def document_text(self, doc_id: str) -> str:
         return self.assistant.index.document_text(doc_id) or ""

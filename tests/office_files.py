@@ -47,6 +47,12 @@ def docx_with_hidden_places() -> bytes:
     buyer._p.append(
         parse_xml(f'<w:del {w} w:id="2" w:author="a"><w:r><w:delText>Initech</w:delText></w:r></w:del>')
     )
+    moved = document.add_paragraph("Terms: ")
+    moved._p.append(
+        parse_xml(f'<w:moveFrom {w} w:id="3" w:author="a"><w:r><w:t>Pay by 30 June.</w:t></w:r></w:moveFrom>')
+    )
+    moved._p.append(parse_xml(f"<w:r {w}><w:t>COVID</w:t><w:noBreakHyphen/><w:t>19 rules apply.</w:t></w:r>"))
+    document.add_paragraph().add_run("Pay by 30 June.")  # where the sentence was moved to
     cell = document.add_table(rows=1, cols=1).cell(0, 0)
     cell.text = "Schedule"
     cell.add_table(rows=1, cols=1).cell(0, 0).text = "Escrow agent: First National Bank"

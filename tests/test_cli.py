@@ -338,3 +338,12 @@ def test_serve_without_docs_rebuilds_from_the_folder_the_index_was_built_from(tm
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert cli._served_docs(config.index_dir) == Path("seeds")
     assert "does not record the folder it was built from" in capsys.readouterr().err
+
+
+def test_an_error_that_is_not_the_disk_is_not_passed_off_as_one(tmp_path, monkeypatch):
+    def refused(args):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(cli, "_documents", refused)
+    with pytest.raises(ConnectionRefusedError):
+        cli.main(["documents", "--index", str(tmp_path)])

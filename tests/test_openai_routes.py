@@ -424,6 +424,31 @@ def test_a_client_that_gives_up_on_many_embeddings_stops_them_and_a_long_text_is
     assert refused.status_code == 400 and "input[300] is" in refused.json()["error"]["message"]
 
 
+def test_embedding_requests_are_embedded_one_at_a_time(tmp_path, serving):
+    service = make_service(tmp_path, FakeGenerator())
+    embedder, batches = service.assistant.index.embedder, []
+    embed = embedder.embed
+
+    def slow(texts):
+        batches.append(texts[0][0])  # which request the batch is of
+        time.sleep(0.05)
+        return embed(texts)
+
+    embedder.embed = slow
+    url = serving(service)
+
+    def ask(letter: str) -> None:
+        texts = [f"{letter} text {i}" for i in range(600)]
+        httpx.post(url + "/v1/embeddings", json={"model": "fake-embedder", "input": texts}, timeout=60)
+
+    both = [threading.Thread(target=ask, args=(letter,)) for letter in "ab"]
+    for t in both:
+        t.start()
+    for t in both:
+        t.join(60)
+    assert sorted(batches) == list("aaabbb") and batches in (list("aaabbb"), list("bbbaaa")), batches
+
+
 def test_before_the_models_load_the_api_says_so(tmp_path, serving):
     url = serving(Service(Config(docs=tmp_path, index_dir=tmp_path / "index")))
     for reply in (httpx.get(url + "/v1/models"), httpx.post(url + "/v1/chat/completions", json=chat())):

@@ -196,6 +196,21 @@ def test_a_utf16_jsonl_file_is_skipped_with_what_to_do(tmp_path):
     assert not pending and skipped == {"set.jsonl": "UTF-16 text: save it as UTF-8"}
 
 
+def test_a_jsonl_file_of_a_byte_order_mark_or_spaces_is_empty_and_a_bad_byte_is_named_where_it_is(tmp_path):
+    write(tmp_path, "bom.jsonl", b"\xef\xbb\xbf")
+    write(tmp_path, "spaces.jsonl", "\u00a0\u3000\n".encode())
+    write(tmp_path, "bad.jsonl", b'\xef\xbb\xbf{"id": "a", "text": "x"}\n\xff')
+    pending, skipped = scanned(tmp_path)
+    assert not pending
+    assert skipped == {
+        "bom.jsonl": "empty: it holds no text",
+        "spaces.jsonl": "empty: it holds no text",
+        "bad.jsonl": "not valid UTF-8 (byte 0xff at offset 28); save it as UTF-8",
+    }
+    with pytest.raises(UnreadableDocument, match=r"byte 0xff at offset 6\)"):
+        load(tmp_path / "txt", "bad.txt", b"\xef\xbb\xbfabc\xff")
+
+
 def test_a_jsonl_line_with_an_escaped_lone_surrogate_is_skipped_with_the_reason(tmp_path):
     lines = [
         '{"id": "a", "text": "caf\\udce9"}',

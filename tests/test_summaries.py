@@ -141,7 +141,8 @@ def test_a_summary_whose_parts_were_cut_to_fit_says_so(tmp_path):
     a.generator.reply = lambda m: " ".join(f"Point {i} of the part." for i in range(60))
     summary = a.summarize("long.txt")
     assert summary.shortened
-    assert any("cut to fit" in line for line in caveats([], True, shortened=True))
+    page = summary_html(summary.title, summary.text, summary.sources, shortened=summary.shortened)
+    assert "Summaries of parts were cut to fit the prompt that combined them" in page
     a = make(tmp_path / "short", DOCS, budget=400)
     a.generator.reply = "The council approved the budget."
     assert not a.summarize("long.txt").shortened
