@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -26,6 +27,20 @@ from qa.generator import from_config as load_generator
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = Path("reports")
+
+
+# The code the GPU figures measure: a change to it since reports/gpu.json was written makes them stale.
+GPU_PATH = ("qa/runtimes/hf.py", "qa/decoding.py", "qa/generator.py", "bench/gpu.py")
+
+
+def _changed_since(date: str, paths: tuple[str, ...]) -> list[str] | None:
+    """The commits that changed `paths` after `date` (None: no git history to ask, as in a copy)."""
+    try:
+        done = subprocess.run(["git", "log", f"--since={date}", "--format=%h", "--", *paths], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.split()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     gpu = REPORTS / "gpu.json"  # written by `python -m bench.gpu` on a GPU machine, shown as its own run
     if gpu.exists():
         results["gpu"] = json.loads(gpu.read_text())
+        results["gpu"]["changed_since"] = _changed_since(str(results["gpu"].get("date", "")), GPU_PATH)
     results["run"] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),

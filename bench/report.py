@@ -406,11 +406,22 @@ def _step_costs(ask: dict) -> list[str]:
 
 def _gpu(g: dict) -> list[str]:
     gen = g["generator"]
+    title = f"## GPU ({g.get('device', 'unknown')}, torch {g.get('torch', '?')}, transformers {g.get('transformers', '?')})"
+    if "error" in gen or "docqa_batch1" not in gen:
+        return [title, "", f"`python -m bench.gpu` failed on the lent GPU machine ({g.get('date')}): "
+                f"{gen.get('error', 'no batch-1 figures')}.", ""]  # fmt: skip
+    changed = g.get("changed_since")
+    stale = (
+        [f"**Stale**: {len(changed)} later commits changed the GPU path ({', '.join(changed[:6])}); these "
+         "figures are of the code before them. Run `python -m bench.gpu` on a GPU machine again.", ""]
+        if changed else []
+    )  # fmt: skip
     b1 = gen["docqa_batch1"]
     batched = next(v for k, v in gen.items() if k.startswith("docqa_batch") and k != "docqa_batch1")
     return [
-        f"## GPU ({g['device']}, torch {g['torch']}, transformers {g['transformers']})",
+        title,
         "",
+        *stale,
         f"From `python -m bench.gpu` run on a lent GPU machine ({g['date']}; reports/gpu.json, written by that "
         "run): random weights in the default generator's architecture, a "
         f"{gen['prompt_tokens']}-token prompt, {gen['new_tokens']} tokens decoded.",

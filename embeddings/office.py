@@ -117,8 +117,9 @@ def _paragraph_text(p) -> str:
 # What a paragraph holds that is not its text now: a text box's copy for older readers, text a
 # tracked change moved away (its new place holds it) or deleted.
 _NOT_SHOWN = frozenset(
-    ["{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback", _W + "moveFrom", _W + "del"]
-)
+    ["{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback", _W + "moveFrom", _W + "del",
+     _W + "pPr", _W + "rPr"]  # and a paragraph's or run's settings (its tab stops are not tabs)
+)  # fmt: skip
 # Characters Word writes as elements of their own.
 _CHARACTERS = {
     _W + "tab": "\t",

@@ -105,7 +105,9 @@ class AnswerStream:
             self._closed = True
         try:
             self._pieces.close()
-        except ValueError:  # "generator already executing": another thread is reading it now
+        except ValueError as e:  # "generator already executing": another thread is reading it now
+            if "already executing" not in str(e):
+                raise
             self._closing = True
             self.gone.set()
 

@@ -28,16 +28,28 @@ _EMPHASIS = re.compile(r"\*\*|__")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SOURCES = r"(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))\b"
 _GIVEN = r"(?:\s+(?:provided|given|above|you\s+gave))?"
+# How a reply ends a clause that names the passages: at a mark, or with who gave them ("in the
+# documents I was given"), or naming more of them ("in the documents or the passages").
+_CLAUSE_END = (
+    rf"(?=\s*(?:[.,;:!?\[]|$)|\s+(?:I|you|we)\s+(?:was\s+|were\s+)?(?:given|provided|gave|shared|sent)\b"
+    rf"|\s+(?:provided|given|above)\b|\s+or\s+(?:the\s+)?{_SOURCES})"
+)
 # The model declining in so many words: about itself, or about the passages.
 _DECLINES = re.compile(
     r"\bI\s+(?:do\s+not|don'?t|cannot|can'?t|could\s*(?:not|n't)|am\s+not\s+able\s+to|am\s+unable\s+to"
     r"|'m\s+unable\s+to|was\s+(?:not\s+able|unable)\s+to)\s+(?:know|find|answer|tell|say|determine|see)"
     r"|\bI(?:\s+a|')m\s+not\s+sure|\bI\s+(?:do\s+not|don'?t)\s+have\s+(?:enough\s+)?information"
-    rf"|{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state|answer|give|tell)"
-    rf"|\bnone\s+of\s+the\s+{_SOURCES}{_GIVEN}\s+(?:contains?|mentions?|says?|provides?|includes?|specif(?:y|ies)|states?|answers?)"
-    rf"|not\s+(?:mentioned|stated|provided|specified|given|found|answered)\s+in\s+(?:the|any\s+of\s+the)\s+(?:provided\s+|given\s+)?{_SOURCES}"
-    # "not in the text" of the reply, not "not in the source code" or "not in the context of"
-    rf"|\bnot\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}(?!\s+(?:code|files?|folders?|of)\b)",
+    rf"|{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state"
+    r"|answer|give|tell|have)"
+    rf"|{_SOURCES}{_GIVEN}\s+(?:lacks?\s+(?:any\s+)?(?:information|details)|(?:is|are)\s+silent\s+on)"
+    rf"|\b(?:none|neither)\s+of\s+the\s+{_SOURCES}{_GIVEN}\s+(?:contains?|mentions?|says?|provides?|includes?"
+    r"|specif(?:y|ies)|states?|answers?)"
+    rf"|\bneither\s+{_SOURCES}\s+(?:contains|mentions|says|provides|includes|specifies|states|answers)"
+    rf"|(?:\bnot|n't)\s+(?:mentioned|stated|provided|specified|given|found|answered|available)\s+in\s+(?:the|any\s+of\s+the)"
+    rf"\s+(?:provided\s+|given\s+)?{_SOURCES}"
+    r"|\bno\s+relevant\s+information\b"
+    # "not in the text" of the reply: not "not in the source code but ..." nor "the text messages"
+    rf"|(?:\bnot|n't)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_CLAUSE_END}",
     re.IGNORECASE,
 )
 # Words that decline when the model writes them alone, and state a fact when it cites a passage
@@ -46,7 +58,8 @@ _GENERAL = re.compile(
     r"\b(?:(?:there\s+is\s+)?no\s+(?:information|mention|answer)\s+(?:about|on|regarding|of|to|in)"
     r"|(?:cannot|can'?t)\s+be\s+(?:determined|answered|found)"
     r"|(?:there\s+is\s+)?not\s+enough\s+information"
-    r"|no\s+information\s+is\s+(?:given|provided))",
+    r"|no\s+information\s+is\s+(?:given|provided)"
+    r"|not\s+possible\s+to\s+(?:determine|say|tell|know|answer))",
     re.IGNORECASE,
 )
 # A quotation inside a sentence: what someone else said ("I don't know who fired"), not the model.
@@ -55,7 +68,8 @@ _QUOTED = re.compile(r'"[^"\n]*"|“[^”\n]*”')
 # after a lead-in ("I'm sorry, but", "Based on the passages,").
 _OPENING_WORDS = 3
 _LEAD_IN = re.compile(
-    r"\A\W*(?:(?:I'm|I am)\s+sorry|sorry|unfortunately|however|(?:based on|according to)\s[^,]{1,60})\W*(?:but\s+)?",
+    rf"\A\W*(?:(?:I'm|I am)\s+sorry|sorry|unfortunately|however"
+    rf"|(?:based\s+on|according\s+to)\s+(?:the\s+)?(?:provided\s+|given\s+)?{_SOURCES}{_GIVEN})\W*(?:but\s+)?",
     re.IGNORECASE,
 )
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})

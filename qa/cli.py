@@ -668,9 +668,13 @@ def main(argv: list[str] | None = None) -> int:
     except DocqaError as e:
         print(f"docqa {args.command}: {e}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # the reader of the output went away (`docqa ask ... | head`)
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
-        return 141
+    except BrokenPipeError:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader of the output went away (`docqa ask ... | head`)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
+            return 141
+        raise  # another pipe or socket: a fault to show whole
     except (OSError, sqlite3.OperationalError) as e:
         if not _disk_problem(e):
             raise

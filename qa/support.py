@@ -16,13 +16,13 @@ from qa.words import (
     DENIALS,
     HEDGES,
     NEGATIONS,
-    amounts,
     as_written,
     content,
     key_words,
     measures,
     negations,
     norm,
+    number,
     words,
 )
 
@@ -69,8 +69,8 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     given = set(content(question)) | set(content(named))
     counted = [w for w in claim if w not in given] or claim
     keys = key_words(sentence)
-    # "fell 5%" says what "-5%" does: a sentence that says the direction down gives the sign in words
-    falling = not _FALLING.isdisjoint(norm(w) for w in words(sentence))
+    # "fell 5%" says what "-5%" does: a number right after a word for down has its sign in words
+    fallen = _after_a_fall(words(sentence))
     anywhere = vocabulary(passage) | vocabulary(title)
     spans = sentences(passage)
     if not spans:
@@ -88,7 +88,7 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
             sorted(
                 k for k in keys
                 if not _named(k, seen) and not (k in given and _named(k, anywhere))
-                and not (falling and f"-{k}" in seen)
+                and not (k in fallen and f"-{k}" in seen)
             )
         )  # fmt: skip
         rank = (score - 0.25 * len(missing), -(end - start))
@@ -106,6 +106,20 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     missing = as_written(anchor.missing, sentence) if anchor.missing else ()  # most often none
     contradicts = _contradicts(sentence, window, question) or _opposes(sentence, window)
     return Support(round(score, 3), start, end, missing, contradicts, _hedged(sentence, window, question))
+
+
+def _after_a_fall(said: list[str]) -> set[str]:
+    """The numbers of `said` (as `words` gives them) right after a word for down: "fell 5",
+    "fell by 5", "a loss of 5"; not "fell to 5", where the number is a level, not a change."""
+    out = set()
+    for i, w in enumerate(said):
+        if norm(w) in _FALLING:
+            j = i + 1
+            while j < len(said) and said[j] in ("by", "of", "a", "an"):
+                j += 1
+            if j < len(said) and (n := number(said[j])) is not None:
+                out.add(n)
+    return out
 
 
 def _named(key: str, seen: set[str]) -> bool:
@@ -159,7 +173,7 @@ def _one_form(a: str, b: str) -> bool:
 
 
 def _share(counted: list[str], text: str) -> float:
-    found = set(content(text)) | amounts(words(text))
+    found = set(content(text)) | set(content(text, scaled=False))
     return sum(w in found for w in counted) / len(counted)
 
 
@@ -171,10 +185,11 @@ def windows(passage: str) -> list[tuple[int, int]]:
 
 
 def vocabulary(text: str) -> set[str]:
-    """Every word of `text` normalised as `content` normalises it, function words included, and
-    its amounts written the other way too (see words.amounts)."""
+    """Every word of `text` normalised as `content` normalises it, function words included; an
+    amount with its scale both as its digits and as two words ("1.5 million": 1500000, and 1.5
+    and million), so that an answer's "1.5m" is held by it, but not by "1,500,000"."""
     found = words(text)
-    return {norm(w) for w in found} | measures(found) | amounts(found)
+    return {norm(w) for w in found} | {norm(w) for w in words(text, scaled=False)} | measures(found)
 
 
 def _contradicts(sentence: str, window: str, question: str) -> bool:

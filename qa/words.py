@@ -368,18 +368,18 @@ CURRENCIES = frozenset(
 _ONE_SIGN = {"yuan": "yen", "renminbi": "yen"}
 
 
-def _spelled_out(text: str) -> str:
+def _spelled_out(text: str, scaled: bool = True) -> str:
     """`text` with a percent sign, a unit written onto its number and a shortened scale spelled
     as words, a number of two words ("twenty-five", "twenty-first") in digits and a country's
     or union's name as its acronym and a currency's sign as its name, so that the checks read
-    one claim written two ways as one."""
+    one claim written two ways as one; `scaled`, an amount with its scale as its digits."""
     text = _JOINED.sub(_unit, _PERCENT.sub(" percent", _MINUS.sub("-", text)))
     text = _TENS_AND_ONES.sub(_tens_and_ones, text)
     text = _ACRONYMS.sub(lambda m: _ACRONYM_OF[" ".join(m.group().lower().split())], text)
     if _CURRENCY.search(text):  # most texts name no currency: one quick scan, not two
         text = _MONEY.sub(_money, text)
         text = _PRICED.sub(lambda m: f"{m.group(3)} {_CURRENCY_OF[(m.group(1) or '') + m.group(2)]}", text)
-    return _US.sub("USA", text)
+    return _US.sub("USA", _SCALED.sub(_scaled, text) if scaled else text)
 
 
 _TENS = {w: int(n) for w, n in _NUMBER_WORDS.items() if int(n) >= 20}
@@ -394,30 +394,24 @@ _US = re.compile(r"\bU\.S\.(?:A\.)?|\bUSA?\b")  # all "USA": "us" is a function 
 _ACRONYMS = re.compile(r"\b(?:United\s+States|United\s+Kingdom|European\s+Union|United\s+Nations)\b")
 
 
+# The typographic minus sign before a number, and the word (not in "plus or minus 5", nor
+# "10 minus 5"): "−5" and "minus 5" say "-5".
+_MINUS = re.compile(r"\u2212(?=\d)|(?<!plus or )(?<!\d )\bminus\s+(?=\d)", re.IGNORECASE)
+# An amount with its scale in words is the number it makes: "1.5 million" and "two million" say
+# 1500000 and 2000000, as "1,500,000" and "2,000,000" do.
 _SCALE_ZEROS = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
-# The typographic minus sign before a number, and the word: "−5" and "minus 5" say "-5".
-_MINUS = re.compile(r"\u2212(?=\d)|\bminus\s+(?=\d)", re.IGNORECASE)
+_SCALED = re.compile(
+    rf"\b(\d+(?:[.,]\d+)*|{'|'.join(_NUMBER_WORDS)}) ({'|'.join(_SCALE_ZEROS)})\b", re.IGNORECASE
+)
 
 
-def amounts(words: list[str]) -> set[str]:
-    """Each amount of `words` (as `words` gives them) written the other way too, as the checks
-    compare words: "1.5 million" as 1500000, and 1500000 as 1.5 with "million" (or 1500 with
-    "thousand"). A passage holds an answer's amount however either of them writes it."""
-    out: set[str] = set()
-    for a, b in zip(words, words[1:], strict=False):
-        if b in _SCALE_ZEROS and (amount := number(a)) is not None and not amount.startswith("-"):
-            whole, _, part = amount.partition(".")
-            if len(part) <= _SCALE_ZEROS[b]:
-                out.add(str(int(whole + part.ljust(_SCALE_ZEROS[b], "0"))))
-    for w in words:
-        digits = number(w)
-        if digits is None or not digits.isdigit() or len(digits) < 4:
-            continue
-        for scale, zeros in _SCALE_ZEROS.items():
-            lead, rest = digits[:-zeros], digits[-zeros:].rstrip("0")
-            if lead and len(rest) <= 3:
-                out |= {number(f"{lead}.{rest}" if rest else lead) or lead, norm(scale)}
-    return out
+def _scaled(m: re.Match[str]) -> str:
+    amount = number(m.group(1))
+    zeros = _SCALE_ZEROS[m.group(2).lower()]
+    whole, _, part = (amount or "").partition(".")
+    if amount is None or len(part) > zeros:
+        return m.group()
+    return str(int(whole + part.ljust(zeros, "0")))
 
 
 def _tens_and_ones(m: re.Match[str]) -> str:
@@ -437,20 +431,21 @@ def _money(m: re.Match[str]) -> str:
     return m.group() if scale is None else m.group()[: m.start(1) - m.start()] + scale
 
 
-def words(text: str) -> list[str]:
-    """The words of `text`, lower-cased, in order."""
-    return [w.lower().replace("’", "'") for w in WORD.findall(_spelled_out(text))]
+def words(text: str, scaled: bool = True) -> list[str]:
+    """The words of `text`, lower-cased, in order (`scaled`: see _spelled_out)."""
+    return [w.lower().replace("’", "'") for w in WORD.findall(_spelled_out(text, scaled))]
 
 
-def _content_words(text: str) -> Iterator[str]:
+def _content_words(text: str, scaled: bool = True) -> Iterator[str]:
     """The content words of `text` as written (function words left out), in order."""
-    for w in words(text):
+    for w in words(text, scaled):
         yield from (part for part in _split_clitic(w) if part not in STOP)
 
 
-def content(text: str) -> list[str]:
-    """Stemmed content words (function words left out), numbers normalised, in order."""
-    return [norm(w) for w in _content_words(text)]
+def content(text: str, scaled: bool = True) -> list[str]:
+    """Stemmed content words (function words left out), numbers normalised, in order; with
+    `scaled` False, an amount and its scale as two words ("1.5", "million")."""
+    return [norm(w) for w in _content_words(text, scaled)]
 
 
 def surfaces(text: str) -> dict[str, str]:
@@ -588,11 +583,12 @@ def as_written(keys: Iterable[str], text: str) -> tuple[str, ...]:
     """Key words, as `key_words` gives them, in the form `text` writes them: "Kennedy" for
     "kennedi", "20 months" for "20 month". What a user reads in a reason is the word they read."""
     found = [w.removesuffix("'s").removesuffix("’s") for w in WORD.findall(_spelled_out(text))]
-    written: dict[str, str] = {}
+    # an amount with its scale as written: "1.5 billion", not the 1500000000 the checks compare
+    written = {_scaled(m): m.group() for m in _SCALED.finditer(_spelled_out(text, scaled=False))}
     for before, w in zip(["", *found], found, strict=False):
         written.setdefault(norm(w), w)
         for pair in measures([before.lower(), w.lower()]):
-            written.setdefault(pair, f"{before} {w}")
+            written.setdefault(pair, f"{written.get(norm(before), before)} {w}")
     out = [written.get(k, k) for k in keys]
     return tuple(w for w in out if not any(o.startswith(f"{w} ") for o in out))  # "20 months", not "20" too
 

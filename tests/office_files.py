@@ -53,6 +53,8 @@ def docx_with_hidden_places() -> bytes:
     )
     moved._p.append(parse_xml(f"<w:r {w}><w:t>COVID</w:t><w:noBreakHyphen/><w:t>19 rules apply.</w:t></w:r>"))
     document.add_paragraph().add_run("Pay by 30 June.")  # where the sentence was moved to
+    total = document.add_paragraph("Total")
+    total.paragraph_format.tab_stops.add_tab_stop(docx.shared.Inches(1))  # a setting, not a tab
     cell = document.add_table(rows=1, cols=1).cell(0, 0)
     cell.text = "Schedule"
     cell.add_table(rows=1, cols=1).cell(0, 0).text = "Escrow agent: First National Bank"

@@ -55,7 +55,13 @@ def test_marks_are_rewritten_at_the_end_of_their_sentence():
      '"I don\'t know."', "Unfortunately, the provided documents do not mention the cause [1].",
      "The answer is not in the documents I was given.", "That is not in the text you provided.",
      "I'm sorry, but the provided documents do not mention the cause [1].",
-     "Based on the passages, the documents do not mention who signed it [1]."],
+     "Based on the passages, the documents do not mention who signed it [1].",
+     "The information isn't mentioned in the passages.", "The answer isn't in the passages.",
+     "That information is not available in the provided documents.",
+     "The provided context doesn't have information about the cost.", "Neither passage mentions the cost.",
+     "The passages lack information about the cost.", "It is not possible to determine the cost from the passages.",
+     "No relevant information was found in the passages.", "The passages are silent on the cost.",
+     "It is not in the documents or the passages."],
 )  # fmt: skip
 def test_refusals_are_recognised(reply):
     assert is_refusal(reply)
@@ -74,7 +80,11 @@ def test_refusals_are_recognised(reply):
      "The bug was not in the source code but in the build script [1].",
      'The witness told police, "I don\'t know who fired the shot." [1]',
      "The appeal was rejected because the documents do not contain a signature [1].",
-     "The loop variable is not in the context of the closure [1]."],
+     "The loop variable is not in the context of the closure [1].",
+     "The evidence was not in the text messages but in the emails [1].", "The key was not in the document drawer [2].",
+     "According to the audit report, the documents do not contain a signature [1].",
+     "It is not possible to determine the age of the fossil precisely [1].",
+     "The company lacks information security staff [1]."],
 )  # fmt: skip
 def test_answers_are_not_refusals(reply):
     assert not is_refusal(reply)

@@ -31,6 +31,7 @@ def test_docx_text_in_content_controls_tracked_insertions_and_nested_tables_is_r
     assert "Schedule" in text and "Escrow agent: First National Bank" in text
     assert text.count("Pay by 30 June.") == 1, "text a tracked change moved is read where it now stands"
     assert "Terms: COVID-19 rules apply." in text
+    assert "\n\nTotal" in text and "\tTotal" not in text
 
 
 def test_docx_without_a_title_property_is_titled_by_its_first_heading(tmp_path):

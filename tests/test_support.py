@@ -269,11 +269,11 @@ BRIDGE = (
     ("sentence", "missing"),
     [
         ("The bridge is 30km long.", ("30 km",)),  # a number written onto its unit
-        ("The bridge cost $2.5bn.", ("2.5",)),
-        ("The bridge cost $1.5m.", ("million",)),  # the scale, not the amount, changed
+        ("The bridge cost $2.5bn.", ("2.5 billion",)),  # an amount with its scale is one number
+        ("The bridge cost $1.5m.", ("1.5 million",)),  # the scale, not the amount, changed
         ("The war lasted 20 months.", ("20 months",)),  # the unit changed
         ("The tower is 40 feet high.", ("40 feet",)),  # a unit the passage gives another amount
-        ("The second span cost £4bn.", ("billion",)),
+        ("The second span cost £4bn.", ("4 billion pounds",)),
     ],
 )
 def test_an_amount_with_its_unit_is_a_key_word(sentence, missing):
@@ -409,6 +409,9 @@ def test_a_question_that_asks_what_may_be_so_gets_the_passages_possibility_state
         ("The office opens at 9:30 am.", "The office opens at 9:30 pm."),
         ("The patient received 5 g of the drug.", "The patient received 5 mg of the drug."),
         ("The city had 2.5 million residents.", "The city had 1,500,000 residents."),
+        ("2 people attended the rally.", "In 2000, 50 people attended the rally."),  # not "2 thousand"
+        ("The fund holds 1.5 thousand dollars.", "The fund holds 1,500,000 dollars."),
+        ("The temperature dropped to 5 degrees.", "The temperature dropped to -5 degrees."),  # a level
     ],
 )
 def test_a_changed_direction_sign_decimal_time_of_day_or_dose_is_flagged(sentence, passage):
@@ -431,6 +434,8 @@ def test_a_changed_direction_sign_decimal_time_of_day_or_dose_is_flagged(sentenc
         ("Revenue fell 5 percent in 2020.", "Revenue change in 2020: -5%."),  # the sign said in words
         ("The temperature was minus 5 degrees.", "The temperature was -5 degrees."),
         ("The festival is held every fall.", "The festival is held every autumn, and attendance has grown."),
+        ("Losses reached -1.5 million dollars.", "Losses reached -1,500,000 dollars."),
+        ("The reading is within 5 percent.", "The reading is within plus or minus 5 percent."),
         ("The office opens at 9:30 p.m.", "The office opens at 9:30 pm."),
         ("The team scored 5-10 points.", "The team scored 5-10 points."),
     ],
