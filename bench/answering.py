@@ -533,6 +533,8 @@ def thread_spinning(
     would use them)."""
     generator = assistant.generator
     shipped = generator.scheduler
+    if (moving := getattr(shipped.batch, "moving", None)) is not None:
+        moving.join()  # the shipped session's weights on huge pages: no CPU of its own counted below
     batch = getattr(shipped, "batch", None)
     if not isinstance(batch, ort.OrtBatch):
         return {"skipped": f"the {generator.runtime} runtime has no worker threads of its own"}
@@ -540,9 +542,10 @@ def thread_spinning(
 
     folder, settings = models.int4(config.generator), {"spinning": True, "sleeping": False}
     # Each scheduler's thread keeps its session for the rest of the process (about 1 GB each);
-    # the serving figures are measured in a process of their own.
+    # the serving figures are measured in a process of their own. Both without huge pages: the
+    # thread that moves weights onto them would count in the CPU time after a step.
     schedulers = {
-        name: Scheduler(ort.load(folder, batch.capacity, batch.prompt_chunk, spinning=spin))
+        name: Scheduler(ort.load(folder, batch.capacity, batch.prompt_chunk, spinning=spin, huge_pages=False))
         for name, spin in settings.items()
     }
     kinds = ("decode_tps", "answers_per_minute_together", "cpu_seconds_after")
@@ -598,13 +601,22 @@ def on_ray_serve(index_dir: Path, config: Config, alone: dict, counts: tuple[int
 
 
 def _together(assistant: Assistant, users: int) -> float:
-    """Seconds until `users` askers at once (each one question) all have their answers."""
-    askers = [
-        threading.Thread(target=assistant.ask, args=(QUESTIONS[i % len(QUESTIONS)],)) for i in range(users)
-    ]
+    """Seconds until `users` askers at once (each one question) all have their answers; an asker
+    that fails fails the measurement (a crash must not pass for a fast answer)."""
+    failed: list[BaseException] = []
+
+    def ask(question: str) -> None:
+        try:
+            assistant.ask(question)
+        except BaseException as e:  # noqa: BLE001 (raised below, in the measuring thread)
+            failed.append(e)
+
+    askers = [threading.Thread(target=ask, args=(QUESTIONS[i % len(QUESTIONS)],)) for i in range(users)]
     started = time.perf_counter()
     for t in askers:
         t.start()
     for t in askers:
         t.join()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {users} askers at once failed") from failed[0]
     return time.perf_counter() - started

@@ -40,13 +40,17 @@ def cpu() -> tuple[str, frozenset[str]]:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or "unknown CPU", frozenset()
-    name = next(
-        (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
-    )
-    flags = next(
-        (line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []
-    )
-    return name or platform.processor() or "unknown CPU", frozenset(flags)
+    name, flags = parse_cpuinfo(info)
+    return name or platform.processor() or "unknown CPU", flags
+
+
+def parse_cpuinfo(info: str) -> tuple[str, frozenset[str]]:
+    """The first model name and flag list of /proc/cpuinfo's text ("" and none where it has none;
+    x86 names the flags "flags", ARM "Features")."""
+    fields = [line.partition(":") for line in info.splitlines()]
+    name = next((value.strip() for key, _, value in fields if key.strip() == "model name"), "")
+    flags = next((value.split() for key, _, value in fields if key.strip() in ("flags", "Features")), [])
+    return name, frozenset(flags)
 
 
 def cpu_features() -> dict[str, bool]:
@@ -76,7 +80,7 @@ def pick_dtype(device: str, dtype: str | None) -> torch.dtype:
         return getattr(torch, dtype)
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if device == "cpu" and cpu_has_fast_bf16() else torch.float32
+    return torch.bfloat16 if device.startswith("cpu") and cpu_has_fast_bf16() else torch.float32
 
 
 def dtype_name(dtype: torch.dtype) -> str:

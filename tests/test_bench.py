@@ -4,6 +4,7 @@ model (the numbers themselves come from `make bench`)."""
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
 from pathlib import Path
@@ -447,3 +448,18 @@ def test_huge_pages_are_timed_against_4k_pages_each_in_fresh_processes():
     assert (out["huge_pages_mb"] > 100) == kernel_collapses()
     text = "\n".join(report.huge_pages(out))
     assert f"({out['decode_ratio']}x)" in text and f"{out['huge_pages_mb']} MB moved" in text
+
+
+def test_a_failed_gpu_run_is_reported_and_an_old_one_is_marked_stale():
+    from bench import report
+
+    failed = report._gpu(
+        {"date": "2026-12-01", "device": "H100", "generator": {"error": "CUDA out of memory"}}
+    )
+    assert any("failed on the lent GPU machine" in line and "CUDA out of memory" in line for line in failed)
+    measured = json.loads((ROOT / "reports" / "gpu.json").read_text())
+    fresh = "\n".join(report._gpu({**measured, "changed_since": []}))
+    stale = "\n".join(report._gpu({**measured, "changed_since": ["abc1234", "def5678"]}))
+    assert (
+        "Stale" not in fresh and "**Stale**: 2 later commits changed the GPU path (abc1234, def5678)" in stale
+    )

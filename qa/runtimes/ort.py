@@ -50,11 +50,9 @@ if TYPE_CHECKING:
     import onnx
 
 # Weights per block, each block with its own float scale. A 4-bit matrix-vector product on a CPU
-# is bound by unpacking and scaling blocks as much as by reading bytes: in make bench (AMD EPYC,
-# AVX512-VNNI, 2 threads) the 1.5B model decodes 1.16x as fast with blocks of 64 and 1.22x with
-# 128 as with 32, but its next-token distribution moves further from the packaged weights': KL
-# divergence 0.047 with 64 and 0.076 with 128 against 0.033 with 32 (12 prompts; 64 the closer on
-# 4 of them).
+# is bound by unpacking and scaling blocks as much as by reading bytes: the 1.5B model decodes
+# faster with blocks of 64 or 128 than with 32, but its next-token distribution moves further from
+# the packaged weights' (make bench's blocks table, reports/bench.md, measures both at every run).
 BLOCK = 32
 # A packaged model's layers written in 8 bits instead of 4 (gguf_int4.checkpoint's `eight_bit`):
 # none. The attention's q/k/v projections are 6% of the weights and a fifth of the 4-bit model's
@@ -85,8 +83,24 @@ ROOM = 128  # positions of room the decoding cache is given to grow into, each t
 
 
 def threads() -> int:
-    """The cores this process may use (what ONNX Runtime should use, all of them)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The cores this process may use (what ONNX Runtime should use, all of them): those it may
+    run on, no more than a container's CPU limit allows (cgroup v2 cpu.max, "200000 100000" for
+    2 CPUs): threads past it spin for time the container does not get."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        limit = quota_cores(Path("/sys/fs/cgroup/cpu.max").read_text())
+    except OSError:  # no cgroup v2 limit to read: the cores are the limit
+        limit = None
+    return min(cores, limit) if limit else cores
+
+
+def quota_cores(cpu_max: str) -> int | None:
+    """The CPUs a cgroup v2 `cpu.max` ("200000 100000") allows, rounded, at least 1; None for
+    "max" (no limit) or a text that is not one."""
+    quota, _, period = cpu_max.strip().partition(" ")
+    if not (quota.isdigit() and period.isdigit() and int(period)):
+        return None
+    return max(1, round(int(quota) / int(period)))
 
 
 @dataclass
@@ -127,8 +141,9 @@ class OrtBatch:
     # Tokens drafted from what a sequence decoding alone has read (qa/drafts.py) and checked in
     # one step with its next token (0: none). A step costs more for each token it feeds (here, an
     # AMD EPYC on 2 threads, one that feeds 4 about 2x one that feeds 1), and a draft is fed only
-    # where one is found: answers to 24 XQuAD questions (700-token prompts) decoded 1.135x as fast
-    # with 3 as one token a step, 1.09x with 1, 1.12x with 2 and 1.10x with 4.
+    # where one is found. Measured once when drafts came in (24 XQuAD answers, 700-token prompts,
+    # commit 529d1b0): 1.135x as fast with 3 as one token a step, 1.09x with 1, 1.12x with 2 and
+    # 1.10x with 4; make bench times drafts against one token a step at every run.
     draft: int = 3
     huge_pages: int = 0  # bytes of the session's weights moved onto huge pages (qa/runtimes/hugepages.py) ...
     moving: threading.Thread | None = None  # ... by this thread, while it runs
@@ -360,10 +375,11 @@ def load(
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads_ or threads()
     options.inter_op_num_threads = 1
-    # A step runs hundreds of small operators: workers that sleep between them and are woken for
-    # each decoded 4-12% slower here; askers at once 0.94-0.99x as fast with spinning, within
-    # the machine's noise (bench.answering.thread_spinning).
-    # They stop spinning when the step ends, so between steps they leave the cores to the embedder.
+    # A step runs hundreds of small operators; workers spin between them (ONNX Runtime's default)
+    # rather than sleep and be woken for each. make bench compares the two at every run
+    # (bench.answering.thread_spinning): over its recent runs neither is steadily faster (askers at
+    # once 0.83-1.02x with spinning), so the default stays. They stop spinning when the step ends,
+    # so between steps they leave the cores to the embedder.
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.add_session_config_entry("session.force_spinning_stop", "1")
     # The arena would keep the largest buffers that any prompt length has needed, growing with
