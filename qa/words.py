@@ -379,7 +379,9 @@ def _spelled_out(text: str, scaled: bool = True) -> str:
     if _CURRENCY.search(text):  # most texts name no currency: one quick scan, not two
         text = _MONEY.sub(_money, text)
         text = _PRICED.sub(lambda m: f"{m.group(3)} {_CURRENCY_OF[(m.group(1) or '') + m.group(2)]}", text)
-    return _US.sub("USA", _SCALED.sub(_scaled, text) if scaled else text)
+    if scaled and _SCALE_WORD.search(text):  # most texts name no scale: one quick scan
+        text = _SCALED.sub(_scaled, text)
+    return _US.sub("USA", text)
 
 
 _TENS = {w: int(n) for w, n in _NUMBER_WORDS.items() if int(n) >= 20}
@@ -400,6 +402,7 @@ _MINUS = re.compile(r"\u2212(?=\d)|(?<!plus or )(?<!\d )\bminus\s+(?=\d)", re.IG
 # An amount with its scale in words is the number it makes: "1.5 million" and "two million" say
 # 1500000 and 2000000, as "1,500,000" and "2,000,000" do.
 _SCALE_ZEROS = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+_SCALE_WORD = re.compile(r"thousand|illion", re.IGNORECASE)
 _SCALED = re.compile(
     rf"\b(\d+(?:[.,]\d+)*|{'|'.join(_NUMBER_WORDS)}) ({'|'.join(_SCALE_ZEROS)})\b", re.IGNORECASE
 )
