@@ -20,6 +20,7 @@ from qa.words import (
     content,
     key_words,
     measures,
+    names_a_scale,
     negations,
     norm,
     number,
@@ -173,7 +174,7 @@ def _one_form(a: str, b: str) -> bool:
 
 
 def _share(counted: list[str], text: str) -> float:
-    found = set(content(text)) | set(content(text, scaled=False))
+    found = set(content(text)) | (set(content(text, scaled=False)) if names_a_scale(text) else set())
     return sum(w in found for w in counted) / len(counted)
 
 
@@ -189,7 +190,8 @@ def vocabulary(text: str) -> set[str]:
     amount with its scale both as its digits and as two words ("1.5 million": 1500000, and 1.5
     and million), so that an answer's "1.5m" is held by it, but not by "1,500,000"."""
     found = words(text)
-    return {norm(w) for w in found} | {norm(w) for w in words(text, scaled=False)} | measures(found)
+    unscaled = {norm(w) for w in words(text, scaled=False)} if names_a_scale(text) else set()
+    return {norm(w) for w in found} | unscaled | measures(found)
 
 
 def _contradicts(sentence: str, window: str, question: str) -> bool:

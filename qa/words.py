@@ -439,6 +439,11 @@ def words(text: str, scaled: bool = True) -> list[str]:
     return [w.lower().replace("’", "'") for w in WORD.findall(_spelled_out(text, scaled))]
 
 
+def names_a_scale(text: str) -> bool:
+    """Whether `text` may hold an amount with its scale, whose words `scaled` changes."""
+    return bool(_SCALE_WORD.search(text))
+
+
 def _content_words(text: str, scaled: bool = True) -> Iterator[str]:
     """The content words of `text` as written (function words left out), in order."""
     for w in words(text, scaled):
