@@ -8,6 +8,7 @@ server, and write into a temporary folder renamed into place when complete."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import importlib.util
@@ -113,6 +114,8 @@ def int4(
     options = build_options(block)
     if eight_bit is None:
         eight_bit = EIGHT_BIT if name in KNOWN else ()
+    # What the caller asked for; a conversion of the same variant by another version supersedes it.
+    variant = [name, block, sorted(eight_bit)]
     if name in KNOWN:
         identity = [KNOWN[name].sha256, format_name(block, eight_bit), options, _builder_version()]
         label = name
@@ -126,7 +129,29 @@ def int4(
     folder = cache_root() / "models" / f"{label}-onnx-int4-{key}"
     if not _made(folder):
         _in_child("int4", name, str(folder), str(block), *eight_bit)
+        _remove_superseded(folder, f"{label}-onnx-int4-", variant, report)
+    if not (folder / VARIANT).exists():  # so that a later docqa's conversion can tell it superseded
+        with contextlib.suppress(OSError):  # a read-only cache: it stays, as it did before
+            (folder / VARIANT).write_text(json.dumps(variant))
     return folder
+
+
+VARIANT = "VARIANT.json"  # in a 4-bit folder: the model, block and 8-bit modules asked for, no versions
+
+
+def _remove_superseded(folder: Path, prefix: str, variant: list, report: Report) -> None:
+    """Remove the folders an earlier docqa (or an earlier version of the model's files) converted
+    for the same model and options: a new conversion supersedes them, and each holds 0.3 to 2 GB.
+    A folder of other options (another block size) stays, as does one that does not say."""
+    for other in folder.parent.glob(f"{glob.escape(prefix)}*"):
+        try:
+            same = other != folder and json.loads((other / VARIANT).read_text()) == variant
+        except (OSError, ValueError):
+            continue
+        if same:
+            size = sum(f.stat().st_size for f in other.rglob("*") if f.is_file())
+            shutil.rmtree(other, ignore_errors=True)
+            report(f"removed {other.name}, an earlier conversion of the same model ({size / 1e9:.1f} GB)")
 
 
 def _bf16_folder(model: PackagedModel) -> Path:

@@ -4,8 +4,10 @@ with a tiny random-weight model."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +44,9 @@ def small():
 def test_the_cpu_runtime_is_a_4bit_model_built_once_and_reused(small):
     folder = models.int4(models.SMALL)
     assert (folder / "COMPLETE").is_file() and models.int4(models.SMALL) == folder
+    assert (folder / models.VARIANT).is_file(), (
+        "it says what it converts, so a later conversion can supersede it"
+    )
     weights = (folder / "model.onnx.data").stat().st_size
     assert 200_000_000 < weights < models.QWEN_CODER_05B.size, "4-bit weights: smaller than the Q4_K_M file"
     assert (small.runtime, small.dtype, small.device) == ("onnx-int4", "int4", "cpu")
@@ -323,3 +328,24 @@ def test_the_gpu_path_static_cache_compiled_and_batched_runs_on_the_cpu(tmp_path
     for rows in (1, 2, 4, 1):  # batches of every size: their caches are kept, within twice a full one
         decode(compiled, [prompts[0]] * rows, new=2)
     assert sorted(compiled._lanes) == [1, 2, 4], "three questions decode in the lane of four"
+
+
+def test_a_new_conversion_removes_the_ones_it_supersedes_and_no_other(tmp_path):
+    def converted(name: str, variant: list | None) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.onnx.data").write_bytes(b"w" * 1000)
+        if variant is not None:
+            (folder / models.VARIANT).write_text(json.dumps(variant))
+        return folder
+
+    ours = ["qwen", 32, ["q_proj"]]
+    new = converted("qwen-onnx-int4-new", ours)
+    old = converted("qwen-onnx-int4-old", ours)  # an earlier docqa's conversion of the same
+    other = converted("qwen-onnx-int4-b64", ["qwen", 64, ["q_proj"]])  # another block size
+    unknown = converted("qwen-onnx-int4-older", None)  # made before conversions said what they are
+    elsewhere = converted("llama-onnx-int4-x", ours)
+    said: list[str] = []
+    models._remove_superseded(new, "qwen-onnx-int4-", ours, said.append)
+    assert not old.exists() and all(f.exists() for f in (new, other, unknown, elsewhere))
+    assert said == ["removed qwen-onnx-int4-old, an earlier conversion of the same model (0.0 GB)"]
