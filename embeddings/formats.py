@@ -34,6 +34,8 @@ def decode(data: bytes) -> str:
         if "\x00" in text[:4096]:
             raise UnreadableDocument("looks like a binary file (it holds NUL characters), not text")
     elif b"\x00" in data[:8192]:
+        if _utf16_without_mark(data[:8192]):
+            raise UnreadableDocument("UTF-16 text without a byte order mark: save it as UTF-8")
         raise UnreadableDocument("looks like a binary file (it holds NUL bytes), not text")
     else:
         try:
@@ -46,6 +48,16 @@ def decode(data: bytes) -> str:
     if not text.strip():
         raise UnreadableDocument("empty: it holds no text")
     return text
+
+
+def _utf16_without_mark(head: bytes) -> bool:
+    """Whether `head` reads as UTF-16 text with no byte order mark: every other byte NUL (the
+    high byte of Latin letters), the others mostly printable."""
+    for odd in (0, 1):  # big-endian text has its NULs first, little-endian second
+        zeros, letters = head[odd::2], head[1 - odd :: 2]
+        if len(zeros) >= 8 and zeros.count(0) >= 0.9 * len(zeros):
+            return sum(32 <= b < 127 or b in (9, 10, 13) for b in letters) >= 0.9 * len(letters)
+    return False
 
 
 def _leading_date(text: str) -> dict[str, object]:
