@@ -70,7 +70,8 @@ def test_the_answer_on_ray_serve_is_the_answer_of_one_machine(served, minilm):
         (c.doc_id, c.start, c.end) for c in alone.citations if c.supported
     ]
     assert "Ray Serve, 2 replicas" in service.status().runtime
-    vectors, tokens = service.embed(["Ismail Khan"])  # the OpenAI embeddings route's path
+    assert service.tokens(["Ismail Khan"]) == [len(minilm.tokenize(["Ismail Khan"])[0])]
+    vectors = service.embed(["Ismail Khan"])  # the OpenAI embeddings route's path
     assert (
         vectors.shape == (1, 384) and abs(float((vectors[0] - minilm.embed(["Ismail Khan"])[0]).max())) < 1e-5
     )

@@ -99,7 +99,11 @@ def test_pdf_letters_typeset_as_one_glyph_are_read_as_the_letters_they_are(tmp_p
         ("locked.pdf", encrypted_pdf(), "encrypted"),
         ("binary.txt", b"\x7fELF\x02\x01\x00\x00\x00binary", "binary"),
         ("latin1.txt", "café".encode("latin-1"), "not valid UTF-8"),
-        ("utf16.txt", "The talks began in Tehran.".encode("utf-16-le"), "UTF-16 text without a byte order mark"),
+        (
+            "utf16.txt",
+            "The talks began in Tehran.".encode("utf-16-le"),
+            "UTF-16 text without a byte order mark",
+        ),
         ("empty.md", b"  \n\n ", "empty"),
         ("blank.html", b"<html><script>x</script></html>", "no visible text"),
     ],
