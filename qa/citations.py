@@ -28,12 +28,9 @@ _EMPHASIS = re.compile(r"\*\*|__")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SOURCES = r"(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))\b"
 _GIVEN = r"(?:\s+(?:provided|given|above|you\s+gave))?"
-# How a reply ends a clause that names the passages: at a mark, or with who gave them ("in the
-# documents I was given"), or naming more of them ("in the documents or the passages").
-_CLAUSE_END = (
-    rf"(?=\s*(?:[.,;:!?\[]|$)|\s+(?:I|you|we)\s+(?:was\s+|were\s+)?(?:given|provided|gave|shared|sent)\b"
-    rf"|\s+(?:provided|given|above)\b|\s+or\s+(?:the\s+)?{_SOURCES})"
-)
+# What follows "not in the text" where the words name a thing, not the passages ("not in the
+# source code", "the text messages", "the document drawer", "the context of").
+_NOT_THE_PASSAGES = r"(?!\s+(?:code|files?|folders?|of|messages?|drawers?|box(?:es)?|archives?|between)\b)"
 # The model declining in so many words: about itself, or about the passages.
 _DECLINES = re.compile(
     r"\bI\s+(?:do\s+not|don'?t|cannot|can'?t|could\s*(?:not|n't)|am\s+not\s+able\s+to|am\s+unable\s+to"
@@ -49,7 +46,7 @@ _DECLINES = re.compile(
     rf"\s+(?:provided\s+|given\s+)?{_SOURCES}"
     r"|\bno\s+relevant\s+information\b"
     # "not in the text" of the reply: not "not in the source code but ..." nor "the text messages"
-    rf"|(?:\bnot|n't)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_CLAUSE_END}",
+    rf"|(?:\bnot|n't)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_NOT_THE_PASSAGES}",
     re.IGNORECASE,
 )
 # Words that decline when the model writes them alone, and state a fact when it cites a passage
@@ -69,7 +66,8 @@ _QUOTED = re.compile(r'"[^"\n]*"|“[^”\n]*”')
 _OPENING_WORDS = 3
 _LEAD_IN = re.compile(
     rf"\A\W*(?:(?:I'm|I am)\s+sorry|sorry|unfortunately|however"
-    rf"|(?:based\s+on|according\s+to)\s+(?:the\s+)?(?:provided\s+|given\s+)?{_SOURCES}{_GIVEN})\W*(?:but\s+)?",
+    rf"|(?:based\s+on|according\s+to)\s+(?:[\w'-]+\s+){{0,2}}(?:{_SOURCES}|information|search\s+results){_GIVEN})"
+    r"\W*(?:but\s+)?",
     re.IGNORECASE,
 )
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})

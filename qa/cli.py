@@ -221,6 +221,18 @@ def _disk_problem(e: OSError | sqlite3.Error) -> bool:
     return e.errno in _DISK_ERRORS
 
 
+def _stdout_gone() -> bool:
+    """Whether the reader of standard output has gone (asked of the pipe, without writing)."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no file behind stdout, or no poll here
+        return False
+
+
 def _disk_advice(e: OSError | sqlite3.Error) -> str:
     number = getattr(e, "errno", None)
     if number in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in str(e):
@@ -669,12 +681,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"docqa {args.command}: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:  # the reader of the output went away (`docqa ask ... | head`)
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
-            return 141
-        raise  # another pipe or socket: a fault to show whole
+        if not _stdout_gone():
+            raise  # another pipe or socket: a fault to show whole
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
+        return 141  # the reader of the output went away (`docqa ask ... | head`)
     except (OSError, sqlite3.OperationalError) as e:
         if not _disk_problem(e):
             raise

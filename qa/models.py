@@ -114,7 +114,8 @@ def int4(
     options = build_options(block)
     if eight_bit is None:
         eight_bit = EIGHT_BIT if name in KNOWN else ()
-    # What the caller asked for; a conversion of the same variant by another version supersedes it.
+    # What the caller asked for (a local folder by its full path); a conversion of the same
+    # variant by another version of docqa or of the model's files supersedes it.
     variant = [name, block, sorted(eight_bit)]
     if name in KNOWN:
         identity = [KNOWN[name].sha256, format_name(block, eight_bit), options, _builder_version()]
@@ -123,7 +124,8 @@ def int4(
         raise ConfigError(f"{name}: only a packaged model's modules can be written in 8 bits")
     else:
         source = locate(name, report)
-        identity = [str(source.resolve()), _files_signature(source), options, _builder_version()]
+        variant[0] = str(source.resolve())
+        identity = [variant[0], _files_signature(source), options, _builder_version()]
         label = re.sub(r"[^\w.-]+", "_", name).strip("_")[-60:]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
     folder = cache_root() / "models" / f"{label}-onnx-int4-{key}"
@@ -148,10 +150,15 @@ def _remove_superseded(folder: Path, prefix: str, variant: list, report: Report)
             same = other != folder and json.loads((other / VARIANT).read_text()) == variant
         except (OSError, ValueError):
             continue
-        if same:
-            size = sum(f.stat().st_size for f in other.rglob("*") if f.is_file())
-            shutil.rmtree(other, ignore_errors=True)
-            report(f"removed {other.name}, an earlier conversion of the same model ({size / 1e9:.1f} GB)")
+        if not same:
+            continue
+        try:  # not while another process converts it (a process that loaded it keeps its files open)
+            with FileLock(other.parent / f".{other.name}.lock", timeout=0):
+                size = sum(f.stat().st_size for f in other.rglob("*") if f.is_file())
+                shutil.rmtree(other, ignore_errors=True)
+        except Timeout:
+            continue
+        report(f"removed {other.name}, an earlier conversion of the same model ({size / 1e9:.1f} GB)")
 
 
 def _bf16_folder(model: PackagedModel) -> Path:

@@ -109,6 +109,31 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     return Support(round(score, 3), start, end, missing, contradicts, _hedged(sentence, window, question))
 
 
+# Words between a word for down and the change it gives: "fell by about 5", "lost nearly 5".
+_BEFORE_A_CHANGE = frozenset(
+    [
+        "by",
+        "of",
+        "a",
+        "an",
+        "about",
+        "nearly",
+        "almost",
+        "roughly",
+        "around",
+        "approximately",
+        "some",
+        "just",
+        "only",
+        "over",
+        "more",
+        "less",
+        "than",
+        "under",
+    ]
+)
+
+
 def _after_a_fall(said: list[str]) -> set[str]:
     """The numbers of `said` (as `words` gives them) right after a word for down: "fell 5",
     "fell by 5", "a loss of 5"; not "fell to 5", where the number is a level, not a change."""
@@ -116,7 +141,7 @@ def _after_a_fall(said: list[str]) -> set[str]:
     for i, w in enumerate(said):
         if norm(w) in _FALLING:
             j = i + 1
-            while j < len(said) and said[j] in ("by", "of", "a", "an"):
+            while j < len(said) and said[j] in _BEFORE_A_CHANGE:
                 j += 1
             if j < len(said) and (n := number(said[j])) is not None:
                 out.add(n)

@@ -402,7 +402,8 @@ _MINUS = re.compile(r"\u2212(?=\d)|(?<!plus or )(?<!\d )\bminus\s+(?=\d)", re.IG
 # An amount with its scale in words is the number it makes: "1.5 million" and "two million" say
 # 1500000 and 2000000, as "1,500,000" and "2,000,000" do.
 _SCALE_ZEROS = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
-_SCALE_WORD = re.compile(r"thousand|illion", re.IGNORECASE)
+# A scale in words, or shortened after an amount ("$1.5bn", "£4m"), which _spelled_out writes out.
+_SCALE_WORD = re.compile(r"thousand|illion|\d\s?(?:bn|tn|trn|mn|m|k)\b", re.IGNORECASE)
 _SCALED = re.compile(
     rf"\b(\d+(?:[.,]\d+)*|{'|'.join(_NUMBER_WORDS)}) ({'|'.join(_SCALE_ZEROS)})\b", re.IGNORECASE
 )

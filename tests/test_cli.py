@@ -347,3 +347,22 @@ def test_an_error_that_is_not_the_disk_is_not_passed_off_as_one(tmp_path, monkey
     monkeypatch.setattr(cli, "_documents", refused)
     with pytest.raises(ConnectionRefusedError):
         cli.main(["documents", "--index", str(tmp_path)])
+
+
+def test_output_read_by_head_ends_quietly_when_head_has_read_enough(tmp_path):
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "from qa import cli\n"
+        "def many(args):\n"
+        "    for i in range(200_000):\n"
+        "        print('line', i, flush=True)\n"
+        "    return 0\n"
+        "cli._documents = many\n"
+        f"sys.exit(cli.main(['documents', '--index', {str(tmp_path)!r}]))\n"
+    )
+    done = subprocess.run(["bash", "-c", f'{sys.executable} -c "$0" | head -1; echo "status ${{PIPESTATUS[0]}}" >&2', script],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert done.stdout == "line 0\n"
+    assert "status 141" in done.stderr and "Traceback" not in done.stderr, done.stderr

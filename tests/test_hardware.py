@@ -42,7 +42,7 @@ def test_a_numbered_cpu_device_gets_the_precision_the_plain_one_does(monkeypatch
 
 def test_a_containers_cpu_limit_caps_the_runtimes_threads():
     assert quota_cores("200000 100000\n") == 2
-    assert quota_cores("150000 100000") == 2  # 1.5 CPUs: 2 threads
+    assert quota_cores("150000 100000") == 1  # 1.5 CPUs: 1 thread, none waiting for time it lacks
     assert quota_cores("50000 100000") == 1
     assert quota_cores("max 100000") is None
     assert quota_cores("") is None

@@ -432,6 +432,7 @@ def test_a_changed_direction_sign_decimal_time_of_day_or_dose_is_flagged(sentenc
         ("About 1.5m people live there.", "About 1.5 million people live there."),
         ("The city had 1,500,000 residents.", "The city had 1.5 million residents."),
         ("Revenue fell 5 percent in 2020.", "Revenue change in 2020: -5%."),  # the sign said in words
+        ("Revenue rose from 1.5 to 2 billion dollars.", "Revenue rose from $1.5bn to $2bn."),
         ("The temperature was minus 5 degrees.", "The temperature was -5 degrees."),
         ("The festival is held every fall.", "The festival is held every autumn, and attendance has grown."),
         ("Losses reached -1.5 million dollars.", "Losses reached -1,500,000 dollars."),
@@ -442,3 +443,8 @@ def test_a_changed_direction_sign_decimal_time_of_day_or_dose_is_flagged(sentenc
 )
 def test_an_amount_date_or_direction_written_another_way_is_held(sentence, passage):
     assert support(sentence, passage).holds(T), support(sentence, passage)
+
+
+def test_a_change_after_a_word_for_down_and_a_qualifier_is_held_by_its_negative():
+    assert support("Revenue fell about 5 percent in 2020.", "Revenue change in 2020: -5%.").missing == ()
+    assert support("Revenue fell to 5 percent in 2020.", "Revenue change in 2020: -5%.").missing == ("5",)

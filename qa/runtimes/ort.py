@@ -95,12 +95,12 @@ def threads() -> int:
 
 
 def quota_cores(cpu_max: str) -> int | None:
-    """The CPUs a cgroup v2 `cpu.max` ("200000 100000") allows, rounded, at least 1; None for
-    "max" (no limit) or a text that is not one."""
+    """The whole CPUs a cgroup v2 `cpu.max` ("200000 100000") allows, at least 1; None for "max"
+    (no limit) or a text that is not one."""
     quota, _, period = cpu_max.strip().partition(" ")
     if not (quota.isdigit() and period.isdigit() and int(period)):
         return None
-    return max(1, round(int(quota) / int(period)))
+    return max(1, int(quota) // int(period))
 
 
 @dataclass
