@@ -36,18 +36,26 @@ def decode(data: bytes) -> str:
     elif b"\x00" in data[:8192]:
         if _utf16_without_mark(data[:8192]):
             raise UnreadableDocument("UTF-16 text without a byte order mark: save it as UTF-8")
-        raise UnreadableDocument("looks like a binary file (it holds NUL bytes), not text")
+        raise UnreadableDocument(BINARY)
     else:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            at = e.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
-            raise UnreadableDocument(
-                f"not valid UTF-8 (byte 0x{data[at]:02x} at offset {at}); save it as UTF-8"
+            raise not_utf8(
+                data, e.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
             ) from None
     if not text.strip():
-        raise UnreadableDocument("empty: it holds no text")
+        raise UnreadableDocument(EMPTY)
     return text
+
+
+BINARY = "looks like a binary file (it holds NUL bytes), not text"
+EMPTY = "empty: it holds no text"
+
+
+def not_utf8(data: bytes, at: int) -> UnreadableDocument:
+    """The reason a file is not UTF-8: its first bad byte, and where it stands."""
+    return UnreadableDocument(f"not valid UTF-8 (byte 0x{data[at]:02x} at offset {at}); save it as UTF-8")
 
 
 def _utf16_without_mark(head: bytes) -> bool:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from embeddings import formats, office
 from embeddings.errors import ConfigError, UnreadableDocument
-from embeddings.formats import UTF16_BOMS, iso_date
+from embeddings.formats import BINARY, EMPTY, UTF16_BOMS, iso_date, not_utf8
 from embeddings.pages import PAGE_KEYS
 
 PARSERS = {**formats.PARSERS, **office.PARSERS}
@@ -311,7 +311,7 @@ def _text_file(data: bytes) -> None:
     """What `decode` checks of a UTF-8 file (not binary, valid UTF-8, not empty, a byte order
     mark left out), without the decoded text in memory beside the bytes: a slice at a time."""
     if b"\x00" in data[:8192]:
-        raise UnreadableDocument("looks like a binary file (it holds NUL bytes), not text")
+        raise UnreadableDocument(BINARY)
     skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
@@ -320,13 +320,10 @@ def _text_file(data: bytes) -> None:
         try:
             decoder.decode(view[start : start + _SLICE], final=start + _SLICE >= len(data))
         except UnicodeDecodeError as e:
-            at = min(max(start - carried + e.start, 0), len(data) - 1)
-            raise UnreadableDocument(
-                f"not valid UTF-8 (byte 0x{data[at]:02x} at offset {at}); save it as UTF-8"
-            ) from None
+            raise not_utf8(data, min(max(start - carried + e.start, 0), len(data) - 1)) from None
     # Text in ASCII is found at once; a file without any is decoded to be sure ("\u3000" is a space).
     if not _WRITTEN.search(data, skip) and not data[skip:].decode().strip():
-        raise UnreadableDocument("empty: it holds no text")
+        raise UnreadableDocument(EMPTY)
 
 
 _WRITTEN = re.compile(rb"[!-~]")
