@@ -169,7 +169,8 @@ def _answers(r: dict) -> list[str]:
         f"One docqa answer prompt of {a['prompt_tokens']} tokens (XQuAD paragraphs as passages), "
         f"{a['new_tokens']} tokens decoded at batch 1, every runtime on the same tokens; docqa (as shipped, drafting "
         f"tokens from the prompt and checking them in one step, and one token a step), onnxruntime-genai's loop and "
-        f"llama.cpp in {a.get('rounds', 1)} rounds taking turns (medians; each round's decode rate beside):",
+        f"llama.cpp in {a.get('rounds', 1)} rounds taking turns, each warmed on a few tokens first (medians; each "
+        "round's decode rate beside):",
         "",
         "| runtime | weights | time to first token | decode | decode, each round |",
         "|---|---|---|---|---|",
