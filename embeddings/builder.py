@@ -26,7 +26,7 @@ from embeddings.generation import LOUD_CHUNKS, Live
 from embeddings.ingest import Embedding, Ingest, LocalEmbedding
 from embeddings.library import UPLOAD_PREFIX, Library
 from embeddings.models import fingerprint, locate
-from embeddings.readers import SUPPORTED, Pending, Skipped, scan
+from embeddings.readers import READERS, SUPPORTED, Pending, Skipped, extension, scan
 from embeddings.scanned import Scanned
 from embeddings.segment import SegmentWriter
 from embeddings.vectors import Vectors
@@ -54,6 +54,7 @@ class BuildReport:
     embed_seconds: float = 0.0
     seconds: float = 0.0
     rebuilt_because: str | None = None
+    read_again: int = 0  # held as they were, read again: their format's reader changed since
 
     @property
     def up_to_date(self) -> bool:
@@ -64,6 +65,8 @@ class BuildReport:
             f"{self.added} added, {self.changed} changed, {self.removed} removed, "
             f"{len(self.skipped)} skipped, {self.unchanged} unchanged"
         )
+        if self.read_again:
+            counts += f"; {self.read_again} of them read again, as docqa now reads their format"
         total = f"{_count(self.documents, 'document')}, {_count(self.chunks, 'chunk')}"
         if self.up_to_date:
             return f"Index is up to date, nothing to embed: {total} ({counts}) in {self.seconds:.1f} s"
@@ -262,6 +265,7 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
             "segments": segments,
             "files": files,
             "docs": str(config.docs.resolve()),  # what `docqa serve` rebuilds from when not told
+            "readers": READERS,
             **settings(config, embedding.model),
         }
         store.commit(config.index_dir, workspace, manifest)
@@ -329,11 +333,20 @@ def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str
     fresh: list[Pending] = []
     left_out: list[str] = []
     unreadable = live.manifest.get("unreadable", {})
+    read_by = live.manifest.get("readers", {})  # none recorded: every format's first reader
+    changed = (
+        {ext for ext, version in READERS.items() if read_by.get(ext, 1) != version}
+        if live.manifest
+        else set()
+    )
     for item in found:
         if isinstance(item, Skipped):
             report.skipped.append(item)
         elif item.id in excluded and excluded[item.id] in (None, item.hash):
             left_out.append(item.id)
+        elif changed and extension(item.path) in changed:  # read as it was, it would read otherwise now
+            fresh.append(item)
+            report.read_again += 1
         elif (failed := unreadable.get(item.id)) and failed[0] == item.hash:  # as it was: it fails again
             report.skipped.append(Skipped(item.source, failed[1], item.id))
         else:

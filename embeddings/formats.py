@@ -21,6 +21,9 @@ _DATE_LINE = re.compile(r"\A\s*(?:date|published)\s*:?\s*(\d{4}-\d{2}-\d{2})\b",
 _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _MD_FENCED = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)  # code, whose "# ..." are comments
+# A comment the rendered page does not show (notes to the writer, a hidden order), where it is not
+# code: a fenced block or a `span` is kept whole. An unclosed "<!--" is left as it is.
+_MD_COMMENT = re.compile(r"(^(```|~~~).*?^\2|`[^`\n]+`)|<!--.*?-->", re.MULTILINE | re.DOTALL)
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -112,7 +115,7 @@ def _opening(line: str, limit: int = 80) -> str:
 
 
 def parse_markdown(data: bytes) -> Parsed:
-    text = decode(data)
+    text = _MD_COMMENT.sub(lambda m: m.group(1) or "", decode(data))
     metadata: dict[str, object] = {}
     title = None
     front = _FRONT_MATTER.match(text)

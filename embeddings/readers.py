@@ -25,6 +25,13 @@ from embeddings.pages import PAGE_KEYS
 PARSERS = {**formats.PARSERS, **office.PARSERS}
 SUPPORTED = (*PARSERS, ".jsonl")
 _SUPPORTED = frozenset(SUPPORTED)
+# Each format's reader, numbered anew whenever it reads the same file into other text. A build
+# reads again what an index holds from a reader since changed (the manifest records these).
+# 2: PDF ligatures as letters; Word's content controls and tracked insertions; HTML5's blocks
+# (HTML, EPUB); Markdown comments left out.
+READERS = {ext: 1 for ext in SUPPORTED} | dict.fromkeys(
+    (".pdf", ".docx", ".html", ".htm", ".epub", ".md", ".markdown"), 2
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,7 @@ def scan(
         raise FileNotFoundError(root)
     problems: list[tuple[str, str, bool]] = []  # path relative to root, why, whether a folder
     if root.is_file():
-        if _extension(root.name) not in _SUPPORTED:
+        if extension(root.name) not in _SUPPORTED:
             raise ConfigError(
                 f"{root.name}: docqa reads {' '.join(SUPPORTED)}; give a folder or one of those files"
             )
@@ -145,7 +152,7 @@ def scan(
         except OSError as e:
             yield Skipped(source, f"cannot be read: {e.strerror or e}", prefix + relative)
             continue
-        if _extension(where) != ".jsonl":
+        if extension(where) != ".jsonl":
             items = [Pending(prefix + relative, _sha256(data), source, where, name=name)]
         else:
             items = list(_scan_jsonl(data, source, where))
@@ -234,7 +241,7 @@ class _Links:
             return "a link to the folder being indexed or one that holds it: it is not followed"
         if inside != ".." and not inside.startswith(".." + os.sep):
             hidden = any(part[0] == "." for part in inside.split(os.sep))
-            unsupported = os.path.isfile(target) and _extension(target) not in _SUPPORTED
+            unsupported = os.path.isfile(target) and extension(target) not in _SUPPORTED
             skipped = self.skip and target.startswith(self.skip + os.sep)
             if not (hidden or unsupported or skipped):
                 return f"a link to {inside.replace(os.sep, '/')}, which is indexed under that name"
@@ -244,7 +251,7 @@ class _Links:
         return None
 
 
-def _extension(path: str) -> str:
+def extension(path: str) -> str:
     return os.path.splitext(path)[1].lower()
 
 

@@ -92,6 +92,28 @@ def test_changes_embed_only_new_and_changed_documents(config, fake_embedder):
     assert len(index) == sum(d.chunks for d in index.documents())
 
 
+def test_documents_a_changed_reader_would_read_otherwise_are_read_again_once(
+    config, fake_embedder, monkeypatch
+):
+    """An index built before docqa read a format better (Markdown comments, PDF ligatures) is
+    not left with the old text: the next build reads that format's documents again."""
+    from embeddings import builder, readers
+
+    (config.docs / "talks.md").write_text("# Talks\n\nThe meeting ended.<!-- secret plan: sell the farm -->")
+    monkeypatch.setitem(builder.READERS, ".md", 0)  # an older docqa, which read the comment
+    monkeypatch.setitem(readers.PARSERS, ".md", lambda data: ("Talks", data.decode(), {}))
+    run(config, fake_embedder)
+    assert opened(config, fake_embedder).lexical("secret plan farm", 5)
+    monkeypatch.undo()
+    later = FakeEmbedder()
+    report = run(config, later)
+    assert (report.changed, report.read_again, report.unchanged) == (1, 1, 2)
+    assert "1 of them read again, as docqa now reads their format" in report.summary()
+    assert later.embedded and all("Ismail" not in t and "wheat" not in t for t in later.embedded)
+    assert not opened(config, later).lexical("secret plan farm", 5)
+    assert run(config, FakeEmbedder()).up_to_date, "read again once, not at every build"
+
+
 def test_a_file_replaced_by_one_of_the_same_size_and_time_is_read_again(config, fake_embedder):
     path = config.docs / "wheat.txt"
     an_hour_ago = time.time_ns() - 3_600_000_000_000  # long enough ago for its time to be trusted
