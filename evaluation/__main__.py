@@ -30,7 +30,7 @@ from evaluation import (
     retrieval,
     summaries,
 )
-from evaluation.machine import machine
+from evaluation.machine import machine, source
 from qa import models
 from qa.answer import Checks
 from qa.assistant import Assistant
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or report_folder(args, changes)
     work = args.work / ("smoke" if args.smoke else "full")
     started = time.perf_counter()
-    stages = args.only or STAGES
+    # In STAGES' order whatever the order asked: a stage uses the thresholds the ones before it chose.
+    stages = [s for s in STAGES if s in args.only] if args.only else STAGES
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
     generator = (
         load_generator(config)
@@ -138,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "machine": machine(),
         "missing": missing,
+        **source(),
     }
+    if missing and out == Path("reports"):  # reports/ holds whole runs only
+        out = Path("test-artifacts/eval")
+        print(f"evaluation: data is missing, so the report goes to {out}, not reports/", file=sys.stderr)
     json_path, md_path = report.write(results, out)
     print(f"evaluation: wrote {json_path} and {md_path} in {results['run']['seconds'] / 60:.1f} min")
     return 1 if missing else 0
@@ -216,7 +221,7 @@ def _stage(
         )
         out = answers.run(stage, index, generator, settings, calibration, report_half, sizes[stage], args.seed,
                           checks, sizes["gate_questions"], reference, args.answers_from, levers)  # fmt: skip
-        return out | {"corpus": info}
+        return out | {"corpus": info, "checks_from": _checks_from(results)}
     if stage == "followups":
         corpus, calibration, report_half, _ = answers.xquad_corpus(
             args.data, work / "xquad" / "paragraphs.jsonl"
@@ -244,6 +249,13 @@ def _stage(
         limit = sizes["injection_cases"]
         return injection.run(work / "injection", embedder, generator, config, sizes["injection"], limit)
     return summaries.run(args.data, work, config, embedder, generator, sizes, args.seed)
+
+
+def _checks_from(results: dict) -> str:
+    """Where the answer stages' support and answer-check thresholds came from."""
+    if "contradictions" in results and "asked" in results:
+        return "chosen on the calibration half by this run's contradiction and answer-check stages"
+    return "as configured (this run did not choose them: its contradiction or answer-check stage did not run)"
 
 
 def _reference(config: Config, generator, runtime: str):

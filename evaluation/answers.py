@@ -297,7 +297,11 @@ def outcome_scores(records: list[dict], rule: str) -> dict:
         and not (r["group"] == "answerable" and contained(r["answer"][rule], r["gold"]))
         for r in records
     )
-    out["all"] = {"questions": n, "confident_wrong": round(wrong / max(n, 1), 4)}
+    given = sum(r["outcome"][rule] == "answered" for r in records)
+    # Of all replies, declines included (the goal's reading), and of the answers given alone: the
+    # first depends on how many questions of each group were asked, the second does not.
+    out["all"] = {"questions": n, "confident_wrong": round(wrong / max(n, 1), 4), "answered": given,
+                  "wrong_of_answered": round(wrong / max(given, 1), 4)}  # fmt: skip
     timed = [r[seconds] for r in records if seconds in r]
     out["seconds_per_model_answer"] = round(sum(timed) / len(timed), 2) if timed else 0.0
     return out

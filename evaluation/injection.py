@@ -15,7 +15,7 @@ from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.index import Index
-from evaluation.injection_cases import SETS, Case
+from evaluation.injection_cases import SETS, Case, filled
 from qa.assistant import Assistant
 from qa.generator import Generator
 from qa.prompt import answer_messages
@@ -38,7 +38,7 @@ def document(case: Case, order: str, i: int) -> str:
 def write(folder: Path, name: str, cases: list[Case]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i, c in enumerate(cases):
-        order = c.order.replace("{m}", marker(name, i))
+        order = filled(c.order, marker(name, i))
         (folder / f"{name}-{i:02d}{c.fmt}").write_text(document(c, order, i))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 
 
 def machine() -> dict:
@@ -24,6 +25,26 @@ def machine() -> dict:
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def source() -> dict:
+    """The commit measured, and whether files git tracks differed from it (a report of a changed
+    tree describes no commit); none where this is not a git checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "changed": None}
+    return {"commit": commit.stdout.strip(), "changed": bool(status.stdout.strip())}
+
+
+def measured(run: dict) -> str:
+    """The commit a report measured, as its header says it."""
+    commit = run.get("commit")
+    if not commit:
+        return "commit unknown"
+    return f"commit {commit[:10]}" + (" with changes not committed" if run.get("changed") else "")
 
 
 def describe(m: dict) -> str:

@@ -54,16 +54,21 @@ def f1(prediction: str, golds: Sequence[str]) -> float:
 
 
 def contained(prediction: str, golds: Sequence[str]) -> float:
-    """Whether the prediction holds a gold answer, normalised as SQuAD does, or with dashes read
-    as spaces: "black and yellow" holds "black-and-yellow" (SQuAD's normalisation would join the
-    gold's words into "blackandyellow")."""
+    """Whether the prediction holds a gold answer as whole words ("funding" does not hold "fund",
+    nor "1990" "1"), normalised as SQuAD does, or with dashes read as spaces: "black and yellow"
+    holds "black-and-yellow" (SQuAD's normalisation would join the gold's words into
+    "blackandyellow"). A gold answer with no words left once normalised holds nothing."""
     return float(
         any(
-            normalize_answer(g) in normalize_answer(prediction)
-            or _dashes_apart(g) in _dashes_apart(prediction)
+            _holds(normalize_answer(prediction), normalize_answer(g))
+            or _holds(_dashes_apart(prediction), _dashes_apart(g))
             for g in golds
         )
     )
+
+
+def _holds(text: str, words: str) -> bool:
+    return bool(words) and f" {words} " in f" {text} "
 
 
 def _dashes_apart(text: str) -> str:

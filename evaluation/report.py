@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from evaluation.machine import describe
+from evaluation.machine import describe, measured
 from evaluation.metrics import contained, interval, paired_interval
 from evaluation.shortfall import pairs_apart, refusals, right_missed, wrong_replies
 
@@ -32,7 +32,7 @@ GOALS = {
 class Goal(NamedTuple):
     goal: str
     measured: str
-    met: bool
+    met: bool | None  # None: not measured (no cases)
     samples: tuple[tuple[float, int, float], ...] = ()  # (a rate the goal reads, its cases, its bound)
     why: str = ""  # where it falls short, from the run's own records (said where not met)
 
@@ -44,15 +44,18 @@ def write(results: dict, out: Path) -> tuple[Path, Path]:
     return out / "eval.json", out / "eval.md"
 
 
-def _mark(ok: bool) -> str:
-    return "met" if ok else "**not met**"
+def _mark(ok: bool | None) -> str:
+    return "**not measured** (no cases)" if ok is None else "met" if ok else "**not met**"
 
 
-def _row(goal: str, measured: str, ok: bool, *samples: tuple[float, int, float], why: str = "") -> str:
+def _row(goal: str, measured: str, ok: bool | None, *samples: tuple[float, int, float], why: str = "") -> str:
     """A goals table row; each of `samples` (a rate the goal reads, its cases, the goal's bound
     on it) adds the rate's 95% interval, and the row says so where an interval holds its bound:
-    that sample cannot tell whether the goal is met. `why`: where a goal not met falls short."""
-    said = f"; {why}" if why and not ok else ""
+    that sample cannot tell whether the goal is met. `why`: where a goal not met falls short. A
+    goal read from no cases is not measured, whatever its figures say."""
+    if any(n == 0 for _, n, _ in samples):
+        return f"| {goal} | {measured} | {_mark(None)} |"
+    said = f"; {why}" if why and ok is False else ""
     if not samples:
         return f"| {goal} | {measured} | {_mark(ok)}{said} |"
     spans = [(*interval(rate, n), n, bound) for rate, n, bound in samples]
@@ -69,13 +72,14 @@ def markdown(r: dict) -> str:
     lines = [
         "# docqa evaluation",
         "",
-        f"Run {run['date']} on {describe(m)}, {m['platform']}; {run['seconds'] / 60:.0f} minutes. "
+        f"Run {run['date']} of {measured(run)} on {describe(m)}, {m['platform']}; {run['seconds'] / 60:.0f} minutes. "
         f"Embeddings {run['models']['embedding']}, generator {run['models']['generator']}. Seed {run['seed']}. "
         f"Command: `{run['command']}`.",
         "",
-        "Every threshold below was chosen on the calibration half of its set (the even-numbered XQuAD "
-        "articles in sorted order) and every rate is reported on the other half. Baselines are measured "
-        "in this run.",
+        "Every threshold this run chooses is chosen on the calibration half of its set (the even-numbered "
+        "XQuAD articles in sorted order) and every rate is reported on the other half; rows marked 'as "
+        "configured', the injection and the summary sections run docqa's shipped settings. Baselines are "
+        "measured in this run.",
         "",
     ]
     if run.get("missing"):
@@ -149,8 +153,9 @@ def _contradictions(c: dict, goals: list, _: str) -> list[str]:
         "",
         f"Built from XQuAD: each sentence that holds a gold answer, supported (paraphrased) and contradicted "
         f"(perturbed). Threshold {c['threshold']} chosen on the {c['chosen_on']}. The supported rate is the "
-        "paraphrases' (clause, synonym, number written otherwise); the sentence as written (verbatim, and after "
-        "a lead-in) is listed by kind as a sanity check, not counted: no threshold flags the passage's own words.",
+        "reworded paraphrases' (a synonym swapped in); the passage's own words (the sentence verbatim, after a "
+        "lead-in, one clause of it, its numbers without thousands commas) are listed by kind as a sanity check, "
+        "not counted: no threshold flags them.",
         "",
         "| half | contradictions | flagged | supported paraphrases | flagged |",
         "|---|---|---|---|---|",
@@ -213,6 +218,13 @@ def _by_half(figures: dict, cells: Callable[[dict], list]) -> list[str]:
             for half in ("calibration_half", "report_half")]  # fmt: skip
 
 
+def _of_given(figures: dict) -> str:
+    """Confident and wrong among the answers given, and how many were (a run before this was kept: ?)."""
+    if "answered" not in figures:
+        return "?"
+    return f"{figures['wrong_of_answered']:.3f} of {figures['answered']}"
+
+
 def _answers(x: dict, goals: list, stage: str) -> list[str]:
     title = "XQuAD" if stage == "xquad" else "the news-style set"
     g = x["gate"]
@@ -223,7 +235,8 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
         f"a sample of the {x.get('asked_from', 'report')} half: {x['sampled']}.",
         "",
         f"Relevance gate chosen on the calibration half's retrieval evidence (every question, no model): decline "
-        f"when the dense similarity < {g['min_relevance']} and the BM25 evidence < {g['min_lexical']}.",
+        f"when the dense similarity < {g['min_relevance']} and the BM25 evidence < {g['min_lexical']}. Support "
+        f"and answer-check thresholds of the calibrated rules: {x.get('checks_from', 'not recorded')}.",
         "",
         "| gate alone | answerable declined | on-topic declined | off-topic declined |",
         "|---|---|---|---|",
@@ -232,7 +245,7 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
                       ("report half, dense score alone", "dense_only_report_half")):  # fmt: skip
         v = g[key]
         lines.append(f"| {name} | {v['answerable']:.3f} | {v['on_topic']:.3f} | {v['off_topic']:.3f} |")
-    lines += ["", "| rule | thresholds | answerable: right / declined / wrong | on-topic declined | off-topic declined | confident and wrong, all replies |",
+    lines += ["", "| rule | thresholds | answerable: right / declined / wrong | on-topic declined | off-topic declined | confident and wrong: of all replies (declines included) / of answers given |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     ref = x.get("reference") or {}
     names = {"reference": f"calibrated, {ref.get('runtime')} {ref.get('dtype')} (reference)"}
@@ -243,7 +256,7 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
             f"| {names.get(rule, rule)} | relevance {t['min_relevance']}, lexical {t['min_lexical']}, support {t['support']}, "
             f"grounding {t['grounding']} (closeness weight {t.get('similarity', 0)}, near {t.get('near', 1.0)}) | {a.get('right', 0):.3f} / {a.get('declined', 0):.3f} / "
             f"{a.get('confident_wrong', 0):.3f} | {on.get('declined', 0):.3f} | {off.get('declined', 0):.3f} | "
-            f"{s['all']['confident_wrong']:.3f} |"
+            f"{s['all']['confident_wrong']:.3f} / {_of_given(s['all'])} |"
         )
     s = x["scores"]["calibrated"]
     a = s.get("answerable", {})
@@ -257,7 +270,8 @@ def _answers(x: dict, goals: list, stage: str) -> list[str]:
         "together).", ""]  # fmt: skip
     cw, replies = s["all"]["confident_wrong"], s["all"]["questions"]
     records = x.get("records", [])
-    goals.append(Goal(f"{title}: confident and wrong <= 0.05 of replies", f"{cw:.3f}", cw <= GOALS["confident_wrong"],
+    goals.append(Goal(f"{title}: confident and wrong <= 0.05 of replies (declines included)",
+                      f"{cw:.3f} ({_of_given(s['all'])} answers given)", cw <= GOALS["confident_wrong"],
                       ((cw, replies, GOALS["confident_wrong"]),), wrong_replies(records, "calibrated")))  # fmt: skip
     right, answerable = a.get("right", 0.0), a.get("questions", 0)
     short = right_missed(records, "calibrated")
@@ -364,7 +378,7 @@ def _followups(f: dict, goals: list, _: str) -> list[str]:
     goals.append(Goal(f"follow-ups in a conversation within {GOALS['followup_gap']:.2f} of the same questions alone",
                       f"{f['conversation']:.3f} against {f['alone']:.3f}, {f['pairs']} pairs (95%: alone "
                       f"{low:+.2f} to {high:+.2f} over the conversation, paired){unsure}",
-                      gap <= GOALS["followup_gap"] + 1e-9, why=pairs_apart(records)))  # fmt: skip
+                      gap <= GOALS["followup_gap"] + 1e-9 if f["pairs"] else None, why=pairs_apart(records)))  # fmt: skip
     return lines
 
 

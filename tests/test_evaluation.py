@@ -34,6 +34,10 @@ def test_squad_answer_scores():
     # ... and a gold answer's hyphens may be the model's spaces: still the same answer
     assert contained("The 2001 ABC logo featured black and yellow colors. [1]", ["black-and-yellow"]) == 1.0
     assert contained("The 2001 ABC logo was yellow. [1]", ["black-and-yellow"]) == 0.0
+    assert contained("The funding came in 1990.", ["fund"]) == contained("In 1990.", ["1"]) == 0.0, (
+        "whole words"
+    )
+    assert contained("It was the best.", ["the"]) == 0.0, "no words left once normalised"
 
 
 def test_a_goal_read_on_a_small_sample_says_when_its_interval_cannot_tell():
@@ -487,15 +491,79 @@ def test_an_article_named_once_per_paragraph_falls_in_one_half_by_its_place_amon
     assert halves(["A"] * 4 + ["B"] * 4 + ["C"] * 4) == {"A": 0, "B": 1, "C": 0}
 
 
-def test_the_supported_rate_is_the_paraphrases_not_the_sentence_as_written():
+def test_the_supported_rate_is_the_reworded_paraphrases_not_the_passages_own_words():
     from evaluation.contradictions import Case, score
     from qa.support import Support
 
-    cases = [
-        Case("a", "q", "p", s, kind, True)
-        for s, kind in (("s", "verbatim"), ("s", "lead-in"), ("t", "clause"))
-    ]
-    flagged_clause = [Support(1.0, 0, 1), Support(1.0, 0, 1), Support(0.2, 0, 1)]
-    scored = score(cases, flagged_clause, 0.5)
-    assert scored["supported"] == 1 and scored["supported_flagged"] == 1.0
-    assert scored["by_kind"]["verbatim"] == {"cases": 1, "flagged": 0.0}, "still listed, by kind"
+    kinds = ("verbatim", "lead-in", "clause", "number written otherwise", "synonym")
+    cases = [Case("a", "q", "p", "s", kind, True) for kind in kinds]
+    flagged_synonym = [Support(1.0, 0, 1)] * 4 + [Support(0.2, 0, 1)]
+    scored = score(cases, flagged_synonym, 0.5)
+    assert scored["supported"] == 1 and scored["supported_flagged"] == 1.0, (
+        "sentences no threshold flags would only dilute the rate"
+    )
+    assert scored["by_kind"]["clause"] == {"cases": 1, "flagged": 0.0}, "still listed, by kind"
+
+
+def test_every_injected_order_carries_its_marker_word_an_encoded_one_once_decoded(tmp_path):
+    """An order whose marker word is not in the document can never count as followed."""
+    import base64
+    import binascii
+    import contextlib
+    import re
+
+    from evaluation.injection import marker, write
+    from evaluation.injection_cases import REPORT, TUNING
+
+    for name, cases in (("report", REPORT), ("tuning", TUNING)):
+        write(tmp_path / name, name, cases)
+        for i, case in enumerate(cases):
+            text = (tmp_path / name / f"{name}-{i:02d}{case.fmt}").read_text()
+            decoded = []
+            for token in re.findall(r"[A-Za-z0-9+/]{12,}={0,2}", text):
+                with contextlib.suppress(binascii.Error, UnicodeDecodeError):  # not base64 after all
+                    decoded.append(base64.b64decode(token, validate=True).decode())
+            assert any(marker(name, i) in t for t in [text, *decoded]), (name, case.kind, case.order)
+
+
+def test_a_goal_read_from_no_cases_is_not_measured_not_met():
+    assert _row("follow-ups within 0.05", "0.000 against 0.000", True, (0.0, 0, 0.05)).endswith(
+        "| **not measured** (no cases) |"
+    )
+
+
+def _run_without_models(monkeypatch, tmp_path, stage):
+    """evaluation's main with its models and stages stood in for; the stages run, in order."""
+    from types import SimpleNamespace
+
+    import evaluation.__main__ as main
+
+    monkeypatch.chdir(tmp_path)
+    embedder = SimpleNamespace(name="e", fingerprint="f", dtype="float32")
+    monkeypatch.setattr(main.Embedder, "load", lambda *a: embedder)
+    monkeypatch.setattr(main, "load_generator", lambda config: SimpleNamespace(dtype="int4"))
+    monkeypatch.setattr(main, "_stage", stage)
+    return main.main
+
+
+def test_stages_run_in_their_order_whatever_order_they_are_asked_in(monkeypatch, tmp_path):
+    ran: list[str] = []
+
+    def stage(name, *rest):
+        ran.append(name)
+        raise MissingData(f"no {name} here")
+
+    main = _run_without_models(monkeypatch, tmp_path, stage)
+    main(["--only", "xquad", "contradictions"])
+    assert ran == ["contradictions", "xquad"], "xquad reads the thresholds the contradiction stage chose"
+
+
+def test_a_run_with_data_missing_never_writes_reports(monkeypatch, tmp_path):
+    def stage(name, *rest):
+        raise MissingData(f"no {name} here")
+
+    main = _run_without_models(monkeypatch, tmp_path, stage)
+    assert main([]) == 1
+    assert not (tmp_path / "reports").exists(), "reports/ holds what one whole run wrote"
+    written = (tmp_path / "test-artifacts/eval/eval.md").read_text()
+    assert "**Missing data:**" in written and "commit unknown" in written
