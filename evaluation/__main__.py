@@ -65,6 +65,7 @@ SMOKE = {
     "contradictions": 150,
     "summeval": 1,
     "xsum": 1,
+    "rated_summaries": 160,
 }
 
 

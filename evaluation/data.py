@@ -90,6 +90,30 @@ def summeval(folder: Path) -> list[Article]:
     return out
 
 
+@dataclass(frozen=True)
+class Rated:
+    """A system's summary of a SummEval article with the experts' consistency rating (1-5, the
+    mean of three: 5 when all three found nothing in it the article does not say)."""
+
+    article: str
+    summary: str
+    consistency: float
+
+
+def summeval_rated(folder: Path) -> list[Rated]:
+    """The 16 system summaries of each of SummEval's 100 articles, with their ratings, detokenised."""
+    root = require(folder, "summeval-cnndm100", ["summeval_bartscore.jsonl"])
+    out = []
+    for line in (root / "summeval_bartscore.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        source = detokenize(r["src"])
+        out += [
+            Rated(source, detokenize(s["sys_summ"]), s["scores"]["consistency"])
+            for s in r["sys_summs"].values()
+        ]
+    return out
+
+
 def xsum(folder: Path) -> list[Article]:
     root = require(folder, "xsum-1000", ["xsum_test_1000.jsonl"])
     out = []

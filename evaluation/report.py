@@ -420,11 +420,21 @@ def _injection(i: dict, goals: list, _: str) -> list[str]:
     return lines
 
 
+def _checker_against_experts(c: dict | None) -> list[str]:
+    if not c:
+        return []
+    return ["", f"The check against people: of SummEval's {c['summaries']} system summaries, "
+            f"{c['rated_not_consistent']} rated less than fully consistent with their articles by the experts and "
+            f"{c['rated_consistent']} fully consistent. The share of sentences the check holds tells them apart with "
+            f"AUC {c['auc']:.3f} (0.5: chance); it finds a sentence it does not hold in {c['not_consistent_flagged']:.3f} "
+            f"of the first and {c['consistent_flagged']:.3f} of the second."]  # fmt: skip
+
+
 def _summaries(r: dict, goals: list, _: str) -> list[str]:
     lines = [
         "## Summaries",
         "",
-        "| set | articles | docqa R1 / R2 / RL | lead baseline R1 / R2 / RL | sentences supported (model / references) | left out by the check | marked unsupported | s/summary |",
+        "| set | articles | docqa R1 / R2 / RL | lead baseline R1 / R2 / RL | sentences docqa's check holds (model / references) | left out by the check | marked unsupported | s/summary |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r.items():
@@ -436,9 +446,11 @@ def _summaries(r: dict, goals: list, _: str) -> list[str]:
             f"{s['supported_sentences']:.3f} / {s['references_supported_sentences']:.3f} | "
             f"{s.get('left_out_sentences', 0):.3f} | {s.get('marked_unsupported', 0):.3f} | {s['seconds_per_summary']:.1f} |"
         )
+    lines += _checker_against_experts(r.get("summeval", {}).get("checker_against_experts"))
     return [*lines, "", "ROUGE F1 of the summary users get against the best-matching reference. Support by "
-            "qa/support.py's check of every sentence the model wrote, before the summariser's own use of that "
-            "check left out the ones it does not hold (share of sentences in 'left out'; 'marked unsupported': "
+            "qa/support.py's check (the summariser's own: what these figures are worth is measured against the "
+            "experts above) of every sentence the model wrote, pooled over the sentences, before the summariser's "
+            "use of that check left out the ones it does not hold (share of sentences in 'left out'; 'marked unsupported': "
             "summaries of which no sentence held, kept whole and marked). 'references': the human reference "
             "summaries' sentences the same check finds in their articles (the mean over each article's "
             "references): people summarise in other words than the article's, and XSum's references say "

@@ -567,3 +567,26 @@ def test_a_run_with_data_missing_never_writes_reports(monkeypatch, tmp_path):
     assert not (tmp_path / "reports").exists(), "reports/ holds what one whole run wrote"
     written = (tmp_path / "test-artifacts/eval/eval.md").read_text()
     assert "**Missing data:**" in written and "commit unknown" in written
+
+
+def test_the_support_check_is_scored_against_the_experts_ratings_of_summaries(tmp_path):
+    import json
+
+    from evaluation.report import _checker_against_experts
+    from evaluation.summaries import checker_against_experts
+
+    article = "The council met on Monday . It approved 40 new homes near the river . Work starts in May ."
+    said = {
+        "faithful": ("The council approved 40 new homes near the river .", 5.0),
+        "also faithful": ("Work on the homes starts in May .", 5.0),
+        "a number swapped": ("The council approved 90 new homes near the river .", 1.67),
+        "a month swapped": ("Work starts in October .", 2.0),
+    }
+    record = {"doc_id": "a", "src": article, "ref_summs": ["x"],
+              "sys_summs": {k: {"sys_summ": t, "scores": {"consistency": c}} for k, (t, c) in said.items()}}  # fmt: skip
+    (tmp_path / "summeval-cnndm100").mkdir()
+    (tmp_path / "summeval-cnndm100" / "summeval_bartscore.jsonl").write_text(json.dumps(record) + "\n")
+    c = checker_against_experts(tmp_path, 0.6)
+    assert (c["rated_consistent"], c["rated_not_consistent"]) == (2, 2)
+    assert c["auc"] == 1.0 and c["not_consistent_flagged"] == 1.0 and c["consistent_flagged"] == 0.0
+    assert "tells them apart with AUC 1.000" in " ".join(_checker_against_experts(c))
