@@ -54,7 +54,7 @@ class BuildReport:
     embed_seconds: float = 0.0
     seconds: float = 0.0
     rebuilt_because: str | None = None
-    read_again: int = 0  # held as they were, read again: their format's reader changed since
+    read_again: int = 0  # as they were indexed, read again: their format's reader changed since
 
     @property
     def up_to_date(self) -> bool:
@@ -66,7 +66,7 @@ class BuildReport:
             f"{len(self.skipped)} skipped, {self.unchanged} unchanged"
         )
         if self.read_again:
-            counts += f"; {self.read_again} of them read again, as docqa now reads their format"
+            counts += f"; {self.read_again} read again only because docqa now reads their format otherwise"
         total = f"{_count(self.documents, 'document')}, {_count(self.chunks, 'chunk')}"
         if self.up_to_date:
             return f"Index is up to date, nothing to embed: {total} ({counts}) in {self.seconds:.1f} s"
@@ -164,7 +164,8 @@ def build(
             )
         try:
             excluded = library.excluded()
-            keep, fresh, left_out = _sort(found, live, excluded, report)
+            outdated = _outdated(live.manifest)
+            keep, fresh, left_out = _sort(found, live, excluded, report, outdated)
             for s in report.skipped:
                 log(f"skipped {s.source}: {s.reason}")
             for doc_id in left_out:
@@ -174,9 +175,12 @@ def build(
             if folders := tuple(s.source for s in report.skipped if s.folder):
                 # A folder that could not be listed is not one whose files were deleted.
                 unchanged |= live.held_under(folders) - {p.id for p in fresh} - excluded.keys()
+            # Documents kept unread in such a folder keep the reader number they were read with.
+            readers = READERS if not folders else {**READERS, **_recorded(live.manifest, outdated)}
             report.removed = len(live.docs) - len(unchanged) - sum(p.id in live.docs for p in fresh)
             legacy = any(e.get("legacy") for e in live.manifest.get("segments", []))
-            if live.manifest and not fresh and report.up_to_date and not legacy:
+            same_readers = live.manifest.get("readers") == readers
+            if live.manifest and not fresh and report.up_to_date and not legacy and same_readers:
                 report.unchanged = len(unchanged)
                 report.documents = live.manifest["counts"]["documents"]
                 report.chunks = live.manifest["counts"]["chunks"]
@@ -195,7 +199,7 @@ def build(
                 log(f"Re-embedding everything: {report.rebuilt_because}")
             report.unchanged = len(unchanged)
             try:
-                indexed = _write(config, embedding, live, unchanged, fresh, report, progress, log)
+                indexed = _write(config, embedding, live, unchanged, fresh, report, progress, log, readers)
             finally:
                 embedding.close()
         finally:
@@ -230,9 +234,10 @@ def _embedding(config: Config, embedder: Embedder | None, cluster: Cluster | Non
 
 
 def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str], fresh: list[Pending],
-           report: BuildReport, progress: bool, log: Log) -> set[str]:  # fmt: skip
+           report: BuildReport, progress: bool, log: Log, readers: Mapping[str, int]) -> set[str]:  # fmt: skip
     """Write the next generation: a segment of what is new or changed, the live segments with
-    what is gone deleted, merged where due. Returns the ids of the documents it holds."""
+    what is gone deleted, merged where due; `readers`, the reader of each format its documents
+    were read with. Returns the ids of the documents it holds."""
     workspace = store.new_workspace(config.index_dir)
     try:
         writer = SegmentWriter(workspace / store.SEGMENTS / store.new_segment_name(), embedding.model.dim)
@@ -265,7 +270,7 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
             "segments": segments,
             "files": files,
             "docs": str(config.docs.resolve()),  # what `docqa serve` rebuilds from when not told
-            "readers": READERS,
+            "readers": readers,
             **settings(config, embedding.model),
         }
         store.commit(config.index_dir, workspace, manifest)
@@ -320,42 +325,56 @@ def _no_cycle_collection() -> Iterator[None]:
                     gc.enable()
 
 
-def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str | None],
-          report: BuildReport) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
+def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str | None], report: BuildReport,
+          outdated: Collection[str] = ()) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
     """The documents found that the live index holds as they are, those new or changed, and those
     left out by hand (as they were when left out: one written anew since is new). The skipped files
     go into `report`, with the documents the last build could not read that are as they were then
     (read again, they would fail again, after the embedding model was loaded for them). A .jsonl
     record moved to another file, same id and content, is changed: its source (what a scope's
-    folder matches) is the new file's. One pass: at a million chunks, every pass over the folder
-    counts."""
+    folder matches) is the new file's. A document as it was, of a format in `outdated` (its reader
+    changed since), is read again and counted so. One pass: at a million chunks, every pass over
+    the folder counts."""
     keep: list[Pending] = []
     fresh: list[Pending] = []
     left_out: list[str] = []
     unreadable = live.manifest.get("unreadable", {})
-    read_by = live.manifest.get("readers", {})  # none recorded: every format's first reader
-    changed = (
-        {ext for ext, version in READERS.items() if read_by.get(ext, 1) != version}
-        if live.manifest
-        else set()
-    )
     for item in found:
         if isinstance(item, Skipped):
             report.skipped.append(item)
         elif item.id in excluded and excluded[item.id] in (None, item.hash):
             left_out.append(item.id)
-        elif changed and extension(item.path) in changed:  # read as it was, it would read otherwise now
-            fresh.append(item)
-            report.read_again += 1
-        elif (failed := unreadable.get(item.id)) and failed[0] == item.hash:  # as it was: it fails again
-            report.skipped.append(Skipped(item.source, failed[1], item.id))
+        elif (failed := unreadable.get(item.id)) and failed[0] == item.hash:  # as it was: it fails again,
+            if outdated and extension(item.path) in outdated:  # unless it is read otherwise now
+                fresh.append(item)
+                report.read_again += 1
+            else:
+                report.skipped.append(Skipped(item.source, failed[1], item.id))
         else:
             old = live.docs.get(item.id)
             same = old is not None and old[0] == item.hash
             if same and item.line_offset is not None:  # a record: is it still in the same file?
                 same = _file(live.sources().get(item.id, "")) == _file(item.source)
+            if same and outdated and extension(item.path) in outdated:
+                same = False
+                report.read_again += 1
             (keep if same else fresh).append(item)
     return keep, fresh, left_out
+
+
+def _outdated(manifest: dict) -> set[str]:
+    """The formats whose reader changed since the index's documents were read (an index that
+    records none was read by every format's first)."""
+    if not manifest:
+        return set()
+    read_by = manifest.get("readers", {})
+    return {ext for ext, version in READERS.items() if read_by.get(ext, 1) != version}
+
+
+def _recorded(manifest: dict, formats: Collection[str]) -> dict[str, int]:
+    """The reader numbers `manifest` records for `formats`."""
+    read_by = manifest.get("readers", {})
+    return {ext: read_by.get(ext, 1) for ext in formats}
 
 
 def _file(record_source: str) -> str:

@@ -22,8 +22,17 @@ _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _MD_FENCED = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)  # code, whose "# ..." are comments
 # A comment the rendered page does not show (notes to the writer, a hidden order), where it is not
-# code: a fenced block or a `span` is kept whole. An unclosed "<!--" is left as it is.
-_MD_COMMENT = re.compile(r"(^(```|~~~).*?^\2|`[^`\n]+`)|<!--.*?-->", re.MULTILINE | re.DOTALL)
+# code. Kept whole, in this order: a fenced block (to a closing fence as long, or the end), an
+# indented block after a blank line, a `span` (between backtick runs of one length), and an
+# unclosed "<!--" with all that follows it (each part is passed over once: linear time).
+_MD_COMMENT = re.compile(
+    r"(?P<kept>^[ \t]*(?P<fence>`{3,}|~{3,}).*?(?:^[ \t]*(?P=fence)[`~]*[ \t]*$|\Z)"
+    r"|(?:(?<=\n\n)|\A)(?:(?: {4}|\t)[^\n]*(?:\n|\Z))+"
+    r"|(?<!`)(?P<ticks>`+)(?!`)[^\n]+?(?<!`)(?P=ticks)(?!`))"
+    r"|<!--(?:-?>|.*?-->)"
+    r"|(?P<unclosed><!--.*)",
+    re.MULTILINE | re.DOTALL,
+)
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
@@ -115,7 +124,7 @@ def _opening(line: str, limit: int = 80) -> str:
 
 
 def parse_markdown(data: bytes) -> Parsed:
-    text = _MD_COMMENT.sub(lambda m: m.group(1) or "", decode(data))
+    text = _MD_COMMENT.sub(lambda m: m.group("kept") or m.group("unclosed") or "", decode(data))
     metadata: dict[str, object] = {}
     title = None
     front = _FRONT_MATTER.match(text)

@@ -497,6 +497,9 @@ def test_the_baselines_are_warmed_as_docqa_is_before_they_are_timed(monkeypatch)
         def __init__(self, **settings):
             pass
 
+        def reset(self):
+            read.append(("llama", "reset"))
+
         def generate(self, tokens, **options):
             read.append(("llama", list(tokens)))
             yield from range(10_000)
@@ -509,4 +512,5 @@ def test_the_baselines_are_warmed_as_docqa_is_before_they_are_timed(monkeypatch)
     monkeypatch.setitem(sys.modules, "llama_cpp", SimpleNamespace(Llama=Llama))
     answering.onnxruntime_genai_speed(Path("model"), prompt, 8)
     answering._llama_cpp("m.gguf", prompt, 8)
-    assert read == [("genai", prompt[-64:]), ("genai", prompt), ("llama", prompt[-64:]), ("llama", prompt)]
+    assert read == [("genai", prompt[-64:]), ("genai", prompt),
+                    ("llama", prompt[-64:]), ("llama", "reset"), ("llama", prompt)]  # fmt: skip

@@ -105,13 +105,53 @@ def test_documents_a_changed_reader_would_read_otherwise_are_read_again_once(
     run(config, fake_embedder)
     assert opened(config, fake_embedder).lexical("secret plan farm", 5)
     monkeypatch.undo()
+    (config.docs / "new.md").write_text("# New\n\nA school opened.")  # read as any new document is
     later = FakeEmbedder()
     report = run(config, later)
-    assert (report.changed, report.read_again, report.unchanged) == (1, 1, 2)
-    assert "1 of them read again, as docqa now reads their format" in report.summary()
-    assert later.embedded and all("Ismail" not in t and "wheat" not in t for t in later.embedded)
+    assert (report.added, report.changed, report.read_again, report.unchanged) == (1, 1, 1, 2)
+    assert "1 read again only because docqa now reads their format otherwise" in report.summary()
+    assert later.embedded and all("Talks" in t or "school" in t for t in later.embedded)
     assert not opened(config, later).lexical("secret plan farm", 5)
     assert run(config, FakeEmbedder()).up_to_date, "read again once, not at every build"
+
+
+def test_an_index_with_no_document_of_a_changed_format_records_the_readers_once(
+    config, fake_embedder, monkeypatch
+):
+    from embeddings import builder
+
+    monkeypatch.setitem(builder.READERS, ".pdf", 0)  # no PDF here: nothing to read again
+    run(config, fake_embedder)
+    monkeypatch.undo()
+    assert run(config, FakeEmbedder()).up_to_date
+    manifest = store.read_manifest(store.current(config.index_dir))
+    assert manifest["readers"][".pdf"] == builder.READERS[".pdf"], "recorded, so no later build asks again"
+
+
+def test_documents_of_a_folder_unlisted_when_the_reader_changed_are_read_again_later(config, fake_embedder,
+                                                                                     monkeypatch):  # fmt: skip
+    from embeddings import builder, readers
+
+    (config.docs / "notes/plan.md").write_text("# Plan\n\nSow in spring.<!-- zebra -->")
+    monkeypatch.setitem(builder.READERS, ".md", 0)
+    monkeypatch.setitem(readers.PARSERS, ".md", lambda data: ("Plan", data.decode(), {}))
+    run(config, fake_embedder)
+    monkeypatch.undo()
+    listing = os.scandir
+
+    def denied(path):
+        if str(path).endswith("notes"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    assert run(config, FakeEmbedder()).read_again == 1  # talks.md; notes/plan.md kept as it was
+    assert opened(config, fake_embedder).lexical("zebra", 5)
+    monkeypatch.undo()
+    report = run(config, FakeEmbedder())
+    # notes/plan.md, and talks.md once more: the manifest records one reader number a format
+    assert report.read_again == 2 and not opened(config, fake_embedder).lexical("zebra", 5)
+    assert run(config, FakeEmbedder()).up_to_date
 
 
 def test_a_file_replaced_by_one_of_the_same_size_and_time_is_read_again(config, fake_embedder):
