@@ -32,7 +32,7 @@ from embeddings.config import Config
 from embeddings.embedder import Description, Embedder, Tokenizer, absolute
 from embeddings.errors import ClusterError, ConfigError, DocqaError, UnreadableDocument
 from embeddings.ingest import Embedded, Progress, chunk, embed_longest_first, passages
-from embeddings.readers import Document, Pending, Skipped
+from embeddings.readers import READERS, Document, Pending, Skipped
 
 try:
     import ray
@@ -234,6 +234,11 @@ def _result(item: Pending, row: dict, model: Description, progress: Progress) ->
             f"one node; {model.fingerprint}, {model.dim} on another): install the same docqa on every node; the "
             "index was left as it was"
         )
+    if json.loads(row["readers"]) != READERS:  # the index records this machine's readers
+        raise ClusterError(
+            "a Ray worker reads documents with another docqa than this machine's (its readers of some formats "
+            "differ): install the same docqa on every node; the index was left as it was"
+        )
     if row["skipped"]:
         if row["absent"] and Path(item.path).exists():  # here, but not on the node that read it
             raise ClusterError(
@@ -269,7 +274,8 @@ def _read_and_chunk(batch: dict[str, np.ndarray], config: Config) -> dict[str, n
     """Runs in a Ray task: parse and chunk each document; with its passages, or why it is skipped."""
     tokenize = Tokenizer.load(config.embedding_model)
     out: dict[str, list] = {"i": [], "document": [], "spans": [], "passages": [], "skipped": [], "passing": [],
-                            "absent": []}  # fmt: skip
+                            "absent": [], "readers": []}  # fmt: skip
+    readers = json.dumps(READERS)  # what read them, as the index will record it
     for i, pending in zip(batch["i"], batch["pending"], strict=True):
         item = Pending(**json.loads(pending))
         passing = absent = False
@@ -281,6 +287,7 @@ def _read_and_chunk(batch: dict[str, np.ndarray], config: Config) -> dict[str, n
             absent = not Path(item.path).exists()  # here, on this node
         out["passing"].append(passing)
         out["absent"].append(absent)
+        out["readers"].append(readers)
         out["i"].append(int(i))
         out["document"].append(json.dumps(asdict(doc), default=str) if doc else "")
         out["spans"].append(json.dumps([[s.start, s.end, s.tokens] for s in spans]))

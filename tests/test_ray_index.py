@@ -436,11 +436,15 @@ def test_an_address_where_something_else_answers_is_a_clear_error(tmp_path, ray_
     _reachable(ray.get_runtime_context().gcs_address)  # a cluster's own address passes
 
 
-def _row(model, skipped: str = "", absent: bool = False, passing: bool = False) -> dict:
+def _row(
+    model, skipped: str = "", absent: bool = False, passing: bool = False, readers: dict | None = None
+) -> dict:
     from dataclasses import asdict
 
+    from embeddings.readers import READERS
+
     return {"skipped": skipped, "absent": absent, "passing": passing, "model": json.dumps(asdict(model)),
-            "document": "", "spans": "[]", "vectors": b""}  # fmt: skip
+            "document": "", "spans": "[]", "vectors": b"", "readers": json.dumps(readers or READERS)}  # fmt: skip
 
 
 def test_a_document_a_worker_cannot_find_but_this_machine_can_is_a_cluster_error(tmp_path):
@@ -462,6 +466,9 @@ def test_a_document_a_worker_cannot_find_but_this_machine_can_is_a_cluster_error
     other = Description("all-MiniLM-L6-v2", "xyz", "cpu", "float32", 384, 256)  # another node's copy
     with pytest.raises(ClusterError, match="install the same docqa on every node"):
         _result(item, _row(other, "empty"), model, Progress(1, False))
+    older = {".md": 1, ".txt": 1}  # a node whose docqa reads Markdown as an older one did
+    with pytest.raises(ClusterError, match="reads documents with another docqa"):
+        _result(item, _row(model, readers=older), model, Progress(1, False))
 
 
 def test_a_build_that_stops_making_progress_says_what_to_look_at():
