@@ -52,6 +52,18 @@ def opened(config: Config, embedder: FakeEmbedder) -> Index:
     return Index.open(config.index_dir, embedder)
 
 
+def deny_listing(monkeypatch, folder: str) -> None:
+    """Folders named `folder` cannot be listed from now on, as one this user may not read."""
+    listing = os.scandir
+
+    def denied(path):
+        if str(path).endswith(folder):
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+
+
 def test_first_build_indexes_every_document(config, fake_embedder):
     report = run(config, fake_embedder)
     assert (report.added, report.documents, report.skipped) == (3, 3, [])
@@ -137,14 +149,7 @@ def test_documents_of_a_folder_unlisted_when_the_reader_changed_are_read_again_l
     monkeypatch.setitem(readers.PARSERS, ".md", lambda data: ("Plan", data.decode(), {}))
     run(config, fake_embedder)
     monkeypatch.undo()
-    listing = os.scandir
-
-    def denied(path):
-        if str(path).endswith("notes"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return listing(path)
-
-    monkeypatch.setattr(os, "scandir", denied)
+    deny_listing(monkeypatch, "notes")
     assert run(config, FakeEmbedder()).read_again == 1  # talks.md; notes/plan.md kept as it was
     assert opened(config, fake_embedder).lexical("zebra", 5)
     monkeypatch.undo()
@@ -473,14 +478,7 @@ def test_a_file_of_a_type_docqa_does_not_read_is_refused_before_anything_runs(tm
 def test_an_unreadable_folder_is_reported_and_its_documents_kept(config, fake_embedder, monkeypatch):
     (config.docs / "notes/set.jsonl").write_text(json.dumps({"id": "j1", "text": "A line of a set."}) + "\n")
     run(config, fake_embedder)
-    listing = os.scandir
-
-    def denied(path):
-        if str(path).endswith("notes"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return listing(path)
-
-    monkeypatch.setattr(os, "scandir", denied)
+    deny_listing(monkeypatch, "notes")
     report = run(config, fake_embedder)
     assert [(s.source, s.reason) for s in report.skipped] == [("notes/", "cannot be read: Permission denied")]
     assert (report.removed, report.unchanged) == (0, 4)
