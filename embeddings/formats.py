@@ -125,6 +125,8 @@ def _opening(line: str, limit: int = 80) -> str:
 
 def parse_markdown(data: bytes) -> Parsed:
     text = _MD_COMMENT.sub(lambda m: m.group("kept") or m.group("unclosed") or "", decode(data))
+    if not text.strip():
+        raise UnreadableDocument("it holds only comments (<!-- ... -->), which a rendered page does not show")
     metadata: dict[str, object] = {}
     title = None
     front = _FRONT_MATTER.match(text)

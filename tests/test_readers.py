@@ -327,3 +327,10 @@ def test_jsonl_lines_with_nan_deep_nesting_or_docqas_own_page_keys_are_read_or_s
 )  # fmt: skip
 def test_markdown_comments_are_found_as_commonmark_finds_them(tmp_path, markdown, read):
     assert load(tmp_path, "c.md", markdown).text == read
+
+
+def test_a_markdown_file_of_comments_alone_is_skipped_as_such(tmp_path):
+    from embeddings.errors import UnreadableDocument
+
+    with pytest.raises(UnreadableDocument, match="holds only comments"):
+        load(tmp_path, "todo.md", "<!-- TODO: write this page -->\n")
