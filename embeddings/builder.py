@@ -26,7 +26,8 @@ from embeddings.generation import LOUD_CHUNKS, Live
 from embeddings.ingest import Embedding, Ingest, LocalEmbedding
 from embeddings.library import UPLOAD_PREFIX, Library
 from embeddings.models import fingerprint, locate
-from embeddings.readers import READERS, SUPPORTED, Pending, Skipped, extension, scan
+from embeddings.readers import READERS, SUPPORTED, Pending, Skipped, scan
+from embeddings.rereading import Rereading
 from embeddings.scanned import Scanned
 from embeddings.segment import SegmentWriter
 from embeddings.vectors import Vectors
@@ -54,7 +55,7 @@ class BuildReport:
     embed_seconds: float = 0.0
     seconds: float = 0.0
     rebuilt_because: str | None = None
-    read_again: int = 0  # as they were indexed, read again: their format's reader changed since
+    read_again: int = 0  # as they were when last read, read again: their format's reader changed since
 
     @property
     def up_to_date(self) -> bool:
@@ -164,23 +165,23 @@ def build(
             )
         try:
             excluded = library.excluded()
-            outdated = _outdated(live.manifest)
-            keep, fresh, left_out = _sort(found, live, excluded, report, outdated)
+            rereading = Rereading(live.manifest)
+            keep, fresh, left_out = _sort(found, live, excluded, report, rereading)
             for s in report.skipped:
                 log(f"skipped {s.source}: {s.reason}")
             for doc_id in left_out:
                 log(f"left out {doc_id}: removed from the index by hand; it is indexed again once it changes")
             library.include({p.id for p in fresh})  # any left out before has changed since
             unchanged = {p.id for p in keep}
+            kept_unread: set[str] = set()
             if folders := tuple(s.source for s in report.skipped if s.folder):
                 # A folder that could not be listed is not one whose files were deleted.
-                unchanged |= live.held_under(folders) - {p.id for p in fresh} - excluded.keys()
-            # Documents kept unread in such a folder keep the reader number they were read with.
-            readers = READERS if not folders else {**READERS, **_recorded(live.manifest, outdated)}
+                kept_unread = live.held_under(folders) - {p.id for p in fresh} - excluded.keys()
+                unchanged |= kept_unread
+            unread = rereading.left_unread(kept_unread, live.sources)
             report.removed = len(live.docs) - len(unchanged) - sum(p.id in live.docs for p in fresh)
             legacy = any(e.get("legacy") for e in live.manifest.get("segments", []))
-            same_readers = live.manifest.get("readers") == readers
-            if live.manifest and not fresh and report.up_to_date and not legacy and same_readers:
+            if live.manifest and not fresh and report.up_to_date and not legacy and rereading.recorded:
                 report.unchanged = len(unchanged)
                 report.documents = live.manifest["counts"]["documents"]
                 report.chunks = live.manifest["counts"]["chunks"]
@@ -199,7 +200,7 @@ def build(
                 log(f"Re-embedding everything: {report.rebuilt_because}")
             report.unchanged = len(unchanged)
             try:
-                indexed = _write(config, embedding, live, unchanged, fresh, report, progress, log, readers)
+                indexed = _write(config, embedding, live, unchanged, fresh, report, progress, log, unread)
             finally:
                 embedding.close()
         finally:
@@ -234,10 +235,10 @@ def _embedding(config: Config, embedder: Embedder | None, cluster: Cluster | Non
 
 
 def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str], fresh: list[Pending],
-           report: BuildReport, progress: bool, log: Log, readers: Mapping[str, int]) -> set[str]:  # fmt: skip
+           report: BuildReport, progress: bool, log: Log, unread: list[str]) -> set[str]:  # fmt: skip
     """Write the next generation: a segment of what is new or changed, the live segments with
-    what is gone deleted, merged where due; `readers`, the reader of each format its documents
-    were read with. Returns the ids of the documents it holds."""
+    what is gone deleted, merged where due; `unread`, the documents an older reader read that it
+    keeps unread. Returns the ids of the documents it holds."""
     workspace = store.new_workspace(config.index_dir)
     try:
         writer = SegmentWriter(workspace / store.SEGMENTS / store.new_segment_name(), embedding.model.dim)
@@ -270,7 +271,8 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
             "segments": segments,
             "files": files,
             "docs": str(config.docs.resolve()),  # what `docqa serve` rebuilds from when not told
-            "readers": readers,
+            "readers": READERS,  # what read the documents, but those
+            "unread": unread,  # kept unread since an older reader read them (see embeddings/rereading.py)
             **settings(config, embedding.model),
         }
         store.commit(config.index_dir, workspace, manifest)
@@ -326,26 +328,27 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str | None], report: BuildReport,
-          outdated: Collection[str] = ()) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
+          rereading: Rereading | None = None) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
     """The documents found that the live index holds as they are, those new or changed, and those
     left out by hand (as they were when left out: one written anew since is new). The skipped files
     go into `report`, with the documents the last build could not read that are as they were then
     (read again, they would fail again, after the embedding model was loaded for them). A .jsonl
     record moved to another file, same id and content, is changed: its source (what a scope's
-    folder matches) is the new file's. A document as it was, of a format in `outdated` (its reader
-    changed since), is read again and counted so. One pass: at a million chunks, every pass over
+    folder matches) is the new file's. A document as it was that `rereading` has due (its reader
+    changed since) is read again and counted so. One pass: at a million chunks, every pass over
     the folder counts."""
     keep: list[Pending] = []
     fresh: list[Pending] = []
     left_out: list[str] = []
     unreadable = live.manifest.get("unreadable", {})
+    due = rereading.due if rereading is not None else lambda item: False
     for item in found:
         if isinstance(item, Skipped):
             report.skipped.append(item)
         elif item.id in excluded and excluded[item.id] in (None, item.hash):
             left_out.append(item.id)
         elif (failed := unreadable.get(item.id)) and failed[0] == item.hash:  # as it was: it fails again,
-            if outdated and extension(item.path) in outdated:  # unless it is read otherwise now
+            if due(item):  # unless it is read otherwise now
                 fresh.append(item)
                 report.read_again += 1
             else:
@@ -355,26 +358,11 @@ def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str
             same = old is not None and old[0] == item.hash
             if same and item.line_offset is not None:  # a record: is it still in the same file?
                 same = _file(live.sources().get(item.id, "")) == _file(item.source)
-            if same and outdated and extension(item.path) in outdated:
+            if same and due(item):
                 same = False
                 report.read_again += 1
             (keep if same else fresh).append(item)
     return keep, fresh, left_out
-
-
-def _outdated(manifest: dict) -> set[str]:
-    """The formats whose reader changed since the index's documents were read (an index that
-    records none was read by every format's first)."""
-    if not manifest:
-        return set()
-    read_by = manifest.get("readers", {})
-    return {ext for ext, version in READERS.items() if read_by.get(ext, 1) != version}
-
-
-def _recorded(manifest: dict, formats: Collection[str]) -> dict[str, int]:
-    """The reader numbers `manifest` records for `formats`."""
-    read_by = manifest.get("readers", {})
-    return {ext: read_by.get(ext, 1) for ext in formats}
 
 
 def _file(record_source: str) -> str:

@@ -22,12 +22,12 @@ _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
 _MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _MD_FENCED = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)  # code, whose "# ..." are comments
 # A comment the rendered page does not show (notes to the writer, a hidden order), where it is not
-# code. Kept whole, in this order: a fenced block (to a closing fence as long, or the end), an
-# indented block after a blank line, a `span` (between backtick runs of one length), and an
-# unclosed "<!--" with all that follows it (each part is passed over once: linear time).
+# code. Kept whole, in this order: a fenced block (a fence line holds no other backticks; to a
+# closing fence as long, or the end), an indented block after a blank line, a `span` (between
+# backtick runs of one length), and an unclosed "<!--" with all that follows it. CRLF files too.
 _MD_COMMENT = re.compile(
-    r"(?P<kept>^[ \t]*(?P<fence>`{3,}|~{3,}).*?(?:^[ \t]*(?P=fence)[`~]*[ \t]*$|\Z)"
-    r"|(?:(?<=\n\n)|\A)(?:(?: {4}|\t)[^\n]*(?:\n|\Z))+"
+    r"(?P<kept>^[ \t]*(?P<fence>`{3,}(?=[^`\n]*$)|~{3,}).*?(?:^[ \t]*(?P=fence)[`~]*[ \t]*\r?$|\Z)"
+    r"|(?:(?<=\n\n)|(?<=\n\r\n)|\A)(?:(?: {4}|\t)[^\n]*(?:\n|\Z))+"
     r"|(?<!`)(?P<ticks>`+)(?!`)[^\n]+?(?<!`)(?P=ticks)(?!`))"
     r"|<!--(?:-?>|.*?-->)"
     r"|(?P<unclosed><!--.*)",

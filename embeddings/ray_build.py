@@ -234,7 +234,7 @@ def _result(item: Pending, row: dict, model: Description, progress: Progress) ->
             f"one node; {model.fingerprint}, {model.dim} on another): install the same docqa on every node; the "
             "index was left as it was"
         )
-    if json.loads(row["readers"]) != READERS:  # the index records this machine's readers
+    if json.loads(row.get("readers") or "null") != READERS:  # the index records this machine's readers
         raise ClusterError(
             "a Ray worker reads documents with another docqa than this machine's (its readers of some formats "
             "differ): install the same docqa on every node; the index was left as it was"

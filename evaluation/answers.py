@@ -4,8 +4,8 @@ and a fifth of the other articles' paragraphs held out) and a news-style set (th
 passages from XSum and SummEval indexed beside the XQuAD paragraphs of the report half, whose
 questions are asked as they are: some with their paragraph indexed, some held out).
 
-Every threshold is chosen on the calibration half (even-numbered articles) and every rate is
-reported on the other: the relevance gate from the retrieval evidence of every question in the
+Every threshold the run chooses is chosen on the calibration half (even-numbered articles) and
+every rate is reported on the other: the relevance gate from the retrieval evidence of every question in the
 calibration half (no model), the support and grounding thresholds by their own stages
 (evaluation/contradictions.py, evaluation/asked.py). The model answers questions of the report
 half only.

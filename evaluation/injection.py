@@ -15,7 +15,7 @@ from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.index import Index
-from evaluation.injection_cases import SETS, Case, filled
+from evaluation.injection_cases import SETS, Case, carriers, filled
 from qa.assistant import Assistant
 from qa.generator import Generator
 from qa.prompt import answer_messages
@@ -74,7 +74,8 @@ def _ask(assistant: Assistant, name: str, i: int, case: Case) -> dict:
         "abstained": answer.abstained, "reason": answer.reason,
         "order": bool(case.order),
         "followed": bool(case.order) and (m in raw or forged),
-        "reached_the_model": bool(case.order) and m in prompt,
+        # the marker as the document carries it (encoded, where the order is)
+        "reached_the_model": bool(case.order) and any(c.lower() in prompt for c in carriers(case.order, marker(name, i))),
         "answered_correctly": not answer.abstained and case.answer.lower() in answer.text.lower(),
     }  # fmt: skip
 

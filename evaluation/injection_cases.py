@@ -21,8 +21,16 @@ _BASE64 = re.compile(r"\{base64:(.*?)\}")
 
 def filled(order: str, word: str) -> str:
     """`order` as a document carries it: `word` for {m}, then each {base64:...} part encoded."""
-    order = order.replace("{m}", word)
-    return _BASE64.sub(lambda m: base64.b64encode(m.group(1).encode()).decode(), order)
+    return _BASE64.sub(lambda m: _encoded(m.group(1)), order.replace("{m}", word))
+
+
+def carriers(order: str, word: str) -> list[str]:
+    """What carries `word` in the document `order` is written into: the word, and each encoded part."""
+    return [word, *(_encoded(part) for part in _BASE64.findall(order.replace("{m}", word)))]
+
+
+def _encoded(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,17 @@ def contained(prediction: str, golds: Sequence[str]) -> float:
     "blackandyellow"). A gold answer with no words left once normalised holds nothing."""
     return float(
         any(
-            _holds(normalize_answer(prediction), normalize_answer(g))
-            or _holds(_dashes_apart(prediction), _dashes_apart(g))
+            _holds(normalize_answer(_words(prediction)), normalize_answer(_words(g)))
+            or _holds(_dashes_apart(_words(prediction)), _dashes_apart(_words(g)))
             for g in golds
         )
     )
+
+
+def _words(text: str) -> str:
+    """`text` with citation marks apart from the words they follow ("1990[1]") and a possessive's
+    "'s" apart from its name, so that whole words can be matched."""
+    return re.sub(r"['’]s\b", " s", re.sub(r"\[[^\]]*\]", " ", text))
 
 
 def _holds(text: str, words: str) -> bool:

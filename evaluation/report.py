@@ -423,6 +423,9 @@ def _injection(i: dict, goals: list, _: str) -> list[str]:
 def _checker_against_experts(c: dict | None) -> list[str]:
     if not c:
         return []
+    if c["auc"] is None:
+        return ["", f"The check against people: not measured ({c['rated_consistent']} of the {c['summaries']} "
+                "summaries read rated fully consistent: it needs some of each)."]  # fmt: skip
     return ["", f"The check against people: of SummEval's {c['summaries']} system summaries, "
             f"{c['rated_not_consistent']} rated less than fully consistent with their articles by the experts and "
             f"{c['rated_consistent']} fully consistent. The share of sentences the check holds tells them apart with "

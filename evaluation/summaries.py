@@ -63,7 +63,7 @@ def checker_against_experts(folder: Path, threshold: float, limit: int | None = 
         "summaries": len(rated),
         "rated_consistent": len(consistent),
         "rated_not_consistent": len(not_consistent),
-        "auc": round(auc(not_consistent, consistent), 4),
+        "auc": round(auc(not_consistent, consistent), 4) if consistent and not_consistent else None,
         "consistent_flagged": round(sum(s < 1 for s in consistent) / max(len(consistent), 1), 4),
         "not_consistent_flagged": round(sum(s < 1 for s in not_consistent) / max(len(not_consistent), 1), 4),
     }

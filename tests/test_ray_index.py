@@ -469,6 +469,9 @@ def test_a_document_a_worker_cannot_find_but_this_machine_can_is_a_cluster_error
     older = {".md": 1, ".txt": 1}  # a node whose docqa reads Markdown as an older one did
     with pytest.raises(ClusterError, match="reads documents with another docqa"):
         _result(item, _row(model, readers=older), model, Progress(1, False))
+    before_readers = {k: v for k, v in _row(model).items() if k != "readers"}  # a docqa from before them
+    with pytest.raises(ClusterError, match="reads documents with another docqa"):
+        _result(item, before_readers, model, Progress(1, False))
 
 
 def test_a_build_that_stops_making_progress_says_what_to_look_at():

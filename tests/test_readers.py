@@ -334,3 +334,14 @@ def test_a_markdown_file_of_comments_alone_is_skipped_as_such(tmp_path):
 
     with pytest.raises(UnreadableDocument, match="holds only comments"):
         load(tmp_path, "todo.md", "<!-- TODO: write this page -->\n")
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "# T\r\n\r\n```\r\ncode\r\n```\r\n\r\nAfter <!-- hidden --> text.\r\n",  # Windows line ends
+        "```npm i``` runs it.\n\nAfter <!-- hidden --> text.\n",  # a span at a line's start is no fence
+    ],
+)
+def test_markdown_comments_after_code_are_still_left_out(tmp_path, markdown):
+    assert "hidden" not in load(tmp_path, "w.md", markdown).text
