@@ -20,7 +20,7 @@ from embeddings.config import Config
 from embeddings.embedder import Embedder
 from embeddings.index import Index
 from evaluation import data
-from evaluation.machine import machine
+from evaluation.machine import machine, source
 from qa import models
 from qa.assistant import Assistant
 from qa.generator import from_config as load_generator
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stages = args.only or ["index", "ray", "query", "grow", "answer", "cli", "serve"]
     out = destination(args)
-    started = time.perf_counter()
+    started, measured = time.perf_counter(), source()  # the commit as the run starts
     config = Config()
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
     full_corpus, queries, _ = data.scifact(args.data)
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seconds": round(time.perf_counter() - started, 1),
         "machine": machine(),
+        **measured,
         "settings": {
             "batch_size": config.batch_size,
             "chunk_tokens": config.chunk_tokens,

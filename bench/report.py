@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evaluation.machine import describe
+from evaluation.machine import describe, measured
 
 
 def write(results: dict, out: Path) -> tuple[Path, Path]:
@@ -27,7 +27,7 @@ def markdown(r: dict, plots: list[str]) -> str:
     lines = [
         "# docqa benchmarks",
         "",
-        f"Run {run['date']} on {describe(m)}; {run['seconds'] / 60:.0f} minutes. Command: `{run['command']}`. "
+        f"Run {run['date']} of {measured(run)} on {describe(m)}; {run['seconds'] / 60:.0f} minutes. Command: `{run['command']}`. "
         "Each docqa number stands beside its bare baseline from the same run; the machine is noisy, so "
         "the ratios are what to read.",
         "",

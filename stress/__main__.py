@@ -19,7 +19,7 @@ from embeddings.embedder import Embedder
 from embeddings.index import Index
 from evaluation import data, injection
 from evaluation.injection_cases import TUNING
-from evaluation.machine import machine
+from evaluation.machine import machine, source
 from qa import models
 from qa.assistant import Assistant
 from qa.generator import from_config as load_generator
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = args.only or STAGES
     config = Config()
     model = args.model or (models.SMALL if args.ci else config.generator)
-    started = time.perf_counter()
+    started, measured = time.perf_counter(), source()  # the commit as the run starts
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)
     paragraphs, _ = data.xquad(args.data)
     results: dict = {}
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "seconds": round(time.perf_counter() - started, 1),
         "machine": machine(),
+        **measured,
         "models": {"embedding": embedder.name, "serving and bad questions": models.SMALL, "injection": model},
     }
     promises = report.promises(results)

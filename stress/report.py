@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evaluation.machine import describe
+from evaluation.machine import describe, measured
 from stress.crash import AIMED_SHARE
 
 WINDOW_GOAL = 0.3  # of the kills, inside the commit's write-and-rename window
@@ -130,7 +130,7 @@ def markdown(r: dict, kept: list[dict]) -> str:
     lines = [
         "# docqa reliability",
         "",
-        f"Run {run['date']} on {describe(m)}, "
+        f"Run {run['date']} of {measured(run)} on {describe(m)}, "
         f"{run['seconds'] / 60:.0f} minutes. Command: `{run['command']}`; sizes {json.dumps(run['sizes'])}, "
         f"seed {run['seed']}. Models: {json.dumps(run['models'])}.",
         "",
