@@ -10,8 +10,9 @@ import pytest
 from evaluation.answers import gate, outcome_scores, split
 from evaluation.contradictions import _contradictions, _paraphrases
 from evaluation.data import MissingData, Paragraph, detokenize, require
+from evaluation.goals import row
 from evaluation.metrics import auc, contained, exact_match, f1, interval, ndcg_at_k, recall_at_k
-from evaluation.report import _row, _runtimes
+from evaluation.report_answers import runtimes_section
 from evaluation.shortfall import pairs_apart, refusals, right_missed, wrong_replies
 
 
@@ -41,23 +42,22 @@ def test_squad_answer_scores():
 
 
 def test_a_goal_read_on_a_small_sample_says_when_its_interval_cannot_tell():
-    from evaluation.report import _row
 
     low, high = interval(0.667, 30)
     assert round(low, 2) == 0.49 and round(high, 2) == 0.81, "Wilson's 95% interval of 20 of 30"
     assert interval(0.0, 20)[0] == 0.0 and interval(1.0, 20)[1] == 1.0 and interval(0.5, 0) == (0.0, 1.0)
     assert interval(0.5, 1000)[1] - interval(0.5, 1000)[0] < interval(0.5, 30)[1] - interval(0.5, 30)[0]
-    unsure = _row("right >= 0.80", "0.667", False, (0.667, 30, 0.80))
+    unsure = row("right >= 0.80", "0.667", False, (0.667, 30, 0.80))
     assert (
         unsure
         == "| right >= 0.80 | 0.667 (95%: 0.49-0.81 of 30) | **not met**; the interval holds the goal |"
     )
-    assert _row("right >= 0.80", "0.400", False, (0.4, 30, 0.80)).endswith("| **not met** |"), (
+    assert row("right >= 0.80", "0.400", False, (0.4, 30, 0.80)).endswith("| **not met** |"), (
         "0.80 is outside"
     )
-    both = _row("off >= 0.97 at <= 0.05", "1.000 at 0.133", False, (1.0, 20, 0.97), (0.133, 300, 0.05))
+    both = row("off >= 0.97 at <= 0.05", "1.000 at 0.133", False, (1.0, 20, 0.97), (0.133, 300, 0.05))
     assert "0.84-1.00 of 20; 0.10-0.18 of 300" in both and "holds the goal" in both, "either part may hold it"
-    assert _row("nDCG >= 0.75", "0.724", False) == "| nDCG >= 0.75 | 0.724 | **not met** |"
+    assert row("nDCG >= 0.75", "0.724", False) == "| nDCG >= 0.75 | 0.724 | **not met** |"
 
 
 def test_auc_counts_how_often_positives_outscore_negatives():
@@ -134,7 +134,7 @@ def test_the_report_fails_a_runtime_that_loses_more_than_two_points_to_the_refer
         x = {"scores": {"calibrated": ours, "reference": theirs},
              "reference": {"runtime": "transformers", "dtype": "bf16", "of": {"runtime": "onnx-int4", "dtype": "int4"}}}  # fmt: skip
         goals: list = []
-        lines = _runtimes(x, goals)
+        lines = runtimes_section(x, goals)
         return goals[0], "\n".join(lines)
 
     met, table = goal(scores(0.80, 0.05, 0.70, 0.95), scores(0.81, 0.05, 0.70, 0.95))
@@ -154,7 +154,7 @@ def test_the_report_fails_a_runtime_that_loses_more_than_two_points_to_the_refer
          "reference": {"runtime": "transformers", "dtype": "bf16", "of": {"runtime": "onnx-int4", "dtype": "int4"}},
          "records": records}  # fmt: skip
     goals: list = []
-    _runtimes(x, goals)
+    runtimes_section(x, goals)
     assert (
         "on-topic declined (95%: 0.0 to 20.0 points, paired, 30 questions); the interval holds"
         in goals[0].measured
@@ -197,10 +197,10 @@ def test_a_goal_not_met_says_where_it_falls_short_from_the_questions_asked():
     )
     assert apart == ("2 of 4 pairs right only alone (1 of them with a rewrite that did not name what the pronoun "
                      "stands for), 1 right only in the conversation")  # fmt: skip
-    assert _row("right >= 0.80", "0.400", False, why="the model fell short").endswith(
+    assert row("right >= 0.80", "0.400", False, why="the model fell short").endswith(
         "| **not met**; the model fell short |"
     )
-    assert _row("right >= 0.80", "0.900", True, why="the model fell short").endswith("| met |"), (
+    assert row("right >= 0.80", "0.900", True, why="the model fell short").endswith("| met |"), (
         "said where not met"
     )
 
@@ -422,7 +422,7 @@ def test_the_fusions_measured_are_asks_own_on_the_depth_it_takes():
 def test_the_scifact_fusion_is_reported_as_chosen_on_the_train_queries_not_the_test_ones():
     """A lever best on the test queries but not on train is not the one the report names."""
     from embeddings.config import Config
-    from evaluation.report import _retrieval
+    from evaluation.report_checks import retrieval_section
     from evaluation.retrieval import asks_fusion, chosen_on_train
 
     row = lambda test, train: {"ndcg@10": test, "recall@100": 0.9, "train ndcg@10": train}  # noqa: E731
@@ -433,7 +433,7 @@ def test_the_scifact_fusion_is_reported_as_chosen_on_the_train_queries_not_the_t
          "chosen_on_train": chosen_on_train(methods), "asks_fusion": asks_fusion(Config(fusion="convex", candidates=50)),
          "bm25": {"k1": 1.2, "b": 0.7}}  # fmt: skip
     goals: list = []
-    text = "\n".join(_retrieval(s, goals, ""))
+    text = "\n".join(retrieval_section(s, goals, ""))
     assert "the fusion `ask` uses (convex, dense 0.5, on the first 50 results of each ranking)" in text
     assert "convex (0.740 on the train queries against the hybrid's 0.730), 0.740 on the test queries" in text
     assert "| rrf k=10 | 0.760 | 0.900 | 0.700 |" in text
@@ -442,7 +442,7 @@ def test_the_scifact_fusion_is_reported_as_chosen_on_the_train_queries_not_the_t
     methods["hybrid"] = row(0.73, 0.75)  # ask's own fusion is the best on train
     s["chosen_on_train"] = chosen_on_train(methods)
     goals = []
-    text = "\n".join(_retrieval(s, goals, ""))
+    text = "\n".join(retrieval_section(s, goals, ""))
     assert "The ranking best on the train queries is the one `ask` uses (0.750 there)." in text
     assert "`ask`'s ranking is the best of those measured on the train queries" in goals[0].why
 
@@ -527,7 +527,7 @@ def test_every_injected_order_carries_its_marker_word_an_encoded_one_once_decode
 
 
 def test_a_goal_read_from_no_cases_is_not_measured_not_met():
-    assert _row("follow-ups within 0.05", "0.000 against 0.000", True, (0.0, 0, 0.05)).endswith(
+    assert row("follow-ups within 0.05", "0.000 against 0.000", True, (0.0, 0, 0.05)).endswith(
         "| **not measured** (no cases) |"
     )
 
@@ -572,7 +572,7 @@ def test_a_run_with_data_missing_never_writes_reports(monkeypatch, tmp_path):
 def test_the_support_check_is_scored_against_the_experts_ratings_of_summaries(tmp_path):
     import json
 
-    from evaluation.report import _checker_against_experts
+    from evaluation.report_documents import _checker_against_experts
     from evaluation.summaries import checker_against_experts
 
     article = "The council met on Monday . It approved 40 new homes near the river . Work starts in May ."
@@ -608,7 +608,7 @@ def test_a_gold_answer_followed_by_a_citation_or_a_possessive_is_still_held():
 
 
 def test_the_check_against_the_experts_is_not_measured_without_both_kinds(tmp_path):
-    from evaluation.report import _checker_against_experts
+    from evaluation.report_documents import _checker_against_experts
 
     c = {"summaries": 3, "rated_consistent": 3, "rated_not_consistent": 0, "auc": None,
          "consistent_flagged": 0.0, "not_consistent_flagged": 0.0}  # fmt: skip
