@@ -328,7 +328,7 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str | None], report: BuildReport,
-          rereading: Rereading | None = None) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
+          rereading: Rereading) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
     """The documents found that the live index holds as they are, those new or changed, and those
     left out by hand (as they were when left out: one written anew since is new). The skipped files
     go into `report`, with the documents the last build could not read that are as they were then
@@ -341,14 +341,13 @@ def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str
     fresh: list[Pending] = []
     left_out: list[str] = []
     unreadable = live.manifest.get("unreadable", {})
-    due = rereading.due if rereading is not None else lambda item: False
     for item in found:
         if isinstance(item, Skipped):
             report.skipped.append(item)
         elif item.id in excluded and excluded[item.id] in (None, item.hash):
             left_out.append(item.id)
         elif (failed := unreadable.get(item.id)) and failed[0] == item.hash:  # as it was: it fails again,
-            if due(item):  # unless it is read otherwise now
+            if rereading.due(item):  # unless it is read otherwise now
                 fresh.append(item)
                 report.read_again += 1
             else:
@@ -358,7 +357,7 @@ def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str
             same = old is not None and old[0] == item.hash
             if same and item.line_offset is not None:  # a record: is it still in the same file?
                 same = _file(live.sources().get(item.id, "")) == _file(item.source)
-            if same and due(item):
+            if same and rereading.due(item):
                 same = False
                 report.read_again += 1
             (keep if same else fresh).append(item)
