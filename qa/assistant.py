@@ -37,7 +37,7 @@ from qa.conversation import (
     search_text,
     substitute,
 )
-from qa.generator import Generator
+from qa.generator import Generator, within_context
 from qa.generator import from_config as load_generator
 from qa.prompt import Messages, answer_messages, fit
 from qa.retriever import Passage, Retrieval, Retriever
@@ -220,6 +220,7 @@ class Assistant:
         self.index, self.generator = index, generator
         self.config = config or Config(index_dir=index.folder.parent)
         c = self.config
+        within_context(generator, c.context_tokens, c.answer_tokens, "--context-tokens or --answer-tokens")
         self.retriever = Retriever.of(index, c)
         self.summarizer = Summarizer(
             generator,

@@ -24,6 +24,7 @@ class Batch(Protocol):
     """A runtime's decoding state for the sequences it decodes together (greedy)."""
 
     capacity: int  # the most sequences decoded together
+    context: int  # the most tokens a sequence may take, its prompt and what is decoded together
 
     def free(self) -> int:
         """How many sequences may join now (0 while a static batch runs)."""

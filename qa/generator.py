@@ -35,6 +35,7 @@ class Generator(Protocol):
     device: str
     dtype: str
     runtime: str
+    context: int  # the most tokens the model reads for one reply: its prompt and the reply together
 
     def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """Character offsets of each token, so text can be cut to the generator's budget."""
@@ -65,6 +66,10 @@ class LocalGenerator:
     # Where the runtime's kept prompts are written for the next process to start from (the CPU
     # runtime's: qa/runtimes/kept_prompts.py); None where the runtime keeps none.
     prompts: Path | None = None
+
+    @property
+    def context(self) -> int:
+        return self.scheduler.batch.context
 
     def tokenize(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         if not texts:
@@ -112,6 +117,19 @@ class LocalGenerator:
         next process to `recall`, replacing those written before."""
         if self.prompts is not None:
             self.scheduler.batch.remember(self.prompts)
+
+
+def within_context(generator: Generator, budget: int, reply: int, knobs: str) -> None:
+    """A ConfigError naming `knobs` (the settings to lower) unless a prompt of `budget` tokens and
+    a reply of `reply` fit what the model reads for one reply: past that the runtime would end
+    the reply wherever it stood."""
+    if budget + reply > generator.context:
+        raise ConfigError(
+            f"the model reads at most {generator.context:,} tokens for one reply on the {generator.runtime} "
+            f"runtime, its prompt and the reply together; a context budget of {budget:,} tokens "
+            f"(--context-tokens) and a reply of up to {reply:,} take {budget + reply:,}: lower {knobs} "
+            f"so that they take {generator.context:,} or less"
+        )
 
 
 @contextlib.contextmanager

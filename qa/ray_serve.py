@@ -121,9 +121,8 @@ class GeneratorReplica:
     def __init__(self, config: Config) -> None:
         self.generator = load_generator(config)
 
-    def describe(self) -> dict[str, str]:
-        g = self.generator
-        return {"name": g.name, "device": g.device, "dtype": g.dtype, "runtime": g.runtime}
+    def describe(self) -> dict[str, str | int]:
+        return {k: getattr(self.generator, k) for k in ("name", "device", "dtype", "runtime", "context")}
 
     def tokenize(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         return self.generator.tokenize(texts)
@@ -202,6 +201,7 @@ class ServedGenerator:
         self._handle, self._streaming = handle, handle.options(stream=True)
         d = _call(handle.describe)
         self.name, self.dtype, self.device = d["name"], d["dtype"], f"ray:{d['device']}"
+        self.context = d["context"]
         shown = (
             f"{replicas.least}" if replicas.least == replicas.most else f"{replicas.least}-{replicas.most}"
         )

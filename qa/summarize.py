@@ -19,7 +19,7 @@ from embeddings.chunker import chunk_text, sentences
 from embeddings.errors import ConfigError, DocqaError, QuestionError
 from embeddings.index import Index
 from qa.citations import is_list_item, plain
-from qa.generator import Generator
+from qa.generator import Generator, within_context
 from qa.guard import defuse, neutralise
 from qa.prompt import SUMMARY_SYSTEM, Messages, quote
 from qa.retriever import Passage
@@ -217,6 +217,7 @@ class Summarizer:
         stop: threading.Event | None = None,
     ) -> Summary:
         """A summary of one document; Stopped as soon as `stop` is set (the caller went away)."""
+        self._fits(sentences)
         info, text = self.index.document(doc_id), self.index.document_text(doc_id)
         if info is None or text is None:
             raise QuestionError(f"no document {doc_id!r} in the index (removed since?): pick one it lists")
@@ -230,6 +231,7 @@ class Summarizer:
         self, sentences: int, progress: Progress | None = None, stop: threading.Event | None = None
     ) -> Summary:
         """A summary of every document; Stopped as soon as `stop` is set (the caller went away)."""
+        self._fits(sentences)
         run = _Run(progress, stop, started=time.perf_counter())
         plan = [
             (info.title, self._sections(info.title, info.id, self.index.document_text(info.id) or "",
@@ -248,6 +250,11 @@ class Summarizer:
         sources = [p for _, sections in plan for p in sections]
         text = summaries[0][1] if len(summaries) == 1 else self._combine(None, summaries, sentences, run)
         return self._done(None, "All documents", text, sources, run, sentences)
+
+    def _fits(self, sentences: int) -> None:
+        within_context(
+            self.generator, self.budget, reply_tokens(sentences), "--context-tokens or --sentences"
+        )
 
     def _sections(self, title: str, doc_id: str, text: str, metadata: dict, sentences: int) -> list[Passage]:
         """The document cut on sentence ends into parts that each fit one summary prompt."""

@@ -42,8 +42,8 @@ class FakeEmbedder:
 class FakeGenerator:
     """Replies from a script: a fixed text, or a function of the prompt. One token per word."""
 
-    def __init__(self, reply="I don't know.", name: str = "fake-generator") -> None:
-        self.reply, self.name = reply, name
+    def __init__(self, reply="I don't know.", name: str = "fake-generator", context: int = 32768) -> None:
+        self.reply, self.name, self.context = reply, name, context
         self.device, self.dtype, self.runtime = "cpu", "float32", "fake"
         self.prompts: list[list[dict[str, str]]] = []
 

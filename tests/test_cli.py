@@ -366,3 +366,20 @@ def test_output_read_by_head_ends_quietly_when_head_has_read_enough(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
     assert done.stdout == "line 0\n"
     assert "status 141" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_context_budget_the_model_cannot_answer_after_is_refused_before_any_question(
+    tmp_path, monkeypatch, capsys
+):
+    from embeddings.embedder import Embedder
+
+    config = wheat_index(tmp_path)
+    generator = FakeGenerator("India sent wheat. [1]", context=4096)  # a GPU's static cache
+    monkeypatch.setattr(Embedder, "load", staticmethod(lambda name, device=None, dtype=None: FakeEmbedder()))
+    monkeypatch.setattr("qa.assistant.load_generator", lambda config: generator)
+    argv = ["ask", "Who sent wheat?", "--index", str(config.index_dir), "--context-tokens", "4000"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "at most 4,096 tokens" in err and "take 4,200: lower --context-tokens or --answer-tokens" in err
+    assert generator.prompts == [], "refused before the model was asked"
+    assert cli.main([*argv[:-1], "3896"]) == 0, "a budget that leaves room for the answer is taken"

@@ -180,7 +180,7 @@ class _Broken:
         self.calls = 0
 
     def describe(self) -> dict[str, str]:
-        return {"name": "broken", "device": "cpu", "dtype": "float32", "runtime": "broken"}
+        return {"name": "broken", "device": "cpu", "dtype": "float32", "runtime": "broken", "context": 4096}
 
     def render(self, messages) -> str:
         self.calls += 1

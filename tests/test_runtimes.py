@@ -50,6 +50,7 @@ def test_the_cpu_runtime_is_a_4bit_model_built_once_and_reused(small):
     weights = (folder / "model.onnx.data").stat().st_size
     assert 200_000_000 < weights < models.QWEN_CODER_05B.size, "4-bit weights: smaller than the Q4_K_M file"
     assert (small.runtime, small.dtype, small.device) == ("onnx-int4", "int4", "cpu")
+    assert small.context == 32768, "a prompt and its answer take the model's context length at most"
     assert load(models.SMALL, batch=4) is small, "loaded once per process"
     assert "Ismail Khan" in small.generate(messages(QUESTIONS[0]), 30)
 
@@ -318,6 +319,8 @@ def test_the_gpu_path_static_cache_compiled_and_batched_runs_on_the_cpu(tmp_path
         return list(made.values())
 
     compiled = hf.HfBatch(model, pad_id=0, capacity=4, static_cache=True, compile=True, cache_tokens=64)
+    assert compiled.context == 64, "a prompt and its answer fit the static cache"
+    assert hf.HfBatch(model, pad_id=0).context == 256, "... or the positions the model was made for"
     together = decode(compiled, prompts)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "the decoding step was compiled"
     alone = [decode(hf.HfBatch(model, pad_id=0, capacity=1), [p])[0] for p in prompts]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import html
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from embeddings.builder import build
 from embeddings.config import Config
-from embeddings.errors import QuestionError
+from embeddings.errors import ConfigError, QuestionError
 from embeddings.index import Index
 from qa.assistant import Assistant
 from qa.render import caveats, drawn_from, summary_html
@@ -22,7 +23,7 @@ LONG = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range
 DOCS = {"short.txt": "The council approved the budget. The vote was close.", "long.txt": LONG}
 
 
-def make(tmp_path: Path, docs: dict[str, str], budget: int = 400) -> Assistant:
+def make(tmp_path: Path, docs: dict[str, str], budget: int = 400, context: int = 32768) -> Assistant:
     folder = tmp_path / "docs"
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in docs.items():
@@ -36,7 +37,7 @@ def make(tmp_path: Path, docs: dict[str, str], budget: int = 400) -> Assistant:
         user = messages[-1]["content"]
         return f"Summary of {len(user)} characters."
 
-    return Assistant(Index.open(config.index_dir, embedder), FakeGenerator(reply), config)
+    return Assistant(Index.open(config.index_dir, embedder), FakeGenerator(reply, context=context), config)
 
 
 def test_a_short_document_is_summarised_in_one_call(tmp_path):
@@ -58,6 +59,18 @@ def test_a_long_document_is_summarised_in_parts_then_combined_within_the_budget(
     assert all(LONG[s:e] == p.text for (s, e), p in zip(ends, summary.sources, strict=True))
     assert all(b[0] >= a_[1] for a_, b in zip(ends, ends[1:], strict=False)), "parts do not overlap"
     assert done[-1][0] == done[-1][1] == summary.calls
+
+
+def test_a_summary_longer_than_the_model_can_write_after_its_prompt_is_refused_before_any_call(tmp_path):
+    a = make(tmp_path, DOCS, budget=400, context=400 + 200)  # room for a reply of 200 tokens
+    assert a.summarize("short.txt").calls == 1  # 3 sentences: 160 tokens at most
+    a.config = replace(a.config, summary_sentences=4)  # 208
+    for summarize in (lambda: a.summarize("short.txt"), lambda: a.summarize()):
+        with pytest.raises(
+            ConfigError, match="at most 600 tokens .* take 608: lower --context-tokens or --sentences"
+        ):
+            summarize()
+    assert a.generator.prompts[1:] == [], "refused before the model was asked"
 
 
 def test_summaries_are_cached_by_content(tmp_path):

@@ -22,6 +22,7 @@ import torch
 from embeddings.errors import ConfigError
 
 _DONE = object()
+UNBOUNDED = 1 << 40
 
 
 @dataclass
@@ -43,6 +44,14 @@ class HfBatch:
     _lanes: dict[int, _Lane] = field(default_factory=dict)  # static caches by number of rows
     _step: Callable | None = None  # the decoding step, compiled on first use
     _running: bool = False
+
+    @property
+    def context(self) -> int:
+        """The most tokens a prompt and its answer take together: the static cache's length, or the
+        positions the model was trained on (a model whose config names none is not bounded here)."""
+        if self.static_cache:
+            return self.cache_tokens
+        return getattr(self.model.config, "max_position_embeddings", None) or UNBOUNDED
 
     def free(self) -> int:
         running = self._running and len(self._left) < len(self._rows)
