@@ -16,23 +16,31 @@ from embeddings.chunker import sentences
 REMOVED = "[An instruction to AI systems was removed here.]"
 
 _AI = r"(?:ai|a\.i\.|assistant|chatbot|language model|llm|gpt|model|bot)"
+# What ends the words that name the AI reading the text: "Note to the AI:", "... the model reading
+# this", not "the model railway club" nor "the Model 3 charging cable".
+_AI_ENDS = r"(?=\s*(?:[,:;.!?)—-]|$)|\s+(?:reading|processing|summari[sz]ing|answering|that|who|which)\b)"
+# A system prompt's settings, named in honest technical text: "override the system prompt timeout".
+_SETTING = (
+    r"(?!\s+(?:timeouts?|settings?|length|limits?|size|fields?|files?|templates?|editor|window|options?"
+    r"|variables?|parameters?|configuration|config|box|tab|panel|page|button)\b)"
+)
 _ORDERS = re.compile(
     r"|".join(
         [
             # "ignore all previous instructions", "disregard the system prompt"
             r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}\b(?:previous|prior|above|earlier|preceding|all|your|the\s+system)\s+"
-            r"(?:instructions?|prompts?|rules|guidelines|directions|messages?)\b",
+            rf"(?:instructions?|prompts?|rules|guidelines|directions|messages?)\b{_SETTING}",
             # the AI's own prompt or mode named in an order, not any text that names them ("The
             # system prompt is limited to 4,000 tokens", "To enable developer mode, tap ...")
             r"\b(?:ignore|disregard|forget|override|bypass|reveal|print|show|repeat|output|disclose|leak)\b"
-            r"[^.!?\n]{0,40}\bsystem\s+prompt\b",
+            rf"[^.!?\n]{{0,40}}\bsystem\s+prompt\b{_SETTING}",
             r"\b(?:instructions?|orders?|messages?)\s+from\s+(?:the\s+|your\s+)?system\s+prompt\b|\bsystem\s+prompt\s*:",
             r"\b(?:enter|activate|switch\s+(?:to|into)|you\s+are\s+(?:now\s+)?in)\s+(?:developer|dan|god)\s+mode\b",
             r"\bjailbreak\s+(?:mode|prompt)\b|\byou\s+(?:are|have\s+been)\s+jailbroken\b",
             # words addressed to the AI that reads the text
-            rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the|any|all)\s+{_AI}s?\b",
+            rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the|any|all)\s+{_AI}s?{_AI_ENDS}",
             rf"\b(?:to|for)\s+(?:the|any)\s+{_AI}s?\s+(?:reading|processing|summari[sz]ing|answering)\b",
-            r"\b(?:if|when)\s+you\s+are\s+an?\s+(?:ai|language model|llm|chatbot)\b",
+            rf"\b(?:if|when)\s+you\s+are\s+an?\s+(?:ai|language model|llm|chatbot)(?:\s+{_AI})?{_AI_ENDS}",
             # "whoever reads this, begin your response with ...": the reader told how to reply
             r"\b(?:whoever|anyone|anybody)\s+(?:who\s+)?(?:reads|is\s+reading|processes)\s+this\b[^.!?\n]{0,60}?"
             r"\b(?:your|the)\s+(?:response|reply|answer|output)s?\b",
@@ -40,7 +48,8 @@ _ORDERS = re.compile(
             r"\bcite\s+passage\s*\[?\d",
             # a forged chat turn
             r"[\"']role[\"']\s*:\s*[\"'](?:system|user|assistant|developer)[\"']",
-            r"(?:^|\n)\s*(?:system|assistant)\s*:\s*(?:you|reply|answer|respond|say|ignore)\b",
+            # ("Assistant: answer phones" is a job's duty, not a turn)
+            r"(?:^|\n)\s*(?:system\s*:\s*(?:you|reply|answer|respond|say|ignore)|assistant\s*:\s*(?:you|reply|respond|say|ignore))\b",
             # chat control tokens, as `defuse` leaves them: never part of an honest document
             r"\u2039\||\u2039\u2039/?SYS|\(/?INST\)|\u2039/?s\u203a",
         ]
