@@ -13,8 +13,8 @@ from breame.spelling import get_american_spelling
 from embeddings.chunker import NOT_AFTER_ABBREVIATION
 
 # A word keeps its inner dots, commas and apostrophes: 50,000 / 3.2 / don't / U.S.; a number its
-# minus sign (-5, not the 5 of "5-10").
-WORD = re.compile(r"(?:(?<![\w-])-(?=\d))?\w+(?:[.,'’]\w+)*", re.UNICODE)
+# minus sign (-5, not the 5 of "5-10") and a leading point (.5).
+WORD = re.compile(r"(?:(?<![\w-])-(?=\d)|(?<![\w.])\.(?=\d))?\w+(?:[.,'’]\w+)*", re.UNICODE)
 
 # Function words: they carry no claim of their own. Wider than BM25's list, which keeps verbs
 # such as "was" and "did" that would otherwise count as evidence.
@@ -547,7 +547,9 @@ def number(word: str) -> str | None:
     # is a decimal point ("1,5 Millionen").
     plain = w.replace(",", ".") if _DECIMAL_COMMA.fullmatch(w) else w.replace(",", "")
     if plain.replace(".", "", 1).isdigit():
-        return sign + (plain.rstrip("0").rstrip(".") if "." in plain else plain)
+        whole, point, part = plain.partition(".")
+        whole = whole.lstrip("0") or "0"  # "05" is 5 ("March 05", "08:00"), ".5" is 0.5
+        return sign + (f"{whole}.{part}".rstrip("0").rstrip(".") if point else whole)
     return None
 
 

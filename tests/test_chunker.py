@@ -127,3 +127,10 @@ def test_a_full_stop_after_a_company_form_or_a_month_is_not_a_sentence_end():
         "Shares of Apple Inc. rose on Jan. 5 when Gov. Hale let Acme Corp. buy it.",
         "Then they fell.",
     ]
+
+
+def test_an_abbreviation_before_a_number_or_a_word_in_lower_case_ends_no_sentence():
+    text = "It peaked at No. 5 in Fig. 3 and rose approx. 5%. Apples, pears etc. are sold. It ended."
+    assert [text[a:b] for a, b in sentences(text)] == [
+        "It peaked at No. 5 in Fig. 3 and rose approx. 5%.", "Apples, pears etc. are sold.", "It ended."
+    ]  # fmt: skip

@@ -96,3 +96,9 @@ def test_a_reply_that_opens_with_its_citation_reads_from_its_first_word():
     answer = drop_unknown("[2] The meeting was mediated by Ismail Khan.", given=3)
     (sentence,) = sentences(answer)
     assert set_marks(answer, sentence, [2]) == "The meeting was mediated by Ismail Khan. [2]"
+
+
+def test_an_answer_sentence_with_an_abbreviation_before_a_number_is_one_sentence():
+    assert [s.text for s in sentences("Consent is covered by Art. 7 of the GDPR. It applies to all.")] == [
+        "Consent is covered by Art. 7 of the GDPR.", "It applies to all."
+    ]  # fmt: skip

@@ -372,6 +372,11 @@ def test_an_acronym_an_ordinal_a_unit_a_day_a_currency_an_opposite_or_a_hedge_th
         ("Faulty wiring probably caused the fire.", "The fire may have been caused by faulty wiring."),
         ("The law passed in 2020.", "The law passed in May 2020."),
         ("He fled to Spain in 2019.", "He fled to Spain in 2019, and may return next year."),
+        ("The treaty was signed on March 5, 2001.", "The treaty was signed on March 05, 2001."),
+        ("The office opens at 8:00.", "The office opens at 08:00."),
+        ("The dose is 0.5 mg.", "The dose is .5 mg a day."),
+        ("The song peaked at No. 5 on the chart.", "It charted in May. The song peaked at No. 5 on the chart."),
+        ("Sales rose approx. 5% in 2020.", "In 2020 sales rose by approx. 5% over the year before."),
     ],
 )  # fmt: skip
 def test_a_fact_written_with_the_other_form_of_a_name_number_or_date_is_held(sentence, passage):
