@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from qa.citations import drop_unknown, is_refusal, sentences, set_marks
+from qa.citations import drop_unknown, framing, is_refusal, sentences, set_marks
 from qa.question import Alike, relevance
 from qa.retriever import Passage
 from qa.support import HEDGED, Support, around, best, rest, support
@@ -99,9 +99,12 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         return abstention(question, passages, "the model found no answer in the passages", model, raw)
     text = drop_unknown(raw.strip(), len(passages))
     cited = sentences(text)
+    frames = framing(text, cited)  # a heading, a table's header, a line naming the sources
     texts, titles = [p.text for p in passages], [p.title for p in passages]
     citations: list[Citation] = []
-    for s in reversed(cited):  # from the end, so rewriting marks keeps earlier offsets valid
+    for s in reversed(
+        [s for i, s in enumerate(cited) if i not in frames]
+    ):  # from the end: offsets stay valid
         checked = [_citation(n, passages[n - 1], s.text, question, checks.support) for n in s.numbers]
         if passages and not any(c.supported for c in checked):
             # No passage the sentence cites holds it: point to the one that does, if any.
@@ -113,7 +116,10 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         text = set_marks(text, s, shown)
         citations[:0] = [replace(c, dropped=c.number not in shown) for c in checked]
     # What the answer states: not a line that only leads into a list ("The key points are:").
-    claims = [s.text for s in cited if content(s.text) and not (s.text.endswith(":") and not s.numbers)]
+    claims = [
+        s.text for i, s in enumerate(cited)
+        if i not in frames and content(s.text) and not (s.text.endswith(":") and not s.numbers)
+    ]  # fmt: skip
     if not passages or not claims:
         return abstention(
             question, passages, "the reply states nothing the passages could hold", model, raw, True

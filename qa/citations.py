@@ -133,6 +133,24 @@ def sentences(answer: str) -> list[CitedSentence]:
     return out
 
 
+def framing(answer: str, cited: list[CitedSentence]) -> set[int]:
+    """Which of `answer`'s sentences (`cited`, as `sentences` gives them) only frame it and state
+    nothing to check: a heading, a table's rule and the header row above it, a line that names
+    the sources ("*Source: Alpha*")."""
+    lines = [answer[s.start : s.end] for s in cited]
+    below = [*lines[1:], ""]
+    return {
+        i for i, line in enumerate(lines)
+        if _HEADING.match(line) or _TABLE_RULE.match(line) or _SOURCES_LINE.match(line)
+        or (line.lstrip().startswith("|") and _TABLE_RULE.match(below[i]))
+    }  # fmt: skip
+
+
+_HEADING = re.compile(r"\A\s*#{1,6}\s")
+_TABLE_RULE = re.compile(r"\A\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*\Z")
+_SOURCES_LINE = re.compile(r"\A[\s*_]*(?:sources?|references?)\s*:", re.IGNORECASE)
+
+
 def is_list_item(line: str) -> bool:
     """Whether `line` is an item of a markdown list ("- ...", "* ...", "1. ...")."""
     return bool(_LIST_ITEM.match(line.lstrip())) and not line.lstrip().startswith("#")

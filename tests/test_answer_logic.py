@@ -552,3 +552,21 @@ def test_a_text_two_documents_hold_is_shown_once_and_the_next_passage_takes_its_
     assert [p.text for p in passages].count(talks) == 1, "the copy is not shown beside its original"
     assert {p.doc_id for p in passages} & {"talks.txt", "talks (copy).txt"} and len(passages) == 2
     assert "outcome.txt" in {p.doc_id for p in passages}, "the next passage takes the copy's place"
+
+
+@pytest.mark.parametrize(
+    ("reply", "shown"),
+    [
+        ("## Opening date\n\nThe Acme bridge opened in 1998 [1].", "## Opening date\n\nThe Acme bridge opened in 1998. [1]"),
+        ("The Acme bridge opened in 1998 [1].\n\n---\n*Source: Alpha*", "The Acme bridge opened in 1998. [1]\n\n---\n*Source: Alpha*"),
+        ("The Acme bridge opened in 1998 [1].\nSources: [1]", "The Acme bridge opened in 1998. [1]\nSources: [1]"),
+        ("| Bridge | Opened |\n|---|---|\n| Acme | 1998 [1] |", "| Bridge | Opened |\n|---|---|\n| Acme | 1998 | [1]"),
+    ],
+)  # fmt: skip
+def test_a_heading_a_table_header_or_a_sources_line_around_an_answer_is_not_checked_as_a_claim(reply, shown):
+    passages = [
+        Passage("a.txt", "Alpha", 0, 54, "The Acme bridge opened in 1998. It is 120 metres long.", 0.8)
+    ]
+    answer = interpret("When did the Acme bridge open?", reply, passages, "m", Checks(0.6, 0.3))
+    assert not answer.abstained, answer.reason
+    assert answer.text == shown, "no mark is put on a line that only frames the answer"
