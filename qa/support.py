@@ -251,6 +251,9 @@ _OPPOSITES = [
     ("victory", "defeat"), ("gain gained gains", "loss lost losses"), ("legal", "illegal"),
     ("above", "below"), ("north northern", "south southern"), ("east eastern", "west western"),
     ("maximum", "minimum"), ("earlier earliest", "later latest"), ("approved", "rejected"),
+    ("open opened opens opening", "closed closes closing shut"), ("profit profits profitable", "loss losses"),
+    ("alive", "dead"), ("guilty", "innocent"), ("allowed permitted legalised legalized", "banned forbidden prohibited"),
+    ("success successful succeeded", "failure unsuccessful failed"),
 ]  # fmt: skip
 _OPPOSED = [({norm(w) for w in a.split()}, {norm(w) for w in b.split()}) for a, b in _OPPOSITES]
 _FALLING = frozenset(norm(w) for w in f"{_DOWN} lost loss losses negative below deficit".split())

@@ -562,9 +562,17 @@ def key_words(text: str) -> set[str]:
     word: US, WHO) and names (capitalised words that do not open the sentence)."""
     keys: set[str] = set()
     text = _spelled_out(text)
+    previous = ""
     for m in WORD.finditer(text):
         w = m.group()
         lower = w.lower()
+        # "no one", "each one", "one another": a pronoun, not the number 1
+        pronoun = lower == "one" and (
+            previous in _NOT_A_COUNT or text[m.end() :].lower().startswith(" another")
+        )
+        previous = lower
+        if pronoun:
+            continue
         if any(ch.isdigit() for ch in w) and number(w) is not None:
             keys.add(norm(w))
         elif _is_key(w, lower) or (
@@ -575,6 +583,9 @@ def key_words(text: str) -> set[str]:
         ):
             keys.add(norm(lower))
     return keys | measures(words(text))
+
+
+_NOT_A_COUNT = frozenset(["no", "any", "every", "some", "each", "this", "that", "the", "which", "another"])
 
 
 def _is_key(w: str, lower: str) -> bool:

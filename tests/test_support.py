@@ -340,6 +340,9 @@ def test_a_negative_question_excuses_only_the_negation_it_asks_about():
         ("The stadium cost 5 million dollars.", "The stadium cost R$5 million to build.", "does not say dollars"),
         ("Faulty wiring caused the fire.", "The fire may have been caused by faulty wiring.", "only that it may be"),
         ("He fled to Spain in 2019.", "He reportedly fled to Spain in 2019.", "only that it may be"),
+        ("The store is open on Sundays.", "The store is closed on Sundays.", "says the opposite"),
+        ("The firm made a profit in 2020.", "The firm made a loss in 2020.", "says the opposite"),
+        ("The launch was successful.", "The launch failed.", "says the opposite"),
     ],
 )  # fmt: skip
 def test_an_acronym_an_ordinal_a_unit_a_day_a_currency_an_opposite_or_a_hedge_that_differs_is_flagged(
@@ -375,6 +378,8 @@ def test_an_acronym_an_ordinal_a_unit_a_day_a_currency_an_opposite_or_a_hedge_th
         ("The treaty was signed on March 5, 2001.", "The treaty was signed on March 05, 2001."),
         ("The office opens at 8:00.", "The office opens at 08:00."),
         ("The dose is 0.5 mg.", "The dose is .5 mg a day."),
+        ("No one was hurt in the fire.", "Nobody was hurt in the fire."),
+        ("The players blamed one another.", "The players blamed each other."),
         ("The song peaked at No. 5 on the chart.", "It charted in May. The song peaked at No. 5 on the chart."),
         ("Sales rose approx. 5% in 2020.", "In 2020 sales rose by approx. 5% over the year before."),
     ],
