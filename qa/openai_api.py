@@ -24,13 +24,14 @@ import numpy as np
 from embeddings.errors import QuestionError
 from embeddings.scope import Scope
 from qa.answer import NOT_IN_DOCUMENTS, Answer
-from qa.citations import is_refusal
+from qa.citations import is_refusal, sentences
 from qa.conversation import Turn
 from qa.retriever import Passage
 
 CHAT_MODEL = "docqa"  # the one chat model: answers from the indexed documents
 MAX_EMBEDDING_INPUTS = 2048  # as OpenAI takes
 WITHDRAWN = "\n\n[docqa withdrew this answer: "  # what a streamed reply adds when its text is withdrawn
+CORRECTED = "\n\n[docqa corrected the citations:] "  # ... and when its marks cite other passages
 ROLES = ("system", "developer", "user", "assistant")
 SAMPLING = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
 _TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
@@ -163,7 +164,7 @@ def turns(
             question = text
         elif role == "assistant" and question is not None:
             withdrawn = WITHDRAWN.strip() in text  # as streamed, or as a client kept it
-            said = NOT_IN_DOCUMENTS if withdrawn else text.strip()
+            said = NOT_IN_DOCUMENTS if withdrawn else text.split(CORRECTED.strip())[-1].strip()
             answer = Answer(question, said, withdrawn or is_refusal(said), [], [], {}, CHAT_MODEL)
             out.append(Turn(question, rewritten(key) or question, answer))
             question = None
@@ -242,9 +243,13 @@ def chunk(request_id: str, created: int, delta: dict, answer: Answer | None = No
 
 def withdrawal(streamed: str, answer: Answer) -> str:
     """What a streamed reply needs after the model's text, so that a plain client shows what docqa
-    stands behind: nothing when the text stands; the abstention and its reason when docqa's checks
-    withdrew the text already streamed. (Corrected citation marks are in docqa.text.)"""
-    if not answer.abstained or streamed.strip() == answer.text:
+    stands behind: nothing when the text stands as streamed (its marks where the model put them);
+    the checked text when the checks made a sentence cite other passages; the abstention and its
+    reason when they withdrew the text already streamed."""
+    if not answer.abstained:
+        cites = [s.numbers for s in sentences(streamed)] != [s.numbers for s in sentences(answer.text)]
+        return f"{CORRECTED}{answer.text}" if cites else ""
+    if streamed.strip() == answer.text:
         return ""
     if not streamed.strip():
         return answer.text

@@ -224,7 +224,15 @@ def test_a_streamed_text_that_docqa_withdrew_is_followed_by_a_piece_that_says_so
     )
     assert openai_api.withdrawal(NOT_IN_DOCUMENTS, withdrawn) == ""  # the abstention was what streamed
     assert openai_api.withdrawal("", withdrawn) == NOT_IN_DOCUMENTS
-    assert openai_api.withdrawal("Ismail Khan mediated it. [2]", answered()) == ""  # it stands
+    assert openai_api.withdrawal("Ismail Khan mediated it [1].", answered()) == ""  # it stands, marks moved
+
+
+def test_a_streamed_text_whose_citations_docqa_corrected_is_followed_by_the_checked_text():
+    streamed = "Ismail Khan mediated it. [2]"  # the model cited a passage that does not hold it
+    note = openai_api.withdrawal(streamed, answered())
+    assert note == "\n\n[docqa corrected the citations:] Ismail Khan mediated it. [1]"
+    [turn] = openai_api.turns([("user", "Who?"), ("assistant", streamed + note)])
+    assert turn.answer.text == "Ismail Khan mediated it. [1]" and not turn.answer.abstained
 
 
 def test_embeddings_as_floats_or_as_the_base64_the_openai_client_asks_for():
