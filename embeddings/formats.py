@@ -160,7 +160,14 @@ _INVISIBLE_STYLE = re.compile(
 def parse_html(data: bytes) -> Parsed:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(decode(data), "html.parser")
+    # Markup the parser rejects ("<![-- a -->") is that file's reason to be skipped, not the build's end.
+    try:
+        soup = BeautifulSoup(decode(data), "html.parser")
+    except Exception as e:
+        said = " ".join(str(e).split())
+        raise UnreadableDocument(
+            f"not readable HTML ({type(e).__name__}: {said}); fix the markup it names"
+        ) from None
     title_tag = soup.find("title") or soup.find("h1")
     title = title_tag.get_text(" ", strip=True) if title_tag else None
     metadata: dict[str, object] = {}

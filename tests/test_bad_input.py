@@ -90,6 +90,12 @@ def test_crafted_hard_cases():
         assert outcomes, name
 
 
+@pytest.mark.parametrize("markup", [b"<p>a <![-- old comment --> b</p>", b"<![ ]]>", b"a<![0]"])
+def test_html_the_parser_rejects_is_one_documents_reason_to_be_skipped(markup):
+    [outcome] = read_all("notes.html", markup)
+    assert outcome.startswith("unreadable: not readable HTML") and "fix the markup" in outcome
+
+
 @pytest.mark.parametrize(
     ("settings", "says"),
     [
