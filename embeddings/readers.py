@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Protocol
 
 from embeddings import formats, office
@@ -138,6 +139,9 @@ def scan(
         source = name or prefix + relative
         try:
             stat = stat or os.stat(where)  # before the bytes: a change while they are read moves the time
+            if not S_ISREG(stat.st_mode):  # reading a named pipe would wait for a writer for ever
+                yield Skipped(source, "not a regular file (a named pipe, socket or device)", passing=True)
+                continue
             first = reached.setdefault((stat.st_dev, stat.st_ino), source)
             if first != source:  # a link (or a hard link) into a folder a link reached already
                 yield Skipped(

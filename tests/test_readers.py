@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -345,3 +346,15 @@ def test_a_markdown_file_of_comments_alone_is_skipped_as_such(tmp_path):
 )
 def test_markdown_comments_after_code_are_still_left_out(tmp_path, markdown):
     assert "hidden" not in load(tmp_path, "w.md", markdown).text
+
+
+def test_a_named_pipe_with_a_documents_name_is_skipped_not_waited_on(tmp_path):
+    (tmp_path / "a.txt").write_text("Doc about zebras.")
+    os.mkfifo(tmp_path / "pipe.txt")
+    found: list = []
+    scanning = threading.Thread(target=lambda: found.extend(scan(tmp_path)), daemon=True)
+    scanning.start()
+    scanning.join(60)
+    assert not scanning.is_alive(), "the scan waits for a writer to the pipe"
+    assert [type(f).__name__ for f in found] == ["Pending", "Skipped"]
+    assert found[1].source == "pipe.txt" and "not a regular file" in found[1].reason
