@@ -182,8 +182,9 @@ def _from(items: list[Pending | Skipped], source: str) -> bool:
 
 def _once(item: Pending | Skipped, seen: set[str]) -> Pending | Skipped:
     if isinstance(item, Pending):
-        if item.id in seen:
-            return Skipped(item.source, f"duplicate document id {item.id!r}; ids must be unique", item.id)
+        if item.id in seen:  # passing: the id is the indexed document's, never recorded as unreadable
+            reason = f"duplicate document id {item.id!r}; ids must be unique"
+            return Skipped(item.source, reason, item.id, passing=True)
         seen.add(item.id)
     return item
 

@@ -104,6 +104,17 @@ def test_changes_embed_only_new_and_changed_documents(config, fake_embedder):
     assert len(index) == sum(d.chunks for d in index.documents())
 
 
+def test_a_record_whose_id_a_later_one_repeats_stays_indexed_build_after_build(config, fake_embedder):
+    (config.docs / "a.jsonl").write_text('{"id": "x", "text": "Zebras live in the savanna."}\n')
+    (config.docs / "b.jsonl").write_text('{"id": "x", "text": "Penguins live in Antarctica."}\n')
+    for added in ("", "new.txt"):  # nothing changed, then an unrelated document added
+        if added:
+            (config.docs / added).write_text("Cycling is popular in the Netherlands.")
+        report = run(config, fake_embedder)
+        assert [s.source for s in report.skipped] == ["b.jsonl:1"], "the repeat is skipped, every time"
+        assert "Zebras" in opened(config, fake_embedder).document_text("x")
+
+
 def test_documents_a_changed_reader_would_read_otherwise_are_read_again_once(
     config, fake_embedder, monkeypatch
 ):
