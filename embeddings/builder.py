@@ -8,7 +8,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -186,7 +186,7 @@ def build(
                 report.documents = live.manifest["counts"]["documents"]
                 report.chunks = live.manifest["counts"]["chunks"]
                 # A build killed after its commit may not have recorded its uploads: do it now.
-                _record_uploads(library, report, live.docs)
+                library.record(live.docs, report.skipped, found)
                 report.seconds = time.perf_counter() - started
                 return report
             if not (unchanged or fresh):
@@ -205,7 +205,7 @@ def build(
                 embedding.close()
         finally:
             live.close()
-        _record_uploads(library, report, indexed)
+        library.record(indexed, report.skipped, found)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -367,18 +367,6 @@ def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str
 def _file(record_source: str) -> str:
     """The file of a .jsonl record's source, `file:line`."""
     return record_source.rpartition(":")[0]
-
-
-def _record_uploads(library: Library, report: BuildReport, indexed: Collection[str]) -> None:
-    """Mark each upload indexed or failed, from what the live index holds and this build skipped."""
-    failed = {s.id: s.reason for s in report.skipped if s.id}
-    results = {}
-    for upload in library.uploads():
-        if upload.doc_id in indexed:
-            results[upload.stored] = None
-        elif upload.doc_id in failed:
-            results[upload.stored] = failed[upload.doc_id]
-    library.mark(results)
 
 
 def _nothing_readable(config: Config) -> ConfigError:

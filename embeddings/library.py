@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from embeddings.errors import ConfigError
-from embeddings.readers import SUPPORTED
+from embeddings.readers import SUPPORTED, Pending, Skipped
 
 UPLOAD_PREFIX = "upload:"  # document ids of uploads; folder documents never start with it
 
@@ -94,6 +94,32 @@ class Library:
     def names(self) -> dict[str, str]:
         """Stored file name -> the user's name for it, for titles and messages."""
         return {u.stored: u.name for u in self.uploads()}
+
+    def record(
+        self, indexed: Collection[str], skipped: list[Skipped], found: list[Pending | Skipped]
+    ) -> None:
+        """Mark each upload indexed or failed after a build, from the ids the live index holds
+        (`indexed`), what the build skipped and `found` (what it scanned), by the documents read
+        from the upload's file: a .jsonl upload's are its records, with ids of their own."""
+        failed = {s.id: s.reason for s in skipped if s.id}
+        unread: dict[str, str] = {}  # a file not read at all, or a .jsonl record ("faq.jsonl:3")
+        for s in skipped:
+            file, _, line = s.source.rpartition(":")
+            if not s.id:
+                unread.setdefault(file if line.isdigit() else s.source, s.reason)
+        folder = os.path.abspath(self.uploads_dir) + os.sep
+        read: dict[str, list[str]] = {}  # stored file name -> the ids of the documents read from it
+        for item in found:
+            if isinstance(item, Pending) and item.path.startswith(folder):
+                read.setdefault(os.path.basename(item.path), []).append(item.id)
+        results = {}
+        for upload in self.uploads():
+            ids = read.get(upload.stored, [upload.doc_id])
+            if any(i in indexed for i in ids):
+                results[upload.stored] = None
+            elif reason := next((failed[i] for i in ids if i in failed), None) or unread.get(upload.name):
+                results[upload.stored] = reason
+        self.mark(results)
 
     def mark(self, results: dict[str, str | None]) -> None:
         """Record how indexing went: stored name -> None (indexed) or the reason it failed."""

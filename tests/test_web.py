@@ -151,6 +151,19 @@ def test_a_broken_upload_is_reported_by_name_kept_and_removable(service, tmp_pat
     assert service.version() != shown, "every open page refreshes its lists: the upload is gone"
 
 
+def test_a_jsonl_upload_is_marked_by_its_records_indexed_or_failed(service, tmp_path):
+    faq = tmp_path / "faq.jsonl"
+    faq.write_text('{"id": "q1", "title": "Refunds", "text": "Refunds take five working days."}\n')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "q2", "text": 5}\n')
+    Handlers(service).upload([str(faq), str(bad)])
+    marked = {u.name: (u.status, u.error) for u in service.uploads()}
+    assert marked["faq.jsonl"] == ("indexed", None), "its record is indexed under its own id"
+    assert marked["bad.jsonl"][0] == "failed" and marked["bad.jsonl"][1], "with the record's reason"
+    retried = Handlers(service).retry()
+    assert "bad.jsonl" in retried and "faq.jsonl" not in retried, "only the upload that failed is retried"
+
+
 def test_an_upload_whose_indexing_failed_stays_listed_and_can_be_retried(service, tmp_path, monkeypatch):
     notes = tmp_path / "notes.txt"
     notes.write_text("The harvest festival in the valley is held every October.")
