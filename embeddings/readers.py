@@ -128,7 +128,7 @@ def scan(
         files = [] if _bad_name(root.name, "", problems) else [(root.name, str(root), None)]
     else:
         links = _Links(os.path.realpath(root), os.path.realpath(skip) if skip else "")
-        files = _walk(str(root), "", os.path.abspath(skip) if skip else "", problems, links)
+        files = _walk(str(root), "", _as_under(root, skip) if skip else "", problems, links)
     seen = set() if seen is None else seen
     names = names or {}
     for relative, reason, folder in problems:
@@ -145,7 +145,7 @@ def scan(
             first = reached.setdefault((stat.st_dev, stat.st_ino), source)
             if first != source:  # a link (or a hard link) into a folder a link reached already
                 yield Skipped(
-                    source, f"the same file as {first}, which is indexed under that name", passing=True
+                    source, f"the same file as {first}, which is read under that name", passing=True
                 )
                 continue
             if known is not None and (items := known.get(where, stat)) is not None and _from(items, source):
@@ -228,6 +228,15 @@ def _walk(
 _name = operator.attrgetter("name")
 
 
+def _as_under(root: Path, folder: Path) -> str:
+    """`folder` as the walk of `root` spells it: an index inside the documents' folder, given by
+    another path than the folder (a link to either), is still the folder the walk leaves out."""
+    real_root, real = os.path.realpath(root), os.path.realpath(folder)
+    if real.startswith(real_root + os.sep):
+        return os.path.join(os.path.abspath(root), os.path.relpath(real, real_root))
+    return os.path.abspath(folder)
+
+
 class _Links:
     """Where the links met in one scan point. A link to a file or folder that the scan reaches
     under its own name, or to one an earlier link reached, would index the same documents
@@ -241,6 +250,8 @@ class _Links:
     def indexed_as(self, entry: os.DirEntry[str], relative: str) -> str | None:
         """Why the link `entry` is not followed, or None to follow it."""
         target = os.path.realpath(entry.path)
+        if not os.path.exists(target):
+            return f"a broken link: {os.readlink(entry.path)} does not exist"
         inside = os.path.relpath(target, self.root)
         if target == self.root or target == self.skip or self.root.startswith(target + os.sep):
             return "a link to the folder being indexed or one that holds it: it is not followed"
@@ -249,9 +260,9 @@ class _Links:
             unsupported = os.path.isfile(target) and extension(target) not in _SUPPORTED
             skipped = self.skip and target.startswith(self.skip + os.sep)
             if not (hidden or unsupported or skipped):
-                return f"a link to {inside.replace(os.sep, '/')}, which is indexed under that name"
+                return f"a link to {inside.replace(os.sep, '/')}, which is read under that name"
         if target in self.followed:
-            return f"a link to what {self.followed[target]} links to, which is indexed under that name"
+            return f"a link to what {self.followed[target]} links to, which is read under that name"
         self.followed[target] = relative + entry.name
         return None
 

@@ -254,11 +254,13 @@ def test_a_link_to_a_document_already_indexed_is_reported_not_indexed_twice(tmp_
     (docs / "sub" / "again.txt").symlink_to("../a.txt")
     (docs / "draft.txt").symlink_to(".drafts/note.txt")  # the draft itself is hidden: not indexed
     (docs / "okapi.txt").symlink_to("data.raw")  # nor is a .raw file
+    (docs / "gone.txt").symlink_to("old-report.txt")  # deleted since
     pending, skipped = scanned(docs)
     assert sorted(pending) == ["a.txt", "draft.txt", "okapi.txt"]
     assert skipped == {
-        "copy.txt": "a link to a.txt, which is indexed under that name",
-        "sub/again.txt": "a link to a.txt, which is indexed under that name",
+        "copy.txt": "a link to a.txt, which is read under that name",
+        "sub/again.txt": "a link to a.txt, which is read under that name",
+        "gone.txt": "a broken link: old-report.txt does not exist",
     }
 
 
@@ -274,7 +276,7 @@ def test_a_linked_folder_outside_is_indexed_once_and_a_link_back_is_not_followed
     assert sorted(pending) == ["a.txt", "shared/o.txt"]
     assert skipped == {
         "loop": "a link to the folder being indexed or one that holds it: it is not followed",
-        "shared-again": "a link to what shared links to, which is indexed under that name",
+        "shared-again": "a link to what shared links to, which is read under that name",
         "shared/up": "a link to the folder being indexed or one that holds it: it is not followed",
     }
 
@@ -290,9 +292,9 @@ def test_links_into_a_folder_another_link_reached_or_a_hard_link_index_each_file
     pending, skipped = scanned(docs)
     assert sorted(pending) == ["a-link/deep/c.txt", "a.txt"]
     assert skipped == {
-        "b-link/c.txt": "the same file as a-link/deep/c.txt, which is indexed under that name",
-        "hard.txt": "the same file as a.txt, which is indexed under that name",
-        "z.txt": "the same file as a-link/deep/c.txt, which is indexed under that name",
+        "b-link/c.txt": "the same file as a-link/deep/c.txt, which is read under that name",
+        "hard.txt": "the same file as a.txt, which is read under that name",
+        "z.txt": "the same file as a-link/deep/c.txt, which is read under that name",
     }
 
 
@@ -358,3 +360,12 @@ def test_a_named_pipe_with_a_documents_name_is_skipped_not_waited_on(tmp_path):
     assert not scanning.is_alive(), "the scan waits for a writer to the pipe"
     assert [type(f).__name__ for f in found] == ["Pending", "Skipped"]
     assert found[1].source == "pipe.txt" and "not a regular file" in found[1].reason
+
+
+def test_an_index_inside_the_folder_is_left_out_however_either_path_is_spelled(tmp_path):
+    real = tmp_path / "real"
+    write(real, "a.txt", "Zebras live in Kenya.")
+    write(real, "idx/uploads/u.txt", "An upload kept beside the index.")
+    (tmp_path / "link").symlink_to(real)
+    found = [f.source for f in scan(tmp_path / "link", skip=real / "idx")]
+    assert found == ["a.txt"], "the index folder is not read as documents"
