@@ -46,6 +46,8 @@ FULL = {
     "xquad": {"answerable": 30, "on_topic": 20, "off_topic": 20},
     "news": {"answerable": 20, "on_topic": 10, "off_topic": 10},
     "news_articles": None,
+    # XQuAD questions of the calibration half the model answers to choose the sureness check on
+    "sureness": {"answerable": 40, "on_topic": 20},
     "followups": None,  # every pair of the report half (25 there), 4-6 model calls each
     "gate_questions": None,
     "injection": ["report", "honest"],
@@ -60,6 +62,7 @@ SMOKE = {
     "xquad": {"answerable": 2, "on_topic": 1, "off_topic": 1},
     "news": {"answerable": 1, "on_topic": 1, "off_topic": 1},
     "news_articles": 40,
+    "sureness": {"answerable": 2, "on_topic": 1},
     "followups": 1,
     "gate_questions": 30,
     "injection": ["report", "honest"],
@@ -208,6 +211,7 @@ def _stage(
             results.get("asked", {}).get("threshold", config.min_grounding),
             results.get("asked", {}).get("weight", config.grounding_similarity),
             results.get("asked", {}).get("near", config.term_closeness),
+            config.min_sureness,
         )
         index = Index.open(settings.index_dir, embedder)
         reference = _reference(config, generator, args.reference) if stage == "xquad" else None
@@ -222,8 +226,11 @@ def _stage(
             if alone
             else {}
         )
+        # The sureness check, a lever: chosen on replies to XQuAD's calibration half, used as chosen on the news-style set.
+        sure_sizes = sizes["sureness"] if stage == "xquad" else None
+        sure = ((results.get("xquad") or {}).get("sureness") or {}).get("threshold")
         out = answers.run(stage, index, generator, settings, calibration, report_half, sizes[stage], args.seed,
-                          checks, sizes["gate_questions"], reference, args.answers_from, levers)  # fmt: skip
+                          checks, sizes["gate_questions"], reference, args.answers_from, levers, sure_sizes, sure)  # fmt: skip
         return out | {"corpus": info, "checks_from": _checks_from(results)}
     if stage == "followups":
         corpus, calibration, report_half, _ = answers.xquad_corpus(

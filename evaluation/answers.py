@@ -27,11 +27,13 @@ from tqdm import tqdm
 
 from embeddings.config import Config
 from embeddings.index import Index
-from evaluation import data
+from evaluation import data, sureness
 from evaluation.metrics import contained, f1
+from evaluation.sureness import SURE
 from qa.answer import Checks, abstention, interpret
 from qa.assistant import Assistant
 from qa.generator import Generator
+from qa.sureness import sureness as sureness_of
 
 REL_GRID = [round(0.01 * i, 2) for i in range(71)]
 LEX_GRID = [round(0.05 * i, 2) for i in range(21)] + [1.01]  # 1.01: lexical evidence unused
@@ -93,32 +95,52 @@ def declined_rates(evidence: dict, rel: float, lex: float) -> dict[str, float]:
 def run(name: str, index: Index, generator: Generator, config: Config, calibration: dict, report: dict,
         sizes: dict[str, int], seed: int, checks: Checks, gate_questions: int | None = None,
         reference: Generator | None = None, asked_from: str = "report",
-        levers: dict[str, Checks] | None = None) -> dict:  # fmt: skip
+        levers: dict[str, Checks] | None = None, sure_sizes: dict[str, int] | None = None,
+        sure: float | None = None) -> dict:  # fmt: skip
     """`calibration` and `report`: group -> questions of each half. Thresholds: the gate is
     chosen here on the calibration half (on `gate_questions` of each group, every one when
     None); `checks` come from their own stages. The model answers a sample of the report half,
     or of the calibration half (`asked_from`) to try a change without looking at the report half.
     `levers`: other checks scored on the same replies under the calibrated gate, each its own
-    rule, so a check's part in the outcome is measured beside it."""
+    rule, so a check's part in the outcome is measured beside it. The sureness check (off as
+    shipped) is such a lever (SURE): at `sure`, or at the threshold chosen on the model's replies
+    to `sure_sizes` questions of the calibration half, by group, asked first (evaluation/sureness.py)."""
     started = time.perf_counter()
     assistant = Assistant(index, generator, config)
     halves = [calibration, report]
     asked = 0 if asked_from == "calibration" else 1
     sample = {g: random.Random(seed).sample(qs, min(sizes[g], len(qs))) for g, qs in halves[asked].items()}
+    sure_sizes = sure_sizes if asked == 1 else None  # replies of the calibration half choose it
+    pick = random.Random(seed + 2)
+    to_choose = {
+        g: pick.sample(calibration[g], min(n, len(calibration[g]))) for g, n in (sure_sizes or {}).items()
+    }
     if gate_questions:
         pick = random.Random(seed + 1)
         halves = [
-            _thinned(half, sample if i == asked else {}, gate_questions, pick)
+            _thinned(half, sample if i == asked else to_choose, gate_questions, pick)
             for i, half in enumerate(halves)
         ]
     evidence = [_evidence(assistant, half) for half in halves]
     chosen = gate(evidence[0])
+    calibrated = (chosen["min_relevance"], chosen["min_lexical"], checks)
+    chose = None
+    if sure_sizes:
+        jobs = [(g, q) for g, qs in to_choose.items() for q in qs]
+        with ThreadPoolExecutor(config.generator_batch) as pool:
+            asking = pool.map(lambda job: _ask(assistant, job[1], job[0], evidence[0][job[0]][job[1].id],
+                                               {"calibrated": calibrated}), jobs)  # fmt: skip
+            replies = list(tqdm(asking, total=len(jobs), desc=f"{name} (sureness)", unit="question"))
+        chose = sureness.choose(replies, "calibrated")
+        sure = chose["threshold"]
     rules = {
-        "calibrated": (chosen["min_relevance"], chosen["min_lexical"], checks),
+        "calibrated": calibrated,
         "as configured": (config.min_relevance, config.min_lexical,
                           Checks(config.support_threshold, config.min_grounding, config.grounding_similarity,
-                                 config.term_closeness)),
+                                 config.term_closeness, config.min_sureness)),
     }  # fmt: skip
+    if sure is not None:
+        rules[SURE] = (chosen["min_relevance"], chosen["min_lexical"], replace(checks, sure=sure))
     rules |= {name: (chosen["min_relevance"], chosen["min_lexical"], c) for name, c in (levers or {}).items()}
     # Asked as several users would ask: the generator decodes up to generator_batch together.
     jobs = [(g, q) for g, qs in sample.items() for q in qs]
@@ -129,7 +151,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
         records = list(tqdm(asking, total=len(jobs), desc=name, unit="question"))
     scores = {rule: outcome_scores(records, rule) for rule in rules}
     thresholds = {k: {"min_relevance": r, "min_lexical": x, "support": c.support, "grounding": c.grounding,
-                      "similarity": c.similarity, "near": c.near} for k, (r, x, c) in rules.items()}  # fmt: skip
+                      "similarity": c.similarity, "near": c.near, "sure": c.sure} for k, (r, x, c) in rules.items()}  # fmt: skip
     compared = {}
     if reference is not None:
         other = Assistant(index, reference, config)
@@ -152,6 +174,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
             "dense_only_report_half": declined_rates(evidence[1], _dense_only(evidence[0]), 1.01),
         },
         "thresholds": thresholds,
+        "sureness": chose or ({"threshold": sure} if sure is not None else None),
         "scores": scores,
         "reference": compared,
         "records": records,
@@ -204,13 +227,21 @@ def _ask(
         return record
     started = time.perf_counter()
     messages, shown = assistant.prompt(q.text, assistant.search(q.text))
-    raw = assistant.generator.generate(messages, assistant.config.answer_tokens)
-    record.update(raw=raw, seconds=round(time.perf_counter() - started, 2),
+    pieces = list(assistant.generator.stream(messages, assistant.config.answer_tokens))
+    raw, sure = "".join(pieces), sureness_of(q.text, pieces)
+    record.update(raw=raw, seconds=round(time.perf_counter() - started, 2), sureness=sure,
                   passages=[p.doc_id for p in shown], prompt_tokens=assistant.count(messages))  # fmt: skip
     for k, (_, _, checks) in rules.items():
         answer = (
             interpret(
-                q.text, raw, shown, assistant.generator.name, checks, assistant.similarity, assistant.alike
+                q.text,
+                raw,
+                shown,
+                assistant.generator.name,
+                checks,
+                assistant.similarity,
+                assistant.alike,
+                sure,
             )
             if passes[k]
             else None
@@ -253,6 +284,8 @@ def _ask_reference(assistant: Assistant, record: dict, rule: tuple[float, float,
 
 
 def _kind(reason: str) -> str:
+    if "unsure of its answer" in reason:
+        return "sureness check"
     return "question check" if "does not answer the question" in reason else "support check"
 
 

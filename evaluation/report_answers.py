@@ -17,6 +17,25 @@ def _of_given(figures: dict) -> str:
     return f"{figures['wrong_of_answered']:.3f} of {figures['answered']}"
 
 
+def _sureness_chosen(chosen: dict | None) -> list[str]:
+    """The sureness check's lever: where its threshold came from."""
+    if not chosen:
+        return []
+    if "replies" not in chosen:
+        return [
+            f"Sureness check (a lever, off as shipped; qa/sureness.py) at {chosen['threshold']}, as the XQuAD stage chose it.",
+            "",
+        ]
+    return [
+        f"Sureness check (a lever, off as shipped: the model's least likely word of its own, qa/sureness.py) "
+        f"chosen on {chosen['replies']} replies to questions of the calibration half: of the answers the "
+        f"calibrated rule let stand, {chosen['right']} right and {chosen['wrong']} wrong, threshold "
+        f"{chosen['threshold']} withdrew {chosen['right_withdrawn']} of the right and {chosen['wrong_withdrawn']} "
+        f"of the wrong there; its rule is scored beside the others below.",
+        "",
+    ]
+
+
 def answers_section(x: dict, goals: list, stage: str) -> list[str]:
     title = "XQuAD" if stage == "xquad" else "the news-style set"
     g = x["gate"]
@@ -30,6 +49,7 @@ def answers_section(x: dict, goals: list, stage: str) -> list[str]:
         f"when the dense similarity < {g['min_relevance']} and the BM25 evidence < {g['min_lexical']}. Support "
         f"and answer-check thresholds of the calibrated rules: {x.get('checks_from', 'not recorded')}.",
         "",
+        *_sureness_chosen(x.get("sureness")),
         "| gate alone | answerable declined | on-topic declined | off-topic declined |",
         "|---|---|---|---|",
     ]
@@ -46,7 +66,7 @@ def answers_section(x: dict, goals: list, stage: str) -> list[str]:
         a, on, off = s.get("answerable", {}), s.get("on_topic", {}), s.get("off_topic", {})
         lines.append(
             f"| {names.get(rule, rule)} | relevance {t['min_relevance']}, lexical {t['min_lexical']}, support {t['support']}, "
-            f"grounding {t['grounding']} (closeness weight {t.get('similarity', 0)}, near {t.get('near', 1.0)}) | {a.get('right', 0):.3f} / {a.get('declined', 0):.3f} / "
+            f"grounding {t['grounding']} (closeness weight {t.get('similarity', 0)}, near {t.get('near', 1.0)}), sureness {t.get('sure', 0.0)} | {a.get('right', 0):.3f} / {a.get('declined', 0):.3f} / "
             f"{a.get('confident_wrong', 0):.3f} | {on.get('declined', 0):.3f} | {off.get('declined', 0):.3f} | "
             f"{s['all']['confident_wrong']:.3f} / {_of_given(s['all'])} |"
         )

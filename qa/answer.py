@@ -27,6 +27,7 @@ class Checks:
     grounding: float  # how far the passages around the answer must be about the question ...
     similarity: float = 0.0  # ... counting their closeness in meaning to it at this weight ...
     near: float = 1.0  # ... and a question's term held by a word this close to it (1: itself only)
+    sure: float = 0.0  # the least probability the model may give a word of its own (qa/sureness.py)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class Answer:
     standalone: str | None = None  # in a conversation: the question as retrieval searched it (rewritten)
     tokens: dict[str, int] = field(default_factory=dict)  # the answer's model call: prompt, completion
     cut: bool = False  # the model's reply reached answer_tokens and was cut there, maybe mid-sentence
+    # How sure the model was of its reply: the probability of its least likely word of its own
+    # (qa/sureness.py); None where the runtime does not measure it.
+    sureness: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,11 +90,14 @@ def abstention(question: str, passages: list[Passage], reason: str, model: str, 
 
 
 def interpret(question: str, raw: str, passages: list[Passage], model: str, checks: Checks,
-              similar: Similarity | None = None, alike: Alike | None = None) -> Answer:  # fmt: skip
+              similar: Similarity | None = None, alike: Alike | None = None,
+              sure: float | None = None) -> Answer:  # fmt: skip
     """A model reply -> an Answer with checked citations; an abstention if the model said it does
-    not know, if a sentence of the answer is not held by any passage, or if the answer does not
-    answer the question. `similar`: how close two texts are in meaning, `alike`: how close words
-    are (both by the index's embedder), read where `checks.similarity` and `checks.near` use them."""
+    not know, if a sentence of the answer is not held by any passage, if the answer does not
+    answer the question, or if the model was unsure of it (`sure`, its sureness, below
+    `checks.sure`; not checked when None). `similar`: how close two texts are in meaning, `alike`:
+    how close words are (both by the index's embedder), read where `checks.similarity` and
+    `checks.near` use them."""
     if checks.similarity and similar is None:
         raise ValueError("checks that weigh closeness in meaning need `similar` to measure it")
     if checks.near < 1 and alike is None:
@@ -144,7 +151,7 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         question, " ".join(claims), around_answer, closeness, checks.similarity, alike, checks.near
     )
     answer = Answer(question, text, False, citations, passages, {}, model, None, raw, round(weakest, 3),
-                    verdict.grounding)  # fmt: skip
+                    verdict.grounding, sureness=sure)  # fmt: skip
     if failing is not None:  # the reason never repeats the withdrawn sentence or its words
         claim, found = failing
         if found.contradicts:
@@ -159,10 +166,15 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         reason = f"the passages do not hold sentence {claims.index(claim) + 1} of the model's reply ({why})"
     elif not verdict.holds(checks.grounding):
         reason = f"the reply does not answer the question: {verdict.problem}"
+    elif sure is not None and sure < checks.sure:
+        reason = (
+            f"the model was unsure of its answer (its least likely word of its own had probability "
+            f"{sure:.2f}, below {checks.sure:.2f})"
+        )
     else:
         return answer
     withdrawn = abstention(question, passages, reason, model, raw, withdrawn=True)
-    withdrawn.support, withdrawn.grounding = answer.support, answer.grounding
+    withdrawn.support, withdrawn.grounding, withdrawn.sureness = answer.support, answer.grounding, sure
     return withdrawn
 
 

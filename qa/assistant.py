@@ -42,6 +42,7 @@ from qa.generator import from_config as load_generator
 from qa.prompt import Messages, answer_messages, fit
 from qa.retriever import Passage, Retrieval, Retriever
 from qa.summarize import Summarizer, Summary, SummaryCache
+from qa.sureness import sureness
 
 
 def checked(question: str, limit: int) -> str:
@@ -306,8 +307,10 @@ class Assistant:
                 yield piece
         generated = time.perf_counter() - generating
         c = self.config
-        checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity, c.term_closeness)
-        answer = interpret(question, "".join(raw), shown, model, checks, self.similarity, self.alike)
+        checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity, c.term_closeness,
+                        c.min_sureness)  # fmt: skip
+        sure = sureness(question, raw)
+        answer = interpret(question, "".join(raw), shown, model, checks, self.similarity, self.alike, sure)
         if answer.abstained:
             answer.passages = found.passages
         answer.timings = _timings(found.seconds, generated, started, first)

@@ -24,6 +24,9 @@ class Batch(Protocol):
     """A runtime's decoding state for the sequences it decodes together (greedy)."""
 
     capacity: int  # the most sequences decoded together
+    # After each step, by sequence: the probability the model gave each token it made (greedy: the
+    # highest), in order; a runtime that does not measure them leaves a sequence out.
+    chances: dict[object, tuple[float, ...]]
     context: int  # the most tokens a sequence may take, its prompt and what is decoded together
 
     def free(self) -> int:
@@ -52,6 +55,7 @@ class _Request:
     out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     made: int = 0
+    chances: list[float | None] = field(default_factory=list)  # of each token put out, None: not measured
 
 
 class TokenStream:
@@ -63,6 +67,12 @@ class TokenStream:
 
     def __iter__(self) -> Iterator[int]:
         return self
+
+    @property
+    def chances(self) -> list[float | None]:
+        """The probability the model gave each token read from this stream so far (None where the
+        runtime does not measure it)."""
+        return self._request.chances
 
     def __next__(self) -> int:
         if self._done:
@@ -145,13 +155,15 @@ class Scheduler:
                     self._leave(key)
                 continue
             for key, made in tokens.items():
-                for token in made if isinstance(made, tuple) else (made,):
+                chances = self.batch.chances.get(key, ())
+                for i, token in enumerate(made if isinstance(made, tuple) else (made,)):
                     request = self._active.get(key)  # type: ignore[call-overload]
                     if request is None:  # gone, or finished by a token before this one
                         break
                     if token is None or token in request.stop:
                         self._finish(key)
                         break
+                    request.chances.append(chances[i] if i < len(chances) else None)  # before the token
                     request.out.put(token)
                     request.made += 1
                     if request.made >= request.max_new_tokens:

@@ -54,6 +54,26 @@ class Generator(Protocol):
     def generate(self, messages: Messages, max_new_tokens: int) -> str: ...
 
 
+class Piece(str):
+    """A piece of a reply as it is decoded, with `chance`: the probability the model gave the least
+    likely token that made it (None where the runtime does not measure it). A plain str else."""
+
+    chance: float | None
+
+    def __new__(cls, text: str, chance: float | None) -> Piece:
+        piece = super().__new__(cls, text)
+        piece.chance = chance
+        return piece
+
+    def __reduce__(self) -> tuple:  # pickled with its chance (Ray Serve sends pieces between processes)
+        return Piece, (str(self), self.chance)
+
+
+def least(chances: Sequence[float | None]) -> float | None:
+    """The lowest of `chances`, or None when any is not measured."""
+    return None if not chances or None in chances else min(chances)  # type: ignore[type-var]
+
+
 @dataclass
 class LocalGenerator:
     tokenizer: object  # a transformers tokenizer
@@ -88,9 +108,11 @@ class LocalGenerator:
         return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
 
     def stream(self, messages: Messages, max_new_tokens: int) -> Iterator[str]:
+        """Pieces of the reply as they are decoded, each a Piece: with the probability the model
+        gave the least likely token that made it."""
         tokens = self.scheduler.submit(self.prompt_ids(messages), max_new_tokens, self.stop)
         made: list[int] = []
-        shown = ""
+        shown, since = "", 0  # the text put out, and the first token of the piece being made
         try:
             for token in tokens:
                 made.append(token)
@@ -98,8 +120,8 @@ class LocalGenerator:
                 if text.endswith("\ufffd"):  # half of a character that spans tokens: wait for the rest
                     continue
                 if len(text) > len(shown):
-                    yield text[len(shown) :]
-                    shown = text
+                    yield Piece(text[len(shown) :], least(tokens.chances[since : len(made)]))
+                    shown, since = text, len(made)
         finally:
             tokens.close()  # a reader that stops early frees its place in the batch
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.generator import Piece
+
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -42,8 +44,13 @@ class FakeEmbedder:
 class FakeGenerator:
     """Replies from a script: a fixed text, or a function of the prompt. One token per word."""
 
-    def __init__(self, reply="I don't know.", name: str = "fake-generator", context: int = 32768) -> None:
-        self.reply, self.name, self.context = reply, name, context
+    def __init__(
+        self, reply="I don't know.", name: str = "fake-generator", context: int = 32768,
+        chances: dict[str, float] | None = None,
+    ) -> None:  # fmt: skip
+        """`chances`: the probability the model gives each word (1.0 for any other); without it
+        the pieces are plain text, as from a runtime that does not measure them."""
+        self.reply, self.name, self.context, self.chances = reply, name, context, chances
         self.device, self.dtype, self.runtime = "cpu", "float32", "fake"
         self.prompts: list[list[dict[str, str]]] = []
 
@@ -62,7 +69,7 @@ class FakeGenerator:
         for i, word in enumerate(re.findall(r"\S+\s*", reply)):
             if i >= max_new_tokens:
                 return
-            yield word
+            yield word if self.chances is None else Piece(word, self.chances.get(word.strip(), 1.0))
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int) -> str:
         return "".join(self.stream(messages, max_new_tokens))

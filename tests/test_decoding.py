@@ -20,6 +20,7 @@ class CountingBatch:
     def __init__(self, capacity: int = 4, static: bool = False) -> None:
         self.capacity, self.static = capacity, static
         self.rows: dict[object, int] = {}
+        self.chances: dict[object, tuple[float, ...]] = {}  # none measured
         self.widths: list[int] = []
         self.started = threading.Event()
         self.gate = threading.Event()
@@ -60,6 +61,7 @@ class DraftingBatch(CountingBatch):
         made = {}
         for key, last in self.rows.items():
             made[key] = (last + 1, last + 2, last + 3)
+            self.chances[key] = (0.9, 0.6, 0.3)
             self.rows[key] = last + 3
         return made
 
@@ -69,6 +71,13 @@ def test_tokens_made_in_one_step_reach_the_reader_in_order_up_to_the_limit_or_a_
     assert list(scheduler.submit([10], max_new_tokens=7, stop=[])) == [11, 12, 13, 14, 15, 16, 17]
     assert list(scheduler.submit([10], max_new_tokens=9, stop=[15])) == [11, 12, 13, 14]
     assert list(scheduler.submit([10], max_new_tokens=2, stop=[])) == [11, 12]
+
+
+def test_each_token_read_comes_with_the_probability_the_runtime_gave_it_or_none():
+    stream = Scheduler(DraftingBatch()).submit([10], max_new_tokens=5, stop=[])
+    assert list(stream) == [11, 12, 13, 14, 15] and stream.chances == [0.9, 0.6, 0.3, 0.9, 0.6]
+    unmeasured = Scheduler(CountingBatch()).submit([10], max_new_tokens=2, stop=[])
+    assert list(unmeasured) == [11, 12] and unmeasured.chances == [None, None]
 
 
 def test_waiting_requests_are_decoded_in_one_batch():

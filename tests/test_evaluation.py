@@ -613,3 +613,26 @@ def test_the_check_against_the_experts_is_not_measured_without_both_kinds(tmp_pa
     c = {"summaries": 3, "rated_consistent": 3, "rated_not_consistent": 0, "auc": None,
          "consistent_flagged": 0.0, "not_consistent_flagged": 0.0}  # fmt: skip
     assert "not measured" in " ".join(_checker_against_experts(c))
+
+
+def test_the_sureness_threshold_withdraws_the_most_wrong_answers_beyond_the_right_ones():
+    from evaluation.sureness import choose
+
+    def reply(group: str, answer: str, sure: float | None) -> dict:
+        return {"group": group, "gold": ["Ismail Khan"], "outcome": {"r": "answered"}, "answer": {"r": answer},
+                "sureness": sure}  # fmt: skip
+
+    right = [reply("answerable", "Ismail Khan mediated it.", s) for s in (0.9, 0.8, 0.35, 0.7)]
+    wrong = [reply("answerable", "Abdul Rashid mediated it.", s) for s in (0.2, 0.3, 0.5)]
+    wrong.append(reply("on_topic", "It was in 1998.", 0.25))
+    declined = {
+        "group": "answerable",
+        "gold": ["x"],
+        "outcome": {"r": "declined: model"},
+        "answer": {"r": ""},
+    }
+    chosen = choose([*right, *wrong, reply("answerable", "Ismail Khan.", None), declined], "r")
+    # 0.35: three wrong withdrawn, no right one; 0.4 would also take the right 0.35
+    assert chosen["threshold"] == 0.35 and (chosen["right"], chosen["wrong"]) == (4, 4)
+    assert (chosen["right_withdrawn"], chosen["wrong_withdrawn"]) == (0, 3) and chosen["replies"] == 10
+    assert choose(right, "r")["threshold"] == 0.0, "nothing wrong to withdraw: no check"

@@ -16,6 +16,7 @@ from qa import models
 from qa.decoding import Scheduler
 from qa.generator import load
 from qa.runtimes import hf, ort
+from qa.sureness import sureness
 
 ARTICLE = (
     "In a massive development, Afghanistan National Resistance Front leader Ahmad Massoud met the "
@@ -51,6 +52,9 @@ def test_the_cpu_runtime_is_a_4bit_model_built_once_and_reused(small):
     assert 200_000_000 < weights < models.QWEN_CODER_05B.size, "4-bit weights: smaller than the Q4_K_M file"
     assert (small.runtime, small.dtype, small.device) == ("onnx-int4", "int4", "cpu")
     assert small.context == 32768, "a prompt and its answer take the model's context length at most"
+    pieces = list(small.stream(messages(QUESTIONS[0]), 30))
+    assert all(0 < p.chance <= 1 for p in pieces), "each piece comes with the probability of its tokens"
+    assert 0 < sureness(QUESTIONS[0], pieces) <= 1
     assert load(models.SMALL, batch=4) is small, "loaded once per process"
     assert "Ismail Khan" in small.generate(messages(QUESTIONS[0]), 30)
 

@@ -44,6 +44,9 @@ class HfBatch:
     _lanes: dict[int, _Lane] = field(default_factory=dict)  # static caches by number of rows
     _step: Callable | None = None  # the decoding step, compiled on first use
     _running: bool = False
+    # decoding.Batch.chances: not measured here (compiled steps return the tokens alone), so an
+    # answer's sureness is not measured on this runtime (Answer.sureness is None).
+    chances: dict[object, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def context(self) -> int:

@@ -147,6 +147,7 @@ class OrtBatch:
     draft: int = 3
     huge_pages: int = 0  # bytes of the session's weights moved onto huge pages (qa/runtimes/hugepages.py) ...
     moving: threading.Thread | None = None  # ... by this thread, while it runs
+    chances: dict[object, tuple[float, ...]] = field(default_factory=dict)  # decoding.Batch.chances
     # The prompts read last, oldest first, with their KV caches (never written to: steps make new arrays).
     _kept: list[tuple[list[int], list[np.ndarray]]] = field(default_factory=list)
     _sequences: dict[object, _Sequence] = field(default_factory=dict)
@@ -218,6 +219,7 @@ class OrtBatch:
             )
 
     def step(self) -> dict[object, int]:
+        self.chances = {}
         reading = [k for k, s in self._sequences.items() if s.pending]
         if reading and (self._prompt_turn or not self._rows):
             self._prompt_turn = False
@@ -241,6 +243,7 @@ class OrtBatch:
             return {}
         self._keep(s.prompt, s.kv)
         s.last = int(logits[0].argmax())
+        self.chances[key] = (_chance(logits[0]),)
         s.drafts.extend([*s.prompt, s.last])
         self._add_row(key, s.kv)
         s.kv = None
@@ -273,6 +276,7 @@ class OrtBatch:
         out: dict[object, int | tuple[int, ...]] = {}
         for key, s, rows in zip(self._rows, sequences, logits, strict=True):
             made = agreed(draft, [int(r.argmax()) for r in rows])
+            self.chances[key] = tuple(_chance(r) for r in rows[: len(made)])
             s.length += len(made)  # the cache past them holds rejected drafts: overwritten next
             s.last = made[-1]
             s.drafts.extend(made)
@@ -332,6 +336,11 @@ class OrtBatch:
 
     def _empty(self, rows: int) -> np.ndarray:
         return np.zeros((rows, self.kv_heads, 0, self.head_size), dtype=np.float32)
+
+
+def _chance(logits: np.ndarray) -> float:
+    """The probability of the likeliest token, from its logits (0.14 ms for 152k on a core)."""
+    return float(1.0 / np.exp(logits - logits.max()).sum())
 
 
 def _pad(kv: np.ndarray, length: int) -> np.ndarray:
