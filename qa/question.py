@@ -245,6 +245,7 @@ def relevance(
         raise ValueError("holding a term by a word close to it needs `alike` to measure closeness")
     wanted = terms(question)
     held = set(content(context))
+    held |= {t for t in wanted if t not in held and any(_derived(w, t) for w in held)}
     missing = [t for t in wanted if t not in held]
     if missing and near < 1 and alike is not None:
         spelled, written = surfaces(question), surfaces(context)
@@ -258,6 +259,16 @@ def relevance(
     expected = kind(question)
     found = _gives(expected, answer, asked)
     return Relevance(round(share, 3), bool(said), expected, found, round(closeness, 3), weight, near)
+
+
+# Endings that make a word of a people, a language or a participle from another word: "Indian"
+# holds "India", "Egyptian" "Egypt", "Japanese" "Japan" (stemmed "japanes"), "given" "give", "northern" "north".
+_DERIVING = ("n", "an", "ian", "ese", "es", "i", "ish", "en", "ern")
+
+
+def _derived(word: str, term: str) -> bool:
+    """Whether `word` is `term` with an ending of _DERIVING (both as `content` gives them)."""
+    return len(term) >= 4 and word.startswith(term) and word[len(term) :] in _DERIVING
 
 
 def _gives(expected: str | None, answer: str, asked: set[str]) -> bool:

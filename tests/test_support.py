@@ -458,3 +458,12 @@ def test_an_amount_date_or_direction_written_another_way_is_held(sentence, passa
 def test_a_change_after_a_word_for_down_and_a_qualifier_is_held_by_its_negative():
     assert support("Revenue fell about 5 percent in 2020.", "Revenue change in 2020: -5%.").missing == ()
     assert support("Revenue fell to 5 percent in 2020.", "Revenue change in 2020: -5%.").missing == ("5",)
+
+
+def test_a_question_term_is_held_by_a_word_derived_from_it_without_an_embedder():
+    context = "The obstacles for transporting 50,000 tonnes of wheat given by the Indian side to Afghanistan."
+    held = relevance("What did India give?", "India gave 50,000 tonnes of wheat. [1]", context)
+    assert held.grounding == 1.0, "'Indian' holds 'India', 'given' holds 'give'"
+    assert relevance("What is the plan?", "The planet.", "A planet was found.").grounding == 0.0, (
+        "not any longer word"
+    )
