@@ -3,13 +3,10 @@ is, swap the new generation in atomically."""
 
 from __future__ import annotations
 
-import gc
 import shutil
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -18,15 +15,15 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from embeddings import store
+from embeddings import changes, store
 from embeddings.config import Config
 from embeddings.embedder import Description, Embedder
 from embeddings.errors import ConfigError, DocqaError
 from embeddings.generation import LOUD_CHUNKS, Live
 from embeddings.ingest import Embedding, Ingest, LocalEmbedding
-from embeddings.library import UPLOAD_PREFIX, Library
+from embeddings.library import Library
 from embeddings.models import fingerprint, locate
-from embeddings.readers import READERS, SUPPORTED, Pending, Skipped, scan
+from embeddings.readers import READERS, SUPPORTED, Pending, Skipped
 from embeddings.rereading import Rereading
 from embeddings.scanned import Scanned
 from embeddings.segment import SegmentWriter
@@ -156,8 +153,8 @@ def build(
             log(f"found upload {stored} stored before an interruption; indexing it now")
         # The folder, then the live generation's tables: one after the other, as both are mostly
         # Python work (at a million chunks, in a thread each they took a third longer).
-        with _no_cycle_collection():
-            found = _scan(
+        with changes.no_cycle_collection():
+            found = changes.scan_all(
                 config.docs, library, Scanned(config.index_dir / "scanned.sqlite"), config.index_dir
             )
             live, report.rebuilt_because = Live.read(
@@ -166,7 +163,7 @@ def build(
         try:
             excluded = library.excluded()
             rereading = Rereading(live.manifest)
-            keep, fresh, left_out = _sort(found, live, excluded, report, rereading)
+            keep, fresh, left_out = changes.sort(found, live, excluded, report, rereading)
             for s in report.skipped:
                 log(f"skipped {s.source}: {s.reason}")
             for doc_id in left_out:
@@ -289,84 +286,6 @@ def _check_room(config: Config, model: Description) -> None:
             f"chunk_tokens={config.chunk_tokens} and title_tokens={config.title_tokens} are more than "
             f"{model.name} reads at once ({model.max_tokens} tokens); choose chunk_tokens {room} or less"
         )
-
-
-def _scan(docs: Path, library: Library, known: Scanned, index_dir: Path) -> list[Pending | Skipped]:
-    """The folder's documents (not those of an index kept inside it), then the uploads stored
-    beside the index."""
-    seen: set[str] = set()
-    found = list(scan(docs, seen=seen, known=known, skip=index_dir))
-    known.save()
-    if library.uploads_dir.is_dir():
-        found += scan(library.uploads_dir, UPLOAD_PREFIX, library.names(), seen)
-    return found
-
-
-_collection_paused = 0
-_collection_lock = threading.Lock()
-
-
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Python's cycle collector paused while a scan makes an object or more per file: at 100,000
-    files its passes over them took a fifth of a build that adds one document. Nothing made
-    here holds a cycle; concurrent builds (a server's uploads) share one pause."""
-    global _collection_paused
-    with _collection_lock:
-        counted = _collection_paused > 0 or gc.isenabled()  # not turned on if the caller had it off
-        if counted:
-            _collection_paused += 1
-            gc.disable()
-    try:
-        yield
-    finally:
-        if counted:
-            with _collection_lock:
-                _collection_paused -= 1
-                if _collection_paused == 0:
-                    gc.enable()
-
-
-def _sort(found: list[Pending | Skipped], live: Live, excluded: Mapping[str, str | None], report: BuildReport,
-          rereading: Rereading) -> tuple[list[Pending], list[Pending], list[str]]:  # fmt: skip
-    """The documents found that the live index holds as they are, those new or changed, and those
-    left out by hand (as they were when left out: one written anew since is new). The skipped files
-    go into `report`, with the documents the last build could not read that are as they were then
-    (read again, they would fail again, after the embedding model was loaded for them). A .jsonl
-    record moved to another file, same id and content, is changed: its source (what a scope's
-    folder matches) is the new file's. A document as it was that `rereading` has due (its reader
-    changed since) is read again and counted so. One pass: at a million chunks, every pass over
-    the folder counts."""
-    keep: list[Pending] = []
-    fresh: list[Pending] = []
-    left_out: list[str] = []
-    unreadable = live.manifest.get("unreadable", {})
-    for item in found:
-        if isinstance(item, Skipped):
-            report.skipped.append(item)
-        elif item.id in excluded and excluded[item.id] in (None, item.hash):
-            left_out.append(item.id)
-        elif (failed := unreadable.get(item.id)) and failed[0] == item.hash:  # as it was: it fails again,
-            if rereading.due(item):  # unless it is read otherwise now
-                fresh.append(item)
-                report.read_again += 1
-            else:
-                report.skipped.append(Skipped(item.source, failed[1], item.id))
-        else:
-            old = live.docs.get(item.id)
-            same = old is not None and old[0] == item.hash
-            if same and item.line_offset is not None:  # a record: is it still in the same file?
-                same = _file(live.sources().get(item.id, "")) == _file(item.source)
-            if same and rereading.due(item):
-                same = False
-                report.read_again += 1
-            (keep if same else fresh).append(item)
-    return keep, fresh, left_out
-
-
-def _file(record_source: str) -> str:
-    """The file of a .jsonl record's source, `file:line`."""
-    return record_source.rpartition(":")[0]
 
 
 def _nothing_readable(config: Config) -> ConfigError:

@@ -457,11 +457,11 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_build_goes_on(config, f
 def test_a_file_gone_or_changed_after_the_scan_is_skipped_and_the_build_goes_on(
     config, fake_embedder, monkeypatch
 ):
-    from embeddings import builder
+    from embeddings import changes
 
     records = [{"id": "a", "text": "Alpha text."}, {"id": "b", "text": "Beta text."}]
     (config.docs / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    scan_folder = builder._scan
+    scan_folder = changes.scan_all
 
     def scan_then_change(*args):
         found = scan_folder(*args)
@@ -469,7 +469,7 @@ def test_a_file_gone_or_changed_after_the_scan_is_skipped_and_the_build_goes_on(
         (config.docs / "set.jsonl").write_text(json.dumps({"id": "a", "text": "Other text."}) + "\n")
         return found
 
-    monkeypatch.setattr(builder, "_scan", scan_then_change)
+    monkeypatch.setattr(changes, "scan_all", scan_then_change)
     report = run(config, fake_embedder)
     reasons = {s.source: s.reason for s in report.skipped}
     assert set(reasons) == {"wheat.txt", "set.jsonl:1", "set.jsonl:2"}
