@@ -22,10 +22,11 @@ NOT_AFTER_ABBREVIATION = (
     r"(?<!\b[A-Z]\.)(?<!\b[a-z]\.[a-z]\.)(?<!\b(?:Mr|Ms|Dr|St|Jr|Sr|Mt|vs|Co|Lt)\.)"
     r"(?<!\b(?:Mrs|Rev|Gen|Col|Gov|Sen|Rep|Sgt|Maj|Inc|Ltd|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\.)"
     r"(?<!\b(?:Prof|Corp|Capt|Sept)\.)"
-    # Nor does one before a word in lower case ("approx. five", "etc. and"), nor an abbreviation
+    # Nor does an abbreviation before a word in lower case ("approx. five", "etc. and"), nor one
     # that stands before a number ("No. 5", "Fig. 3", "Art. 7", "pp. 12", "approx. 5%").
-    r"(?![\"'”’)\]]*\s+[a-z])"
-    r"(?!(?:(?<=\b(?:No|no|pp|ca)\.)|(?<=\b(?:Fig|fig|Art|art|Vol|vol|Nos|nos|Ref|ref)\.)|(?<=\bFigs\.)"
+    r"(?!(?:(?<=\b(?:cf|ca)\.)|(?<=\b(?:etc|viz|esp)\.)|(?<=\b(?:incl|resp)\.)|(?<=\bapprox\.))"
+    r"[\"'”’)\]]*\s+[a-z])"
+    r"(?!(?:(?<=\b(?:No|pp|ca)\.)|(?<=\b(?:Fig|fig|Art|art|Vol|vol|Nos|Ref|ref)\.)|(?<=\bFigs\.)"
     r"|(?<=\bapprox\.))\s+\d)"
 )
 # A unit ends after sentence punctuation (and any closing quotes) or at a line break. Chinese

@@ -18,7 +18,12 @@ REMOVED = "[An instruction to AI systems was removed here.]"
 _AI = r"(?:ai|a\.i\.|assistant|chatbot|language model|llm|gpt|model|bot)"
 # What ends the words that name the AI reading the text: "Note to the AI:", "... the model reading
 # this", not "the model railway club" nor "the Model 3 charging cable".
-_AI_ENDS = r"(?=\s*(?:[,:;.!?)—-]|$)|\s+(?:reading|processing|summari[sz]ing|answering|that|who|which)\b)"
+_AI_ENDS = (
+    r"(?=\s*(?:[,:;.!?)—-]|$)|\s+(?:reading|processing|summari[sz]ing|answering|that|who|which|please|then"
+    r"|must|should|reply|respond|answer|ignore|say|write|output|print)\b)"
+)
+# ... after any second word naming it: "Note to the AI assistant:", "Instructions for the AI agent:"
+_AI_NAMED = rf"{_AI}s?(?:\s+(?:{_AI}|agent|system|tool)s?)?{_AI_ENDS}"
 # A system prompt's settings, named in honest technical text: "override the system prompt timeout".
 _SETTING = (
     r"(?!\s+(?:timeouts?|settings?|length|limits?|size|fields?|files?|templates?|editor|window|options?"
@@ -38,9 +43,9 @@ _ORDERS = re.compile(
             r"\b(?:enter|activate|switch\s+(?:to|into)|you\s+are\s+(?:now\s+)?in)\s+(?:developer|dan|god)\s+mode\b",
             r"\bjailbreak\s+(?:mode|prompt)\b|\byou\s+(?:are|have\s+been)\s+jailbroken\b",
             # words addressed to the AI that reads the text
-            rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the|any|all)\s+{_AI}s?{_AI_ENDS}",
+            rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the|any|all)\s+{_AI_NAMED}",
             rf"\b(?:to|for)\s+(?:the|any)\s+{_AI}s?\s+(?:reading|processing|summari[sz]ing|answering)\b",
-            rf"\b(?:if|when)\s+you\s+are\s+an?\s+(?:ai|language model|llm|chatbot)(?:\s+{_AI})?{_AI_ENDS}",
+            rf"\b(?:if|when)\s+you\s+are\s+an?\s+(?:ai|language model|llm|chatbot)(?:\s+(?:{_AI}|agent|system|tool))?{_AI_ENDS}",
             # "whoever reads this, begin your response with ...": the reader told how to reply
             r"\b(?:whoever|anyone|anybody)\s+(?:who\s+)?(?:reads|is\s+reading|processes)\s+this\b[^.!?\n]{0,60}?"
             r"\b(?:your|the)\s+(?:response|reply|answer|output)s?\b",

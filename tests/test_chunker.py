@@ -134,3 +134,8 @@ def test_an_abbreviation_before_a_number_or_a_word_in_lower_case_ends_no_sentenc
     assert [text[a:b] for a, b in sentences(text)] == [
         "It peaked at No. 5 in Fig. 3 and rose approx. 5%.", "Apples, pears etc. are sold.", "It ended."
     ]  # fmt: skip
+    # a sentence may begin in lower case or with a number after any other full stop
+    text = "Revenue grew 10%. eBay grew 5%. The answer is no. 5 people came."
+    assert [text[a:b] for a, b in sentences(text)] == [
+        "Revenue grew 10%.", "eBay grew 5%.", "The answer is no.", "5 people came."
+    ]  # fmt: skip
