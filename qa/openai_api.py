@@ -247,13 +247,21 @@ def withdrawal(streamed: str, answer: Answer) -> str:
     the checked text when the checks made a sentence cite other passages; the abstention and its
     reason when they withdrew the text already streamed."""
     if not answer.abstained:
-        cites = [s.numbers for s in sentences(streamed)] != [s.numbers for s in sentences(answer.text)]
-        return f"{CORRECTED}{answer.text}" if cites else ""
+        return f"{CORRECTED}{answer.text}" if _marks_changed(streamed, answer.text) else ""
     if streamed.strip() == answer.text:
         return ""
     if not streamed.strip():
         return answer.text
     return f"{WITHDRAWN}{answer.reason}] {answer.text}"
+
+
+def _marks_changed(streamed: str, checked: str) -> bool:
+    """Whether the checks made a sentence the model marked cite other passages (a mark added to a
+    sentence the model left unmarked is no correction: the client shows no wrong number)."""
+    said, kept = sentences(streamed), sentences(checked)
+    if len(said) != len(kept):  # not sentence by sentence: any mark the model wrote that is gone
+        return not {n for s in said for n in s.numbers} <= {n for s in kept for n in s.numbers}
+    return any(a.numbers and a.numbers != b.numbers for a, b in zip(said, kept, strict=True))
 
 
 def event(data: dict) -> str:

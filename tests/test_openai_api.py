@@ -233,6 +233,9 @@ def test_a_streamed_text_whose_citations_docqa_corrected_is_followed_by_the_chec
     assert note == "\n\n[docqa corrected the citations:] Ismail Khan mediated it. [1]"
     [turn] = openai_api.turns([("user", "Who?"), ("assistant", streamed + note)])
     assert turn.answer.text == "Ismail Khan mediated it. [1]" and not turn.answer.abstained
+    assert openai_api.withdrawal("Ismail Khan mediated it.", answered()) == "", (
+        "a mark added is no correction"
+    )
 
 
 def test_embeddings_as_floats_or_as_the_base64_the_openai_client_asks_for():
