@@ -102,11 +102,12 @@ class Library:
         (`indexed`), what the build skipped and `found` (what it scanned), by the documents read
         from the upload's file: a .jsonl upload's are its records, with ids of their own."""
         failed = {s.id: s.reason for s in skipped if s.id}
-        unread: dict[str, str] = {}  # a file not read at all, or a .jsonl record ("faq.jsonl:3")
+        unread: dict[
+            str, str
+        ] = {}  # by file: one not read at all, or a skipped .jsonl record ("faq.jsonl:3")
         for s in skipped:
             file, _, line = s.source.rpartition(":")
-            if not s.id:
-                unread.setdefault(file if line.isdigit() else s.source, s.reason)
+            unread.setdefault(file if line.isdigit() else s.source, s.reason)
         folder = os.path.abspath(self.uploads_dir) + os.sep
         read: dict[str, list[str]] = {}  # stored file name -> the ids of the documents read from it
         for item in found:

@@ -87,7 +87,9 @@ class Skipped:
     reason: str
     id: str | None = None  # the document id, where the file gives one
     folder: bool = False  # a folder that could not be listed: the documents indexed from it are kept
-    passing: bool = False  # not read at all (UnreadableDocument.passing): not remembered as unreadable
+    passing: bool = (
+        False  # not read at all (UnreadableDocument.passing), or a duplicate: not remembered as unreadable
+    )
 
 
 def _title_from(path: Path) -> str:

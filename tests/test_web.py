@@ -162,6 +162,11 @@ def test_a_jsonl_upload_is_marked_by_its_records_indexed_or_failed(service, tmp_
     assert marked["bad.jsonl"][0] == "failed" and marked["bad.jsonl"][1], "with the record's reason"
     retried = Handlers(service).retry()
     assert "bad.jsonl" in retried and "faq.jsonl" not in retried, "only the upload that failed is retried"
+    again = tmp_path / "again.jsonl"  # every record an id the index holds already
+    again.write_text('{"id": "q1", "text": "Refunds take ten days."}\n')
+    Handlers(service).upload([str(again)])
+    [(status, error)] = [(u.status, u.error) for u in service.uploads() if u.name == "again.jsonl"]
+    assert status == "failed" and "duplicate document id 'q1'" in error
 
 
 def test_an_upload_whose_indexing_failed_stays_listed_and_can_be_retried(service, tmp_path, monkeypatch):
