@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from qa.words import MONTHS, SCALES, content, key_words, number, surfaces, words
+from qa.words import MONTHS, SCALES, WORD, content, key_words, norm, number, surfaces, words
 
 # words, other words -> each word's closeness in meaning to the closest of the others (a cosine)
 Alike = Callable[[list[str], list[str]], list[float]]
@@ -245,7 +245,8 @@ def relevance(
         raise ValueError("holding a term by a word close to it needs `alike` to measure closeness")
     wanted = terms(question)
     held = set(content(context))
-    held |= {t for t in wanted if t not in held and any(_derived(w, t) for w in held)}
+    proper = {norm(w) for w in WORD.findall(question) if w[:1].isupper()}  # names, not words at large
+    held |= {t for t in wanted if t in proper and t not in held and any(_derived(w, t) for w in held)}
     missing = [t for t in wanted if t not in held]
     if missing and near < 1 and alike is not None:
         spelled, written = surfaces(question), surfaces(context)
@@ -261,14 +262,18 @@ def relevance(
     return Relevance(round(share, 3), bool(said), expected, found, round(closeness, 3), weight, near)
 
 
-# Endings that make a word of a people, a language or a participle from another word: "Indian"
-# holds "India", "Egyptian" "Egypt", "Japanese" "Japan" (stemmed "japanes"), "given" "give", "northern" "north".
-_DERIVING = ("n", "an", "ian", "ese", "es", "i", "ish", "en", "ern")
+# Endings that make a people's or a language's word from a name: "Indian" holds "India", "Kenyan"
+# "Kenya", "Egyptian" "Egypt", "Japanese" "Japan" (stemmed "japanes"), "Pakistani" "Pakistan".
+_DERIVING = ("an", "ian", "ese", "es", "i", "ish")
 
 
 def _derived(word: str, term: str) -> bool:
-    """Whether `word` is `term` with an ending of _DERIVING (both as `content` gives them)."""
-    return len(term) >= 4 and word.startswith(term) and word[len(term) :] in _DERIVING
+    """Whether `word` is the name `term` with an ending of _DERIVING, or "n" after its final "a"
+    (both as `content` gives them): not "Steven" for "Steve" (though "Milan" for "Mila")."""
+    if len(term) < 4 or not word.startswith(term):
+        return False
+    ending = word[len(term) :]
+    return ending in _DERIVING or (ending == "n" and term.endswith("a"))
 
 
 def _gives(expected: str | None, answer: str, asked: set[str]) -> bool:

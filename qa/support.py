@@ -273,7 +273,10 @@ def _hedged(sentence: str, window: str, question: str) -> bool:
 
 def _opposes(sentence: str, window: str) -> bool:
     """The sentence says one of a pair of opposites ("rose", "before") where the window says only
-    the other ("fell", "after")."""
+    the other ("fell", "after"); not where either denies it ("was not successful" is "failed"),
+    which the negation check reads."""
+    if negations(sentence) or negations(window):
+        return False
     said, held = {norm(w) for w in words(sentence)}, {norm(w) for w in words(window)}
     return any(said & a and not said & b and held & b and not held & a for a, b in _OPPOSED)
 
