@@ -132,7 +132,10 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
                                                {"calibrated": calibrated}), jobs)  # fmt: skip
             replies = list(tqdm(asking, total=len(jobs), desc=f"{name} (sureness)", unit="question"))
         chose = sureness.choose(replies, "calibrated")
-        sure = chose["threshold"]
+        if chose["right"] + chose["wrong"]:  # a runtime that measures no sureness leaves no lever
+            sure = chose["threshold"]
+        else:
+            chose = None
     rules = {
         "calibrated": calibrated,
         "as configured": (config.min_relevance, config.min_lexical,
