@@ -102,8 +102,8 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
     None); `checks` come from their own stages. The model answers a sample of the report half,
     or of the calibration half (`asked_from`) to try a change without looking at the report half.
     `levers`: other checks scored on the same replies under the calibrated gate, each its own
-    rule, so a check's part in the outcome is measured beside it. The sureness check (off as
-    shipped) is such a lever (SURE): at `sure`, or at the threshold chosen on the model's replies
+    rule, so a check's part in the outcome is measured beside it. The sureness check is such a
+    lever (SURE), beside the shipped value the configured rule uses: at `sure`, or at the threshold chosen on the model's replies
     to `sure_sizes` questions of the calibration half, by group, asked first (evaluation/sureness.py)."""
     started = time.perf_counter()
     assistant = Assistant(index, generator, config)

@@ -23,11 +23,11 @@ def _sureness_chosen(chosen: dict | None) -> list[str]:
         return []
     if "replies" not in chosen:
         return [
-            f"Sureness check (a lever, off as shipped; qa/sureness.py) at {chosen['threshold']}, as the XQuAD stage chose it.",
+            f"Sureness check (scored as a lever; qa/sureness.py) at {chosen['threshold']}, as the XQuAD stage chose it.",
             "",
         ]
     return [
-        f"Sureness check (a lever, off as shipped: the model's least likely word of its own, qa/sureness.py) "
+        f"Sureness check (scored as a lever: the model's least likely word of its own, qa/sureness.py) "
         f"chosen on {chosen['replies']} replies to questions of the calibration half: of the answers the "
         f"calibrated rule let stand, {chosen['right']} right and {chosen['wrong']} wrong, threshold "
         f"{chosen['threshold']} withdrew {chosen['right_withdrawn']} of the right and {chosen['wrong_withdrawn']} "

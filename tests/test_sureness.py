@@ -65,7 +65,7 @@ def test_ask_withdraws_an_answer_whose_own_word_the_model_found_unlikely(tmp_pat
     assert not sure.abstained and sure.sureness == config.min_sureness + 0.1
     shipped = Assistant(index, FakeGenerator("India sent 50,000 tonnes of wheat. [1]", chances={"50,000": 0.05}),
                         replace(config, min_sureness=Config().min_sureness)).ask("How much wheat did India send?")  # fmt: skip
-    assert not shipped.abstained and shipped.sureness == 0.05, "off as shipped: measured, not checked"
+    assert shipped.abstained and shipped.sureness == 0.05, "on as shipped"
 
 
 def test_a_piece_keeps_its_chance_when_sent_to_another_process():
