@@ -102,9 +102,8 @@ class Library:
         (`indexed`), what the build skipped and `found` (what it scanned), by the documents read
         from the upload's file: a .jsonl upload's are its records, with ids of their own."""
         failed = {s.id: s.reason for s in skipped if s.id}
-        unread: dict[
-            str, str
-        ] = {}  # by file: one not read at all, or a skipped .jsonl record ("faq.jsonl:3")
+        # By file: the reason one was not read at all, or a .jsonl record was skipped ("faq.jsonl:3").
+        unread: dict[str, str] = {}
         for s in skipped:
             file, _, line = s.source.rpartition(":")
             unread.setdefault(file if line.isdigit() else s.source, s.reason)
