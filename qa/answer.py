@@ -169,7 +169,7 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
     elif sure is not None and sure < checks.sure:
         reason = (
             f"the model was unsure of its answer (its least likely word of its own had probability "
-            f"{sure:.2f}, below {checks.sure:.2f})"
+            f"{sure:.3f}, below {checks.sure:.3f})"
         )
     else:
         return answer

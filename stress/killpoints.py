@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from embeddings import builder, embedder, generation, ingest, library, segment, store
+from embeddings import changes, embedder, generation, ingest, library, segment, store
 
 # The steps of a build, in order. The commit (entered before the steps inside it, left after them
 # all) seals the new files (fsync and hash them), writes the manifest, moves the new segments into
@@ -85,7 +85,7 @@ def install(marks_file: Path, kill_at: str | None = None) -> None:
         setattr(owner, attribute, wrapper)
 
     marked(library.Library, "store", "store upload")
-    marked(builder, "_scan", "scan")
+    marked(changes, "scan_all", "scan")
     marked(generation.Live, "read", "read index")
     marked(embedder.Embedder, "load", "load model")
     marked(ingest.Ingest, "__call__", "embed")
