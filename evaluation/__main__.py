@@ -39,9 +39,10 @@ from qa.generator import from_config as load_generator
 from qa.generator import load
 
 STAGES = ["retrieval", "contradictions", "asked", "xquad", "news", "followups", "injection", "summaries"]
-# Sized for well under an hour on a 2-core CPU with the default model on the CPU runtime (35
-# minutes before the sureness sample's 60 answers; about 2 hours at the 30-45 s per answer of
-# the bf16 model); the model-free stages (contradictions, asked, the relevance gate) use every case.
+# Sized for well under an hour on a 2-core CPU with the default model on the CPU runtime (42
+# minutes with the sureness sample's 60 answers, reports/eval.md; about 2 hours at the 30-45 s per
+# answer of the bf16 model); the model-free stages (contradictions, asked, the relevance gate) use
+# every case.
 FULL = {
     "scifact_queries": None,
     "xquad": {"answerable": 30, "on_topic": 20, "off_topic": 20},
