@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
@@ -58,7 +59,7 @@ class Library:
                 f"{display}: {size:,} bytes is over the upload limit of {max_bytes:,} bytes ({max_bytes / 1e6:.0f} MB)"
             )
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
-        stored = f"{uuid.uuid4().hex}{ext}"
+        stored = _stored_name(ext)
         partial = self.uploads_dir / f".{stored}.part"
         shutil.copyfile(source, partial)
         os.replace(partial, self.uploads_dir / stored)
@@ -198,3 +199,10 @@ def _a_registry(value: object) -> bool:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _stored_name(ext: str) -> str:
+    """A generated name that sorts after every earlier one, older installs' plain hex names
+    included ("u" sorts after hex digits): builds read uploads in name order, and where two share
+    a document id the first read keeps it, so an upload never takes the id of an earlier one."""
+    return f"u{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{ext}"

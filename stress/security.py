@@ -213,7 +213,7 @@ def upload_names() -> dict:
                 continue
             created = {p for p in root.rglob("*")} - before
             outside = [p for p in created if p != library.index_dir and library.index_dir not in p.parents]
-            if outside or not re.fullmatch(r"[0-9a-f]{32}\.[a-z]+", upload.stored):
+            if outside or not re.fullmatch(r"u[0-9]{20}-[0-9a-f]{8}\.[a-z]+", upload.stored):
                 failures.append(f"{name!r}: stored as {upload.stored!r}, created {outside}")
         for name, size, expect in (("big.txt", 2000, "limit"), ("tool.exe", 10, "does not read"),
                                    ("noext", 10, "does not read")):  # fmt: skip

@@ -11,7 +11,7 @@ import pytest
 from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.errors import ConfigError, IndexBusy
-from embeddings.library import UPLOAD_PREFIX
+from embeddings.library import UPLOAD_PREFIX, Library
 from qa.render import answer_html, highlight
 from qa.service import Service
 from qa.web import Handlers
@@ -167,6 +167,17 @@ def test_a_jsonl_upload_is_marked_by_its_records_indexed_or_failed(service, tmp_
     Handlers(service).upload([str(again)])
     [(status, error)] = [(u.status, u.error) for u in service.uploads() if u.name == "again.jsonl"]
     assert status == "failed" and "duplicate document id 'q1'" in error
+
+
+def test_uploads_are_read_in_the_order_they_came_so_the_first_keeps_a_shared_id(tmp_path):
+    library = Library(tmp_path / "index")
+    older = library.uploads_dir / "ffffffffffffffffffffffffffffffff.jsonl"  # an older install's name
+    older.parent.mkdir(parents=True)
+    older.write_text("{}")
+    note = tmp_path / "note.jsonl"
+    note.write_text('{"id": "q1", "text": "Refunds take five working days."}')
+    stored = [library.store(f"note{i}.jsonl", note, 1000).stored for i in range(30)]
+    assert sorted([older.name, *stored]) == [older.name, *stored]
 
 
 def test_an_upload_whose_indexing_failed_stays_listed_and_can_be_retried(service, tmp_path, monkeypatch):
