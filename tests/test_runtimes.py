@@ -337,6 +337,30 @@ def test_the_gpu_path_static_cache_compiled_and_batched_runs_on_the_cpu(tmp_path
     assert sorted(compiled._lanes) == [1, 2, 4], "three questions decode in the lane of four"
 
 
+def test_the_gpu_path_gives_the_probability_of_each_token_it_chooses(tmp_path):
+    """An answer's sureness (qa/sureness.py) is measured on this runtime as on the CPU one: each
+    token comes with the probability the model gave it, in one `generate` and in the compiled step."""
+    import torch
+
+    model = hf.load(tiny_model(tmp_path / "tiny"), "cpu", torch.float32)
+    prompt, expected = [5, 17, 33, 9, 101, 7], []
+    with torch.inference_mode():  # greedy decoding by hand, four tokens
+        ids = torch.tensor([prompt])
+        for _ in range(4):
+            probabilities = model(input_ids=ids).logits[0, -1].float().softmax(-1)
+            expected.append((int(probabilities.argmax()), float(probabilities.max())))
+            ids = torch.cat([ids, probabilities.argmax().view(1, 1)], dim=1)
+    for batch in (hf.HfBatch(model, pad_id=0, capacity=1),
+                  hf.HfBatch(model, pad_id=0, capacity=2, static_cache=True, cache_tokens=64)):  # fmt: skip
+        batch.join("q", prompt)
+        made = []
+        while len(made) < 4:
+            made += [(token, batch.chances["q"][0]) for token in batch.step().values()]
+        batch.leave("q")
+        assert [t for t, _ in made] == [t for t, _ in expected]
+        assert [c for _, c in made] == pytest.approx([c for _, c in expected], rel=1e-4)
+
+
 def test_a_new_conversion_removes_the_ones_it_supersedes_and_no_other(tmp_path):
     def converted(name: str, variant: list | None) -> Path:
         folder = tmp_path / name

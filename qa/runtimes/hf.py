@@ -44,9 +44,7 @@ class HfBatch:
     _lanes: dict[int, _Lane] = field(default_factory=dict)  # static caches by number of rows
     _step: Callable | None = None  # the decoding step, compiled on first use
     _running: bool = False
-    # decoding.Batch.chances: not measured here (compiled steps return the tokens alone), so an
-    # answer's sureness is not measured on this runtime (Answer.sureness is None).
-    chances: dict[object, tuple[float, ...]] = field(default_factory=dict)
+    chances: dict[object, tuple[float, ...]] = field(default_factory=dict)  # decoding.Batch.chances
 
     @property
     def context(self) -> int:
@@ -77,6 +75,7 @@ class HfBatch:
             self._left.add(self._rows.index(key))
 
     def step(self) -> dict[object, int | None]:
+        self.chances = {}
         if self._running and len(self._left) == len(self._rows):
             while (item := self._tokens.get()) is not _DONE and not isinstance(item, BaseException):
                 pass  # every reader has gone: let generate see it and stop
@@ -92,7 +91,9 @@ class HfBatch:
             if isinstance(item, BaseException):
                 raise item
             return ended
-        return {key: int(token) for key, token in zip(self._rows, item, strict=True)}
+        made, chances = item
+        self.chances = {key: (chance,) for key, chance in zip(self._rows, chances, strict=True)}
+        return {key: int(token) for key, token in zip(self._rows, made, strict=True)}
 
     def _end(self) -> None:
         self._running, self._rows, self._left = False, [], set()
@@ -134,17 +135,18 @@ class HfBatch:
             mode = "reduce-overhead" if on_gpu else "default"  # CUDA graphs on a GPU
             self._step = torch.compile(_step, mode=mode, dynamic=False) if self.compile else _step
         padded = prompts + [[self.pad_id]] * (rows - asked)
-        put(lane.prefill(self.model, padded, self.pad_id)[:asked].tolist())
+        first, chance = lane.prefill(self.model, padded, self.pad_id)
+        put((first[:asked].tolist(), chance[:asked].tolist()))
         for _ in range(self.cache_tokens - max(map(len, prompts)) - 1):
             if len(left) == asked:
                 return
             if self.compile:
                 torch.compiler.cudagraph_mark_step_begin()
-            made = self._step(self.model, lane.cache, lane.tokens, lane.slot, lane.pads, lane.columns)
-            put(made[:asked].tolist())
+            made, chance = self._step(self.model, lane.cache, lane.tokens, lane.slot, lane.pads, lane.columns)
+            put((made[:asked].tolist(), chance[:asked].tolist()))
 
     def _generate(self, prompts: list[list[int]], put: Callable, left: set[int]) -> None:
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
         from transformers.generation.streamers import BaseStreamer
 
         longest = max(map(len, prompts))
@@ -152,10 +154,17 @@ class HfBatch:
         ids = _left_padded(prompts, self.pad_id, device)
         mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts], device=device)
 
+        chances: list[list[float]] = []  # of the token each row is about to be given
+
+        class Chances(LogitsProcessor):  # the last processor: greedy takes its scores' likeliest
+            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+                chances.append(_chance(scores).tolist())
+                return scores
+
         class Rows(BaseStreamer):
             def put(self, value: torch.Tensor) -> None:
                 if value.dim() == 1:  # one new token per row (the prompt arrives first, 2-D)
-                    put(value.tolist())
+                    put((value.tolist(), chances.pop()))
 
             def end(self) -> None:
                 pass
@@ -171,6 +180,7 @@ class HfBatch:
             input_ids=ids,
             attention_mask=mask,
             streamer=Rows(),
+            logits_processor=LogitsProcessorList([Chances()]),
             stopping_criteria=StoppingCriteriaList([Left()]),
             max_new_tokens=4096,
             do_sample=False,
@@ -228,11 +238,12 @@ class _Lane:
         ).logits  # fmt: skip
         first = logits[:, -1].argmax(-1)
         self.tokens.copy_(first[:, None])
-        return first
+        return first, _chance(logits[:, -1])
 
 
 def _step(model, cache, tokens: torch.Tensor, slot: torch.Tensor, pads: torch.Tensor, columns: torch.Tensor):
-    """One greedy decoding step for every row: compiled whole, it is a single CUDA graph."""
+    """One greedy decoding step for every row, and the probability of the token each row is
+    given: compiled whole, it is a single CUDA graph."""
     seen = (columns[None, :] >= pads[:, None]) & (columns[None, :] <= slot)
     logits = model(
         input_ids=tokens, attention_mask=_additive(seen[:, None, None], model.dtype),
@@ -241,7 +252,13 @@ def _step(model, cache, tokens: torch.Tensor, slot: torch.Tensor, pads: torch.Te
     chosen = logits[:, -1].argmax(-1)
     tokens.copy_(chosen[:, None])
     slot.add_(1)
-    return chosen
+    return chosen, _chance(logits[:, -1])
+
+
+def _chance(logits: torch.Tensor) -> torch.Tensor:
+    """[rows] the probability of each row's likeliest token, from its logits [rows, vocabulary]."""
+    logits = logits.float()
+    return 1.0 / torch.exp(logits - logits.amax(-1, keepdim=True)).sum(-1)
 
 
 def _left_padded(prompts: list[list[int]], pad_id: int, device) -> torch.Tensor:
