@@ -373,6 +373,7 @@ def _spelled_out(text: str, scaled: bool = True) -> str:
     as words, a number of two words ("twenty-five", "twenty-first") in digits and a country's
     or union's name as its acronym and a currency's sign as its name, so that the checks read
     one claim written two ways as one; `scaled`, an amount with its scale as its digits."""
+    text = _ISO_DATE.sub(_written_date, text)
     text = _JOINED.sub(_unit, _PERCENT.sub(" percent", _MINUS.sub("-", text)))
     text = _TENS_AND_ONES.sub(_tens_and_ones, text)
     text = _ACRONYMS.sub(lambda m: _ACRONYM_OF[" ".join(m.group().lower().split())], text)
@@ -382,6 +383,18 @@ def _spelled_out(text: str, scaled: bool = True) -> str:
     if scaled and _SCALE_WORD.search(text):  # most texts name no scale: one quick scan
         text = _SCALED.sub(_scaled, text)
     return _US.sub("USA", text)
+
+
+# A date as ISO 8601 writes it ("2024-03-05", also before a time): the day, month and year a
+# reply may write as "March 5, 2024".
+_ISO_DATE = re.compile(r"(?<![\d-])(\d{4})-(0?[1-9]|1[0-2])-(0?[1-9]|[12]\d|3[01])(?!\d)(T(?=\d))?")
+_MONTH_ORDER = ("January", "February", "March", "April", "May", "June", "July", "August",
+                "September", "October", "November", "December")  # fmt: skip
+
+
+def _written_date(m: re.Match) -> str:
+    at = " at " if m.group(4) else ""  # "2024-05-01T18:00"
+    return f"{int(m.group(3))} {_MONTH_ORDER[int(m.group(2)) - 1]} {m.group(1)}{at}"
 
 
 _TENS = {w: int(n) for w, n in _NUMBER_WORDS.items() if int(n) >= 20}

@@ -63,7 +63,9 @@ def test_a_fact_written_another_way_is_the_fact_its_passage_states(said, passage
     ("said", "passage"),
     [("The Eiffel Tower is 330 feet tall.", "The Eiffel Tower is 330 metres tall."),
      ("Unemployment fell to 6 percent.", "Unemployment fell to 5% in May."),
-     ("They won the UK Open.", "They won the U.S. Open.")],
+     ("They won the UK Open.", "They won the U.S. Open."),
+     ("The law took effect on March 7, 2024.", "The law took effect on 2024-03-05."),
+     ("The law took effect on 2024-05-03.", "The law took effect on 3 March 2024.")],
 )  # fmt: skip
 def test_a_fact_written_another_way_still_needs_its_own_number_unit_and_name(said, passage):
     found = support(said, passage, "How tall is the Eiffel Tower?")
@@ -378,6 +380,9 @@ def test_an_acronym_an_ordinal_a_unit_a_day_a_currency_an_opposite_or_a_hedge_th
         ("The treaty was signed on March 5, 2001.", "The treaty was signed on March 05, 2001."),
         ("The office opens at 8:00.", "The office opens at 08:00."),
         ("The dose is 0.5 mg.", "The dose is .5 mg a day."),
+        ("The law took effect on March 5, 2024.", "The law took effect on 2024-03-05 in all provinces."),
+        ("The law took effect on 2024-03-05.", "The law took effect on 5 March 2024 in all provinces."),
+        ("The polls closed on 1 May 2024.", "Polls closed 2024-05-01T18:00 local time."),
         ("No one was hurt in the fire.", "Nobody was hurt in the fire."),
         ("The 1998 launch was not successful.", "The 1998 launch failed."),
         ("The players blamed one another.", "The players blamed each other."),
