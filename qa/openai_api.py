@@ -361,8 +361,10 @@ def _messages(value: object) -> list[tuple[str, str]]:
         if role not in ROLES:
             raise ApiError(400, f"{where}.role must be one of {', '.join(ROLES)}, not {role!r}", "messages")
         out.append((role, _text(message.get("content"), where)))
-    if out[-1][0] != "user" or not out[-1][1].strip():
-        raise ApiError(400, "the last message must be the user's question, with text in it", "messages")
+    spoken = [m for m in out if m[0] in ("user", "assistant")]  # a system message may come last
+    if not spoken or spoken[-1][0] != "user" or not spoken[-1][1].strip():
+        raise ApiError(400, "the last message must be the user's question, with text in it (system and "
+                       "developer messages may come anywhere)", "messages")  # fmt: skip
     return out
 
 
@@ -387,6 +389,9 @@ def _text(content: object, where: str) -> str:
     texts = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "refusal" and isinstance(part.get("refusal"), str):  # an assistant's, as OpenAI writes it
+            texts.append(part["refusal"])
+            continue
         if kind != "text" or not isinstance(part.get("text"), str):
             shown = f"a part of type {kind!r}" if kind else "a part that is not {type: text, text}"
             raise ApiError(400, f"docqa reads text only, and {where} has {shown}", "messages")

@@ -54,6 +54,15 @@ def test_the_last_user_message_is_the_question_and_the_rest_is_kept_as_the_conve
     assert chat_request(ask(stream=True), EMBEDDER).stream
 
 
+def test_a_system_message_after_the_question_and_an_assistants_refusal_part_are_read_as_openai_sends_them():
+    body = ask(messages=[{"role": "user", "content": "Who won?"},
+                         {"role": "assistant", "content": [{"type": "refusal", "refusal": "I cannot say."}]},
+                         QUESTION, {"role": "system", "content": "Answer in English."}])  # fmt: skip
+    asked = chat_request(body, EMBEDDER)
+    assert asked.question == QUESTION["content"]
+    assert asked.earlier == [("user", "Who won?"), ("assistant", "I cannot say.")]
+
+
 def test_earlier_messages_become_the_conversations_turns_and_a_withdrawn_draft_never_does():
     withdrawn = openai_api.withdrawal("Ismail Khan went to Paris.", abstention("Where?", [], "not held", "m"))
     earlier = [("system", "Be brief."), ("user", "Who met?"), ("assistant", "Massoud and Muttaqi. [1]"),
