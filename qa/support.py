@@ -2,14 +2,16 @@
 
 The sentence is aligned with the passage's sentence (or pair of adjacent sentences) that holds
 most of its content words: its window. It is supported when the window holds enough of those
-words, every key word it turns on (a number, a date, a name) is in the window, and the two
-agree on negation. Word overlap alone passes "Massoud did not meet Muttaqi in Tehran" and "...
+words, every key word it turns on (a number, a date, a name) is in the window (or, for a sentence
+of several clauses, each clause's in the one of two adjacent sentences that holds it), and the
+two agree on negation. Word overlap alone passes "Massoud did not meet Muttaqi in Tehran" and "...
 in Kabul" (a place the article names elsewhere); the window and the key words do not."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from embeddings.chunker import sentences
 from qa.words import (
@@ -63,7 +65,9 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     """How well `passage` holds `sentence`. Words the question gives count only where they do
     not carry the claim: they need not be in the window, but a key word the question gives must
     still be somewhere in the passage or its title. The words of `named` are given the same way
-    (a summary names the documents it draws on by their titles) without being a question."""
+    (a summary names the documents it draws on by their titles) without being a question. A
+    sentence whose key words no one passage sentence holds may be held clause by clause, by two
+    adjacent sentences (see _by_clauses)."""
     claim = content(sentence)
     if not claim:
         return NONE  # "It was." is no evidence of anything
@@ -80,34 +84,94 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     # sentences may hold more of the claim's words, but the key words must stand in the anchor:
     # "the Panthers defense gave up 308 points" does not become "the Kawann Short defense" because
     # the next sentence names Kawann Short.
-    best: tuple[tuple, Support] | None = None
-    for start, end in spans:
-        text = passage[start:end]
-        score = _share(counted, text)
-        seen = vocabulary(text)
-        missing = tuple(
-            sorted(
-                k for k in keys
-                if not _named(k, seen) and not (k in given and _named(k, anywhere))
-                and not (k in fallen and f"-{k}" in seen)
-            )
-        )  # fmt: skip
-        rank = (score - 0.25 * len(missing), -(end - start))
-        if best is None or rank > best[0]:
-            best = (rank, Support(round(score, 3), start, end, missing))
-    assert best is not None
-    anchor = best[1]
+    anchor = _anchor(counted, keys, passage, spans, given, anywhere, fallen)
     start, end, score = anchor.start, anchor.end, anchor.score
     for a, b in zip(spans, spans[1:], strict=False):  # the anchor and a neighbour, when that holds more
         if a[0] == anchor.start or b[0] == anchor.start:
             pair = _share(counted, passage[a[0] : b[1]])
             if pair > score:
                 start, end, score = a[0], b[1], pair
+    if anchor.missing and (joined := _by_clauses(sentence, passage, spans, question, given, anywhere)):
+        start, end, score, anchor = *joined, replace(anchor, missing=())
     window = passage[start:end]
     missing = as_written(anchor.missing, sentence) if anchor.missing else ()  # most often none
     contradicts = _contradicts(sentence, window, question) or _opposes(sentence, window)
     return Support(round(score, 3), start, end, missing, contradicts, _hedged(sentence, window, question))
 
+
+def _missing(
+    keys: set[str], seen: set[str], given: set[str], anywhere: set[str], fallen: set[str]
+) -> tuple[str, ...]:
+    """The key words a window (`seen`, its vocabulary) lacks: one the question gives may stand
+    anywhere in the passage, and a fall's amount may be written with its sign."""
+    return tuple(
+        sorted(
+            k for k in keys
+            if not _named(k, seen) and not (k in given and _named(k, anywhere))
+            and not (k in fallen and f"-{k}" in seen)
+        )
+    )  # fmt: skip
+
+
+def _anchor(
+    counted: list[str], keys: set[str], passage: str, spans: list[tuple[int, int]], given: set[str],
+    anywhere: set[str], fallen: set[str],
+) -> Support:  # fmt: skip
+    """The passage sentence that holds most of the claim's words (`counted`) with its key words."""
+    best: tuple[tuple, Support] | None = None
+    for start, end in spans:
+        text = passage[start:end]
+        score = _share(counted, text)
+        missing = _missing(keys, vocabulary(text), given, anywhere, fallen)
+        rank = (score - 0.25 * len(missing), -(end - start))
+        if best is None or rank > best[0]:
+            best = (rank, Support(round(score, 3), start, end, missing))
+    assert best is not None
+    return best[1]
+
+
+def _by_clauses(
+    sentence: str,
+    passage: str,
+    spans: list[tuple[int, int]],
+    question: str,
+    given: set[str],
+    anywhere: set[str],
+) -> tuple[int, int, float] | None:
+    """The window (start, end, share of the claim) of two adjacent passage sentences that hold
+    `sentence` clause by clause: each clause held by one of them alone, its key words with it.
+    "Massoud met Muttaqi in Tehran, in a talk mediated by Ismail Khan" joins two facts the article
+    states one after the other. None where a clause is not held so, or the sentence has one
+    clause: "the Kawann Short defense gave up 308 points" borrows no name from the next sentence."""
+    parts = _CLAUSE.split(sentence)
+    if len(parts) < 2:
+        return None
+    anchors = []
+    for part in parts:
+        counted = [w for w in content(part) if w not in given]
+        if len(counted) < _CLAUSE_WORDS:  # "In December,": no claim of its own
+            return None
+        fallen = _after_a_fall(words(part))
+        held = _anchor(counted, key_words(part), passage, spans, given, anywhere, fallen)
+        text = passage[held.start : held.end]
+        if (
+            held.score < _CLAUSE_HELD
+            or held.missing
+            or _contradicts(part, text, question)
+            or _opposes(part, text)
+        ):
+            return None
+        anchors.append(held)
+    start, end = min(h.start for h in anchors), max(h.end for h in anchors)
+    if not any(a[0] == start and end == b[1] for a, b in zip(spans, spans[1:], strict=False)):
+        return None  # one sentence (its key words were missing there), or farther apart than two
+    claim = content(sentence)
+    return start, end, _share([w for w in claim if w not in given] or claim, passage[start:end])
+
+
+# A clause's end inside a sentence: a comma, semicolon or dash before the next (not the comma of "50,000").
+_CLAUSE = re.compile(r"\s*[,;]\s+|\s+[–—-]\s+")
+_CLAUSE_WORDS, _CLAUSE_HELD = 3, 0.75  # a clause is a claim of its own, and its sentence holds most of it
 
 # Words between a word for down and the change it gives: "fell by about 5", "lost nearly 5".
 _BEFORE_A_CHANGE = frozenset(

@@ -97,6 +97,24 @@ def test_contradictions_are_flagged_with_the_reason(sentence, problem):
     assert problem.lower() in (found.problem or "").lower()
 
 
+def test_two_facts_of_adjacent_sentences_joined_clause_by_clause_are_held_and_nothing_looser():
+    passage = (
+        "Ahmad Massoud met the acting Foreign Minister Amir Khan Muttaqi in Tehran. The meeting was "
+        "mediated by the former governor of Herat province Ismail Khan. India gave 50,000 tonnes of wheat."
+    )
+    joined = support(
+        "Ahmad Massoud met Muttaqi in Tehran, in a meeting mediated by the governor Ismail Khan.", passage
+    )
+    assert joined.holds(T) and passage[joined.start : joined.end].endswith("Ismail Khan."), joined
+    for borrowed in (
+        "Ahmad Massoud met Ismail Khan in Tehran.",  # one clause: no name from the next sentence
+        "In Herat, Ahmad Massoud met the minister Muttaqi.",  # "In Herat" is no claim of its own
+        "Ahmad Massoud met Muttaqi in Tehran, and India gave 50,000 tonnes of wheat to Ismail Khan.",
+        "Ahmad Massoud met Muttaqi in Tehran, in a meeting mediated by the governor Ismail Khan of Kabul.",
+    ):
+        assert not support(borrowed, passage).holds(T), borrowed
+
+
 @pytest.mark.parametrize(
     ("sentence", "passage", "name"),
     [
