@@ -158,11 +158,10 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     said = [text[a:b].strip() for a, b in sentences(text)]
     listed = any(is_list_item(s) for s in said)
     passages, titles = [p.text for p in sources], [p.title for p in sources]
-    # A summary names its documents by their titles ('The "Pricing" page lists ...'): their words
-    # are given, as a question's are, so they need only stand in that passage's own title.
-    named = " ".join(titles)
+    # A summary names its documents by their titles ('The "Pricing" page lists ...'): a title's
+    # words need only stand in that passage's own title.
     held = [
-        bool(passages) and best(plain(s), passages, "", titles, threshold, named)[1].holds(threshold)
+        bool(passages) and best(plain(s), passages, "", titles, threshold, named=True)[1].holds(threshold)
         for s in said
     ]
     if not any(held):

@@ -64,15 +64,19 @@ HEDGED = "the passage says only that it may be so"
 def support(sentence: str, passage: str, question: str = "", title: str = "", named: str = "") -> Support:
     """How well `passage` holds `sentence`. Words the question gives count only where they do
     not carry the claim: they need not be in the window, but a key word the question gives must
-    still be somewhere in the passage or its title. The words of `named` are given the same way
-    (a summary names the documents it draws on by their titles) without being a question. A
+    still be somewhere in the passage or its title. The words of `named` (a summary names the
+    document it draws on by its title) count where the window holds them and need not be there
+    when it does not: "Overall, the council approved the budget" restates the title "Council
+    approves budget" and is held by "The council approved the budget". A
     sentence whose key words no one passage sentence holds may be held clause by clause, by two
     adjacent sentences (see _by_clauses)."""
     claim = content(sentence)
     if not claim:
         return NONE  # "It was." is no evidence of anything
-    given = set(content(question)) | set(content(named))
-    counted = [w for w in claim if w not in given] or claim
+    asked = set(content(question))
+    titled = set(content(named)) - asked  # excused where the window lacks them
+    given = asked | titled
+    counted = [w for w in claim if w not in asked] or claim
     keys = key_words(sentence)
     # "fell 5%" says what "-5%" does: a number right after a word for down has its sign in words
     fallen = _after_a_fall(words(sentence))
@@ -84,14 +88,14 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     # sentences may hold more of the claim's words, but the key words must stand in the anchor:
     # "the Panthers defense gave up 308 points" does not become "the Kawann Short defense" because
     # the next sentence names Kawann Short.
-    anchor = _anchor(counted, keys, passage, spans, given, anywhere, fallen)
+    anchor = _anchor(counted, titled, keys, passage, spans, given, anywhere, fallen)
     start, end, score = anchor.start, anchor.end, anchor.score
     for a, b in zip(spans, spans[1:], strict=False):  # the anchor and a neighbour, when that holds more
         if a[0] == anchor.start or b[0] == anchor.start:
-            pair = _share(counted, passage[a[0] : b[1]])
+            pair = _share(counted, passage[a[0] : b[1]], titled)
             if pair > score:
                 start, end, score = a[0], b[1], pair
-    if anchor.missing and (joined := _by_clauses(sentence, passage, spans, question, given, anywhere)):
+    if anchor.missing and (joined := _by_clauses(sentence, passage, spans, question, titled, anywhere)):
         start, end, score, anchor = *joined, replace(anchor, missing=())
     window = passage[start:end]
     missing = as_written(anchor.missing, sentence) if anchor.missing else ()  # most often none
@@ -114,14 +118,14 @@ def _missing(
 
 
 def _anchor(
-    counted: list[str], keys: set[str], passage: str, spans: list[tuple[int, int]], given: set[str],
+    counted: list[str], titled: set[str], keys: set[str], passage: str, spans: list[tuple[int, int]], given: set[str],
     anywhere: set[str], fallen: set[str],
 ) -> Support:  # fmt: skip
     """The passage sentence that holds most of the claim's words (`counted`) with its key words."""
     best: tuple[tuple, Support] | None = None
     for start, end in spans:
         text = passage[start:end]
-        score = _share(counted, text)
+        score = _share(counted, text, titled)
         missing = _missing(keys, vocabulary(text), given, anywhere, fallen)
         rank = (score - 0.25 * len(missing), -(end - start))
         if best is None or rank > best[0]:
@@ -135,7 +139,7 @@ def _by_clauses(
     passage: str,
     spans: list[tuple[int, int]],
     question: str,
-    given: set[str],
+    titled: set[str],
     anywhere: set[str],
 ) -> tuple[int, int, float] | None:
     """The window (start, end, share of the claim) of two adjacent passage sentences that hold
@@ -146,13 +150,15 @@ def _by_clauses(
     parts = _CLAUSE.split(sentence)
     if len(parts) < 2:
         return None
+    asked = set(content(question))
+    given = asked | titled
     anchors = []
     for part in parts:
-        counted = [w for w in content(part) if w not in given]
-        if len(counted) < _CLAUSE_WORDS:  # "In December,": no claim of its own
+        counted = [w for w in content(part) if w not in asked]
+        if sum(w not in titled for w in counted) < _CLAUSE_WORDS:  # "In December,": no claim of its own
             return None
         fallen = _after_a_fall(words(part))
-        held = _anchor(counted, key_words(part), passage, spans, given, anywhere, fallen)
+        held = _anchor(counted, titled, key_words(part), passage, spans, given, anywhere, fallen)
         text = passage[held.start : held.end]
         if (
             held.score < _CLAUSE_HELD
@@ -166,7 +172,7 @@ def _by_clauses(
     if not any(a[0] == start and end == b[1] for a, b in zip(spans, spans[1:], strict=False)):
         return None  # one sentence (its key words were missing there), or farther apart than two
     claim = content(sentence)
-    return start, end, _share([w for w in claim if w not in given] or claim, passage[start:end])
+    return start, end, _share([w for w in claim if w not in asked] or claim, passage[start:end], titled)
 
 
 # A clause's end inside a sentence: a comma, semicolon or dash before the next (not the comma of "50,000").
@@ -262,9 +268,12 @@ def _one_form(a: str, b: str) -> bool:
     return long.startswith(short) and long[len(short) :] in _FORMS
 
 
-def _share(counted: list[str], text: str) -> float:
+def _share(counted: list[str], text: str, excused: set[str]) -> float:
+    """The share of the claim's words `counted` that `text` holds; a word in `excused` (a title's)
+    counts only where it is held."""
     found = set(content(text)) | (set(content(text, scaled=False)) if names_a_scale(text) else set())
-    return sum(w in found for w in counted) / len(counted)
+    considered = [w for w in counted if w in found or w not in excused]
+    return sum(w in found for w in considered) / len(considered) if considered else 0.0
 
 
 def windows(passage: str) -> list[tuple[int, int]]:
@@ -352,11 +361,14 @@ def _plain(text: str, scopes: list[set[str]]) -> set[str]:
 
 
 def best(sentence: str, passages: list[str], question: str = "", titles: list[str] | None = None,
-         threshold: float = 0.0, named: str = "") -> tuple[int, Support]:  # fmt: skip
+         threshold: float = 0.0, named: bool = False) -> tuple[int, Support]:  # fmt: skip
     """(1-based number, support) of the passage that best holds `sentence`: one that holds it at
-    `threshold` before any that does not, then the higher score."""
+    `threshold` before any that does not, then the higher score. `named`: the sentence may name
+    each passage by its title (see `support`), never one passage by another's."""
     titles = titles or [""] * len(passages)
-    checks = [support(sentence, p, question, t, named) for p, t in zip(passages, titles, strict=True)]
+    checks = [
+        support(sentence, p, question, t, t if named else "") for p, t in zip(passages, titles, strict=True)
+    ]
     n = max(range(len(checks)), key=lambda i: (checks[i].holds(threshold), checks[i].score))
     return n + 1, checks[n]
 

@@ -280,6 +280,20 @@ def test_a_summary_sentence_the_document_does_not_bear_out_is_left_out_and_liste
     assert caveats(left_out, supported)[1] == "  - India sent 80,000 tonnes of rice to Pakistan."
 
 
+def test_a_summary_sentence_may_restate_its_documents_title_but_never_lean_on_another_documents():
+    council = "The council approved the budget on Monday. The mayor said roads would come first."
+    harvest = "Farmers were pleased with the wheat harvest. The festival drew large crowds."
+    sources = [Passage("council.md", "Council approves budget", 0, len(council), council, 1.0, {}),
+               Passage("harvest.md", "Harvest festival", 0, len(harvest), harvest, 1.0, {})]  # fmt: skip
+    threshold = Config().support_threshold
+    summary = "Overall, the council approved the budget. The harvest festival approved the budget."
+    text, left_out, supported = check(summary, sources, threshold)
+    assert supported and text == "Overall, the council approved the budget."
+    assert left_out == ["The harvest festival approved the budget."], (
+        "one document's title words held by another's"
+    )
+
+
 def test_a_summary_sentence_with_a_citation_mark_is_checked_by_its_words():
     summary = "India sent 50,000 tonnes of wheat to Afghanistan [1]. India sent 80,000 tonnes of rice [1]."
     text, left_out, supported = check(summary, SOURCES, 0.5)
