@@ -22,6 +22,7 @@ from qa.answer import Answer
 from qa.citations import is_refusal
 from qa.export import answer_from_dict
 from qa.guard import defuse, neutralise
+from qa.support import says_otherwise
 from qa.words import STOP, content, norm
 
 Messages = list[dict[str, str]]
@@ -375,6 +376,7 @@ def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tup
     (an answer or another question; in a script without spaces, too few of its characters), a
     reply that is no question and adds words other than the names the conversation said (for a
     question typed without "?": "and his province" is not "Ismail Khan was governor of Kabul"),
+    one that changes what was asked (a negation, a number or an opposite: see says_otherwise),
     or one that names something neither the question nor the conversation `pairs` names."""
     line = next((x for x in reply.strip().splitlines() if x.strip()), "")
     line = " ".join(_unquoted(_LABEL.sub("", line.strip()).strip()).split())
@@ -396,6 +398,8 @@ def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tup
         return None, "keeps too few of the words asked"
     if not line.endswith(_ASKS) and added - _name_words(pairs):  # "and his province" -> a statement
         return None, "adds words that are not names the conversation said (a reply to it)"
+    if changed := says_otherwise(line, question):  # "Who did not attend?" -> "Who attended?"
+        return None, f"changes what was asked ({changed})"
     known = set(re.findall(r"[\w-]+", " ".join([question, *(q + " " + a for q, a in pairs)]).lower()))
     unknown = [w for w in _NAME.findall(line[1:]) if w.lower() not in known]  # the opening word aside
     if unknown:

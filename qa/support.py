@@ -354,6 +354,21 @@ def _opposes(sentence: str, window: str) -> bool:
     return any(said & a and not said & b and held & b and not held & a for a, b in _OPPOSED)
 
 
+def says_otherwise(text: str, than: str) -> str | None:
+    """How `text` changes what `than` says, in words, or None: a negation one has and the other
+    lacks, a number of `than` that `text` leaves out, or one of a pair of opposites where `than`
+    has the other ("after" for "before"). A follow-up's rewrite (qa/conversation.py) must ask
+    what was asked, not its opposite."""
+    if bool(negations(text)) != bool(negations(than)):
+        return "adds a negation" if negations(text) else "drops the negation"
+    numbers = {k for k in key_words(than) if any(ch.isdigit() for ch in k)} - key_words(text)
+    if numbers:
+        return f"leaves out {', '.join(as_written(sorted(numbers), than))}"
+    if _opposes(text, than):
+        return "says the opposite of a word asked"
+    return None
+
+
 def _plain(text: str, scopes: list[set[str]]) -> set[str]:
     """The content words `text` states more often than its negation `scopes` hold them."""
     negated = Counter(w for scope in scopes for w in scope)

@@ -80,6 +80,23 @@ def test_a_rewrite_that_fails_a_check_is_refused(reply, why):
     assert kept is None and reason, "the refusal says which check failed"
 
 
+@pytest.mark.parametrize(
+    ("question", "reply", "why"),
+    [
+        ("Why did he not attend the 2019 talks?", "Why did Ismail Khan attend the 2019 talks?", "drops the negation"),
+        ("Did he meet Massoud again?", "Did Ismail Khan never meet Massoud again?", "adds a negation"),
+        ("What did he sign in 2019?", "What did Ismail Khan sign in 2021?", "leaves out 2019"),
+        ("Who did he meet before the talks?", "Who did Ismail Khan meet after the talks?", "opposite"),
+    ],
+)  # fmt: skip
+def test_a_rewrite_that_asks_the_opposite_or_another_year_is_refused(question, reply, why):
+    kept, reason = read_rewrite(reply, question, KHAN)
+    assert kept is None and why in reason
+    assert read_rewrite(question.replace("he", "Ismail Khan", 1), question, KHAN)[0], (
+        "the same question is kept"
+    )
+
+
 def test_a_refused_rewrite_says_which_check_it_failed():
     assert read_rewrite("Where was Maria Lopez governor?", "Where was he governor?", KHAN) == (
         None,
