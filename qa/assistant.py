@@ -217,11 +217,19 @@ class Conversation:
 
 
 class Assistant:
-    def __init__(self, index: Index, generator: Generator, config: Config | None = None) -> None:
+    def __init__(
+        self, index: Index, generator: Generator, config: Config | None = None, answers: bool = True
+    ) -> None:
+        """`answers`: it will answer questions, so a context budget and an answer must fit what
+        the model reads (a ConfigError here, before any question, where they do not); one that only
+        summarises checks a summary's length instead, at each summary."""
         self.index, self.generator = index, generator
         self.config = config or Config(index_dir=index.folder.parent)
         c = self.config
-        within_context(generator, c.context_tokens, c.answer_tokens, "--context-tokens or --answer-tokens")
+        if answers:
+            within_context(
+                generator, c.context_tokens, c.answer_tokens, "--context-tokens or --answer-tokens"
+            )
         self.retriever = Retriever.of(index, c)
         self.summarizer = Summarizer(
             generator,
@@ -238,10 +246,11 @@ class Assistant:
         config: Config | None = None,
         generator: Generator | None = None,
         embedder: Embedder | None = None,
+        answers: bool = True,
     ) -> Assistant:
         """Open the index at `index_dir` (default: config.index_dir) with the configured models:
         the embedding model that made its vectors, on config.device in config.dtype, unless
-        `embedder` is given."""
+        `embedder` is given. `answers`: see __init__."""
         config = config or Config()
         folder = Path(index_dir if index_dir is not None else config.index_dir)
         if embedder is None:  # the model its manifest names, loaded before the index is opened once
@@ -249,7 +258,7 @@ class Assistant:
             embedder = Embedder.load(manifest["embedding"]["model"], config.device, config.dtype)
         index = Index.open(folder, embedder)
         generator = generator or load_generator(config)
-        return cls(index, generator, config)
+        return cls(index, generator, config, answers)
 
     def check(self, question: str) -> str:
         """The question, cleaned, or a QuestionError that says what is wrong with it."""

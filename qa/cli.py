@@ -353,7 +353,7 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _assistant(args: argparse.Namespace, **settings):
+def _assistant(args: argparse.Namespace, answers: bool = True, **settings):
     from qa.assistant import Assistant
 
     _say("docqa: loading the models ...")
@@ -371,7 +371,7 @@ def _assistant(args: argparse.Namespace, **settings):
         runtime=args.runtime,
         **settings,
     )
-    assistant = Assistant.open(config=config)
+    assistant = Assistant.open(config=config, answers=answers)
     _say("")
     return assistant
 
@@ -516,7 +516,7 @@ def _summarize(args: argparse.Namespace) -> int:
     from qa.render import caveats, counted, drawn_from
 
     _holds(args.index, None, args.doc_id)
-    assistant = _assistant(args, summary_sentences=args.sentences)
+    assistant = _assistant(args, answers=False, summary_sentences=args.sentences)
     summary = assistant.summarize(args.doc_id, progress=None if args.json else _progress)
     _say("")  # the progress line is done
     if args.json:

@@ -383,3 +383,19 @@ def test_a_context_budget_the_model_cannot_answer_after_is_refused_before_any_qu
     assert "at most 4,096 tokens" in err and "take 4,200: lower --context-tokens or --answer-tokens" in err
     assert generator.prompts == [], "refused before the model was asked"
     assert cli.main([*argv[:-1], "3896"]) == 0, "a budget that leaves room for the answer is taken"
+
+
+def test_a_summary_takes_a_context_budget_its_own_length_fits_beside(tmp_path, monkeypatch, capsys):
+    from embeddings.embedder import Embedder
+    from qa.summarize import reply_tokens
+
+    config = wheat_index(tmp_path)
+    generator = FakeGenerator("India sent wheat to Afghanistan.", context=4096)  # a GPU's static cache
+    monkeypatch.setattr(Embedder, "load", staticmethod(lambda name, device=None, dtype=None: FakeEmbedder()))
+    monkeypatch.setattr("qa.assistant.load_generator", lambda config: generator)
+    fits = 4096 - reply_tokens(3)  # a three-sentence summary fits; an answer of 200 tokens would not
+    argv = ["summarize", "--index", str(config.index_dir), "--context-tokens", str(fits)]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert "India sent wheat" in capsys.readouterr().out
+    assert cli.main([*argv[:-1], str(fits + 1)]) == 2
+    assert "lower --context-tokens or --sentences" in capsys.readouterr().err
