@@ -160,11 +160,17 @@ def refers_back(question: str) -> bool:
     ("the spinoff that debuted on ABC"), not a reference: after a function word or first it is
     one ("When did that happen?", "What came of that?")."""
     plain = _DUMMY_IT.sub(" ", _EXISTENTIAL.sub(" ", question))  # "Is there a ...", "Is it true that"
-    words = [w.lower() for w in re.findall(r"[\w']+", plain)]
+    words = [w.lower() for w in re.findall(r"[\w']+", plain) if not _acronym(w, question)]
     return any(
         w in _REFERENCES and not (w == "that" and i > 0 and words[i - 1] not in STOP)
         for i, w in enumerate(words)
     )
+
+
+def _acronym(word: str, question: str) -> bool:
+    """Whether `word` is written in capitals as an acronym ("the IT department", "US"), not
+    shouted with the rest of the question: then it is no word that refers back."""
+    return len(word) > 1 and word.isupper() and not question.isupper()
 
 
 # "Is there a record of it?", "There were no deaths": a "there" that says something exists does
@@ -194,7 +200,7 @@ def pronoun(question: str) -> str | None:
     written; None when it has none. (This, that and there are left: they more often point into
     the question itself, and a place does not take the place of "there".)"""
     found = re.findall(r"[\w']+", _DUMMY_IT.sub(" ", question))
-    return next((w for w in found if w.lower() in _PERSONAL), None)
+    return next((w for w in found if w.lower() in _PERSONAL and not _acronym(w, question)), None)
 
 
 # "Is it true that he resigned?", "Is it known when he died?", "Is it possible to ...": an "it"

@@ -526,6 +526,13 @@ def test_the_rewriting_prompts_read_the_turns_within_the_history_budget(assistan
         assert "mediated by Ismail Khan" in conversation, "the latest answer is cut, not dropped"
 
 
+def test_an_acronym_written_like_a_pronoun_is_not_one():
+    assert not refers_back("Who runs the IT department?") and pronoun("Who runs the IT department?") is None
+    assert not refers_back("Did HE Ventures invest in the startup?")
+    assert pronoun("WHO RUNS IT NOW?") == "IT", "a question typed in capitals still refers back"
+    assert pronoun("Who runs it?") == "it" and refers_back("What did It cost?")
+
+
 def test_an_it_that_stands_for_the_clause_after_it_is_not_the_pronoun_asked_about():
     assert pronoun("Is it true that he resigned?") == "he"
     assert pronoun("When did it open?") == "it"
