@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from embeddings.chunker import chunk_text, sentences
 from embeddings.errors import ConfigError, DocqaError, QuestionError
@@ -68,8 +69,13 @@ class Summary:
         return out
 
 
+T = TypeVar("T")
+
+
 class SummaryCache:
-    """Text keyed by content hash, in SQLite beside the index generations."""
+    """Text keyed by content hash, in SQLite beside the index generations. A cache found damaged
+    (when opened, or in a page read or written later) is set aside and made afresh: summaries can
+    be made again. A disk that is full or cannot be written is not damage (OperationalError)."""
 
     def __init__(self, path: Path) -> None:
         self.path, self._lock, self._db = path, threading.Lock(), None
@@ -78,14 +84,18 @@ class SummaryCache:
         if self._db is None:
             try:
                 self._db = self._open()
-            except sqlite3.DatabaseError as e:  # a cache can be made again: set the damaged one aside
-                damaged = self.path.with_name(self.path.name + ".damaged")
-                os.replace(self.path, damaged)
-                log.warning(
-                    "summary cache %s was damaged (%s); moved to %s, starting afresh", self.path, e, damaged
-                )
-                self._db = self._open()
+            except sqlite3.DatabaseError as e:
+                self._db = self._afresh(e)
         return self._db
+
+    def _afresh(self, e: sqlite3.DatabaseError) -> sqlite3.Connection:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        damaged = self.path.with_name(self.path.name + ".damaged")
+        os.replace(self.path, damaged)
+        log.warning("summary cache %s was damaged (%s); moved to %s, starting afresh", self.path, e, damaged)
+        return self._open()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False)
@@ -96,16 +106,26 @@ class SummaryCache:
             raise
         return db
 
-    def get(self, key: str) -> str | None:
+    def _run(self, use: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
-            row = self._connect().execute("SELECT text FROM summaries WHERE key = ?", (key,)).fetchone()
+            try:
+                return use(self._connect())
+            except sqlite3.OperationalError:
+                raise  # a full or read-only disk, a lock: the caller says what to do
+            except sqlite3.DatabaseError as e:  # damaged inside: "database disk image is malformed"
+                self._db = self._afresh(e)
+                return use(self._db)
+
+    def get(self, key: str) -> str | None:
+        row = self._run(lambda db: db.execute("SELECT text FROM summaries WHERE key = ?", (key,)).fetchone())
         return row[0] if row else None
 
     def put(self, key: str, text: str) -> None:
-        with self._lock:
-            db = self._connect()
+        def write(db: sqlite3.Connection) -> None:
             db.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?)", (key, text))
             db.commit()
+
+        self._run(write)
 
 
 def part_messages(title: str, text: str, sentences: int, part: tuple[int, int] | None = None) -> Messages:

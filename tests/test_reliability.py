@@ -97,6 +97,24 @@ def test_a_damaged_summary_cache_is_set_aside_and_made_afresh(tmp_path):
     assert (tmp_path / "summaries.sqlite.damaged").exists()
 
 
+def test_a_summary_cache_damaged_inside_its_pages_is_set_aside_when_read(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "summaries.sqlite"
+    cache = SummaryCache(path)
+    cache.put("key", "a summary")
+    with sqlite3.connect(path) as db:  # pages enough that damage lands past the header
+        db.executemany("INSERT INTO summaries VALUES (?, ?)", [(f"k{i:05}", "x" * 200) for i in range(2000)])
+    with open(path, "r+b") as f:  # a disk error inside the file: it still opens
+        f.seek(4096 * 2)
+        f.write(bytes(range(256)) * 16 * 20)
+    cache = SummaryCache(path)
+    assert cache.get("key") is None, "not found: made again"
+    cache.put("key", "a summary")
+    assert cache.get("key") == "a summary"
+    assert (tmp_path / "summaries.sqlite.damaged").exists()
+
+
 def test_hostile_upload_names_never_become_paths():
     result = security.upload_names()
     assert result["cases"] >= 12 and result["failures"] == []
