@@ -204,5 +204,13 @@ def _now() -> str:
 def _stored_name(ext: str) -> str:
     """A generated name that sorts after every earlier one, older installs' plain hex names
     included ("u" sorts after hex digits): builds read uploads in name order, and where two share
-    a document id the first read keeps it, so an upload never takes the id of an earlier one."""
-    return f"u{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{ext}"
+    a document id the first read keeps it, so an upload never takes the id of an earlier one.
+    Within a process the names' times strictly increase, even where the clock is coarse or is set
+    back."""
+    global _last_ns
+    with _naming:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        return f"u{_last_ns:020d}-{uuid.uuid4().hex[:8]}{ext}"
+
+
+_naming, _last_ns = threading.Lock(), 0

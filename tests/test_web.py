@@ -169,7 +169,7 @@ def test_a_jsonl_upload_is_marked_by_its_records_indexed_or_failed(service, tmp_
     assert status == "failed" and "duplicate document id 'q1'" in error
 
 
-def test_uploads_are_read_in_the_order_they_came_so_the_first_keeps_a_shared_id(tmp_path):
+def test_uploads_are_read_in_the_order_they_came_so_the_first_keeps_a_shared_id(tmp_path, monkeypatch):
     library = Library(tmp_path / "index")
     older = library.uploads_dir / "ffffffffffffffffffffffffffffffff.jsonl"  # an older install's name
     older.parent.mkdir(parents=True)
@@ -177,6 +177,8 @@ def test_uploads_are_read_in_the_order_they_came_so_the_first_keeps_a_shared_id(
     note = tmp_path / "note.jsonl"
     note.write_text('{"id": "q1", "text": "Refunds take five working days."}')
     stored = [library.store(f"note{i}.jsonl", note, 1000).stored for i in range(30)]
+    monkeypatch.setattr(time, "time_ns", lambda: 1)  # a clock set back, then standing still
+    stored += [library.store(f"later{i}.jsonl", note, 1000).stored for i in range(30)]
     assert sorted([older.name, *stored]) == [older.name, *stored]
 
 
