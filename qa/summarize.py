@@ -369,7 +369,10 @@ class Summarizer:
         reply is not kept (asked again, it is asked of the model)."""
         if run.stop is not None and run.stop.is_set():
             raise Stopped("the summary was stopped: its caller went away")
-        key = hashlib.sha256(json.dumps([PROMPT_VERSION, self.generator.name, messages]).encode()).hexdigest()
+        g = self.generator  # another runtime or precision of the model writes its own summary
+        key = hashlib.sha256(
+            json.dumps([PROMPT_VERSION, g.name, g.runtime, g.dtype, messages]).encode()
+        ).hexdigest()
         text = self.cache.get(key)
         if text is None:
             text = self._generate(messages, reply_tokens(sentences), run.stop).strip()

@@ -81,6 +81,14 @@ def test_summaries_are_cached_by_content(tmp_path):
     assert again.text == first.text and len(a.generator.prompts) == calls and again.cached == again.calls
 
 
+def test_another_runtime_of_the_model_writes_its_own_summary(tmp_path):
+    a = make(tmp_path, DOCS)
+    a.summarize("short.txt")
+    b = make(tmp_path, DOCS)
+    b.generator.runtime, b.generator.dtype = "transformers", "bfloat16"
+    assert b.summarize("short.txt").cached == 0 and len(b.generator.prompts) == 1
+
+
 def test_an_unrelated_change_costs_only_the_changed_document(tmp_path):
     a = make(tmp_path, DOCS)
     a.summarize(None)
