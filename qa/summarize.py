@@ -136,19 +136,22 @@ def part_messages(title: str, text: str, sentences: int, part: tuple[int, int] |
 
 
 def combine_messages(
-    title: str | None, summaries: list[tuple[str, str]], sentences: int, documents: int = 0
-) -> Messages:
+    title: str | None, summaries: list[tuple[str, str]], sentences: int, documents: int = 0,
+    grouped: bool = False, whole: bool = True,
+) -> Messages:  # fmt: skip
     """Merge summaries of parts of one document (title given) or of a collection's `documents`
-    (title None): of each document, or, in a large collection, of groups of them."""
+    (title None): of documents or, in a later round of a large collection, of groups of them
+    (`grouped`), into a summary of the `whole` collection or of these alone."""
     if title is not None:
         title = " ".join(neutralise(title).split())
         intro = (f'These are summaries of consecutive parts of the document "{title}". Combine them into '
                  f"one summary of the whole document in at most {sentences} sentences.")  # fmt: skip
     else:
-        documents = documents or len(summaries)
-        what = (f"the {documents} documents" if documents == len(summaries) else
-                f"{len(summaries)} groups of the {documents} documents")  # fmt: skip
-        intro = (f"These are summaries of {what} of a collection. Write one summary of the whole collection "
+        documents, kind = documents or len(summaries), "groups" if grouped else "documents"
+        what = (f"the {documents} documents" if documents == len(summaries) and not grouped else
+                f"{len(summaries)} {'groups ' if grouped else ''}of the {documents} documents")  # fmt: skip
+        scope = "the whole collection" if whole else f"these {kind} together"
+        intro = (f"These are summaries of {what} of a collection. Write one summary of {scope} "
                  f"in at most {sentences} sentences.")  # fmt: skip
     # Summaries are made from documents, so they are quoted like documents.
     body = "\n\n".join(
@@ -307,9 +310,14 @@ class Summarizer:
         summaries = [(label, text) for label, text in summaries if text]
         if not summaries:
             return ""
-        documents = len(summaries)  # of the collection's documents, when title is None
-        message = lambda group: combine_messages(title, group, sentences, documents)  # noqa: E731
-        fits = lambda group: self._tokens(message(group)) <= self.budget  # noqa: E731
+        documents, grouped = len(summaries), False  # of the collection's documents, when title is None
+
+        def message(group: list[tuple[str, str]], whole: bool) -> Messages:
+            return combine_messages(title, group, sentences, documents, grouped, whole)
+
+        def fits(group: list[tuple[str, str]]) -> bool:  # as the round's last prompt or one of several
+            return all(self._tokens(message(group, whole)) <= self.budget for whole in (True, False))
+
         fitted = [self._fitted(title, s, sentences, fits) for s in summaries]
         run.shortened |= fitted != summaries
         summaries = fitted
@@ -319,12 +327,14 @@ class Summarizer:
                 summaries, run.shortened = self._shorten(title, summaries, sentences, fits), True
                 groups = pack(summaries, fits)
             if len(groups) == 1:
-                return self._call(message(groups[0]), sentences, run)
+                return self._call(message(groups[0], True), sentences, run)
             run.expected += len(groups)  # a round more than planned: a call per group
             label = "Part" if title else "Group"
             summaries = [
-                (f"{label} {i}", self._call(message(g), sentences, run)) for i, g in enumerate(groups, 1)
+                (f"{label} {i}", self._call(message(g, False), sentences, run))
+                for i, g in enumerate(groups, 1)
             ]
+            grouped = True
         return summaries[0][1]
 
     def _fitted(

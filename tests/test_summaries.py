@@ -155,6 +155,9 @@ def test_a_collection_combined_in_groups_is_told_how_many_documents_it_holds(tmp
     ]
     assert len(intros) > 1 and all("of the 30 documents of a collection" in i for i in intros)
     assert "Group 1, quoted" in a.generator.prompts[-1][-1]["content"]
+    first, last = intros[0], intros[-1]
+    assert "groups" not in first and "of these documents together" in first, "a first round merges documents"
+    assert "groups of the 30 documents" in last and "summary of the whole collection" in last
 
 
 def test_a_summary_whose_parts_were_cut_to_fit_says_so(tmp_path):
