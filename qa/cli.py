@@ -28,13 +28,13 @@ RUNTIME_HELP = "default: onnx-int4 (4-bit) on a CPU, transformers on a GPU"
 DTYPE_HELP = "the embedding model's precision, and the generator's on the transformers runtime"
 
 
-def _positive(value: str, most: int | None = None) -> int:
+def _positive(value: str, most: int | None = None, least: int = 1) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
-    if number < 1 or (most is not None and number > most):
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}" if number < 1 else
+    if number < least or (most is not None and number > most):
+        raise argparse.ArgumentTypeError(f"must be {least} or more, got {number}" if number < least else
                                          f"must be at most {most}, got {number}")  # fmt: skip
     return number
 
@@ -118,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
         "summarize", aliases=["summarise"], help="summarise one document, or all of them"
     )
     summarize.add_argument("doc_id", nargs="?", help="a document id (see `docqa documents`); none: all")
-    summarize.add_argument("--sentences", type=_positive, default=_DEFAULTS.summary_sentences)
+    summarize.add_argument("--sentences", type=lambda v: _positive(v, 20), default=_DEFAULTS.summary_sentences,
+                           help="the longest summary, in sentences (1 to 20)")  # fmt: skip
     _answer_options(summarize, passages=False)
 
     serve = sub.add_parser("serve", help="serve the web UI (builds the index of DOCS first if there is none)")
@@ -175,7 +176,8 @@ def _answer_options(
         )
         parser.add_argument("--answer-tokens", type=lambda v: _positive(v, 2048), default=_DEFAULTS.answer_tokens,
                             help="the longest answer the model may write, in tokens; a longer one is cut there")  # fmt: skip
-    parser.add_argument("--context-tokens", type=_positive, default=_DEFAULTS.context_tokens)
+    parser.add_argument("--context-tokens", type=lambda v: _positive(v, least=256), default=_DEFAULTS.context_tokens,
+                        help="the prompt's budget in tokens: instructions, passages and question (256 or more)")  # fmt: skip
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help=DTYPE_HELP)
     parser.add_argument("--runtime", default=None, choices=list(RUNTIMES), help=RUNTIME_HELP)

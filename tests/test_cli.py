@@ -232,7 +232,10 @@ def test_an_index_path_that_is_a_file_is_an_error_that_says_so(tmp_path, capsys,
                                             (["search", "wheat", "--k", "abc"], "must be a whole number, got 'abc'"),
                                             (["ask", "Why?", "--answer-tokens", "0"], "must be 1 or more, got 0"),
                                             (["index", "--wait", "nan"], "must be 0 or more seconds, got nan"),
-                                            (["check", "--sample", "-5"], "must be 1 or more, got -5")])  # fmt: skip
+                                            (["check", "--sample", "-5"], "must be 1 or more, got -5"),
+                                            (["summarize", "--sentences", "21"], "--sentences: must be at most 20, got 21"),
+                                            (["ask", "Why?", "--context-tokens", "100"],
+                                             "--context-tokens: must be 256 or more, got 100")])  # fmt: skip
 def test_a_number_out_of_range_or_not_a_number_is_a_usage_error(capsys, argv, says):
     with pytest.raises(SystemExit) as exit:
         cli.main(argv)
