@@ -23,7 +23,7 @@ from qa.citations import is_refusal
 from qa.export import answer_from_dict
 from qa.guard import defuse, neutralise
 from qa.support import says_otherwise
-from qa.words import STOP, content, norm
+from qa.words import STOP, content, negations, norm
 
 Messages = list[dict[str, str]]
 CountText = Callable[[str], int]  # tokens of a piece of prompt text
@@ -296,11 +296,14 @@ def _about_a_word(
 
 def read_choice(reply: str, names: list[str]) -> str | None:
     """The one of `names` that the generator's `reply` to choose_messages gives: the name as its
-    line writes it, or else the longest name the line holds; None for "none" or anything else."""
+    line writes it, or else the longest name the line holds; None for "none", a line that denies
+    a name ("Not Ismail Khan") or anything else."""
     line = _reply_line(reply)
     exact = next((n for n in names if n.lower() == _bare(line).lower() or n.lower() == line.lower()), None)
     if exact is not None:
         return exact
+    if negations(line):  # "Not Ismail Khan", "Neither Ismail Khan nor Massoud": no choice
+        return None
     held = sorted((n for n in names if _holds(line, n)), key=len, reverse=True)
     return held[0] if held else None
 

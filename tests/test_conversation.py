@@ -424,6 +424,9 @@ def test_the_names_a_pronoun_may_stand_for_are_those_said_the_latest_turn_first(
         ("none", None),
         ("the wall", None),
         ("", None),
+        ("Not Newcastle.", None),
+        ("Neither Newcastle nor Pons Aelius", None),
+        ("It does not stand for Pons Aelius.", None),
     ],
 )
 def test_a_choice_is_one_of_the_names_offered(reply, name):
