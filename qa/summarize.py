@@ -183,11 +183,16 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     passages, titles = [p.text for p in sources], [p.title for p in sources]
     # A summary names its documents by their titles ('The "Pricing" page lists ...'): a title's
     # words need only stand in that passage's own title.
+    # A line that only frames what follows ("Key points:", "## Summary") states nothing to check.
+    frames = [s.endswith(":") or s.startswith("#") for s in said]
     held = [
-        bool(passages) and best(plain(s), passages, "", titles, threshold, named=True)[1].holds(threshold)
-        for s in said
+        frame
+        or (
+            bool(passages) and best(plain(s), passages, "", titles, threshold, named=True)[1].holds(threshold)
+        )
+        for s, frame in zip(said, frames, strict=True)
     ]
-    if not any(held):
+    if not any(ok and not frame for ok, frame in zip(held, frames, strict=True)):
         return text, [], False
     kept = [s for s, ok in zip(said, held, strict=True) if ok]
     joined = "\n".join(kept) if listed else " ".join(kept)  # a list stays a list

@@ -305,6 +305,17 @@ def test_a_summary_sentence_may_restate_its_documents_title_but_never_lean_on_an
     )
 
 
+def test_a_line_that_only_leads_into_a_list_is_kept_and_never_listed_as_not_borne_out():
+    summary = ("Here are the key points of the document:\n- Ahmad Massoud met Amir Khan Muttaqi in Tehran\n"
+               "- India sent 80,000 tonnes of rice")  # fmt: skip
+    text, left_out, supported = check(summary, SOURCES, 0.5)
+    assert supported and left_out == ["- India sent 80,000 tonnes of rice"]
+    assert text == "Here are the key points of the document:\n- Ahmad Massoud met Amir Khan Muttaqi in Tehran"
+    assert check("Key points:\n- India sent 80,000 tonnes of rice", SOURCES, 0.5)[2] is False, (
+        "a lead-in alone holds nothing up"
+    )
+
+
 def test_a_summary_sentence_with_a_citation_mark_is_checked_by_its_words():
     summary = "India sent 50,000 tonnes of wheat to Afghanistan [1]. India sent 80,000 tonnes of rice [1]."
     text, left_out, supported = check(summary, SOURCES, 0.5)
