@@ -165,11 +165,11 @@ def combine_messages(
 
 def unfinished(text: str) -> tuple[str, str]:
     """(the text, "") or, where its last sentence has no end mark, (the text before it, that
-    sentence): for a reply that reached its length limit, the sentence the model was cut off in.
-    A list's items need no full stop, nor does a reply of one sentence lose it."""
+    sentence): for a reply that reached its length limit, the sentence (or a list's last item)
+    the model was cut off in. A reply of one sentence does not lose it."""
     spans = sentences(text)
     said = [text[a:b].strip() for a, b in spans]
-    if len(said) < 2 or any(is_list_item(s) for s in said) or said[-1].rstrip("\"'”’)]」』）").endswith(ENDS):
+    if len(said) < 2 or said[-1].rstrip("\"'”’)]」』）").endswith(ENDS):
         return text, ""
     return text[: spans[-1][0]].rstrip(), said[-1]
 

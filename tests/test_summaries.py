@@ -347,6 +347,15 @@ def test_a_last_sentence_cut_off_at_the_length_limit_is_left_out_and_named_as_cu
     assert "Left out, the last sentence, cut at the summary&#x27;s length limit: The vote was" in page
 
 
+def test_a_lists_last_item_cut_off_at_the_length_limit_is_left_out_too(tmp_path):
+    a = make(tmp_path, DOCS)
+    a.generator.reply = "- The council approved the budget\n- The vote was " + "very " * 200
+    summary = a.summarize("short.txt")
+    assert summary.text == "- The council approved the budget" and summary.unfinished.startswith(
+        "- The vote was"
+    )
+
+
 def test_a_last_sentence_without_a_full_stop_is_kept_when_the_reply_ended_on_its_own(tmp_path):
     a = make(tmp_path, DOCS)
     a.generator.reply = "The council approved the budget. The vote was close"
