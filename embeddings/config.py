@@ -150,17 +150,13 @@ class Config:
     min_grounding: float = 1.05
     grounding_similarity: float = 2.0
     term_closeness: float = 0.8
-    # An answer the model was unsure of can be withdrawn: the least likely word it wrote that the
-    # question does not give (qa/sureness.py) must have had at least this probability. Off (0) as
-    # shipped: the least likely word is as often one of phrasing as of fact, and the threshold is
-    # the model's own. `make eval` (reports/eval.md, commit 702304b) chose 0.25 for the default
-    # model on 60 replies to its calibration half (2 of 8 wrong withdrawn, none of 27 right); on
-    # the report half it took XQuAD's confident and wrong replies from 15.7% to 11.4% with the same
-    # 60.0% right, the news-style set unchanged. But at 0.25 the small packaged model's right
-    # answer to a browser test's question was withdrawn (0.247: "Document [1] states that ..."),
-    # and on the sample article the default model's right answers sit as low as 0.34; so a user
-    # turns it on for the model they run (0.25 for the default one).
-    min_sureness: float = 0.0
+    # An answer the model was unsure of is withdrawn: the least likely word it wrote that the
+    # question does not give (qa/sureness.py) must have had at least this probability. None: the
+    # generator's own threshold, which `make eval` chose for each packaged model on its
+    # calibration half (qa/models.py: 0.25 for the default model; none, so off, for the small one
+    # and any other model). The threshold belongs to the model: at 0.25 the small model's right
+    # answer to a browser test's question was withdrawn (0.247). 0 turns the check off.
+    min_sureness: float | None = None
     max_question_chars: int = 2000
     # Follow-up questions (qa/conversation.py): the recent turns a follow-up is rewritten from and
     # the answer prompt shows, and at most how many of `context_tokens` they take there (never
@@ -228,7 +224,7 @@ class Config:
                 f"support_threshold must be between 0 and 1 and min_relevance (a cosine) between -1 and "
                 f"1; got {self.support_threshold}, {self.min_relevance}"
             )
-        if not 0 <= self.min_sureness <= 1:
+        if self.min_sureness is not None and not 0 <= self.min_sureness <= 1:
             raise ConfigError(
                 f"min_sureness (a probability) must be between 0 and 1, got {self.min_sureness}"
             )

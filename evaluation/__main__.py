@@ -213,7 +213,7 @@ def _stage(
             results.get("asked", {}).get("threshold", config.min_grounding),
             results.get("asked", {}).get("weight", config.grounding_similarity),
             results.get("asked", {}).get("near", config.term_closeness),
-            config.min_sureness,
+            0.0,  # the sureness check is scored as a lever of its own, beside the rule without it
         )
         index = Index.open(settings.index_dir, embedder)
         reference = _reference(config, generator, args.reference) if stage == "xquad" else None

@@ -33,6 +33,7 @@ from evaluation.sureness import SURE
 from qa.answer import Checks, abstention, interpret
 from qa.assistant import Assistant
 from qa.generator import Generator
+from qa.models import min_sureness
 from qa.sureness import sureness as sureness_of
 
 REL_GRID = [round(0.01 * i, 2) for i in range(71)]
@@ -140,7 +141,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
         "calibrated": calibrated,
         "as configured": (config.min_relevance, config.min_lexical,
                           Checks(config.support_threshold, config.min_grounding, config.grounding_similarity,
-                                 config.term_closeness, config.min_sureness)),
+                                 config.term_closeness, min_sureness(config.min_sureness, generator.name))),
     }  # fmt: skip
     if sure is not None:
         rules[SURE] = (chosen["min_relevance"], chosen["min_lexical"], replace(checks, sure=sure))

@@ -39,6 +39,7 @@ from qa.conversation import (
 )
 from qa.generator import Generator, within_context
 from qa.generator import from_config as load_generator
+from qa.models import min_sureness
 from qa.prompt import Messages, answer_messages, fit
 from qa.retriever import Passage, Retrieval, Retriever
 from qa.summarize import Summarizer, Summary, SummaryCache
@@ -317,7 +318,7 @@ class Assistant:
         generated = time.perf_counter() - generating
         c = self.config
         checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity, c.term_closeness,
-                        c.min_sureness)  # fmt: skip
+                        min_sureness(c.min_sureness, self.generator.name))  # fmt: skip
         sure = sureness(question, raw)
         answer = interpret(question, "".join(raw), shown, model, checks, self.similarity, self.alike, sure)
         if answer.abstained:

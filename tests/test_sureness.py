@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from qa import models
 from qa.answer import Checks, interpret
 from qa.generator import Piece
 from qa.retriever import Passage
@@ -63,9 +64,23 @@ def test_ask_withdraws_an_answer_whose_own_word_the_model_found_unlikely(tmp_pat
     assert unsure.abstained and unsure.withdrawn and "unsure of its answer" in unsure.reason
     sure = ask(config.min_sureness + 0.1)
     assert not sure.abstained and sure.sureness == config.min_sureness + 0.1
-    shipped = Assistant(index, FakeGenerator("India sent 50,000 tonnes of wheat. [1]", chances={"50,000": 0.05}),
-                        replace(config, min_sureness=Config().min_sureness)).ask("How much wheat did India send?")  # fmt: skip
-    assert not shipped.abstained and shipped.sureness == 0.05, "off as shipped: measured, not checked"
+    shipped = replace(config, min_sureness=Config().min_sureness)  # the generator's own threshold
+
+    def ask_shipped(name: str, chance: float):
+        generator = FakeGenerator(
+            "India sent 50,000 tonnes of wheat. [1]", chances={"50,000": chance}, name=name
+        )
+        return Assistant(index, generator, shipped).ask("How much wheat did India send?")
+
+    unknown = ask_shipped("some-local-model", 0.05)
+    assert not unknown.abstained and unknown.sureness == 0.05, (
+        "a model with no threshold: measured, not checked"
+    )
+    assert not ask_shipped(models.SMALL, 0.05).abstained, "none chosen for the small packaged model"
+    threshold = models.KNOWN[models.DEFAULT].min_sureness
+    assert threshold > 0, "make eval chose one for the default model"
+    assert ask_shipped(models.DEFAULT, threshold - 0.01).abstained
+    assert not ask_shipped(models.DEFAULT, threshold + 0.01).abstained
 
 
 def test_a_piece_keeps_its_chance_when_sent_to_another_process():
