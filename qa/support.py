@@ -148,8 +148,8 @@ def _by_clauses(
     states one after the other. None where a clause is not held so, or the sentence has one
     clause: "the Kawann Short defense gave up 308 points" borrows no name from the next sentence."""
     parts = _CLAUSE.split(sentence)
-    if len(parts) < 2:
-        return None
+    if len(parts) < 2 or any(_LINKED.match(p) for p in parts[1:]):
+        return None  # "..., because X": the link between the facts is a claim no sentence holds
     asked = set(content(question))
     given = asked | titled
     anchors = []
@@ -177,6 +177,12 @@ def _by_clauses(
 
 # A clause's end inside a sentence: a comma, semicolon or dash before the next (not the comma of "50,000").
 _CLAUSE = re.compile(r"\s*[,;]\s+|\s+[–—-]\s+")
+# A clause that links its fact to the one before (cause, time, place, consequence): not joined.
+_LINKED = re.compile(
+    r"(?:because|since|as|so|thus|hence|therefore|consequently|after|before|until|while|when|whenever|"
+    r"where|wherever|which|who|whom|whose|then|if|unless|although|though|whereas|causing|leading)\b",
+    re.IGNORECASE,
+)
 _CLAUSE_WORDS, _CLAUSE_HELD = 3, 0.75  # a clause is a claim of its own, and its sentence holds most of it
 
 # Words between a word for down and the change it gives: "fell by about 5", "lost nearly 5".

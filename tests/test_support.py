@@ -111,6 +111,8 @@ def test_two_facts_of_adjacent_sentences_joined_clause_by_clause_are_held_and_no
         "In Herat, Ahmad Massoud met the minister Muttaqi.",  # "In Herat" is no claim of its own
         "Ahmad Massoud met Muttaqi in Tehran, and India gave 50,000 tonnes of wheat to Ismail Khan.",
         "Ahmad Massoud met Muttaqi in Tehran, in a meeting mediated by the governor Ismail Khan of Kabul.",
+        "Ahmad Massoud met Muttaqi in Tehran, because the meeting was mediated by the governor Ismail Khan.",
+        "Ahmad Massoud met Muttaqi in Tehran, where the former governor Ismail Khan mediated the meeting.",
     ):
         assert not support(borrowed, passage).holds(T), borrowed
 
