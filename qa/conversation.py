@@ -296,15 +296,18 @@ def _about_a_word(
 
 def read_choice(reply: str, names: list[str]) -> str | None:
     """The one of `names` that the generator's `reply` to choose_messages gives: the name as its
-    line writes it, or else the longest name the line holds; None for "none", a line that denies
-    a name ("Not Ismail Khan") or anything else."""
+    line writes it, or else the longest name the line holds and does not deny ("Ismail Khan, not
+    Massoud"); None for "none", a line that denies the names ("Not Ismail Khan") or anything else."""
     line = _reply_line(reply)
     exact = next((n for n in names if n.lower() == _bare(line).lower() or n.lower() == line.lower()), None)
     if exact is not None:
         return exact
-    if negations(line):  # "Not Ismail Khan", "Neither Ismail Khan nor Massoud": no choice
-        return None
-    held = sorted((n for n in names if _holds(line, n)), key=len, reverse=True)
+    denied = {w for scope in negations(line) for w in scope}  # "Not Massoud", "neither X nor Y"
+    held = sorted(
+        (n for n in names if _holds(line, n) and not any(norm(w) in denied for w in n.split())),
+        key=len,
+        reverse=True,
+    )
     return held[0] if held else None
 
 

@@ -427,6 +427,7 @@ def test_the_names_a_pronoun_may_stand_for_are_those_said_the_latest_turn_first(
         ("Not Newcastle.", None),
         ("Neither Newcastle nor Pons Aelius", None),
         ("It does not stand for Pons Aelius.", None),
+        ("Pons Aelius, not Newcastle", "Pons Aelius"),
     ],
 )
 def test_a_choice_is_one_of_the_names_offered(reply, name):
