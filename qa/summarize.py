@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -20,11 +21,12 @@ from embeddings.chunker import chunk_text, sentences
 from embeddings.errors import ConfigError, DocqaError, QuestionError
 from embeddings.index import Index
 from qa.citations import is_list_item, plain
-from qa.generator import Generator, within_context
+from qa.generator import Generator, engine, within_context
 from qa.guard import defuse, neutralise
 from qa.prompt import SUMMARY_SYSTEM, Messages, quote
 from qa.retriever import Passage
 from qa.support import best
+from qa.words import key_words
 
 log = logging.getLogger("docqa.summaries")
 
@@ -110,10 +112,10 @@ class SummaryCache:
         with self._lock:
             try:
                 return use(self._connect())
-            except sqlite3.OperationalError:
-                raise  # a full or read-only disk, a lock: the caller says what to do
-            except sqlite3.DatabaseError as e:  # damaged inside: "database disk image is malformed"
-                self._db = self._afresh(e)
+            except sqlite3.DatabaseError as e:
+                if not _damaged(e):  # a full or read-only disk, a lock, a fault of ours: not the file's
+                    raise
+                self._db = self._afresh(e)  # "database disk image is malformed"
                 return use(self._db)
 
     def get(self, key: str) -> str | None:
@@ -126,6 +128,11 @@ class SummaryCache:
             db.commit()
 
         self._run(write)
+
+
+def _damaged(e: sqlite3.DatabaseError) -> bool:
+    """Whether `e` says the database file itself is damaged or is no database."""
+    return getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def part_messages(title: str, text: str, sentences: int, part: tuple[int, int] | None = None) -> Messages:
@@ -141,11 +148,12 @@ def combine_messages(
 ) -> Messages:  # fmt: skip
     """Merge summaries of parts of one document (title given) or of a collection's `documents`
     (title None): of documents or, in a later round of a large collection, of groups of them
-    (`grouped`), into a summary of the `whole` collection or of these alone."""
+    (`grouped`), into a summary of the `whole` document or collection or of these alone."""
     if title is not None:
         title = " ".join(neutralise(title).split())
+        scope = "the whole document" if whole else "these parts together"
         intro = (f'These are summaries of consecutive parts of the document "{title}". Combine them into '
-                 f"one summary of the whole document in at most {sentences} sentences.")  # fmt: skip
+                 f"one summary of {scope} in at most {sentences} sentences.")  # fmt: skip
     else:
         documents, kind = documents or len(summaries), "groups" if grouped else "documents"
         what = (f"the {documents} documents" if documents == len(summaries) and not grouped else
@@ -177,26 +185,59 @@ def unfinished(text: str) -> tuple[str, str]:
 def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, list[str], bool]:
     """(the summary's sentences a source holds, those left out, whether any was held), by the
     support check answers pass (qa/support.py), the sources' titles given. When no sentence is
-    held, the text stays whole and is marked as not supported."""
+    held, the text stays whole and is marked as not supported. A line that only frames what
+    follows (see `frames`) is not checked: it is kept, on a line of its own, where a kept sentence
+    follows it."""
     said = [text[a:b].strip() for a, b in sentences(text)]
     listed = any(is_list_item(s) for s in said)
     passages, titles = [p.text for p in sources], [p.title for p in sources]
+    framing = [frames(s) for s in said]
     # A summary names its documents by their titles ('The "Pricing" page lists ...'): a title's
     # words need only stand in that passage's own title.
-    # A line that only frames what follows ("Key points:", "## Summary") states nothing to check.
-    frames = [s.endswith(":") or s.startswith("#") for s in said]
     held = [
-        frame
-        or (
-            bool(passages) and best(plain(s), passages, "", titles, threshold, named=True)[1].holds(threshold)
-        )
-        for s, frame in zip(said, frames, strict=True)
+        not frame
+        and bool(passages)
+        and best(plain(s), passages, "", titles, threshold, named=True)[1].holds(threshold)
+        for s, frame in zip(said, framing, strict=True)
     ]
-    if not any(ok and not frame for ok, frame in zip(held, frames, strict=True)):
+    if not any(held):
         return text, [], False
-    kept = [s for s, ok in zip(said, held, strict=True) if ok]
-    joined = "\n".join(kept) if listed else " ".join(kept)  # a list stays a list
-    return joined, [s for s, ok in zip(said, held, strict=True) if not ok], True
+    kept = [(s, frame) for i, (s, frame) in enumerate(zip(said, framing, strict=True))
+            if held[i] or (frame and any(held[j] for j in _framed(said, framing, i)))]  # fmt: skip
+    joined = ""
+    for i, (s, frame) in enumerate(kept):  # a list stays a list; a frame stands on its own line
+        apart = listed or frame or (i > 0 and kept[i - 1][1])
+        joined += ("\n" if apart else " ") + s if i else s
+    left_out = [s for s, ok, frame in zip(said, held, framing, strict=True) if not ok and not frame]
+    return joined, left_out, True
+
+
+def _framed(said: list[str], framing: list[bool], i: int) -> range:
+    """The lines the frame `said[i]` introduces: the list right after it, else those up to the
+    next frame."""
+    end = i + 1
+    if end < len(said) and is_list_item(said[end]):
+        while end < len(said) and is_list_item(said[end]):
+            end += 1
+    else:
+        while end < len(said) and not framing[end]:
+            end += 1
+    return range(i + 1, end)
+
+
+def frames(line: str) -> bool:
+    """Whether a summary's `line` only frames what follows, a heading ("## Key Findings") or a
+    short lead-in ("**Key points:**"): no claim of its own, so few words and no key word (a
+    number; a name, unless every word is capitalised as a heading's are)."""
+    bare = line.strip().strip("*_").strip()
+    if not (_HEADING.match(bare) or bare.endswith(":")) or len(bare.split()) > 12:
+        return False
+    bare = bare.lstrip("#").strip()
+    titled = all(w[:1].isupper() for w in bare.split() if len(w) > 3)
+    return not key_words(bare.lower() if titled else bare)
+
+
+_HEADING = re.compile(r"#{1,6}\s")
 
 
 ENDS = (".", "!", "?", "…", "。", "！", "？")  # what a finished sentence ends with
@@ -386,7 +427,7 @@ class Summarizer:
             raise Stopped("the summary was stopped: its caller went away")
         g = self.generator  # another runtime or precision of the model writes its own summary
         key = hashlib.sha256(
-            json.dumps([PROMPT_VERSION, g.name, g.runtime, g.dtype, messages]).encode()
+            json.dumps([PROMPT_VERSION, g.name, engine(g), g.dtype, messages]).encode()
         ).hexdigest()
         text = self.cache.get(key)
         if text is None:

@@ -98,8 +98,6 @@ def test_a_damaged_summary_cache_is_set_aside_and_made_afresh(tmp_path):
 
 
 def test_a_summary_cache_damaged_inside_its_pages_is_set_aside_when_read(tmp_path):
-    import sqlite3
-
     path = tmp_path / "summaries.sqlite"
     cache = SummaryCache(path)
     cache.put("key", "a summary")
@@ -113,6 +111,14 @@ def test_a_summary_cache_damaged_inside_its_pages_is_set_aside_when_read(tmp_pat
     cache.put("key", "a summary")
     assert cache.get("key") == "a summary"
     assert (tmp_path / "summaries.sqlite.damaged").exists()
+
+
+def test_a_fault_that_is_not_the_summary_caches_own_damage_keeps_the_cache(tmp_path):
+    cache = SummaryCache(tmp_path / "summaries.sqlite")
+    cache.put("key", "a summary")
+    with pytest.raises(sqlite3.ProgrammingError):
+        cache.put("other", ["not", "text"])  # type: ignore[arg-type]
+    assert cache.get("key") == "a summary" and not (tmp_path / "summaries.sqlite.damaged").exists()
 
 
 def test_hostile_upload_names_never_become_paths():

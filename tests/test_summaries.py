@@ -83,10 +83,14 @@ def test_summaries_are_cached_by_content(tmp_path):
 
 def test_another_runtime_of_the_model_writes_its_own_summary(tmp_path):
     a = make(tmp_path, DOCS)
+    a.generator.runtime = "onnx-int4 on Ray Serve, 1 replica"
     a.summarize("short.txt")
     b = make(tmp_path, DOCS)
     b.generator.runtime, b.generator.dtype = "transformers", "bfloat16"
     assert b.summarize("short.txt").cached == 0 and len(b.generator.prompts) == 1
+    c = make(tmp_path, DOCS)
+    c.generator.runtime = "onnx-int4 on Ray Serve, 2 replicas"
+    assert c.summarize("short.txt").cached == 1, "more replicas of the same runtime: the same summary"
 
 
 def test_an_unrelated_change_costs_only_the_changed_document(tmp_path):
@@ -133,7 +137,10 @@ def test_summaries_too_long_to_combine_two_at_a_time_are_cut_and_the_summary_end
     summary = a.summarize("long.txt")
     assert summary.text.startswith("Point")
     assert all(a.generator.count(a.generator.render(m)) <= 400 for m in calls)
-    assert "Combine them" in calls[-1][-1]["content"]
+    combined = [m[-1]["content"] for m in calls if "Combine them" in m[-1]["content"]]
+    assert len(combined) > 1 and combined[-1] == calls[-1][-1]["content"]
+    assert all("of these parts together" in c for c in combined[:-1]), "an earlier round merges some parts"
+    assert "of the whole document" in combined[-1]
 
 
 def test_progress_counts_every_round_of_combining_and_reaches_its_total_only_at_the_end(tmp_path):
@@ -311,9 +318,28 @@ def test_a_line_that_only_leads_into_a_list_is_kept_and_never_listed_as_not_born
     text, left_out, supported = check(summary, SOURCES, 0.5)
     assert supported and left_out == ["- India sent 80,000 tonnes of rice"]
     assert text == "Here are the key points of the document:\n- Ahmad Massoud met Amir Khan Muttaqi in Tehran"
-    assert check("Key points:\n- India sent 80,000 tonnes of rice", SOURCES, 0.5)[2] is False, (
+    heading = check("## Summary\nAhmad Massoud met Amir Khan Muttaqi in Tehran. India sent 50,000 tonnes of wheat.",
+                    SOURCES, 0.5)[0]  # fmt: skip
+    assert heading.startswith("## Summary\nAhmad Massoud"), "a heading stays on its own line"
+    assert check("**Key points:**\n- India sent 80,000 tonnes of rice", SOURCES, 0.5)[2] is False, (
         "a lead-in alone holds nothing up"
     )
+    dangling = check("Ahmad Massoud met Amir Khan Muttaqi in Tehran.\nKey points:\n- India sent 80,000 tonnes of rice",
+                     SOURCES, 0.5)  # fmt: skip
+    assert dangling[0] == "Ahmad Massoud met Amir Khan Muttaqi in Tehran.", (
+        "a lead-in to nothing kept goes too"
+    )
+
+
+@pytest.mark.parametrize(
+    "claim",
+    ["India sent 80,000 tonnes of rice to Pakistan:", "# India sent 80,000 tonnes of rice to Pakistan"],
+)
+def test_a_claim_written_as_a_heading_or_lead_in_is_still_checked(claim):
+    text, left_out, supported = check(
+        f"{claim}\nAhmad Massoud met Amir Khan Muttaqi in Tehran.", SOURCES, 0.5
+    )
+    assert left_out == [claim] and text == "Ahmad Massoud met Amir Khan Muttaqi in Tehran."
 
 
 def test_a_summary_sentence_with_a_citation_mark_is_checked_by_its_words():
