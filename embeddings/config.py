@@ -153,9 +153,10 @@ class Config:
     # An answer the model was unsure of is withdrawn: the least likely word it wrote that the
     # question does not give (qa/sureness.py) must have had at least this probability. None: the
     # generator's own threshold, which `make eval` chose for each packaged model on its
-    # calibration half (qa/models.py: 0.25 for the default model; none, so off, for the small one
-    # and any other model). The threshold belongs to the model: at 0.25 the small model's right
-    # answer to a browser test's question was withdrawn (0.247). 0 turns the check off.
+    # calibration half on the CPU runtime (qa/models.py: 0.25 for the default model; none, so off,
+    # for the small one, any other model and the transformers runtime). The threshold belongs to
+    # the model: at 0.25 the small model's right answer to a browser test's question was
+    # withdrawn (0.247). 0 turns the check off.
     min_sureness: float | None = None
     max_question_chars: int = 2000
     # Follow-up questions (qa/conversation.py): the recent turns a follow-up is rewritten from and

@@ -32,7 +32,7 @@ from evaluation.metrics import contained, f1
 from evaluation.sureness import SURE
 from qa.answer import Checks, abstention, interpret
 from qa.assistant import Assistant
-from qa.generator import Generator
+from qa.generator import Generator, engine
 from qa.models import min_sureness
 from qa.sureness import sureness as sureness_of
 
@@ -141,7 +141,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
         "calibrated": calibrated,
         "as configured": (config.min_relevance, config.min_lexical,
                           Checks(config.support_threshold, config.min_grounding, config.grounding_similarity,
-                                 config.term_closeness, min_sureness(config.min_sureness, generator.name))),
+                                 config.term_closeness, min_sureness(config.min_sureness, generator.name, engine(generator)))),
     }  # fmt: skip
     if sure is not None:
         rules[SURE] = (chosen["min_relevance"], chosen["min_lexical"], replace(checks, sure=sure))

@@ -37,7 +37,7 @@ from qa.conversation import (
     search_text,
     substitute,
 )
-from qa.generator import Generator, within_context
+from qa.generator import Generator, engine, within_context
 from qa.generator import from_config as load_generator
 from qa.models import min_sureness
 from qa.prompt import Messages, answer_messages, fit
@@ -318,7 +318,7 @@ class Assistant:
         generated = time.perf_counter() - generating
         c = self.config
         checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity, c.term_closeness,
-                        min_sureness(c.min_sureness, self.generator.name))  # fmt: skip
+                        min_sureness(c.min_sureness, self.generator.name, engine(self.generator)))  # fmt: skip
         sure = sureness(question, raw)
         answer = interpret(question, "".join(raw), shown, model, checks, self.similarity, self.alike, sure)
         if answer.abstained:

@@ -177,7 +177,7 @@ def _answer_options(
         parser.add_argument("--answer-tokens", type=lambda v: _positive(v, 2048), default=_DEFAULTS.answer_tokens,
                             help="the longest answer the model may write, in tokens; a longer one is cut there")  # fmt: skip
     parser.add_argument("--context-tokens", type=lambda v: _positive(v, least=256), default=_DEFAULTS.context_tokens,
-                        help="the prompt's budget in tokens: instructions, passages and question (256 or more)")  # fmt: skip
+                        help="the most tokens of prompt the model reads for one reply (256 or more)")  # fmt: skip
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: GPU when present)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help=DTYPE_HELP)
     parser.add_argument("--runtime", default=None, choices=list(RUNTIMES), help=RUNTIME_HELP)

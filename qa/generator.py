@@ -172,6 +172,12 @@ def remembering(generator: Generator) -> Iterator[None]:
                 print(f"docqa: could not keep the prompts read for the next question: {e}", file=sys.stderr)
 
 
+def engine(generator: Generator) -> str:
+    """The runtime that decodes for `generator`, one of RUNTIMES where it names one (also behind
+    Ray Serve, whose runtime says "onnx-int4 on Ray Serve, 2 replicas")."""
+    return next((r for r in RUNTIMES if generator.runtime.startswith(r)), generator.runtime)
+
+
 def pick_runtime(device: str, runtime: str | None) -> str:
     """The runtime for `device`: int4 ONNX on a CPU, transformers on a GPU, unless told. A dtype
     asked for does not choose it: on a CPU that would take the generator from 1 GB of int4

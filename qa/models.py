@@ -47,7 +47,8 @@ class PackagedModel:
     licence: str
     chat_template: str
     # The sureness below which its answer is withdrawn (Config.min_sureness, qa/sureness.py), as
-    # `make eval` chose it for this model on its calibration half; 0: none chosen, the check off.
+    # `make eval` chose it for this model on its calibration half, on the onnx-int4 runtime where
+    # it was measured; 0: none chosen, the check off.
     min_sureness: float = 0.0
 
 
@@ -84,12 +85,13 @@ DEFAULT = QWEN_CODER_15B.name
 SMALL = QWEN_CODER_05B.name
 
 
-def min_sureness(configured: float | None, generator: str) -> float:
-    """The sureness threshold answers from `generator` are checked at: the one configured, else the
-    packaged model's own (0, the check off, for a model docqa has chosen none for)."""
+def min_sureness(configured: float | None, generator: str, runtime: str) -> float:
+    """The sureness threshold answers from `generator` on `runtime` are checked at: the one
+    configured, else the packaged model's own on the runtime it was chosen on (0, the check off,
+    for a model or runtime docqa has chosen none for)."""
     if configured is not None:
         return configured
-    return KNOWN[generator].min_sureness if generator in KNOWN else 0.0
+    return KNOWN[generator].min_sureness if generator in KNOWN and runtime == "onnx-int4" else 0.0
 
 
 Report = Callable[[str], None]

@@ -66,10 +66,11 @@ def test_ask_withdraws_an_answer_whose_own_word_the_model_found_unlikely(tmp_pat
     assert not sure.abstained and sure.sureness == config.min_sureness + 0.1
     shipped = replace(config, min_sureness=Config().min_sureness)  # the generator's own threshold
 
-    def ask_shipped(name: str, chance: float):
+    def ask_shipped(name: str, chance: float, runtime: str = "onnx-int4"):
         generator = FakeGenerator(
             "India sent 50,000 tonnes of wheat. [1]", chances={"50,000": chance}, name=name
         )
+        generator.runtime = runtime
         return Assistant(index, generator, shipped).ask("How much wheat did India send?")
 
     unknown = ask_shipped("some-local-model", 0.05)
@@ -80,7 +81,9 @@ def test_ask_withdraws_an_answer_whose_own_word_the_model_found_unlikely(tmp_pat
     threshold = models.KNOWN[models.DEFAULT].min_sureness
     assert threshold > 0, "make eval chose one for the default model"
     assert ask_shipped(models.DEFAULT, threshold - 0.01).abstained
+    assert ask_shipped(models.DEFAULT, threshold - 0.01, "onnx-int4 on Ray Serve, 2 replicas").abstained
     assert not ask_shipped(models.DEFAULT, threshold + 0.01).abstained
+    assert not ask_shipped(models.DEFAULT, 0.05, "transformers").abstained, "not chosen on that runtime"
 
 
 def test_a_piece_keeps_its_chance_when_sent_to_another_process():

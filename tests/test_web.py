@@ -169,7 +169,7 @@ def test_a_jsonl_upload_is_marked_by_its_records_indexed_or_failed(service, tmp_
     assert status == "failed" and "duplicate document id 'q1'" in error
 
 
-def test_uploads_are_read_in_the_order_they_came_so_the_first_keeps_a_shared_id(tmp_path, monkeypatch):
+def test_uploads_are_stored_under_names_that_sort_in_the_order_they_came(tmp_path, monkeypatch):
     library = Library(tmp_path / "index")
     older = library.uploads_dir / "ffffffffffffffffffffffffffffffff.jsonl"  # an older install's name
     older.parent.mkdir(parents=True)

@@ -219,8 +219,9 @@ class _Lane:
             torch._dynamo.mark_static_address(buffer)  # rewritten in place, never reallocated
         return lane
 
-    def prefill(self, model, prompts: list[list[int]], pad_id: int) -> torch.Tensor:
-        """Reads the left-padded prompts into the cache; the first new token of each row."""
+    def prefill(self, model, prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reads the left-padded prompts into the cache; the first new token of each row and its
+        probability."""
         longest, device = max(map(len, prompts)), model.device
         self.cache.reset()
         self.pads.copy_(torch.tensor([longest - len(p) for p in prompts]))
