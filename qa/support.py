@@ -67,9 +67,9 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     still be somewhere in the passage or its title. The words of `named` (a summary names the
     document it draws on by its title) count where the window holds them and need not be there
     when it does not: "Overall, the council approved the budget" restates the title "Council
-    approves budget" and is held by "The council approved the budget". A
-    sentence whose key words no one passage sentence holds may be held clause by clause, by two
-    adjacent sentences (see _by_clauses)."""
+    approves budget" and is held by "The council approved the budget". A sentence whose key words
+    no one passage sentence holds may be held clause by clause, by two adjacent sentences (see
+    _by_clauses)."""
     claim = content(sentence)
     if not claim:
         return NONE  # "It was." is no evidence of anything
@@ -118,10 +118,11 @@ def _missing(
 
 
 def _anchor(
-    counted: list[str], titled: set[str], keys: set[str], passage: str, spans: list[tuple[int, int]], given: set[str],
-    anywhere: set[str], fallen: set[str],
+    counted: list[str], titled: set[str], keys: set[str], passage: str, spans: list[tuple[int, int]],
+    given: set[str], anywhere: set[str], fallen: set[str],
 ) -> Support:  # fmt: skip
-    """The passage sentence that holds most of the claim's words (`counted`) with its key words."""
+    """The passage sentence that holds most of the claim's words (`counted`; those `titled` count
+    only where held) with its key words."""
     best: tuple[tuple, Support] | None = None
     for start, end in spans:
         text = passage[start:end]
