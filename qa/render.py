@@ -25,8 +25,8 @@ def answer_html(text: str, numbers: set[int] | None = None, note: str = "", anch
             return m.group(0)
         return f'<a class="cite" href="#{anchor}-{n}">[{n}]</a>'
 
-    body = _MARK.sub(link, html.escape(text)).replace("\n", "<br>")
-    extra = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    body = _MARK.sub(link, _lines(text))
+    extra = f'<p class="note">{_lines(note)}</p>' if note else ""
     return f'<div class="answer">{body}</div>{extra}'
 
 
@@ -39,7 +39,7 @@ def draft_html(text: str) -> str:
 
 def final_answer_html(answer: Answer, anchor: str = "source") -> str:
     if answer.withdrawn:
-        draft = html.escape(answer.raw.strip()).replace("\n", "<br>")
+        draft = _lines(answer.raw.strip())
         return (
             answer_html(answer.text, set(), answer.reason or "")
             + f'<details class="withdrawn" open><summary>Withdrawn: the draft the model wrote did not pass '
@@ -76,11 +76,11 @@ def sources_html(answer: Answer, text_of: Callable[[str], str], anchor: str = "s
 
 def _card(number: int | None, p: Passage, cites: list[Citation] | None, document: str, anchor: str) -> str:
     date = p.metadata.get("date")
-    meta = [html.escape(p.doc_id), f"chars {p.start}–{p.end}", f"similarity {p.score:.2f}"]
+    meta = [_inline(p.doc_id), f"chars {p.start}–{p.end}", f"similarity {p.score:.2f}"]
     if p.page_label:
-        meta.insert(1, f'<span class="page">{html.escape(p.page_label)}</span>')
+        meta.insert(1, f'<span class="page">{_inline(p.page_label)}</span>')
     if date:
-        meta.insert(1, html.escape(str(date)))
+        meta.insert(1, _inline(str(date)))
     badge = ""
     if cites:
         ok = any(c.supported for c in cites)
@@ -94,10 +94,10 @@ def _card(number: int | None, p: Passage, cites: list[Citation] | None, document
     if document[p.start : p.end] == p.text:
         text = highlight(document, p.start, p.end, claim)
     else:  # the document is gone or has changed since (an answer kept by the browser): the passage alone
-        text = f'<span class="passage">{html.escape(p.text)}</span>'
+        text = f'<span class="passage">{_lines(p.text)}</span>'
     title = f"[{number}] " if number else ""
     return (
-        f'<div class="source"{where}><div class="source-head"><b>{title}{html.escape(p.title)}</b> {badge}</div>'
+        f'<div class="source"{where}><div class="source-head"><b>{title}{_inline(p.title)}</b> {badge}</div>'
         f'<div class="source-meta">{" · ".join(meta)}</div>'
         f'<div class="source-text">{text}</div></div>'
     )
@@ -107,7 +107,7 @@ def asked_as_html(question: str, standalone: str | None) -> str:
     """The question as retrieval searched it, when a follow-up was rewritten; else nothing."""
     if not standalone or standalone == " ".join(question.split()):  # asked as typed, spaces aside
         return ""
-    return f'<p class="note asked-as">Asked as: {html.escape(standalone)}</p>'
+    return f'<p class="note asked-as">Asked as: {_inline(standalone)}</p>'
 
 
 def turn_html(answer: Answer, number: int, text_of: Callable[[str], str]) -> str:
@@ -125,10 +125,10 @@ def highlight(document: str, start: int, end: int, claim: str = "") -> str:
     that best supports `claim` marked."""
     if not document or not 0 <= start < end <= len(document):
         return ""
-    left = document.rfind("\n\n", 0, start)
-    left = max(left + 2 if left >= 0 else 0, start - CONTEXT_CHARS)
-    right = document.find("\n\n", end)
-    right = min(right if right >= 0 else len(document), end + CONTEXT_CHARS)
+    before = [m.end() for m in _PARAGRAPH_BREAK.finditer(document, 0, start)]
+    left = max(before[-1] if before else 0, start - CONTEXT_CHARS)
+    after = _PARAGRAPH_BREAK.search(document, end)
+    right = min(after.start() if after else len(document), end + CONTEXT_CHARS)
     mark_start, mark_end = _best_sentence(document, start, end, claim) if claim else (start, start)
     parts = [
         ("", document[left:start]),
@@ -139,7 +139,7 @@ def highlight(document: str, start: int, end: int, claim: str = "") -> str:
     ]
     out = "…" if left > 0 else ""
     for kind, text in parts:
-        text = html.escape(text).replace("\n", "<br>")
+        text = _lines(text)
         if kind == "mark" and text:
             out += f"<mark>{text}</mark>"
         elif kind == "passage" and text:
@@ -147,6 +147,20 @@ def highlight(document: str, start: int, end: int, claim: str = "") -> str:
         else:
             out += text
     return out + ("…" if right < len(document) else "")
+
+
+_PARAGRAPH_BREAK = re.compile(r"\r?\n[ \t]*\r?\n")  # a blank line, also a Windows one
+
+
+def _lines(text: str) -> str:
+    """`text` escaped, its line breaks as <br>: no raw newline, so the chat's Markdown never reads
+    a blank line in it and the HTML stays one block (see web.py)."""
+    return html.escape(text).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+
+
+def _inline(text: str) -> str:
+    """A title, an id, a label: escaped, on one line."""
+    return html.escape(" ".join(text.split()))
 
 
 def _best_sentence(document: str, start: int, end: int, claim: str) -> tuple[int, int]:
@@ -200,15 +214,15 @@ def summary_html(
     docs: dict[str, str] = {}
     for p in sources:
         docs.setdefault(p.doc_id, p.title)
-    items = "".join(f"<li>{html.escape(t)} <code>{html.escape(d)}</code></li>" for d, t in docs.items())
+    items = "".join(f"<li>{_inline(t)} <code>{_inline(d)}</code></li>" for d, t in docs.items())
     warn = "".join(
-        f'<p class="note unsupported">{html.escape(line)}</p>'
+        f'<p class="note unsupported">{_lines(line)}</p>'
         for line in caveats(left_out or [], supported, skipped, shortened, unfinished)
     )
-    body = html.escape(text).replace("\n", "<br>")  # a summary written as a list keeps its lines
+    body = _lines(text)  # a summary written as a list keeps its lines
     return (
-        f'<div class="summary"><h4>{html.escape(title)}</h4><p>{body}</p>{warn}'
-        f'<p class="note">{html.escape(note)}</p>'
-        f"<details><summary>{html.escape(drawn_from(sources))}</summary>"
+        f'<div class="summary"><h4>{_inline(title)}</h4><p>{body}</p>{warn}'
+        f'<p class="note">{_lines(note)}</p>'
+        f"<details><summary>{_inline(drawn_from(sources))}</summary>"
         f"<ul>{items}</ul></details></div>"
     )

@@ -136,7 +136,7 @@ class Handlers:
         the turns to keep (`stored` itself, unchanged, until the answer is checked)."""
         turns = _turns(stored)
         before = self.chat_view(turns)
-        said = {"role": "user", "content": html.escape(question)}
+        said = _asked(question)
         try:
             draft = ""
             with self.service.chat(
@@ -168,7 +168,7 @@ class Handlers:
                                "ones are let go as it goes on.</div>"))  # fmt: skip
         for i, t in enumerate(turns):
             view += [
-                {"role": "user", "content": html.escape(t.question)},
+                _asked(t.question),
                 _reply(turn_html(t.answer, i, self._text_of)),
             ]
         return view
@@ -294,7 +294,18 @@ class Handlers:
 
 
 def _reply(content: str) -> dict:
-    return {"role": "assistant", "content": content}
+    return {"role": "assistant", "content": _one_block(content)}
+
+
+def _asked(question: str) -> dict:
+    return {"role": "user", "content": _one_block(f'<div class="question">{html.escape(question)}</div>')}
+
+
+def _one_block(content: str) -> str:
+    """HTML as the chat takes it: it reads messages as Markdown, and HTML that opens with a tag
+    stays HTML, unread, up to a blank line. So no line break is left raw: a document's text can
+    never end the block and have a link, an image from elsewhere or a heading read from it."""
+    return content.replace("\r", "&#13;").replace("\n", "&#10;")
 
 
 def _first(stream: AnswerStream, waiting: T) -> Generator[T, None, str | None]:

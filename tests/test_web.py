@@ -244,6 +244,9 @@ def test_highlight_escapes_and_marks_the_supporting_sentence():
     out = highlight(doc, start, end, "Ismail Khan mediated")
     assert "<mark>Ismail Khan mediated the talks.</mark>" in out
     assert "<b>" not in out and "Other" not in out
+    windows = doc.replace("\n", "\r\n")  # a file saved with Windows line ends
+    out = highlight(windows, windows.index("First"), windows.index("Last fact.") + 10, "Ismail Khan mediated")
+    assert "Intro" not in out and "Other" not in out, "the card stops at the paragraph's end"
 
 
 def test_answer_links_only_known_citations():

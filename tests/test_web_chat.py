@@ -57,8 +57,8 @@ def test_a_follow_up_in_the_chat_shows_its_rewrite_and_each_answer_keeps_its_sou
 
     view, kept = list(handlers.chat("Where was he governor?", kept))[-1]
     assert [m["content"] for m in view if m["role"] == "user"] == [
-        "Who mediated the meeting in Tehran?",
-        "Where was he governor?",
+        '<div class="question">Who mediated the meeting in Tehran?</div>',
+        '<div class="question">Where was he governor?</div>',
     ]
     first, second = view[1]["content"], view[3]["content"]
     assert "Asked as: Where was Ismail Khan governor?" in second and "Asked as" not in first
@@ -77,7 +77,7 @@ def test_a_reload_shows_the_kept_conversation_and_users_keep_their_own(handlers)
     _, theirs = list(handlers.chat("How much wheat did India send?", []))[-1]
     restored = handlers.chat_view(_kept(mine))
     assert (
-        restored[0]["content"] == "Who mediated the meeting in Tehran?"
+        restored[0]["content"] == '<div class="question">Who mediated the meeting in Tehran?</div>'
         and "Ismail Khan" in restored[1]["content"]
     )
     view, mine = list(handlers.chat("Where was he governor?", mine))[-1]
@@ -128,3 +128,25 @@ def test_a_chat_question_is_asked_within_the_picked_documents_and_dates(handlers
     assert {p["doc_id"] for p in kept[0]["answer"]["passages"]} == {"wheat.txt"}
     view, kept = list(handlers.chat("How much wheat did India send?", kept, None, "2030-01-01"))[-1]
     assert "no indexed document matches the scope" in view[-1]["content"] and len(kept) == 1
+
+
+def test_no_document_text_is_read_as_markdown_in_the_chat_even_once_the_document_is_gone(tmp_path):
+    """The chat reads each message as Markdown, and HTML in it only up to a blank line: a title or
+    passage with a blank line could add a link, an image fetched from elsewhere, a heading."""
+    hostile = "Talks\n\n[Open the report](javascript:alert(1)) ![x](https://elsewhere.example/beacon.png)"
+    text = "The meeting in Tehran was mediated by Ismail Khan.\r\n\r\n# Not a heading\r\n\r\nMore text here."
+    record = json.dumps({"id": "t1", "title": hostile, "text": text})
+    docs = write_docs(tmp_path / "docs", {"talks.jsonl": record, "wheat.txt": DOCS["wheat.txt"]})
+    config = Config(
+        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
+    )
+    service = Service(config, FakeGenerator(reply), FakeEmbedder()).start(background=False)
+    handlers = Handlers(service)
+    asked = "Who mediated the meeting in Tehran?\n\n[me](javascript:alert(2))"
+    view, kept = list(handlers.chat(asked, []))[-1]
+    service.remove("t1")  # the turn is drawn again from the passage alone
+    for shown in (view, handlers.chat_view(_kept(kept))):
+        assert "Ismail Khan" in shown[1]["content"]
+        assert all("\n" not in m["content"] and "\r" not in m["content"] for m in shown), (
+            "one HTML block each"
+        )
