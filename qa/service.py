@@ -54,6 +54,15 @@ class Failed(DocqaError):
     """The models could not start: the message says what to fix; asking again will not help."""
 
 
+class NotIndexed(DocqaError):
+    """Uploads stored but not indexed: the build could not run (another one holds the index, say).
+    What was stored can be retried; what was refused, and why, is still said."""
+
+    def __init__(self, why: DocqaError, stored: list[Upload], refused: list[str]) -> None:
+        super().__init__(str(why))
+        self.stored, self.refused = stored, refused
+
+
 class Left(Exception):
     """The caller went away while its question waited for a turn with the model."""
 
@@ -303,6 +312,10 @@ class Service:
         # A file whose very bytes are indexed already would only be found twice by every question.
         listed = self.documents()  # and NotReady before anything is stored, while docqa starts
         indexed = {d.hash: str(d.metadata.get("file") or d.id) for d in listed}
+        waiting = {}  # uploads stored but not indexed (another build held the index, say)
+        for u in self.library.uploads():
+            if u.status != "indexed" and (kept := self.library.uploads_dir / u.stored).is_file():
+                waiting[content_hash(kept)] = u.name
         for name, path in files:
             try:
                 small = Path(path).stat().st_size <= MAX_UPLOAD_BYTES  # a larger one is refused below
@@ -310,12 +323,18 @@ class Service:
                 if digest in indexed:
                     raise ConfigError(f"{Path(name).name}: the same file is indexed already, as "
                                       f"{indexed[digest]}; remove that one first to add it again")  # fmt: skip
+                if digest in waiting:
+                    raise ConfigError(f"{Path(name).name}: the same file is stored already, as {waiting[digest]}, "
+                                      "and not yet indexed: retry it (Retry uploads that were not indexed) rather than add it again")  # fmt: skip
                 upload = self.library.store(name, Path(path), MAX_UPLOAD_BYTES)
                 stored.append(upload)
                 indexed[digest] = upload.name
             except (ConfigError, OSError) as e:
                 refused.append(str(e))
-        report = self.reindex() if stored else None
+        try:
+            report = self.reindex() if stored else None
+        except DocqaError as e:
+            raise NotIndexed(e, stored, refused) from e
         return stored, refused, report
 
     def remove(self, doc_id: str) -> BuildReport:

@@ -37,7 +37,7 @@ from qa.render import (
     summary_html,
     turn_html,
 )
-from qa.service import MAX_UPLOAD_BYTES, Left, Service
+from qa.service import MAX_UPLOAD_BYTES, Left, NotIndexed, Service
 from qa.summarize import Stopped
 
 if TYPE_CHECKING:
@@ -247,6 +247,9 @@ class Handlers:
         names = names or [Path(p).name for p in paths]
         try:
             stored, refused, report = self.service.upload(list(zip(names, map(Path, paths), strict=True)))
+        except NotIndexed as e:
+            kept = [f"- kept **{u.name}**: retry it when the index is free" for u in e.stored]
+            return "\n".join([f"**Not indexed:** {e}", *[f"- refused {r}" for r in e.refused], *kept])
         except DocqaError as e:
             return f"**Not indexed:** {e}"
         lines = [f"- refused {r}" for r in refused]

@@ -190,12 +190,19 @@ def test_an_upload_whose_indexing_failed_stays_listed_and_can_be_retried(service
             service, "reindex", lambda: (_ for _ in ()).throw(IndexBusy("another docqa build is running"))
         )
         message = Handlers(service).upload([str(notes)])
-    assert "Not indexed" in message and "another docqa build" in message
-    [pending] = service.uploads()
-    assert (pending.name, pending.status) == ("notes.txt", "pending")
+        assert "Not indexed" in message and "another docqa build" in message
+        [pending] = service.uploads()
+        assert (pending.name, pending.status) == ("notes.txt", "pending")
+        again = Handlers(service).upload([str(notes)])  # the user tries the same file once more
+        assert "stored already, as notes.txt, and not yet indexed" in again and len(service.uploads()) == 1
+        other = tmp_path / "other.txt"
+        other.write_text("The spring fair in the valley is held every April.")
+        both = Handlers(service).upload([str(notes), str(other)])
+        assert "Not indexed" in both and "refused notes.txt: the same file is stored already" in both
+        assert "kept **other.txt**: retry it" in both, "what was stored, and what refused, is said"
     message = Handlers(service).retry()
-    assert "still not indexed" not in message and "1 added" in message
-    assert service.uploads()[0].status == "indexed"
+    assert "still not indexed" not in message and "2 added" in message
+    assert [u.status for u in service.uploads()] == ["indexed", "indexed"]
     assert any(d.id == pending.doc_id for d in service.documents())
 
 
