@@ -114,10 +114,15 @@ class Library:
             if isinstance(item, Pending) and item.path.startswith(folder):
                 read.setdefault(os.path.basename(item.path), []).append(item.id)
         results = {}
+        left_out = self.excluded()
         for upload in self.uploads():
             ids = read.get(upload.stored, [upload.doc_id])
             if any(i in indexed for i in ids):
                 results[upload.stored] = None
+            elif all(i in left_out for i in ids):  # a .jsonl upload whose records were removed one by one
+                results[upload.stored] = (
+                    "its documents were removed from the index: remove the upload to delete its file"
+                )
             elif reason := next((failed[i] for i in ids if i in failed), None) or unread.get(upload.name):
                 results[upload.stored] = reason
         self.mark(results)

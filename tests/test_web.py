@@ -167,6 +167,10 @@ def test_a_jsonl_upload_is_marked_by_its_records_indexed_or_failed(service, tmp_
     Handlers(service).upload([str(again)])
     [(status, error)] = [(u.status, u.error) for u in service.uploads() if u.name == "again.jsonl"]
     assert status == "failed" and "duplicate document id 'q1'" in error
+    service.remove("q1")  # its one record taken out by hand: the upload holds nothing indexed now
+    [faq_upload] = [u for u in service.uploads() if u.name == "faq.jsonl"]
+    assert faq_upload.status == "failed" and "remove the upload" in faq_upload.error
+    assert "Removed" in Handlers(service).remove(f"stored:{faq_upload.stored}"), "and it can be removed"
 
 
 def test_uploads_are_stored_under_names_that_sort_in_the_order_they_came(tmp_path, monkeypatch):
