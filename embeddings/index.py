@@ -124,7 +124,10 @@ class Index:
         selection = self.select(scope)
         if selection.unknown:
             names = ", ".join(repr(d) for d in selection.unknown)
-            raise QuestionError(f"no document {names} in the index: `docqa documents` lists the ids")
+            raise QuestionError(
+                f"no document {names} in the index (removed since, or not its id): pick from the documents "
+                f"listed (`docqa documents` on the command line)"
+            )
         if selection.empty:
             raise QuestionError(
                 f"no indexed document matches the scope ({scope.describe()}): widen it, or leave it out "
