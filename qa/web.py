@@ -9,6 +9,7 @@ import html
 import logging
 import os
 import queue
+import re
 import secrets
 import shutil
 import signal
@@ -248,19 +249,21 @@ class Handlers:
         try:
             stored, refused, report = self.service.upload(list(zip(names, map(Path, paths), strict=True)))
         except NotIndexed as e:
-            kept = [f"- kept **{u.name}**: retry it when the index is free" for u in e.stored]
-            return "\n".join([f"**Not indexed:** {e}", *[f"- refused {r}" for r in e.refused], *kept])
+            kept = [f"- kept **{_md(u.name)}**: retry it when the index is free" for u in e.stored]
+            return "\n".join(
+                [f"**Not indexed:** {_md(str(e))}", *[f"- refused {_md(r)}" for r in e.refused], *kept]
+            )
         except DocqaError as e:
-            return f"**Not indexed:** {e}"
-        lines = [f"- refused {r}" for r in refused]
+            return f"**Not indexed:** {_md(str(e))}"
+        lines = [f"- refused {_md(r)}" for r in refused]
         failed = {u.stored: u for u in self.service.uploads() if u.status == "failed"}
         for u in stored:
             if u.stored in failed:
                 lines.append(
-                    f"- **{u.name}** could not be read: {failed[u.stored].error} (kept; remove it below)"
+                    f"- **{_md(u.name)}** could not be read: {_md(failed[u.stored].error or '')} (kept; remove it below)"
                 )
             else:
-                lines.append(f"- added **{u.name}**")
+                lines.append(f"- added **{_md(u.name)}**")
         if report is not None:
             lines.append(f"\n{report.summary()}")
         return "\n".join(lines)
@@ -269,8 +272,8 @@ class Handlers:
         try:
             report, failing = self.service.retry()
         except DocqaError as e:
-            return f"**Not indexed:** {e}"
-        lines = [f"- **{u.name}** still not indexed: {u.error or u.status}" for u in failing]
+            return f"**Not indexed:** {_md(str(e))}"
+        lines = [f"- **{_md(u.name)}** still not indexed: {_md(u.error or u.status)}" for u in failing]
         return "\n".join([*lines, f"\n{report.summary()}"])
 
     def remove(self, doc_id: str | None) -> str:
@@ -282,7 +285,7 @@ class Handlers:
             else:
                 report = self.service.remove(doc_id)
         except DocqaError as e:
-            return f"**Not removed:** {e}"
+            return f"**Not removed:** {_md(str(e))}"
         return f"Removed. {report.summary()}"
 
     def status(self) -> str:
@@ -294,6 +297,15 @@ class Handlers:
             f"{counted(s.documents, 'document')} · {counted(s.chunks, 'chunk')} · embeddings: {s.embedding_model} · "
             f"generator: {s.generator_model} · {s.runtime}{busy}"
         )
+
+
+def _md(text: str) -> str:
+    """Text a user or a document gave (a file name, a reason that quotes one) as Markdown shows it
+    literally: "*notes*_v2.txt" is not read as emphasis, "<b>" not as HTML."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|<>~-])")
 
 
 def _reply(content: str) -> dict:
