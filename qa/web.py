@@ -301,11 +301,13 @@ class Handlers:
 
 def _md(text: str) -> str:
     """Text a user or a document gave (a file name, a reason that quotes one) as Markdown shows it
-    literally: "*notes*_v2.txt" is not read as emphasis, "<b>" not as HTML."""
+    literally inside a line: "*notes*_v2.txt" is not read as emphasis, "<b>" not as HTML. Only
+    what Markdown reads inside a line is escaped, so "rice-2 (copy).txt" reads as it is through
+    the API too."""
     return _MARKDOWN.sub(r"\\\1", text)
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|<>~-])")
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>!~])")
 
 
 def _reply(content: str) -> dict:
