@@ -141,7 +141,7 @@ def framing(answer: str, cited: list[CitedSentence]) -> set[int]:
     below = [*lines[1:], ""]
     return {
         i for i, line in enumerate(lines)
-        if _HEADING.match(line) or _TABLE_RULE.match(line) or _SOURCES_LINE.match(line)
+        if is_heading(line) or _TABLE_RULE.match(line) or _SOURCES_LINE.match(line)
         or (line.lstrip().startswith("|") and _TABLE_RULE.match(below[i]))
     }  # fmt: skip
 
@@ -149,6 +149,11 @@ def framing(answer: str, cited: list[CitedSentence]) -> set[int]:
 _HEADING = re.compile(r"\A\s*#{1,6}\s")
 _TABLE_RULE = re.compile(r"\A\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*\Z")
 _SOURCES_LINE = re.compile(r"\A[\s*_]*(?:sources?|references?)\s*:", re.IGNORECASE)
+
+
+def is_heading(line: str) -> bool:
+    """Whether `line` is a markdown heading ("## Summary")."""
+    return bool(_HEADING.match(line))
 
 
 def is_list_item(line: str) -> bool:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import TypeVar
 from embeddings.chunker import chunk_text, sentences
 from embeddings.errors import ConfigError, DocqaError, QuestionError
 from embeddings.index import Index
-from qa.citations import is_list_item, plain
+from qa.citations import is_heading, is_list_item, plain
 from qa.generator import Generator, engine, within_context
 from qa.guard import defuse, neutralise
 from qa.prompt import SUMMARY_SYSTEM, Messages, quote
@@ -230,14 +229,11 @@ def frames(line: str) -> bool:
     short lead-in ("**Key points:**"): no claim of its own, so few words and no key word (a
     number; a name, unless every word is capitalised as a heading's are)."""
     bare = line.strip().strip("*_").strip()
-    if not (_HEADING.match(bare) or bare.endswith(":")) or len(bare.split()) > 12:
+    if not (is_heading(bare) or bare.endswith(":")) or len(bare.split()) > 12:
         return False
     bare = bare.lstrip("#").strip()
     titled = all(w[:1].isupper() for w in bare.split() if len(w) > 3)
     return not key_words(bare.lower() if titled else bare)
-
-
-_HEADING = re.compile(r"#{1,6}\s")
 
 
 ENDS = (".", "!", "?", "…", "。", "！", "？")  # what a finished sentence ends with
