@@ -4,6 +4,7 @@ its indexing went) and documents excluded from the folder. Builds honour both.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -146,9 +147,9 @@ class Library:
             self._write(self._registry, registry)
 
     def version(self) -> str:
-        """Changes whenever an upload is stored, marked or removed, or a document left out: the
-        times its lists were last written."""
-        return " ".join(str(_written(p)) for p in (self._registry, self._excluded))
+        """Changes whenever an upload is stored, marked or removed, or a document left out: a
+        digest of its lists as written (their times may not move between two writes in a second)."""
+        return " ".join(_digest(p) for p in (self._registry, self._excluded))
 
     # Documents of the folder left out of the index
     def excluded(self) -> dict[str, str | None]:
@@ -190,11 +191,11 @@ class Library:
         os.replace(tmp, path)
 
 
-def _written(path: Path) -> int:
+def _digest(path: Path) -> str:
     try:
-        return path.stat().st_mtime_ns
+        return hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()
     except FileNotFoundError:
-        return 0
+        return "-"
 
 
 def _a_registry(value: object) -> bool:

@@ -548,3 +548,19 @@ def test_an_index_folder_docqa_may_not_write_is_an_error_that_says_so(config, fa
         ConfigError, match=r"cannot write the index in .* \(Permission denied\): check its perm"
     ):
         run(config, fake_embedder)
+
+
+def test_the_uploads_version_moves_on_with_each_write_even_within_one_tick_of_the_clock(tmp_path):
+    """The page refreshes its lists when the version moves: a file system whose times are coarse
+    (or a clock set back) must not hide a second write."""
+    from embeddings.library import Library
+
+    library = Library(tmp_path / "idx")
+    (tmp_path / "memo.txt").write_text("An uploaded memo about the harvest.")
+    upload = library.store("memo.txt", tmp_path / "memo.txt", 10**6)
+    before = library.version()
+    registry = tmp_path / "idx" / "uploads.json"
+    stamp = registry.stat().st_mtime_ns
+    library.mark({upload.stored: None})
+    os.utime(registry, ns=(stamp, stamp))  # written within the same tick
+    assert library.version() != before, "marked indexed: the page must list it so"
