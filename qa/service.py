@@ -341,7 +341,8 @@ class Service:
         """Take a document out of the index: an upload is deleted, a folder document excluded.
         NotReady, with nothing changed, while docqa starts."""
         assistant = self.assistant
-        if doc_id.startswith(UPLOAD_PREFIX):
+        # A .jsonl record of the folder may have any id, one that reads like an upload's too.
+        if doc_id.startswith(UPLOAD_PREFIX) and doc_id.removeprefix(UPLOAD_PREFIX) in self.library.names():
             self.library.delete(doc_id.removeprefix(UPLOAD_PREFIX))
         elif (info := assistant.index.document(doc_id)) is None:
             raise ConfigError(f"no document {doc_id!r} in the index")

@@ -280,13 +280,18 @@ class Handlers:
         if not doc_id:
             return "Choose a document to remove."
         try:
-            if doc_id.startswith("stored:"):
+            if doc_id.startswith("stored:") and self._not_indexed(doc_id.removeprefix("stored:")):
                 report = self.service.forget_upload(doc_id.removeprefix("stored:"))
             else:
                 report = self.service.remove(doc_id)
         except DocqaError as e:
             return f"**Not removed:** {_md(str(e))}"
         return f"Removed. {report.summary()}"
+
+    def _not_indexed(self, stored: str) -> bool:
+        """Whether `stored` names an upload listed to remove as not indexed (a document's id, a
+        .jsonl record's, may start with "stored:" too)."""
+        return any(u.stored == stored and u.status != "indexed" for u in self.service.uploads())
 
     def status(self) -> str:
         s = self.service.status()

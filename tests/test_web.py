@@ -310,3 +310,14 @@ def test_an_upload_over_the_limit_says_its_size_and_the_limit_in_bytes(tmp_path)
     big.write_text("x" * 1001)
     with pytest.raises(ConfigError, match=r"big.txt: 1,001 bytes is over the upload limit of 1,000 bytes"):
         Library(tmp_path / "index").store("big.txt", big, 1000)
+
+
+def test_a_folder_record_whose_id_reads_like_an_upload_is_removed_as_a_document(service):
+    (service.config.docs / "faq.jsonl").write_text(
+        '{"id": "upload:refunds", "text": "Refunds take five working days."}\n'
+        '{"id": "stored:returns", "text": "Returns are accepted for thirty days."}\n'
+    )
+    service.reindex()
+    assert "Removed" in Handlers(service).remove("upload:refunds")
+    assert "Removed" in Handlers(service).remove("stored:returns")
+    assert sorted(d.id for d in service.documents()) == ["talks.txt", "wheat.txt"]
