@@ -360,7 +360,10 @@ def _messages(value: object) -> list[tuple[str, str]]:
             raise ApiError(400, f"{where} is a {role} result; docqa calls no tools", "messages")
         if role not in ROLES:
             raise ApiError(400, f"{where}.role must be one of {', '.join(ROLES)}, not {role!r}", "messages")
-        out.append((role, _text(message.get("content"), where)))
+        content = message.get("content")
+        if role == "assistant" and content is None and isinstance(message.get("refusal"), str):
+            content = message["refusal"]  # a reply OpenAI refused, as a client sends it back
+        out.append((role, _text(content, where)))
     spoken = [m for m in out if m[0] in ("user", "assistant")]  # a system message may come last
     if not spoken or spoken[-1][0] != "user" or not spoken[-1][1].strip():
         raise ApiError(400, "the last message must be the user's question, with text in it (system and "

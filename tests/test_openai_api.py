@@ -61,6 +61,9 @@ def test_a_system_message_after_the_question_and_an_assistants_refusal_part_are_
     asked = chat_request(body, EMBEDDER)
     assert asked.question == QUESTION["content"]
     assert asked.earlier == [("user", "Who won?"), ("assistant", "I cannot say.")]
+    refused = {"role": "assistant", "content": None, "refusal": "I cannot say."}  # as OpenAI replies
+    body["messages"][1] = refused
+    assert chat_request(body, EMBEDDER).earlier == [("user", "Who won?"), ("assistant", "I cannot say.")]
 
 
 def test_earlier_messages_become_the_conversations_turns_and_a_withdrawn_draft_never_does():
