@@ -381,6 +381,16 @@ def _conversation(pairs: list[tuple[str, str]]) -> str:
     )
 
 
+_QUESTION_WORDS = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how)\b", re.IGNORECASE)
+# "What about Herat?" asks in the form of the last question
+_FOLLOWING = re.compile(r"\b(?:what|how)\s+about\b", re.IGNORECASE)
+
+
+def _asked_by(question: str) -> set[str]:
+    """The question words of `question` ("when", "where"), a "what about" aside."""
+    return {w.lower() for w in _QUESTION_WORDS.findall(_FOLLOWING.sub(" ", question))}
+
+
 def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tuple[str | None, str]:
     """(the rewritten question in the generator's `reply`, "") or (None, why it is refused):
     empty, more than three times as long as the question (and 120 characters over it), a refusal
@@ -389,7 +399,8 @@ def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tup
     reply that is no question and adds words other than the names the conversation said (for a
     question typed without "?": "and his province" is not "Ismail Khan was governor of Kabul"),
     one that changes what was asked (a negation, a number or an opposite: see says_otherwise),
-    or one that names something neither the question nor the conversation `pairs` names."""
+    one that asks with another question word ("where" for "when") or drops a name asked, or one
+    that names something neither the question nor the conversation `pairs` names."""
     line = next((x for x in reply.strip().splitlines() if x.strip()), "")
     line = " ".join(_unquoted(_LABEL.sub("", line.strip()).strip()).split())
     if not line or is_refusal(line):
@@ -408,6 +419,11 @@ def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tup
             return None, "keeps too few of the words asked"
     elif asked and len(asked & {norm(w) for w in content(line)}) < max(1, len(asked) // 2):
         return None, "keeps too few of the words asked"
+    if other := _asked_by(question) - _asked_by(line):  # "When did he die?" -> "Where did Khan die?"
+        return None, f"asks another question (without {', '.join(sorted(other))})"
+    kept = {norm(w) for w in content(line)}
+    if dropped := [w for w in _NAME.findall(question[1:]) if len(w) > 1 and norm(w) in asked - kept]:
+        return None, f"drops a name asked ({', '.join(dropped)})"  # "... about Herat?" -> "What did he say?"
     if not line.endswith(_ASKS) and added - _name_words(pairs):  # "and his province" -> a statement
         return None, "adds words that are not names the conversation said (a reply to it)"
     if changed := says_otherwise(line, question):  # "Who did not attend?" -> "Who attended?"

@@ -355,9 +355,12 @@ def _opposes(sentence: str, window: str) -> bool:
     """The sentence says one of a pair of opposites ("rose", "before") where the window says only
     the other ("fell", "after"); not where either denies it ("was not successful" is "failed"),
     which the negation check reads."""
-    if negations(sentence) or negations(window):
-        return False
-    said, held = {norm(w) for w in words(sentence)}, {norm(w) for w in words(window)}
+    return not negations(sentence) and not negations(window) and _swapped(sentence, window)
+
+
+def _swapped(text: str, than: str) -> bool:
+    """`text` has one of a pair of opposites where `than` has only the other."""
+    said, held = {norm(w) for w in words(text)}, {norm(w) for w in words(than)}
     return any(said & a and not said & b and held & b and not held & a for a, b in _OPPOSED)
 
 
@@ -371,7 +374,7 @@ def says_otherwise(text: str, than: str) -> str | None:
     numbers = {k for k in key_words(than) if any(ch.isdigit() for ch in k)} - key_words(text)
     if numbers:
         return f"leaves out {', '.join(as_written(sorted(numbers), than))}"
-    if _opposes(text, than):
+    if _swapped(text, than):  # both deny alike: "didn't ... before" is not "didn't ... after" either
         return "says the opposite of a word asked"
     return None
 

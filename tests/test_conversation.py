@@ -3,6 +3,7 @@ reach the answer prompt, and a conversation through the Python API."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,7 @@ def test_a_rewrite_that_fails_a_check_is_refused(reply, why):
         ("Did he meet Massoud again?", "Did Ismail Khan never meet Massoud again?", "adds a negation"),
         ("What did he sign in 2019?", "What did Ismail Khan sign in 2021?", "leaves out 2019"),
         ("Who did he meet before the talks?", "Who did Ismail Khan meet after the talks?", "opposite"),
+        ("Why didn't he attend before the war?", "Why didn't Ismail Khan attend after the war?", "opposite"),
     ],
 )  # fmt: skip
 def test_a_rewrite_that_asks_the_opposite_or_another_year_is_refused(question, reply, why):
@@ -94,6 +96,26 @@ def test_a_rewrite_that_asks_the_opposite_or_another_year_is_refused(question, r
     assert kept is None and why in reason
     assert read_rewrite(question.replace("he", "Ismail Khan", 1), question, KHAN)[0], (
         "the same question is kept"
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "reply", "why"),
+    [
+        ("When did he leave Herat?", "Where did Ismail Khan leave Herat?", "asks another question (without when)"),
+        ("Where was he?", "Who mediated the meeting?", "asks another question (without where)"),
+        ("What did he say about Herat and Kabul?", "What did Ismail Khan say?", "drops a name asked (Herat, Kabul)"),
+    ],
+)  # fmt: skip
+def test_a_rewrite_that_asks_another_thing_than_the_follow_up_is_refused(question, reply, why):
+    assert read_rewrite(reply, question, KHAN) == (None, why)
+    named = re.sub(r"\bhe\b", "Ismail Khan", question)
+    assert read_rewrite(named, question, KHAN)[0] == named, "the follow-up with the name put in is kept"
+
+
+def test_what_about_a_name_is_asked_in_the_form_of_the_last_question():
+    assert standalone(
+        "Where was Massoud governor?", "What about Massoud?", KHAN + [("Where was he governor?", "Herat.")]
     )
 
 
