@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -25,7 +26,7 @@ from qa.guard import defuse, neutralise
 from qa.prompt import SUMMARY_SYSTEM, Messages, quote
 from qa.retriever import Passage
 from qa.support import best
-from qa.words import key_words
+from qa.words import content, key_words, negations
 
 log = logging.getLogger("docqa.summaries")
 
@@ -187,10 +188,11 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     held, the text stays whole and is marked as not supported. A line that only frames what
     follows (see `frames`) is not checked: it is kept, on a line of its own, where a kept sentence
     follows it."""
-    said = [text[a:b].strip() for a, b in sentences(text)]
+    said = _said(text)
     listed = any(is_list_item(s) for s in said)
     passages, titles = [p.text for p in sources], [p.title for p in sources]
-    framing = [frames(s) for s in said]
+    sourced = set(content(" ".join([*passages, *titles])))
+    framing = [frames(s, sourced) for s in said]
     # A summary names its documents by their titles ('The "Pricing" page lists ...'): a title's
     # words need only stand in that passage's own title.
     held = [
@@ -211,6 +213,21 @@ def check(text: str, sources: list[Passage], threshold: float) -> tuple[str, lis
     return joined, left_out, True
 
 
+def _said(text: str) -> list[str]:
+    """The summary's sentences and lines, a numbered item's number kept with its words ("1. The
+    council ..."), as sentences() splits it off."""
+    said: list[str] = []
+    for a, b in sentences(text):
+        if said and _NUMBER.fullmatch(said[-1]) and "\n" not in text[a - 1 : a]:
+            said[-1] += " " + text[a:b].strip()
+        else:
+            said.append(text[a:b].strip())
+    return said
+
+
+_NUMBER = re.compile(r"\d{1,2}[.)]")
+
+
 def _framed(said: list[str], framing: list[bool], i: int) -> range:
     """The lines the frame `said[i]` introduces: the list right after it, else those up to the
     next frame."""
@@ -224,16 +241,28 @@ def _framed(said: list[str], framing: list[bool], i: int) -> range:
     return range(i + 1, end)
 
 
-def frames(line: str) -> bool:
+def frames(line: str, sourced: set[str]) -> bool:
     """Whether a summary's `line` only frames what follows, a heading ("## Key Findings") or a
-    short lead-in ("**Key points:**"): no claim of its own, so few words and no key word (a
-    number; a name, unless every word is capitalised as a heading's are)."""
+    short lead-in ("**Key points:**"): no claim of its own, so few words, no key word (a number;
+    a name, unless every word is capitalised as a heading's are), no negation, and no word but
+    those that frame ("points", "summary") and those the sources say (`sourced`, as `content`
+    reads them): "The council rejected the plan:", where no source says "rejected", is a claim."""
     bare = line.strip().strip("*_").strip()
     if not (is_heading(bare) or bare.endswith(":")) or len(bare.split()) > 12:
         return False
     bare = bare.lstrip("#").strip()
     titled = all(w[:1].isupper() for w in bare.split() if len(w) > 3)
-    return not key_words(bare.lower() if titled else bare)
+    if key_words(bare.lower() if titled else bare) or negations(bare):
+        return False
+    return all(w in _FRAMING or w in sourced for w in content(bare))
+
+
+_FRAMING = set(content(
+    "key main important general brief short points findings summary summarised summarized overview "
+    "highlights takeaways conclusions notes details topics themes ideas facts background context "
+    "document text article report page collection section part following follows below here "
+    "include covers discusses describes mentions says information contents outline recap results"
+))  # fmt: skip
 
 
 ENDS = (".", "!", "?", "…", "。", "！", "？")  # what a finished sentence ends with

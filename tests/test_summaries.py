@@ -331,10 +331,20 @@ def test_a_line_that_only_leads_into_a_list_is_kept_and_never_listed_as_not_born
     )
 
 
+def test_a_numbered_list_stays_a_list_and_its_numbers_are_never_listed_as_not_borne_out():
+    summary = ("Key points:\n1. Ahmad Massoud met Amir Khan Muttaqi in Tehran.\n2. India sent 50,000 tonnes of wheat "
+               "to Afghanistan.\n3. India sent 80,000 tonnes of rice to Pakistan.")  # fmt: skip
+    text, left_out, supported = check(summary, SOURCES, 0.5)
+    assert supported and left_out == ["3. India sent 80,000 tonnes of rice to Pakistan."]
+    assert text == ("Key points:\n1. Ahmad Massoud met Amir Khan Muttaqi in Tehran.\n"
+                    "2. India sent 50,000 tonnes of wheat to Afghanistan.")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "claim",
-    ["India sent 80,000 tonnes of rice to Pakistan:", "# India sent 80,000 tonnes of rice to Pakistan"],
-)
+    ["India sent 80,000 tonnes of rice to Pakistan:", "# India sent 80,000 tonnes of rice to Pakistan",
+     "The meeting ended without a deal:", "Ismail Khan did not mediate the meeting:"],
+)  # fmt: skip
 def test_a_claim_written_as_a_heading_or_lead_in_is_still_checked(claim):
     text, left_out, supported = check(
         f"{claim}\nAhmad Massoud met Amir Khan Muttaqi in Tehran.", SOURCES, 0.5
