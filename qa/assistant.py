@@ -25,6 +25,7 @@ from qa.conversation import (
     exchange,
     fitting,
     history_block,
+    names_one_said,
     names_said,
     pronoun,
     read_choice,
@@ -204,7 +205,9 @@ class Conversation:
         reply = generator.generate(resolve_messages(question, word, pairs), RESOLVE_TOKENS)
         self.last_resolve = reply
         name = read_referent(reply, pairs, question)
-        names = names_said(question, pairs) if name is None else []
+        # The pronoun may stand for a name the question says itself: no other is chosen for it.
+        choosing = name is None and not names_one_said(question, pairs)
+        names = names_said(question, pairs) if choosing else []
         if names:  # not taken: the model chooses among the names the conversation said
             self.last_choice = generator.generate(
                 choose_messages(question, word, pairs, names), RESOLVE_TOKENS

@@ -243,11 +243,11 @@ _NAMES = re.compile(
 MOST_NAMES = 6  # offered to choose from
 
 
-def names_said(question: str, pairs: list[tuple[str, str]]) -> list[str]:
+def names_said(question: str, pairs: list[tuple[str, str]], most: int | None = MOST_NAMES) -> list[str]:
     """The names the conversation `pairs` holds that the latest `question` does not, the latest
-    turn's first (its question, then its answer), at most MOST_NAMES: what a pronoun in
+    turn's first (its question, then its answer), at most `most`: what a pronoun in
     `question` may stand for. A capitalised word that only opens a sentence ("What", "The") is
-    not a name."""
+    not a name; names joined by "and" are offered together, then each alone."""
     out: dict[str, str] = {}  # lower case -> as first said
     for q, a in reversed(_naming(pairs)):
         for text in (q, a):
@@ -256,9 +256,18 @@ def names_said(question: str, pairs: list[tuple[str, str]]) -> list[str]:
                 while words and words[0].lower() in STOP:  # "What Columbia President" -> "Columbia President"
                     words.pop(0)
                 name = re.sub(r"['’]s$", "", " ".join(words)).rstrip(".")
-                if name and name.lower() not in _REFERENCES and not _holds(question, name):
-                    out.setdefault(name.lower(), name)
-    return list(out.values())[:MOST_NAMES]
+                # "Massoud and Muttaqi" (for "they"), then each of them (for "he")
+                parts = name.split(" and ") if " and " in name else []
+                for each in [name, *parts]:
+                    if each and each.lower() not in _REFERENCES and not _holds(question, each):
+                        out.setdefault(each.lower(), each)
+    return list(out.values())[:most]
+
+
+def names_one_said(question: str, pairs: list[tuple[str, str]]) -> bool:
+    """Whether `question` names one of the names the conversation `pairs` said ("Did Ismail Khan
+    say he would come?"): a pronoun in it may well stand for that one."""
+    return any(_holds(question, name) for name in names_said("", pairs, most=None))
 
 
 CHOOSE_SYSTEM = """You say which of the listed names a word of the user's latest question stands for, from the conversation before it.
