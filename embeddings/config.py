@@ -181,7 +181,9 @@ class Config:
         if self.compress_above < 10_000:
             raise ConfigError(f"compress_above must be at least 10000 chunks, got {self.compress_above}")
         if self.batch_size < 1 or self.embed_window < self.batch_size:
-            raise ConfigError("batch_size must be >= 1 and embed_window >= batch_size")
+            raise ConfigError(
+                f"batch size must be between 1 and {self.embed_window} (embed_window), got {self.batch_size}"
+            )
         if self.whole_document < 0:
             raise ConfigError(f"whole_document must be >= 0 (0: never), got {self.whole_document}")
         if self.top_k < 1 or self.candidates < self.top_k:

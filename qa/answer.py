@@ -74,7 +74,7 @@ class Answer:
     withdrawn: bool = False  # the model wrote an answer (streamed as it came) that docqa withdrew
     runtime: str = ""  # how the model ran: runtime, precision, device (qa/generator.py)
     standalone: str | None = None  # in a conversation: the question as retrieval searched it (rewritten)
-    tokens: dict[str, int] = field(default_factory=dict)  # the answer's model call: prompt, completion
+    tokens: dict[str, int] = field(default_factory=lambda: {"prompt": 0, "completion": 0})  # its model call's
     cut: bool = False  # the model's reply reached answer_tokens and was cut there, maybe mid-sentence
     # How sure the model was of its reply: the probability of its least likely word of its own
     # (qa/sureness.py); None where the runtime does not measure it.

@@ -71,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--chunk-tokens", type=_positive, default=_DEFAULTS.chunk_tokens)
     index.add_argument("--chunk-overlap", type=int, default=_DEFAULTS.chunk_overlap)
-    index.add_argument("--batch-size", type=_positive, default=_DEFAULTS.batch_size)
+    index.add_argument(
+        "--batch-size", type=lambda v: _positive(v, _DEFAULTS.embed_window), default=_DEFAULTS.batch_size
+    )
     index.add_argument(
         "--compress-above", type=_positive, default=_DEFAULTS.compress_above, metavar="CHUNKS",
         help="a segment of more chunks keeps IVF-PQ codes with an exact rerank, not an HNSW graph "
@@ -261,6 +263,8 @@ def _index(args: argparse.Namespace) -> int:
     if args.quiet:
         _no_loading_bars()
     if args.ray is None:
+        if args.ray_actors is not None:
+            raise DocqaError("--ray-actors is for --ray: a build on this machine embeds in this process")
         report = build(config, progress=not args.quiet, wait=args.wait)
     else:
         report = _build_on_ray(config, args)
@@ -478,7 +482,8 @@ def _lines(interactive: bool):
         return
     while True:
         try:
-            yield input("? ")
+            print("? ", end="", file=sys.stderr, flush=True)  # stdout holds only the answers
+            yield input()
         except EOFError:
             print(file=sys.stderr)
             return

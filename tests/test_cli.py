@@ -120,7 +120,7 @@ def test_chat_on_a_terminal_prompts_for_each_question_until_end_of_input(monkeyp
     typed = iter(["Who mediated the meeting?", "Where was he governor?"])
     prompts = []
 
-    def fake_input(prompt: str) -> str:
+    def fake_input(prompt: str = "") -> str:
         prompts.append(prompt)
         try:
             return next(typed)
@@ -129,7 +129,10 @@ def test_chat_on_a_terminal_prompts_for_each_question_until_end_of_input(monkeyp
 
     monkeypatch.setattr("builtins.input", fake_input)
     assert list(cli._lines(interactive=True)) == ["Who mediated the meeting?", "Where was he governor?"]
-    assert prompts == ["? "] * 3
+    out, err = capsys.readouterr()
+    assert err.count("? ") == 3 and out == "", (
+        "the prompt goes to the terminal, not to stdout with the answers"
+    )
 
 
 @pytest.mark.parametrize(
@@ -234,6 +237,7 @@ def test_an_index_path_that_is_a_file_is_an_error_that_says_so(tmp_path, capsys,
                                             (["index", "--wait", "nan"], "must be 0 or more seconds, got nan"),
                                             (["check", "--sample", "-5"], "must be 1 or more, got -5"),
                                             (["summarize", "--sentences", "21"], "--sentences: must be at most 20, got 21"),
+                                            (["index", "--batch-size", "5000"], "--batch-size: must be at most 2048, got 5000"),
                                             (["ask", "Why?", "--context-tokens", "100"],
                                              "--context-tokens: must be 256 or more, got 100")])  # fmt: skip
 def test_a_number_out_of_range_or_not_a_number_is_a_usage_error(capsys, argv, says):
@@ -405,3 +409,19 @@ def test_a_summary_takes_a_context_budget_its_own_length_fits_beside(tmp_path, m
     assert "India sent wheat" in capsys.readouterr().out
     assert cli.main([*argv[:-1], str(fits + 1)]) == 2
     assert "lower --context-tokens or --sentences" in capsys.readouterr().err
+
+
+def test_ask_json_has_the_same_shape_when_no_passage_is_relevant_enough(tmp_path, monkeypatch, capsys):
+    config = wheat_index(tmp_path, min_relevance=0.99)  # the gate declines before any model call
+    assistant = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator("Yes. [1]"), config)
+    monkeypatch.setattr(cli, "_assistant", lambda args, **settings: assistant)
+    assert cli.main(["ask", "Who painted the ceiling of the chapel?", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["abstained"] and answer["tokens"] == {"prompt": 0, "completion": 0}, (
+        "no model call: none read"
+    )
+
+
+def test_ray_actors_without_ray_is_an_error_not_ignored(tmp_path, capsys):
+    assert cli.main(["index", str(tmp_path), "--index", str(tmp_path / "index"), "--ray-actors", "2"]) == 2
+    assert "--ray-actors is for --ray" in capsys.readouterr().err and not (tmp_path / "index").exists()
