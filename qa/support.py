@@ -302,18 +302,23 @@ def vocabulary(text: str) -> set[str]:
 def _contradicts(sentence: str, window: str, question: str) -> bool:
     """The sentence negates what the window states, or states what the window negates: a negation
     on one side whose words stand on the other side with no negation of their own."""
-    said, stated = negations(sentence, NEGATIONS), negations(window, DENIALS)
+    # "denied", "failed to", "refused" deny on either side; "declined to" does too ("declined"
+    # alone is a fall, see _DOWN).
+    sentence, window = _DECLINED_TO.sub("refused to", sentence), _DECLINED_TO.sub("refused to", window)
+    said, stated = negations(sentence, DENIALS), negations(window, DENIALS)
     claim, held = set(content(sentence)), set(content(window))
     asked = negations(question, NEGATIONS)  # "which country did not sign?" gets "France did not sign"
     for scope in said:
         if scope & held and not any(scope & other for other in stated + asked):
             return True
-    denied = negations(sentence, DENIALS)
+    denied = said
     # A word the window also states outside its negations is not denied by them: "they entered a
     # blind plea, pleading guilty without any plea agreement" does state a plea.
     plain = _plain(window, stated)
     return any((scope - plain) & claim and not any(scope & other for other in denied) for scope in stated)
 
+
+_DECLINED_TO = re.compile(r"\bdeclin(?:e|ed|es|ing)\s+to\b", re.IGNORECASE)
 
 # Words for a direction: up, and down (compared by their stems). Not "fall", "falls" or "falling",
 # which share the stem of the season ("every fall").
@@ -344,6 +349,7 @@ def _hedged(sentence: str, window: str, question: str) -> bool:
     """The window says only that the sentence's claim may be so ("the fire may have been caused
     by faulty wiring") and the sentence states it ("faulty wiring caused the fire"). A sentence or
     question with a hedge of its own ("what may have caused it?") keeps the claim a possibility."""
+    window, sentence, question = (_HEDGED_TO.sub("may", t) for t in (window, sentence, question))
     hedges = negations(window, HEDGES)
     if not hedges or negations(sentence, HEDGES) or negations(question, HEDGES):
         return False
@@ -351,16 +357,26 @@ def _hedged(sentence: str, window: str, question: str) -> bool:
     return any((scope - plain) & claim for scope in hedges)
 
 
+# "is expected to open", "is believed to have caused": a possibility, as "may" says it
+_HEDGED_TO = re.compile(r"\b(?:believed|thought|expected|scheduled|appears?|seems?)\s+to\b", re.IGNORECASE)
+
+
 def _opposes(sentence: str, window: str) -> bool:
     """The sentence says one of a pair of opposites ("rose", "before") where the window says only
-    the other ("fell", "after"); not where either denies it ("was not successful" is "failed"),
-    which the negation check reads."""
-    return not negations(sentence) and not negations(window) and _swapped(sentence, window)
+    the other ("fell", "after"), the words a negation denies left out ("was not successful" is
+    "failed", which the negation check reads; "rose, although imports did not fall" still rose)."""
+    return _swapped(sentence, window, _denied(sentence) | _denied(window))
 
 
-def _swapped(text: str, than: str) -> bool:
-    """`text` has one of a pair of opposites where `than` has only the other."""
-    said, held = {norm(w) for w in words(text)}, {norm(w) for w in words(than)}
+def _denied(text: str) -> set[str]:
+    """Every word a negation or denial of `text` negates, function words too."""
+    return set().union(*negations(text, DENIALS, every=True))
+
+
+def _swapped(text: str, than: str, apart: set[str] = frozenset()) -> bool:
+    """`text` has one of a pair of opposites where `than` has only the other, the words in
+    `apart` (those a negation denies) left out of both."""
+    said, held = {norm(w) for w in words(text)} - apart, {norm(w) for w in words(than)} - apart
     return any(said & a and not said & b and held & b and not held & a for a, b in _OPPOSED)
 
 

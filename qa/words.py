@@ -674,10 +674,13 @@ _TOKEN = re.compile(r"\w+(?:[.,'’]\w+)*|[,;:.!?]")
 _BREAKS = frozenset(["but", "while", "although", "though", "whereas", "however", "instead"])
 
 
-def negations(text: str, cues: frozenset[str] = NEGATIONS, width: int = 5) -> list[set[str]]:
+def negations(
+    text: str, cues: frozenset[str] = NEGATIONS, width: int = 5, every: bool = False
+) -> list[set[str]]:
     """For each word of `text` that negates (or, given HEDGES, hedges), the content words
     (stemmed) it negates: those among the `width` words after it, up to a punctuation mark or a
-    'but'."""
+    'but'; an aside between commas right after it is passed over ("did not, however, approve").
+    `every`: all the words negated, function words too ("before", "more")."""
     text = _NOT_NEGATING.sub(" ", _spelled_out(text))
     written = _TOKEN.findall(text)
     tokens = [t.lower().replace("’", "'") for t in written]
@@ -685,13 +688,26 @@ def negations(text: str, cues: frozenset[str] = NEGATIONS, width: int = 5) -> li
     for i, t in enumerate(tokens):
         if (t in cues and written[i] != "May") or (t.endswith("n't") and "n't" in cues):
             negated: set[str] = set()
-            for w in tokens[i + 1 : i + 1 + width]:
+            start = _after_aside(tokens, i + 1)
+            for w in tokens[start : start + width]:
                 if w in _BREAKS or not w[0].isalnum():
                     break
-                if w not in STOP and w not in DENIALS:
+                if every or (w not in STOP and w not in DENIALS):
                     negated.add(norm(w))
             out.append(negated)
     return out
+
+
+def _after_aside(tokens: list[str], start: int, longest: int = 6) -> int:
+    """Where the words after a negation begin: past an aside between commas that opens at
+    `start` ("not, so far, ruled"), of at most `longest` words."""
+    if start < len(tokens) and tokens[start] == ",":
+        for k in range(start + 1, min(start + 2 + longest, len(tokens))):
+            if tokens[k] == ",":
+                return k + 1
+            if not tokens[k][0].isalnum():
+                break
+    return start
 
 
 def _stem(word: str) -> str:

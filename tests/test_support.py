@@ -365,6 +365,13 @@ def test_a_negative_question_excuses_only_the_negation_it_asks_about():
         ("The store is open on Sundays.", "The store is closed on Sundays.", "says the opposite"),
         ("The firm made a profit in 2020.", "The firm made a loss in 2020.", "says the opposite"),
         ("The launch was successful.", "The launch failed.", "says the opposite"),
+        ("Smith denied taking the money.", "Smith admitted taking the money in court.", "says the opposite"),
+        ("The board approved the merger.", "The board did not, however, approve the merger.", "says the opposite"),
+        ("Exports rose 5 percent in 2022.", "Exports fell 5 percent in 2022, although imports did not change.",
+         "says the opposite"),
+        ("The bridge opened in 2026.", "The bridge is expected to open in 2026.", "only that it may be"),
+        ("Faulty wiring caused the fire.", "The fire is believed to have been caused by faulty wiring.",
+         "only that it may be"),
     ],
 )  # fmt: skip
 def test_an_acronym_an_ordinal_a_unit_a_day_a_currency_an_opposite_or_a_hedge_that_differs_is_flagged(
@@ -408,6 +415,10 @@ def test_an_acronym_an_ordinal_a_unit_a_day_a_currency_an_opposite_or_a_hedge_th
         ("The players blamed one another.", "The players blamed each other."),
         ("The song peaked at No. 5 on the chart.", "It charted in May. The song peaked at No. 5 on the chart."),
         ("Sales rose approx. 5% in 2020.", "In 2020 sales rose by approx. 5% over the year before."),
+        ("The minister refused to comment on the deal.", "The minister declined to comment on the deal."),
+        ("Smith denied taking the money.", "Smith has always denied taking the money."),
+        ("The board did not approve the merger.", "The board did not, in the end, approve the merger."),
+        ("He did not leave before the war.", "He did not leave before the war ended."),
     ],
 )  # fmt: skip
 def test_a_fact_written_with_the_other_form_of_a_name_number_or_date_is_held(sentence, passage):
