@@ -90,8 +90,13 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     # the next sentence names Kawann Short.
     anchor = _anchor(counted, titled, keys, passage, spans, given, anywhere, fallen)
     start, end, score = anchor.start, anchor.end, anchor.score
+    # A word of the question the claim repeats ("born") need not be in the window, unless the
+    # passage says it of another: "Curie was born in Warsaw. She moved to Paris." does not hold
+    # "Curie was born in Paris".
+    if lacking := _said_of_another(claim, asked, keys | key_words(question), passage, spans, anchor):
+        score = _share([*counted, *lacking], passage[start:end], titled)
     for a, b in zip(spans, spans[1:], strict=False):  # the anchor and a neighbour, when that holds more
-        if a[0] == anchor.start or b[0] == anchor.start:
+        if not lacking and (a[0] == anchor.start or b[0] == anchor.start):
             pair = _share(counted, passage[a[0] : b[1]], titled)
             if pair > score:
                 start, end, score = a[0], b[1], pair
@@ -101,6 +106,32 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     missing = as_written(anchor.missing, sentence) if anchor.missing else ()  # most often none
     contradicts = _contradicts(sentence, window, question) or _opposes(sentence, window)
     return Support(round(score, 3), start, end, missing, contradicts, _hedged(sentence, window, question))
+
+
+def _said_of_another(claim: list[str], asked: set[str], named: set[str], passage: str,
+                     spans: list[tuple[int, int]], anchor: Support) -> list[str]:  # fmt: skip
+    """The words of the question the claim repeats (not names nor numbers) that the anchor lacks
+    and another sentence of the passage holds beside a key word of its own (one not in `named`,
+    the claim's and the question's): that sentence says them of another ("born in Warsaw"). Not
+    the sentence right after the anchor that goes on about its subject ("Ralph Freeman was an
+    engineer. In 1924 he designed the arch for Dorman Long.")."""
+    window = set(content(passage[anchor.start : anchor.end]))
+    lacking = {w for w in claim if w in asked and w not in named} - window
+    for i, (a, b) in enumerate(spans if lacking else ()):
+        if a == anchor.start or (i and spans[i - 1][0] == anchor.start and _goes_on(passage[a:b])):
+            continue
+        if lacking & set(content(passage[a:b])) and key_words(passage[a:b]) - named:
+            return sorted(lacking)
+    return []
+
+
+def _goes_on(sentence: str) -> bool:
+    """Whether `sentence` speaks of the one the sentence before it names: a pronoun among its
+    first words ("He designed ...", "In 1924 she ...")."""
+    return any(w.lower() in _GOES_ON for w in re.findall(r"\w+", sentence)[:4])
+
+
+_GOES_ON = frozenset(["he", "she", "it", "they", "his", "her", "its", "their", "him", "them"])
 
 
 def _missing(

@@ -382,6 +382,34 @@ def test_an_acronym_an_ordinal_a_unit_a_day_a_currency_an_opposite_or_a_hedge_th
 
 
 @pytest.mark.parametrize(
+    ("question", "passage", "wrong", "right"),
+    [
+        ("Where was Marie Curie born?",
+         "Marie Curie was born in Warsaw in 1867. She moved to Paris in 1891 to study physics.",
+         "Marie Curie was born in Paris.", "Marie Curie was born in Warsaw."),
+        ("Who designed the steel arch?",
+         "The city hired the engineer John Bradfield in 1912. The steel arch was designed by Ralph Freeman.",
+         "The steel arch was designed by John Bradfield.", "The steel arch was designed by Ralph Freeman."),
+    ],
+)  # fmt: skip
+def test_what_the_question_asks_said_of_another_in_the_passage_does_not_hold_the_answer(
+    question, passage, wrong, right
+):
+    assert not support(wrong, passage, question).holds(T), support(wrong, passage, question)
+    assert support(right, passage, question).holds(T)
+
+
+@pytest.mark.parametrize(
+    "passage",
+    ["Ralph Freeman was a British engineer. He designed the steel arch of the bridge.",
+     "Ralph Freeman was a British engineer. In 1924 he designed the steel arch for Dorman Long."],
+)  # fmt: skip
+def test_what_the_question_asks_said_of_the_one_the_sentence_before_names_holds(passage):
+    said = "Ralph Freeman designed the steel arch."
+    assert support(said, passage, "Who designed the steel arch?").holds(T)
+
+
+@pytest.mark.parametrize(
     ("sentence", "passage"),
     [
         ("The U.S. imposed tariffs on steel.", "The United States imposed tariffs on steel."),
