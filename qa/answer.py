@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from qa.citations import drop_unknown, framing, is_refusal, sentences, set_marks
+from qa.citations import drop_unknown, framing, is_refusal, marked, sentences, set_marks
 from qa.question import Alike, relevance
 from qa.retriever import Passage
 from qa.support import HEDGED, Support, around, best, rest, support
@@ -104,7 +104,7 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
         raise ValueError("checks that hold a term by a word close to it need `alike` to measure it")
     if is_refusal(raw):
         return abstention(question, passages, "the model found no answer in the passages", model, raw)
-    text = drop_unknown(raw.strip(), len(passages))
+    text = drop_unknown(marked(raw.strip()), len(passages))
     cited = sentences(text)
     frames = framing(text, cited)  # a heading, a table's header, a line naming the sources
     texts, titles = [p.text for p in passages], [p.title for p in passages]

@@ -103,6 +103,40 @@ def is_refusal(answer: str) -> bool:
     return bool(_GENERAL.search(first)) and not cited
 
 
+def marked(answer: str) -> str:
+    """The answer with a passage it names in words made a citation mark: "According to Document
+    1, the bridge opened in 1932." is "[1] The bridge opened in 1932.", "... in 1932 (Document
+    [1])." is "... in 1932 [1]." (The prompt labels each passage "Document [n]".)"""
+    out = _NAMED_SOURCE.sub(_as_mark, answer)
+    if out == answer:
+        return answer
+    out = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", out)).strip()
+    # a sentence that opened with the words it lost opens with a capital
+    return re.sub(r"(^|[.!?]\s+|\n)((?:\[\d+\]\s*)+)([a-z])", lambda m: m[1] + m[2] + m[3].upper(), out)
+
+
+def _as_mark(m: re.Match) -> str:
+    named = next(g for g in m.groups() if g).lower()  # "1", or "second"
+    return f" [{_ORDINALS.get(named, named)}] "
+
+
+_ORDINALS = {
+    w: str(i)
+    for i, w in enumerate(["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"], 1)
+}
+_SOURCE = (
+    r"(?:the\s+)?(?:(?:document|passage)\s+(?:\[(\d{1,2})\]|(\d{1,2})\b)"
+    rf"|({'|'.join(_ORDINALS)})\s+(?:document|passage)\b)"
+)
+_NAMED_SOURCE = re.compile(
+    r"(?:,\s*)?\b(?:according\s+to|as\s+(?:stated|said|mentioned|noted|reported|shown|described)\s+in|based\s+on)\s+"
+    rf"{_SOURCE}\s*,?"
+    rf"|\s*\(\s*{_SOURCE}\s*\)"
+    rf"|\b{_SOURCE}\s+(?:states|says|mentions|notes|reports|shows|indicates|explains)(?:\s+that)?\s*,?",
+    re.IGNORECASE,
+)
+
+
 def drop_unknown(answer: str, given: int) -> str:
     """The answer with every citation of a passage number outside 1..given removed."""
 

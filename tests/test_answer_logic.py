@@ -215,6 +215,20 @@ def test_a_sentence_cited_wrongly_gets_the_passage_that_holds_it():
     assert answer.text == "India sent 50,000 tonnes of wheat. [1]"
 
 
+@pytest.mark.parametrize(
+    "reply",
+    ["According to Document 2, India sent 50,000 tonnes of wheat.",
+     "Document [2] states that India sent 50,000 tonnes of wheat.",
+     "India sent 50,000 tonnes of wheat (Document 2).",
+     "India sent 50,000 tonnes of wheat, as stated in Document [2].",
+     "According to the second document, India sent 50,000 tonnes of wheat."],
+)  # fmt: skip
+def test_a_passage_named_in_words_is_read_as_its_citation(reply):
+    given = [passage("Talks in Tehran.", "b.txt"), passage("India sent 50,000 tonnes of wheat.")]
+    answer = interpret("How much wheat did India send?", reply, given, "m", CHECKS)
+    assert not answer.abstained and answer.text == "India sent 50,000 tonnes of wheat. [2]"
+
+
 def test_an_answer_with_one_unsupported_sentence_is_withdrawn():
     given = [passage("India sent 50,000 tonnes of wheat to Afghanistan.")]
     reply = "India sent 50,000 tonnes of wheat to Afghanistan [1]. Paris is lovely in spring [1]."
