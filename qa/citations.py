@@ -31,22 +31,31 @@ _GIVEN = r"(?:\s+(?:provided|given|above|you\s+gave))?"
 # What follows "not in the text" where the words name a thing, not the passages ("not in the
 # source code", "the text messages", "the document drawer", "the context of").
 _NOT_THE_PASSAGES = r"(?!\s+(?:code|files?|folders?|of|messages?|drawers?|box(?:es)?|archives?|between)\b)"
+# ... and where a word names a thing by them ("the source water", "the text box"): the passages are
+# followed by a verb, "provided", "or", a mark or the end, not by a word that is no such one.
+_NAMED_BY_THEM = (
+    r"(?!\s+(?!(?:or|and|provided|given|above|you|that|i|so|but|about|on|for|regarding|here|at|either|nor|is|are"
+    r"|does|do|did|was|were|has|have|shared|supplied|available|listed|shown|retrieved)\b)[a-z]\w*)"
+)
+# "The documents do not say": the passages named as such ("the primary source does not mention a
+# date" is a historian's source, "the power source does not provide" a battery).
+_THE = r"(?:^\s*|\b(?:the|these|those|this|your|any)\s+(?:(?:provided|given|available|retrieved)\s+)?)"
 # The model declining in so many words: about itself, or about the passages.
 _DECLINES = re.compile(
     r"\bI\s+(?:do\s+not|don'?t|cannot|can'?t|could\s*(?:not|n't)|am\s+not\s+able\s+to|am\s+unable\s+to"
     r"|'m\s+unable\s+to|was\s+(?:not\s+able|unable)\s+to)\s+(?:know|find|answer|tell|say|determine|see)"
     r"|\bI(?:\s+a|')m\s+not\s+sure|\bI\s+(?:do\s+not|don'?t)\s+have\s+(?:enough\s+)?information"
-    rf"|{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state"
+    rf"|{_THE}{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state"
     r"|answer|give|tell|have)"
-    rf"|{_SOURCES}{_GIVEN}\s+(?:lacks?\s+(?:any\s+)?(?:information|details)|(?:is|are)\s+silent\s+on)"
+    rf"|{_THE}{_SOURCES}{_GIVEN}\s+(?:lacks?\s+(?:any\s+)?(?:information|details)|(?:is|are)\s+silent\s+on)"
     rf"|\b(?:none|neither)\s+of\s+the\s+{_SOURCES}{_GIVEN}\s+(?:contains?|mentions?|says?|provides?|includes?"
     r"|specif(?:y|ies)|states?|answers?)"
     rf"|\bneither\s+{_SOURCES}\s+(?:contains|mentions|says|provides|includes|specifies|states|answers)"
     rf"|(?:\bnot|n't)\s+(?:mentioned|stated|provided|specified|given|found|answered|available)\s+in\s+(?:the|any\s+of\s+the)"
-    rf"\s+(?:provided\s+|given\s+)?{_SOURCES}"
+    rf"\s+(?:provided\s+|given\s+)?{_SOURCES}{_NAMED_BY_THEM}"
     r"|\bno\s+relevant\s+information\b"
     # "not in the text" of the reply: not "not in the source code but ..." nor "the text messages"
-    rf"|(?:\bnot|n't)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_NOT_THE_PASSAGES}",
+    rf"|(?:\bnot|n't)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_NOT_THE_PASSAGES}{_NAMED_BY_THEM}",
     re.IGNORECASE,
 )
 # Words that decline when the model writes them alone, and state a fact when it cites a passage

@@ -86,7 +86,10 @@ def test_refusals_are_recognised(reply):
      "The evidence was not in the text messages but in the emails [1].", "The key was not in the document drawer [2].",
      "According to the audit report, the documents do not contain a signature [1].",
      "It is not possible to determine the age of the fossil precisely [1].",
-     "The company lacks information security staff [1]."],
+     "The company lacks information security staff [1].",
+     "Lead was not found in the source water [1].", "The tag is not shown in the text box [1].",
+     "No, the power source does not provide enough current for the motor [1].",
+     "The primary source does not mention a date for the battle, but chroniclers place it in 1066 [1]."],
 )  # fmt: skip
 def test_answers_are_not_refusals(reply):
     assert not is_refusal(reply)
