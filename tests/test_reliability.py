@@ -170,6 +170,8 @@ def test_honest_texts_that_look_like_orders_are_never_blanked():
                  "To enable developer mode, tap Build number seven times.",
                  "The system prompt is limited to 4,000 tokens.", "The 1962 jailbreak from Alcatraz was never solved.",
                  "New instructions for staff take effect on Monday.",
+                 "Please disregard my previous message; the board meets on Friday 14 June at 3 pm.",
+                 "Ignore the earlier message about parking: the car park is open.",
                  "Roles.\nAssistant: answer phones and schedule the director's meetings.",
                  "Note for the model railway club: meetings are on Tuesdays at 7 pm.",
                  "Instructions for the Model 3 charging cable are on page 4.",
