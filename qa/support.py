@@ -93,7 +93,7 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     # A word of the question the claim repeats ("born") need not be in the window, unless the
     # passage says it of another: "Curie was born in Warsaw. She moved to Paris." does not hold
     # "Curie was born in Paris".
-    if lacking := _said_of_another(claim, asked, keys | key_words(question), passage, spans, anchor):
+    if lacking := _said_of_another(claim, counted, asked, keys | key_words(question), passage, spans, anchor):
         score = _share([*counted, *lacking], passage[start:end], titled)
     for a, b in zip(spans, spans[1:], strict=False):  # the anchor and a neighbour, when that holds more
         if not lacking and (a[0] == anchor.start or b[0] == anchor.start):
@@ -108,21 +108,23 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
     return Support(round(score, 3), start, end, missing, contradicts, _hedged(sentence, window, question))
 
 
-def _said_of_another(claim: list[str], asked: set[str], named: set[str], passage: str,
+def _said_of_another(claim: list[str], counted: list[str], asked: set[str], named: set[str], passage: str,
                      spans: list[tuple[int, int]], anchor: Support) -> list[str]:  # fmt: skip
     """The words of the question the claim repeats (not names nor numbers) that the anchor lacks
     and another sentence of the passage holds beside a key word of its own (one not in `named`,
-    the claim's and the question's): that sentence says them of another ("born in Warsaw"). Not
-    the sentence right after the anchor that goes on about its subject ("Ralph Freeman was an
-    engineer. In 1924 he designed the arch for Dorman Long.")."""
+    the claim's and the question's) and without the claim's own words (`counted`): that sentence
+    says them of another ("born in Warsaw"). Not the sentence right after the anchor that goes on
+    about its subject ("Ralph Freeman was an engineer. In 1924 he designed the arch for Dorman
+    Long.")."""
     window = set(content(passage[anchor.start : anchor.end]))
     lacking = {w for w in claim if w in asked and w not in named} - window
-    for i, (a, b) in enumerate(spans if lacking else ()):
-        if a == anchor.start or (i and spans[i - 1][0] == anchor.start and _goes_on(passage[a:b])):
-            continue
-        if lacking & set(content(passage[a:b])) and key_words(passage[a:b]) - named:
-            return sorted(lacking)
-    return []
+    others = [
+        (set(content(passage[a:b])), passage[a:b]) for i, (a, b) in enumerate(spans if lacking else ())
+        if a != anchor.start and not (i and spans[i - 1][0] == anchor.start and _goes_on(passage[a:b]))
+    ]  # fmt: skip
+    if any(held >= set(counted) for held, _ in others):  # one holds the whole claim: an anchor too
+        return []
+    return sorted(lacking) if any(lacking & held and key_words(text) - named for held, text in others) else []
 
 
 def _goes_on(sentence: str) -> bool:

@@ -374,16 +374,32 @@ def _spelled_out(text: str, scaled: bool = True) -> str:
     or union's name as its acronym and a currency's sign as its name, so that the checks read
     one claim written two ways as one; `scaled`, an amount with its scale as its digits."""
     text = _ISO_DATE.sub(_written_date, text)
+    text = _SPELLED_UNIT.sub(lambda m: _SPELLED_UNITS["".join(m.group(1).lower().split())], text)
+    text = _ON_THE_HOUR.sub(r"\1 ", text)
     text = _JOINED.sub(_unit, _PERCENT.sub(" percent", _MINUS.sub("-", text)))
+    text = _METERS.sub(r"\1 meters", text)
     text = _TENS_AND_ONES.sub(_tens_and_ones, text)
     text = _ACRONYMS.sub(lambda m: _ACRONYM_OF[" ".join(m.group().lower().split())], text)
     if _CURRENCY.search(text):  # most texts name no currency: one quick scan, not two
         text = _MONEY.sub(_money, text)
         text = _PRICED.sub(lambda m: f"{m.group(3)} {_CURRENCY_OF[(m.group(1) or '') + m.group(2)]}", text)
     if scaled and _SCALE_WORD.search(text):  # most texts name no scale: one quick scan
-        text = _SCALED.sub(_scaled, text)
+        text = _SCALED.sub(_scaled, _SCALED.sub(_scaled, text))  # "one hundred thousand": 100, then 100000
     return _US.sub("USA", text)
 
+
+# Units written as signs or letters that a reply may spell out, or the reverse: "42.6°C" is
+# "42.6 degrees Celsius", "40 mph" "40 miles per hour".
+_SPELLED_UNITS = {"°c": " degrees Celsius", "°f": " degrees Fahrenheit", "°": " degrees", "mph": " miles per hour",
+                  "km/h": " kilometers per hour", "kph": " kilometers per hour"}  # fmt: skip
+_SPELLED_UNIT = re.compile(r"\s?(°\s?[CF]\b|°|(?<=\d)\s?(?:mph|km/h|kph)\b)", re.IGNORECASE)
+# "330 m tall" is 330 meters ("1.5m people" and "$4m" are millions: see _MONEY).
+_METERS = re.compile(
+    r"(?<![$£€¥\d.,])(?<![$£€¥]\s)(\d+(?:[.,]\d+)*)\s?m\b(?=\s+(?:tall|high|long|wide|deep|thick|above|below"
+    r"|away|underground|in\s+(?:height|length|diameter|depth|width))\b)"
+)
+# A time on the hour: "2:00 p.m." says "2 p.m.".
+_ON_THE_HOUR = re.compile(r"\b(\d{1,2}):00\s?(?=[ap]\.?m\b)", re.IGNORECASE)
 
 # A date as ISO 8601 writes it ("2024-03-05", also before a time): the day, month and year a
 # reply may write as "March 5, 2024".
@@ -414,9 +430,9 @@ _ACRONYMS = re.compile(r"\b(?:United\s+States|United\s+Kingdom|European\s+Union|
 _MINUS = re.compile(r"\u2212(?=\d)|(?<!plus or )(?<!\d )\bminus\s+(?=\d)", re.IGNORECASE)
 # An amount with its scale in words is the number it makes: "1.5 million" and "two million" say
 # 1500000 and 2000000, as "1,500,000" and "2,000,000" do.
-_SCALE_ZEROS = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+_SCALE_ZEROS = {"hundred": 2, "thousand": 3, "million": 6, "billion": 9, "trillion": 12}
 # A scale in words, or shortened after an amount ("$1.5bn", "£4m"), which _spelled_out writes out.
-_SCALE_WORD = re.compile(r"thousand|illion|\d\s?(?:bn|tn|trn|mn|m|k)\b", re.IGNORECASE)
+_SCALE_WORD = re.compile(r"hundred|thousand|illion|\d\s?(?:bn|tn|trn|mn|m|k)\b", re.IGNORECASE)
 _SCALED = re.compile(
     rf"\b(\d+(?:[.,]\d+)*|{'|'.join(_NUMBER_WORDS)}) ({'|'.join(_SCALE_ZEROS)})\b", re.IGNORECASE
 )

@@ -372,6 +372,9 @@ def test_a_negative_question_excuses_only_the_negation_it_asks_about():
         ("The bridge opened in 2026.", "The bridge is expected to open in 2026.", "only that it may be"),
         ("Faulty wiring caused the fire.", "The fire is believed to have been caused by faulty wiring.",
          "only that it may be"),
+        ("The temperature reached 42.6 degrees Fahrenheit.", "The temperature reached 42.6°C.", "Fahrenheit"),
+        ("The tower is 330 feet tall.", "The tower is 330 m tall.", "330 feet"),
+        ("The meeting starts at 2:00 a.m.", "The meeting starts at 2 p.m. on Thursday.", "a.m"),
     ],
 )  # fmt: skip
 def test_an_acronym_an_ordinal_a_unit_a_day_a_currency_an_opposite_or_a_hedge_that_differs_is_flagged(
@@ -447,6 +450,12 @@ def test_what_the_question_asks_said_of_the_one_the_sentence_before_names_holds(
         ("Smith denied taking the money.", "Smith has always denied taking the money."),
         ("The board did not approve the merger.", "The board did not, in the end, approve the merger."),
         ("He did not leave before the war.", "He did not leave before the war ended."),
+        ("The Eiffel Tower is 330 metres tall.", "The Eiffel Tower is 330 m tall."),
+        ("The temperature reached 42.6 degrees Celsius.", "The temperature reached 42.6°C."),
+        ("The temperature reached 42.6°C.", "The temperature reached 42.6 degrees Celsius."),
+        ("The speed limit is 40 miles per hour.", "The speed limit is 40 mph."),
+        ("The meeting starts at 2:00 p.m.", "The meeting starts at 2 p.m. on Thursday."),
+        ("The festival drew 100,000 visitors.", "The festival drew one hundred thousand visitors."),
     ],
 )  # fmt: skip
 def test_a_fact_written_with_the_other_form_of_a_name_number_or_date_is_held(sentence, passage):
@@ -536,3 +545,9 @@ def test_a_name_in_the_question_is_held_by_its_peoples_word_without_an_embedder(
         ("What is on the list?", "Listen to it."),
     ]:
         assert relevance(question, "Someone.", context).grounding == 0.0, context
+
+
+def test_a_claim_one_sentence_holds_whole_is_held_though_another_names_its_subject_too():
+    passage = "The meeting in Tehran was mediated by Ismail Khan. Ismail Khan was governor of Herat province."
+    said = "The meeting was mediated by Ismail Khan."
+    assert support(said, passage, "Who mediated the meeting?").holds(T)
