@@ -17,9 +17,10 @@ from embeddings.pages import PAGE_STARTS, join_pages
 
 Parsed = tuple[str | None, str, dict[str, object]]  # title (None: derive one), text, metadata
 
-_DATE_LINE = re.compile(r"\A\s*(?:date|published)\s*:?\s*(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
+# (Each pattern here reads a long run of spaces in linear time: "\s*:?\s*" would try every split.)
+_DATE_LINE = re.compile(r"\A\s*(?:date|published)(?:\s*:\s*|\s+)(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
 _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
-_MD_HEADING = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_MD_HEADING = re.compile(r"^#[ \t]+(\S.*)$", re.MULTILINE)
 _MD_FENCED = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)  # code, whose "# ..." are comments
 # A comment the rendered page does not show (notes to the writer, a hidden order), where it is not
 # code. Kept whole, in this order: a fenced block (a fence line holds no other backticks; to a
@@ -140,9 +141,17 @@ def parse_markdown(data: bytes) -> Parsed:
                 metadata["date"] = value[:10]
     heading = _MD_HEADING.search(_MD_FENCED.sub("", text))
     if title is None and heading:
-        title = heading.group(1)
+        title = _heading_text(heading.group(1)) or None
     metadata = metadata or _leading_date(text)
     return title, text, metadata
+
+
+def _heading_text(line: str) -> str:
+    """A Markdown heading's text without its closing hashes, which follow a space ("# Notes ##"),
+    so that "# Learning C#" keeps its "#"."""
+    text = line.rstrip()
+    bare = text.rstrip("#")
+    return bare.rstrip() if bare != text and (not bare or bare[-1] in " \t") else text
 
 
 _BLOCK_TAGS = {
@@ -160,16 +169,16 @@ _INVISIBLE_STYLE = re.compile(
 def parse_html(data: bytes) -> Parsed:
     from bs4 import BeautifulSoup
 
+    text = decode(data)  # its own reason (not UTF-8, say) says what to do
     # Markup the parser rejects ("<![-- a -->") is that file's reason to be skipped, not the build's end.
     try:
-        soup = BeautifulSoup(decode(data), "html.parser")
+        soup = BeautifulSoup(text, "html.parser")
     except Exception as e:
         said = " ".join(str(e).split())
         raise UnreadableDocument(
             f"not readable HTML ({type(e).__name__}: {said}); fix the markup it names"
         ) from None
-    title_tag = soup.find("title") or soup.find("h1")
-    title = title_tag.get_text(" ", strip=True) if title_tag else None
+    title = _html_title(soup)
     metadata: dict[str, object] = {}
     for meta in soup.find_all("meta"):
         name = str(meta.get("name") or meta.get("property") or "").lower()
@@ -180,6 +189,17 @@ def parse_html(data: bytes) -> Parsed:
     if not text:
         raise UnreadableDocument("the HTML page has no visible text")
     return title, text, metadata
+
+
+def _html_title(soup) -> str | None:
+    """The page's <title> (not an inline image's, inside <svg>), else its first <h1> a reader
+    sees; None where neither has text."""
+    titles = [t for t in soup.find_all("title") if t.find_parent("svg") is None]
+    headings = [h for h in soup.find_all("h1") if not any(_hidden(t) for t in (h, *h.parents) if t.name)]
+    for tag in [*titles[:1], *headings[:1]]:
+        if said := tag.get_text(" ", strip=True):
+            return said
+    return None
 
 
 _UNSEEN_TAGS = {"script", "style", "noscript", "template", "head"}

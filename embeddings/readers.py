@@ -30,8 +30,13 @@ _SUPPORTED = frozenset(SUPPORTED)
 # reads again what an index holds from a reader since changed (the manifest records these).
 # 2: PDF ligatures as letters; Word's content controls and tracked insertions; HTML5's blocks
 # (HTML, EPUB); Markdown comments left out.
-READERS = {ext: 1 for ext in SUPPORTED} | dict.fromkeys(
-    (".pdf", ".docx", ".html", ".htm", ".epub", ".md", ".markdown"), 2
+READERS = (
+    {ext: 1 for ext in SUPPORTED}
+    | dict.fromkeys((".docx", ".epub"), 2)
+    # 3: titles on one line; a Markdown title keeps a "#" of its own ("C#"); an HTML page's title
+    # is its own, not an inline image's or a hidden heading's
+    | dict.fromkeys((".pdf", ".html", ".htm", ".md", ".markdown"), 3)
+    | {".jsonl": 2}  # titles on one line
 )
 
 
@@ -75,7 +80,7 @@ class Pending:
                 )
             return _jsonl_document(_json_line(data), self.hash, self.source)
         title, text, metadata = PARSERS[path.suffix.lower()](data)
-        title = title or (Path(self.name).stem if self.name else _title_from(path))
+        title = " ".join((title or "").split()) or (Path(self.name).stem if self.name else _title_from(path))
         if self.name:
             metadata = {**metadata, "file": self.name}
         return Document(self.id, title, text, self.hash, self.source, metadata)
@@ -386,4 +391,4 @@ def _jsonl_document(record: dict, content_hash: str, source: str) -> Document:
     date = iso_date(metadata.pop("date", None))
     if date:
         metadata["date"] = date
-    return Document(doc_id, title.strip() or doc_id, text, content_hash, source, metadata)
+    return Document(doc_id, " ".join(title.split()) or doc_id, text, content_hash, source, metadata)
