@@ -47,9 +47,7 @@ def decode(data: bytes) -> str:
         if "\x00" in text[:4096]:
             raise UnreadableDocument("looks like a binary file (it holds NUL characters), not text")
     elif b"\x00" in data[:8192]:
-        if _utf16_without_mark(data[:8192]):
-            raise UnreadableDocument("UTF-16 text without a byte order mark: save it as UTF-8")
-        raise UnreadableDocument(BINARY)
+        raise not_text(data)
     else:
         try:
             text = data.decode("utf-8-sig")
@@ -64,6 +62,13 @@ def decode(data: bytes) -> str:
 
 BINARY = "looks like a binary file (it holds NUL bytes), not text"
 EMPTY = "empty: it holds no text"
+
+
+def not_text(data: bytes) -> UnreadableDocument:
+    """The reason a file with NUL bytes near its start is not read: UTF-16 without its mark, or binary."""
+    if _utf16_without_mark(data[:8192]):
+        return UnreadableDocument("UTF-16 text without a byte order mark: save it as UTF-8")
+    return UnreadableDocument(BINARY)
 
 
 def not_utf8(data: bytes, at: int) -> UnreadableDocument:
@@ -92,10 +97,9 @@ def iso_date(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     try:
-        datetime.fromisoformat(value.strip())
+        return datetime.fromisoformat(value.strip()).date().isoformat()  # "20210101" too
     except ValueError:
         return None
-    return value.strip()[:10]
 
 
 def _valid_date(value: str) -> bool:
@@ -266,7 +270,7 @@ def parse_pdf(data: bytes) -> Parsed:
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableDocument("the PDF is encrypted; save a copy without a password")
         pages = [(page.extract_text() or "").translate(_LIGATURES) for page in reader.pages]
-        info = reader.metadata
+        info = _pdf_info(reader)
     except UnreadableDocument:
         raise
     except Exception as e:  # pypdf raises many types on malformed files; each becomes a reason
@@ -276,6 +280,15 @@ def parse_pdf(data: bytes) -> Parsed:
         raise UnreadableDocument("the PDF has no extractable text (a scanned image?); OCR it first")
     title = str(info.title).strip() if info is not None and info.title else None
     return title or None, text, {"pages": len(pages), PAGE_STARTS: starts, **_pdf_date(info)}
+
+
+def _pdf_info(reader):
+    """The PDF's information dictionary (title, dates), or None: a damaged one is no reason to
+    skip pages whose text reads."""
+    try:
+        return reader.metadata
+    except Exception:
+        return None
 
 
 def _pdf_date(info) -> dict[str, object]:

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from embeddings import formats, office
 from embeddings.errors import ConfigError, UnreadableDocument
-from embeddings.formats import BINARY, EMPTY, UTF16_BOMS, iso_date, not_utf8
+from embeddings.formats import EMPTY, UTF16_BOMS, iso_date, not_text, not_utf8
 from embeddings.pages import PAGE_KEYS
 
 PARSERS = {**formats.PARSERS, **office.PARSERS}
@@ -341,7 +341,7 @@ def _text_file(data: bytes) -> None:
     """What `decode` checks of a UTF-8 file (not binary, valid UTF-8, not empty, a byte order
     mark left out), without the decoded text in memory beside the bytes: a slice at a time."""
     if b"\x00" in data[:8192]:
-        raise UnreadableDocument(BINARY)
+        raise not_text(data)
     skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
