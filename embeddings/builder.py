@@ -187,7 +187,7 @@ def build(
                 report.seconds = time.perf_counter() - started
                 return report
             if not (unchanged or fresh):
-                raise _nothing_readable(config)
+                raise _nothing_readable(config, bool(live.manifest))
             if cluster is not None and fresh:  # the actors load the model before the first documents
                 log(
                     f"starting {cluster.actors} embedding actor{'s' * (cluster.actors != 1)} on the Ray cluster ..."
@@ -252,7 +252,7 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
         report.documents = sum(s["documents"] - len(s["deleted"]) for s in segments)
         report.chunks = sum(s["chunks"] - s["deleted_chunks"] for s in segments)
         if report.chunks == 0:
-            raise _nothing_readable(config)
+            raise _nothing_readable(config, bool(live.manifest))
         hashes = {p.id: p.hash for p in fresh}
         earlier = live.manifest.get("unreadable", {})
         manifest = {
@@ -288,8 +288,12 @@ def _check_room(config: Config, model: Description) -> None:
         )
 
 
-def _nothing_readable(config: Config) -> ConfigError:
+def _nothing_readable(config: Config, indexed: bool) -> ConfigError:
+    """`indexed`: an index was built before, and is kept."""
+    said = f"no readable documents in {config.docs} (docqa reads {' '.join(SUPPORTED)})"
+    if not indexed:
+        return ConfigError(f"{said}: add documents there, or give the folder that holds them")
     return ConfigError(
-        f"no readable documents in {config.docs} (docqa reads {' '.join(SUPPORTED)}); the index was "
-        f"left as it was (if the documents were removed on purpose, delete {config.index_dir} to empty it)"
+        f"{said}; the index was left as it was (if the documents were removed on purpose, delete "
+        f"{config.index_dir} to empty it)"
     )

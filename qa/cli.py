@@ -265,11 +265,13 @@ def _index(args: argparse.Namespace) -> int:
     if args.ray is None:
         if args.ray_actors is not None:
             raise DocqaError("--ray-actors is for --ray: a build on this machine embeds in this process")
+        if args.watch:  # the watch builds first, and goes on where that build fails (the index busy, say)
+            return _watch(config, args)
         report = build(config, progress=not args.quiet, wait=args.wait)
     else:
         report = _build_on_ray(config, args)
     print(report.summary())
-    return _watch(config, args) if args.watch else 0
+    return 0
 
 
 def _build_on_ray(config: Config, args: argparse.Namespace):

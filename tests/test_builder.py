@@ -345,6 +345,12 @@ def test_no_readable_documents_is_an_error_that_keeps_the_old_index(config, fake
         run(Config(docs=empty, index_dir=config.index_dir, chunk_tokens=16, chunk_overlap=4), fake_embedder)
     assert f"delete {config.index_dir} to empty it" in str(error.value)
     assert len(opened(config, fake_embedder).documents()) == 3
+    first = Config(docs=empty, index_dir=tmp_path / "new", chunk_tokens=16, chunk_overlap=4)
+    with pytest.raises(ConfigError, match="no readable documents") as error:
+        run(first, fake_embedder)
+    assert "add documents there" in str(error.value) and "left as it was" not in str(error.value), (
+        "no index was built before: none is kept"
+    )
 
 
 def test_chunks_larger_than_the_model_reads_are_refused(config):
