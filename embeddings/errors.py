@@ -41,5 +41,9 @@ class ClusterError(DocqaError):
     """The Ray cluster cannot be reached, or failed during a build (the index is left as it was)."""
 
 
+class Transient(DocqaError):
+    """A failure that passes: asking again after a while works (a model replica lost mid-answer)."""
+
+
 class QuestionError(DocqaError):
     """A question (or a document id asked about) cannot be used as given."""

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from embeddings.errors import DocqaError, QuestionError
+from embeddings.errors import DocqaError, QuestionError, Transient
 from qa import openai_api
 from qa.assistant import AnswerStream
 from qa.openai_api import ApiError
@@ -216,6 +216,8 @@ def _failure(e: Exception) -> ApiError:
         return ApiError(429, str(e), code="busy")
     if isinstance(e, NotReady):
         return ApiError(503, f"{e}; try again in a moment")
+    if isinstance(e, Transient):  # a Ray replica lost mid-answer, say: another answers
+        return ApiError(503, str(e))
     if isinstance(e, DocqaError):  # the index or the models: the operator's to fix, as the message says
         return ApiError(500, str(e))
     log.exception("an OpenAI API request failed")

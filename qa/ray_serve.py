@@ -31,7 +31,7 @@ import numpy as np
 
 from embeddings.config import Config
 from embeddings.embedder import Description, Embedder, Tokenizer
-from embeddings.errors import ClusterError, ConfigError, DocqaError
+from embeddings.errors import ClusterError, ConfigError, DocqaError, Transient
 from qa.generator import Messages
 from qa.generator import from_config as load_generator
 
@@ -57,7 +57,7 @@ _LOST = (RayError, RayServeException)
 RETRY_SECONDS = 120  # how long a call waits for Serve to replace lost replicas
 
 
-class ReplicaLost(ClusterError):
+class ReplicaLost(ClusterError, Transient):
     """A model replica stopped while it was answering."""
 
 

@@ -599,8 +599,11 @@ def app(service: Service, key: str | None = None, origins: Sequence[str] = ()):
     if origins:  # outside the key guard: a browser asks before it sends a key, and sends none then
         from fastapi.middleware.cors import CORSMiddleware
 
+        # Any request header: the openai clients send their own (X-Stainless-Lang ...); the key
+        # check still applies. A page may read when to ask again.
         root.add_middleware(CORSMiddleware, allow_origins=list(origins), allow_methods=["GET", "POST"],
-                            allow_headers=["Authorization", "Content-Type"], max_age=600)  # fmt: skip
+                            allow_headers=["*"], expose_headers=["Retry-After", "x-should-retry"],
+                            max_age=600)  # fmt: skip
     return root
 
 

@@ -456,6 +456,21 @@ def test_before_the_models_load_the_api_says_so(tmp_path, serving):
         assert reply.headers["retry-after"] == "10"
 
 
+def test_a_model_replica_lost_mid_answer_is_a_503_to_ask_again_after(tmp_path, serving):
+    from qa.ray_serve import ReplicaLost
+
+    def lost(messages) -> str:
+        raise ReplicaLost(
+            "the generator replica answering stopped part-way; ask again: another replica will answer"
+        )
+
+    reply = httpx.post(
+        serving(make_service(tmp_path, FakeGenerator(lost))) + "/v1/chat/completions", json=chat()
+    )
+    assert reply.status_code == 503 and "ask again" in reply.json()["error"]["message"]
+    assert reply.headers["retry-after"] == "10" and "x-should-retry" not in reply.headers
+
+
 def test_models_that_could_not_start_are_an_error_to_fix_not_to_retry(tmp_path, serving):
     service = Service(
         Config(docs=tmp_path / "docs", index_dir=tmp_path / "index"), FakeGenerator(""), FakeEmbedder()
@@ -495,8 +510,8 @@ def test_a_web_page_of_an_origin_allowed_calls_the_api_from_a_browser_and_no_oth
                   (page,))  # fmt: skip
     asks = {
         "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type",
-    }
+        "Access-Control-Request-Headers": "authorization,content-type,x-stainless-lang,x-stainless-os",
+    }  # as the openai JavaScript client sends them
     preflight = httpx.options(url + "/v1/chat/completions", headers={"Origin": page, **asks})
     assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == page
     keyed = {"Authorization": f"Bearer {KEY}"}
@@ -504,6 +519,7 @@ def test_a_web_page_of_an_origin_allowed_calls_the_api_from_a_browser_and_no_oth
         url + "/v1/chat/completions", json=chat(), headers={"Origin": page, **keyed}, timeout=60
     )
     assert reply.status_code == 200 and reply.headers["access-control-allow-origin"] == page
+    assert "retry-after" in reply.headers["access-control-expose-headers"].lower()
     assert reply.json()["docqa"]["citations"][0]["doc_id"] == "talks.txt"
     other = {"Origin": "http://elsewhere.example"}
     assert httpx.options(url + "/v1/chat/completions", headers={**other, **asks}).status_code == 400
