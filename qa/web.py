@@ -5,6 +5,7 @@ endpoint (`/ask`, `/summarize`, `/documents`, `/upload`, `/retry`, `/remove`, `/
 from __future__ import annotations
 
 import contextlib
+import errno
 import html
 import logging
 import os
@@ -633,8 +634,11 @@ def listen(host: str, port: int) -> socket.socket:
         both = address == "::" and socket.has_dualstack_ipv6()
         return socket.create_server((address, port), family=family, dualstack_ipv6=both)
     except OSError as e:
-        raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e}): is docqa already running "
-                          "there? Choose another port with --port") from None  # fmt: skip
+        if e.errno in (errno.EADDRINUSE, errno.EACCES):
+            advice = "is docqa already running there? Choose another port with --port"
+        else:  # a name that does not resolve, an address not of this machine
+            advice = "give --host an address of this machine (127.0.0.1, or 0.0.0.0 for every one)"
+        raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e}): {advice}") from None
 
 
 def _server(config: uvicorn.Config) -> uvicorn.Server:

@@ -52,3 +52,15 @@ def test_the_key_is_read_from_bearer_or_from_a_browsers_basic_login():
     assert presented(f"Bearer {KEY}") == KEY
     assert presented("Basic " + base64.b64encode(f"anyone:{KEY}".encode()).decode()) == KEY
     assert presented("Basic not-base64!") is None and presented("Token abc") is None and presented("") is None
+
+
+def test_a_port_taken_or_an_address_not_of_this_machine_is_an_error_that_names_which():
+    taken = listen("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(ConfigError, match="is docqa already running there"):
+            listen("127.0.0.1", port)
+    finally:
+        taken.close()
+    with pytest.raises(ConfigError, match="give --host an address of this machine"):
+        listen("192.0.2.1", port)  # TEST-NET-1: never an address of this machine
