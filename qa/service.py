@@ -171,10 +171,18 @@ class Service:
         `watch`, the documents folder is then watched and the index kept up to date."""
         self._watch = watch
         if background:
-            threading.Thread(target=self._load, name="docqa-load", daemon=True).start()
+            threading.Thread(target=self._load_in_background, name="docqa-load", daemon=True).start()
         else:
             self._load()
         return self
+
+    def _load_in_background(self) -> None:
+        """`_load`, saying a failure the user can fix (the page and status say it too) in one
+        line, not a traceback; one docqa did not foresee keeps its traceback."""
+        try:
+            self._load()
+        except DocqaError:
+            print(f"docqa: {self._message}", file=sys.stderr, flush=True)
 
     def _follow(self) -> None:
         """Update the index from the folder now (it may have changed while docqa was down), then

@@ -321,3 +321,17 @@ def test_a_folder_record_whose_id_reads_like_an_upload_is_removed_as_a_document(
     assert "Removed" in Handlers(service).remove("upload:refunds")
     assert "Removed" in Handlers(service).remove("stored:returns")
     assert sorted(d.id for d in service.documents()) == ["talks.txt", "wheat.txt"]
+
+
+def test_models_that_could_not_start_in_the_background_are_one_line_not_a_traceback(tmp_path, capfd):
+    failing = Service(
+        Config(docs=tmp_path / "docs", index_dir=tmp_path / "index"), FakeGenerator(""), FakeEmbedder()
+    )
+    failing.start(background=True)  # an empty folder: nothing to index
+    deadline = time.monotonic() + 30
+    while failing.status().state != "failed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    err = capfd.readouterr().err
+    assert failing.status().state == "failed" and "docqa: docqa could not start: no documents at" in err
+    assert "Traceback" not in err
