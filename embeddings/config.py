@@ -175,8 +175,8 @@ class Config:
             raise ConfigError(f"chunk_tokens must be at least 8, got {self.chunk_tokens}")
         if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
             raise ConfigError(
-                f"chunk_overlap must be between 0 and half of chunk_tokens "
-                f"({self.chunk_tokens // 2 - 1}), got {self.chunk_overlap}"
+                f"chunk overlap (--chunk-overlap) must be between 0 and half of the chunk size, --chunk-tokens "
+                f"{self.chunk_tokens} ({self.chunk_tokens // 2 - 1}), got {self.chunk_overlap}: give a smaller one"
             )
         if self.compress_above < 10_000:
             raise ConfigError(f"compress_above must be at least 10000 chunks, got {self.compress_above}")

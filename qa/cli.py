@@ -39,6 +39,11 @@ def _positive(value: str, most: int | None = None, least: int = 1) -> int:
     return number
 
 
+def _path(value: str) -> Path:
+    """A path as given, "~" read as the home folder where the shell left it (make, zsh after "=")."""
+    return Path(value).expanduser()
+
+
 def _seconds(value: str) -> float:
     try:
         seconds = float(value)
@@ -61,10 +66,10 @@ def _parser() -> argparse.ArgumentParser:
 
     index = sub.add_parser("index", help="build or update the index from a folder of documents")
     index.add_argument(
-        "docs", nargs="?", type=Path, default=_DEFAULTS.docs, help="folder or file (default: %(default)s)"
+        "docs", nargs="?", type=_path, default=_DEFAULTS.docs, help="folder or file (default: %(default)s)"
     )
     index.add_argument(
-        "--index", type=Path, default=_DEFAULTS.index_dir, help="index folder (default: %(default)s)"
+        "--index", type=_path, default=_DEFAULTS.index_dir, help="index folder (default: %(default)s)"
     )
     index.add_argument(
         "--model", default=_DEFAULTS.embedding_model, help="embedding model: name, Hub id or folder"
@@ -95,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="print the chunks that best match a query")
     search.add_argument("query")
-    search.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
+    search.add_argument("--index", type=_path, default=_DEFAULTS.index_dir)
     search.add_argument("--k", type=_positive, default=5)
     search.add_argument("--method", choices=["dense", "bm25"], default="dense")
     search.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -126,10 +131,10 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the web UI (builds the index of DOCS first if there is none)")
     serve.add_argument(
-        "--docs", type=Path, default=None,
+        "--docs", type=_path, default=None,
         help=f"folder to index (default: {_DEFAULTS.docs} when there is no index), then watch for changes",
     )  # fmt: skip
-    serve.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
+    serve.add_argument("--index", type=_path, default=_DEFAULTS.index_dir)
     serve.add_argument("--model", default=_DEFAULTS.generator, help="generator: name, Hub id or folder")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default: localhost only; any other needs an API key)")  # fmt: skip
@@ -154,12 +159,12 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
 
     check = sub.add_parser("check", help="check that the index agrees with itself (vectors, chunks, BM25)")
-    check.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
-    check.add_argument("--sample", type=lambda v: _positive(v) if v.strip() != "0" else 0, default=16,
+    check.add_argument("--index", type=_path, default=_DEFAULTS.index_dir)
+    check.add_argument("--sample", type=lambda v: _positive(v, least=0), default=16,
                        help="chunks to embed again and compare (0: none)")  # fmt: skip
 
     documents = sub.add_parser("documents", help="list the indexed documents")
-    documents.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
+    documents.add_argument("--index", type=_path, default=_DEFAULTS.index_dir)
     documents.add_argument("--json", action="store_true")
     return parser
 
@@ -167,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
 def _answer_options(
     parser: argparse.ArgumentParser, json_help: str = "print the whole result as JSON", passages: bool = True
 ) -> None:
-    parser.add_argument("--index", type=Path, default=_DEFAULTS.index_dir)
+    parser.add_argument("--index", type=_path, default=_DEFAULTS.index_dir)
     parser.add_argument("--model", default=_DEFAULTS.generator, help="generator: name, Hub id or folder")
     if passages:  # a summary reads whole documents, not the passages a search finds
         parser.add_argument(

@@ -235,7 +235,7 @@ def test_an_index_path_that_is_a_file_is_an_error_that_says_so(tmp_path, capsys,
                                             (["search", "wheat", "--k", "abc"], "must be a whole number, got 'abc'"),
                                             (["ask", "Why?", "--answer-tokens", "0"], "must be 1 or more, got 0"),
                                             (["index", "--wait", "nan"], "must be 0 or more seconds, got nan"),
-                                            (["check", "--sample", "-5"], "must be 1 or more, got -5"),
+                                            (["check", "--sample", "-5"], "must be 0 or more, got -5"),
                                             (["summarize", "--sentences", "21"], "--sentences: must be at most 20, got 21"),
                                             (["index", "--batch-size", "5000"], "--batch-size: must be at most 2048, got 5000"),
                                             (["ask", "Why?", "--context-tokens", "100"],
@@ -425,3 +425,13 @@ def test_ask_json_has_the_same_shape_when_no_passage_is_relevant_enough(tmp_path
 def test_ray_actors_without_ray_is_an_error_not_ignored(tmp_path, capsys):
     assert cli.main(["index", str(tmp_path), "--index", str(tmp_path / "index"), "--ray-actors", "2"]) == 2
     assert "--ray-actors is for --ray" in capsys.readouterr().err and not (tmp_path / "index").exists()
+
+
+def test_a_path_with_a_tilde_the_shell_left_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "note.txt").write_text("India sent 50,000 tonnes of wheat.")
+    monkeypatch.setattr("embeddings.builder.Embedder.load", lambda *a, **k: FakeEmbedder())
+    code = cli.main(["index", "~/papers", "--index", "~/papers/.docqa", "--quiet"])
+    assert "no documents at ~" not in capsys.readouterr().err
+    assert code == 0 and (tmp_path / "papers" / ".docqa" / "CURRENT").exists()
