@@ -107,6 +107,9 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
     text = drop_unknown(marked(raw.strip()), len(passages))
     cited = sentences(text)
     frames = framing(text, cited)  # a heading, a table's header, a line naming the sources
+    # ... and a sentence, citing nothing, that says the documents do not hold a part of what was
+    # asked ("The documents do not say who built it."): no claim for a passage to hold
+    frames |= {i for i, s in enumerate(cited) if not s.numbers and is_refusal(s.text)}
     texts, titles = [p.text for p in passages], [p.title for p in passages]
     citations: list[Citation] = []
     for s in reversed(

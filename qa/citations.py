@@ -46,7 +46,7 @@ _DECLINES = re.compile(
     r"|'m\s+unable\s+to|was\s+(?:not\s+able|unable)\s+to)\s+(?:know|find|answer|tell|say|determine|see)"
     r"|\bI(?:\s+a|')m\s+not\s+sure|\bI\s+(?:do\s+not|don'?t)\s+have\s+(?:enough\s+)?information"
     rf"|{_THE}{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state"
-    r"|answer|give|tell|have)"
+    r"|answer|give|tell|have|name|identify|indicate|reveal|list|describe|explain|discuss)"
     rf"|{_THE}{_SOURCES}{_GIVEN}\s+(?:lacks?\s+(?:any\s+)?(?:information|details)|(?:is|are)\s+silent\s+on)"
     rf"|\b(?:none|neither)\s+of\s+the\s+{_SOURCES}{_GIVEN}\s+(?:contains?|mentions?|says?|provides?|includes?"
     r"|specif(?:y|ies)|states?|answers?)"
@@ -54,6 +54,9 @@ _DECLINES = re.compile(
     rf"|(?:\bnot|n't)\s+(?:mentioned|stated|provided|specified|given|found|answered|available)\s+in\s+(?:the|any\s+of\s+the)"
     rf"\s+(?:provided\s+|given\s+)?{_SOURCES}{_NAMED_BY_THEM}"
     r"|\bno\s+relevant\s+information\b"
+    rf"|\bnothing\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}\s+(?:says|mentions|states|indicates|names)"
+    rf"|(?:\bnot|n't)\s+(?:named|identified|listed|described|indicated)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}"
+    rf"{_NAMED_BY_THEM}"
     # "not in the text" of the reply: not "not in the source code but ..." nor "the text messages"
     rf"|(?:\bnot|n't)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_NOT_THE_PASSAGES}{_NAMED_BY_THEM}",
     re.IGNORECASE,

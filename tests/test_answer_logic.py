@@ -229,6 +229,19 @@ def test_a_passage_named_in_words_is_read_as_its_citation(reply):
     assert not answer.abstained and answer.text == "India sent 50,000 tonnes of wheat. [2]"
 
 
+def test_a_sentence_that_says_the_documents_lack_a_part_of_the_answer_keeps_the_part_they_hold():
+    given = [passage("India sent 50,000 tonnes of wheat to Afghanistan.")]
+    reply = "India sent 50,000 tonnes of wheat [1]. The documents do not say when it arrived."
+    answer = interpret("How much wheat did India send, and when did it arrive?", reply, given, "m", CHECKS)
+    assert not answer.abstained and answer.text == (
+        "India sent 50,000 tonnes of wheat. [1] The documents do not say when it arrived."
+    )
+    wrong = "India sent 80,000 tonnes of rice [1]. The documents do not say when it arrived."
+    assert interpret("How much wheat did India send?", wrong, given, "m", CHECKS).abstained, (
+        "the rest is still checked"
+    )
+
+
 def test_an_answer_with_one_unsupported_sentence_is_withdrawn():
     given = [passage("India sent 50,000 tonnes of wheat to Afghanistan.")]
     reply = "India sent 50,000 tonnes of wheat to Afghanistan [1]. Paris is lovely in spring [1]."

@@ -63,7 +63,9 @@ def test_marks_are_rewritten_at_the_end_of_their_sentence():
      "No relevant information was found in the passages.", "The passages are silent on the cost.",
      "It is not in the documents or the passages.", "It is not in the passages either.",
      "That is not in the context I have.", "Based on the available information, the documents do not mention it [1].",
-     "According to the retrieved passages, the documents do not mention the cause [1]."],
+     "According to the retrieved passages, the documents do not mention the cause [1].",
+     "The documents do not name the designer.", "Nothing in the documents says who designed it.",
+     "The designer is not named in the passages."],
 )  # fmt: skip
 def test_refusals_are_recognised(reply):
     assert is_refusal(reply)
