@@ -707,7 +707,8 @@ def main(argv: list[str] | None = None) -> int:
               f"again{kept}", file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
-        print(f"docqa {args.command}: interrupted; the index was left as it was", file=sys.stderr)
+        kept = "; the index was left as it was" if args.command == "index" else ""
+        print(f"docqa {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
 
 

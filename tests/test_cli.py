@@ -435,3 +435,15 @@ def test_a_path_with_a_tilde_the_shell_left_is_the_home_folder(tmp_path, monkeyp
     code = cli.main(["index", "~/papers", "--index", "~/papers/.docqa", "--quiet"])
     assert "no documents at ~" not in capsys.readouterr().err
     assert code == 0 and (tmp_path / "papers" / ".docqa" / "CURRENT").exists()
+
+
+def test_ctrl_c_says_the_index_was_kept_only_where_the_command_writes_one(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_assistant", interrupted)
+    assert cli.main(["ask", "How much wheat?", "--index", str(wheat_index(tmp_path).index_dir)]) == 130
+    assert capsys.readouterr().err.strip() == "docqa ask: interrupted"
+    monkeypatch.setattr("embeddings.builder.build", interrupted)
+    assert cli.main(["index", str(tmp_path / "docs"), "--index", str(tmp_path / "index"), "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == "docqa index: interrupted; the index was left as it was"
