@@ -397,8 +397,10 @@ def _ask(args: argparse.Namespace) -> int:
     _holds(args.index, scope)
     assistant = _assistant(args)
     with remembering(assistant.generator):
-        if args.json:
-            print(json.dumps(assistant.ask(args.question, scope).to_dict(), indent=2, ensure_ascii=False))
+        if args.json:  # the draft, asked for, on stderr as ever
+            answer = _show(assistant.stream(args.question, scope), args) if args.draft else None
+            answer = answer or assistant.ask(args.question, scope)
+            print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
             return 0
         answer = _show(assistant.stream(args.question, scope), args)
         print(answer.text)
@@ -461,10 +463,12 @@ def _chat(args: argparse.Namespace) -> int:
                 continue
             try:  # the question is checked as it is asked, and against the budget as it is read
                 stream = conversation.stream(question, scope)
-                answer = stream.answer if args.json else _show(stream, args)
+                answer = stream.answer if args.json and not args.draft else _show(stream, args)
             except QuestionError as e:  # one bad line does not end the conversation
                 _say("")
                 print(f"{chr(10) if args.draft else ''}docqa chat: {e}", file=sys.stderr, flush=True)
+                if args.json:  # a line out for each line in
+                    print(json.dumps({"question": question, "error": str(e)}, ensure_ascii=False), flush=True)
                 continue
             if args.json:
                 turn = {

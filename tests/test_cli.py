@@ -321,6 +321,11 @@ def test_chat_goes_on_after_a_question_too_long_for_the_context_budget(tmp_path,
     out, err = capsys.readouterr()
     assert "docqa chat: the question alone needs more than the 256-token context budget" in err
     assert "50,000 tonnes" in out, "the next question is still answered"
+    if "--json" in flags:
+        refused, answered = [json.loads(line) for line in out.splitlines()]
+        assert "context budget" in refused["error"] and "50,000 tonnes" in answered["answer"]["text"], (
+            "a line out for each line in"
+        )
 
 
 def test_an_index_folder_docqa_cannot_write_is_an_error_that_says_what_to_do(tmp_path, capsys):
@@ -447,3 +452,9 @@ def test_ctrl_c_says_the_index_was_kept_only_where_the_command_writes_one(tmp_pa
     monkeypatch.setattr("embeddings.builder.build", interrupted)
     assert cli.main(["index", str(tmp_path / "docs"), "--index", str(tmp_path / "index"), "--quiet"]) == 130
     assert capsys.readouterr().err.strip() == "docqa index: interrupted; the index was left as it was"
+
+
+def test_ask_json_with_draft_shows_the_draft_on_stderr_and_the_answer_as_json(ask, capsys):
+    ask.capsys = capsys
+    out, err = ask("India sent 50,000 tonnes of wheat. [1]", "--json", "--draft")
+    assert json.loads(out)["text"].startswith("India sent 50,000 tonnes") and "draft (unchecked)" in err
