@@ -143,6 +143,9 @@ def parse_markdown(data: bytes) -> Parsed:
                 title = value
             elif key == "date" and _valid_date(value):
                 metadata["date"] = value[:10]
+        text = text[front.end() :]  # settings for a site generator, which its pages do not show
+        if not text.strip():
+            raise UnreadableDocument("it holds only front matter (--- ... ---), no text a page shows")
     heading = _MD_HEADING.search(_MD_FENCED.sub("", text))
     if title is None and heading:
         title = _heading_text(heading.group(1)) or None

@@ -33,8 +33,8 @@ _SUPPORTED = frozenset(SUPPORTED)
 READERS = (
     {ext: 1 for ext in SUPPORTED}
     | dict.fromkeys((".docx", ".epub"), 2)
-    # 3: titles on one line; a Markdown title keeps a "#" of its own ("C#"); an HTML page's title
-    # is its own, not an inline image's or a hidden heading's
+    # 3: titles on one line; a Markdown title keeps a "#" of its own ("C#") and its front matter
+    # is not text; an HTML page's title is its own, not an inline image's or a hidden heading's
     | dict.fromkeys((".pdf", ".html", ".htm", ".md", ".markdown"), 3)
     | {".jsonl": 2}  # titles on one line
 )

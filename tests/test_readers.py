@@ -45,8 +45,11 @@ def test_text_file_with_a_heading_line_uses_it_as_title(tmp_path):
 
 
 def test_markdown_front_matter_and_heading(tmp_path):
-    doc = load(tmp_path, "n.md", "---\ntitle: 'Release notes'\ndate: 2024-05-01\n---\n# Ignored\nBody.")
+    doc = load(
+        tmp_path, "n.md", "---\ntitle: 'Release notes'\ndate: 2024-05-01\nlayout: post\n---\n# Ignored\nBody."
+    )
     assert (doc.title, doc.metadata["date"]) == ("Release notes", "2024-05-01")
+    assert doc.text == "# Ignored\nBody.", "the front matter, which the page does not show, is not text"
     assert load(tmp_path, "m.md", "Intro\n\n# The Heading #\n\ntext").title == "The Heading"
     fenced = "Setup notes\n\n```bash\n# install deps\npip install docqa\n```\n\n# Installing docqa\n\nRun it."
     assert load(tmp_path, "c.md", fenced).title == "Installing docqa", (
