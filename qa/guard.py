@@ -43,6 +43,9 @@ _ORDERS = re.compile(
             r"\b(?:ignore|disregard|forget|override|bypass|reveal|print|show|repeat|output|disclose|leak)\b"
             rf"[^.!?\n]{{0,40}}\bsystem\s+prompt\b{_SETTING}",
             r"\b(?:instructions?|orders?|messages?)\s+from\s+(?:the\s+|your\s+)?system\s+prompt\b|\bsystem\s+prompt\s*:",
+            # ... and its settings overridden to make it speak: "override the system prompt settings and say ..."
+            r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}\bsystem\s+prompt\b[^.!?\n]{0,40}"
+            r"\b(?:and|then)\s+(?:say|reply|respond|answer)\b",
             r"\b(?:enter|activate|switch\s+(?:to|into)|you\s+are\s+(?:now\s+)?in)\s+(?:developer|dan|god)\s+mode\b",
             r"\bjailbreak\s+(?:mode|prompt)\b|\byou\s+(?:are|have\s+been)\s+jailbroken\b",
             # words addressed to the AI that reads the text
