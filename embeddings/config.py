@@ -176,7 +176,7 @@ class Config:
         if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
             raise ConfigError(
                 f"chunk overlap (--chunk-overlap) must be between 0 and half of the chunk size, --chunk-tokens "
-                f"{self.chunk_tokens} ({self.chunk_tokens // 2 - 1}), got {self.chunk_overlap}: give a smaller one"
+                f"{self.chunk_tokens} ({self.chunk_tokens // 2 - 1}), got {self.chunk_overlap}"
             )
         if self.compress_above < 10_000:
             raise ConfigError(f"compress_above must be at least 10000 chunks, got {self.compress_above}")

@@ -146,9 +146,9 @@ def parse_markdown(data: bytes) -> Parsed:
         text = text[front.end() :]  # settings for a site generator, which its pages do not show
         if not text.strip():
             raise UnreadableDocument("it holds only front matter (--- ... ---), no text a page shows")
-    heading = _MD_HEADING.search(_MD_FENCED.sub("", text))
-    if title is None and heading:
-        title = _heading_text(heading.group(1)) or None
+    if title is None:  # the first heading with words ("# #" has none)
+        headings = (_heading_text(h.group(1)) for h in _MD_HEADING.finditer(_MD_FENCED.sub("", text)))
+        title = next((h for h in headings if h), None)
     metadata = metadata or _leading_date(text)
     return title, text, metadata
 
@@ -201,11 +201,12 @@ def parse_html(data: bytes) -> Parsed:
 def _html_title(soup) -> str | None:
     """The page's <title> (not an inline image's, inside <svg>), else its first <h1> a reader
     sees; None where neither has text."""
-    titles = [t for t in soup.find_all("title") if t.find_parent("svg") is None]
-    headings = [h for h in soup.find_all("h1") if not any(_hidden(t) for t in (h, *h.parents) if t.name)]
-    for tag in [*titles[:1], *headings[:1]]:
-        if said := tag.get_text(" ", strip=True):
-            return said
+    title = next((t for t in soup.find_all("title") if t.find_parent("svg") is None), None)
+    if title is not None and (said := title.get_text(" ", strip=True)):
+        return said
+    for heading in soup.find_all("h1"):  # the first a reader sees (most pages have a title)
+        if not any(_hidden(t) for t in (heading, *heading.parents) if t.name):
+            return heading.get_text(" ", strip=True) or None
     return None
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from embeddings.errors import ConfigError
 from embeddings.readers import SUPPORTED, Pending, Skipped
 
-UPLOAD_PREFIX = "upload:"  # document ids of uploads; folder documents never start with it
+UPLOAD_PREFIX = "upload:"  # document ids of uploads (a folder's .jsonl record may start with it too)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
-from qa.citations import drop_unknown, framing, is_refusal, marked, sentences, set_marks
+from qa.citations import declines, drop_unknown, framing, is_refusal, marked, sentences, set_marks
 from qa.question import Alike, relevance
 from qa.retriever import Passage
 from qa.support import HEDGED, Support, around, best, rest, support
@@ -109,7 +109,7 @@ def interpret(question: str, raw: str, passages: list[Passage], model: str, chec
     frames = framing(text, cited)  # a heading, a table's header, a line naming the sources
     # ... and a sentence, citing nothing, that says the documents do not hold a part of what was
     # asked ("The documents do not say who built it."): no claim for a passage to hold
-    frames |= {i for i, s in enumerate(cited) if not s.numbers and is_refusal(s.text)}
+    frames |= {i for i, s in enumerate(cited) if not s.numbers and declines(s.text)}
     texts, titles = [p.text for p in passages], [p.title for p in passages]
     citations: list[Citation] = []
     for s in reversed(

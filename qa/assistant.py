@@ -205,8 +205,9 @@ class Conversation:
         reply = generator.generate(resolve_messages(question, word, pairs), RESOLVE_TOKENS)
         self.last_resolve = reply
         name = read_referent(reply, pairs, question)
-        # The pronoun may stand for a name the question says itself: no other is chosen for it.
-        choosing = name is None and not names_one_said(question, pairs)
+        # A pronoun may stand for a name its question says itself ("Did Khan say he would come?"):
+        # no other is chosen for it; "him" or "them" never stands for its clause's own subject.
+        choosing = name is None and (word.lower() in ("him", "them") or not names_one_said(question, pairs))
         names = names_said(question, pairs) if choosing else []
         if names:  # not taken: the model chooses among the names the conversation said
             self.last_choice = generator.generate(

@@ -31,34 +31,33 @@ _GIVEN = r"(?:\s+(?:provided|given|above|you\s+gave))?"
 # What follows "not in the text" where the words name a thing, not the passages ("not in the
 # source code", "the text messages", "the document drawer", "the context of").
 _NOT_THE_PASSAGES = r"(?!\s+(?:code|files?|folders?|of|messages?|drawers?|box(?:es)?|archives?|between)\b)"
-# ... and where a word names a thing by them ("the source water", "the text box"): the passages are
-# followed by a verb, "provided", "or", a mark or the end, not by a word that is no such one.
-_NAMED_BY_THEM = (
-    r"(?!\s+(?!(?:or|and|provided|given|above|you|that|i|so|but|about|on|for|regarding|here|at|either|nor|is|are"
-    r"|does|do|did|was|were|has|have|shared|supplied|available|listed|shown|retrieved)\b)[a-z]\w*)"
+# A source or a text that is a thing, not the passages: "the power source does not provide ...",
+# "the primary source does not mention ...", "not found in the source water".
+_A_THING = re.compile(
+    r"\b(?:power|primary|secondary|energy|light|heat|water|food|news|data|main|single|reliable|original|funding"
+    r"|income|revenue|error|legal|historical|ancient|anonymous|open|plain|binary|raw|hidden|alt|body|search)\s+"
+    rf"{_SOURCES}|{_SOURCES}\s+(?:water|material|language|editor|field|area|book|column|image|version|window"
+    r"|string|node|tree|map|box|code|files?)\b",
+    re.IGNORECASE,
 )
-# "The documents do not say": the passages named as such ("the primary source does not mention a
-# date" is a historian's source, "the power source does not provide" a battery).
-_THE = r"(?:^\s*|\b(?:the|these|those|this|your|any)\s+(?:(?:provided|given|available|retrieved)\s+)?)"
 # The model declining in so many words: about itself, or about the passages.
 _DECLINES = re.compile(
     r"\bI\s+(?:do\s+not|don'?t|cannot|can'?t|could\s*(?:not|n't)|am\s+not\s+able\s+to|am\s+unable\s+to"
     r"|'m\s+unable\s+to|was\s+(?:not\s+able|unable)\s+to)\s+(?:know|find|answer|tell|say|determine|see)"
     r"|\bI(?:\s+a|')m\s+not\s+sure|\bI\s+(?:do\s+not|don'?t)\s+have\s+(?:enough\s+)?information"
-    rf"|{_THE}{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state"
+    rf"|{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state"
     r"|answer|give|tell|have|name|identify|indicate|reveal|list|describe|explain|discuss)"
-    rf"|{_THE}{_SOURCES}{_GIVEN}\s+(?:lacks?\s+(?:any\s+)?(?:information|details)|(?:is|are)\s+silent\s+on)"
+    rf"|{_SOURCES}{_GIVEN}\s+(?:lacks?\s+(?:any\s+)?(?:information|details)|(?:is|are)\s+silent\s+on)"
     rf"|\b(?:none|neither)\s+of\s+the\s+{_SOURCES}{_GIVEN}\s+(?:contains?|mentions?|says?|provides?|includes?"
     r"|specif(?:y|ies)|states?|answers?)"
     rf"|\bneither\s+{_SOURCES}\s+(?:contains|mentions|says|provides|includes|specifies|states|answers)"
     rf"|(?:\bnot|n't)\s+(?:mentioned|stated|provided|specified|given|found|answered|available)\s+in\s+(?:the|any\s+of\s+the)"
-    rf"\s+(?:provided\s+|given\s+)?{_SOURCES}{_NAMED_BY_THEM}"
+    rf"\s+(?:provided\s+|given\s+)?{_SOURCES}"
     r"|\bno\s+relevant\s+information\b"
     rf"|\bnothing\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}\s+(?:says|mentions|states|indicates|names)"
     rf"|(?:\bnot|n't)\s+(?:named|identified|listed|described|indicated)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}"
-    rf"{_NAMED_BY_THEM}"
     # "not in the text" of the reply: not "not in the source code but ..." nor "the text messages"
-    rf"|(?:\bnot|n't)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_NOT_THE_PASSAGES}{_NAMED_BY_THEM}",
+    rf"|(?:\bnot|n't)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_NOT_THE_PASSAGES}",
     re.IGNORECASE,
 )
 # Words that decline when the model writes them alone, and state a fact when it cites a passage
@@ -93,6 +92,23 @@ class CitedSentence:
     end: int
 
 
+def _declines(sentence: str) -> re.Match | None:
+    """Where `sentence` says the passages do not hold the answer (not a thing that is a source
+    or a text, see _A_THING)."""
+    things = [m.span() for m in _A_THING.finditer(sentence)]
+    for m in _DECLINES.finditer(sentence):
+        if not any(a < m.end() and m.start() < b for a, b in things):
+            return m
+    return None
+
+
+def declines(sentence: str) -> bool:
+    """Whether `sentence` says the passages (or the model) do not hold what was asked, in so many
+    words ("The documents do not say when it arrived."); not words that state a fact about the
+    world ("the cause cannot be determined")."""
+    return _declines(sentence.translate(_APOSTROPHES)) is not None
+
+
 def is_refusal(answer: str) -> bool:
     """The model said, in its first sentence, that the passages do not hold the answer (or it
     wrote no words at all, only citation marks)."""
@@ -106,7 +122,7 @@ def is_refusal(answer: str) -> bool:
         first = unquoted
     opening, *rest = _SENTENCE_END.split(said, maxsplit=1)
     cited = _MARK.search(opening) or (rest and _LEADING_MARKS.match(rest[0]))  # "... determined. [1]"
-    declines = _DECLINES.search(first)
+    declines = _declines(first)
     # A sentence that cites a passage declines only where it opens by saying so: "the documents
     # do not contain a signature [1]" further in states a fact about documents.
     opening_words = _WORD.findall(_LEAD_IN.sub("", first[: declines.start()])) if declines else []
@@ -116,37 +132,42 @@ def is_refusal(answer: str) -> bool:
 
 
 def marked(answer: str) -> str:
-    """The answer with a passage it names in words made a citation mark: "According to Document
-    1, the bridge opened in 1932." is "[1] The bridge opened in 1932.", "... in 1932 (Document
-    [1])." is "... in 1932 [1]." (The prompt labels each passage "Document [n]".)"""
-    out = _NAMED_SOURCE.sub(_as_mark, answer)
-    if out == answer:
-        return answer
-    out = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", out)).strip()
-    # a sentence that opened with the words it lost opens with a capital
-    return re.sub(r"(^|[.!?]\s+|\n)((?:\[\d+\]\s*)+)([a-z])", lambda m: m[1] + m[2] + m[3].upper(), out)
-
-
-def _as_mark(m: re.Match) -> str:
-    named = next(g for g in m.groups() if g).lower()  # "1", or "second"
-    return f" [{_ORDINALS.get(named, named)}] "
+    """The answer with a passage it names in words made a citation mark at the end of its
+    sentence: "According to Document 1, the bridge opened in 1932." is "The bridge opened in 1932
+    [1].", "... in 1932 (Document [1])." is "... in 1932 [1]." (The prompt labels each passage
+    "Document [n]".)"""
+    out = answer
+    for m in reversed(list(_NAMED_SOURCE.finditer(answer))):
+        marks = "".join(f"[{_ORDINALS.get(n.lower(), n)}]" for n in _NAMED_NUMBER.findall(m.group()))
+        end = _SENTENCE_STOP.search(out, m.end())
+        stop = end.start() if end else len(out)
+        before, said = out[: m.start()].rstrip(" \t"), out[m.end() : stop].strip(" \t,")
+        if said and (not before or before[-1] in ".!?\n"):  # it opened the sentence: its words do now
+            said = said[0].upper() + said[1:]
+        joined = " ".join(part for part in (said, marks) if part)
+        out = f"{before}{' ' if before and before[-1] != chr(10) else ''}{joined}{out[stop:]}"
+    return out
 
 
 _ORDINALS = {
     w: str(i)
     for i, w in enumerate(["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"], 1)
 }
+_NUMBERED = r"(?:\[\d{1,2}\]|\d{1,2}\b)"
+# "Document 1", "Documents [1] and [3]", "the second passage" (not "the novel's second passage")
 _SOURCE = (
-    r"(?:the\s+)?(?:(?:document|passage)\s+(?:\[(\d{1,2})\]|(\d{1,2})\b)"
-    rf"|({'|'.join(_ORDINALS)})\s+(?:document|passage)\b)"
+    rf"(?:(?:the\s+)?(?:documents?|passages?)\s+{_NUMBERED}(?:\s*(?:,|and|&)\s*(?:(?:document|passage)\s+)?{_NUMBERED})*"
+    rf"|\bthe\s+(?:{'|'.join(_ORDINALS)})\s+(?:document|passage)\b)"
 )
 _NAMED_SOURCE = re.compile(
     r"(?:,\s*)?\b(?:according\s+to|as\s+(?:stated|said|mentioned|noted|reported|shown|described)\s+in|based\s+on)\s+"
     rf"{_SOURCE}\s*,?"
-    rf"|\s*\(\s*{_SOURCE}\s*\)"
-    rf"|\b{_SOURCE}\s+(?:states|says|mentions|notes|reports|shows|indicates|explains)(?:\s+that)?\s*,?",
+    rf"|(?<!\s)\s*\(\s*{_SOURCE}\s*\)"  # (a run of spaces is read from its start only: linear time)
+    rf"|\b{_SOURCE}\s+(?:state|say|mention|note|report|show|indicate|explain)s?(?:\s+that)?\s*,?",
     re.IGNORECASE,
 )
+_NAMED_NUMBER = re.compile(rf"\d{{1,2}}|\b(?:{'|'.join(_ORDINALS)})\b", re.IGNORECASE)
+_SENTENCE_STOP = re.compile(r"[.!?](?=[\s\[\]\"'”’)]|$)|\n")
 
 
 def drop_unknown(answer: str, given: int) -> str:

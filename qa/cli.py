@@ -296,13 +296,9 @@ def _watch(config: Config, args: argparse.Namespace) -> int:
     from embeddings.watch import follow
 
     embedder = Embedder.load(config.embedding_model, config.device, config.dtype)  # once, not at each change
-    builds = []
 
-    def rebuild() -> None:
-        report = build(config, embedder, progress=not args.quiet, wait=args.wait)
-        if builds or not report.up_to_date:  # the first catches what changed before the watch began
-            print(report.summary(), flush=True)
-        builds.append(report)
+    def rebuild() -> None:  # the first catches what changed before the watch began
+        print(build(config, embedder, progress=not args.quiet, wait=args.wait).summary(), flush=True)
 
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     ready = lambda: say(f"Watching {config.docs} for files added, changed or removed (Ctrl-C stops) ...")  # noqa: E731

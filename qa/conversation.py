@@ -390,14 +390,25 @@ def _conversation(pairs: list[tuple[str, str]]) -> str:
     )
 
 
-_QUESTION_WORDS = re.compile(r"\b(?:who|whom|whose|what|when|where|which|why|how)\b", re.IGNORECASE)
-# "What about Herat?" asks in the form of the last question
-_FOLLOWING = re.compile(r"\b(?:what|how)\s+about\b", re.IGNORECASE)
+# What the word that opens a question asks for ("what" and "which" may ask for any of them: "In
+# what year ...?"); after a word that leads in ("And when ...?", "In which year ...?").
+_ASKS_FOR = {"when": "time", "where": "place", "who": "person", "whom": "person", "whose": "person",
+             "why": "reason", "how many": "number", "how much": "number", "how old": "number",
+             "how long": "length", "how": "manner"}  # fmt: skip
+_OPENS = re.compile(
+    r"^\W*(?:(?:and|but|so|then|also|well|ok|okay|in|at|on|from|to|for|by|with|of|during|since|until)\s+)*"
+    r"(how\s+(?:many|much|old|long)|when|where|whom|whose|who|why|how|what|which)\b",
+    re.IGNORECASE,
+)
 
 
 def _asked_by(question: str) -> set[str]:
-    """The question words of `question` ("when", "where"), a "what about" aside."""
-    return {w.lower() for w in _QUESTION_WORDS.findall(_FOLLOWING.sub(" ", question))}
+    """What the word that opens `question` asks for ("time" for "When ...?"), if it says: none
+    for "what", "which", "What about ...?" (asked in the form of the last question) or a question
+    that opens otherwise ("Did he sign the deal which ended the war?")."""
+    m = _OPENS.match(question)
+    kind = _ASKS_FOR.get(" ".join(m.group(1).lower().split())) if m else None
+    return {kind} if kind else set()
 
 
 def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tuple[str | None, str]:
@@ -428,8 +439,8 @@ def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tup
             return None, "keeps too few of the words asked"
     elif asked and len(asked & {norm(w) for w in content(line)}) < max(1, len(asked) // 2):
         return None, "keeps too few of the words asked"
-    if other := _asked_by(question) - _asked_by(line):  # "When did he die?" -> "Where did Khan die?"
-        return None, f"asks another question (without {', '.join(sorted(other))})"
+    if (asked_for := _asked_by(question)) and (other := _asked_by(line)) and asked_for != other:
+        return None, f"asks for another thing (a {other.pop()}, not a {asked_for.pop()})"  # "when" -> "where"
     kept = {norm(w) for w in content(line)}
     if dropped := [w for w in _NAME.findall(question[1:]) if len(w) > 1 and norm(w) in asked - kept]:
         return None, f"drops a name asked ({', '.join(dropped)})"  # "... about Herat?" -> "What did he say?"

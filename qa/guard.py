@@ -36,8 +36,8 @@ _ORDERS = re.compile(
             r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?\n]{0,40}\b(?:previous|prior|above|earlier|preceding|all|your|the\s+system)\s+"
             rf"(?:instructions?|prompts?|rules|guidelines|directions)\b{_SETTING}",
             # "ignore all previous messages", not an e-mail's "disregard my previous message"
-            r"\b(?:ignore|disregard|forget)\s+(?:all\s+(?:of\s+)?(?:the\s+|your\s+)?|your\s+)"
-            r"(?:previous\s+|prior\s+|earlier\s+|preceding\s+|above\s+)?messages\b",
+            r"\b(?:ignore|disregard|forget)\s+(?:everything\s+in\s+)?(?:all\s+(?:of\s+)?)?(?:the\s+|your\s+|any\s+)?"
+            r"(?:previous|prior|earlier|preceding|above)\s+messages\b|\b(?:ignore|disregard|forget)\s+all\s+(?:your\s+)?messages\b",
             # the AI's own prompt or mode named in an order, not any text that names them ("The
             # system prompt is limited to 4,000 tokens", "To enable developer mode, tap ...")
             r"\b(?:ignore|disregard|forget|override|bypass|reveal|print|show|repeat|output|disclose|leak)\b"

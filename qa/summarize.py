@@ -243,18 +243,20 @@ def _framed(said: list[str], framing: list[bool], i: int) -> range:
 
 def frames(line: str, sourced: set[str]) -> bool:
     """Whether a summary's `line` only frames what follows, a heading ("## Key Findings") or a
-    short lead-in ("**Key points:**"): no claim of its own, so few words, no key word (a number;
-    a name, unless every word is capitalised as a heading's are), no negation, and no word but
-    those that frame ("points", "summary") and those the sources say (`sourced`, as `content`
-    reads them): "The council rejected the plan:", where no source says "rejected", is a claim."""
+    short lead-in ("**Key points:**"): no claim of its own, so few words and no key word (a
+    number; a name, unless every word is capitalised as a heading's are); a lead-in also no
+    negation and no word but those that frame ("points", "summary") and those the sources say
+    (`sourced`, as `content` reads them): "The council rejected the plan:", where no source says
+    "rejected", is a claim."""
     bare = line.strip().strip("*_").strip()
-    if not (is_heading(bare) or bare.endswith(":")) or len(bare.split()) > 12:
+    heading = is_heading(bare)
+    if not (heading or bare.endswith(":")) or len(bare.split()) > 12:
         return False
     bare = bare.lstrip("#").strip()
     titled = all(w[:1].isupper() for w in bare.split() if len(w) > 3)
-    if key_words(bare.lower() if titled else bare) or negations(bare):
+    if key_words(bare.lower() if titled else bare):
         return False
-    return all(w in _FRAMING or w in sourced for w in content(bare))
+    return heading or (not negations(bare) and all(w in _FRAMING or w in sourced for w in content(bare)))
 
 
 _FRAMING = set(content(

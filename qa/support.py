@@ -110,21 +110,23 @@ def support(sentence: str, passage: str, question: str = "", title: str = "", na
 
 def _said_of_another(claim: list[str], counted: list[str], asked: set[str], named: set[str], passage: str,
                      spans: list[tuple[int, int]], anchor: Support) -> list[str]:  # fmt: skip
-    """The words of the question the claim repeats (not names nor numbers) that the anchor lacks
-    and another sentence of the passage holds beside a key word of its own (one not in `named`,
-    the claim's and the question's) and without the claim's own words (`counted`): that sentence
-    says them of another ("born in Warsaw"). Not the sentence right after the anchor that goes on
-    about its subject ("Ralph Freeman was an engineer. In 1924 he designed the arch for Dorman
-    Long.")."""
+    """The words of the question the claim repeats (not names nor numbers) that the anchor lacks,
+    where another sentence of the passage says what was asked of another: it holds every word of
+    the question the claim repeats, names and numbers too ("Marie Curie was born"), beside a key
+    word of its own (not in `named`, the claim's and the question's: "in Warsaw"), and none of the
+    claim's own words (`counted`). Not the sentence right after the anchor that goes on about its
+    subject ("Ralph Freeman was an engineer. In 1924 he designed the arch for Dorman Long.")."""
     window = set(content(passage[anchor.start : anchor.end]))
     lacking = {w for w in claim if w in asked and w not in named} - window
-    others = [
-        (set(content(passage[a:b])), passage[a:b]) for i, (a, b) in enumerate(spans if lacking else ())
-        if a != anchor.start and not (i and spans[i - 1][0] == anchor.start and _goes_on(passage[a:b]))
-    ]  # fmt: skip
-    if any(held >= set(counted) for held, _ in others):  # one holds the whole claim: an anchor too
-        return []
-    return sorted(lacking) if any(lacking & held and key_words(text) - named for held, text in others) else []
+    repeated, own = {w for w in claim if w in asked}, set(counted) - asked
+    for i, (a, b) in enumerate(spans if lacking else ()):
+        text = passage[a:b]
+        if a == anchor.start or (i and spans[i - 1][0] == anchor.start and _goes_on(text)):
+            continue
+        held = set(content(text))
+        if held >= repeated and not held & own and key_words(text) - named:
+            return sorted(lacking)
+    return []
 
 
 def _goes_on(sentence: str) -> bool:
@@ -335,16 +337,16 @@ def vocabulary(text: str) -> set[str]:
 def _contradicts(sentence: str, window: str, question: str) -> bool:
     """The sentence negates what the window states, or states what the window negates: a negation
     on one side whose words stand on the other side with no negation of their own."""
-    # "denied", "failed to", "refused" deny on either side; "declined to" does too ("declined"
-    # alone is a fall, see _DOWN).
+    # "declined to" denies as "refused to" does ("declined" alone is a fall, see _DOWN). (A denial
+    # in the sentence is no negation of the window: "failed to pass" is what "rejected" says.)
     sentence, window = _DECLINED_TO.sub("refused to", sentence), _DECLINED_TO.sub("refused to", window)
-    said, stated = negations(sentence, DENIALS), negations(window, DENIALS)
+    said, stated = negations(sentence, NEGATIONS), negations(window, DENIALS)
     claim, held = set(content(sentence)), set(content(window))
     asked = negations(question, NEGATIONS)  # "which country did not sign?" gets "France did not sign"
     for scope in said:
         if scope & held and not any(scope & other for other in stated + asked):
             return True
-    denied = said
+    denied = negations(sentence, DENIALS)
     # A word the window also states outside its negations is not denied by them: "they entered a
     # blind plea, pleading guilty without any plea agreement" does state a plea.
     plain = _plain(window, stated)
@@ -372,6 +374,7 @@ _OPPOSITES = [
     ("open opened opens opening", "closed closes closing shut"), ("profit profits profitable", "loss losses"),
     ("alive", "dead"), ("guilty", "innocent"), ("allowed permitted legalised legalized", "banned forbidden prohibited"),
     ("success successful succeeded", "failure unsuccessful failed"),
+    ("admit admits admitted admitting confirm confirms confirmed", "deny denies denied denying"),
 ]  # fmt: skip
 _OPPOSED = [({norm(w) for w in a.split()}, {norm(w) for w in b.split()}) for a, b in _OPPOSITES]
 _FALLING = frozenset(norm(w) for w in f"{_DOWN} lost loss losses negative below deficit".split())
@@ -390,8 +393,9 @@ def _hedged(sentence: str, window: str, question: str) -> bool:
     return any((scope - plain) & claim for scope in hedges)
 
 
-# "is expected to open", "is believed to have caused": a possibility, as "may" says it
-_HEDGED_TO = re.compile(r"\b(?:believed|thought|expected|scheduled|appears?|seems?)\s+to\b", re.IGNORECASE)
+# "is believed to have caused", "appears to be": a possibility, as "may" says it (not "expected
+# to", which a rule or a timetable says: "staff are expected to arrive by 9")
+_HEDGED_TO = re.compile(r"\b(?:believed|thought|appears?|seems?)\s+to\b", re.IGNORECASE)
 
 
 def _opposes(sentence: str, window: str) -> bool:

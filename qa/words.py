@@ -390,8 +390,8 @@ def _spelled_out(text: str, scaled: bool = True) -> str:
 
 # Units written as signs or letters that a reply may spell out, or the reverse: "42.6°C" is
 # "42.6 degrees Celsius", "40 mph" "40 miles per hour".
-_SPELLED_UNITS = {"°c": " degrees Celsius", "°f": " degrees Fahrenheit", "°": " degrees", "mph": " miles per hour",
-                  "km/h": " kilometers per hour", "kph": " kilometers per hour"}  # fmt: skip
+_SPELLED_UNITS = {"°c": " degrees Celsius ", "°f": " degrees Fahrenheit ", "°": " degrees ",
+                  "mph": " miles per hour ", "km/h": " kilometers per hour ", "kph": " kilometers per hour "}  # fmt: skip
 _SPELLED_UNIT = re.compile(r"\s?(°\s?[CF]\b|°|(?<=\d)\s?(?:mph|km/h|kph)\b)", re.IGNORECASE)
 # "330 m tall" is 330 meters ("1.5m people" and "$4m" are millions: see _MONEY).
 _METERS = re.compile(
@@ -704,7 +704,10 @@ def negations(
     for i, t in enumerate(tokens):
         if (t in cues and written[i] != "May") or (t.endswith("n't") and "n't" in cues):
             negated: set[str] = set()
-            start = _after_aside(tokens, i + 1)
+            # "did not, however, approve": an aside after a verb's negation ("No, the bridge opened
+            # in 1932, two years late" denies nothing after its commas)
+            verb = t in ("not", "never") or t.endswith("n't")
+            start = _after_aside(tokens, i + 1) if verb and i else i + 1
             for w in tokens[start : start + width]:
                 if w in _BREAKS or not w[0].isalnum():
                     break

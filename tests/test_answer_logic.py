@@ -240,6 +240,10 @@ def test_a_sentence_that_says_the_documents_lack_a_part_of_the_answer_keeps_the_
     assert interpret("How much wheat did India send?", wrong, given, "m", CHECKS).abstained, (
         "the rest is still checked"
     )
+    fact = "India sent 50,000 tonnes of wheat [1]. The cause of the delay cannot be determined."
+    assert interpret("How much wheat did India send?", fact, given, "m", CHECKS).abstained, (
+        "a sentence about the world, not about the documents, is a claim to check"
+    )
 
 
 def test_an_answer_with_one_unsupported_sentence_is_withdrawn():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.citations import drop_unknown, is_refusal, sentences, set_marks
+from qa.citations import drop_unknown, is_refusal, marked, sentences, set_marks
 
 
 def test_sentences_carry_their_marks_including_marks_after_the_full_stop():
@@ -65,7 +65,9 @@ def test_marks_are_rewritten_at_the_end_of_their_sentence():
      "That is not in the context I have.", "Based on the available information, the documents do not mention it [1].",
      "According to the retrieved passages, the documents do not mention the cause [1].",
      "The documents do not name the designer.", "Nothing in the documents says who designed it.",
-     "The designer is not named in the passages."],
+     "The designer is not named in the passages.", "Both passages do not mention the cost.",
+     "The above passages do not say.", "Unfortunately, documents provided do not mention it.",
+     "It is not mentioned in the text anywhere.", "It is not in the documents we have."],
 )  # fmt: skip
 def test_refusals_are_recognised(reply):
     assert is_refusal(reply)
@@ -107,3 +109,20 @@ def test_an_answer_sentence_with_an_abbreviation_before_a_number_is_one_sentence
     assert [s.text for s in sentences("Consent is covered by Art. 7 of the GDPR. It applies to all.")] == [
         "Consent is covered by Art. 7 of the GDPR.", "It applies to all."
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reply", "read"),
+    [("The bridge opened in 1932 [1]. According to Document 2, it closed in 1990.",
+      "The bridge opened in 1932 [1]. It closed in 1990 [2]."),
+     ("According to Document 1 and Document 2, the bridge opened.", "The bridge opened [1][2]."),
+     ("Documents 1 and 3 state that it rained.", "It rained [1][3]."),
+     ("The novel's second passage says that he left.", "The novel's second passage says that he left."),
+     ("He signed document 5 in 1932.", "He signed document 5 in 1932.")],
+)  # fmt: skip
+def test_a_passage_named_in_words_is_marked_at_the_end_of_its_own_sentence(reply, read):
+    assert marked(reply) == read
+
+
+def test_marking_reads_a_long_run_of_spaces_at_once():
+    assert marked(" " * 50_000 + "(Document 1)") == "[1]"  # quadratic, this took seconds

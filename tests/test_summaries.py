@@ -331,6 +331,12 @@ def test_a_line_that_only_leads_into_a_list_is_kept_and_never_listed_as_not_born
     )
 
 
+def test_headings_stay_headings_on_lines_of_their_own_whatever_their_words():
+    summary = ("## Diplomatic Talks\nAhmad Massoud met Amir Khan Muttaqi in Tehran.\n## Humanitarian Aid\n"
+               "India sent 50,000 tonnes of wheat to Afghanistan.")  # fmt: skip
+    assert check(summary, SOURCES, 0.5)[:2] == (summary, [])
+
+
 def test_a_numbered_list_stays_a_list_and_its_numbers_are_never_listed_as_not_borne_out():
     summary = ("Key points:\n1. Ahmad Massoud met Amir Khan Muttaqi in Tehran.\n2. India sent 50,000 tonnes of wheat "
                "to Afghanistan.\n3. India sent 80,000 tonnes of rice to Pakistan.")  # fmt: skip
