@@ -20,6 +20,8 @@ Parsed = tuple[str | None, str, dict[str, object]]  # title (None: derive one), 
 # (Each pattern here reads a long run of spaces in linear time: "\s*:?\s*" would try every split.)
 _DATE_LINE = re.compile(r"\A\s*(?:date|published)(?:\s*:\s*|\s+)(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
 _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
+# A line of YAML front matter: "key: value", a list's item, or a line indented under a key
+_SETTING = re.compile(r"[\w-]+\s*:|\s+\S|-\s|#")
 _MD_HEADING = re.compile(r"^#[ \t]+(\S.*)$", re.MULTILINE)
 _MD_FENCED = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)  # code, whose "# ..." are comments
 # A comment the rendered page does not show (notes to the writer, a hidden order), where it is not
@@ -135,7 +137,7 @@ def parse_markdown(data: bytes) -> Parsed:
     metadata: dict[str, object] = {}
     title = None
     front = _FRONT_MATTER.match(text)
-    if front:
+    if front and all(_SETTING.match(line) for line in front.group(1).splitlines() if line.strip()):
         for line in front.group(1).splitlines():
             key, _, value = line.partition(":")
             key, value = key.strip().lower(), value.strip().strip("'\"")

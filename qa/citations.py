@@ -26,7 +26,7 @@ _SENTENCE_END = re.compile(rf"(?m)(?<!^\d\.)(?<!^\d\d\.)(?<=[.!?]){NOT_AFTER_ABB
 _LIST_ITEM = re.compile(r"\A(?:[-*•+]|\d{1,2}[.)]|#{1,6})\s+")
 _EMPHASIS = re.compile(r"\*\*|__")
 _WORD = re.compile(r"\w+", re.UNICODE)
-_SOURCES = r"(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))\b"
+_SOURCES = r"\b(?:passages?|documents?|texts?|context|sources?|information\s+(?:given|provided))\b"
 _GIVEN = r"(?:\s+(?:provided|given|above|you\s+gave))?"
 # What follows "not in the text" where the words name a thing, not the passages ("not in the
 # source code", "the text messages", "the document drawer", "the context of").
@@ -40,22 +40,29 @@ _A_THING = re.compile(
     r"|string|node|tree|map|box|code|files?)\b",
     re.IGNORECASE,
 )
+# The passages named as such before "do not say": "the documents", "both passages", "Documents
+# provided" opening a sentence (not "court documents", "her sources").
+_THE = (
+    r"(?:(?:^|(?<=[,;:]))\s*|\b(?:the|these|those|this|your|any|both|all|two|three|four|five)\s+"
+    r"(?:(?:provided|given|available|retrieved|above|supplied)\s+)?)"
+)
 # The model declining in so many words: about itself, or about the passages.
 _DECLINES = re.compile(
     r"\bI\s+(?:do\s+not|don'?t|cannot|can'?t|could\s*(?:not|n't)|am\s+not\s+able\s+to|am\s+unable\s+to"
     r"|'m\s+unable\s+to|was\s+(?:not\s+able|unable)\s+to)\s+(?:know|find|answer|tell|say|determine|see)"
     r"|\bI(?:\s+a|')m\s+not\s+sure|\bI\s+(?:do\s+not|don'?t)\s+have\s+(?:enough\s+)?information"
-    rf"|{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state"
+    rf"|{_THE}{_SOURCES}{_GIVEN}\s+(?:does|do|did)\s*(?:not|n't)\s+(?:contain|mention|say|provide|include|specify|state"
     r"|answer|give|tell|have|name|identify|indicate|reveal|list|describe|explain|discuss)"
-    rf"|{_SOURCES}{_GIVEN}\s+(?:lacks?\s+(?:any\s+)?(?:information|details)|(?:is|are)\s+silent\s+on)"
+    rf"|{_THE}{_SOURCES}{_GIVEN}\s+(?:lacks?\s+(?:any\s+)?(?:information|details)|(?:is|are)\s+silent\s+on)"
     rf"|\b(?:none|neither)\s+of\s+the\s+{_SOURCES}{_GIVEN}\s+(?:contains?|mentions?|says?|provides?|includes?"
     r"|specif(?:y|ies)|states?|answers?)"
     rf"|\bneither\s+{_SOURCES}\s+(?:contains|mentions|says|provides|includes|specifies|states|answers)"
     rf"|(?:\bnot|n't)\s+(?:mentioned|stated|provided|specified|given|found|answered|available)\s+in\s+(?:the|any\s+of\s+the)"
-    rf"\s+(?:provided\s+|given\s+)?{_SOURCES}"
+    rf"\s+(?:provided\s+|given\s+)?{_SOURCES}{_NOT_THE_PASSAGES}"
     r"|\bno\s+relevant\s+information\b"
     rf"|\bnothing\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}\s+(?:says|mentions|states|indicates|names)"
     rf"|(?:\bnot|n't)\s+(?:named|identified|listed|described|indicated)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}"
+    rf"{_NOT_THE_PASSAGES}"
     # "not in the text" of the reply: not "not in the source code but ..." nor "the text messages"
     rf"|(?:\bnot|n't)\s+in\s+the\s+(?:provided\s+|given\s+)?{_SOURCES}{_NOT_THE_PASSAGES}",
     re.IGNORECASE,
@@ -104,9 +111,12 @@ def _declines(sentence: str) -> re.Match | None:
 
 def declines(sentence: str) -> bool:
     """Whether `sentence` says the passages (or the model) do not hold what was asked, in so many
-    words ("The documents do not say when it arrived."); not words that state a fact about the
-    world ("the cause cannot be determined")."""
-    return _declines(sentence.translate(_APOSTROPHES)) is not None
+    words ("The documents do not say when it arrived.", "The passages give no information on
+    who paid."); not words that state a fact about the world ("the cause cannot be determined")."""
+    said = sentence.translate(_APOSTROPHES)
+    return _declines(said) is not None or bool(
+        _GENERAL.search(said) and re.search(_SOURCES, said, re.IGNORECASE)
+    )
 
 
 def is_refusal(answer: str) -> bool:
@@ -132,21 +142,33 @@ def is_refusal(answer: str) -> bool:
 
 
 def marked(answer: str) -> str:
-    """The answer with a passage it names in words made a citation mark at the end of its
-    sentence: "According to Document 1, the bridge opened in 1932." is "The bridge opened in 1932
-    [1].", "... in 1932 (Document [1])." is "... in 1932 [1]." (The prompt labels each passage
-    "Document [n]".)"""
+    """The answer with a passage it names in words made a citation mark: in place where it
+    stands apart, "... in 1932 (Document [1])." is "... in 1932 [1]."; at the end of its sentence
+    where it leads in, "According to Document 1, the bridge opened in 1932." is "The bridge opened
+    in 1932 [1]." (The prompt labels each passage "Document [n]".)"""
     out = answer
     for m in reversed(list(_NAMED_SOURCE.finditer(answer))):
         marks = "".join(f"[{_ORDINALS.get(n.lower(), n)}]" for n in _NAMED_NUMBER.findall(m.group()))
-        end = _SENTENCE_STOP.search(out, m.end())
-        stop = end.start() if end else len(out)
-        before, said = out[: m.start()].rstrip(" \t"), out[m.end() : stop].strip(" \t,")
+        before = out[: m.start()].rstrip(" \t")
+        space = " " if before and before[-1] != "\n" else ""
+        if m.group("apart"):  # "(Document 1)": the mark where it stands
+            out = f"{before}{space}{marks}{out[m.end() :]}"
+            continue
+        stop = _stop(out, m.end())
+        said = out[m.end() : stop].strip(" \t")
         if said and (not before or before[-1] in ".!?\n"):  # it opened the sentence: its words do now
             said = said[0].upper() + said[1:]
-        joined = " ".join(part for part in (said, marks) if part)
-        out = f"{before}{' ' if before and before[-1] != chr(10) else ''}{joined}{out[stop:]}"
+        out = f"{before}{space}{' '.join(p for p in (said, marks) if p)}{out[stop:]}"
     return out
+
+
+def _stop(text: str, start: int) -> int:
+    """Where the sentence around `start` ends: at its full stop (not an abbreviation's), or its line's end."""
+    end = _SENTENCE_END.search(text, start)
+    if end is None:
+        tail = text.rstrip()
+        return len(tail) - 1 if tail.endswith((".", "!", "?")) and len(tail) - 1 >= start else len(tail)
+    return end.start() - 1 if text[end.start() - 1] in ".!?" else end.start()
 
 
 _ORDINALS = {
@@ -159,15 +181,17 @@ _SOURCE = (
     rf"(?:(?:the\s+)?(?:documents?|passages?)\s+{_NUMBERED}(?:\s*(?:,|and|&)\s*(?:(?:document|passage)\s+)?{_NUMBERED})*"
     rf"|\bthe\s+(?:{'|'.join(_ORDINALS)})\s+(?:document|passage)\b)"
 )
+_LEADS_IN = (
+    r"(?:according\s+to|as\s+(?:stated|said|mentioned|noted|reported|shown|described)\s+in|based\s+on)"
+)
 _NAMED_SOURCE = re.compile(
-    r"(?:,\s*)?\b(?:according\s+to|as\s+(?:stated|said|mentioned|noted|reported|shown|described)\s+in|based\s+on)\s+"
-    rf"{_SOURCE}\s*,?"
-    rf"|(?<!\s)\s*\(\s*{_SOURCE}\s*\)"  # (a run of spaces is read from its start only: linear time)
-    rf"|\b{_SOURCE}\s+(?:state|say|mention|note|report|show|indicate|explain)s?(?:\s+that)?\s*,?",
+    rf"(?:,\s*)?\b{_LEADS_IN}\s+{_SOURCE}\s*,?"
+    # apart, in brackets (a run of spaces read from its start only: linear time)
+    rf"|(?P<apart>(?<!\s)\s*\(\s*(?:{_LEADS_IN}\s+|see\s+|from\s+)?{_SOURCE}\s*\))"
+    rf"|\b{_SOURCE}\s+(?:(?:state|mention|note|report|show|indicate|explain)(?:s|d|ed)?|says?|said)\b(?:\s+that)?\s*[,:]?",
     re.IGNORECASE,
 )
 _NAMED_NUMBER = re.compile(rf"\d{{1,2}}|\b(?:{'|'.join(_ORDINALS)})\b", re.IGNORECASE)
-_SENTENCE_STOP = re.compile(r"[.!?](?=[\s\[\]\"'”’)]|$)|\n")
 
 
 def drop_unknown(answer: str, given: int) -> str:

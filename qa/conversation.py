@@ -402,13 +402,29 @@ _OPENS = re.compile(
 )
 
 
-def _asked_by(question: str) -> set[str]:
-    """What the word that opens `question` asks for ("time" for "When ...?"), if it says: none
-    for "what", "which", "What about ...?" (asked in the form of the last question) or a question
-    that opens otherwise ("Did he sign the deal which ended the war?")."""
+def _asked_by(question: str) -> str | None:
+    """What the word that opens `question` asks for ("time" for "When ...?"), if it says: "yes or
+    no" for a question that opens with a verb ("Did he ...?"); None for "what", "which", "What
+    about ...?" (asked in the form of the last question) or one that opens otherwise."""
+    if _YES_OR_NO.match(question):
+        return "yes or no"
     m = _OPENS.match(question)
-    kind = _ASKS_FOR.get(" ".join(m.group(1).lower().split())) if m else None
-    return {kind} if kind else set()
+    return _ASKS_FOR.get(" ".join(m.group(1).lower().split())) if m else None
+
+
+def _asks_another(question: str, rewrite: str) -> str | None:
+    """What `rewrite` asks for where `question` asks for another thing ("where" for "when", "did"
+    for "when"), or None; a length ("how long") may be asked as a number ("how many years") or a
+    time ("since when")."""
+    asked, other = _asked_by(question), _asked_by(rewrite)
+    if asked is None or other is None or {asked, other} in ({"number", "length"}, {"time", "length"}):
+        return None
+    return None if asked == other else f"a {other}, not a {asked}"
+
+
+_YES_OR_NO = re.compile(
+    r"^\W*(?:did|does|do|is|are|was|were|has|have|had|can|could|will|would|should|may|might)\b", re.IGNORECASE
+)
 
 
 def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tuple[str | None, str]:
@@ -439,8 +455,8 @@ def read_rewrite(reply: str, question: str, pairs: list[tuple[str, str]]) -> tup
             return None, "keeps too few of the words asked"
     elif asked and len(asked & {norm(w) for w in content(line)}) < max(1, len(asked) // 2):
         return None, "keeps too few of the words asked"
-    if (asked_for := _asked_by(question)) and (other := _asked_by(line)) and asked_for != other:
-        return None, f"asks for another thing (a {other.pop()}, not a {asked_for.pop()})"  # "when" -> "where"
+    if another := _asks_another(question, line):  # "When did he leave?" -> "Where did Khan leave?"
+        return None, f"asks for another thing ({another})"
     kept = {norm(w) for w in content(line)}
     if dropped := [w for w in _NAME.findall(question[1:]) if len(w) > 1 and norm(w) in asked - kept]:
         return None, f"drops a name asked ({', '.join(dropped)})"  # "... about Herat?" -> "What did he say?"

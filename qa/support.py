@@ -112,7 +112,8 @@ def _said_of_another(claim: list[str], counted: list[str], asked: set[str], name
                      spans: list[tuple[int, int]], anchor: Support) -> list[str]:  # fmt: skip
     """The words of the question the claim repeats (not names nor numbers) that the anchor lacks,
     where another sentence of the passage says what was asked of another: it holds every word of
-    the question the claim repeats, names and numbers too ("Marie Curie was born"), beside a key
+    the question the claim repeats, names and numbers too ("Marie Curie was born"; a name may be a
+    pronoun that stands for it, "She was born"), beside a key
     word of its own (not in `named`, the claim's and the question's: "in Warsaw"), and none of the
     claim's own words (`counted`). Not the sentence right after the anchor that goes on about its
     subject ("Ralph Freeman was an engineer. In 1924 he designed the arch for Dorman Long.")."""
@@ -124,9 +125,15 @@ def _said_of_another(claim: list[str], counted: list[str], asked: set[str], name
         if a == anchor.start or (i and spans[i - 1][0] == anchor.start and _goes_on(text)):
             continue
         held = set(content(text))
-        if held >= repeated and not held & own and key_words(text) - named:
+        # the subject named, or a pronoun standing for it ("She was born in Warsaw"; not "His
+        # father died in Guildford")
+        subject = held >= repeated or (held >= repeated - named and _SUBJECT.search(text) is not None)
+        if subject and not held & own and key_words(text) - named:
             return sorted(lacking)
     return []
+
+
+_SUBJECT = re.compile(r"\b(?:he|she|they)\b", re.IGNORECASE)
 
 
 def _goes_on(sentence: str) -> bool:
@@ -374,7 +381,7 @@ _OPPOSITES = [
     ("open opened opens opening", "closed closes closing shut"), ("profit profits profitable", "loss losses"),
     ("alive", "dead"), ("guilty", "innocent"), ("allowed permitted legalised legalized", "banned forbidden prohibited"),
     ("success successful succeeded", "failure unsuccessful failed"),
-    ("admit admits admitted admitting confirm confirms confirmed", "deny denies denied denying"),
+    ("admit admits admitted admitting", "deny denies denied denying"),
 ]  # fmt: skip
 _OPPOSED = [({norm(w) for w in a.split()}, {norm(w) for w in b.split()}) for a, b in _OPPOSITES]
 _FALLING = frozenset(norm(w) for w in f"{_DOWN} lost loss losses negative below deficit".split())

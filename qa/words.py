@@ -374,7 +374,7 @@ def _spelled_out(text: str, scaled: bool = True) -> str:
     or union's name as its acronym and a currency's sign as its name, so that the checks read
     one claim written two ways as one; `scaled`, an amount with its scale as its digits."""
     text = _ISO_DATE.sub(_written_date, text)
-    text = _SPELLED_UNIT.sub(lambda m: _SPELLED_UNITS["".join(m.group(1).lower().split())], text)
+    text = _SPELLED_UNIT.sub(_spelled_unit, text)
     text = _ON_THE_HOUR.sub(r"\1 ", text)
     text = _JOINED.sub(_unit, _PERCENT.sub(" percent", _MINUS.sub("-", text)))
     text = _METERS.sub(r"\1 meters", text)
@@ -390,8 +390,17 @@ def _spelled_out(text: str, scaled: bool = True) -> str:
 
 # Units written as signs or letters that a reply may spell out, or the reverse: "42.6°C" is
 # "42.6 degrees Celsius", "40 mph" "40 miles per hour".
-_SPELLED_UNITS = {"°c": " degrees Celsius ", "°f": " degrees Fahrenheit ", "°": " degrees ",
-                  "mph": " miles per hour ", "km/h": " kilometers per hour ", "kph": " kilometers per hour "}  # fmt: skip
+_SPELLED_UNITS = {"°c": " degrees Celsius", "°f": " degrees Fahrenheit", "°": " degrees", "mph": " miles per hour",
+                  "km/h": " kilometers per hour", "kph": " kilometers per hour"}  # fmt: skip
+
+
+def _spelled_unit(m: re.Match) -> str:
+    """The unit in words, a space after it where a word or number follows ("51°30′": "51 degrees
+    30′"; not "30°C-35°C", whose "-" is no sign)."""
+    after = m.string[m.end() : m.end() + 1]
+    return _SPELLED_UNITS["".join(m.group(1).lower().split())] + (" " if after.isalnum() else "")
+
+
 _SPELLED_UNIT = re.compile(r"\s?(°\s?[CF]\b|°|(?<=\d)\s?(?:mph|km/h|kph)\b)", re.IGNORECASE)
 # "330 m tall" is 330 meters ("1.5m people" and "$4m" are millions: see _MONEY).
 _METERS = re.compile(
@@ -704,10 +713,9 @@ def negations(
     for i, t in enumerate(tokens):
         if (t in cues and written[i] != "May") or (t.endswith("n't") and "n't" in cues):
             negated: set[str] = set()
-            # "did not, however, approve": an aside after a verb's negation ("No, the bridge opened
-            # in 1932, two years late" denies nothing after its commas)
-            verb = t in ("not", "never") or t.endswith("n't")
-            start = _after_aside(tokens, i + 1) if verb and i else i + 1
+            # "did not, however, approve", "may, investigators said, have": past an aside (not
+            # after a "No," that answers: "No, the bridge opened in 1932, two years late")
+            start = i + 1 if t in ("no", "none", "neither", "nor") else _after_aside(tokens, i + 1)
             for w in tokens[start : start + width]:
                 if w in _BREAKS or not w[0].isalnum():
                     break

@@ -93,7 +93,9 @@ def test_refusals_are_recognised(reply):
      "The company lacks information security staff [1].",
      "Lead was not found in the source water [1].", "The tag is not shown in the text box [1].",
      "No, the power source does not provide enough current for the motor [1].",
-     "The primary source does not mention a date for the battle, but chroniclers place it in 1066 [1]."],
+     "The primary source does not mention a date for the battle, but chroniclers place it in 1066 [1].",
+     "Court documents do not name the second suspect [1].", "Her sources did not name the informant [1].",
+     "The resources did not include an intensive care unit [1]."],
 )  # fmt: skip
 def test_answers_are_not_refusals(reply):
     assert not is_refusal(reply)

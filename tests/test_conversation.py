@@ -104,6 +104,7 @@ def test_a_rewrite_that_asks_the_opposite_or_another_year_is_refused(question, r
     [
         ("When did he leave Herat?", "Where did Ismail Khan leave Herat?", "asks for another thing (a place, not a time)"),
         ("Where was he?", "Who mediated the meeting?", "asks for another thing (a person, not a place)"),
+        ("When did he leave Herat?", "Did Ismail Khan leave Herat?", "asks for another thing (a yes or no, not a time)"),
         ("What did he say about Herat and Kabul?", "What did Ismail Khan say?", "drops a name asked (Herat, Kabul)"),
     ],
 )  # fmt: skip
@@ -117,7 +118,8 @@ def test_a_rewrite_that_asks_another_thing_than_the_follow_up_is_refused(questio
     ("question", "reply"),
     [("When did he leave Herat?", "In what year did Ismail Khan leave Herat?"),
      ("Where is he from?", "What is Ismail Khan's home town?"),
-     ("Did he sign the deal which ended the war?", "Did Ismail Khan sign the deal that ended the war?")],
+     ("Did he sign the deal which ended the war?", "Did Ismail Khan sign the deal that ended the war?"),
+     ("How long was he governor of Herat?", "For how many years was Ismail Khan governor of Herat?")],
 )  # fmt: skip
 def test_a_rewrite_that_asks_for_the_same_thing_in_other_words_is_taken(question, reply):
     assert standalone(reply, question, KHAN) == reply

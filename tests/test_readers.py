@@ -50,6 +50,8 @@ def test_markdown_front_matter_and_heading(tmp_path):
     )
     assert (doc.title, doc.metadata["date"]) == ("Release notes", "2024-05-01")
     assert doc.text == "# Ignored\nBody.", "the front matter, which the page does not show, is not text"
+    ruled = load(tmp_path, "r.md", "---\nThe board approved the merger.\n---\n\n# Background\nText.")
+    assert "approved the merger" in ruled.text, "text between two rules is no front matter"
     assert load(tmp_path, "m.md", "Intro\n\n# The Heading #\n\ntext").title == "The Heading"
     fenced = "Setup notes\n\n```bash\n# install deps\npip install docqa\n```\n\n# Installing docqa\n\nRun it."
     assert load(tmp_path, "c.md", fenced).title == "Installing docqa", (

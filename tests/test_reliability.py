@@ -175,6 +175,7 @@ def test_honest_texts_that_look_like_orders_are_never_blanked():
                  "New instructions for staff take effect on Monday.",
                  "Please disregard my previous message; the board meets on Friday 14 June at 3 pm.",
                  "Ignore the earlier message about parking: the car park is open.",
+                 "Please disregard the previous messages about the outage; service was restored at 14:05.",
                  "Roles.\nAssistant: answer phones and schedule the director's meetings.",
                  "Note for the model railway club: meetings are on Tuesdays at 7 pm.",
                  "Instructions for the Model 3 charging cable are on page 4.",

@@ -373,6 +373,10 @@ def test_a_negative_question_excuses_only_the_negation_it_asks_about():
          "only that it may be"),
         ("The temperature reached 42.6 degrees Fahrenheit.", "The temperature reached 42.6°C.", "Fahrenheit"),
         ("London lies at 51°45′N.", "London lies at 51°30′N.", "45"),
+        ("Faulty wiring caused the fire.", "The fire may, investigators said, have been caused by faulty wiring.",
+         "only that it may be"),
+        ("The council can sell the park land.", "The council cannot, under the 1952 covenant, sell the park land.",
+         "says the opposite"),
         ("The tower is 330 feet tall.", "The tower is 330 m tall.", "330 feet"),
         ("The meeting starts at 2:00 a.m.", "The meeting starts at 2 p.m. on Thursday.", "a.m"),
     ],
@@ -389,6 +393,9 @@ def test_an_acronym_an_ordinal_a_unit_a_day_a_currency_an_opposite_or_a_hedge_th
     [
         ("Where was Marie Curie born?",
          "Marie Curie was born in Warsaw in 1867. She moved to Paris in 1891 to study physics.",
+         "Marie Curie was born in Paris.", "Marie Curie was born in Warsaw."),
+        ("Where was Marie Curie born?",
+         "Marie Curie grew up in Poland. She was born in Warsaw in 1867. In 1891 Marie Curie moved to Paris.",
          "Marie Curie was born in Paris.", "Marie Curie was born in Warsaw."),
         ("Who designed the steel arch?",
          "The city hired the engineer John Bradfield in 1912. The steel arch was designed by Ralph Freeman.",
@@ -408,6 +415,10 @@ def test_what_the_question_asks_said_of_another_in_the_passage_does_not_hold_the
      "Ralph Freeman was a British engineer. In 1924 he designed the steel arch for Dorman Long."],
 )  # fmt: skip
 def test_what_the_question_asks_said_of_the_one_the_sentence_before_names_holds(passage):
+    """... and the question's word said of another in other words ("found dead", then "His father
+    died") holds too."""
+    turing = "Alan Turing was found dead at his home in Wilmslow. His father had died in Guildford in 1947."
+    assert support("Alan Turing died in Wilmslow.", turing, "Where did Alan Turing die?").holds(T)
     said = "Ralph Freeman designed the steel arch."
     assert support(said, passage, "Who designed the steel arch?").holds(T)
 
@@ -453,6 +464,7 @@ def test_what_the_question_asks_said_of_the_one_the_sentence_before_names_holds(
         ("The ferry leaves Dover at 10:15.", "The ferry is scheduled to leave Dover at 10:15."),
         ("No, the bridge opened in 1932, two years late.", "The bridge opened in 1932, two years late."),
         ("London lies at 51° 30′ N.", "London lies at 51°30′N."),
+        ("Temperatures ranged from 30 to 35 degrees Celsius in July.", "Temperatures in July ranged 30°C-35°C."),
         ("Smith denied taking the money.", "Smith has always denied taking the money."),
         ("The board did not approve the merger.", "The board did not, in the end, approve the merger."),
         ("He did not leave before the war.", "He did not leave before the war ended."),
