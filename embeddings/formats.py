@@ -20,8 +20,14 @@ Parsed = tuple[str | None, str, dict[str, object]]  # title (None: derive one), 
 # (Each pattern here reads a long run of spaces in linear time: "\s*:?\s*" would try every split.)
 _DATE_LINE = re.compile(r"\A\s*(?:date|published)(?:\s*:\s*|\s+)(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
 _FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---\r?\n", re.DOTALL)
-# A line of YAML front matter: "key: value", a list's item, or a line indented under a key
-_SETTING = re.compile(r"[\w-]+\s*:|\s+\S|-\s|#")
+# A line of YAML front matter: "key: value" (a key may have spaces or quotes), a list's item, or a
+# line indented under a key; one key at least that site generators and note apps use
+_SETTING = re.compile(r"[\"']?[\w -]+[\"']?\s*:|\s+\S|-\s|#")
+_KNOWN_SETTING = re.compile(
+    r"[\"']?(?:title|date|tags|layout|author|authors|categories|category|description|draft|slug|permalink"
+    r"|aliases|created|updated|last modified|lang|keywords)[\"']?\s*:",
+    re.IGNORECASE,
+)
 _MD_HEADING = re.compile(r"^#[ \t]+(\S.*)$", re.MULTILINE)
 _MD_FENCED = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)  # code, whose "# ..." are comments
 # A comment the rendered page does not show (notes to the writer, a hidden order), where it is not
@@ -137,7 +143,12 @@ def parse_markdown(data: bytes) -> Parsed:
     metadata: dict[str, object] = {}
     title = None
     front = _FRONT_MATTER.match(text)
-    if front and all(_SETTING.match(line) for line in front.group(1).splitlines() if line.strip()):
+    lines = [line for line in front.group(1).splitlines() if line.strip()] if front else []
+    if (
+        front
+        and all(_SETTING.match(line) for line in lines)
+        and any(_KNOWN_SETTING.match(line) for line in lines)
+    ):
         for line in front.group(1).splitlines():
             key, _, value = line.partition(":")
             key, value = key.strip().lower(), value.strip().strip("'\"")

@@ -44,8 +44,12 @@ _A_THING = re.compile(
 # provided" opening a sentence (not "court documents", "her sources").
 _THE = (
     r"(?:(?:^|(?<=[,;:]))\s*|\b(?:the|these|those|this|your|any|both|all|two|three|four|five)\s+"
-    r"(?:(?:provided|given|available|retrieved|above|supplied)\s+)?)"
+    r"(?:(?:provided|given|available|retrieved|above|supplied|relevant|attached|uploaded|excerpted|shared"
+    r"|indexed|cited|following|current|search|other|same)\s+){0,2})"
 )
+_PASSAGES_NAMED = re.compile(
+    rf"{_THE}{_SOURCES}{_GIVEN}(?!\s+of\b)", re.IGNORECASE
+)  # not "the source of the funds"
 # The model declining in so many words: about itself, or about the passages.
 _DECLINES = re.compile(
     r"\bI\s+(?:do\s+not|don'?t|cannot|can'?t|could\s*(?:not|n't)|am\s+not\s+able\s+to|am\s+unable\s+to"
@@ -114,9 +118,11 @@ def declines(sentence: str) -> bool:
     words ("The documents do not say when it arrived.", "The passages give no information on
     who paid."); not words that state a fact about the world ("the cause cannot be determined")."""
     said = sentence.translate(_APOSTROPHES)
-    return _declines(said) is not None or bool(
-        _GENERAL.search(said) and re.search(_SOURCES, said, re.IGNORECASE)
-    )
+    things = [m.span() for m in _A_THING.finditer(said)]
+    named = [
+        m for m in _PASSAGES_NAMED.finditer(said) if not any(a < m.end() and m.start() < b for a, b in things)
+    ]
+    return _declines(said) is not None or bool(_GENERAL.search(said) and named)
 
 
 def is_refusal(answer: str) -> bool:
@@ -185,10 +191,12 @@ _LEADS_IN = (
     r"(?:according\s+to|as\s+(?:stated|said|mentioned|noted|reported|shown|described)\s+in|based\s+on)"
 )
 _NAMED_SOURCE = re.compile(
-    rf"(?:,\s*)?\b{_LEADS_IN}\s+{_SOURCE}\s*,?"
+    rf"(?:,\s*)?(?:\*\*|__)?\b{_LEADS_IN}\s+{_SOURCE}(?:\*\*|__)?\s*,?"
     # apart, in brackets (a run of spaces read from its start only: linear time)
     rf"|(?P<apart>(?<!\s)\s*\(\s*(?:{_LEADS_IN}\s+|see\s+|from\s+)?{_SOURCE}\s*\))"
-    rf"|\b{_SOURCE}\s+(?:(?:state|mention|note|report|show|indicate|explain)(?:s|d|ed)?|says?|said)\b(?:\s+that)?\s*[,:]?",
+    # "Document 1 states that ...", "..., as Document 1 notes, ..."
+    rf"|(?:,?\s*\bas\s+)?\b{_SOURCE}\s+(?:(?:state|mention|note|report|show|indicate|explain)(?:s|d|ed)?|says?|said)\b"
+    r"(?:\s+that)?\s*[,:]?",
     re.IGNORECASE,
 )
 _NAMED_NUMBER = re.compile(rf"\d{{1,2}}|\b(?:{'|'.join(_ORDINALS)})\b", re.IGNORECASE)

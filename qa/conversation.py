@@ -406,8 +406,9 @@ def _asked_by(question: str) -> str | None:
     """What the word that opens `question` asks for ("time" for "When ...?"), if it says: "yes or
     no" for a question that opens with a verb ("Did he ...?"); None for "what", "which", "What
     about ...?" (asked in the form of the last question) or one that opens otherwise."""
-    if _YES_OR_NO.match(question):
-        return "yes or no"
+    if _YES_OR_NO.match(question):  # unless it asks one: "Can you tell me when he left?"
+        asked = _ASKED_WITHIN.search(question)
+        return _ASKS_FOR.get(" ".join(asked.group(1).lower().split())) if asked else "yes or no"
     m = _OPENS.match(question)
     return _ASKS_FOR.get(" ".join(m.group(1).lower().split())) if m else None
 
@@ -422,6 +423,7 @@ def _asks_another(question: str, rewrite: str) -> str | None:
     return None if asked == other else f"a {other}, not a {asked}"
 
 
+_ASKED_WITHIN = re.compile(r"\b(how\s+(?:many|much|old|long)|when|where|whom|whose|who|why)\b", re.IGNORECASE)
 _YES_OR_NO = re.compile(
     r"^\W*(?:did|does|do|is|are|was|were|has|have|had|can|could|will|would|should|may|might)\b", re.IGNORECASE
 )

@@ -37,7 +37,7 @@ _ORDERS = re.compile(
             rf"(?:instructions?|prompts?|rules|guidelines|directions)\b{_SETTING}",
             # "ignore all previous messages", not an e-mail's "disregard my previous message"
             r"\b(?:ignore|disregard|forget)\s+(?:everything\s+in\s+)?(?:all\s+(?:of\s+)?)?(?:the\s+|your\s+|any\s+)?"
-            r"(?:previous|prior|earlier|preceding|above)\s+messages\b(?!\s+(?:about|regarding|on|concerning|re|from|of|sent)\b)"
+            r"(?:previous|prior|earlier|preceding|above)\s+messages\b(?!\s+(?:about|regarding|concerning|re)\b)"
             r"|\b(?:ignore|disregard|forget)\s+all\s+(?:your\s+)?messages\b",
             # the AI's own prompt or mode named in an order, not any text that names them ("The
             # system prompt is limited to 4,000 tokens", "To enable developer mode, tap ...")

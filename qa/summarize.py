@@ -256,9 +256,7 @@ def frames(line: str, sourced: set[str]) -> bool:
     titled = all(w[:1].isupper() for w in bare.split() if len(w) > 3)
     if key_words(bare.lower() if titled else bare):
         return False
-    if negations(bare):  # "## Budget Not Approved" claims something
-        return False
-    return heading or all(w in _FRAMING or w in sourced for w in content(bare))
+    return heading or (not negations(bare) and all(w in _FRAMING or w in sourced for w in content(bare)))
 
 
 _FRAMING = set(content(

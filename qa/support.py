@@ -127,13 +127,13 @@ def _said_of_another(claim: list[str], counted: list[str], asked: set[str], name
         held = set(content(text))
         # the subject named, or a pronoun standing for it ("She was born in Warsaw"; not "His
         # father died in Guildford")
-        subject = held >= repeated or (held >= repeated - named and _SUBJECT.search(text) is not None)
+        subject = held >= repeated or (held >= repeated - named and _SUBJECT.match(text) is not None)
         if subject and not held & own and key_words(text) - named:
             return sorted(lacking)
     return []
 
 
-_SUBJECT = re.compile(r"\b(?:he|she|they)\b", re.IGNORECASE)
+_SUBJECT = re.compile(r"^\W*(?:\w+\W+){0,2}?(?:he|she|they)\b", re.IGNORECASE)  # "She was", "In 1891 she"
 
 
 def _goes_on(sentence: str) -> bool:

@@ -730,11 +730,16 @@ def _after_aside(tokens: list[str], start: int, longest: int = 6) -> int:
     `start` ("not, so far, ruled"), of at most `longest` words."""
     if start < len(tokens) and tokens[start] == ",":
         for k in range(start + 1, min(start + 2 + longest, len(tokens))):
-            if tokens[k] == ",":
-                return k + 1
+            if (
+                tokens[k] == ","
+            ):  # not where a clause of its own follows ("failed, they said, and Labour won")
+                return start if k + 1 < len(tokens) and tokens[k + 1] in _CLAUSE_OPENS else k + 1
             if not tokens[k][0].isalnum():
                 break
     return start
+
+
+_CLAUSE_OPENS = frozenset(["and", "or", "so", "then", "yet", "but", "while", "although", "though", "whereas"])
 
 
 def _stem(word: str) -> str:

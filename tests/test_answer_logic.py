@@ -240,6 +240,10 @@ def test_a_sentence_that_says_the_documents_lack_a_part_of_the_answer_keeps_the_
     assert interpret("How much wheat did India send?", wrong, given, "m", CHECKS).abstained, (
         "the rest is still checked"
     )
+    for other in ["The ministry gave no information about the source of the funds.",
+                  "Who paid cannot be determined from government documents."]:  # fmt: skip
+        said = f"India sent 50,000 tonnes of wheat [1]. {other}"
+        assert interpret("Who paid for the wheat?", said, given, "m", CHECKS).abstained, other
     fact = "India sent 50,000 tonnes of wheat [1]. The cause of the delay cannot be determined."
     assert interpret("How much wheat did India send?", fact, given, "m", CHECKS).abstained, (
         "a sentence about the world, not about the documents, is a claim to check"

@@ -120,7 +120,9 @@ def test_an_answer_sentence_with_an_abbreviation_before_a_number_is_one_sentence
      ("According to Document 1 and Document 2, the bridge opened.", "The bridge opened [1][2]."),
      ("Documents 1 and 3 state that it rained.", "It rained [1][3]."),
      ("The novel's second passage says that he left.", "The novel's second passage says that he left."),
-     ("He signed document 5 in 1932.", "He signed document 5 in 1932.")],
+     ("He signed document 5 in 1932.", "He signed document 5 in 1932."),
+     ("The bridge, as Document 1 states, opened in 1932.", "The bridge opened in 1932 [1]."),
+     ("**According to Document 1**, the bridge opened in 1932.", "The bridge opened in 1932 [1].")],
 )  # fmt: skip
 def test_a_passage_named_in_words_is_marked_at_the_end_of_its_own_sentence(reply, read):
     assert marked(reply) == read

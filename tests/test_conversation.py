@@ -119,7 +119,8 @@ def test_a_rewrite_that_asks_another_thing_than_the_follow_up_is_refused(questio
     [("When did he leave Herat?", "In what year did Ismail Khan leave Herat?"),
      ("Where is he from?", "What is Ismail Khan's home town?"),
      ("Did he sign the deal which ended the war?", "Did Ismail Khan sign the deal that ended the war?"),
-     ("How long was he governor of Herat?", "For how many years was Ismail Khan governor of Herat?")],
+     ("How long was he governor of Herat?", "For how many years was Ismail Khan governor of Herat?"),
+     ("Can you tell me when he left Herat?", "When did Ismail Khan leave Herat?")],
 )  # fmt: skip
 def test_a_rewrite_that_asks_for_the_same_thing_in_other_words_is_taken(question, reply):
     assert standalone(reply, question, KHAN) == reply

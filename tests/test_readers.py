@@ -52,6 +52,10 @@ def test_markdown_front_matter_and_heading(tmp_path):
     assert doc.text == "# Ignored\nBody.", "the front matter, which the page does not show, is not text"
     ruled = load(tmp_path, "r.md", "---\nThe board approved the merger.\n---\n\n# Background\nText.")
     assert "approved the merger" in ruled.text, "text between two rules is no front matter"
+    noted = load(tmp_path, "o.md", "---\nLast Modified: 2024-01-01\nTitle: Board minutes\n---\nText.")
+    assert (noted.title, noted.text) == ("Board minutes", "Text.")
+    summary = load(tmp_path, "s.md", "---\nSummary: The board approved the merger.\n---\nText.")
+    assert "approved the merger" in summary.text
     assert load(tmp_path, "m.md", "Intro\n\n# The Heading #\n\ntext").title == "The Heading"
     fenced = "Setup notes\n\n```bash\n# install deps\npip install docqa\n```\n\n# Installing docqa\n\nRun it."
     assert load(tmp_path, "c.md", fenced).title == "Installing docqa", (

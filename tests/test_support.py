@@ -419,6 +419,8 @@ def test_what_the_question_asks_said_of_the_one_the_sentence_before_names_holds(
     died") holds too."""
     turing = "Alan Turing was found dead at his home in Wilmslow. His father had died in Guildford in 1947."
     assert support("Alan Turing died in Wilmslow.", turing, "Where did Alan Turing die?").holds(T)
+    curie = "Marie Curie was a native of Warsaw. Her daughter was born in Paris in 1897, where they lived."
+    assert support("Marie Curie was born in Warsaw.", curie, "Where was Marie Curie born?").holds(T)
     said = "Ralph Freeman designed the steel arch."
     assert support(said, passage, "Who designed the steel arch?").holds(T)
 
@@ -465,6 +467,7 @@ def test_what_the_question_asks_said_of_the_one_the_sentence_before_names_holds(
         ("No, the bridge opened in 1932, two years late.", "The bridge opened in 1932, two years late."),
         ("London lies at 51° 30′ N.", "London lies at 51°30′N."),
         ("Temperatures ranged from 30 to 35 degrees Celsius in July.", "Temperatures in July ranged 30°C-35°C."),
+        ("The rocket reached orbit in 2018.", "The 2017 launch failed, the agency said, and the rocket reached orbit in 2018."),
         ("Smith denied taking the money.", "Smith has always denied taking the money."),
         ("The board did not approve the merger.", "The board did not, in the end, approve the merger."),
         ("He did not leave before the war.", "He did not leave before the war ended."),
