@@ -25,7 +25,6 @@ from qa.conversation import (
     exchange,
     fitting,
     history_block,
-    names_one_said,
     names_said,
     pronoun,
     read_choice,
@@ -205,10 +204,7 @@ class Conversation:
         reply = generator.generate(resolve_messages(question, word, pairs), RESOLVE_TOKENS)
         self.last_resolve = reply
         name = read_referent(reply, pairs, question)
-        # A pronoun may stand for a name its question says itself ("Did Khan say he would come?"):
-        # no other is chosen for it; "him" or "them" never stands for its clause's own subject.
-        choosing = name is None and (word.lower() in ("him", "them") or not names_one_said(question, pairs))
-        names = names_said(question, pairs) if choosing else []
+        names = names_said(question, pairs) if name is None else []
         if names:  # not taken: the model chooses among the names the conversation said
             self.last_choice = generator.generate(
                 choose_messages(question, word, pairs, names), RESOLVE_TOKENS

@@ -264,12 +264,6 @@ def names_said(question: str, pairs: list[tuple[str, str]], most: int | None = M
     return list(out.values())[:most]
 
 
-def names_one_said(question: str, pairs: list[tuple[str, str]]) -> bool:
-    """Whether `question` names one of the names the conversation `pairs` said ("Did Ismail Khan
-    say he would come?"): a pronoun in it may well stand for that one."""
-    return any(_holds(question, name) for name in names_said("", pairs, most=None))
-
-
 CHOOSE_SYSTEM = """You say which of the listed names a word of the user's latest question stands for, from the conversation before it.
 Reply with one name from the list, exactly as the list writes it, or with "none" if it stands for none of them. Never answer the question."""
 _CHOOSE_EXAMPLE = (

@@ -503,31 +503,6 @@ def test_a_rewrite_that_keeps_the_pronoun_gets_the_name_the_model_says_it_stands
     assert chat.last_resolve == "" and chat.last_choice == ""
 
 
-def test_a_pronoun_beside_a_name_its_question_says_is_not_given_another_name(tmp_path):
-    def replies(messages) -> str:
-        user = messages[-1]["content"]
-        if 'What does "' in user:
-            return "it"  # not taken: the choice among the names said would come next
-        if "Which of the names does" in user:
-            return user.split("Names: ")[1].split(";")[0]  # the first name offered
-        if user.startswith("Conversation:"):
-            return user.split("Latest question: ")[1].splitlines()[0]  # the question, pronoun and all
-        return "The meeting in Tehran was mediated by Ismail Khan. [1]" if "mediated" in user else "No."
-
-    docs = write_docs(tmp_path / "docs", TEXT)
-    config = Config(docs=docs, index_dir=tmp_path / "index", min_relevance=0.0)
-    build(config, FakeEmbedder(), progress=False, log=lambda m: None)
-    chat = Assistant(Index.open(config.index_dir, FakeEmbedder()), FakeGenerator(replies), config).chat()
-    chat.ask("Who mediated the meeting?")
-    answer = chat.ask("Did Ismail Khan say he would go back?")
-    assert answer.standalone == "Did Ismail Khan say he would go back?" and chat.last_choice == ""
-    chat.ask("Did Ismail Khan meet him again?")
-    assert chat.last_choice, "him never stands for its clause's subject: the names are offered"
-    assert chat.ask("Where did he go back to?").standalone == "Where did Ismail Khan go back to?", (
-        "with no name in the question, a name is still chosen"
-    )
-
-
 def test_a_there_that_says_something_exists_does_not_refer_back():
     for question in ["Is there a record of the wheat India sent?", "Are there any photos of the dam?",
                      "There were 5 deaths in Kabul?"]:  # fmt: skip
