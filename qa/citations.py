@@ -9,6 +9,7 @@ hold.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from embeddings.chunker import NOT_AFTER_ABBREVIATION
@@ -106,11 +107,16 @@ class CitedSentence:
 def _declines(sentence: str) -> re.Match | None:
     """Where `sentence` says the passages do not hold the answer (not a thing that is a source
     or a text, see _A_THING)."""
+    return next(_of_the_passages(_DECLINES, sentence), None)
+
+
+def _of_the_passages(pattern: re.Pattern, sentence: str) -> Iterator[re.Match]:
+    """The matches of `pattern` in `sentence` that do not overlap a thing named a source or a
+    text (_A_THING: "the power source", "the source water")."""
     things = [m.span() for m in _A_THING.finditer(sentence)]
-    for m in _DECLINES.finditer(sentence):
-        if not any(a < m.end() and m.start() < b for a, b in things):
-            return m
-    return None
+    return (
+        m for m in pattern.finditer(sentence) if not any(a < m.end() and m.start() < b for a, b in things)
+    )
 
 
 def declines(sentence: str) -> bool:
@@ -118,10 +124,7 @@ def declines(sentence: str) -> bool:
     words ("The documents do not say when it arrived.", "The passages give no information on
     who paid."); not words that state a fact about the world ("the cause cannot be determined")."""
     said = sentence.translate(_APOSTROPHES)
-    things = [m.span() for m in _A_THING.finditer(said)]
-    named = [
-        m for m in _PASSAGES_NAMED.finditer(said) if not any(a < m.end() and m.start() < b for a, b in things)
-    ]
+    named = next(_of_the_passages(_PASSAGES_NAMED, said), None)
     return _declines(said) is not None or bool(_GENERAL.search(said) and named)
 
 

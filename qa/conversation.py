@@ -243,9 +243,9 @@ _NAMES = re.compile(
 MOST_NAMES = 6  # offered to choose from
 
 
-def names_said(question: str, pairs: list[tuple[str, str]], most: int | None = MOST_NAMES) -> list[str]:
+def names_said(question: str, pairs: list[tuple[str, str]]) -> list[str]:
     """The names the conversation `pairs` holds that the latest `question` does not, the latest
-    turn's first (its question, then its answer), at most `most`: what a pronoun in
+    turn's first (its question, then its answer), at most MOST_NAMES: what a pronoun in
     `question` may stand for. A capitalised word that only opens a sentence ("What", "The") is
     not a name; names joined by "and" are offered together, then each alone."""
     out: dict[str, str] = {}  # lower case -> as first said
@@ -261,7 +261,7 @@ def names_said(question: str, pairs: list[tuple[str, str]], most: int | None = M
                 for each in [name, *parts]:
                     if each and each.lower() not in _REFERENCES and not _holds(question, each):
                         out.setdefault(each.lower(), each)
-    return list(out.values())[:most]
+    return list(out.values())[:MOST_NAMES]
 
 
 CHOOSE_SYSTEM = """You say which of the listed names a word of the user's latest question stands for, from the conversation before it.
