@@ -18,7 +18,7 @@ from tqdm import tqdm
 from embeddings import changes, store
 from embeddings.config import Config
 from embeddings.embedder import Description, Embedder
-from embeddings.errors import ConfigError, DocqaError
+from embeddings.errors import ConfigError, DocqaError, NoDocuments
 from embeddings.generation import LOUD_CHUNKS, Live
 from embeddings.ingest import Embedding, Ingest, LocalEmbedding
 from embeddings.library import Library
@@ -187,7 +187,8 @@ def build(
                 report.seconds = time.perf_counter() - started
                 return report
             if not (unchanged or fresh):
-                raise _nothing_readable(config, bool(live.manifest))
+                library.record((), report.skipped, found)  # an upload that could not be read says why
+                raise _nothing_readable(config, bool(live.manifest), report.skipped)
             if cluster is not None and fresh:  # the actors load the model before the first documents
                 log(
                     f"starting {cluster.actors} embedding actor{'s' * (cluster.actors != 1)} on the Ray cluster ..."
@@ -198,6 +199,9 @@ def build(
             report.unchanged = len(unchanged)
             try:
                 indexed = _write(config, embedding, live, unchanged, fresh, report, progress, log, unread)
+            except NoDocuments:  # all that was new could not be read
+                library.record((), report.skipped, found)
+                raise
             finally:
                 embedding.close()
         finally:
@@ -252,7 +256,7 @@ def _write(config: Config, embedding: Embedding, live: Live, unchanged: set[str]
         report.documents = sum(s["documents"] - len(s["deleted"]) for s in segments)
         report.chunks = sum(s["chunks"] - s["deleted_chunks"] for s in segments)
         if report.chunks == 0:
-            raise _nothing_readable(config, bool(live.manifest))
+            raise _nothing_readable(config, bool(live.manifest), report.skipped)
         hashes = {p.id: p.hash for p in fresh}
         earlier = live.manifest.get("unreadable", {})
         manifest = {
@@ -288,12 +292,15 @@ def _check_room(config: Config, model: Description) -> None:
         )
 
 
-def _nothing_readable(config: Config, indexed: bool) -> ConfigError:
-    """`indexed`: an index was built before, and is kept."""
+def _nothing_readable(config: Config, indexed: bool, skipped: list[Skipped]) -> NoDocuments:
+    """`indexed`: an index was built before, and is kept. `skipped`: what could not be read, and why."""
     said = f"no readable documents in {config.docs} (docqa reads {' '.join(SUPPORTED)})"
+    if skipped:
+        said += "; could not read " + "; ".join(f"{s.source} ({s.reason})" for s in skipped[:3])
+        said += f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
     if not indexed:
-        return ConfigError(f"{said}: add documents there, or give the folder that holds them")
-    return ConfigError(
+        return NoDocuments(f"{said}: add documents there, or give the folder that holds them")
+    return NoDocuments(
         f"{said}; the index was left as it was (if the documents were removed on purpose, delete "
         f"{config.index_dir} to empty it)"
     )

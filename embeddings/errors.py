@@ -11,6 +11,10 @@ class ConfigError(DocqaError):
     """A setting is out of range or names something that does not exist."""
 
 
+class NoDocuments(ConfigError):
+    """The documents folder (uploads included) holds nothing docqa can read."""
+
+
 class UnreadableDocument(DocqaError):
     """One file cannot be turned into text; the build skips it and says why. `passing`: the file
     could not be read at all, or changed while it was (it may read next time); else it was read

@@ -18,7 +18,7 @@ import numpy as np
 from embeddings.builder import BuildReport, as_built, build
 from embeddings.config import Config
 from embeddings.embedder import Embedder
-from embeddings.errors import ConfigError, DocqaError, QuestionError
+from embeddings.errors import ConfigError, DocqaError, NoDocuments, QuestionError
 from embeddings.index import Index
 from embeddings.library import UPLOAD_PREFIX, Library, Upload
 from embeddings.readers import content_hash
@@ -44,6 +44,10 @@ MAX_WAITING = 32  # answers and summaries waiting for a turn; beyond that caller
 
 class NotReady(DocqaError):
     """The models are still loading."""
+
+
+class Empty(NotReady):
+    """The models are loaded, and the documents folder holds nothing to index yet."""
 
 
 class Busy(DocqaError):
@@ -134,7 +138,7 @@ class Slots:
 
 @dataclass(frozen=True)
 class Status:
-    state: str  # "loading", "ready" or "failed"
+    state: str  # "loading", "empty" (no documents yet), "ready" or "failed"
     message: str
     documents: int = 0
     chunks: int = 0
@@ -207,31 +211,48 @@ class Service:
                 self.config.embedding_model, self.config.device, self.config.dtype
             )
             self._embedder = embedder
+            empty = False
             if not (self.config.index_dir / "CURRENT").exists():
                 self._message = f"Building the index of {self.config.docs} ..."
-                build(self.config, embedder, progress=False, wait=60)
+                try:
+                    build(self.config, embedder, progress=False, wait=60)
+                except NoDocuments as e:  # the page starts all the same, to take uploads
+                    if not self._watch:  # the watch says it when it first looks
+                        print(f"docqa: {e}", file=sys.stderr, flush=True)
+                    empty = True
             self._message = f"Loading the generator {self.config.generator} (the first start converts it once, about a minute) ..."
             generator = self._generator or load_generator(self.config)
             self._generator = generator
             # Start from the prompts the last docqa command or server read; this server's are
             # written for the next when it stops.
             self._held.enter_context(remembering(generator))
-            self._assistant = Assistant(Index.open(self.config.index_dir, embedder), generator, self.config)
-            self._state, self._message = (
-                "ready",
-                f"Ready (models loaded in {time.perf_counter() - started:.0f} s)",
-            )
+            if empty:
+                self._state, self._message = "empty", self._no_documents()
+            else:
+                self._assistant = Assistant(
+                    Index.open(self.config.index_dir, embedder), generator, self.config
+                )
+                self._state, self._message = (
+                    "ready",
+                    f"Ready (models loaded in {time.perf_counter() - started:.0f} s)",
+                )
             if self._watch:
                 threading.Thread(target=self._follow, name="docqa-watch", daemon=True).start()
         except Exception as e:  # shown on the page and in status; the server keeps serving
             self._state, self._message = "failed", f"docqa could not start: {e}"
             raise
 
+    def _no_documents(self) -> str:
+        watched = " (docqa indexes what is added there)" if self._watch else " and restart docqa"
+        return f"No documents yet: add them to {self.config.docs}{watched}, or upload them under Documents"
+
     @property
     def assistant(self) -> Assistant:
         if self._assistant is None:
             if self._state == "failed":
                 raise Failed(self._message)
+            if self._state == "empty":
+                raise Empty(self._message)
             raise NotReady(f"docqa is still starting: {self._message}")
         return self._assistant
 
@@ -308,6 +329,8 @@ class Service:
 
     # The document library
     def documents(self) -> list[DocumentInfo]:
+        if self._state == "empty":
+            return []
         return self.assistant.index.documents()
 
     def uploads(self) -> list[Upload]:
@@ -361,7 +384,8 @@ class Service:
     def forget_upload(self, stored: str) -> BuildReport:
         """Remove an upload that never made it into the index (NotReady, with nothing changed,
         while docqa starts)."""
-        self.assistant  # noqa: B018 (raises NotReady)
+        if self._state != "empty":
+            self.assistant  # noqa: B018 (raises NotReady)
         self.library.delete(stored)
         return self.reindex()
 
@@ -380,8 +404,10 @@ class Service:
 
     def reindex(self, log: Callable[[str], None] = lambda m: None) -> BuildReport:
         """Bring the index up to date (uploads included) and answer from the new one."""
-        assistant = self.assistant
         with self._index_lock:
+            if self._state == "empty":
+                return self._first_build(log)
+            assistant = self.assistant
             self.config = config = as_built(self.config)
             embedder = assistant.index.embedder
             if embedder.name != config.embedding_model:  # rebuilt with another model meanwhile
@@ -391,4 +417,15 @@ class Service:
             # the rest once the requests still using it are done (it is closed when collected).
             index = assistant.index.reopen(embedder)
             self._assistant = Assistant(index, assistant.generator, config)
+        return report
+
+    def _first_build(self, log: Callable[[str], None]) -> BuildReport:
+        """The first index, of documents added to the folder or uploaded since docqa started
+        without any (the index lock held); questions are answered from it once it is built."""
+        assert self._embedder is not None and self._generator is not None
+        report = build(self.config, self._embedder, progress=True, wait=120, log=log)
+        self._assistant = Assistant(
+            Index.open(self.config.index_dir, self._embedder), self._generator, self.config
+        )
+        self._state, self._message = "ready", "Ready"
         return report

@@ -250,7 +250,16 @@ class Handlers:
         try:
             stored, refused, report = self.service.upload(list(zip(names, map(Path, paths), strict=True)))
         except NotIndexed as e:
-            kept = [f"- kept **{_md(u.name)}**: retry it when the index is free" for u in e.stored]
+            failed = {u.stored for u in self.service.uploads() if u.status == "failed"}
+            kept = [
+                f"- kept **{_md(u.name)}**: "
+                + (
+                    "it could not be read; remove it below"
+                    if u.stored in failed
+                    else "retry it when the index is free"
+                )
+                for u in e.stored
+            ]
             return "\n".join(
                 [f"**Not indexed:** {_md(str(e))}", *[f"- refused {_md(r)}" for r in e.refused], *kept]
             )

@@ -12,6 +12,7 @@ from embeddings.embedder import Embedder
 from embeddings.errors import ConfigError
 from qa.assistant import AnswerStream
 from qa.service import Left, Service, Slots
+from qa.web import Handlers
 from tests.fakes import FakeEmbedder, FakeGenerator
 from tests.test_builder import make_docs
 
@@ -129,3 +130,27 @@ def test_a_stream_closed_from_another_thread_while_it_is_read_stops_at_its_next_
     release.set()
     reader.join(5)
     assert got == [] and stream.answer is None
+
+
+def test_a_server_started_without_documents_takes_uploads_and_says_why_one_was_not_read(tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    config = Config(
+        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
+    )
+    service = Service(config, FakeGenerator("Kettleby. [1]"), FakeEmbedder()).start(background=False)
+    assert service.status().state == "empty" and "restart" in service.status().message
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"not a pdf at all")
+    said = Handlers(service).upload([str(broken)])  # as the page's Documents tab adds it
+    assert "could not read broken.pdf" in said and "could not be read; remove it" in said, said
+    assert "when the index is free" not in said, "nothing else held the index"
+    assert service.status().state == "empty"
+    assert [(u.name, u.status) for u in service.uploads()] == [("broken.pdf", "failed")]
+    upload = tmp_path / "festival.txt"
+    upload.write_text("The Zorblat festival is held every March in Kettleby.")
+    stored, refused, report = service.upload([("festival.txt", upload)])
+    assert refused == [] and report.documents == 1 and service.status().state == "ready"
+    assert (
+        service.assistant.ask("Where is the Zorblat festival held?").passages[0].doc_id.startswith("upload:")
+    )

@@ -20,7 +20,7 @@ from embeddings.builder import build
 from embeddings.config import Config
 from embeddings.index import Index
 from embeddings.watch import Relevant, follow
-from qa.service import Service
+from qa.service import Empty, Service
 from tests.conftest import ROOT
 from tests.fakes import FakeEmbedder, FakeGenerator
 
@@ -262,3 +262,27 @@ def test_docqa_index_watch_updates_the_index_and_stops_cleanly_on_ctrl_c(tmp_pat
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
+
+
+def test_a_server_started_on_an_empty_folder_answers_once_documents_are_added(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    config = Config(
+        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
+    )
+    service = Service(config, FakeGenerator("Kettleby. [1]"), FakeEmbedder()).start(
+        background=False, watch=True
+    )
+    try:
+        status = service.status()
+        assert status.state == "empty" and str(docs) in status.message and "upload" in status.message
+        with pytest.raises(Empty, match="No documents yet"):
+            service.ask("Where is the Zorblat festival held?")
+        assert service.documents() == []
+        (docs / "festival.txt").write_text("The Zorblat festival is held every March in Kettleby.")
+        wait_for(lambda: service.status().state == "ready")
+        assert (
+            service.assistant.ask("Where is the Zorblat festival held?").passages[0].doc_id == "festival.txt"
+        )
+    finally:
+        service.stop()
