@@ -299,8 +299,9 @@ def _nothing_readable(config: Config, indexed: bool, skipped: list[Skipped]) -> 
         said += "; could not read " + "; ".join(f"{s.source} ({s.reason})" for s in skipped[:3])
         said += f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
     if not indexed:
-        return NoDocuments(f"{said}: add documents there, or give the folder that holds them")
+        return NoDocuments(f"{said}: add documents there, or give the folder that holds them", said)
     return NoDocuments(
         f"{said}; the index was left as it was (if the documents were removed on purpose, delete "
-        f"{config.index_dir} to empty it)"
+        f"{config.index_dir} to empty it)",
+        said,
     )

@@ -12,7 +12,12 @@ class ConfigError(DocqaError):
 
 
 class NoDocuments(ConfigError):
-    """The documents folder (uploads included) holds nothing docqa can read."""
+    """The documents folder (uploads included) holds nothing docqa can read. `found`: what was
+    found, said without the advice (which names the command line's options)."""
+
+    def __init__(self, message: str, found: str) -> None:
+        super().__init__(message)
+        self.found = found
 
 
 class UnreadableDocument(DocqaError):

@@ -4,6 +4,7 @@ Pure: takes (question, answer) pairs, so a whole conversation is exported as one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import fields
 
@@ -51,12 +52,26 @@ def _source(number: int | None, p: Passage, cites: list[Citation] | None) -> str
     if cites:
         said = f" · {verdict(cites)} ({max(c.support for c in cites):.0%})"
     head = f"**[{number}] {_line(p.title)}**" if number else f"**{_line(p.title)}**"
-    quote = "\n".join(f"> {line}" if line.strip() else ">" for line in p.text.strip().split("\n"))
+    lines = (_HEADING.sub(r"\1\\#", literal(line)) for line in p.text.strip().split("\n"))
+    quote = "\n".join(f"> {line}" if line.strip() else ">" for line in lines)
     return f"\n{head} — {', '.join(where)}{said}\n\n{quote}"
 
 
 def _line(text: str) -> str:
-    return " ".join(text.split())
+    """`text` on one line, as Markdown shows it literally."""
+    return literal(" ".join(text.split()))
+
+
+def literal(text: str) -> str:
+    """Text a user or a document gave (a question, a title, a file name, a reason that quotes
+    one) as Markdown shows it literally inside a line: "*notes*_v2.txt" is not read as emphasis,
+    "<title>" not as HTML. Only what Markdown reads inside a line is escaped, so "rice-2
+    (copy).txt" reads as it is through the API too."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>!~])")
+_HEADING = re.compile(r"^(\s*)#")  # a passage's "# Results" line is quoted, not a heading of the export
 
 
 def answer_from_dict(data: dict) -> Answer:

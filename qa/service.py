@@ -63,7 +63,7 @@ class NotIndexed(DocqaError):
     What was stored can be retried; what was refused, and why, is still said."""
 
     def __init__(self, why: DocqaError, stored: list[Upload], refused: list[str]) -> None:
-        super().__init__(str(why))
+        super().__init__(why.found if isinstance(why, NoDocuments) else str(why))
         self.stored, self.refused = stored, refused
 
 
@@ -211,7 +211,7 @@ class Service:
                 self.config.embedding_model, self.config.device, self.config.dtype
             )
             self._embedder = embedder
-            empty = False
+            empty: NoDocuments | None = None
             if not (self.config.index_dir / "CURRENT").exists():
                 self._message = f"Building the index of {self.config.docs} ..."
                 try:
@@ -219,7 +219,7 @@ class Service:
                 except NoDocuments as e:  # the page starts all the same, to take uploads
                     if not self._watch:  # the watch says it when it first looks
                         print(f"docqa: {e}", file=sys.stderr, flush=True)
-                    empty = True
+                    empty = e
             self._message = f"Loading the generator {self.config.generator} (the first start converts it once, about a minute) ..."
             generator = self._generator or load_generator(self.config)
             self._generator = generator
@@ -227,7 +227,7 @@ class Service:
             # written for the next when it stops.
             self._held.enter_context(remembering(generator))
             if empty:
-                self._state, self._message = "empty", self._no_documents()
+                self._state, self._message = "empty", self._no_documents(empty)
             else:
                 self._assistant = Assistant(
                     Index.open(self.config.index_dir, embedder), generator, self.config
@@ -242,9 +242,9 @@ class Service:
             self._state, self._message = "failed", f"docqa could not start: {e}"
             raise
 
-    def _no_documents(self) -> str:
+    def _no_documents(self, why: NoDocuments) -> str:
         watched = " (docqa indexes what is added there)" if self._watch else " and restart docqa"
-        return f"No documents yet: add them to {self.config.docs}{watched}, or upload them under Documents"
+        return f"Nothing indexed yet: {why.found}. Add documents to {self.config.docs}{watched}, or upload them under Documents"
 
     @property
     def assistant(self) -> Assistant:
@@ -346,7 +346,7 @@ class Service:
         waiting = {}  # uploads stored but not indexed (another build held the index, say)
         for u in self.library.uploads():
             if u.status != "indexed" and (kept := self.library.uploads_dir / u.stored).is_file():
-                waiting[content_hash(kept)] = u.name
+                waiting[content_hash(kept)] = u
         for name, path in files:
             try:
                 small = Path(path).stat().st_size <= MAX_UPLOAD_BYTES  # a larger one is refused below
@@ -354,8 +354,11 @@ class Service:
                 if digest in indexed:
                     raise ConfigError(f"{Path(name).name}: the same file is indexed already, as "
                                       f"{indexed[digest]}; remove that one first to add it again")  # fmt: skip
+                if digest in waiting and waiting[digest].status == "failed":
+                    raise ConfigError(f"{Path(name).name}: the same file is stored already, as {waiting[digest].name}, and could "
+                                      f"not be read ({waiting[digest].error}); remove that one, and add the file once it is mended")  # fmt: skip
                 if digest in waiting:
-                    raise ConfigError(f"{Path(name).name}: the same file is stored already, as {waiting[digest]}, "
+                    raise ConfigError(f"{Path(name).name}: the same file is stored already, as {waiting[digest].name}, "
                                       "and not yet indexed: retry it (Retry uploads that were not indexed) rather than add it again")  # fmt: skip
                 upload = self.library.store(name, Path(path), MAX_UPLOAD_BYTES)
                 stored.append(upload)
@@ -371,23 +374,37 @@ class Service:
     def remove(self, doc_id: str) -> BuildReport:
         """Take a document out of the index: an upload is deleted, a folder document excluded.
         NotReady, with nothing changed, while docqa starts."""
-        assistant = self.assistant
+        index = self.assistant.index
+        if (info := index.document(doc_id)) is None:
+            raise ConfigError(f"no document {doc_id!r} in the index")
+        if index.table.count()[0] <= 1:
+            raise ConfigError(
+                f"{info.title} is the only document in the index, and docqa keeps no empty index: add "
+                f"another before removing it (or stop docqa and delete {self.config.index_dir} to start over)"
+            )
         # A .jsonl record of the folder may have any id, one that reads like an upload's too.
         if doc_id.startswith(UPLOAD_PREFIX) and doc_id.removeprefix(UPLOAD_PREFIX) in self.library.names():
             self.library.delete(doc_id.removeprefix(UPLOAD_PREFIX))
-        elif (info := assistant.index.document(doc_id)) is None:
-            raise ConfigError(f"no document {doc_id!r} in the index")
-        else:
-            self.library.exclude(doc_id, info.hash)
-        return self.reindex()
+            return self.reindex()
+        self.library.exclude(doc_id, info.hash)
+        try:
+            return self.reindex()
+        except NoDocuments:  # the rest of the folder went meanwhile: the document stays, as the index
+            self.library.include({doc_id})
+            raise
 
-    def forget_upload(self, stored: str) -> BuildReport:
+    def forget_upload(self, stored: str) -> BuildReport | None:
         """Remove an upload that never made it into the index (NotReady, with nothing changed,
-        while docqa starts)."""
+        while docqa starts); None where there is still nothing to index."""
         if self._state != "empty":
             self.assistant  # noqa: B018 (raises NotReady)
         self.library.delete(stored)
-        return self.reindex()
+        try:
+            return self.reindex()
+        except NoDocuments:
+            if self._state != "empty":
+                raise
+            return None
 
     def retry(self) -> tuple[BuildReport, list[Upload]]:
         """Index again every stored upload that is pending or failed; returns those still failing."""
@@ -423,7 +440,11 @@ class Service:
         """The first index, of documents added to the folder or uploaded since docqa started
         without any (the index lock held); questions are answered from it once it is built."""
         assert self._embedder is not None and self._generator is not None
-        report = build(self.config, self._embedder, progress=True, wait=120, log=log)
+        try:
+            report = build(self.config, self._embedder, progress=True, wait=120, log=log)
+        except NoDocuments as e:  # what the page says is what this build found
+            self._message = self._no_documents(e)
+            raise
         self._assistant = Assistant(
             Index.open(self.config.index_dir, self._embedder), self._generator, self.config
         )

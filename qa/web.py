@@ -10,7 +10,6 @@ import html
 import logging
 import os
 import queue
-import re
 import secrets
 import shutil
 import signal
@@ -28,7 +27,7 @@ from embeddings.scope import Scope
 from qa.access import KeyGuard
 from qa.assistant import AnswerStream
 from qa.conversation import Turn
-from qa.export import answer_from_dict, to_markdown
+from qa.export import answer_from_dict, literal, to_markdown
 from qa.render import (
     answer_html,
     asked_as_html,
@@ -252,7 +251,7 @@ class Handlers:
         except NotIndexed as e:
             failed = {u.stored for u in self.service.uploads() if u.status == "failed"}
             kept = [
-                f"- kept **{_md(u.name)}**: "
+                f"- kept **{literal(u.name)}**: "
                 + (
                     "it could not be read; remove it below"
                     if u.stored in failed
@@ -261,19 +260,23 @@ class Handlers:
                 for u in e.stored
             ]
             return "\n".join(
-                [f"**Not indexed:** {_md(str(e))}", *[f"- refused {_md(r)}" for r in e.refused], *kept]
+                [
+                    f"**Not indexed:** {literal(str(e))}",
+                    *[f"- refused {literal(r)}" for r in e.refused],
+                    *kept,
+                ]
             )
         except DocqaError as e:
-            return f"**Not indexed:** {_md(str(e))}"
-        lines = [f"- refused {_md(r)}" for r in refused]
+            return f"**Not indexed:** {literal(str(e))}"
+        lines = [f"- refused {literal(r)}" for r in refused]
         failed = {u.stored: u for u in self.service.uploads() if u.status == "failed"}
         for u in stored:
             if u.stored in failed:
                 lines.append(
-                    f"- **{_md(u.name)}** could not be read: {_md(failed[u.stored].error or '')} (kept; remove it below)"
+                    f"- **{literal(u.name)}** could not be read: {literal(failed[u.stored].error or '')} (kept; remove it below)"
                 )
             else:
-                lines.append(f"- added **{_md(u.name)}**")
+                lines.append(f"- added **{literal(u.name)}**")
         if report is not None:
             lines.append(f"\n{report.summary()}")
         return "\n".join(lines)
@@ -282,8 +285,10 @@ class Handlers:
         try:
             report, failing = self.service.retry()
         except DocqaError as e:
-            return f"**Not indexed:** {_md(str(e))}"
-        lines = [f"- **{_md(u.name)}** still not indexed: {_md(u.error or u.status)}" for u in failing]
+            return f"**Not indexed:** {literal(str(e))}"
+        lines = [
+            f"- **{literal(u.name)}** still not indexed: {literal(u.error or u.status)}" for u in failing
+        ]
         return "\n".join([*lines, f"\n{report.summary()}"])
 
     def remove(self, doc_id: str | None) -> str:
@@ -295,8 +300,8 @@ class Handlers:
             else:
                 report = self.service.remove(doc_id)
         except DocqaError as e:
-            return f"**Not removed:** {_md(str(e))}"
-        return f"Removed. {report.summary()}"
+            return f"**Not removed:** {literal(str(e))}"
+        return f"Removed. {report.summary()}" if report else "Removed; there is still nothing indexed."
 
     def _not_indexed(self, stored: str) -> bool:
         """Whether `stored` names an upload listed to remove as not indexed (a document's id, a
@@ -312,17 +317,6 @@ class Handlers:
             f"{counted(s.documents, 'document')} · {counted(s.chunks, 'chunk')} · embeddings: {s.embedding_model} · "
             f"generator: {s.generator_model} · {s.runtime}{busy}"
         )
-
-
-def _md(text: str) -> str:
-    """Text a user or a document gave (a file name, a reason that quotes one) as Markdown shows it
-    literally inside a line: "*notes*_v2.txt" is not read as emphasis, "<b>" not as HTML. Only
-    what Markdown reads inside a line is escaped, so "rice-2 (copy).txt" reads as it is through
-    the API too."""
-    return _MARKDOWN.sub(r"\\\1", text)
-
-
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>!~])")
 
 
 def _reply(content: str) -> dict:

@@ -145,8 +145,15 @@ def test_a_server_started_without_documents_takes_uploads_and_says_why_one_was_n
     said = Handlers(service).upload([str(broken)])  # as the page's Documents tab adds it
     assert "could not read broken.pdf" in said and "could not be read; remove it" in said, said
     assert "when the index is free" not in said, "nothing else held the index"
-    assert service.status().state == "empty"
+    assert "give the folder" not in said, "the page has no folder to give"
+    status = service.status()
+    assert status.state == "empty" and "could not read broken.pdf" in status.message, status.message
     assert [(u.name, u.status) for u in service.uploads()] == [("broken.pdf", "failed")]
+    again = Handlers(service).upload([str(broken)])
+    assert "could not be read" in again and "retry" not in again.lower(), "retrying cannot mend it"
+    stored = service.uploads()[0].stored
+    assert Handlers(service).remove(f"stored:{stored}").startswith("Removed"), "it was removed"
+    assert service.uploads() == [] and "broken.pdf" not in service.status().message
     upload = tmp_path / "festival.txt"
     upload.write_text("The Zorblat festival is held every March in Kettleby.")
     stored, refused, report = service.upload([("festival.txt", upload)])
@@ -154,3 +161,24 @@ def test_a_server_started_without_documents_takes_uploads_and_says_why_one_was_n
     assert (
         service.assistant.ask("Where is the Zorblat festival held?").passages[0].doc_id.startswith("upload:")
     )
+
+
+def test_the_only_document_is_not_removed_and_stays_listed_and_answered_from(tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text("The meeting in Tehran was mediated by Ismail Khan.")
+    config = Config(
+        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
+    )
+    service = Service(config, FakeGenerator("Khan. [1]"), FakeEmbedder()).start(background=False)
+    upload = tmp_path / "festival.txt"
+    upload.write_text("The Zorblat festival is held every March in Kettleby.")
+    service.upload([("festival.txt", upload)])
+    page = Handlers(service)
+    assert page.remove("talks.txt").startswith("Removed")
+    uploaded = service.documents()[0].id
+    said = page.remove(uploaded)
+    assert "only document in the index" in said, said
+    assert [d.id for d in service.documents()] == [uploaded]
+    assert [u.status for u in service.uploads()] == ["indexed"], "its file is kept"
+    assert service.assistant.ask("Where is the Zorblat festival held?").passages[0].doc_id == uploaded

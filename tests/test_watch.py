@@ -276,7 +276,7 @@ def test_a_server_started_on_an_empty_folder_answers_once_documents_are_added(tm
     try:
         status = service.status()
         assert status.state == "empty" and str(docs) in status.message and "upload" in status.message
-        with pytest.raises(Empty, match="No documents yet"):
+        with pytest.raises(Empty, match="Nothing indexed yet: no readable documents"):
             service.ask("Where is the Zorblat festival held?")
         assert service.documents() == []
         (docs / "festival.txt").write_text("The Zorblat festival is held every March in Kettleby.")
