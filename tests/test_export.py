@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import markdown_it
 import pytest
 
 from qa import models
@@ -41,6 +42,18 @@ def test_an_answer_becomes_markdown_with_its_sources_quoted():
         in text
     )
     assert "> The barley harvest in Kettleby\n> doubled this year." in text
+
+
+def test_what_the_user_and_the_documents_wrote_reads_literally_in_the_file():
+    passage = Passage("html.md", "The <title> element and **bold** tricks", 0, 60,
+                      "# Results\nThe <title> element names the page.", 0.7)  # fmt: skip
+    cited = Citation(1, "html.md", passage.title, passage.text, 0, 60, 0.7, "It names the page.", 0.8, True)
+    question = "What does the <title> element hold?"
+    answer = Answer(question, "It names the page. [1]", False, [cited], [passage], {}, "qwen")
+    page = markdown_it.MarkdownIt("commonmark", {"html": True}).render(to_markdown([(question, answer)]))
+    assert "<h2>What does the &lt;title&gt; element hold?</h2>" in page, page
+    assert "<strong>[1] The &lt;title&gt; element and **bold** tricks</strong>" in page, page
+    assert "<h1>Results</h1>" not in page and "# Results" in page, "a passage's line is quoted, not a heading"
 
 
 def test_an_answer_cut_at_its_token_limit_says_so_in_the_file_as_on_the_page():
