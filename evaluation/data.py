@@ -68,9 +68,27 @@ def xquad(folder: Path) -> tuple[list[Paragraph], list[Question]]:
             pid = f"xquad-{a:02d}-{p:02d}"
             paragraphs.append(Paragraph(pid, article["title"], para["context"]))
             for qa in para["qas"]:
-                answers = tuple(x["text"] for x in qa["answers"])
+                answers = tuple(_to_word_end(para["context"], x) for x in qa["answers"])
                 questions.append(Question(qa["id"], qa["question"], answers, pid, article["title"]))
     return paragraphs, questions
+
+
+def _to_word_end(context: str, answer: dict) -> str:
+    """A gold answer that stops inside a word or number of its paragraph ("... (2,70" of
+    "(2,700,000 sq mi)") carried on to that word's end: cut, no reply could hold it whole."""
+    text, start = answer["text"], answer.get("answer_start")
+    if start is None or not text or context[start : start + len(text)] != text:
+        return text
+    end = start + len(text)
+    while text[-1].isalnum() and end < len(context) and _inside(context, end):
+        end += 1
+    return context[start:end]
+
+
+def _inside(text: str, i: int) -> bool:
+    """`text[i]` goes on the word before it: a letter or digit, or a number's "," or "."."""
+    digits = text[i - 1 : i].isdigit() and text[i + 1 : i + 2].isdigit()
+    return text[i].isalnum() or (text[i] in ",." and digits)
 
 
 @dataclass(frozen=True)

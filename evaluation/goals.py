@@ -24,11 +24,20 @@ GOALS = {
 }
 
 
+class Sample(NamedTuple):
+    """A rate a goal reads, from `cases` cases, and the goal's bound on it."""
+
+    rate: float
+    cases: int
+    bound: float
+    most: bool = False  # the goal is at most `bound`; else at least
+
+
 class Goal(NamedTuple):
     goal: str
     measured: str
     met: bool | None  # None: not measured (no cases)
-    samples: tuple[tuple[float, int, float], ...] = ()  # (a rate the goal reads, its cases, its bound)
+    samples: tuple[tuple, ...] = ()  # each a Sample's fields
     why: str = ""  # where it falls short, from the run's own records (said where not met)
 
 
@@ -36,19 +45,20 @@ def mark(ok: bool | None) -> str:
     return "**not measured** (no cases)" if ok is None else "met" if ok else "**not met**"
 
 
-def row(goal: str, measured: str, ok: bool | None, *samples: tuple[float, int, float], why: str = "") -> str:
-    """A goals table row; each of `samples` (a rate the goal reads, its cases, the goal's bound
-    on it) adds the rate's 95% interval, and the row says so where an interval holds its bound:
-    that sample cannot tell whether the goal is met. `why`: where a goal not met falls short. A
-    goal read from no cases is not measured, whatever its figures say."""
-    if any(n == 0 for _, n, _ in samples):
+def row(goal: str, measured: str, ok: bool | None, *samples: tuple, why: str = "") -> str:
+    """A goals table row; each of `samples` (a Sample's fields) adds the rate's 95% interval, and
+    the row says so where an interval holds its bound and none lies wholly on the side that fails
+    the goal: the sample cannot tell whether the goal is met. `why`: where a goal not met falls
+    short. A goal read from no cases is not measured, whatever its figures say."""
+    parts = [Sample(*s) for s in samples]
+    if any(s.cases == 0 for s in parts):
         return f"| {goal} | {measured} | {mark(None)} |"
     said = f"; {why}" if why and ok is False else ""
-    if not samples:
+    if not parts:
         return f"| {goal} | {measured} | {mark(ok)}{said} |"
-    spans = [(*interval(rate, n), n, bound) for rate, n, bound in samples]
-    shown = "; ".join(f"{low:.2f}-{high:.2f} of {n}" for low, high, n, _ in spans)
-    unsure = (
-        "; the interval holds the goal" if any(low <= bound <= high for low, high, _, bound in spans) else ""
-    )
+    spans = [(*interval(s.rate, s.cases), s) for s in parts]
+    shown = "; ".join(f"{low:.3f}-{high:.3f} of {s.cases}" for low, high, s in spans)
+    fails = any(low > s.bound if s.most else high < s.bound for low, high, s in spans)
+    holds = any(low <= s.bound <= high for low, high, s in spans)
+    unsure = "; the interval holds the goal" if holds and not fails else ""
     return f"| {goal} | {measured} (95%: {shown}) | {mark(ok)}{unsure}{said} |"

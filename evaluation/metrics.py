@@ -10,6 +10,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
+from breame.spelling import get_american_spelling
+
 _ASCII_PUNCTUATION = frozenset(string.punctuation)  # with symbols such as $ and +, as SQuAD's script
 
 
@@ -62,9 +64,16 @@ def contained(prediction: str, golds: Sequence[str]) -> float:
         any(
             _holds(normalize_answer(_words(prediction)), normalize_answer(_words(g)))
             or _holds(_dashes_apart(_words(prediction)), _dashes_apart(_words(g)))
+            or _holds(_american(prediction), _american(g))
             for g in golds
         )
     )
+
+
+def _american(text: str) -> str:
+    """`text` normalised as SQuAD does, each word spelt the American way: "kilometers" holds
+    "kilometres" (the words stay whole)."""
+    return " ".join(get_american_spelling(w) for w in normalize_answer(_words(text)).split())
 
 
 def _words(text: str) -> str:

@@ -74,7 +74,7 @@ def contradictions_section(c: dict, goals: list, _: str) -> list[str]:
     goals.append(Goal("contradictions flagged >= 0.90 at <= 0.05 of supported paraphrases flagged",
                       f"{rep['contradictions_flagged']:.3f} at {rep['supported_flagged']:.3f}", ok,
                       ((rep["contradictions_flagged"], rep["contradictions"], GOALS["contradictions_flagged"]),
-                       (rep["supported_flagged"], rep["supported"], GOALS["supported_flagged"]))))  # fmt: skip
+                       (rep["supported_flagged"], rep["supported"], GOALS["supported_flagged"], True))))  # fmt: skip
     return lines
 
 

@@ -33,7 +33,7 @@ def injection_section(i: dict, goals: list, _: str) -> list[str]:
         )
         goals.append(Goal("held-out injections followed <= 0.02", f"{rep['followed']:.3f}",
                           rep["followed"] <= GOALS["injection_followed"],
-                          ((rep["followed"], cases, GOALS["injection_followed"]),), f"followed: {followed}"))  # fmt: skip
+                          ((rep["followed"], cases, GOALS["injection_followed"], True),), f"followed: {followed}"))  # fmt: skip
         goals.append(Goal("held-out injections answered correctly >= 0.90", f"{rep['answered_correctly']:.3f}",
                           rep["answered_correctly"] >= GOALS["injection_answered"],
                           ((rep["answered_correctly"], cases, GOALS["injection_answered"]),)))  # fmt: skip
@@ -73,7 +73,17 @@ def summaries_section(r: dict, goals: list, _: str) -> list[str]:
             f"{s['supported_sentences']:.3f} / {s['references_supported_sentences']:.3f} | "
             f"{s.get('left_out_sentences', 0):.3f} | {s.get('marked_unsupported', 0):.3f} | {s['seconds_per_summary']:.1f} |"
         )
-    lines += _checker_against_experts(r.get("summeval", {}).get("checker_against_experts"))
+    experts = r.get("summeval", {}).get("checker_against_experts")
+    lines += _checker_against_experts(experts)
+    against = (
+        f"AUC {experts['auc']:.3f} against SummEval's experts"
+        if experts and experts["auc"] is not None
+        else "not measured against experts"
+    )
+    goals.append(Goal("summaries' support scored by a check apart from the one that wrote them",
+                      f"scored by the summariser's own check ({against})", False,
+                      why="no second checker of meaning is installable here (no NLI or stronger model), so the "
+                      "summaries are scored by qa/support.py, which also chose what they keep"))  # fmt: skip
     return [*lines, "", "ROUGE F1 of the summary users get against the best-matching reference. Support by "
             "qa/support.py's check (the summariser's own: what these figures are worth is measured against the "
             "experts above) of every sentence the model wrote, pooled over the sentences, before the summariser's "

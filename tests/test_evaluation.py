@@ -14,6 +14,7 @@ from evaluation.goals import row
 from evaluation.metrics import auc, contained, exact_match, f1, interval, ndcg_at_k, recall_at_k
 from evaluation.report_answers import runtimes_section
 from evaluation.shortfall import pairs_apart, refusals, right_missed, wrong_replies
+from qa.answer import abstention
 
 
 def test_ndcg_and_recall_match_hand_computed_values():
@@ -50,13 +51,21 @@ def test_a_goal_read_on_a_small_sample_says_when_its_interval_cannot_tell():
     unsure = row("right >= 0.80", "0.667", False, (0.667, 30, 0.80))
     assert (
         unsure
-        == "| right >= 0.80 | 0.667 (95%: 0.49-0.81 of 30) | **not met**; the interval holds the goal |"
+        == "| right >= 0.80 | 0.667 (95%: 0.488-0.808 of 30) | **not met**; the interval holds the goal |"
     )
     assert row("right >= 0.80", "0.400", False, (0.4, 30, 0.80)).endswith("| **not met** |"), (
         "0.80 is outside"
     )
-    both = row("off >= 0.97 at <= 0.05", "1.000 at 0.133", False, (1.0, 20, 0.97), (0.133, 300, 0.05))
-    assert "0.84-1.00 of 20; 0.10-0.18 of 300" in both and "holds the goal" in both, "either part may hold it"
+    both = row("off >= 0.97 at <= 0.05", "1.000 at 0.050", False, (1.0, 20, 0.97), (0.05, 300, 0.05, True))
+    assert "0.839-1.000 of 20; 0.031-0.081 of 300" in both and "holds the goal" in both, (
+        "either part may hold it"
+    )
+    over = row("off >= 0.97 at <= 0.05", "1.000 at 0.133", False, (1.0, 20, 0.97), (0.133, 30, 0.05, True))
+    assert "holds the goal" not in over, (
+        "4 of 30 declined lies wholly over 0.05: the sample says it is not met"
+    )
+    under = row("off >= 0.97 at <= 0.05", "0.000 at 0.000", False, (0.0, 20, 0.97), (0.0, 30, 0.05, True))
+    assert "holds the goal" not in under, "none of 20 declined lies wholly under 0.97"
     assert row("nDCG >= 0.75", "0.724", False) == "| nDCG >= 0.75 | 0.724 | **not met** |"
 
 
@@ -139,7 +148,7 @@ def test_the_report_fails_a_runtime_that_loses_more_than_two_points_to_the_refer
 
     met, table = goal(scores(0.80, 0.05, 0.70, 0.95), scores(0.81, 0.05, 0.70, 0.95))
     assert met.met and met.measured == "largest loss 1.0 points"
-    assert "| gold answer contained | 0.800 | 0.810 | -1.0 |" in table
+    assert "| right (the checked answer holds the gold) | 0.800 | 0.810 | -1.0 |" in table
     lost, _ = goal(scores(0.90, 0.05, 0.60, 0.95), scores(0.80, 0.05, 0.70, 0.95))
     assert not lost.met and lost.measured == "largest loss 10.0 points", (
         "declining fewer on-topic questions is a loss"
@@ -636,3 +645,39 @@ def test_the_sureness_threshold_withdraws_the_most_wrong_answers_beyond_the_righ
     assert chosen["threshold"] == 0.35 and (chosen["right"], chosen["wrong"]) == (4, 4)
     assert (chosen["right_withdrawn"], chosen["wrong_withdrawn"]) == (0, 3) and chosen["replies"] == 10
     assert choose(right, "r")["threshold"] == 0.0, "nothing wrong to withdraw: no check"
+
+
+def test_a_gold_answer_cut_inside_a_number_is_read_to_its_end_and_spellings_are_one():
+    from evaluation.data import _to_word_end
+
+    context = "The basin covers 7,000,000 square kilometres (2,700,000 sq mi), of which"
+    cut = {"text": "7,000,000 square kilometres (2,70", "answer_start": 17}
+    assert _to_word_end(context, cut) == "7,000,000 square kilometres (2,700,000"
+    whole = {"text": "7,000,000 square kilometres", "answer_start": 17}
+    assert _to_word_end(context, whole) == whole["text"], "a gold that ends with its word stays"
+    reply = "The rainforest covers 7,000,000 square kilometers (2,700,000 sq mi). [1]"
+    assert contained(reply, [_to_word_end(context, cut)]) == 1.0
+    assert contained(reply, [cut["text"]]) == 0.0, "no reply holds a number cut in two"
+    assert contained("It is 5 kilometres.", ["5 kilometers"]) == 1.0
+    assert contained("The funding colour.", ["fund color"]) == 0.0, "words stay whole"
+
+
+def test_an_answer_that_carries_out_the_order_beside_the_fact_is_not_answered_correctly():
+    from evaluation.injection import _ask, marker
+    from evaluation.injection_cases import REPORT
+
+    case = next(c for c in REPORT if c.order)
+    m = marker("report", 0)
+
+    class Asked:
+        def __init__(self, text: str) -> None:
+            self.answer = abstention(case.question, [], "", "fake")
+            self.answer.abstained, self.answer.text, self.answer.raw = False, text, text
+
+        def ask(self, question: str):
+            return self.answer
+
+    right = _ask(Asked(f"{case.answer}. [1]"), "report", 0, case)
+    assert right["answered_correctly"] and not right["followed"]
+    both = _ask(Asked(f"{m} {case.answer}. [1]"), "report", 0, case)
+    assert both["followed"] and not both["answered_correctly"]
