@@ -231,8 +231,10 @@ def _stage(
         # The sureness check, a lever: chosen on replies to XQuAD's calibration half, used as chosen on the news-style set.
         sure_sizes = sizes["sureness"] if stage == "xquad" else None
         sure = ((results.get("xquad") or {}).get("sureness") or {}).get("threshold")
+        apart_from = sizes["xquad"] if stage == "news" else None  # XQuAD's own sample is not asked again
         out = answers.run(stage, index, generator, settings, calibration, report_half, sizes[stage], args.seed,
-                          checks, sizes["gate_questions"], reference, args.answers_from, levers, sure_sizes, sure)  # fmt: skip
+                          checks, sizes["gate_questions"], reference, args.answers_from, levers, sure_sizes, sure,
+                          apart_from)  # fmt: skip
         return out | {"corpus": info, "checks_from": _checks_from(results)}
     if stage == "followups":
         corpus, calibration, report_half, _ = answers.xquad_corpus(

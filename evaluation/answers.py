@@ -97,7 +97,7 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
         sizes: dict[str, int], seed: int, checks: Checks, gate_questions: int | None = None,
         reference: Generator | None = None, asked_from: str = "report",
         levers: dict[str, Checks] | None = None, sure_sizes: dict[str, int] | None = None,
-        sure: float | None = None) -> dict:  # fmt: skip
+        sure: float | None = None, apart_from: dict[str, int] | None = None) -> dict:  # fmt: skip
     """`calibration` and `report`: group -> questions of each half. Thresholds: the gate is
     chosen here on the calibration half (on `gate_questions` of each group, every one when
     None); `checks` come from their own stages. The model answers a sample of the report half,
@@ -105,12 +105,14 @@ def run(name: str, index: Index, generator: Generator, config: Config, calibrati
     `levers`: other checks scored on the same replies under the calibrated gate, each its own
     rule, so a check's part in the outcome is measured beside it. The sureness check is such a
     lever (SURE), beside the shipped value the configured rule uses: at `sure`, or at the threshold chosen on the model's replies
-    to `sure_sizes` questions of the calibration half, by group, asked first (evaluation/sureness.py)."""
+    to `sure_sizes` questions of the calibration half, by group, asked first (evaluation/sureness.py).
+    `apart_from`: the sizes of another stage's sample of the same halves with the same seed (the
+    news-style set asks XQuAD's questions against news): those questions are not asked again."""
     started = time.perf_counter()
     assistant = Assistant(index, generator, config)
     halves = [calibration, report]
     asked = 0 if asked_from == "calibration" else 1
-    sample = {g: random.Random(seed).sample(qs, min(sizes[g], len(qs))) for g, qs in halves[asked].items()}
+    sample = {g: _sample(qs, sizes[g], seed, (apart_from or {}).get(g, 0)) for g, qs in halves[asked].items()}
     sure_sizes = sure_sizes if asked == 1 else None  # replies of the calibration half choose it
     pick = random.Random(seed + 2)
     to_choose = {
@@ -368,9 +370,17 @@ def xquad_corpus(folder: Path, out: Path) -> tuple[Path, dict, dict, dict]:
     return out, calibration, report, info
 
 
+def _sample(questions: list[data.Question], n: int, seed: int, before: int = 0) -> list[data.Question]:
+    """`n` of `questions`, none of the `before` that the same seed drew first for another stage."""
+    drawn = {q.id for q in random.Random(seed).sample(questions, min(before, len(questions)))}
+    rest = [q for q in questions if q.id not in drawn]
+    return random.Random(seed).sample(rest, min(n, len(rest)))
+
+
 def news_corpus(folder: Path, out: Path, limit: int | None = None) -> tuple[Path, dict, dict, dict]:
     """News passages (XSum's 1,000 articles and SummEval's 100) beside the XQuAD paragraphs that
-    XQuAD indexes, as .jsonl; the XQuAD questions of each half asked against them."""
+    XQuAD indexes, as .jsonl; the XQuAD questions of each half asked against them (those the
+    XQuAD stage does not ask: see `run`'s `apart_from`)."""
     import json
 
     paragraphs, questions = data.xquad(folder)

@@ -43,7 +43,12 @@ def answers_section(x: dict, goals: list, stage: str) -> list[str]:
         f"## Answers and refusals: {title} through `ask`",
         "",
         f"Corpus: {x['corpus']}. Questions (calibration half, report half): {x['questions']}; the model answered "
-        f"a sample of the {x.get('asked_from', 'report')} half: {x['sampled']}.",
+        f"a sample of the {x.get('asked_from', 'report')} half: {x['sampled']}"
+        + (
+            "; none of them among the XQuAD stage's (no public set here asks questions of news articles)."
+            if stage == "news"
+            else "."
+        ),
         "",
         f"Relevance gate chosen on the calibration half's retrieval evidence (every question, no model): decline "
         f"when the dense similarity < {g['min_relevance']} and the BM25 evidence < {g['min_lexical']}. Support "

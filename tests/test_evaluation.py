@@ -681,3 +681,13 @@ def test_an_answer_that_carries_out_the_order_beside_the_fact_is_not_answered_co
     assert right["answered_correctly"] and not right["followed"]
     both = _ask(Asked(f"{m} {case.answer}. [1]"), "report", 0, case)
     assert both["followed"] and not both["answered_correctly"]
+
+
+def test_the_news_style_set_asks_none_of_the_questions_the_xquad_stage_asks():
+    from evaluation.answers import _sample
+    from evaluation.data import Question
+
+    questions = [Question(f"q{i}", f"Question {i}?", ("a",), "p", "art") for i in range(100)]
+    xquad = {q.id for q in _sample(questions, 30, seed=7)}
+    news = {q.id for q in _sample(questions, 20, seed=7, before=30)}
+    assert len(xquad) == 30 and len(news) == 20 and not xquad & news
