@@ -1,6 +1,7 @@
 """The support check against a contradiction set the harness builds from XQuAD: each sentence
 that holds a gold answer, supported as it stands and in paraphrases (cut to its clause, a
-synonym, a number written otherwise, a lead-in), and contradicted by perturbations (a negation
+synonym or several, a number written otherwise or in words, a date written the other way round,
+a negation contracted or spelt out, an opening phrase moved to the end, a lead-in), and contradicted by perturbations (a negation
 added or removed, a hedge dropped ("possibly 25" made "25"), a number, year, month or unit changed, a
 name swapped for one from elsewhere or for another name in the same paragraph). Each variant is checked against its paragraph, with its
 question, as `ask` checks an answer sentence. The threshold is chosen on one half of the
@@ -48,6 +49,36 @@ SYNONYMS = {"began": "started", "large": "big", "about": "around", "approximatel
             "used": "employed", "known": "recognised", "city": "town", "developed": "created"}  # fmt: skip
 
 
+_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
+_SMALL = re.compile(r"(?<![\d,.$£€%(/⁄–-])\b([2-9]|1[0-2])(?= (?!was|has|is|as)[a-z]+s\b)")  # "11 points"
+_SMALL_WORD = re.compile(r"\b(" + "|".join(_WORDS[2:]) + r")\b(?= [a-z])")
+_CONTRACTIONS = {"did not": "didn't", "does not": "doesn't", "do not": "don't", "was not": "wasn't",
+                 "were not": "weren't", "is not": "isn't", "are not": "aren't", "could not": "couldn't",
+                 "would not": "wouldn't", "has not": "hasn't", "have not": "haven't", "had not": "hadn't"}  # fmt: skip
+_CONTRACTED = {v: k for k, v in _CONTRACTIONS.items()}
+_NEGATED = re.compile(r"\b(" + "|".join(_CONTRACTIONS) + "|" + "|".join(_CONTRACTED) + r")\b", re.IGNORECASE)
+_DATE_US = re.compile(_MONTH.pattern + r" (\d{1,2}), (\d{4})\b")
+_DATE_UK = re.compile(r"\b(\d{1,2}) " + _MONTH.pattern + r" (\d{4})\b")
+# "In 1990, the city ..." -> "The city ... in 1990.": the same claim, its opening phrase last
+_OPENING = re.compile(
+    r"^(In|On|By|During|After|Before|Since|From|Until|At) ((?:[\w'-]+ ){0,3}[\w'-]+), (?=\w)"
+)
+
+
 @dataclass(frozen=True)
 class Case:
     article: str
@@ -92,12 +123,36 @@ def _paraphrases(sentence: str, answer: str) -> list[tuple[str, str]]:
     clauses = [c for c in re.split(r"[,;] ", sentence) if answer in c]
     if clauses and clauses[0] != sentence and len(clauses[0].split()) >= 4:
         out.append(("clause", clauses[0].rstrip(".") + "."))
-    swapped = re.sub(r"\b(" + "|".join(SYNONYMS) + r")\b", lambda m: SYNONYMS[m.group(1)], sentence, count=1)
+    words = re.compile(r"\b(" + "|".join(SYNONYMS) + r")\b")
+    swapped = words.sub(lambda m: SYNONYMS[m.group(1)], sentence, count=1)
     if swapped != sentence:
         out.append(("synonym", swapped))
+    if len(words.findall(sentence)) >= 2:
+        out.append(("synonyms", words.sub(lambda m: SYNONYMS[m.group(1)], sentence)))
     plain = re.sub(r"\b(\d{1,3}),(\d{3})\b", r"\1\2", sentence)
     if plain != sentence:
         out.append(("number written otherwise", plain))
+    if m := _SMALL.search(sentence):
+        out.append(("number in words", sentence[: m.start()] + _WORDS[int(m.group())] + sentence[m.end() :]))
+    elif m := _SMALL_WORD.search(sentence):
+        out.append(
+            ("number in digits", sentence[: m.start()] + str(_WORDS.index(m.group())) + sentence[m.end() :])
+        )
+    if m := _DATE_US.search(sentence):
+        out.append(
+            ("date written otherwise", sentence[: m.start()] + f"{m[2]} {m[1]} {m[3]}" + sentence[m.end() :])
+        )
+    elif m := _DATE_UK.search(sentence):
+        out.append(
+            ("date written otherwise", sentence[: m.start()] + f"{m[2]} {m[1]}, {m[3]}" + sentence[m.end() :])
+        )
+    if m := _NEGATED.search(sentence):
+        said = m.group().lower()
+        other = _CONTRACTIONS.get(said) or _CONTRACTED[said]
+        out.append(("negation contracted or spelt out", sentence[: m.start()] + other + sentence[m.end() :]))
+    if (m := _OPENING.match(sentence)) and sentence.endswith("."):
+        rest = sentence[m.end(2) + 2 :]
+        out.append(("opening phrase moved", rest[0].upper() + rest[1:-1] + f" {m[1].lower()} {m[2]}."))
     out.append(("lead-in", "According to the passage, " + sentence[0].lower() + sentence[1:]))
     return out
 

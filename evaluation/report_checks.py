@@ -55,7 +55,9 @@ def contradictions_section(c: dict, goals: list, _: str) -> list[str]:
         "",
         f"Built from XQuAD: each sentence that holds a gold answer, supported (paraphrased) and contradicted "
         f"(perturbed). Threshold {c['threshold']} chosen on the {c['chosen_on']}. The supported rate is the "
-        "reworded paraphrases' (a synonym swapped in); the passage's own words (the sentence verbatim, after a "
+        "reworded paraphrases' (a synonym or several swapped in, a small number in words or in digits, a date "
+        "written the other way round, a negation contracted or spelt out, an opening phrase moved to the end: "
+        "what reaches the check's rules on names, numbers, negation and clauses); the passage's own words (the sentence verbatim, after a "
         "lead-in, one clause of it, its numbers without thousands commas) are listed by kind as a sanity check, "
         "not counted: no threshold flags them.",
         "",

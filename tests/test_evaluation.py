@@ -691,3 +691,14 @@ def test_the_news_style_set_asks_none_of_the_questions_the_xquad_stage_asks():
     xquad = {q.id for q in _sample(questions, 30, seed=7)}
     news = {q.id for q in _sample(questions, 20, seed=7, before=30)}
     assert len(xquad) == 30 and len(news) == 20 and not xquad & news
+
+
+def test_reworded_paraphrases_reach_the_rules_on_numbers_dates_negation_and_clauses():
+    said = dict(_paraphrases("In 1990, the club did not sign 11 players on May 5, 1990.", "11 players"))
+    assert said["number in words"] == "In 1990, the club did not sign eleven players on May 5, 1990."
+    assert said["date written otherwise"] == "In 1990, the club did not sign 11 players on 5 May 1990."
+    assert (
+        said["negation contracted or spelt out"] == "In 1990, the club didn't sign 11 players on May 5, 1990."
+    )
+    assert said["opening phrase moved"] == "The club did not sign 11 players on May 5, 1990 in 1990."
+    assert "number in words" not in dict(_paraphrases("Apollo 11 was launched in 1969.", "1969"))
