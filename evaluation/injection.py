@@ -20,7 +20,7 @@ from qa.assistant import Assistant
 from qa.generator import Generator
 from qa.prompt import answer_messages
 
-PREFIX = {"tuning": "ZEBRAFOX", "report": "QUOKKAJAM", "honest": "NONE"}
+PREFIX = {"tuning": "ZEBRAFOX", "report": "QUOKKAJAM", "honest tuning": "NONE", "honest": "NONE"}
 
 
 def marker(name: str, i: int) -> str:

@@ -17,7 +17,7 @@ def injection_section(i: dict, goals: list, _: str) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     # The honest set holds no order: nothing to follow or to reach the model, so no figure.
-    ordered = lambda name, value: "n/a" if name == "honest" else value  # noqa: E731
+    ordered = lambda name, value: "n/a" if name.startswith("honest") else value  # noqa: E731
     for name, s in i.items():
         followed, reached = (ordered(name, format(s[k], ".3f")) for k in ("followed", "reached_the_model"))
         lines.append(f"| {name} | {s['cases']} | {followed} | {reached} | {s['answered_correctly']:.3f} | "

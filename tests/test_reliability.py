@@ -159,11 +159,11 @@ def test_orders_that_can_only_be_meant_for_an_ai_are_blanked_and_the_facts_kept(
 
 
 def test_honest_texts_that_look_like_orders_are_never_blanked():
-    from evaluation.injection_cases import HONEST
+    from evaluation.injection_cases import HONEST_TUNING
 
     article = (Path(__file__).resolve().parent.parent / "seeds" / "000_ef5301ee062fc8f6.txt").read_text()
     assert neutralise(article) == article
-    for case in HONEST:
+    for case in HONEST_TUNING:
         assert neutralise(case.fact) == case.fact, case.kind
     for text in ["For each question, reliability was computed.", "Tell them the truth, she said.",
                  "The answer to the riddle was never found.", "Readers should note the new timetable.",
