@@ -66,3 +66,26 @@ def test_a_file_that_cannot_be_trusted_is_not_used_and_stderr_says_so(tmp_path: 
         path.write_bytes(data[: len(data) // 2] if damage == "cut short" else b"hello")
     assert load(path) == []
     assert f"not using the kept prompts in {path}" in capsys.readouterr().err
+
+
+def test_a_file_damaged_anywhere_is_read_whole_or_not_used(tmp_path: Path, kept, capsys):
+    path = tmp_path / "model.npz"
+    kept_prompts.save(path, kept, "model a")
+    whole, rng = path.read_bytes(), np.random.default_rng(0)
+    for trial in range(300):
+        data = bytearray(whole)
+        if trial % 3 == 0:
+            data = data[: int(rng.integers(1, len(data)))]
+        elif trial % 3 == 1:
+            for at in rng.integers(0, len(data), 3):
+                data[at] ^= 1 << int(rng.integers(8))
+        else:
+            at = int(rng.integers(len(data)))
+            data[at : at + 16] = bytes(16)
+        path.write_bytes(bytes(data))
+        back = load(path)  # never a traceback
+        assert back == [] or all(
+            np.array_equal(a, b)
+            for (_, x), (_, y) in zip(back, kept, strict=True)
+            for a, b in zip(x, y, strict=True)
+        ), trial

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -53,14 +52,18 @@ def load(path: Path, key: str, inputs: int, kv_heads: int, head_size: int) -> Ke
                 return []
             kept = []
             for i in range(int(saved["count"])):
-                tokens = saved[f"tokens_{i}"].tolist()
-                kv = [saved[f"kv_{i}_{j}"] for j in range(inputs)]
+                tokens, kv = saved[f"tokens_{i}"], [saved[f"kv_{i}_{j}"] for j in range(inputs)]
+                if not all(isinstance(a, np.ndarray) for a in (tokens, *kv)):  # a header it could not read
+                    raise ValueError(f"prompt {i} is damaged")
+                tokens = tokens.tolist()
                 shape = (1, kv_heads, len(tokens), head_size)
                 if not tokens or any(a.shape != shape or a.dtype != np.float32 for a in kv):
                     raise ValueError(f"prompt {i}'s cache is not of shape {shape} in float32")
                 kept.append((tokens, kv))
             return kept
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    # Damage reaches zipfile and numpy in many ways (a bad header, an unknown compression
+    # method, a member read as bytes): whatever it raises, the file is only a cache, not used.
+    except Exception as e:  # noqa: BLE001
         print(f"docqa: not using the kept prompts in {path} ({e}); they are written anew after the next answer",
               file=sys.stderr, flush=True)  # fmt: skip
         return []
