@@ -361,6 +361,30 @@ def test_the_gpu_path_gives_the_probability_of_each_token_it_chooses(tmp_path):
         assert [c for _, c in made] == pytest.approx([c for _, c in expected], rel=1e-4)
 
 
+def test_a_repetition_penalty_in_the_models_generation_config_does_not_change_the_cpu_answer(tmp_path):
+    """Qwen2.5's Instruct models ship a repetition penalty for sampling; greedy decoding on this
+    runtime picks as the compiled step and the int4 runtime do: the most likely token."""
+    import torch
+
+    folder = tiny_model(tmp_path / "tiny")
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": 2, "repetition_penalty": 5.0}))
+    model = hf.load(folder, "cpu", torch.float32)
+    prompt, greedy = [5, 17, 33, 9, 101, 7, 5, 17, 33], []
+    with torch.inference_mode():
+        ids = torch.tensor([prompt])
+        for _ in range(12):
+            greedy.append(int(model(input_ids=ids).logits[0, -1].argmax()))
+            ids = torch.cat([ids, torch.tensor([[greedy[-1]]])], dim=1)
+    for batch in (hf.HfBatch(model, pad_id=0, capacity=1),
+                  hf.HfBatch(model, pad_id=0, capacity=1, static_cache=True, cache_tokens=64)):  # fmt: skip
+        batch.join("q", prompt)
+        made: list[int] = []
+        while len(made) < 12:
+            made += [t for t in batch.step().values() if t is not None]
+        batch.leave("q")
+        assert made[:12] == greedy
+
+
 def test_a_new_conversion_removes_the_ones_it_supersedes_and_no_other(tmp_path):
     def converted(name: str, variant: list | None) -> Path:
         folder = tmp_path / name

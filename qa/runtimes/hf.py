@@ -189,7 +189,19 @@ class HfBatch:
             top_k=None,
             pad_token_id=self.pad_id,
             disable_compile=True,
+            **dict.fromkeys(_RESHAPING),  # None: not set, over what the model's config sets
         )
+
+
+# What a model's generation_config.json may set that changes which token greedy decoding picks
+# (Qwen2.5's Instruct models ship a repetition penalty for sampling): the compiled step and the
+# int4 runtime pick the most likely token as it is, so this path does too (`generate` reads a
+# setting given it as None as not set, over the model's).
+_RESHAPING = ("repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size", "min_length",
+              "min_new_tokens", "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "sequence_bias",
+              "forced_bos_token_id", "forced_eos_token_id", "exponential_decay_length_penalty",
+              "renormalize_logits", "typical_p", "epsilon_cutoff", "eta_cutoff", "min_p", "guidance_scale",
+              "watermarking_config")  # fmt: skip
 
 
 @dataclass
