@@ -37,7 +37,7 @@ from qa.conversation import (
     search_text,
     substitute,
 )
-from qa.generator import Generator, engine, within_context
+from qa.generator import Generator, engine, tokens_made, within_context
 from qa.generator import from_config as load_generator
 from qa.models import min_sureness
 from qa.prompt import Messages, answer_messages, fit
@@ -314,7 +314,8 @@ class Assistant:
             for piece in replies:  # closing this stream early closes the model's too
                 first = first or time.perf_counter() - generating
                 raw.append(piece)
-                yield piece
+                if piece:
+                    yield piece
         generated = time.perf_counter() - generating
         c = self.config
         checks = Checks(c.support_threshold, c.min_grounding, c.grounding_similarity, c.term_closeness,
@@ -324,7 +325,9 @@ class Assistant:
         if answer.abstained:
             answer.passages = found.passages
         answer.timings = _timings(found.seconds, generated, started, first)
-        answer.tokens = {"prompt": self.count(messages), "completion": self.generator.count("".join(raw))}
+        made = tokens_made(raw)
+        completion = self.generator.count("".join(raw)) if made is None else made
+        answer.tokens = {"prompt": self.count(messages), "completion": completion}
         answer.cut = not answer.abstained and answer.tokens["completion"] >= c.answer_tokens
         answer.runtime = runtime(self.generator)
         done(answer)

@@ -115,11 +115,14 @@ class Scheduler:
         atexit.register(self.stop)
 
     def stop(self, timeout: float = 30) -> None:
-        """End the decoding thread once its step in progress is done (at the process's exit)."""
+        """End the decoding thread once its step in progress is done (at the process's exit),
+        then the batch's own thread, where it has one."""
         self._stopping = True
         self._wake.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
+            if not self._thread.is_alive() and (stop := getattr(self.batch, "stop", None)) is not None:
+                stop(timeout)
 
     def submit(self, prompt: Sequence[int], max_new_tokens: int, stop: Sequence[int]) -> TokenStream:
         request = _Request(list(prompt), max_new_tokens, frozenset(stop))

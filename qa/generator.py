@@ -56,17 +56,27 @@ class Generator(Protocol):
 
 class Piece(str):
     """A piece of a reply as it is decoded, with `chance`: the probability the model gave the least
-    likely token that made it (None where the runtime does not measure it). A plain str else."""
+    likely token that made it (None where the runtime does not measure it), and `tokens`: how
+    many tokens made it (None where not counted). A plain str else."""
 
     chance: float | None
+    tokens: int | None
 
-    def __new__(cls, text: str, chance: float | None) -> Piece:
+    def __new__(cls, text: str, chance: float | None, tokens: int | None = None) -> Piece:
         piece = super().__new__(cls, text)
-        piece.chance = chance
+        piece.chance, piece.tokens = chance, tokens
         return piece
 
-    def __reduce__(self) -> tuple:  # pickled with its chance (Ray Serve sends pieces between processes)
-        return Piece, (str(self), self.chance)
+    def __reduce__(self) -> tuple:  # pickled whole (Ray Serve sends pieces between processes)
+        return Piece, (str(self), self.chance, self.tokens)
+
+
+def tokens_made(pieces: Sequence[str]) -> int | None:
+    """The tokens the model decoded for `pieces`, where each piece counts its own: a count of the
+    text again would miss a character cut in half at the token limit, or a token split the
+    tokenizer would not make."""
+    counts = [getattr(p, "tokens", None) for p in pieces]
+    return None if not counts or None in counts else sum(counts)  # type: ignore[arg-type]
 
 
 def least(chances: Sequence[float | None]) -> float | None:
@@ -120,8 +130,12 @@ class LocalGenerator:
                 if text.endswith("\ufffd"):  # half of a character that spans tokens: wait for the rest
                     continue
                 if len(text) > len(shown):
-                    yield Piece(text[len(shown) :], least(tokens.chances[since : len(made)]))
+                    yield Piece(
+                        text[len(shown) :], least(tokens.chances[since : len(made)]), len(made) - since
+                    )
                     shown, since = text, len(made)
+            if len(made) > since:  # tokens that showed nothing (an end token, half a character) count too
+                yield Piece("", least(tokens.chances[since:]), len(made) - since)
         finally:
             tokens.close()  # a reader that stops early frees its place in the batch
 

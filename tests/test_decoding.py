@@ -150,3 +150,30 @@ def test_a_dtype_asked_for_keeps_a_cpu_generator_on_int4(monkeypatch):
 def test_the_fake_generator_keeps_the_real_ones_contract(runtime):
     """Every member the protocol declares, with the same parameters, on the fake and the real one."""
     check_contract(runtime, Generator, FakeGenerator())
+
+
+class HalfCharacters:
+    """A tokenizer whose token 13 is the first half of a character: alone at the end it decodes
+    to the replacement character, as a real one does."""
+
+    def apply_chat_template(self, messages, tokenize: bool, add_generation_prompt: bool) -> str:
+        return "prompt"
+
+    def __call__(self, text, add_special_tokens: bool = False) -> dict:
+        return {"input_ids": [10]}
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return "".join(f" w{t}" for t in ids if t != 13) + ("\ufffd" if ids[-1] == 13 else "")
+
+
+def test_the_tokens_of_a_reply_are_counted_as_decoded_a_character_cut_in_half_at_the_limit_too():
+    import pickle
+
+    from qa.generator import tokens_made
+
+    generator = LocalGenerator(HalfCharacters(), Scheduler(CountingBatch()), "fake", "cpu", "f32", "fake", ())
+    pieces = list(generator.stream([{"role": "user", "content": "Q?"}], max_new_tokens=3))
+    assert "".join(pieces) == " w11 w12", "half a character is never shown"
+    assert tokens_made(pieces) == 3, "the model made three tokens: the answer reached its limit"
+    assert pickle.loads(pickle.dumps(pieces[0])).tokens == 1, "a piece sent between processes keeps its count"
+    assert tokens_made(["plain", "text"]) is None, "a runtime that does not count: the text is counted"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from qa.decoding import Scheduler
 from qa.generator import load
 from qa.runtimes import hf, ort
 from qa.sureness import sureness
+from tests.conftest import ROOT
 
 ARTICLE = (
     "In a massive development, Afghanistan National Resistance Front leader Ahmad Massoud met the "
@@ -383,6 +386,32 @@ def test_a_repetition_penalty_in_the_models_generation_config_does_not_change_th
             made += [t for t in batch.step().values() if t is not None]
         batch.leave("q")
         assert made[:12] == greedy
+
+
+def test_a_process_that_ends_right_after_an_answer_cut_at_its_limit_exits_cleanly(tmp_path):
+    """The model decodes in a thread of its own, a step or two past the last reader: the process's
+    end waits for it (torn down under a running `generate`, the process aborted)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-wide"  # a real vocabulary's width: a step lasts as long as the exit takes
+    config = Qwen2Config(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)  # fmt: skip
+    Qwen2ForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    script = (
+        "import torch\n"
+        "from qa.decoding import Scheduler\n"
+        "from qa.runtimes import hf\n"
+        f"model = hf.load({str(folder)!r}, 'cpu', torch.float32)\n"
+        "scheduler = Scheduler(hf.HfBatch(model, pad_id=0, capacity=2))\n"
+        "print(len(list(scheduler.submit([5, 17, 33, 9], 3, ()))))\n"
+    )
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert (done.returncode, done.stdout.strip()) == (0, "3"), done.stderr[-2000:]
 
 
 def test_a_new_conversion_removes_the_ones_it_supersedes_and_no_other(tmp_path):

@@ -95,6 +95,22 @@ class HfBatch:
         self.chances = {key: (chance,) for key, chance in zip(self._rows, chances, strict=True)}
         return {key: int(token) for key, token in zip(self._rows, made, strict=True)}
 
+    def stop(self, timeout: float = 30) -> None:
+        """Let the model's thread finish the batch it decodes, every reader gone (at the
+        process's exit, after the scheduler's last step: torn down under a running `generate`,
+        the process aborts)."""
+        if not self._running:
+            return
+        self._left.update(range(len(self._rows)))
+        try:
+            while (item := self._tokens.get(timeout=timeout)) is not _DONE and not isinstance(
+                item, BaseException
+            ):
+                pass
+        except queue.Empty:
+            return
+        self._end()
+
     def _end(self) -> None:
         self._running, self._rows, self._left = False, [], set()
 
