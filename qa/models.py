@@ -357,8 +357,13 @@ def _made(folder: Path, report: Report | None = None) -> bool:
         return False
     try:
         sizes = json.loads((folder / SIZES).read_text())
-    except FileNotFoundError:
-        return True  # made before sizes were kept
+    except FileNotFoundError:  # made before sizes were kept: its ONNX weights say how long they are
+        sizes = _sizes_if_whole(folder)
+        if sizes is None:
+            sizes = {SIZES: -1}
+        else:
+            with contextlib.suppress(OSError):  # a read-only cache: it is checked so again
+                (folder / SIZES).write_text(json.dumps(sizes, indent=1) + "\n")
     except ValueError:
         sizes = {SIZES: -1}
     damaged = [
@@ -369,6 +374,27 @@ def _made(folder: Path, report: Report | None = None) -> bool:
             f"the converted model in {folder} is damaged ({', '.join(damaged[:3])} changed); converting it again"
         )
     return not damaged
+
+
+def _sizes_if_whole(folder: Path) -> dict[str, int] | None:
+    """The sizes of a folder made before they were kept, where every ONNX model in it finds its
+    external weights whole (every tensor's bytes within its file); None where one does not."""
+    import onnx
+
+    for path in folder.glob("*.onnx"):
+        try:
+            graph = onnx.load(str(path), load_external_data=False).graph
+        except Exception:  # noqa: BLE001 (any damage the parser meets: made again)
+            return None
+        for tensor in graph.initializer:
+            if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            where = {e.key: e.value for e in tensor.external_data}
+            data = folder / where.get("location", "")
+            end = int(where.get("offset", 0)) + int(where.get("length", 0))
+            if not data.is_file() or data.stat().st_size < end:
+                return None
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _part_path(module: str, relative: str, model: PackagedModel) -> Path:

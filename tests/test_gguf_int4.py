@@ -375,3 +375,31 @@ def test_a_converted_model_damaged_since_is_converted_again_not_loaded(tmp_path)
     models._made_once(folder, make, "tiny", said.append)
     assert len(made) == 2 and (folder / "model.onnx.data").stat().st_size == 700
     assert any("is damaged (model.onnx.data changed); converting it again" in m for m in said)
+
+
+def test_a_converted_model_kept_without_its_sizes_is_checked_by_its_weights_offsets(tmp_path):
+    """A folder made before docqa kept its files' sizes: whole, it is reused (its sizes kept from
+    then on); its weights cut short, it is made again rather than loaded."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    def make(work):
+        weight = numpy_helper.from_array(np.arange(4096, dtype=np.float32), "weight")
+        graph = helper.make_graph([helper.make_node("Identity", ["weight"], ["out"])], "tiny", [],
+                                  [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [4096])], [weight])  # fmt: skip
+        onnx.save_model(helper.make_model(graph), str(work / "model.onnx"), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=0)  # fmt: skip
+        (work / "COMPLETE").write_text("done\n")
+        made.append(work)
+
+    folder, made, said = tmp_path / "models" / "tiny-onnx-int4-0123", [], []
+    models._made_once(folder, make, "tiny", said.append)
+    (folder / models.SIZES).unlink()  # as an older docqa left it
+    models._made_once(folder, make, "tiny", said.append)
+    assert len(made) == 1 and (folder / models.SIZES).is_file(), "whole: reused, its sizes kept now"
+    (folder / models.SIZES).unlink()
+    with (folder / "model.onnx.data").open("r+b") as data:
+        data.truncate(1000)
+    models._made_once(folder, make, "tiny", said.append)
+    assert len(made) == 2 and (folder / "model.onnx.data").stat().st_size == 4096 * 4
