@@ -40,30 +40,16 @@ _UNIT_SWAPS = {"years": "months", "year": "month", "months": "years", "month": "
 _UNIT = re.compile(
     r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten)([ -])(" + "|".join(_UNIT_SWAPS) + r")\b"
 )
-SYNONYMS = {"began": "started", "large": "big", "about": "around", "approximately": "roughly",
-            "however": "but", "received": "got", "purchased": "bought", "attempted": "tried",
-            "assisted": "helped", "commenced": "began", "constructed": "built", "additional": "more",
-            "important": "significant", "main": "principal", "built": "constructed", "created": "made",
-            "founded": "established", "largest": "biggest", "area": "region", "country": "nation",
-            "called": "named", "became": "turned into", "included": "contained", "major": "big",
-            "used": "employed", "known": "recognised", "city": "town", "developed": "created"}  # fmt: skip
+# Words another can stand for whatever the sentence (not "about", "area", "city", "used", "known",
+# whose sense turns on their neighbours: "concerned about", "city hall", "used to", "became known as")
+SYNONYMS = {"began": "started", "large": "big", "approximately": "roughly", "received": "got",
+            "purchased": "bought", "attempted": "tried", "assisted": "helped", "commenced": "began",
+            "constructed": "built", "additional": "more", "main": "principal", "built": "constructed",
+            "founded": "established", "largest": "biggest", "included": "contained"}  # fmt: skip
 
 
-_WORDS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-]
+_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+          "twelve"]  # fmt: skip
 _SMALL = re.compile(r"(?<![\d,.$£€%(/⁄–-])\b([2-9]|1[0-2])(?= (?!was|has|is|as)[a-z]+s\b)")  # "11 points"
 _SMALL_WORD = re.compile(r"\b(" + "|".join(_WORDS[2:]) + r")\b(?= [a-z])")
 _CONTRACTIONS = {"did not": "didn't", "does not": "doesn't", "do not": "don't", "was not": "wasn't",
@@ -73,10 +59,14 @@ _CONTRACTED = {v: k for k, v in _CONTRACTIONS.items()}
 _NEGATED = re.compile(r"\b(" + "|".join(_CONTRACTIONS) + "|" + "|".join(_CONTRACTED) + r")\b", re.IGNORECASE)
 _DATE_US = re.compile(_MONTH.pattern + r" (\d{1,2}), (\d{4})\b")
 _DATE_UK = re.compile(r"\b(\d{1,2}) " + _MONTH.pattern + r" (\d{4})\b")
-# "In 1990, the city ..." -> "The city ... in 1990.": the same claim, its opening phrase last
-_OPENING = re.compile(
-    r"^(In|On|By|During|After|Before|Since|From|Until|At) ((?:[\w'-]+ ){0,3}[\w'-]+), (?=\w)"
-)
+# "In 1990, the city ..." -> "The city ... in 1990.": the same claim, its opening phrase last; not
+# a clause ("Before he died, ..."), a date cut at its comma ("On May 28, 2012, ..."), a place
+# with its country ("In Paris, France, ..."), a subject ("In 1237 Batu Khan, ..."), a link to the
+# sentence before ("In addition, ..."), nor before a sentence of two clauses
+_OPENING = re.compile(r"^(In|On|By|During|At) (?!(?:he|she|it|they|we|I|you|this|that|addition|contrast|particular)\b)"
+                      r"(?!\d+ [A-Z])((?:[\w'-]+ ){0,3}[\w'-]+), "
+                      r"(?![\d(])(?![A-Z][\w.-]*(?: [A-Z][\w.-]*)*,)(?!.*(?:, and|, but|; ))(?=[a-z]|[A-Z][a-z])")  # fmt: skip
+_ENDS_ABBREVIATED = re.compile(r"\b[A-Z]\.(?:[A-Z]\.)*$")  # "... the U.S.": its dot is the abbreviation's
 
 
 @dataclass(frozen=True)
@@ -150,7 +140,7 @@ def _paraphrases(sentence: str, answer: str) -> list[tuple[str, str]]:
         said = m.group().lower()
         other = _CONTRACTIONS.get(said) or _CONTRACTED[said]
         out.append(("negation contracted or spelt out", sentence[: m.start()] + other + sentence[m.end() :]))
-    if (m := _OPENING.match(sentence)) and sentence.endswith("."):
+    if (m := _OPENING.match(sentence)) and sentence.endswith(".") and not _ENDS_ABBREVIATED.search(sentence):
         rest = sentence[m.end(2) + 2 :]
         out.append(("opening phrase moved", rest[0].upper() + rest[1:-1] + f" {m[1].lower()} {m[2]}."))
     out.append(("lead-in", "According to the passage, " + sentence[0].lower() + sentence[1:]))

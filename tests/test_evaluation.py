@@ -702,3 +702,10 @@ def test_reworded_paraphrases_reach_the_rules_on_numbers_dates_negation_and_clau
     )
     assert said["opening phrase moved"] == "The club did not sign 11 players on May 5, 1990 in 1990."
     assert "number in words" not in dict(_paraphrases("Apollo 11 was launched in 1969.", "1969"))
+    for changed in ("On May 28, 2012, Jacksonville was hit by a storm.", "In Paris, France, the tower was built.",
+                    "In 1237 Batu Khan, a grandson of Genghis Khan, invaded.", "In 1900, the railroad reached the U.S.",
+                    "In 1990, the mayor resigned, and the council fell."):  # fmt: skip
+        assert "opening phrase moved" not in dict(_paraphrases(changed, "x")), (
+            "moved, it would say another thing"
+        )
+    assert "synonyms" not in dict(_paraphrases("It is the largest city by area and became known as X.", "X"))
