@@ -25,7 +25,7 @@ from qa import openai_api
 from qa.assistant import AnswerStream
 from qa.openai_api import ApiError
 from qa.rewrites import Rewrites
-from qa.service import Busy, Left, NotReady, Service
+from qa.service import Busy, Empty, Left, NotReady, Service
 
 log = logging.getLogger("docqa.openai")
 MAX_BODY_BYTES = 1_000_000
@@ -50,16 +50,12 @@ def router(service: Service) -> APIRouter:
     @api.api_route("/models", methods=["GET", "HEAD"])
     @_errors
     async def models() -> Response:
-        assistant = service.assistant
-        return JSONResponse(
-            openai_api.models(assistant.generator.name, assistant.index.embedder.name, started)
-        )
+        return JSONResponse(openai_api.models(service.generator.name, service.embedder.name, started))
 
     @api.api_route("/models/{model:path}", methods=["GET", "HEAD"])
     @_errors
     async def model(model: str) -> Response:
-        assistant = service.assistant
-        served = openai_api.models(assistant.generator.name, assistant.index.embedder.name, started)["data"]
+        served = openai_api.models(service.generator.name, service.embedder.name, started)["data"]
         if found := [m for m in served if m["id"] == model]:
             return JSONResponse(found[0])
         names = " and ".join(m["id"] for m in served)
@@ -99,7 +95,7 @@ def router(service: Service) -> APIRouter:
     @_errors
     async def embeddings(request: Request) -> Response:
         body = await _json(request, MAX_EMBEDDINGS_BODY_BYTES)
-        embedder = service.assistant.index.embedder
+        embedder = service.embedder
         asked = openai_api.embeddings_request(body, embedder.name, embedder.dim)
         vectors = []
         async with embedding:
@@ -204,7 +200,12 @@ def _errors(endpoint):
 # What a client is told to do after an error: 429 and 503 (busy, loading) pass, so ask again
 # after a while; a 500 is docqa's to fix (the message says how), so asking again only repeats it
 # (the openai clients retry a 500 unless told not to).
-_AFTER = {429: {"Retry-After": "5"}, 503: {"Retry-After": "10"}, 500: {"x-should-retry": "false"}}
+_AFTER = {
+    429: {"Retry-After": "5"},
+    503: {"Retry-After": "10"},
+    500: {"x-should-retry": "false"},
+    409: {"x-should-retry": "false"},
+}
 
 
 def _failure(e: Exception) -> ApiError:
@@ -214,6 +215,8 @@ def _failure(e: Exception) -> ApiError:
         return ApiError(400, str(e), "messages")
     if isinstance(e, Busy):
         return ApiError(429, str(e), code="busy")
+    if isinstance(e, Empty):  # until someone adds a document: asking again will not help
+        return ApiError(409, str(e), code="no_documents")
     if isinstance(e, NotReady):
         return ApiError(503, f"{e}; try again in a moment")
     if isinstance(e, Transient):  # a Ray replica lost mid-answer, say: another answers

@@ -310,7 +310,7 @@ class Service:
     def tokens(self, texts: list[str]) -> list[int]:
         """Each text's tokens by the index's embedding model; a text longer than the model reads
         is refused (QuestionError), never cut short."""
-        embedder = self.assistant.index.embedder
+        embedder = self.embedder
         tokens = [len(t) for t in embedder.tokenize(texts)]
         for i, count in enumerate(tokens):
             if count > embedder.max_tokens:
@@ -322,7 +322,22 @@ class Service:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Vectors of `texts` by the index's embedding model (check their length with `tokens`)."""
-        return self.assistant.index.embedder.embed(texts)
+        return self.embedder.embed(texts)
+
+    @property
+    def embedder(self) -> Embedder:
+        """The index's embedding model, loaded (NotReady while docqa starts); with nothing
+        indexed yet, the one the first build will use."""
+        if self._state == "empty" and self._embedder is not None:
+            return self._embedder
+        return self.assistant.index.embedder
+
+    @property
+    def generator(self) -> Generator:
+        """The generator, loaded (NotReady while docqa starts), documents indexed or not."""
+        if self._state == "empty" and self._generator is not None:
+            return self._generator
+        return self.assistant.generator
 
     def document_text(self, doc_id: str) -> str:
         return self.assistant.index.document_text(doc_id) or ""
@@ -382,16 +397,22 @@ class Service:
                 f"{info.title} is the only document in the index, and docqa keeps no empty index: add "
                 f"another before removing it (or stop docqa and delete {self.config.index_dir} to start over)"
             )
-        # A .jsonl record of the folder may have any id, one that reads like an upload's too.
-        if doc_id.startswith(UPLOAD_PREFIX) and doc_id.removeprefix(UPLOAD_PREFIX) in self.library.names():
-            self.library.delete(doc_id.removeprefix(UPLOAD_PREFIX))
-            return self.reindex()
+        # Left out first, its file kept until the index no longer holds it: where the rest of the
+        # folder went meanwhile (NoDocuments), the document stays, as the index does.
         self.library.exclude(doc_id, info.hash)
         try:
-            return self.reindex()
-        except NoDocuments:  # the rest of the folder went meanwhile: the document stays, as the index
+            report = self.reindex()
+        except NoDocuments:
             self.library.include({doc_id})
             raise
+        # A .jsonl record of the folder may have any id, one that reads like an upload's too.
+        if (
+            doc_id.startswith(UPLOAD_PREFIX)
+            and (stored := doc_id.removeprefix(UPLOAD_PREFIX)) in self.library.names()
+        ):
+            self.library.delete(stored)
+            self.library.include({doc_id})
+        return report
 
     def forget_upload(self, stored: str) -> BuildReport | None:
         """Remove an upload that never made it into the index (NotReady, with nothing changed,

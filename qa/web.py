@@ -21,7 +21,7 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from embeddings.errors import ConfigError, DocqaError
+from embeddings.errors import ConfigError, DocqaError, NoDocuments
 from embeddings.readers import SUPPORTED
 from embeddings.scope import Scope
 from qa.access import KeyGuard
@@ -261,13 +261,13 @@ class Handlers:
             ]
             return "\n".join(
                 [
-                    f"**Not indexed:** {literal(str(e))}",
+                    f"**Not indexed:** {literal(_said(e))}",
                     *[f"- refused {literal(r)}" for r in e.refused],
                     *kept,
                 ]
             )
         except DocqaError as e:
-            return f"**Not indexed:** {literal(str(e))}"
+            return f"**Not indexed:** {literal(_said(e))}"
         lines = [f"- refused {literal(r)}" for r in refused]
         failed = {u.stored: u for u in self.service.uploads() if u.status == "failed"}
         for u in stored:
@@ -285,7 +285,7 @@ class Handlers:
         try:
             report, failing = self.service.retry()
         except DocqaError as e:
-            return f"**Not indexed:** {literal(str(e))}"
+            return f"**Not indexed:** {literal(_said(e))}"
         lines = [
             f"- **{literal(u.name)}** still not indexed: {literal(u.error or u.status)}" for u in failing
         ]
@@ -300,7 +300,7 @@ class Handlers:
             else:
                 report = self.service.remove(doc_id)
         except DocqaError as e:
-            return f"**Not removed:** {literal(str(e))}"
+            return f"**Not removed:** {literal(_said(e))}"
         return f"Removed. {report.summary()}" if report else "Removed; there is still nothing indexed."
 
     def _not_indexed(self, stored: str) -> bool:
@@ -317,6 +317,11 @@ class Handlers:
             f"{counted(s.documents, 'document')} · {counted(s.chunks, 'chunk')} · embeddings: {s.embedding_model} · "
             f"generator: {s.generator_model} · {s.runtime}{busy}"
         )
+
+
+def _said(e: DocqaError) -> str:
+    """An error as the page says it: an empty folder's without the command line's advice."""
+    return e.found if isinstance(e, NoDocuments) else str(e)
 
 
 def _reply(content: str) -> dict:

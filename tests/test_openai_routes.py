@@ -571,3 +571,16 @@ def test_with_a_key_no_route_answers_without_it(tmp_path, serving):
     assert keyed.chat.completions.create(**chat()).docqa["citations"][0]["doc_id"] == "talks.txt"
     with pytest.raises(openai.AuthenticationError, match="the API key is wrong"):
         openai.OpenAI(base_url=url + "/v1", api_key="not-the-key", max_retries=0).models.list()
+
+
+def test_with_nothing_indexed_the_api_lists_its_models_and_embeds_but_says_so_of_questions(tmp_path, serving):
+    (tmp_path / "docs").mkdir()
+    service = Service(Config(docs=tmp_path / "docs", index_dir=tmp_path / "index"), FakeGenerator(""),
+                      FakeEmbedder()).start(background=False)  # fmt: skip
+    url = serving(service)
+    assert httpx.get(url + "/v1/models").status_code == 200
+    embedded = httpx.post(url + "/v1/embeddings", json={"model": service.embedder.name, "input": ["a text"]})
+    assert embedded.status_code == 200, embedded.text
+    reply = httpx.post(url + "/v1/chat/completions", json=chat())
+    assert reply.status_code == 409 and "Nothing indexed yet" in reply.json()["error"]["message"]
+    assert reply.headers["x-should-retry"] == "false" and "retry-after" not in reply.headers

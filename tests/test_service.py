@@ -182,3 +182,22 @@ def test_the_only_document_is_not_removed_and_stays_listed_and_answered_from(tmp
     assert [d.id for d in service.documents()] == [uploaded]
     assert [u.status for u in service.uploads()] == ["indexed"], "its file is kept"
     assert service.assistant.ask("Where is the Zorblat festival held?").passages[0].doc_id == uploaded
+
+
+def test_an_upload_not_removed_because_the_rest_of_the_folder_went_is_kept_whole(tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text("The meeting in Tehran was mediated by Ismail Khan.")
+    config = Config(
+        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
+    )
+    service = Service(config, FakeGenerator("Khan. [1]"), FakeEmbedder()).start(background=False)
+    upload = tmp_path / "festival.txt"
+    upload.write_text("The Zorblat festival is held every March in Kettleby.")
+    (stored,), _, _ = service.upload([("festival.txt", upload)])
+    (docs / "talks.txt").unlink()  # gone from the folder, unwatched: the index still holds it
+    said = Handlers(service).remove(stored.doc_id)
+    assert said.startswith("**Not removed:**") and "give the folder" not in said, said
+    assert [u.name for u in service.uploads()] == ["festival.txt"], "kept, as the page says"
+    assert (config.index_dir / "uploads" / stored.stored).is_file()
+    assert stored.doc_id in [d.id for d in service.documents()]
