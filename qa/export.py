@@ -52,7 +52,7 @@ def _source(number: int | None, p: Passage, cites: list[Citation] | None) -> str
     if cites:
         said = f" · {verdict(cites)} ({max(c.support for c in cites):.0%})"
     head = f"**[{number}] {_line(p.title)}**" if number else f"**{_line(p.title)}**"
-    lines = (_HEADING.sub(r"\1\\#", literal(line)) for line in p.text.strip().split("\n"))
+    lines = (_HEADING.sub(r"\\\1", literal(line.strip())) for line in p.text.strip().split("\n"))
     quote = "\n".join(f"> {line}" if line.strip() else ">" for line in lines)
     return f"\n{head} — {', '.join(where)}{said}\n\n{quote}"
 
@@ -70,8 +70,10 @@ def literal(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text)
 
 
-_MARKDOWN = re.compile(r"([\\`*_\[\]<>!~])")
-_HEADING = re.compile(r"^(\s*)#")  # a passage's "# Results" line is quoted, not a heading of the export
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>!~&])")
+# A passage's line quoted, its indent let go (else a code block, showing escapes as typed): one
+# that would open a heading ("# Results", or "=====" under a line) is quoted as text
+_HEADING = re.compile(r"^([#=]|-+$)")
 
 
 def answer_from_dict(data: dict) -> Answer:
