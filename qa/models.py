@@ -377,10 +377,23 @@ def _made(folder: Path, report: Report | None = None) -> bool:
 
 
 def _sizes_if_whole(folder: Path) -> dict[str, int] | None:
-    """The sizes of a folder made before they were kept, where every ONNX model in it finds its
-    external weights whole (every tensor's bytes within its file); None where one does not."""
+    """The sizes of a folder made before they were kept, where its weights say they are whole:
+    every ONNX model finds each tensor's bytes within its external data file, every safetensors
+    file is as long as its header says. None where one is not, or there are no weights to check."""
     import onnx
 
+    checked = False
+    for path in folder.glob("*.safetensors"):
+        try:
+            with path.open("rb") as f:
+                length = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(length))
+            end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return None
+        if path.stat().st_size != 8 + length + end:
+            return None
+        checked = True
     for path in folder.glob("*.onnx"):
         try:
             graph = onnx.load(str(path), load_external_data=False).graph
@@ -394,6 +407,9 @@ def _sizes_if_whole(folder: Path) -> dict[str, int] | None:
             end = int(where.get("offset", 0)) + int(where.get("length", 0))
             if not data.is_file() or data.stat().st_size < end:
                 return None
+        checked = True
+    if not checked:
+        return None
     return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
 
 

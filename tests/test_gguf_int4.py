@@ -403,3 +403,17 @@ def test_a_converted_model_kept_without_its_sizes_is_checked_by_its_weights_offs
         data.truncate(1000)
     models._made_once(folder, make, "tiny", said.append)
     assert len(made) == 2 and (folder / "model.onnx.data").stat().st_size == 4096 * 4
+
+
+def test_a_safetensors_folder_kept_without_its_sizes_is_checked_by_its_header(tmp_path):
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "bf16"
+    folder.mkdir()
+    save_file({"w": torch.zeros(1024, dtype=torch.bfloat16)}, folder / "model.safetensors")
+    (folder / "COMPLETE").write_text("done\n")  # made by an older docqa: no SIZES.json
+    assert models._made(folder) and (folder / models.SIZES).is_file(), "whole: its sizes kept from now on"
+    (folder / models.SIZES).unlink()
+    with (folder / "model.safetensors").open("r+b") as weights:
+        weights.truncate(500)
+    assert not models._made(folder) and not (folder / models.SIZES).exists(), "cut short: made again"
