@@ -50,10 +50,12 @@ class Scope:
         since: str | None = None,
         until: str | None = None,
         formats: Iterable[str] = (),
+        named: tuple[str, str] = ("since", "until"),
     ) -> Scope:
-        """A scope from what a user typed; dates are YYYY-MM-DD, empty values are left out."""
+        """A scope from what a user typed; dates are YYYY-MM-DD, empty values are left out.
+        `named`: what the user calls the two dates (the page's fields, the options), for errors."""
         return cls(
-            frozenset(d for d in doc_ids if d), under, _date(since, "since"), _date(until, "until"),
+            frozenset(d for d in doc_ids if d), under, _date(since, named[0]), _date(until, named[1]),
             frozenset(f for f in formats if f.strip()),
         )  # fmt: skip
 

@@ -103,7 +103,9 @@ class Handlers:
             picked = [docs] if isinstance(docs, str) else docs or []  # one id, as an API caller may send
             shown = ""
             # A page closed mid-answer drops this generator: leaving the block stops the model.
-            with self.service.ask(question, Scope.parse(picked, since=since, until=until)) as stream:
+            with self.service.ask(
+                question, Scope.parse(picked, since=since, until=until, named=_DATES)
+            ) as stream:
                 waiting = answer_html("…"), "", {"draft": shown, "checked": False}
                 yield waiting
                 first = yield from _first(stream, waiting)
@@ -141,7 +143,7 @@ class Handlers:
         try:
             draft = ""
             with self.service.chat(
-                turns, question, Scope.parse(docs or [], since=since, until=until)
+                turns, question, Scope.parse(docs or [], since=since, until=until, named=_DATES)
             ) as stream:
                 waiting = [*before, said, _reply(answer_html("…"))], stored
                 yield waiting
@@ -317,6 +319,9 @@ class Handlers:
             f"{counted(s.documents, 'document')} · {counted(s.chunks, 'chunk')} · embeddings: {s.embedding_model} · "
             f"generator: {s.generator_model} · {s.runtime}{busy}"
         )
+
+
+_DATES = ("Dated from", "Dated until")  # the page's fields
 
 
 def _said(e: DocqaError) -> str:

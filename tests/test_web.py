@@ -70,6 +70,11 @@ def test_a_bad_question_is_a_message_in_the_page(service):
     assert 'class="error"' in answer and "question is empty" in answer and "error" in data
 
 
+def test_a_date_the_page_cannot_read_is_named_by_its_field(service):
+    answer, _, _ = list(Handlers(service).ask("Who mediated?", since="2022-13-01"))[-1]
+    assert "Dated from must be a date like 2024-05-31" in answer, answer
+
+
 def test_before_the_models_are_loaded_the_page_says_so(tmp_path):
     waiting = Service(Config(docs=tmp_path, index_dir=tmp_path / "index"))
     answer, _, _ = list(Handlers(waiting).ask("Anything?"))[-1]
