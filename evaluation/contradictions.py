@@ -41,11 +41,12 @@ _UNIT = re.compile(
     r"\b(\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten)([ -])(" + "|".join(_UNIT_SWAPS) + r")\b"
 )
 # Words another can stand for whatever the sentence (not "about", "area", "city", "used", "known",
-# whose sense turns on their neighbours: "concerned about", "city hall", "used to", "became known as")
-SYNONYMS = {"began": "started", "large": "big", "approximately": "roughly", "received": "got",
-            "purchased": "bought", "attempted": "tried", "assisted": "helped", "commenced": "began",
-            "constructed": "built", "additional": "more", "main": "principal", "built": "constructed",
-            "founded": "established", "largest": "biggest", "included": "contained"}  # fmt: skip
+# "additional", "included", "received", whose sense turns on their neighbours: "concerned about",
+# "city hall", "used to", "an additional", "contained the plague", "received with thanks"); never
+# inside a compound ("large-scale")
+SYNONYMS = {"began": "started", "large": "big", "approximately": "roughly", "purchased": "bought",
+            "attempted": "tried", "assisted": "helped", "commenced": "began", "constructed": "built",
+            "main": "principal", "built": "constructed", "founded": "established", "largest": "biggest"}  # fmt: skip
 
 
 _WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
@@ -62,10 +63,12 @@ _DATE_UK = re.compile(r"\b(\d{1,2}) " + _MONTH.pattern + r" (\d{4})\b")
 # "In 1990, the city ..." -> "The city ... in 1990.": the same claim, its opening phrase last; not
 # a clause ("Before he died, ..."), a date cut at its comma ("On May 28, 2012, ..."), a place
 # with its country ("In Paris, France, ..."), a subject ("In 1237 Batu Khan, ..."), a link to the
-# sentence before ("In addition, ..."), nor before a sentence of two clauses
+# sentence before ("In addition, ..."), nor before a sentence with more than one clause or an
+# aside, where moved to the end it would date or place the wrong one
 _OPENING = re.compile(r"^(In|On|By|During|At) (?!(?:he|she|it|they|we|I|you|this|that|addition|contrast|particular)\b)"
                       r"(?!\d+ [A-Z])((?:[\w'-]+ ){0,3}[\w'-]+), "
-                      r"(?![\d(])(?![A-Z][\w.-]*(?: [A-Z][\w.-]*)*,)(?!.*(?:, and|, but|; ))(?=[a-z]|[A-Z][a-z])")  # fmt: skip
+                      r"(?![\d(])(?![A-Z][\w.-]*(?: [A-Z][\w.-]*)*,)(?=[a-z]|[A-Z][a-z])(?![^,:;(—]*[,:;(—])"
+                      r"(?!.*\b(?:that|which|who|whom|whose|where|when|while|because|although|as|until|after|before)\b)")  # fmt: skip
 _ENDS_ABBREVIATED = re.compile(r"\b[A-Z]\.(?:[A-Z]\.)*$")  # "... the U.S.": its dot is the abbreviation's
 
 
@@ -113,7 +116,7 @@ def _paraphrases(sentence: str, answer: str) -> list[tuple[str, str]]:
     clauses = [c for c in re.split(r"[,;] ", sentence) if answer in c]
     if clauses and clauses[0] != sentence and len(clauses[0].split()) >= 4:
         out.append(("clause", clauses[0].rstrip(".") + "."))
-    words = re.compile(r"\b(" + "|".join(SYNONYMS) + r")\b")
+    words = re.compile(r"(?<!-)\b(" + "|".join(SYNONYMS) + r")\b(?!-)")
     swapped = words.sub(lambda m: SYNONYMS[m.group(1)], sentence, count=1)
     if swapped != sentence:
         out.append(("synonym", swapped))
