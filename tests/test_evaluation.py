@@ -700,11 +700,15 @@ def test_reworded_paraphrases_reach_the_rules_on_numbers_dates_negation_and_clau
     assert (
         said["negation contracted or spelt out"] == "In 1990, the club didn't sign 11 players on May 5, 1990."
     )
-    assert said["opening phrase moved"] == "The club did not sign 11 players on May 5, 1990 in 1990."
+    moved = dict(_paraphrases("In 1990, the club did not sign 11 players.", "11 players"))[
+        "opening phrase moved"
+    ]
+    assert moved == "The club did not sign 11 players in 1990."
     assert "number in words" not in dict(_paraphrases("Apollo 11 was launched in 1969.", "1969"))
     for changed in ("On May 28, 2012, Jacksonville was hit by a storm.", "In Paris, France, the tower was built.",
                     "In 1237 Batu Khan, a grandson of Genghis Khan, invaded.", "In 1900, the railroad reached the U.S.",
-                    "In 1990, the mayor resigned, and the council fell."):  # fmt: skip
+                    "In 1990, the mayor resigned, and the council fell.",
+                    "In 1950, Noble appointed Kintner, who served until his death in 1958."):  # fmt: skip
         assert "opening phrase moved" not in dict(_paraphrases(changed, "x")), (
             "moved, it would say another thing"
         )
