@@ -52,7 +52,7 @@ def _source(number: int | None, p: Passage, cites: list[Citation] | None) -> str
     if cites:
         said = f" · {verdict(cites)} ({max(c.support for c in cites):.0%})"
     head = f"**[{number}] {_line(p.title)}**" if number else f"**{_line(p.title)}**"
-    lines = (_HEADING.sub(r"\\\1", literal(line.strip())) for line in p.text.strip().split("\n"))
+    lines = (_BLOCK.sub(_as_text, literal(line.strip())) for line in p.text.strip().split("\n"))
     quote = "\n".join(f"> {line}" if line.strip() else ">" for line in lines)
     return f"\n{head} — {', '.join(where)}{said}\n\n{quote}"
 
@@ -72,8 +72,16 @@ def literal(text: str) -> str:
 
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>!~&])")
 # A passage's line quoted, its indent let go (else a code block, showing escapes as typed): one
-# that would open a heading ("# Results", or "=====" under a line) is quoted as text
-_HEADING = re.compile(r"^([#=]|-+$)")
+# that would open a block of its own (a heading, a rule, "=====" under a line, a "+" or "12."
+# list) is quoted as text
+_BLOCK = re.compile(r"^(?:[#=+]|[-*_](?=(?:\s*[-*_]){2,}\s*$)|-(?=-*$)|\d+(?=[.)]\s))")
+
+
+def _as_text(opening: re.Match) -> str:
+    """The opening of a block as text: "\\#", and "12\\." for a list's number (a backslash
+    escapes punctuation only)."""
+    said = opening.group()
+    return said + "\\" if said[0].isdigit() else "\\" + said
 
 
 def answer_from_dict(data: dict) -> Answer:

@@ -34,8 +34,8 @@ WITHDRAWN = "\n\n[docqa withdrew this answer: "  # what a streamed reply adds wh
 CORRECTED = "\n\n[docqa corrected the citations:] "  # ... and when its marks cite other passages
 ROLES = ("system", "developer", "user", "assistant")
 SAMPLING = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
-_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
-          429: "rate_limit_error", 503: "server_error"}  # fmt: skip
+_TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 409: "invalid_request_error",
+          413: "invalid_request_error", 429: "rate_limit_error", 503: "server_error"}  # fmt: skip
 
 
 class ApiError(Exception):

@@ -397,12 +397,13 @@ class Service:
                 f"{info.title} is the only document in the index, and docqa keeps no empty index: add "
                 f"another before removing it (or stop docqa and delete {self.config.index_dir} to start over)"
             )
-        # Left out first, its file kept until the index no longer holds it: where the rest of the
-        # folder went meanwhile (NoDocuments), the document stays, as the index does.
+        # Left out first, its file kept until the index no longer holds it: where the build fails
+        # (the rest of the folder went meanwhile, another build holds the index), the document
+        # stays, as the index does, and a later build does not take it out either.
         self.library.exclude(doc_id, info.hash)
         try:
             report = self.reindex()
-        except NoDocuments:
+        except BaseException:
             self.library.include({doc_id})
             raise
         # A .jsonl record of the folder may have any id, one that reads like an upload's too.
@@ -420,6 +421,7 @@ class Service:
         if self._state != "empty":
             self.assistant  # noqa: B018 (raises NotReady)
         self.library.delete(stored)
+        self.library.include({UPLOAD_PREFIX + stored})  # nothing of it is left out any more
         try:
             return self.reindex()
         except NoDocuments:

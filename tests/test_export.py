@@ -55,10 +55,12 @@ def test_what_the_user_and_the_documents_wrote_reads_literally_in_the_file():
     assert "<h2>What does the &lt;title&gt; element hold?</h2>" in page, page
     assert "<strong>[1] The &lt;title&gt; element and **bold** tricks</strong>" in page, page
     assert "<h1>Results</h1>" not in page and "# Results" in page, "a passage's line is quoted, not a heading"
-    code = Passage("notes.txt", "R&D notes", 0, 60, "Example:\n\n    total = a_b * c\nTotals\n======", 0.7)
+    code = Passage("notes.txt", "R&D notes", 0, 60,
+                   "Example:\n\n    total = a_b * c\nTotals\n======\nSteps\n12. mix\n- - -\n+ bake", 0.7)  # fmt: skip
     answer = Answer("Q?", "It adds. [1]", False, [replace(cited, title=code.title)], [code], {}, "qwen")
     page = markdown_it.MarkdownIt("commonmark", {"html": True}).render(to_markdown([("Q?", answer)]))
     assert "total = a_b * c" in page and "<pre>" not in page and "Totals</h" not in page, page
+    assert "12. mix" in page and "+ bake" in page and "<ol" not in page and "<hr" not in page, page
     assert "R&amp;D notes" in page, "shown as written, not read as an entity"
 
 

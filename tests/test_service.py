@@ -201,3 +201,26 @@ def test_an_upload_not_removed_because_the_rest_of_the_folder_went_is_kept_whole
     assert [u.name for u in service.uploads()] == ["festival.txt"], "kept, as the page says"
     assert (config.index_dir / "uploads" / stored.stored).is_file()
     assert stored.doc_id in [d.id for d in service.documents()]
+
+
+def test_a_removal_the_index_could_not_take_leaves_nothing_out_for_a_later_build(tmp_path: Path, monkeypatch):
+    from embeddings.errors import IndexBusy
+    from qa import service as served
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text("The meeting in Tehran was mediated by Ismail Khan.")
+    (docs / "festival.txt").write_text("The Zorblat festival is held every March in Kettleby.")
+    config = Config(
+        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
+    )
+    service = Service(config, FakeGenerator("Khan. [1]"), FakeEmbedder()).start(background=False)
+
+    def busy(*args, **kwargs):
+        raise IndexBusy("another build holds the index")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(served, "build", busy)
+        assert Handlers(service).remove("festival.txt").startswith("**Not removed:**")
+    service.reindex()
+    assert "festival.txt" in [d.id for d in service.documents()], "not removed, as the page said"
