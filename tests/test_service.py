@@ -132,13 +132,30 @@ def test_a_stream_closed_from_another_thread_while_it_is_read_stops_at_its_next_
     assert got == [] and stream.answer is None
 
 
-def test_a_server_started_without_documents_takes_uploads_and_says_why_one_was_not_read(tmp_path: Path):
+TALKS = "The meeting in Tehran was mediated by Ismail Khan."
+FESTIVAL = "The Zorblat festival is held every March in Kettleby."
+
+
+def serving(tmp_path: Path, files: dict[str, str], reply: str = "Khan. [1]") -> Service:
+    """A service started on a folder of `files` (name -> text), with fake models."""
     docs = tmp_path / "docs"
     docs.mkdir()
+    for name, text in files.items():
+        (docs / name).write_text(text)
     config = Config(
         docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
     )
-    service = Service(config, FakeGenerator("Kettleby. [1]"), FakeEmbedder()).start(background=False)
+    return Service(config, FakeGenerator(reply), FakeEmbedder()).start(background=False)
+
+
+def picked(tmp_path: Path, name: str, text: str) -> Path:
+    """A file the user picked to upload."""
+    (path := tmp_path / name).write_text(text)
+    return path
+
+
+def test_a_server_started_without_documents_takes_uploads_and_says_why_one_was_not_read(tmp_path: Path):
+    service = serving(tmp_path, {}, "Kettleby. [1]")
     assert service.status().state == "empty" and "restart" in service.status().message
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(b"not a pdf at all")
@@ -154,8 +171,7 @@ def test_a_server_started_without_documents_takes_uploads_and_says_why_one_was_n
     stored = service.uploads()[0].stored
     assert Handlers(service).remove(f"stored:{stored}").startswith("Removed"), "it was removed"
     assert service.uploads() == [] and "broken.pdf" not in service.status().message
-    upload = tmp_path / "festival.txt"
-    upload.write_text("The Zorblat festival is held every March in Kettleby.")
+    upload = picked(tmp_path, "festival.txt", FESTIVAL)
     stored, refused, report = service.upload([("festival.txt", upload)])
     assert refused == [] and report.documents == 1 and service.status().state == "ready"
     assert (
@@ -164,16 +180,8 @@ def test_a_server_started_without_documents_takes_uploads_and_says_why_one_was_n
 
 
 def test_the_only_document_is_not_removed_and_stays_listed_and_answered_from(tmp_path: Path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "talks.txt").write_text("The meeting in Tehran was mediated by Ismail Khan.")
-    config = Config(
-        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
-    )
-    service = Service(config, FakeGenerator("Khan. [1]"), FakeEmbedder()).start(background=False)
-    upload = tmp_path / "festival.txt"
-    upload.write_text("The Zorblat festival is held every March in Kettleby.")
-    service.upload([("festival.txt", upload)])
+    service = serving(tmp_path, {"talks.txt": TALKS})
+    service.upload([("festival.txt", picked(tmp_path, "festival.txt", FESTIVAL))])
     page = Handlers(service)
     assert page.remove("talks.txt").startswith("Removed")
     uploaded = service.documents()[0].id
@@ -185,21 +193,13 @@ def test_the_only_document_is_not_removed_and_stays_listed_and_answered_from(tmp
 
 
 def test_an_upload_not_removed_because_the_rest_of_the_folder_went_is_kept_whole(tmp_path: Path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "talks.txt").write_text("The meeting in Tehran was mediated by Ismail Khan.")
-    config = Config(
-        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
-    )
-    service = Service(config, FakeGenerator("Khan. [1]"), FakeEmbedder()).start(background=False)
-    upload = tmp_path / "festival.txt"
-    upload.write_text("The Zorblat festival is held every March in Kettleby.")
-    (stored,), _, _ = service.upload([("festival.txt", upload)])
-    (docs / "talks.txt").unlink()  # gone from the folder, unwatched: the index still holds it
+    service = serving(tmp_path, {"talks.txt": TALKS})
+    (stored,), _, _ = service.upload([("festival.txt", picked(tmp_path, "festival.txt", FESTIVAL))])
+    (service.config.docs / "talks.txt").unlink()  # gone from the folder, unwatched: the index still holds it
     said = Handlers(service).remove(stored.doc_id)
     assert said.startswith("**Not removed:**") and "give the folder" not in said, said
     assert [u.name for u in service.uploads()] == ["festival.txt"], "kept, as the page says"
-    assert (config.index_dir / "uploads" / stored.stored).is_file()
+    assert (service.config.index_dir / "uploads" / stored.stored).is_file()
     assert stored.doc_id in [d.id for d in service.documents()]
 
 
@@ -207,14 +207,7 @@ def test_a_removal_the_index_could_not_take_leaves_nothing_out_for_a_later_build
     from embeddings.errors import IndexBusy
     from qa import service as served
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "talks.txt").write_text("The meeting in Tehran was mediated by Ismail Khan.")
-    (docs / "festival.txt").write_text("The Zorblat festival is held every March in Kettleby.")
-    config = Config(
-        docs=docs, index_dir=tmp_path / "index", chunk_tokens=32, chunk_overlap=4, min_relevance=0.0
-    )
-    service = Service(config, FakeGenerator("Khan. [1]"), FakeEmbedder()).start(background=False)
+    service = serving(tmp_path, {"talks.txt": TALKS, "festival.txt": FESTIVAL})
 
     def busy(*args, **kwargs):
         raise IndexBusy("another build holds the index")
