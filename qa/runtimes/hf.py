@@ -77,8 +77,7 @@ class HfBatch:
     def step(self) -> dict[object, int | None]:
         self.chances = {}
         if self._running and len(self._left) == len(self._rows):
-            while (item := self._tokens.get()) is not _DONE and not isinstance(item, BaseException):
-                pass  # every reader has gone: let generate see it and stop
+            self._drain()  # every reader has gone: let generate see it and stop
             self._end()
         if not self._running:
             if not self._joining:
@@ -103,13 +102,17 @@ class HfBatch:
             return
         self._left.update(range(len(self._rows)))
         try:
-            while (item := self._tokens.get(timeout=timeout)) is not _DONE and not isinstance(
-                item, BaseException
-            ):
-                pass
+            self._drain(timeout)
         except queue.Empty:
             return
         self._end()
+
+    def _drain(self, timeout: float | None = None) -> None:
+        """Read what the model's thread puts until its batch ends (queue.Empty past `timeout`)."""
+        while (item := self._tokens.get(timeout=timeout)) is not _DONE and not isinstance(
+            item, BaseException
+        ):
+            pass
 
     def _end(self) -> None:
         self._running, self._rows, self._left = False, [], set()
